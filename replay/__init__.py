@@ -1,0 +1,1 @@
+"""replay: recordings (npz, EDF/BDF) to LSL as simulated live streams."""

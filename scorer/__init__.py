@@ -1,0 +1,1 @@
+"""scorer: the epoch-by-epoch live loop, the records it makes and the sinks that publish them."""

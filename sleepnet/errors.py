@@ -1,0 +1,13 @@
+"""Errors a user can cause. The CLI prints their message as one line and exits non-zero."""
+
+
+class SleepstreamError(Exception):
+    """Base class: a problem with the user's input, named in the message."""
+
+
+class InputFileError(SleepstreamError):
+    """A recording or hypnogram file that cannot be read or does not fit."""
+
+
+class WeightsError(SleepstreamError):
+    """Missing, corrupt or mismatched model weights."""

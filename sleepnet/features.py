@@ -1,0 +1,63 @@
+"""Classical per-epoch EEG features, shared by the simulator's calibration, the realism
+report and the report's explainability view.
+
+:func:`base_features` reproduces exactly the nine Fpz-Cz base features of
+``../shared/data/sleep-edf-features`` (see its README): computed from volts at 100 Hz,
+natural log of the mean Welch PSD (nperseg=256, Hann, 50 % overlap) over
+delta 0.5-4, theta 4-8, alpha 8-13, beta 13-30, gamma 30-50 Hz (+1e-10 inside the log),
+theta/alpha and alpha/delta as ratios of those logs, log(variance + 1e-10), Hjorth
+mobility.
+
+:func:`relative_band_powers` gives the relative powers scorers reason with (delta,
+theta, alpha, sigma, beta) plus slow-wave and spindle-band indices.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import signal
+
+BASE_FEATURE_NAMES: tuple[str, ...] = (
+    "log_delta", "log_theta", "log_alpha", "log_beta", "log_gamma",
+    "theta_alpha", "alpha_delta", "log_var", "hjorth_mobility",
+)
+_BASE_BANDS = ((0.5, 4.0), (4.0, 8.0), (8.0, 13.0), (13.0, 30.0), (30.0, 50.0))
+
+RELATIVE_BANDS: dict[str, tuple[float, float]] = {
+    "delta": (0.5, 4.0), "theta": (4.0, 8.0), "alpha": (8.0, 12.0),
+    "sigma": (12.0, 16.0), "beta": (16.0, 30.0),
+}
+EXPLAIN_FEATURE_NAMES: tuple[str, ...] = (
+    "delta", "theta", "alpha", "sigma", "beta", "slow_wave_index", "spindle_index",
+)
+
+
+def base_features(epochs_v: np.ndarray, sfreq: float = 100.0) -> np.ndarray:
+    """(n_epochs, n_times) signal in VOLTS -> (n_epochs, 9) features (see module doc)."""
+    x = np.asarray(epochs_v, dtype=np.float64)
+    f, psd = signal.welch(x, fs=sfreq, nperseg=256, axis=-1)
+    logs = []
+    for lo, hi in _BASE_BANDS:
+        m = (f >= lo) & (f <= hi)
+        logs.append(np.log(psd[:, m].mean(axis=1) + 1e-10))
+    d, t, a, b, g = logs
+    var = x.var(axis=1)
+    mob = np.sqrt(np.diff(x, axis=1).var(axis=1) / (var + 1e-10))
+    return np.column_stack([d, t, a, b, g, t / a, a / d, np.log(var + 1e-10), mob])
+
+
+def relative_band_powers(epochs_uv: np.ndarray, sfreq: float = 100.0) -> np.ndarray:
+    """(n_epochs, n_times) µV -> (n_epochs, 7): relative delta, theta, alpha, sigma, beta
+    power (share of 0.5-30 Hz), slow-wave index (delta / (alpha + beta)) and spindle
+    index (sigma / (alpha + theta)); columns as in EXPLAIN_FEATURE_NAMES."""
+    x = np.asarray(epochs_uv, dtype=np.float64)
+    nper = min(x.shape[1], int(4 * sfreq))
+    f, psd = signal.welch(x, fs=sfreq, nperseg=nper, axis=-1)
+    total_m = (f >= 0.5) & (f <= 30.0)
+    total = np.trapezoid(psd[:, total_m], f[total_m], axis=1) + 1e-20
+    rel = {}
+    for name, (lo, hi) in RELATIVE_BANDS.items():
+        m = (f >= lo) & (f < hi)
+        rel[name] = np.trapezoid(psd[:, m], f[m], axis=1) / total
+    swi = rel["delta"] / (rel["alpha"] + rel["beta"] + 1e-12)
+    spi = rel["sigma"] / (rel["alpha"] + rel["theta"] + 1e-12)
+    return np.column_stack([rel[n] for n in RELATIVE_BANDS] + [swi, spi])

@@ -1,0 +1,123 @@
+"""Read hypnograms into one stage code per 30-s epoch, aligned to the recording start.
+
+Accepted formats
+----------------
+* EDF+ annotations (Sleep-EDF ``Sleep stage W/1/2/3/4/R/?``, ``Movement time``; HMC
+  ``Sleep stage N1/N2/N3``): each annotation covers ``duration / 30`` epochs from
+  ``onset / 30``; stages 3 and 4 become N3, ``?`` and movement time become unscored (-1);
+  annotations that are not stages (``Lights off``...) are ignored.
+* Sleep-EDF cassette text: one character per epoch, separated by ``\\r`` or newlines.
+* Text/CSV/TSV: one stage per line (``W N1 N2 N3 R REM``, ``1 2 3 4``, integers 0..4
+  or -1); with a header, the column named ``stage`` (or ``label``) is used.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputFileError
+from .stages import EPOCH_S, UNSCORED, stage_code
+
+log = logging.getLogger(__name__)
+
+
+def read_hypnogram(path: str | Path, n_epochs: int | None = None) -> np.ndarray:
+    """Stage codes (int8, -1 unscored) per 30-s epoch from the recording start.
+
+    With ``n_epochs``, the result is cut or padded with -1 to that length; a hypnogram
+    that ends more than one epoch past the recording raises a clear error only when it
+    scores epochs there (trailing unscored epochs are simply cut).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(f"{path}: no such file")
+    if path.suffix.lower() in (".edf", ".bdf"):
+        labels = _read_edf_annotations(path)
+    else:
+        labels = _read_text(path)
+    if n_epochs is not None:
+        labels = fit_to_recording(labels, n_epochs, str(path))
+    return labels
+
+
+def fit_to_recording(labels: np.ndarray, n_epochs: int, source: str) -> np.ndarray:
+    """Cut or pad ``labels`` to ``n_epochs``; refuse a hypnogram that scores past the end."""
+    if len(labels) > n_epochs:
+        extra = labels[n_epochs:]
+        if len(extra) > 1 and np.any(extra[1:] != UNSCORED):
+            raise InputFileError(
+                f"{source}: hypnogram has {len(labels)} epochs but the recording only {n_epochs}; "
+                "is it the hypnogram of another recording?"
+            )
+        return labels[:n_epochs]
+    if len(labels) < n_epochs:
+        log.info("%s: %d epochs past the hypnogram's end are unscored", source, n_epochs - len(labels))
+        return np.concatenate([labels, np.full(n_epochs - len(labels), UNSCORED, dtype=np.int8)])
+    return labels
+
+
+def _read_edf_annotations(path: Path) -> np.ndarray:
+    import mne
+
+    try:
+        ann = mne.read_annotations(path)
+    except Exception as exc:
+        raise InputFileError(f"{path}: cannot read EDF+ annotations ({exc.__class__.__name__}: {exc})") from None
+    spans: list[tuple[float, float, int]] = []
+    for onset, duration, text in zip(ann.onset, ann.duration, ann.description):
+        code = stage_code(text)
+        if code is None:
+            continue
+        spans.append((float(onset), float(duration), code))
+    if not spans:
+        raise InputFileError(
+            f"{path}: no sleep-stage annotations found (texts: {', '.join(sorted(set(ann.description))[:8]) or 'none'})"
+        )
+    end = max(o + d for o, d, _ in spans)
+    labels = np.full(int(round(end / EPOCH_S)), UNSCORED, dtype=np.int8)
+    for onset, duration, code in spans:
+        first = int(round(onset / EPOCH_S))
+        last = int(round((onset + max(duration, EPOCH_S)) / EPOCH_S))
+        labels[first:last] = code
+    return labels
+
+
+def _read_text(path: Path) -> np.ndarray:
+    try:
+        text = path.read_text(encoding="utf-8-sig", errors="strict")
+    except (UnicodeDecodeError, OSError) as exc:
+        raise InputFileError(f"{path}: not a text hypnogram ({exc.__class__.__name__})") from None
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = [ln for ln in text.split("\n") if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        raise InputFileError(f"{path}: empty hypnogram")
+    delim = "\t" if "\t" in lines[0] else ("," if "," in lines[0] else None)
+    tokens: list[str]
+    if delim is None:
+        tokens = [ln.strip() for ln in lines]
+        if stage_code(tokens[0]) is None and tokens[0].lower() in ("stage", "label", "hypnogram"):
+            tokens = tokens[1:]
+    else:
+        rows = list(csv.reader(io.StringIO("\n".join(lines)), delimiter=delim))
+        header = [h.strip().lower() for h in rows[0]]
+        col = next((header.index(c) for c in ("stage", "label", "labels", "sleep_stage") if c in header), None)
+        if col is not None:
+            rows = rows[1:]
+        else:
+            col = len(rows[0]) - 1
+            if stage_code(rows[0][col]) is None:  # an unnamed header line
+                rows = rows[1:]
+        tokens = [r[col].strip() if len(r) > col else "" for r in rows]
+    codes = np.empty(len(tokens), dtype=np.int8)
+    for i, tok in enumerate(tokens):
+        code = stage_code(tok)
+        if code is None:
+            raise InputFileError(
+                f"{path}: unknown stage '{tok}' on epoch {i}; expected W, N1, N2, N3, R/REM, 1-4, 0-4 or ?"
+            )
+        codes[i] = code
+    return codes

@@ -1,0 +1,104 @@
+"""Epochs to stages: encode each epoch once, run the LSTM over the current epoch and the
+four before it, and say the stage of the LAST one.
+
+Context rule (the same in batch and live, because both use :class:`SequenceScorer`):
+* The window for epoch i is epochs i-4..i. It never spans an unscored epoch (a gap,
+  a flat line, a mostly clipped epoch) nor the recording start: the context restarts
+  after any unscored epoch.
+* An epoch with fewer than four scorable predecessors since the last restart is padded
+  on the left by repeating the first epoch of its segment, and flagged ``warmup``.
+* An unscored epoch gets stage ``UNS``, NaN probabilities and its quality flags.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .preprocess import FLAG_WARMUP, Epoch
+from .stages import N_STAGES, STAGES, UNSCORED_NAME
+from .weights import SEQ_LEN, LoadedModel
+
+ENCODE_BATCH = 256
+
+
+@dataclass(frozen=True)
+class StagePrediction:
+    """The model's verdict on one epoch.
+
+    epoch: epoch index. stage: W/N1/N2/N3/REM or UNS. probabilities: five floats in
+    label-map order (NaN when unscored). confidence: the largest probability (NaN when
+    unscored). flags: quality flags plus ``warmup``.
+    """
+
+    epoch: int
+    stage: str
+    probabilities: tuple[float, ...]
+    confidence: float
+    flags: tuple[str, ...]
+
+    @property
+    def scored(self) -> bool:
+        return self.stage != UNSCORED_NAME
+
+    @property
+    def stage_code(self) -> int:
+        return STAGES.index(self.stage) if self.scored else -1
+
+
+class SequenceScorer:
+    """Stateful scorer: feed epochs in order (one at a time live, all at once in batch)."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        self.model = model
+        self._context: deque[torch.Tensor] = deque(maxlen=SEQ_LEN)
+
+    def reset(self) -> None:
+        """Forget the context (a new recording, or a break in the signal)."""
+        self._context.clear()
+
+    @torch.no_grad()
+    def score(self, epochs: Sequence[Epoch]) -> list[StagePrediction]:
+        if not epochs:
+            return []
+        scorable = [e for e in epochs if e.scorable]
+        emb: dict[int, torch.Tensor] = {}
+        if scorable:
+            x = torch.from_numpy(np.stack([e.data for e in scorable]))[:, None, :]
+            parts = [self.model.net.encode(x[i:i + ENCODE_BATCH]) for i in range(0, len(x), ENCODE_BATCH)]
+            allemb = torch.cat(parts)
+            emb = {e.index: allemb[k] for k, e in enumerate(scorable)}
+        windows: list[torch.Tensor] = []
+        slots: list[tuple[Epoch, bool] | Epoch] = []
+        for e in epochs:
+            if not e.scorable:
+                self._context.clear()
+                slots.append(e)
+                continue
+            self._context.append(emb[e.index])
+            ctx = list(self._context)
+            warm = len(ctx) < SEQ_LEN
+            ctx = [ctx[0]] * (SEQ_LEN - len(ctx)) + ctx
+            windows.append(torch.stack(ctx))
+            slots.append((e, warm))
+        probs = None
+        if windows:
+            logits = self.model.net.classify_embeddings(torch.stack(windows))
+            probs = torch.softmax(logits.double(), dim=1).numpy()
+        out: list[StagePrediction] = []
+        k = 0
+        nan = (float("nan"),) * N_STAGES
+        for slot in slots:
+            if isinstance(slot, Epoch):
+                out.append(StagePrediction(slot.index, UNSCORED_NAME, nan, float("nan"), slot.flags))
+                continue
+            e, warm = slot
+            p = probs[k]
+            k += 1
+            best = int(np.argmax(p))
+            flags = ((FLAG_WARMUP,) if warm else ()) + e.flags
+            out.append(StagePrediction(e.index, STAGES[best], tuple(float(v) for v in p), float(p[best]), flags))
+        return out

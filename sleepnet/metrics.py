@@ -1,0 +1,64 @@
+"""Agreement between predicted and true stages: accuracy, macro-F1, Cohen's kappa,
+per-class precision/recall/F1 and the confusion matrix. Unscored epochs (-1 on either
+side) are excluded and counted."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .stages import N_STAGES, STAGES
+
+
+@dataclass(frozen=True)
+class Agreement:
+    n_epochs: int            # epochs compared
+    n_excluded: int          # epochs left out because either side is unscored
+    accuracy: float
+    macro_f1: float
+    kappa: float
+    precision: dict[str, float]
+    recall: dict[str, float]
+    f1: dict[str, float]
+    support: dict[str, int]
+    confusion: list[list[int]]  # rows: true W..REM, columns: predicted W..REM
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    cm = np.zeros((N_STAGES, N_STAGES), dtype=np.int64)
+    np.add.at(cm, (y_true, y_pred), 1)
+    return cm
+
+
+def agreement(y_true: np.ndarray, y_pred: np.ndarray) -> Agreement:
+    """Compare stage codes (0..4, -1 unscored) epoch by epoch."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    n = min(len(y_true), len(y_pred))
+    y_true, y_pred = y_true[:n], y_pred[:n]
+    keep = (y_true >= 0) & (y_pred >= 0)
+    t, p = y_true[keep], y_pred[keep]
+    cm = confusion_matrix(t, p)
+    total = cm.sum()
+    tp = np.diag(cm).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        prec = np.where(cm.sum(0) > 0, tp / cm.sum(0), 0.0)
+        rec = np.where(cm.sum(1) > 0, tp / cm.sum(1), 0.0)
+        f1 = np.where(prec + rec > 0, 2 * prec * rec / (prec + rec), 0.0)
+    present = cm.sum(1) > 0
+    acc = float(tp.sum() / total) if total else float("nan")
+    pe = float((cm.sum(0) * cm.sum(1)).sum() / total**2) if total else float("nan")
+    kappa = (acc - pe) / (1 - pe) if total and pe < 1 else (1.0 if total else float("nan"))
+    return Agreement(
+        n_epochs=int(total), n_excluded=int(n - keep.sum()), accuracy=acc,
+        macro_f1=float(f1[present].mean()) if present.any() else float("nan"),
+        kappa=float(kappa),
+        precision={s: float(v) for s, v in zip(STAGES, prec)},
+        recall={s: float(v) for s, v in zip(STAGES, rec)},
+        f1={s: float(v) for s, v in zip(STAGES, f1)},
+        support={s: int(v) for s, v in zip(STAGES, cm.sum(1))},
+        confusion=cm.tolist(),
+    )

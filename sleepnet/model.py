@@ -1,0 +1,109 @@
+"""The CNN-LSTM: an epoch encoder CNN, a one-direction LSTM over the last five epochs,
+and a classifier for the LAST epoch of the window (never the middle: no future epochs).
+
+Kernel sizes are given in seconds and turned into samples with the model rate, in the
+braindecode manner, so the same description works at any rate.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture; stored in ``weights/config.json`` under ``"model"``."""
+
+    sfreq_hz: float = 100.0
+    epoch_s: float = 30.0
+    n_classes: int = 5
+    seq_len: int = 5
+    conv1_filters: int = 32
+    conv1_kernel_s: float = 0.5
+    conv1_stride_s: float = 0.06
+    pool1_s: float = 0.48
+    conv_filters: int = 64
+    conv_kernel_s: float = 0.64
+    n_conv_blocks: int = 3
+    pool2_s: float = 1.92
+    embed_dim: int = 128
+    lstm_hidden: int = 128
+    dropout: float = 0.3
+
+    def samples(self, seconds: float) -> int:
+        return max(1, int(round(seconds * self.sfreq_hz)))
+
+    @property
+    def epoch_samples(self) -> int:
+        return int(round(self.epoch_s * self.sfreq_hz))
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class EpochEncoder(nn.Module):
+    """One 30-s epoch to an embedding.
+
+    Input: (batch, 1, n_times) with n_times = epoch_s * sfreq (3000 at 100 Hz).
+    Output: (batch, embed_dim).
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        stride1 = cfg.samples(cfg.conv1_stride_s)
+        pool1 = max(1, round(cfg.pool1_s / cfg.conv1_stride_s))
+        k = cfg.samples(cfg.conv_kernel_s) // stride1 or 1
+        layers: list[nn.Module] = [
+            nn.Conv1d(1, cfg.conv1_filters, cfg.samples(cfg.conv1_kernel_s), stride=stride1, bias=False),
+            nn.BatchNorm1d(cfg.conv1_filters), nn.ReLU(), nn.MaxPool1d(pool1), nn.Dropout(cfg.dropout),
+        ]
+        ch = cfg.conv1_filters
+        for _ in range(cfg.n_conv_blocks):
+            layers += [nn.Conv1d(ch, cfg.conv_filters, k, padding=k // 2, bias=False),
+                       nn.BatchNorm1d(cfg.conv_filters), nn.ReLU()]
+            ch = cfg.conv_filters
+        pool2 = max(1, round(cfg.pool2_s / (cfg.conv1_stride_s * pool1)))
+        layers += [nn.MaxPool1d(pool2), nn.Flatten(), nn.Dropout(cfg.dropout)]
+        self.features = nn.Sequential(*layers)
+        with torch.no_grad():
+            n_flat = self.features(torch.zeros(1, 1, cfg.epoch_samples)).shape[1]
+        self.project = nn.Sequential(nn.Linear(n_flat, cfg.embed_dim), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, 1, n_times) -> (batch, embed_dim)"""
+        return self.project(self.features(x))
+
+
+class CausalSleepNet(nn.Module):
+    """CNN-LSTM scoring the last epoch of a window of ``seq_len`` epochs.
+
+    forward: (batch, seq_len, 1, n_times) -> logits (batch, n_classes) for the LAST epoch.
+    encode:  (batch, 1, n_times) -> (batch, embed_dim), once per epoch.
+    classify_embeddings: (batch, seq, embed_dim) -> logits (batch, n_classes).
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = EpochEncoder(cfg)
+        self.lstm = nn.LSTM(cfg.embed_dim, cfg.lstm_hidden, batch_first=True)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.classifier = nn.Linear(cfg.lstm_hidden, cfg.n_classes)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def classify_embeddings(self, emb: torch.Tensor) -> torch.Tensor:
+        out, _ = self.lstm(emb)
+        return self.classifier(self.dropout(out[:, -1]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, s = x.shape[:2]
+        emb = self.encode(x.reshape(b * s, *x.shape[2:])).reshape(b, s, -1)
+        return self.classify_embeddings(emb)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

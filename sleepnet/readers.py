@@ -1,0 +1,251 @@
+"""Read recordings into one continuous channel in µV.
+
+Formats
+-------
+* Continuous npz (ours): ``eeg`` float32 µV ``(n_samples,)``, ``sfreq`` float,
+  optional ``labels`` int8 per 30-s epoch from the start (0..4, -1 unscored), optional
+  ``channel`` str.
+* Windowed npz (the ``sample.npz`` of the CNN-LSTM demo this design starts from):
+  ``X`` (or ``x``/``data``) float32 shaped ``(n, 3000)``, ``(n, 1, 3000)`` or
+  ``(n, 5, 1, 3000)`` at 100 Hz, optional ``y`` (or ``Y``/``labels``): a scalar or one
+  label per row. Rows are consecutive 30-s epochs; for 5-epoch windows the label belongs
+  to the LAST epoch of each window and windows are taken to slide by one epoch.
+* EDF/BDF through MNE: one channel picked by name (default ``EEG Fpz-Cz``; matching
+  ignores case, spaces and an ``EEG`` prefix), volts converted to µV.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputFileError
+from .stages import EPOCH_S, N_STAGES, UNSCORED
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHANNEL = "EEG Fpz-Cz"
+WINDOWED_SFREQ = 100.0
+WINDOWED_EPOCH_SAMPLES = int(WINDOWED_SFREQ * EPOCH_S)
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One EEG channel of a recording.
+
+    eeg_uv: (n_samples,) float32 signal in µV.
+    sfreq: sampling rate in Hz.
+    labels: (n_epochs,) int8 stage codes per 30-s epoch from the start, or None.
+    channel: the channel's label.
+    source: the file it came from.
+    """
+
+    eeg_uv: np.ndarray
+    sfreq: float
+    channel: str
+    source: str
+    labels: np.ndarray | None = None
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.eeg_uv) / self.sfreq
+
+    @property
+    def n_epochs(self) -> int:
+        """Complete 30-s epochs in the signal."""
+        return int(len(self.eeg_uv) // round(self.sfreq * EPOCH_S))
+
+
+def normalise_channel_name(name: str) -> str:
+    """'EEG Fpz-Cz' -> 'fpzcz': case, spaces, separators and an EEG prefix ignored."""
+    s = name.strip().lower()
+    s = re.sub(r"^eeg[\s_:-]*", "", s)
+    return re.sub(r"[\s_\-:./]", "", s)
+
+
+def pick_channel(available: list[str], wanted: str, source: str) -> int:
+    """Index of ``wanted`` among ``available`` (tolerant match), or a clear error."""
+    for i, ch in enumerate(available):
+        if ch == wanted:
+            return i
+    key = normalise_channel_name(wanted)
+    hits = [i for i, ch in enumerate(available) if normalise_channel_name(ch) == key]
+    if hits:
+        return hits[0]
+    raise InputFileError(
+        f"{source}: no channel matching '{wanted}'; it has: {', '.join(available) or 'none'}"
+    )
+
+
+def read_recording(path: str | Path, channel: str = DEFAULT_CHANNEL) -> Recording:
+    """Read an npz, EDF or BDF file into a :class:`Recording` (µV)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return _read_npz(path)
+    if suffix in (".edf", ".bdf", ".rec"):
+        return _read_edf(path, channel)
+    raise InputFileError(f"{path}: unknown recording format '{suffix}' (expected .npz, .edf or .bdf)")
+
+
+def _first_key(data: "np.lib.npyio.NpzFile", keys: tuple[str, ...]) -> str | None:
+    return next((k for k in keys if k in data.files), None)
+
+
+def _read_npz(path: Path) -> Recording:
+    try:
+        data = np.load(path, allow_pickle=False)
+    except Exception as exc:  # zipfile.BadZipFile, ValueError, OSError...
+        raise InputFileError(f"{path}: not a readable npz file ({exc.__class__.__name__}: {exc})") from None
+    with data:
+        if "eeg" in data.files:
+            return _read_continuous_npz(path, data)
+        key = _first_key(data, ("X", "x", "data"))
+        if key is None:
+            raise InputFileError(
+                f"{path}: no signal found; expected 'eeg' (continuous) or 'X'/'x'/'data' (windows), "
+                f"it has: {', '.join(data.files) or 'nothing'}"
+            )
+        return _read_windowed_npz(path, data, key)
+
+
+def _check_labels(path: Path, labels: np.ndarray, n_epochs: int) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise InputFileError(f"{path}: labels must be one value per epoch, got shape {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        if not np.all(np.isfinite(labels)) or not np.all(labels == np.round(labels)):
+            raise InputFileError(f"{path}: labels must be integers 0..4 (or -1 for unscored)")
+    labels = labels.astype(np.int8)
+    bad = (labels < UNSCORED) | (labels >= N_STAGES)
+    if bad.any():
+        raise InputFileError(
+            f"{path}: labels must be 0..4 (W,N1,N2,N3,REM) or -1, found {sorted(set(labels[bad].tolist()))}"
+        )
+    if len(labels) > n_epochs + 1:
+        raise InputFileError(
+            f"{path}: {len(labels)} labels for a signal of only {n_epochs} complete 30-s epochs"
+        )
+    return labels[:n_epochs] if len(labels) > n_epochs else labels
+
+
+def _read_continuous_npz(path: Path, data) -> Recording:
+    eeg = np.asarray(data["eeg"])
+    if eeg.ndim != 1:
+        raise InputFileError(f"{path}: 'eeg' must be 1-D (n_samples,), got shape {eeg.shape}")
+    if not np.issubdtype(eeg.dtype, np.number):
+        raise InputFileError(f"{path}: 'eeg' must be numeric, got {eeg.dtype}")
+    if "sfreq" not in data.files:
+        raise InputFileError(f"{path}: continuous npz needs 'sfreq' (Hz) beside 'eeg'")
+    sfreq = float(np.asarray(data["sfreq"]).reshape(-1)[0])
+    if not np.isfinite(sfreq) or sfreq <= 0:
+        raise InputFileError(f"{path}: 'sfreq' must be a positive rate in Hz, got {sfreq}")
+    channel = str(data["channel"]) if "channel" in data.files else "Fpz-Cz"
+    rec = Recording(eeg_uv=eeg.astype(np.float32), sfreq=sfreq, channel=channel, source=str(path))
+    labels = None
+    if "labels" in data.files:
+        labels = _check_labels(path, data["labels"], rec.n_epochs)
+    return Recording(eeg_uv=rec.eeg_uv, sfreq=sfreq, channel=channel, source=str(path), labels=labels)
+
+
+def _read_windowed_npz(path: Path, data, key: str) -> Recording:
+    x = np.asarray(data[key], dtype=np.float32)
+    n_t = WINDOWED_EPOCH_SAMPLES
+    if x.ndim == 2 and x.shape[1] == n_t:
+        epochs = x
+    elif x.ndim == 3 and x.shape[1:] == (1, n_t):
+        epochs = x[:, 0]
+    elif x.ndim == 4 and x.shape[2:] == (1, n_t) and x.shape[1] >= 1:
+        seq = x.shape[1]
+        # Windows sliding by one epoch: the first window's epochs, then each window's last.
+        sliding = len(x) > 1 and np.array_equal(x[1:, : seq - 1, 0], x[:-1, 1:, 0])
+        if sliding:
+            epochs = np.concatenate([x[0, :, 0], x[1:, -1, 0]])
+        else:
+            log.warning("%s: windows do not slide by one epoch; using the last epoch of each", path)
+            epochs = x[:, -1, 0]
+            seq = 1
+    else:
+        raise InputFileError(
+            f"{path}: '{key}' has shape {x.shape}; expected (n, 3000), (n, 1, 3000) or (n, 5, 1, 3000) at 100 Hz"
+        )
+    if len(epochs) == 0:
+        raise InputFileError(f"{path}: '{key}' holds no epochs")
+    eeg = epochs.reshape(-1)
+    if np.nanmax(np.abs(eeg)) < 0.01:  # amplitudes of a few mV at most: these are volts
+        log.info("%s: signal looks like volts; converting to µV", path)
+        eeg = eeg * 1e6
+    n_epochs = len(epochs)
+    labels = None
+    ykey = _first_key(data, ("y", "Y", "labels"))
+    if ykey is not None:
+        y = np.asarray(data[ykey])
+        if y.ndim == 0:
+            labels = np.full(n_epochs, int(y), dtype=np.int64)
+        else:
+            y = y.reshape(len(y), -1)[:, -1] if y.ndim > 1 else y
+            if x.ndim == 4 and len(y) == len(x) and n_epochs == len(x) + x.shape[1] - 1:
+                # One label per window for its last epoch: the first window's
+                # earlier epochs are unlabelled.
+                y = np.concatenate([np.full(x.shape[1] - 1, UNSCORED), y])
+            if len(y) != n_epochs:
+                raise InputFileError(f"{path}: {len(y)} labels for {n_epochs} epochs")
+            labels = y
+        labels = _check_labels(path, labels, n_epochs)
+    return Recording(eeg_uv=eeg.astype(np.float32), sfreq=WINDOWED_SFREQ, channel="Fpz-Cz",
+                     source=str(path), labels=labels)
+
+
+def list_edf_channels(path: str | Path) -> list[str]:
+    raw = _open_edf(Path(path))
+    return list(raw.ch_names)
+
+
+def _open_edf(path: Path):
+    import mne
+
+    try:
+        if path.suffix.lower() == ".bdf":
+            return mne.io.read_raw_bdf(path, preload=False, verbose="error")
+        return mne.io.read_raw_edf(path, preload=False, verbose="error")
+    except Exception as exc:
+        raise InputFileError(f"{path}: not a readable EDF/BDF file ({exc.__class__.__name__}: {exc})") from None
+
+
+def _read_edf(path: Path, channel: str) -> Recording:
+    raw = _open_edf(path)
+    idx = pick_channel(list(raw.ch_names), channel, str(path))
+    name = raw.ch_names[idx]
+    try:
+        sig = raw.get_data(picks=[idx])[0]
+    except Exception as exc:
+        raise InputFileError(f"{path}: could not read channel '{name}' ({exc.__class__.__name__}: {exc}); is the file truncated?") from None
+    sfreq = float(raw.info["sfreq"])
+    if raw.info["chs"][idx].get("unit_mul", 0) != 0:  # pragma: no cover - MNE normalises to SI
+        log.warning("%s: unusual unit multiplier on %s", path, name)
+    eeg_uv = (sig * 1e6).astype(np.float32)  # MNE returns volts
+    return Recording(eeg_uv=eeg_uv, sfreq=sfreq, channel=name, source=str(path))
+
+
+def with_labels(rec: Recording, labels: np.ndarray) -> Recording:
+    """A copy of ``rec`` carrying ``labels`` (checked against its length)."""
+    labels = _check_labels(Path(rec.source), np.asarray(labels), rec.n_epochs)
+    return Recording(eeg_uv=rec.eeg_uv, sfreq=rec.sfreq, channel=rec.channel, source=rec.source, labels=labels)
+
+
+def write_continuous_npz(path: str | Path, eeg_uv: np.ndarray, sfreq: float,
+                         labels: np.ndarray | None = None, channel: str = "Fpz-Cz") -> None:
+    """Write our continuous npz format (see module docstring)."""
+    arrays: dict[str, np.ndarray] = {
+        "eeg": np.asarray(eeg_uv, dtype=np.float32),
+        "sfreq": np.asarray(float(sfreq)),
+        "channel": np.asarray(channel),
+    }
+    if labels is not None:
+        arrays["labels"] = np.asarray(labels, dtype=np.int8)
+    np.savez_compressed(path, **arrays)
