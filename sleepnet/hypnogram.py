@@ -28,9 +28,8 @@ log = logging.getLogger(__name__)
 def read_hypnogram(path: str | Path, n_epochs: int | None = None) -> np.ndarray:
     """Stage codes (int8, -1 unscored) per 30-s epoch from the recording start.
 
-    With ``n_epochs``, the result is cut or padded with -1 to that length; a hypnogram
-    that ends more than one epoch past the recording raises a clear error only when it
-    scores epochs there (trailing unscored epochs are simply cut).
+    With ``n_epochs``, the result is cut or padded with -1 to that length (see
+    :func:`fit_to_recording`).
     """
     path = Path(path)
     if not path.exists():
@@ -45,18 +44,24 @@ def read_hypnogram(path: str | Path, n_epochs: int | None = None) -> np.ndarray:
 
 
 def fit_to_recording(labels: np.ndarray, n_epochs: int, source: str) -> np.ndarray:
-    """Cut or pad ``labels`` to ``n_epochs``; refuse a hypnogram that scores past the end."""
+    """Cut or pad ``labels`` to ``n_epochs`` (as MNE crops annotations to the data).
+
+    A length mismatch is logged as a warning (an excerpt scored against its whole-night
+    hypnogram is normal); a hypnogram with no scored epoch inside the recording is an
+    error, since it cannot belong to it.
+    """
+    if len(labels) != n_epochs:
+        log.warning("%s: hypnogram has %d epochs, the recording %d complete 30-s epochs; %s",
+                    source, len(labels), n_epochs,
+                    "using the first %d" % n_epochs if len(labels) > n_epochs
+                    else "the last %d epochs are unscored" % (n_epochs - len(labels)))
     if len(labels) > n_epochs:
-        extra = labels[n_epochs:]
-        if len(extra) > 1 and np.any(extra[1:] != UNSCORED):
-            raise InputFileError(
-                f"{source}: hypnogram has {len(labels)} epochs but the recording only {n_epochs}; "
-                "is it the hypnogram of another recording?"
-            )
-        return labels[:n_epochs]
-    if len(labels) < n_epochs:
-        log.info("%s: %d epochs past the hypnogram's end are unscored", source, n_epochs - len(labels))
-        return np.concatenate([labels, np.full(n_epochs - len(labels), UNSCORED, dtype=np.int8)])
+        labels = labels[:n_epochs]
+    elif len(labels) < n_epochs:
+        labels = np.concatenate([labels, np.full(n_epochs - len(labels), UNSCORED, dtype=np.int8)])
+    if n_epochs and not np.any(labels != UNSCORED):
+        raise InputFileError(f"{source}: no scored epoch inside the recording's {n_epochs} epochs; "
+                             "is it the hypnogram of another recording?")
     return labels
 
 

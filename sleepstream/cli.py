@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s" if args.verbose else "%(levelname)s: %(message)s"
+    logging.basicConfig(level=level, format=fmt)
     try:
         return int(args._module.run(args) or 0)
     except SleepstreamError as exc:

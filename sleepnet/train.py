@@ -1,0 +1,232 @@
+"""Training the CNN-LSTM, with the protocol written into the metrics it saves.
+
+Protocol
+--------
+* Subject-wise split: validation subjects are never seen in training (never split by epoch).
+* Each night goes through the same causal :class:`~sleepnet.preprocess.Preprocessor` as
+  live scoring (whole night, one chunk), then is trimmed to 30 min of wake before the
+  first and after the last sleep epoch. Stages 3+4 are N3 (the readers merge them);
+  unscored and movement epochs are never targets.
+* Windows never cross recordings; the label is the LAST epoch's; the first epochs of a
+  night are padded by repeating the first epoch, exactly as at inference.
+* Class-balanced cross-entropy (inverse class frequency), Adam, early stopping on the
+  validation subjects' macro-F1, fixed seeds.
+* Each optimisation step encodes a block of 4 + K consecutive epochs once and scores the
+  K windows inside it, so no epoch is encoded five times.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .datasets import NightSource
+from .inference import SequenceScorer
+from .metrics import Agreement, agreement
+from .model import CausalSleepNet, ModelConfig, count_parameters
+from .preprocess import PreprocessConfig, Preprocessor
+from .stages import N_STAGES, UNSCORED
+from .weights import SEQ_LEN, LoadedModel
+
+log = logging.getLogger(__name__)
+
+TRIM_WAKE_EPOCHS = 60  # 30 min of wake kept before the first and after the last sleep epoch
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class PreparedNight:
+    """A night ready for training: model-ready epochs and the targets inside the trim.
+
+    data: (n_epochs, n_times) float32 model units. labels: (n_epochs,) int8.
+    scorable: (n_epochs,) bool. first/last: the trimmed range of target epochs [first, last).
+    """
+
+    name: str
+    subject: str
+    data: np.ndarray = field(repr=False)
+    labels: np.ndarray = field(repr=False)
+    scorable: np.ndarray = field(repr=False)
+    first: int
+    last: int
+
+    def targets(self) -> np.ndarray:
+        y = self.labels[self.first:self.last].astype(np.int64)
+        ok = (y >= 0) & self.scorable[self.first:self.last]
+        return np.where(ok, y, UNSCORED)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    max_passes: int = 30
+    patience: int = 4
+    batch_blocks: int = 8
+    block_targets: int = 16
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    amplitude_jitter: float = 0.25   # blocks scaled by exp(U(-j, j)) in training
+    seed: int = 0
+    max_minutes: float | None = None
+
+
+def trim_range(labels: np.ndarray, wake_epochs: int = TRIM_WAKE_EPOCHS) -> tuple[int, int]:
+    """[first, last) epochs kept: sleep plus ``wake_epochs`` of wake either side."""
+    sleep = np.flatnonzero(labels > 0)
+    if not len(sleep):
+        return 0, len(labels)
+    return max(0, int(sleep[0]) - wake_epochs), min(len(labels), int(sleep[-1]) + 1 + wake_epochs)
+
+
+def prepare_night(src: NightSource, preprocess: PreprocessConfig) -> PreparedNight:
+    rec = src.recording
+    if rec.labels is None:
+        raise ValueError(f"{rec.source}: no labels")
+    epochs = Preprocessor(rec.sfreq, preprocess).push(rec.eeg_uv)
+    n = min(len(epochs), len(rec.labels))
+    data = np.stack([e.data for e in epochs[:n]])
+    labels = np.asarray(rec.labels[:n], dtype=np.int8)
+    first, last = trim_range(labels)
+    return PreparedNight(src.name, src.subject, data, labels,
+                         np.array([e.scorable for e in epochs[:n]]), first, last)
+
+
+def _blocks(nights: Sequence[PreparedNight], k: int) -> list[tuple[int, int]]:
+    """(night index, first target) for every block of k targets inside each trim."""
+    return [(i, s) for i, nt in enumerate(nights) for s in range(nt.first, nt.last, k)]
+
+
+def _block_batch(nights: Sequence[PreparedNight], blocks: Sequence[tuple[int, int]], k: int
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blocks -> x (B, SEQ_LEN-1+k, 1, n_times) and targets (B, k) (-1 = no target)."""
+    xs, ys = [], []
+    for i, s in blocks:
+        nt = nights[i]
+        idx = np.clip(np.arange(s - (SEQ_LEN - 1), s + k), 0, len(nt.data) - 1)
+        xs.append(nt.data[idx])
+        t = np.full(k, UNSCORED, dtype=np.int64)
+        end = min(s + k, nt.last)
+        y = nt.labels[s:end].astype(np.int64)
+        ok = (y >= 0) & nt.scorable[s:end]
+        t[: end - s] = np.where(ok, y, UNSCORED)
+        ys.append(t)
+    return torch.from_numpy(np.stack(xs))[:, :, None, :], torch.from_numpy(np.stack(ys))
+
+
+def block_logits(net: CausalSleepNet, x: torch.Tensor) -> torch.Tensor:
+    """(B, SEQ_LEN-1+k, 1, T) -> logits (B, k, classes): each epoch encoded once."""
+    b, L = x.shape[:2]
+    emb = net.encode(x.reshape(b * L, *x.shape[2:])).reshape(b, L, -1)
+    win = emb.unfold(1, SEQ_LEN, 1).permute(0, 1, 3, 2)  # (B, k, SEQ_LEN, emb)
+    k = win.shape[1]
+    logits = net.classify_embeddings(win.reshape(b * k, SEQ_LEN, -1))
+    return logits.reshape(b, k, -1)
+
+
+def class_weights(nights: Sequence[PreparedNight]) -> torch.Tensor:
+    y = np.concatenate([nt.targets() for nt in nights])
+    counts = np.bincount(y[y >= 0], minlength=N_STAGES).astype(float)
+    w = np.where(counts > 0, counts.sum() / (N_STAGES * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(w / w[w > 0].mean(), dtype=torch.float32)
+
+
+def evaluate_prepared(model: LoadedModel, nights: Sequence[PreparedNight]) -> tuple[Agreement, list[Agreement]]:
+    """Score each night exactly as inference does (SequenceScorer) and compare in the trim."""
+    from .preprocess import Epoch
+
+    per, yt, yp = [], [], []
+    for nt in nights:
+        epochs = [Epoch(index=i, data=nt.data[i], scorable=bool(nt.scorable[i])) for i in range(len(nt.data))]
+        preds = SequenceScorer(model).score(epochs)
+        p = np.array([pr.stage_code for pr in preds])[nt.first:nt.last]
+        t = nt.labels[nt.first:nt.last]
+        per.append(agreement(t, p))
+        yt.append(t)
+        yp.append(p)
+    return agreement(np.concatenate(yt), np.concatenate(yp)), per
+
+
+def train(train_nights: Sequence[PreparedNight], val_nights: Sequence[PreparedNight],
+          model_config: ModelConfig, preprocess: PreprocessConfig, cfg: TrainConfig,
+          progress: ProgressFn | None = None) -> tuple[CausalSleepNet, dict]:
+    """Train with early stopping on validation macro-F1; returns the best net and a history."""
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    net = CausalSleepNet(model_config)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    weights = class_weights(train_nights)
+    loss_fn = nn.CrossEntropyLoss(weight=weights, ignore_index=UNSCORED)
+    blocks = _blocks(train_nights, cfg.block_targets)
+    best_f1, best_state, best_pass, history = -1.0, None, -1, []
+    started = time.monotonic()
+    n_steps = -(-len(blocks) // cfg.batch_blocks)
+    for p in range(cfg.max_passes):
+        net.train()
+        order = rng.permutation(len(blocks))
+        total, seen = 0.0, 0
+        for step in range(n_steps):
+            sel = [blocks[j] for j in order[step * cfg.batch_blocks:(step + 1) * cfg.batch_blocks]]
+            x, y = _block_batch(train_nights, sel, cfg.block_targets)
+            if cfg.amplitude_jitter:
+                scale = np.exp(rng.uniform(-cfg.amplitude_jitter, cfg.amplitude_jitter, len(sel)))
+                x = x * torch.tensor(scale, dtype=torch.float32)[:, None, None, None]
+            logits = block_logits(net, x)
+            loss = loss_fn(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss) * len(sel)
+            seen += len(sel)
+            if progress:
+                progress(f"pass {p + 1}", step + 1, n_steps)
+        net.eval()
+        loaded = LoadedModel(net, model_config, preprocess, "training", source=None)  # type: ignore[arg-type]
+        val, _ = evaluate_prepared(loaded, val_nights) if val_nights else (None, None)
+        f1 = val.macro_f1 if val else -total
+        history.append({"pass": p + 1, "train_loss": total / max(seen, 1),
+                        "val_accuracy": val.accuracy if val else None,
+                        "val_macro_f1": val.macro_f1 if val else None,
+                        "val_kappa": val.kappa if val else None,
+                        "minutes": (time.monotonic() - started) / 60})
+        log.info("pass %d: loss %.4f val acc %s mf1 %s", p + 1, history[-1]["train_loss"],
+                 history[-1]["val_accuracy"], history[-1]["val_macro_f1"])
+        if f1 > best_f1:
+            best_f1, best_state, best_pass = f1, copy.deepcopy(net.state_dict()), p + 1
+        elif p + 1 - best_pass >= cfg.patience:
+            break
+        if cfg.max_minutes and (time.monotonic() - started) / 60 > cfg.max_minutes:
+            log.info("stopping: %.1f min time budget used", cfg.max_minutes)
+            break
+    net.load_state_dict(best_state)
+    net.eval()
+    info = {"best_pass": best_pass, "history": history, "class_weights": weights.tolist(),
+            "n_parameters": count_parameters(net), "train_config": asdict(cfg)}
+    return net, info
+
+
+def split_by_subject(nights: Sequence[NightSource], val_fraction: float, seed: int
+                     ) -> tuple[list[NightSource], list[NightSource]]:
+    """Hold out whole subjects for validation."""
+    subjects = sorted({n.subject for n in nights})
+    rng = np.random.default_rng(seed)
+    n_val = max(1, int(round(len(subjects) * val_fraction))) if len(subjects) > 1 else 0
+    val_subjects = set(rng.permutation(subjects)[:n_val].tolist())
+    return ([n for n in nights if n.subject not in val_subjects],
+            [n for n in nights if n.subject in val_subjects])
+
+
+PROTOCOL = {
+    "split": "subject-wise (validation and test subjects never seen in training)",
+    "trim": f"{TRIM_WAKE_EPOCHS // 2} min of wake kept before the first and after the last sleep epoch",
+    "stages": "W, N1, N2, N3 (R&K 3+4 merged), REM; unscored and movement epochs never targets",
+    "windows": f"{SEQ_LEN} epochs, label of the LAST epoch, never crossing recordings, first epochs padded by repeating the first",
+    "filter": "the live path's causal 0.3-35 Hz Butterworth (sosfilt), never zero-phase",
+    "loss": "class-balanced cross-entropy (inverse class frequency)",
+    "early_stopping": "validation subjects' macro-F1",
+}

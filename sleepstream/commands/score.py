@@ -1,0 +1,69 @@
+"""`sleepstream score`: batch-score a whole recording with the live path's preprocessing and model."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "score a whole recording (npz, EDF, BDF) epoch by epoch and write a stage CSV"
+EXAMPLE = ("sleepstream score ../shared/data/sleep-edf/SC4001E0-PSG-first300s.edf "
+           "--hypnogram ../shared/data/sleep-edf/SC4001EC-Hypnogram.edf --out preds.csv")
+
+CHUNK_EPOCHS = 120  # samples are fed to the same preprocessor/scorer in 1-h chunks for progress
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recording", help="recording file: .npz (continuous or windowed), .edf or .bdf")
+    p.add_argument("--hypnogram", help="true stages (EDF+ annotations, Sleep-EDF txt, text/CSV/TSV)")
+    p.add_argument("--channel", default="EEG Fpz-Cz", help="EEG channel to score (default: %(default)s; Fpz-Cz matches too)")
+    p.add_argument("--out", help="stage CSV to write (default: <recording name>_stages.csv here)")
+    p.add_argument("--weights", help="weights folder (default: the repository's weights/)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or tables")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from sleepnet.hypnogram import read_hypnogram
+    from sleepnet.inference import SequenceScorer
+    from sleepnet.metrics import agreement
+    from sleepnet.outputs import check_writable, write_metrics, write_stage_csv
+    from sleepnet.preprocess import Preprocessor
+    from sleepnet.readers import read_recording, with_labels
+    from sleepnet.weights import load_model
+    from sleepstream.console import agreement_tables, progress_bar
+
+    rec = read_recording(args.recording, args.channel)
+    out = Path(args.out) if args.out else Path(f"{Path(args.recording).stem}_stages.csv")
+    check_writable(out)
+    if args.hypnogram:
+        rec = with_labels(rec, read_hypnogram(args.hypnogram, rec.n_epochs))
+    if rec.n_epochs == 0:
+        from sleepnet.errors import InputFileError
+        raise InputFileError(f"{rec.source}: shorter than one 30-s epoch ({rec.duration_s:.1f} s)")
+    model = load_model(args.weights)
+    pre = Preprocessor(rec.sfreq, model.preprocess)
+    scorer = SequenceScorer(model)
+    chunk = int(round(rec.sfreq * 30 * CHUNK_EPOCHS))
+    preds = []
+    with progress_bar(args.quiet) as update:
+        for start in range(0, len(rec.eeg_uv), chunk):
+            preds += scorer.score(pre.push(rec.eeg_uv[start:start + chunk]))
+            update(f"scoring {Path(rec.source).name}", min(len(rec.eeg_uv), start + chunk), len(rec.eeg_uv))
+    write_stage_csv(out, preds)
+    console = Console()
+    n_scored = sum(p.scored for p in preds)
+    if not args.quiet:
+        console.print(f"{rec.source}: channel {rec.channel} at {rec.sfreq:g} Hz, {len(preds)} epochs "
+                      f"({n_scored} scored, {len(preds) - n_scored} unscored) -> {out}")
+    if rec.labels is not None:
+        import numpy as np
+        y_pred = np.array([p.stage_code for p in preds])
+        a = agreement(rec.labels[:len(preds)], y_pred)
+        stem = out.with_suffix("")
+        mpath, cpath = write_metrics(stem, a, {"recording": rec.source, "model_id": model.model_id,
+                                               "hypnogram": args.hypnogram})
+        if not args.quiet:
+            for t in agreement_tables(a, title=f"Agreement with {args.hypnogram or 'labels in the file'}"):
+                console.print(t)
+            console.print(f"metrics: {mpath}  confusion: {cpath}")
+    return 0
