@@ -75,8 +75,8 @@ class PreprocessConfig:
 class QualityThresholds:
     """Per-epoch quality rules (on the µV signal before scaling)."""
 
-    flat_std_uv: float = 1.0          # filtered std below this: flat line / no electrode
-    clip_fraction: float = 0.05       # this share of raw samples pinned at the epoch's max/min
+    flat_std_uv: float = 1.0          # raw std below this: flat line / no electrode
+    clip_fraction: float = 0.05       # this share of raw samples pinned at the epoch's max or min
     artefact_abs_uv: float = 500.0    # filtered |x| above this...
     artefact_fraction: float = 0.01   # ...in this share of samples: artefact
     unscored_missing_fraction: float = 0.25  # more missing than this: not scored
@@ -261,12 +261,12 @@ class Preprocessor:
                 scorable = False
         valid = ~miss
         if valid.any():
-            if float(np.std(filt[valid])) < t.flat_std_uv:
+            if float(np.std(raw[valid])) < t.flat_std_uv:
                 flags.append(FLAG_FLAT)
                 scorable = False
             rv = raw[valid]
             hi, lo = rv.max(), rv.min()
-            pinned = max(np.count_nonzero(rv == hi), np.count_nonzero(rv == lo)) / len(rv)
+            pinned = (np.count_nonzero(rv == hi) + np.count_nonzero(rv == lo)) / len(rv)
             if hi > lo and pinned >= t.clip_fraction:
                 flags.append(FLAG_CLIPPED)
                 if pinned >= t.unscored_clip_fraction:

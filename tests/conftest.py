@@ -30,3 +30,44 @@ def shared_data() -> Path:
 def unique_name() -> str:
     """A stream name and source_id no other test uses."""
     return f"test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def model():
+    """The shipped model from weights/ (the real one, as users get it)."""
+    from sleepnet.weights import default_weights_dir, load_model
+
+    if not (default_weights_dir() / "model_weights.pth").exists():
+        pytest.skip("weights/ holds no trained model yet")
+    return load_model()
+
+
+@pytest.fixture(scope="session")
+def seeded_model(tmp_path_factory):
+    """A real CausalSleepNet with seeded random weights, saved and loaded through the
+    weights folder code: for properties that hold for any weights (causality, shapes)."""
+    import torch
+
+    from sleepnet.model import CausalSleepNet, ModelConfig
+    from sleepnet.preprocess import PreprocessConfig
+    from sleepnet.weights import load_model, save_model
+
+    torch.manual_seed(1234)
+    d = tmp_path_factory.mktemp("seeded-weights")
+    save_model(d, CausalSleepNet(ModelConfig()).eval(), PreprocessConfig(), "seeded-test")
+    return load_model(d)
+
+
+def eeg_like(seconds: float, sfreq: float, seed: int = 0, amp_uv: float = 30.0):
+    """A 1/f-ish random EEG-like signal in µV (float32) for tests that need any signal."""
+    import numpy as np
+    from scipy import signal as sps
+
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds * sfreq))
+    white = rng.normal(0, 1, n)
+    b, a = sps.butter(1, 2.0, fs=sfreq)
+    pink = sps.lfilter(b, a, white) * 6 + white * 0.3
+    alpha = np.sin(2 * np.pi * 10 * np.arange(n) / sfreq) * (rng.random() + 0.5)
+    x = pink + alpha
+    return (x / x.std() * amp_uv).astype(np.float32)

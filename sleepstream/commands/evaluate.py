@@ -1,0 +1,81 @@
+"""`sleepstream evaluate`: the metrics of `score` over a set of recordings, per recording and pooled."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+HELP = "evaluate weights on labelled recordings (files, a folder, or simulated subjects), per recording and pooled"
+EXAMPLE = "sleepstream evaluate --dataset simulated --subjects 900-904 --out eval.json"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recordings", nargs="*", help="labelled recordings (npz with labels); or use --dataset")
+    p.add_argument("--dataset", choices=("sleep-edf", "folder", "simulated"),
+                   help="evaluate on these nights instead of files")
+    p.add_argument("--subjects", default="900-904", help="subjects for --dataset (default: %(default)s)")
+    p.add_argument("--folder", help="with --dataset folder: EDF/BDF recordings beside their hypnograms")
+    p.add_argument("--channel", default="EEG Fpz-Cz", help="EEG channel (default: %(default)s)")
+    p.add_argument("--hours", type=float, default=8.0, help="simulated night length (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="simulation seed (default: %(default)s)")
+    p.add_argument("--trim", action="store_true",
+                   help="score whole nights but compare only 30 min of wake around sleep (the training protocol)")
+    p.add_argument("--weights", help="weights folder (default: the repository's weights/)")
+    p.add_argument("--out", help="JSON file for the per-recording and pooled metrics")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or tables")
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    from rich.console import Console
+    from rich.table import Table
+
+    from sleepnet.batch import score_recording
+    from sleepnet.datasets import NightSource
+    from sleepnet.errors import InputFileError, SleepstreamError
+    from sleepnet.metrics import agreement
+    from sleepnet.readers import read_recording
+    from sleepnet.train import trim_range
+    from sleepnet.weights import load_model
+    from sleepstream.commands.train import load_nights
+    from sleepstream.console import agreement_tables, progress_bar
+
+    if args.dataset:
+        nights = load_nights(args)
+    elif args.recordings:
+        nights = []
+        for path in args.recordings:
+            rec = read_recording(path, args.channel)
+            if rec.labels is None:
+                raise InputFileError(f"{path}: no labels to evaluate against (npz 'labels'/'y')")
+            nights.append(NightSource(rec, subject=Path(path).stem, name=Path(path).stem))
+    else:
+        raise SleepstreamError("give recordings or --dataset")
+    model = load_model(args.weights)
+    per, yt, yp = {}, [], []
+    with progress_bar(args.quiet) as update:
+        for i, n in enumerate(nights):
+            preds = score_recording(n.recording, model)
+            p = np.array([x.stage_code for x in preds])
+            t = n.recording.labels[:len(p)]
+            lo, hi = trim_range(t) if args.trim else (0, len(p))
+            per[n.name] = agreement(t[lo:hi], p[lo:hi])
+            yt.append(t[lo:hi])
+            yp.append(p[lo:hi])
+            update("evaluating", i + 1, len(nights))
+    pooled = agreement(np.concatenate(yt), np.concatenate(yp))
+    if not args.quiet:
+        console = Console()
+        table = Table(title=f"Per recording ({model.model_id})")
+        for c in ("recording", "epochs", "accuracy", "macro-F1", "kappa"):
+            table.add_column(c, justify="right")
+        for name, a in per.items():
+            table.add_row(name, str(a.n_epochs), f"{a.accuracy:.3f}", f"{a.macro_f1:.3f}", f"{a.kappa:.3f}")
+        console.print(table)
+        for t in agreement_tables(pooled, title=f"Pooled over {len(per)} recordings"):
+            console.print(t)
+    if args.out:
+        Path(args.out).write_text(json.dumps({"model_id": model.model_id, "trim": args.trim,
+                                              "pooled": pooled.as_dict(),
+                                              "per_recording": {k: v.as_dict() for k, v in per.items()}}, indent=2))
+    return 0

@@ -1,0 +1,92 @@
+"""`sleepstream train`: train the CNN-LSTM and export a weights folder."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+HELP = "train the CNN-LSTM on Sleep-EDF (downloaded through MNE), a folder of EDF+hypnograms, or simulated nights"
+EXAMPLE = "sleepstream train --dataset sleep-edf --subjects 0-19 --out weights-sleepedf"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", choices=("sleep-edf", "folder", "simulated"), default="simulated",
+                   help="where the nights come from (default: %(default)s)")
+    p.add_argument("--subjects", default="0-19",
+                   help="subject numbers: Sleep-EDF cassette subjects, or simulated subjects (default: %(default)s)")
+    p.add_argument("--folder", help="with --dataset folder: EDF/BDF recordings beside their hypnograms")
+    p.add_argument("--channel", default="EEG Fpz-Cz", help="EEG channel (default: %(default)s)")
+    p.add_argument("--hours", type=float, default=8.0, help="simulated night length in hours (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed for splits, initialisation and simulation (default: %(default)s)")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="share of subjects held out for early stopping (default: %(default)s)")
+    p.add_argument("--max-passes", type=int, default=30, help="passes over the training nights at most (default: %(default)s)")
+    p.add_argument("--patience", type=int, default=4, help="passes without validation gain before stopping (default: %(default)s)")
+    p.add_argument("--max-minutes", type=float, help="stop after this much training time")
+    p.add_argument("--out", default="weights-trained", help="weights folder to write (default: %(default)s)")
+    p.add_argument("--model-id", help="identifier written into config.json (default: derived from the data)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def load_nights(args: argparse.Namespace):
+    from sleepnet.datasets import folder_nights, parse_subjects, simulated_nights, sleep_edf_nights
+    from sleepnet.errors import SleepstreamError
+
+    if args.dataset == "sleep-edf":
+        return sleep_edf_nights(parse_subjects(args.subjects), channel=args.channel)
+    if args.dataset == "folder":
+        if not args.folder:
+            raise SleepstreamError("--dataset folder needs --folder DIR")
+        return folder_nights(args.folder, args.channel)
+    return simulated_nights(parse_subjects(args.subjects), hours=args.hours, seed=args.seed)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from sleepnet.errors import SleepstreamError
+    from sleepnet.model import ModelConfig
+    from sleepnet.preprocess import PreprocessConfig
+    from sleepnet.train import PROTOCOL, TrainConfig, evaluate_prepared, prepare_night, split_by_subject, train
+    from sleepnet.weights import LoadedModel, save_model
+    from sleepstream.console import agreement_tables, progress_bar
+
+    console = Console()
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise SleepstreamError(f"{out}: exists and is not a folder")
+    if not 0 <= args.val_fraction < 1:
+        raise SleepstreamError(f"--val-fraction {args.val_fraction}: must be in [0, 1)")
+    nights = load_nights(args)
+    if not nights:
+        raise SleepstreamError("no nights to train on")
+    pcfg, mcfg = PreprocessConfig(), ModelConfig()
+    train_src, val_src = split_by_subject(nights, args.val_fraction, args.seed)
+    with progress_bar(args.quiet) as update:
+        prepared_train, prepared_val = [], []
+        for i, n in enumerate(train_src + val_src):
+            (prepared_train if i < len(train_src) else prepared_val).append(prepare_night(n, pcfg))
+            update("preprocessing nights", i + 1, len(nights))
+        cfg = TrainConfig(max_passes=args.max_passes, patience=args.patience, seed=args.seed,
+                          max_minutes=args.max_minutes)
+        net, info = train(prepared_train, prepared_val, mcfg, pcfg, cfg, progress=update)
+    model_id = args.model_id or f"cnn-lstm-{args.dataset}-{len(prepared_train)}n-seed{args.seed}"
+    model = LoadedModel(net, mcfg, pcfg, model_id, out)
+    val, per = evaluate_prepared(model, prepared_val) if prepared_val else (None, [])
+    save_model(out, net, pcfg, model_id, extra={"trained_on": args.dataset})
+    metrics = {
+        "model_id": model_id, "dataset": args.dataset, "subjects": args.subjects, "seed": args.seed,
+        "protocol": PROTOCOL,
+        "train_nights": [n.name for n in prepared_train], "validation_nights": [n.name for n in prepared_val],
+        "train_epochs": int(sum((n.targets() >= 0).sum() for n in prepared_train)),
+        "validation": val.as_dict() if val else None,
+        "validation_per_night": {n.name: a.as_dict() for n, a in zip(prepared_val, per)},
+        **info,
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    if not args.quiet:
+        console.print(f"trained on {len(prepared_train)} nights ({metrics['train_epochs']} epochs), "
+                      f"best pass {info['best_pass']}; weights in {out}/")
+        if val:
+            for t in agreement_tables(val, title=f"Validation subjects ({len(prepared_val)} nights)"):
+                console.print(t)
+    return 0
