@@ -7,8 +7,10 @@ Accepted formats
   ``onset / 30``; stages 3 and 4 become N3, ``?`` and movement time become unscored (-1);
   annotations that are not stages (``Lights off``...) are ignored.
 * Sleep-EDF cassette text: one character per epoch, separated by ``\\r`` or newlines.
-* Text/CSV/TSV: one stage per line (``W N1 N2 N3 R REM``, ``1 2 3 4``, integers 0..4
-  or -1); with a header, the column named ``stage`` (or ``label``) is used.
+* Text/CSV/TSV: one stage per line; with a header, the column named ``stage`` (or
+  ``label``) is used. Letters (``W N1 N2 N3 R REM``, ``?``) may mix with R&K digits
+  (``1 2 3 4``: 3 and 4 are N3); a column of integers only is read as our codes
+  0=W 1=N1 2=N2 3=N3 4=REM, -1 unscored.
 """
 from __future__ import annotations
 
@@ -118,6 +120,14 @@ def _read_text(path: Path) -> np.ndarray:
                 rows = rows[1:]
         tokens = [r[col].strip() if len(r) > col else "" for r in rows]
     codes = np.empty(len(tokens), dtype=np.int8)
+    if all(t.lstrip("-").isdigit() for t in tokens):
+        # Integers only: our codes 0=W 1=N1 2=N2 3=N3 4=REM, -1 unscored.
+        vals = np.array([int(t) for t in tokens])
+        bad = (vals < UNSCORED) | (vals > 4)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise InputFileError(f"{path}: unknown stage code {vals[i]} on epoch {i}; integer hypnograms use 0=W 1=N1 2=N2 3=N3 4=REM -1=unscored")
+        return vals.astype(np.int8)
     for i, tok in enumerate(tokens):
         code = stage_code(tok)
         if code is None:

@@ -206,8 +206,40 @@ def list_edf_channels(path: str | Path) -> list[str]:
     return list(raw.ch_names)
 
 
+def check_edf_complete(path: Path) -> None:
+    """Refuse an EDF/BDF file shorter than its header says (a truncated copy or download).
+
+    MNE would silently read the records that are there; a sleep researcher wants to know.
+    """
+    bytes_per_sample = 3 if path.suffix.lower() == ".bdf" else 2
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(256)
+            if len(head) < 256:
+                raise InputFileError(f"{path}: truncated EDF/BDF header ({len(head)} bytes)")
+            n_header = int(head[184:192].decode("ascii").strip())
+            n_records = int(head[236:244].decode("ascii").strip())
+            ns = int(head[252:256].decode("ascii").strip())
+            fh.seek(256 + ns * 216)
+            spr = fh.read(ns * 8).decode("ascii")
+            per_record = sum(int(spr[i * 8:(i + 1) * 8].strip()) for i in range(ns))
+    except (ValueError, UnicodeDecodeError):
+        raise InputFileError(f"{path}: not a valid EDF/BDF header") from None
+    if n_records < 0:
+        return  # unknown length (still being recorded): nothing to check
+    expected = n_header + n_records * per_record * bytes_per_sample
+    actual = path.stat().st_size
+    if actual < expected:
+        raise InputFileError(
+            f"{path}: truncated: the header announces {n_records} data records ({expected} bytes) "
+            f"but the file has {actual} bytes"
+        )
+
+
 def _open_edf(path: Path):
     import mne
+
+    check_edf_complete(path)
 
     try:
         if path.suffix.lower() == ".bdf":

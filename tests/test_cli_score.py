@@ -1,0 +1,86 @@
+"""`sleepstream score` end to end as a user runs it, and its one-line errors."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import eeg_like
+from sleepnet.readers import write_continuous_npz
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "sleepstream.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def _one_clean_line(proc):
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return lines[0]
+
+
+def test_scores_the_real_sleep_edf_excerpt_against_its_hypnogram(shared_data, seeded_model, tmp_path):
+    out = tmp_path / "preds.csv"
+    proc = run_cli("score", shared_data / "sleep-edf" / "SC4001E0-PSG-first300s.edf",
+                   "--hypnogram", shared_data / "sleep-edf" / "SC4001EC-Hypnogram.edf",
+                   "--weights", seeded_model.source, "--out", out, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == 10
+    assert list(rows[0]) == ["epoch", "onset_s", "stage", "p_W", "p_N1", "p_N2", "p_N3", "p_REM",
+                             "confidence", "flags"]
+    assert [("warmup" in r["flags"]) for r in rows] == [True] * 4 + [False] * 6
+    for r in rows:
+        p = [float(r[f"p_{s}"]) for s in ("W", "N1", "N2", "N3", "REM")]
+        assert sum(p) == pytest.approx(1, abs=1e-5) and float(r["confidence"]) == pytest.approx(max(p), abs=1e-6)
+    metrics = json.loads((tmp_path / "preds_metrics.json").read_text())
+    assert metrics["n_epochs"] == 10 and metrics["support"]["W"] == 10   # all ten labelled W
+    assert (tmp_path / "preds_confusion.csv").exists()
+
+
+def test_npz_labels_are_used_and_unscored_epochs_excluded(seeded_model, tmp_path):
+    labels = np.array([0, 0, -1, 2, 2, 2], dtype=np.int8)
+    write_continuous_npz(tmp_path / "n.npz", eeg_like(180, 256, seed=4), 256, labels)
+    proc = run_cli("score", tmp_path / "n.npz", "--weights", seeded_model.source,
+                   "--out", tmp_path / "n.csv", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads((tmp_path / "n_metrics.json").read_text())
+    assert m["n_epochs"] == 5 and m["n_excluded"] == 1
+
+
+@pytest.mark.parametrize("setup,expect", [
+    (lambda d: d / "missing.edf", "no such file"),
+    (lambda d: (np.savez(d / "x.npz", nothing=np.zeros(3)), d / "x.npz")[1], "no signal found"),
+    (lambda d: ((d / "x.txt").write_text("hello"), d / "x.txt")[1], "unknown recording format"),
+])
+def test_bad_recordings_give_one_line_and_exit_2(tmp_path, setup, expect):
+    line = _one_clean_line(run_cli("score", setup(tmp_path), "--quiet"))
+    assert expect in line
+
+
+def test_missing_channel_lists_the_channels(shared_data, tmp_path):
+    line = _one_clean_line(run_cli("score", shared_data / "sleep-edf" / "SC4001E0-PSG-first300s.edf",
+                                   "--channel", "C3", "--out", tmp_path / "o.csv"))
+    assert "no channel matching 'C3'" in line and "EEG Fpz-Cz" in line
+
+
+def test_unwritable_out_and_bad_weights_are_one_line(seeded_model, tmp_path):
+    write_continuous_npz(tmp_path / "n.npz", eeg_like(60, 100), 100)
+    line = _one_clean_line(run_cli("score", tmp_path / "n.npz", "--out", tmp_path / "nope" / "o.csv"))
+    assert "does not exist" in line
+    (tmp_path / "w").mkdir()
+    line = _one_clean_line(run_cli("score", tmp_path / "n.npz", "--weights", tmp_path / "w",
+                                   "--out", tmp_path / "o.csv"))
+    assert "config.json" in line
+
+
+def test_help_shows_an_example():
+    proc = run_cli("score", "--help")
+    assert proc.returncode == 0 and "example:" in proc.stdout and "sleepstream score" in proc.stdout
