@@ -743,6 +743,12 @@ class DisplaySink:
         finally:
             self._restore_logging()
 
+    def __enter__(self) -> "DisplaySink":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     # -- drawing --
     def renderable(self) -> RenderableType:
         w, h = self.console.size

@@ -258,3 +258,11 @@ def test_epochs_that_never_arrived_count_as_unscored():
     assert st.codes == [2, -1, -1, 2] and st.n_unscored == 2
     assert st.stats.tib_min == 2.0 and st.stats.tst_min == 1.0
     assert math.isclose(st.anchor_wall_s, T0 - 0.012 - 30.0)
+
+
+def test_display_sink_as_a_context_manager_closes_and_leaves_the_last_frame():
+    con = _console(80, 25)
+    with DisplaySink(console=con, capture_logging=False, wall_clock=lambda: T0) as sink:
+        sink.status(_status(stalled=True))
+    text = con.export_text()
+    assert "SIGNAL LOST 0 s" in text and "waiting for the first 30-s epoch" in text
