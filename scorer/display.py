@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 
 #: Stage colours (also used by the report's figure, in matplotlib terms there).
 STAGE_STYLE: dict[str, str] = {
-    "W": "gold1", "N1": "cyan", "N2": "dodger_blue1", "N3": "medium_purple1", "REM": "red1",
+    "W": "gold1", "N1": "bright_cyan", "N2": "dodger_blue1", "N3": "medium_purple1", "REM": "red1",
     UNSCORED_NAME: "grey50",
 }
 STAGE_LONG: dict[str, str] = {
@@ -68,8 +68,8 @@ STAGE_LONG: dict[str, str] = {
 #: Hypnogram rows from the top, as clinical hypnograms are drawn.
 HYPNOGRAM_ROWS: tuple[str, ...] = ("W", "REM", "N1", "N2", "N3")
 FLAG_STYLE: dict[str, str] = {
-    "warmup": "yellow", "gap": "bold red", "flat": "bold red", "clipped": "bold yellow",
-    "artefact": "bold yellow",
+    "warmup": "bright_yellow", "gap": "bold bright_red", "flat": "bold bright_red", "clipped": "bold bright_yellow",
+    "artefact": "bold bright_yellow",
 }
 TRACE_SCALES_UV: tuple[float, ...] = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 LATENCY_HISTORY = 240     # epochs kept for the latency median/max (2 h)
@@ -423,12 +423,12 @@ def _header(state: DisplayState, width: int) -> Text:
         left.append(f"  {st.source_name}", style="bold cyan")
         left.append(f" · {st.sfreq_hz:g} Hz · {st.channel}")
     if st is None:
-        right = Text("waiting for the stream", style="yellow")
+        right = Text("waiting for the stream", style="bright_yellow")
     elif st.stalled:
         since = state.stalled_since_s if state.stalled_since_s is not None else st.elapsed_s
         right = Text(f" SIGNAL LOST {st.elapsed_s - since:.0f} s ", style="bold white on red")
     else:
-        right = Text("● receiving", style="bold green")
+        right = Text("● receiving", style="bold bright_green")
     if st is not None:
         right.append(f"  up {_fmt_hms(st.elapsed_s)}")
     left = _fit(left, max(1, width - right.cell_len - 1))
@@ -445,7 +445,7 @@ def _now(state: DisplayState, width: int) -> list[Text]:
         if st is not None and st.sfreq_hz > 0:
             got = min(1.0, st.samples_received / (st.sfreq_hz * EPOCH_S))
             fill, rest = _bar(got, max(5, width - 6))
-            lines.append(Text(fill, style="green") + Text(rest, style="grey35") + Text(f" {got * 100:3.0f}%"))
+            lines.append(Text(fill, style="bright_green") + Text(rest, style="grey35") + Text(f" {got * 100:3.0f}%"))
         return lines
     name = rec.stage
     style = STAGE_STYLE.get(name, "grey50")
@@ -477,10 +477,10 @@ def _flags_text(rec: ScoredEpoch | None) -> Text:
         return Text("")
     flags = [f for f in rec.flags if f]
     if not flags:
-        return Text("signal ok", style="green")
+        return Text("signal ok", style="bright_green")
     t = Text("flags: ", style="grey70")
     for i, f in enumerate(flags):
-        t.append(("" if i == 0 else " ") + f, style=FLAG_STYLE.get(f, "yellow"))
+        t.append(("" if i == 0 else " ") + f, style=FLAG_STYLE.get(f, "bright_yellow"))
     return t
 
 
@@ -555,12 +555,13 @@ def _signal(state: DisplayState, width: int, rows: int) -> list[Text]:
     head = Text("signal ", style="bold")
     secs = len(x) / st.recent_sfreq_hz if st is not None and st.recent_sfreq_hz > 0 else 0.0
     head.append(f"last {secs:.0f} s · ±{scale:g} µV   ", style="grey70")
-    head.append_text(_flags_text(state.last))
     if st is not None and st.stalled:
-        head.append("  no samples arriving", style="bold red")
-    style = "green"
+        head.append("no samples arriving", style="bold bright_red")
+    else:
+        head.append_text(_flags_text(state.last))
+    style = "bright_green"
     if state.last is not None and any(f in ("clipped", "artefact", "flat", "gap") for f in state.last.flags):
-        style = "yellow"
+        style = "bright_yellow"
     return [head] + [Text(" " + r, style=style) for r in braille_trace(centred, max(1, width - 1), rows, scale)]
 
 
@@ -575,10 +576,10 @@ def _health(state: DisplayState) -> list[Text]:
     t = Text()
     t.append(f"{st.samples_received:,}", style="bold")
     t.append(" samples received · ", style="grey70")
-    t.append(_plural(st.gaps, "gap"), style="bold red" if st.gaps else "bold")
+    t.append(_plural(st.gaps, "gap"), style="bold bright_red" if st.gaps else "bold")
     t.append(" · ", style="grey70")
     miss_s = st.samples_missing / st.sfreq_hz if st.sfreq_hz > 0 else 0.0
-    t.append(f"{st.samples_missing:,} missing", style="bold red" if st.samples_missing else "bold")
+    t.append(f"{st.samples_missing:,} missing", style="bold bright_red" if st.samples_missing else "bold")
     t.append(f" ({miss_s:.1f} s)", style="grey70")
     lat = Text("latency ", style="grey70")
     last = st.last_latency_ms if math.isfinite(st.last_latency_ms) else (
@@ -592,7 +593,7 @@ def _health(state: DisplayState) -> list[Text]:
     lat.append(f" ({state.n_unscored} unscored)", style="grey70")
     if st.stalled:
         since = state.stalled_since_s if state.stalled_since_s is not None else st.elapsed_s
-        lat.append(f" · SIGNAL LOST for {st.elapsed_s - since:.0f} s, waiting", style="bold red")
+        lat.append(f" · SIGNAL LOST for {st.elapsed_s - since:.0f} s, waiting", style="bold bright_red")
     return [t, lat]
 
 
