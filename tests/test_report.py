@@ -22,7 +22,6 @@ from sleepnet.night_file import LIVE_COLUMNS, read_night
 from sleepnet.outputs import write_stage_csv
 from sleepnet.readers import write_continuous_npz
 from sleepnet.report import stage_runs, write_report
-from sleepnet.sleep_stats import sleep_statistics
 from sleepnet.stages import STAGES, stage_code, stage_name
 from sleepstream.cli import main
 
