@@ -1,0 +1,324 @@
+"""Fit the simulator's parameters to real Sleep-EDF data: ``python -m sleepnet.calibrate``.
+
+Reads ``../shared/data`` (relative to the repository root; ``--data`` to point
+elsewhere) and writes ``sleepnet/simulation_params.json``:
+
+* the hypnogram model (:mod:`sleepnet.hypnogram_model`) fitted to the 39 cassette and
+  12 telemetry hypnograms in ``hypnograms/``;
+* the per-stage signal gains of :mod:`sleepnet.simulate`, fitted so that the nine Fpz-Cz
+  base features (:func:`sleepnet.features.base_features`) of simulated epochs match, stage
+  by stage and quantile by quantile, those of the *calibration* subjects' real nights in
+  ``sleep-edf-features/`` (SC400x-SC404x, nights trimmed to 30 min of wake around sleep).
+  Subjects SC405x-SC409x are held out for the realism report.
+
+How the gains are fitted: for each stage, single-stage segments of many random subjects
+are synthesised one component at a time at unit gain; each epoch's Welch band powers,
+variance and variance of the first difference are then (very nearly) sums over
+components of gain^2 x jitter^2 x the unit contribution. That makes the features of any
+gain vector cheap to compute, and a derivative-free search (Powell) minimises the
+distance between simulated and real feature quantiles, within physiological bounds
+that keep each stage's signature (alpha in W, spindles and K-complexes in N2, > 75 µV
+slow waves in N3...) present.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import optimize, signal
+
+from .hypnogram_model import Bouts, fit_hypnogram_model, load_real_nights, trim_to_sleep
+from .simulate import (
+    COMPONENTS, DEFAULT_GAINS_UV, DEPTH_LOADINGS, JITTER_TAU_S, EVENT_RATES_PER_MIN, PARAMS_PATH, StageSignalParams,
+    SubjectDistribution, default_stage_params, random_subject, synthesise,
+)
+from .stages import EPOCH_S, N_STAGES, STAGES
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
+CALIBRATION_SUBJECTS = (0, 1, 2, 3, 4)      # SC400x..SC404x
+HELD_OUT_SUBJECTS = (5, 6, 7, 8, 9)         # SC405x..SC409x
+QUANTILES = np.array([0.01, 0.03, 0.07, 0.15, 0.25, 0.35, 0.5, 0.65, 0.75, 0.85, 0.93, 0.97, 0.99])
+EYE_COMPONENTS = ("sem", "blink", "rem", "emg", "movement")
+
+#: Lower bounds (µV) that keep each stage's signature present whatever the fit prefers.
+SIGNATURE_FLOORS_UV: dict[str, dict[str, float]] = {
+    "W": {"alpha": 2.5, "blink": 60.0, "emg": 1.0},
+    "N1": {"theta": 2.0, "vertex": 40.0, "sem": 4.0},
+    "N2": {"spindle": 12.0, "kcomplex": 70.0},
+    "N3": {"slow": 21.0},
+    "REM": {"rem": 40.0, "sawtooth": 20.0, "theta": 2.0},
+}
+
+
+@dataclass(frozen=True)
+class FeatureNight:
+    """One real night of ``sleep-edf-features``: the nine Fpz-Cz base features per epoch.
+
+    subject: Sleep-EDF subject number (SC4<ss><n>E0 -> ss); night: 1 or 2;
+    X: (n_epochs, 9) features; y: (n_epochs,) stage codes; trimmed to 30 min of wake
+    before the first and after the last sleep epoch.
+    """
+
+    subject: int
+    night: int
+    X: np.ndarray
+    y: np.ndarray
+    source: str
+
+
+def data_dir_or_error(data: Path | None) -> Path:
+    """The real-data folder, or SystemExit with one clear line when it is absent."""
+    d = Path(data) if data else DEFAULT_DATA
+    if not (d / "sleep-edf-features").is_dir() or not (d / "hypnograms").is_dir():
+        raise SystemExit(
+            f"real data folder {d} is absent (needs sleep-edf-features/ and hypnograms/); "
+            "pass --data DIR pointing at the shared data"
+        )
+    return d
+
+
+def load_feature_nights(data: Path) -> list[FeatureNight]:
+    """The 20 real nights of ``sleep-edf-features`` (Fpz-Cz base features), trimmed."""
+    nights = []
+    for path in sorted((Path(data) / "sleep-edf-features").glob("SC4*E0.npz")):
+        with np.load(path) as d:
+            X, y = np.asarray(d["X"][:, :9], dtype=np.float64), np.asarray(d["y"], dtype=np.int8)
+        sl = trim_to_sleep(y)
+        nights.append(FeatureNight(int(path.stem[3:5]), int(path.stem[5]), X[sl], y[sl], path.name))
+    return nights
+
+
+# --------------------------------------------------------------------------- unit contributions
+
+@dataclass(frozen=True)
+class _Units:
+    """Per-epoch unit-gain contributions of every component for one stage.
+
+    band: (C, E, 5) mean Welch PSD per base band, µV²/Hz; var: (C, E) µV²;
+    dvar: (C, E) variance of the first difference, µV²; the electrode floor separately.
+    """
+
+    band: np.ndarray
+    var: np.ndarray
+    dvar: np.ndarray
+    floor_band: np.ndarray
+    floor_var: np.ndarray
+    floor_dvar: np.ndarray
+
+
+_BANDS = ((0.5, 4.0), (4.0, 8.0), (8.0, 13.0), (13.0, 30.0), (30.0, 50.0))
+
+
+def _epoch_stats(x_uv: np.ndarray, sfreq: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n_ep = len(x_uv) // int(EPOCH_S * sfreq)
+    ep = x_uv[: n_ep * int(EPOCH_S * sfreq)].reshape(n_ep, -1).astype(np.float64)
+    f, psd = signal.welch(ep, fs=sfreq, nperseg=256, axis=-1)
+    band = np.stack([psd[:, (f >= lo) & (f <= hi)].mean(axis=1) for lo, hi in _BANDS], axis=1)
+    return band, ep.var(axis=1), np.diff(ep, axis=1).var(axis=1)
+
+
+def unit_contributions(stage: int, n_subjects: int, minutes: float, seed: int,
+                       sfreq: float = 100.0) -> _Units:
+    """Synthesise ``n_subjects`` single-stage segments one component at a time (unit gain)."""
+    unit = default_stage_params()
+    unit = StageSignalParams(gains_uv=np.ones_like(unit.gains_uv), sigma_common=unit.sigma_common * 0,
+                             sigma_indep=unit.sigma_indep * 0, sigma_depth=unit.sigma_depth * 0,
+                             sigma_eye=unit.sigma_eye * 0, slow_wave_decay_per_h=unit.slow_wave_decay_per_h)
+    dur = minutes * 60.0
+    n_ep = int(dur // EPOCH_S)
+    labels = np.full(n_ep, stage, dtype=np.int8)
+    bouts = Bouts(stages=np.array([stage], dtype=np.int8), start_s=np.array([0.0]), end_s=np.array([n_ep * EPOCH_S]),
+                  labels=labels)
+    band = np.zeros((len(COMPONENTS), n_subjects * n_ep, 5))
+    var = np.zeros((len(COMPONENTS), n_subjects * n_ep))
+    dvar = np.zeros_like(var)
+    fb, fv, fd = [], [], []
+    for k in range(n_subjects):
+        subject = random_subject(np.random.default_rng([seed, stage, k]), SubjectDistribution())
+        sl = slice(k * n_ep, (k + 1) * n_ep)
+        for c, name in enumerate(COMPONENTS):
+            x = synthesise(bouts, sfreq, subject, unit, np.random.default_rng([seed, stage, k, 1]),
+                           component=name, jitter=False)
+            band[c, sl], var[c, sl], dvar[c, sl] = _epoch_stats(x, sfreq)
+        x = synthesise(bouts, sfreq, subject, unit, np.random.default_rng([seed, stage, k, 1]),
+                       component="electrode", jitter=False)
+        b, v, d = _epoch_stats(x, sfreq)
+        fb.append(b)
+        fv.append(v)
+        fd.append(d)
+    return _Units(band, var, dvar, np.concatenate(fb), np.concatenate(fv), np.concatenate(fd))
+
+
+def features_from_powers(band_uv2: np.ndarray, var_uv2: np.ndarray, dvar_uv2: np.ndarray) -> np.ndarray:
+    """The nine base features from band PSDs (µV²/Hz), variance and difference variance
+    (µV²), exactly as :func:`sleepnet.features.base_features` computes them from volts."""
+    logs = np.log(band_uv2 * 1e-12 + 1e-10)
+    d, t, a, b, g = logs.T
+    mob = np.sqrt(dvar_uv2 * 1e-12 / (var_uv2 * 1e-12 + 1e-10))
+    return np.column_stack([d, t, a, b, g, t / a, a / d, np.log(var_uv2 * 1e-12 + 1e-10), mob])
+
+
+# --------------------------------------------------------------------------- fitting
+
+@dataclass(frozen=True)
+class _Layout:
+    active: tuple[int, ...]          # component indices with free gains
+    lower: np.ndarray                # log-gain bounds
+    upper: np.ndarray
+    prior: np.ndarray                # log of the default gains
+
+
+def _layout(stage: int) -> _Layout:
+    name = STAGES[stage]
+    defaults = DEFAULT_GAINS_UV[name]
+    active = tuple(i for i, c in enumerate(COMPONENTS) if defaults.get(c, 0.0) > 0.0)
+    floors = SIGNATURE_FLOORS_UV.get(name, {})
+    lo, hi, prior = [], [], []
+    for i in active:
+        c = COMPONENTS[i]
+        d = defaults[c]
+        lo.append(np.log(max(d / 6.0, floors.get(c, 0.0))))
+        hi.append(np.log(d * 6.0))
+        prior.append(np.log(d))
+    return _Layout(active, np.array(lo), np.array(hi), np.array(prior))
+
+
+def _jitter_paths(n_series: int, n_epochs: int, seed: int) -> np.ndarray:
+    """(n_series, n_epochs, k) unit Ornstein-Uhlenbeck paths sampled every 2 s, with the
+    simulator's time constant, so a gain's wander inside an epoch is averaged as in
+    the simulated signal."""
+    k = int(EPOCH_S // 2)
+    a = np.exp(-2.0 / JITTER_TAU_S)
+    rng = np.random.default_rng(seed)
+    e = rng.standard_normal((n_series, n_epochs * k)) * np.sqrt(1.0 - a * a)
+    e[:, 0] = rng.standard_normal(n_series)
+    return signal.lfilter([1.0], [1.0, -a], e, axis=1).reshape(n_series, n_epochs, k)
+
+
+def _sim_features(theta: np.ndarray, units: _Units, layout: _Layout, z: np.ndarray) -> np.ndarray:
+    n_act = len(layout.active)
+    g = np.exp(theta[:n_act])
+    s_common, s_indep, s_depth, s_eye = np.abs(theta[n_act:n_act + 4])
+    act = np.asarray(layout.active)
+    logj = s_common * z[0][None] + s_indep * z[1 + act]          # (A, E, k)
+    eye = [COMPONENTS.index(c) for c in EYE_COMPONENTS]
+    for k, ci in enumerate(act):
+        loading = DEPTH_LOADINGS.get(COMPONENTS[ci], 0.0)
+        if loading:
+            logj[k] += loading * s_depth * z[1 + len(COMPONENTS)]
+        if ci in eye:
+            logj[k] += s_eye * z[2 + len(COMPONENTS) + ci]
+    w = g[:, None] ** 2 * np.exp(2.0 * logj).mean(axis=2)      # (A, E) mean power gain per epoch
+    band = np.einsum("ae,aeb->eb", w, units.band[act]) + units.floor_band
+    var = (w * units.var[act]).sum(axis=0) + units.floor_var
+    dvar = (w * units.dvar[act]).sum(axis=0) + units.floor_dvar
+    return features_from_powers(band, var, dvar)
+
+
+def _loss(theta, units, layout, z, real_q, real_sd, prior_weight):
+    feats = _sim_features(theta, units, layout, z)
+    q = np.quantile(feats, QUANTILES, axis=0)
+    err = ((q - real_q) / real_sd) ** 2
+    reg = prior_weight * np.sum((theta[: len(layout.active)] - layout.prior) ** 2)
+    return float(err.mean() + reg)
+
+
+def fit_stage(stage: int, real_X: np.ndarray, units: _Units, seed: int, prior_weight: float = 0.002,
+              max_evals: int = 4000) -> tuple[np.ndarray, np.ndarray, float]:
+    """Fit one stage's gains and variabilities. Returns (gains_uv row, sigmas(4), loss)."""
+    layout = _layout(stage)
+    n_e = units.var.shape[1]
+    z = _jitter_paths(2 + 2 * len(COMPONENTS), n_e, seed * 100 + stage)
+    real_q = np.quantile(real_X, QUANTILES, axis=0)
+    real_sd = real_X.std(axis=0) + 1e-9
+    sig0 = default_stage_params()
+    theta0 = np.concatenate([np.clip(layout.prior, layout.lower, layout.upper),
+                             [sig0.sigma_common[stage], sig0.sigma_indep[stage],
+                              max(sig0.sigma_depth[stage], 0.05), max(sig0.sigma_eye[stage], 0.05)]])
+    bounds = list(zip(layout.lower, layout.upper)) + [(0.0, 0.8)] * 4
+    res = optimize.minimize(_loss, theta0, args=(units, layout, z, real_q, real_sd, prior_weight),
+                            method="Powell", bounds=bounds,
+                            options={"maxfev": max_evals, "xtol": 1e-3, "ftol": 1e-5})
+    row = np.zeros(len(COMPONENTS))
+    row[list(layout.active)] = np.exp(res.x[: len(layout.active)])
+    return row, np.abs(res.x[len(layout.active):]), float(res.fun)
+
+
+# --------------------------------------------------------------------------- main
+
+def calibrate(data: Path, seed: int = 7, n_subjects: int = 12, minutes: float = 30.0) -> dict:
+    """Fit everything; return the JSON-ready parameter dict."""
+    t0 = time.perf_counter()
+    hyp_nights = load_real_nights(data / "hypnograms")
+    hmodel = fit_hypnogram_model(
+        hyp_nights,
+        source=(f"{len(hyp_nights)} real hypnograms in shared/data/hypnograms: Sleep-EDF Expanded cassette "
+                "(SC4xxxE0.txt) and telemetry (ST7xxxJx-Hypnogram.edf) nights, PhysioNet, ODC-By 1.0"),
+    )
+    log.info("hypnogram model: %d nights (%.1f s)", len(hyp_nights), time.perf_counter() - t0)
+    feats = [n for n in load_feature_nights(data) if n.subject in CALIBRATION_SUBJECTS]
+    X = np.concatenate([n.X for n in feats])
+    y = np.concatenate([n.y for n in feats])
+    gains = np.zeros((N_STAGES, len(COMPONENTS)))
+    sig = np.zeros((4, N_STAGES))
+    fit_report = {}
+    for s in range(N_STAGES):
+        units = unit_contributions(s, n_subjects, minutes, seed)
+        row, sigmas, loss = fit_stage(s, X[y == s], units, seed)
+        gains[s], sig[:, s] = row, sigmas
+        fit_report[STAGES[s]] = {"loss": round(loss, 4), "real_epochs": int((y == s).sum())}
+        log.info("stage %-3s fitted: loss %.3f (%.1f s)", STAGES[s], loss, time.perf_counter() - t0)
+    sp = StageSignalParams(gains_uv=gains, sigma_common=sig[0], sigma_indep=sig[1], sigma_depth=sig[2],
+                           sigma_eye=sig[3])
+    return {
+        "source": ("Fitted by `python -m sleepnet.calibrate` to real Sleep-EDF Expanded data in "
+                   "../shared/data (PhysioNet, ODC-By 1.0): hypnograms/ for the stage model; "
+                   "sleep-edf-features/ (Fpz-Cz base features, matteo-omizzolo/sleep-EDF, MIT) of "
+                   "subjects SC400x-SC404x for the signal; SC405x-SC409x held out."),
+        "calibration": {
+            "feature_subjects": [f"SC40{s}" for s in CALIBRATION_SUBJECTS],
+            "held_out_subjects": [f"SC40{s}" for s in HELD_OUT_SUBJECTS],
+            "feature_nights": [n.source for n in feats],
+            "trim": "30 min of wake kept before the first and after the last sleep epoch",
+            "seed": seed, "segments_per_stage": n_subjects, "segment_minutes": minutes,
+            "quantiles": [round(float(q), 3) for q in QUANTILES],
+            "fit": fit_report,
+            "event_rates_per_min": {k: dict(zip(STAGES, v)) for k, v in EVENT_RATES_PER_MIN.items()},
+        },
+        "hypnogram_model": hmodel.to_dict(),
+        "stage_signal": sp.to_dict(),
+        "subject_distribution": {k: (list(v) if isinstance(v, tuple) else v)
+                                 for k, v in SubjectDistribution().__dict__.items()},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sleepnet.calibrate", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=None, help=f"real data folder (default {DEFAULT_DATA})")
+    parser.add_argument("--out", type=Path, default=PARAMS_PATH, help="where to write the parameters")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--subjects", type=int, default=12, help="simulated subjects per stage")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        data = data_dir_or_error(args.data)
+    except SystemExit as exc:
+        log.error("calibrate: %s", exc)
+        return 2
+    params = calibrate(data, seed=args.seed, n_subjects=args.subjects)
+    args.out.write_text(json.dumps(params, indent=1) + "\n", encoding="utf-8")
+    log.info("wrote %s", args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
