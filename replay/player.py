@@ -1,0 +1,392 @@
+"""Replay a recording into LSL as if it were live: float32 µV at the recording's own
+rate (never resampled: that is the scorer's job, and a replay must exercise it).
+
+* Pacing is drift-free: after ``elapsed`` seconds, ``rate x speed x elapsed`` samples
+  are due; the player pushes what is due minus what was sent, in chunks of ``chunk``
+  samples, and sleeps otherwise. ``speed=None`` ("max") pushes as fast as it can.
+* Timestamps are explicit and monotonic, ``t0 + i / rate`` for global sample ``i``
+  (continuing across loops), so they stay exact at any speed; at speed N they run N
+  times faster than the wall clock.
+* The outlet buffers enough (the whole recording at "max", 360 s of wall time
+  otherwise) that a fast replay never drops a sample on the sending side; the
+  consumer's inlet buffer must cover how far it may fall behind.
+* By default the player waits for a consumer before sending, since samples pushed
+  before an inlet subscribes are never delivered. At the end it keeps the outlet open
+  for ``linger_s`` (or until its consumers leave) because closing an outlet discards
+  samples its consumers have not pulled yet.
+* With labels (npz ``labels``/``y`` or a hypnogram), a second stream ``<name>-truth``
+  (type ``Markers``, source_id ``<source_id>-truth``) carries one marker per 30-s
+  epoch, the stage name, stamped at the epoch's last sample.
+
+Defaults: stream name ``sleepstream-replay``; source_id ``sleepstream-replay:<name>``
+(stable, so a live scorer reconnects when a replay with the same name restarts).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pylsl
+
+from sleepnet.errors import SleepstreamError
+from sleepnet.hypnogram import read_hypnogram
+from sleepnet.readers import DEFAULT_CHANNEL, Recording, list_edf_channels, read_recording
+from sleepnet.stages import EPOCH_S, STAGES, stage_name
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NAME = "sleepstream-replay"
+STREAM_TYPE = "EEG"
+TRUTH_SUFFIX = "-truth"
+TRUTH_TYPE = "Markers"
+INDEX_CHANNEL = "sample_index"
+INDEX_MODULUS = 1 << 24            # float32 holds integers exactly below 2**24
+UNIT_UV = "microvolts"
+DEFAULT_LINGER_S = 5.0
+PROGRESS_EVERY_S = 0.1
+
+
+class ReplayError(SleepstreamError):
+    """Bad replay options (speed, chunk) or an empty recording."""
+
+
+def default_source_id(name: str) -> str:
+    """The source_id a replay named ``name`` uses unless told otherwise."""
+    return f"sleepstream-replay:{name}"
+
+
+@dataclass(frozen=True)
+class ReplaySource:
+    """What a replay streams.
+
+    data_uv: (n_samples, n_channels) float32, µV (the index channel holds sample numbers).
+    sfreq: rate in Hz. channels/units/kinds: per-channel label, unit and LSL channel type.
+    labels: (n_epochs,) stage codes per 30-s epoch (-1 unscored), or None.
+    source: where it came from.
+    """
+
+    data_uv: np.ndarray
+    sfreq: float
+    channels: tuple[str, ...]
+    units: tuple[str, ...]
+    kinds: tuple[str, ...]
+    labels: np.ndarray | None
+    source: str
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.data_uv.shape[0])
+
+    @property
+    def n_channels(self) -> int:
+        return int(self.data_uv.shape[1])
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples / self.sfreq
+
+    @property
+    def n_epochs(self) -> int:
+        """Complete 30-s epochs."""
+        return int(self.n_samples // round(self.sfreq * EPOCH_S))
+
+    def epoch_last_sample(self, k: int) -> int:
+        """Index of the last sample of epoch ``k`` (epochs are cut by counting samples)."""
+        return int(round((k + 1) * EPOCH_S * self.sfreq)) - 1
+
+    @classmethod
+    def from_recording(cls, rec: Recording) -> "ReplaySource":
+        """One channel from :func:`sleepnet.readers.read_recording`."""
+        return cls(data_uv=np.ascontiguousarray(rec.eeg_uv, dtype=np.float32).reshape(-1, 1),
+                   sfreq=float(rec.sfreq), channels=(rec.channel,), units=(UNIT_UV,), kinds=("EEG",),
+                   labels=rec.labels, source=rec.source)
+
+    @classmethod
+    def from_arrays(cls, data_uv: np.ndarray, sfreq: float, channels: list[str] | tuple[str, ...],
+                    labels: np.ndarray | None = None, source: str = "arrays") -> "ReplaySource":
+        """Several channels given as (n_samples, n_channels) µV."""
+        data = np.ascontiguousarray(np.asarray(data_uv, dtype=np.float32).reshape(len(data_uv), -1))
+        if data.shape[1] != len(channels):
+            raise ReplayError(f"{source}: {data.shape[1]} channels but {len(channels)} labels")
+        return cls(data_uv=data, sfreq=float(sfreq), channels=tuple(channels),
+                   units=(UNIT_UV,) * len(channels), kinds=("EEG",) * len(channels),
+                   labels=labels, source=source)
+
+    def with_index_channel(self) -> "ReplaySource":
+        """A copy with one more channel, ``sample_index``, holding each sample's number
+        (modulo 2**24) so a consumer can prove nothing was dropped or reordered."""
+        idx = (np.arange(self.n_samples) % INDEX_MODULUS).astype(np.float32)[:, None]
+        return replace(self, data_uv=np.ascontiguousarray(np.hstack([self.data_uv, idx])),
+                       channels=self.channels + (INDEX_CHANNEL,), units=self.units + ("none",),
+                       kinds=self.kinds + ("MISC",))
+
+
+def load_source(path: str | Path, channel: str = DEFAULT_CHANNEL, all_channels: bool = False,
+                hypnogram: str | Path | None = None) -> ReplaySource:
+    """Read a recording for replay.
+
+    Parameters
+    ----------
+    path : str or Path
+        npz (either format) or EDF/BDF.
+    channel : str
+        EDF/BDF channel to stream (tolerant match, as the file readers do).
+    all_channels : bool
+        EDF/BDF: stream every channel of the file (at the file's common rate).
+    hypnogram : str or Path, optional
+        True stages for the ``-truth`` stream (otherwise labels inside the npz, if any).
+    """
+    rec = read_recording(path, channel)
+    src = ReplaySource.from_recording(rec)
+    if all_channels and Path(path).suffix.lower() in (".edf", ".bdf", ".rec"):
+        names = list_edf_channels(path)
+        recs = [rec if n == rec.channel else read_recording(path, n) for n in names]
+        n = min(len(r.eeg_uv) for r in recs)
+        data = np.stack([r.eeg_uv[:n] for r in recs], axis=1)
+        src = ReplaySource.from_arrays(data, rec.sfreq, [r.channel for r in recs], source=str(path))
+    labels = rec.labels
+    if hypnogram is not None:
+        labels = read_hypnogram(hypnogram, n_epochs=src.n_epochs)
+    return replace(src, labels=labels)
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """How a replay ended. samples_sent: samples pushed (all loops). markers_sent: truth
+    markers pushed. loops: complete passes. elapsed_s: wall time streaming.
+    stopped: True when stopped before the end (stop event or Ctrl-C)."""
+
+    samples_sent: int
+    markers_sent: int
+    loops: int
+    elapsed_s: float
+    stopped: bool
+
+
+class Player:
+    """Streams a :class:`ReplaySource` into LSL.
+
+    Parameters
+    ----------
+    source : ReplaySource
+        What to stream.
+    name : str
+        Stream name (``<name>-truth`` for the true stages).
+    source_id : str, optional
+        Stream source_id; default :func:`default_source_id`.
+    speed : float or None
+        1 = real time, N = N times faster, None = as fast as possible ("max").
+    chunk : int, optional
+        Samples per push; default about 40 ms of signal at the replay speed
+        (4096 at "max").
+    loop : bool
+        Start again at the end, forever (each pass streams whole epochs only, so
+        epochs and truth markers stay aligned across passes).
+    wait_for_consumer : bool
+        Send nothing until a consumer subscribes.
+    linger_s : float
+        At the end, keep the stream open this long while consumers are connected.
+    """
+
+    def __init__(self, source: ReplaySource, name: str = DEFAULT_NAME, source_id: str | None = None,
+                 speed: float | None = 1.0, chunk: int | None = None, loop: bool = False,
+                 wait_for_consumer: bool = True, linger_s: float = DEFAULT_LINGER_S) -> None:
+        if source.n_samples == 0:
+            raise ReplayError(f"{source.source}: nothing to replay (no samples)")
+        if speed is not None and (not math.isfinite(speed) or speed <= 0):
+            raise ReplayError(f"speed must be a positive number or 'max', got {speed}")
+        if chunk is not None and chunk < 1:
+            raise ReplayError(f"chunk must be at least 1 sample, got {chunk}")
+        if loop and source.n_epochs == 0:
+            raise ReplayError(f"{source.source}: --loop needs at least one complete 30-s epoch")
+        self.source = source
+        self.name = name
+        self.source_id = source_id or default_source_id(name)
+        self.speed = speed
+        self.chunk = int(chunk) if chunk else self._default_chunk(source.sfreq, speed)
+        self.loop = loop
+        self.wait_for_consumer = wait_for_consumer
+        self.linger_s = float(linger_s)
+        self.per_pass = (int(round(source.n_epochs * EPOCH_S * source.sfreq)) if loop else source.n_samples)
+        self._outlet: pylsl.StreamOutlet | None = None
+        self._truth: pylsl.StreamOutlet | None = None
+        self.t0: float | None = None          # LSL time of sample 0
+        self.samples_sent = 0
+        self.markers_sent = 0
+        self.started = threading.Event()     # streaming has begun (a consumer is there)
+        self.finished = threading.Event()    # run() has returned
+        self.result: ReplayResult | None = None
+        self.error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def _default_chunk(sfreq: float, speed: float | None) -> int:
+        if speed is None:
+            return 4096
+        return int(min(4096, max(1, round(sfreq * speed * 0.04))))
+
+    @property
+    def has_truth(self) -> bool:
+        return self.source.labels is not None and len(self.source.labels) > 0
+
+    @property
+    def buffer_s(self) -> int:
+        """Outlet buffer (s of signal): the whole pass at "max", else 360 s of wall time."""
+        d = self.per_pass / self.source.sfreq
+        ahead = d if self.speed is None else min(d, 360.0 * max(1.0, self.speed))
+        return int(math.ceil(max(ahead, 360.0 if self.speed is not None else 0.0))) + 10
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def open(self) -> None:
+        """Create the outlets (the streams become visible)."""
+        if self._outlet is not None:
+            return
+        src = self.source
+        info = pylsl.StreamInfo(self.name, STREAM_TYPE, src.n_channels, src.sfreq, "float32", self.source_id)
+        chans = info.desc().append_child("channels")
+        for label, unit, kind in zip(src.channels, src.units, src.kinds):
+            ch = chans.append_child("channel")
+            ch.append_child_value("label", label)
+            ch.append_child_value("unit", unit)
+            ch.append_child_value("type", kind)
+        info.desc().append_child_value("manufacturer", "sleepstream replay")
+        info.desc().append_child_value("source_file", Path(src.source).name)
+        self._outlet = pylsl.StreamOutlet(info, 0, self.buffer_s)
+        if self.has_truth:
+            tinfo = pylsl.StreamInfo(self.name + TRUTH_SUFFIX, TRUTH_TYPE, 1, pylsl.IRREGULAR_RATE, "string",
+                                     self.source_id + TRUTH_SUFFIX)
+            tinfo.desc().append_child_value("epoch_s", f"{EPOCH_S:g}")
+            tinfo.desc().append_child_value("marker_time", "last sample of the epoch")
+            lm = tinfo.desc().append_child("label_map")
+            for i, s in enumerate(STAGES):
+                lm.append_child_value(f"stage{i}", s)
+            tinfo.desc().append_child_value("eeg_stream", self.name)
+            self._truth = pylsl.StreamOutlet(tinfo, 0, 360)
+        log.info("replay '%s' (source_id %r): %d ch at %g Hz, %.0f s%s", self.name, self.source_id,
+                 src.n_channels, src.sfreq, src.duration_s, ", with truth" if self.has_truth else "")
+
+    def close(self) -> None:
+        """Remove the outlets (safe to call twice)."""
+        self._outlet = None
+        self._truth = None
+
+    def start(self, stop: threading.Event | None = None,
+              progress: Callable[[int, int | None], None] | None = None) -> threading.Thread:
+        """Run in a background thread; returns it (see :attr:`result`, :attr:`error`)."""
+        self.open()
+        self._thread = threading.Thread(target=self._run_thread, args=(stop, progress),
+                                        name=f"replay-{self.name}", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def join(self, timeout: float | None = None) -> ReplayResult | None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.result
+
+    def _run_thread(self, stop: threading.Event | None, progress) -> None:
+        try:
+            self.run(stop, progress)
+        except BaseException as exc:  # reported through .error; the thread must not die silently
+            self.error = exc
+            log.exception("replay '%s' failed", self.name)
+
+    def run(self, stop: threading.Event | None = None,
+            progress: Callable[[int, int | None], None] | None = None) -> ReplayResult:
+        """Stream until the end (or forever with ``loop``), or until ``stop`` is set.
+
+        ``progress(samples_sent, total_or_None)`` is called about 10 times a second.
+        """
+        stop = stop or threading.Event()
+        try:
+            self.open()
+            if self.wait_for_consumer and not self._await_consumer(stop):
+                return self._finish(0.0, stopped=True)
+            t_start = time.perf_counter()
+            stopped = self._stream(stop, progress, t_start)
+            elapsed = time.perf_counter() - t_start
+            if progress is not None:
+                progress(self.samples_sent, None if self.loop else self.per_pass)
+            if not stopped:
+                self._linger(stop)
+            return self._finish(elapsed, stopped)
+        finally:
+            self.close()
+            self.finished.set()
+
+    # -- internals ----------------------------------------------------------------------
+    def _finish(self, elapsed: float, stopped: bool) -> ReplayResult:
+        self.result = ReplayResult(self.samples_sent, self.markers_sent, self.samples_sent // self.per_pass,
+                                   elapsed, stopped)
+        return self.result
+
+    def _await_consumer(self, stop: threading.Event) -> bool:
+        assert self._outlet is not None
+        log.info("replay '%s': waiting for a consumer", self.name)
+        while not stop.is_set():
+            if self._outlet.wait_for_consumers(0.2):
+                if self._truth is not None:
+                    self._truth.wait_for_consumers(0.5)  # a scorer subscribes to truth first
+                return True
+        return False
+
+    def _stream(self, stop: threading.Event, progress, t_start: float) -> bool:
+        assert self._outlet is not None
+        src, fs = self.source, self.source.sfreq
+        total = None if self.loop else self.per_pass
+        rate = None if self.speed is None else fs * self.speed
+        self.t0 = pylsl.local_clock()
+        self.started.set()
+        next_epoch = 0           # next epoch (global, across passes) whose truth marker is due
+        epochs_per_pass = src.n_epochs
+        last_progress = 0.0
+        while not stop.is_set():
+            sent = self.samples_sent
+            if total is not None and sent >= total:
+                return False
+            pos = sent % self.per_pass
+            n = min(self.chunk, self.per_pass - pos, (total - sent) if total is not None else self.chunk)
+            now = time.perf_counter()
+            if rate is not None:
+                due = int(rate * (now - t_start)) - sent
+                if due < n:
+                    time.sleep(min(max((sent + n) / rate - (now - t_start), 0.0), 0.05))
+                    continue
+            stamps = self.t0 + (sent + np.arange(n)) / fs
+            self._outlet.push_chunk(src.data_uv[pos:pos + n], stamps.tolist())
+            self.samples_sent = sent + n
+            if self._truth is not None:
+                next_epoch = self._push_markers(next_epoch, epochs_per_pass)
+            if progress is not None and now - last_progress >= PROGRESS_EVERY_S:
+                progress(self.samples_sent, total)
+                last_progress = now
+        return True
+
+    def _push_markers(self, k: int, per_pass: int) -> int:
+        """Truth markers for every epoch whose last sample has now been sent."""
+        assert self._truth is not None and self.source.labels is not None and self.t0 is not None
+        labels = self.source.labels
+        while True:
+            p, j = divmod(k, per_pass) if per_pass else (0, k)
+            last = p * self.per_pass + self.source.epoch_last_sample(j)
+            if per_pass == 0 or last >= self.samples_sent:
+                return k
+            if j < len(labels):
+                self._truth.push_sample([stage_name(int(labels[j]))], self.t0 + last / self.source.sfreq)
+                self.markers_sent += 1
+            k += 1
+            if not self.loop and k >= per_pass:
+                return k
+
+    def _linger(self, stop: threading.Event) -> None:
+        """Keep the outlet while consumers may still be pulling what was sent."""
+        assert self._outlet is not None
+        deadline = time.perf_counter() + self.linger_s
+        while not stop.is_set() and time.perf_counter() < deadline and self._outlet.have_consumers():
+            time.sleep(0.05)

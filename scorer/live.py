@@ -1,0 +1,302 @@
+"""The live loop: stream -> epochs -> model -> one record -> every sink.
+
+For each new 30-s epoch from :mod:`streamer`, :class:`sleepnet.inference.SequenceScorer`
+(the model over the current epoch and the four before it, the same object batch scoring
+uses) gives a stage; the loop turns it into a :class:`scorer.records.ScoredEpoch` and
+hands the same record to every sink. Latency is measured from the moment the epoch's
+last sample was pulled to the moment its record is made. Stream health goes to the
+sinks as :class:`scorer.sinks.StreamStatus` about once a second, and at most ten times a
+second while epochs flow. When a ``<name>-truth`` stream exists (a replay with labels),
+each true stage is matched to the scored epoch whose span contains its timestamp and
+sent to the sinks with ``truth(epoch, stage)``.
+
+A sink that raises is logged once and skipped for that call: a broken display never
+stops the hypnogram file from being written.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+import pylsl
+
+from sleepnet.inference import SequenceScorer
+from sleepnet.metrics import Agreement, agreement
+from sleepnet.stages import STAGES, UNSCORED_NAME
+from sleepnet.weights import LoadedModel
+from streamer.epochs import EpochAssembler, TimedEpoch
+from streamer.resolve import StreamQuery, resolve_stream
+from streamer.stream import DEFAULT_BUFLEN_S, DEFAULT_CHANNEL, EEGStream
+from streamer.truth import TruthMarker, TruthStream
+
+from .records import ScoredEpoch
+from .sinks import Sink, StreamStatus
+
+log = logging.getLogger(__name__)
+
+STATUS_EVERY_S = 1.0
+STATUS_MIN_INTERVAL_S = 0.1
+RECENT_S = 30.0
+
+
+@dataclass(frozen=True)
+class TruthPair:
+    """A scored epoch with its true stage."""
+
+    epoch: int
+    true_stage: str
+    scored_stage: str
+
+
+@dataclass(frozen=True)
+class LiveSummary:
+    """How a live session went.
+
+    epochs / scored / unscored: records made. gaps, stalls, losses: stream events.
+    latencies_ms: per record. truth: epochs with a true stage. elapsed_s: wall time.
+    ended_by: 'stop', 'max_epochs' or 'idle'.
+    """
+
+    epochs: int
+    scored: int
+    unscored: int
+    gaps: int
+    stalls: int
+    losses: int
+    samples_received: int
+    samples_missing: int
+    latencies_ms: tuple[float, ...]
+    truth: tuple[TruthPair, ...]
+    elapsed_s: float
+    ended_by: str
+
+    def agreement(self) -> Agreement | None:
+        """Agreement over epochs that are scored and have a scored true stage."""
+        if not self.truth:
+            return None
+        code = {s: i for i, s in enumerate(STAGES)}
+        y_true = np.array([code.get(p.true_stage, -1) for p in self.truth], dtype=np.int64)
+        y_pred = np.array([code.get(p.scored_stage, -1) for p in self.truth], dtype=np.int64)
+        return agreement(y_true, y_pred)
+
+    def latency_percentiles(self) -> dict[str, float]:
+        if not self.latencies_ms:
+            return {}
+        lat = np.asarray(self.latencies_ms)
+        return {"median_ms": float(np.median(lat)), "p95_ms": float(np.percentile(lat, 95)),
+                "max_ms": float(lat.max())}
+
+
+class TruthMatcher:
+    """Pairs true-stage markers with scored epochs by time (pure, no LSL).
+
+    A marker belongs to the epoch whose [start_time, end_time] contains its time, with
+    ``tolerance_s`` (half a sample) on either side. Markers may come before or after
+    their epoch is scored; each epoch is matched once.
+    """
+
+    def __init__(self, tolerance_s: float, keep_epochs: int = 256, max_pending: int = 10000) -> None:
+        self.tolerance_s = tolerance_s
+        self._epochs: deque[tuple[int, float, float]] = deque(maxlen=keep_epochs)
+        self._pending: deque[TruthMarker] = deque(maxlen=max_pending)
+        self._matched: set[int] = set()
+
+    def add_epoch(self, record: ScoredEpoch) -> None:
+        self._epochs.append((record.epoch, record.start_time, record.end_time))
+
+    def add_markers(self, markers: Iterable[TruthMarker]) -> None:
+        self._pending.extend(markers)
+
+    def matches(self) -> list[tuple[int, str]]:
+        """(epoch, true stage) for every marker that now has its epoch."""
+        if not self._epochs or not self._pending:
+            return []
+        tol = self.tolerance_s
+        first_start = self._epochs[0][1]
+        out: list[tuple[int, str]] = []
+        keep: deque[TruthMarker] = deque(maxlen=self._pending.maxlen)
+        for m in self._pending:
+            hit = next((e for e, s, t in self._epochs if s - tol <= m.time <= t + tol), None)
+            if hit is not None:
+                if hit not in self._matched:
+                    self._matched.add(hit)
+                    out.append((hit, m.stage))
+            elif m.time >= first_start - tol:
+                keep.append(m)   # its epoch is not scored yet
+            # else: before the first epoch we kept (scorer joined late): dropped
+        self._pending = keep
+        if len(self._matched) > 4 * (self._epochs.maxlen or 256):
+            oldest = self._epochs[0][0]
+            self._matched = {e for e in self._matched if e >= oldest}
+        return out
+
+
+class LiveScorer:
+    """The epoch-by-epoch loop over a connected :class:`streamer.stream.EEGStream`.
+
+    Parameters
+    ----------
+    stream : EEGStream
+        Connected stream (``connect()`` already called).
+    model : LoadedModel
+        From :func:`sleepnet.weights.load_model`.
+    sinks : sequence of Sink
+        Every record goes to each of them, in order.
+    truth : TruthStream, optional
+        True stages of a replay.
+    """
+
+    def __init__(self, stream: EEGStream, model: LoadedModel, sinks: Sequence[Sink],
+                 truth: TruthStream | None = None, status_every_s: float = STATUS_EVERY_S) -> None:
+        self.stream = stream
+        self.desc = stream.description
+        self.model = model
+        self.sinks = list(sinks)
+        self.truth_stream = truth
+        self.status_every_s = status_every_s
+        self._assembler = EpochAssembler(self.desc.sfreq_hz, model.preprocess)
+        self._scorer = SequenceScorer(model)
+        self._matcher = TruthMatcher(tolerance_s=0.5 / self.desc.sfreq_hz + 1e-3)
+        self._failed: set[tuple[int, str]] = set()
+        self._stages: dict[int, str] = {}
+        self._truth: list[TruthPair] = []
+        self._latencies: list[float] = []
+        self.n_epochs = 0
+        self.n_scored = 0
+        self._last_latency = float("nan")
+        self._t_start = pylsl.local_clock()
+
+    # -- the loop -----------------------------------------------------------------------
+    def run(self, stop: threading.Event | None = None, max_epochs: int | None = None,
+            idle_exit_s: float | None = None, poll_s: float = 0.1) -> LiveSummary:
+        """Score until ``stop`` is set, ``max_epochs`` records are made, or no sample
+        has come for ``idle_exit_s`` seconds (None: wait forever)."""
+        stop = stop or threading.Event()
+        self._t_start = pylsl.local_clock()
+        last_status = -np.inf
+        ended_by = "stop"
+        while not stop.is_set():
+            timed: list[TimedEpoch] = []
+            for chunk in self.stream.acquire(poll_s):
+                timed += self._assembler.push(chunk)
+            if max_epochs is not None:
+                timed = timed[:max(0, max_epochs - self.n_epochs)]
+            if timed:
+                self._score(timed)
+            self._poll_truth()
+            now = pylsl.local_clock()
+            since = now - last_status
+            if since >= self.status_every_s or (timed and since >= STATUS_MIN_INTERVAL_S):
+                self._each("status", self.make_status(now))
+                last_status = now
+            if max_epochs is not None and self.n_epochs >= max_epochs:
+                ended_by = "max_epochs"
+                break
+            if idle_exit_s is not None and self.stream.silent_s(now) > idle_exit_s:
+                ended_by = "idle"
+                break
+        self.finish_truth()
+        self._each("status", self.make_status(pylsl.local_clock()))
+        return self.summary(ended_by)
+
+    def finish_truth(self, wait_s: float = 0.5) -> None:
+        """Collect true stages still in flight for epochs already scored (they are sent
+        with each epoch's last sample, so they trail it by at most milliseconds)."""
+        if self.truth_stream is None:
+            return
+        deadline = pylsl.local_clock() + wait_s
+        while True:
+            self._poll_truth()
+            if len(self._truth) >= self.n_epochs or pylsl.local_clock() >= deadline:
+                return
+            time.sleep(0.02)
+
+    def _score(self, timed: list[TimedEpoch]) -> None:
+        preds = self._scorer.score([t.epoch for t in timed])
+        made = pylsl.local_clock()
+        for t, p in zip(timed, preds):
+            latency = (made - t.arrival_time) * 1000.0
+            record = ScoredEpoch(epoch=t.index, start_time=t.start_time, end_time=t.end_time, stage=p.stage,
+                                 probabilities=tuple(p.probabilities), confidence=p.confidence,
+                                 flags=tuple(p.flags), latency_ms=latency)
+            self._each("publish", record)
+            self._matcher.add_epoch(record)
+            self._stages[record.epoch] = record.stage
+            self._latencies.append(latency)
+            self._last_latency = latency
+            self.n_epochs += 1
+            self.n_scored += int(record.stage != UNSCORED_NAME)
+
+    def _poll_truth(self) -> None:
+        if self.truth_stream is None:
+            return
+        self._matcher.add_markers(self.truth_stream.poll())
+        for epoch, stage in self._matcher.matches():
+            self._each("truth", epoch, stage)
+            self._truth.append(TruthPair(epoch, stage, self._stages.get(epoch, UNSCORED_NAME)))
+
+    def _each(self, method: str, *args: object) -> None:
+        for sink in self.sinks:
+            try:
+                getattr(sink, method)(*args)
+            except Exception:
+                key = (id(sink), method)
+                if key not in self._failed:
+                    self._failed.add(key)
+                    log.exception("sink %s.%s failed; scoring goes on", type(sink).__name__, method)
+
+    # -- reporting ----------------------------------------------------------------------
+    def make_status(self, now: float | None = None) -> StreamStatus:
+        now = pylsl.local_clock() if now is None else now
+        s = self.stream
+        return StreamStatus(source_name=self.desc.name, sfreq_hz=self.desc.sfreq_hz,
+                            channel=self.desc.channel_label, samples_received=s.samples_received,
+                            samples_missing=s.samples_missing, gaps=s.gaps, stalled=s.stalled,
+                            elapsed_s=now - self._t_start, last_latency_ms=self._last_latency,
+                            recent_uv=s.recent_uv(RECENT_S), recent_sfreq_hz=self.desc.sfreq_hz)
+
+    def summary(self, ended_by: str = "stop") -> LiveSummary:
+        s = self.stream
+        return LiveSummary(epochs=self.n_epochs, scored=self.n_scored, unscored=self.n_epochs - self.n_scored,
+                           gaps=s.gaps, stalls=s.stalls, losses=s.losses, samples_received=s.samples_received,
+                           samples_missing=s.samples_missing, latencies_ms=tuple(self._latencies),
+                           truth=tuple(self._truth), elapsed_s=pylsl.local_clock() - self._t_start,
+                           ended_by=ended_by)
+
+    def close(self) -> None:
+        """Close every sink (each once, failures logged) and disconnect the streams."""
+        self._each("close")
+        if self.truth_stream is not None:
+            self.truth_stream.disconnect()
+        self.stream.disconnect()
+
+
+def connect_stream(query: StreamQuery, channel: str = DEFAULT_CHANNEL, channel_index: int | None = None,
+                   units: str | None = None, timeout_s: float = 10.0, buffer_s: int = DEFAULT_BUFLEN_S,
+                   with_truth: bool = True) -> tuple[EEGStream, TruthStream | None]:
+    """Find and open the EEG stream (and its ``-truth`` stream, when there is one).
+
+    The truth stream is subscribed before the EEG stream, so a replay waiting for its
+    consumer has both subscribers when it starts sending.
+
+    Raises
+    ------
+    streamer.errors.StreamError
+        No matching stream within ``timeout_s`` (the message lists the visible ones),
+        an irregular rate, a missing channel, or units that are not a voltage.
+    """
+    info = resolve_stream(query, timeout_s)
+    stream = EEGStream(info, channel=channel, channel_index=channel_index, units=units, max_buflen_s=buffer_s)
+    truth = TruthStream.find(info.name(), info.source_id()) if with_truth else None
+    try:
+        stream.connect(timeout_s=max(2.0, min(timeout_s, 10.0)))
+    except BaseException:
+        if truth is not None:
+            truth.disconnect()
+        raise
+    return stream, truth

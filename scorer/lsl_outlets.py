@@ -1,0 +1,102 @@
+"""Stage outlets for other LSL apps (recorders, experiment control, neurofeedback).
+
+Two irregular-rate streams, made when the sink is created:
+
+* ``<name>-stage``: type ``Markers``, one string channel: W, N1, N2, N3, REM or UNS.
+* ``<name>-probabilities``: type ``Probabilities``, six float32 channels: p_W, p_N1,
+  p_N2, p_N3, p_REM (label-map order) and confidence; NaN when unscored.
+
+Each sample is stamped at the epoch's end (its last sample) in the scorer's own LSL
+clock, i.e. the source timestamp plus ``time_correction()``, so a consumer can line
+stages up with the EEG. The source_ids are stable (``sleepstream-scorer:<name>-stage``
+and ``...-probabilities``) so consumers recover across scorer restarts; the description
+carries the label map, model id and epoch length.
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+import pylsl
+
+from sleepnet.stages import EPOCH_S, STAGES, UNSCORED_NAME
+
+from .records import ScoredEpoch
+from .sinks import StreamStatus
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OUTLET_NAME = "sleepstream"
+STAGE_SUFFIX = "-stage"
+PROBABILITIES_SUFFIX = "-probabilities"
+STAGE_TYPE = "Markers"
+PROBABILITIES_TYPE = "Probabilities"
+PROBABILITY_CHANNELS: tuple[str, ...] = tuple(f"p_{s}" for s in STAGES) + ("confidence",)
+
+
+def outlet_source_id(name: str, suffix: str) -> str:
+    """The stable source_id of an outlet of the scorer named ``name``."""
+    return f"sleepstream-scorer:{name}{suffix}"
+
+
+def _describe(info: pylsl.StreamInfo, model_id: str, epoch_s: float, source_stream: str) -> None:
+    d = info.desc()
+    lm = d.append_child("label_map")
+    for i, s in enumerate(STAGES):
+        item = lm.append_child("label")
+        item.append_child_value("code", str(i))
+        item.append_child_value("stage", s)
+    d.append_child_value("label_map_json", json.dumps({str(i): s for i, s in enumerate(STAGES)}))
+    d.append_child_value("unscored", UNSCORED_NAME)
+    d.append_child_value("model_id", model_id)
+    d.append_child_value("epoch_s", f"{epoch_s:g}")
+    d.append_child_value("timestamp", "last sample of the epoch, scorer's LSL clock")
+    d.append_child_value("source_stream", source_stream)
+    d.append_child_value("manufacturer", "sleepstream")
+
+
+class LslOutletSink:
+    """Sink publishing each scored epoch on the two outlets.
+
+    Parameters
+    ----------
+    name : str
+        Outlet name prefix (``--outlet-name``).
+    model_id : str
+        Written into both descriptions.
+    source_stream : str
+        Name of the EEG stream being scored (for the description).
+    """
+
+    def __init__(self, name: str = DEFAULT_OUTLET_NAME, model_id: str = "", epoch_s: float = EPOCH_S,
+                 source_stream: str = "") -> None:
+        self.name = name
+        sinfo = pylsl.StreamInfo(name + STAGE_SUFFIX, STAGE_TYPE, 1, pylsl.IRREGULAR_RATE, "string",
+                                 outlet_source_id(name, STAGE_SUFFIX))
+        _describe(sinfo, model_id, epoch_s, source_stream)
+        sinfo.desc().append_child("channels").append_child("channel").append_child_value("label", "stage")
+        pinfo = pylsl.StreamInfo(name + PROBABILITIES_SUFFIX, PROBABILITIES_TYPE, len(PROBABILITY_CHANNELS),
+                                 pylsl.IRREGULAR_RATE, "float32", outlet_source_id(name, PROBABILITIES_SUFFIX))
+        _describe(pinfo, model_id, epoch_s, source_stream)
+        pinfo.set_channel_labels(list(PROBABILITY_CHANNELS))
+        pinfo.set_channel_units(["probability"] * len(PROBABILITY_CHANNELS))
+        self._stage: pylsl.StreamOutlet | None = pylsl.StreamOutlet(sinfo)
+        self._probs: pylsl.StreamOutlet | None = pylsl.StreamOutlet(pinfo)
+        log.info("publishing stages on LSL streams '%s%s' and '%s%s'", name, STAGE_SUFFIX, name,
+                 PROBABILITIES_SUFFIX)
+
+    def publish(self, record: ScoredEpoch) -> None:
+        if self._stage is None or self._probs is None:
+            return
+        self._stage.push_sample([record.stage], record.end_time)
+        self._probs.push_sample([*record.probabilities, record.confidence], record.end_time)
+
+    def truth(self, epoch: int, stage: str) -> None:
+        """Truth is not republished."""
+
+    def status(self, status: StreamStatus) -> None:
+        """Stream health is not published on LSL."""
+
+    def close(self) -> None:
+        self._stage = None
+        self._probs = None

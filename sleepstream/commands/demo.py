@@ -1,0 +1,126 @@
+"""`sleepstream demo`: replay a simulated night at high speed and score it live, in one command."""
+from __future__ import annotations
+
+import argparse
+import time
+import uuid
+from pathlib import Path
+
+HELP = "replay a simulated night at high speed, score it live on screen, and summarise the agreement"
+EXAMPLE = "sleepstream demo --speed 600"
+
+SHARED_EXCERPT = Path("../shared/data/sleep-edf/SC4001E0-PSG-first300s.edf")
+SHARED_EXCERPT_HYPNOGRAM = Path("../shared/data/sleep-edf/SC4001EC-Hypnogram.edf")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from sleepstream.commands.replay import parse_speed
+
+    p.add_argument("--recording", help="recording to replay (default: the demo night data/demo-night.npz, "
+                                       "simulated on first use)")
+    p.add_argument("--hypnogram", help="true stages of --recording (default: labels inside the npz)")
+    p.add_argument("--channel", default="EEG Fpz-Cz", help="EDF/BDF channel (default: %(default)s)")
+    p.add_argument("--speed", type=parse_speed, default=600.0, metavar="N|max",
+                   help="replay speed (default: 600, an 8-h night in 48 s)")
+    p.add_argument("--out", metavar="FILE",
+                   help="hypnogram TSV (default: <recording>-live-<time>.tsv beside the recording)")
+    p.add_argument("--no-display", action="store_true", help="one log line per epoch instead of the live screen")
+    p.add_argument("--weights", metavar="DIR", help="weights folder (default: the repository's weights/)")
+    p.add_argument("--network", action="store_true", help="use LSL across the network (default: this machine only)")
+
+
+def demo_recording(console) -> tuple[Path, Path | None]:
+    """The demo night (simulated on first use), or the real Sleep-EDF excerpt when the
+    simulator is not available."""
+    try:
+        from sleepnet.simulate import ensure_demo_recording
+    except ImportError:
+        if SHARED_EXCERPT.exists():
+            console.print(f"simulator not available; replaying the real excerpt {SHARED_EXCERPT}")
+            return SHARED_EXCERPT, SHARED_EXCERPT_HYPNOGRAM
+        from sleepnet.errors import SleepstreamError
+
+        raise SleepstreamError("no demo recording: the simulator is not available and "
+                               f"{SHARED_EXCERPT} is absent; pass --recording FILE") from None
+    path = Path("data/demo-night.npz")
+    if not path.exists():
+        console.print(f"simulating the demo night {path} (first run only)...")
+    return ensure_demo_recording(path), None
+
+
+def after_scoring(night_file: Path, recording: Path, hypnogram: Path | None, console) -> None:
+    """Seam for what follows the live session (the night report).
+
+    Called once the demo's live session has ended and its hypnogram file is complete;
+    ``night_file`` is that TSV, ``recording`` what was replayed, ``hypnogram`` its true
+    stages when they came from a separate file (otherwise they are inside the npz).
+    The report writer (``sleepnet/report.py``) plugs in here.
+    """
+
+
+def run(args: argparse.Namespace) -> int:
+    from sleepstream.lsl_config import configure_lsl
+
+    configure_lsl(network=args.network)
+
+    import threading
+
+    from rich.console import Console
+
+    from replay.player import Player, load_source
+    from scorer.hypnogram_file import HypnogramFile, check_writable
+    from scorer.live import LiveScorer, connect_stream
+    from scorer.lsl_outlets import LslOutletSink
+    from sleepnet.errors import SleepstreamError
+    from sleepnet.weights import load_model
+    from sleepstream.commands.live import make_view_sink, print_summary, stop_on_signals
+    from streamer.resolve import StreamQuery
+
+    console = Console(stderr=True)
+    if args.recording:
+        recording, hypnogram = Path(args.recording), (Path(args.hypnogram) if args.hypnogram else None)
+    else:
+        recording, hypnogram = demo_recording(console)
+    source = load_source(recording, args.channel, hypnogram=hypnogram)
+    if source.n_epochs == 0:
+        raise SleepstreamError(f"{recording}: shorter than one 30-s epoch")
+    out = Path(args.out) if args.out else recording.with_name(
+        f"{recording.stem}-live-{time.strftime('%Y%m%d-%H%M%S')}.tsv")
+    check_writable(out)
+    model = load_model(args.weights)
+    tag = uuid.uuid4().hex[:8]
+    name = f"sleepstream-demo-{tag}"
+    player = Player(source, name=name, source_id=f"sleepstream-demo:{tag}", speed=args.speed, linger_s=30.0)
+    stop_replay = threading.Event()
+    player.start(stop_replay)
+    speed = "max" if args.speed is None else f"{args.speed:g}x"
+    console.print(f"demo: replaying {recording} ({source.n_epochs} epochs, {source.duration_s / 3600:.1f} h at "
+                  f"{source.sfreq:g} Hz) at {speed} and scoring it live with model {model.model_id}")
+    buffer_s = int(min(source.duration_s, 3600.0)) + 60
+    stream, truth = connect_stream(StreamQuery(source_id=player.source_id), channel=source.channels[0],
+                                   timeout_s=10.0, buffer_s=buffer_s)
+    sinks: list = []
+    scorer = None
+    try:
+        sinks.append(HypnogramFile(out, name, model.model_id))
+        sinks.append(LslOutletSink("sleepstream-demo", model.model_id, source_stream=name))
+        sinks.append(make_view_sink(args.no_display, f"sleepstream demo: {recording.name} at {speed}"))
+        scorer = LiveScorer(stream, model, sinks, truth)
+        with stop_on_signals() as stop:
+            summary = scorer.run(stop=stop, max_epochs=source.n_epochs, idle_exit_s=10.0)
+    finally:
+        stop_replay.set()
+        if scorer is not None:
+            scorer.close()
+        else:
+            for s in sinks:
+                s.close()
+            stream.disconnect()
+            if truth is not None:
+                truth.disconnect()
+        player.join(5.0)
+    print_summary(console, summary, str(out))
+    if summary.ended_by == "stop":
+        return 130
+    after_scoring(out, recording, hypnogram, console)
+    return 0

@@ -1,0 +1,166 @@
+"""`sleepstream live`: score a live LSL EEG stream epoch by epoch."""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+HELP = "score a live LSL EEG stream every 30 s: on screen, on LSL stage outlets and in a hypnogram file"
+EXAMPLE = "sleepstream live --stream-name sleepstream-replay --out night.tsv"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("which stream (none given: the first stream of type EEG)")
+    g.add_argument("--stream-name", help="LSL stream name")
+    g.add_argument("--stream-type", help="LSL stream type (e.g. EEG)")
+    g.add_argument("--source-id", help="LSL source_id (most specific; survives outlet restarts)")
+    g.add_argument("--timeout", type=float, default=10.0, metavar="S",
+                   help="give up finding the stream after S seconds (default: %(default)s)")
+    c = p.add_argument_group("which channel")
+    c.add_argument("--channel", default="Fpz-Cz",
+                   help="channel label in the stream description (default: %(default)s; "
+                        "case, spaces and an 'EEG' prefix are ignored)")
+    c.add_argument("--channel-index", type=int, metavar="I", help="pick the channel by 0-based index instead")
+    c.add_argument("--units", help="override the channel's declared unit: uV, mV or V")
+    o = p.add_argument_group("outputs")
+    o.add_argument("--out", metavar="FILE", help="hypnogram TSV, one row per epoch, fsync'ed; appended to "
+                                                 "when it exists (a new session), never truncated")
+    o.add_argument("--outlet-name", default="sleepstream",
+                   help="LSL outlets <name>-stage and <name>-probabilities (default: %(default)s)")
+    o.add_argument("--no-outlets", action="store_true", help="do not publish stages on LSL")
+    o.add_argument("--no-display", action="store_true", help="one log line per epoch instead of the live screen")
+    p.add_argument("--weights", metavar="DIR", help="weights folder (default: the repository's weights/)")
+    p.add_argument("--buffer-s", type=int, default=360, metavar="S",
+                   help="inlet buffer in seconds of signal; raise it to follow a replay much faster "
+                        "than real time (default: %(default)s)")
+    p.add_argument("--epochs", type=int, metavar="N", help="stop after N epochs (default: run until Ctrl-C)")
+    p.add_argument("--network", action="store_true",
+                   help="use LSL across the network (default: this machine only)")
+
+
+def setup_epoch_log() -> None:
+    """Route the per-epoch lines of the log sink to stdout, plainly."""
+    from scorer.log_sink import EPOCH_LOGGER
+
+    lg = logging.getLogger(EPOCH_LOGGER)
+    if not any(getattr(h, "_sleepstream", False) for h in lg.handlers):
+        h = logging.StreamHandler(sys.stdout)
+        h.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+        h._sleepstream = True  # type: ignore[attr-defined]
+        lg.addHandler(h)
+    lg.setLevel(logging.INFO)
+    lg.propagate = False
+
+
+def make_view_sink(no_display: bool, title: str):
+    """The Rich display (scorer.display.DisplaySink), or the log sink with --no-display
+    or when the display module is not available."""
+    if not no_display:
+        try:
+            from scorer.display import DisplaySink
+        except ImportError:
+            logging.getLogger(__name__).warning("the live display is not available; logging epochs instead")
+        else:
+            return DisplaySink(title=title)
+    from scorer.log_sink import LogSink
+
+    setup_epoch_log()
+    return LogSink()
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by Ctrl-C (SIGINT) or SIGTERM, so loops end cleanly; handlers restored after."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum, frame):
+        if stop.is_set():  # a second Ctrl-C: give up at once
+            raise KeyboardInterrupt
+        stop.set()
+
+    for s in old:
+        signal.signal(s, handler)
+    try:
+        yield stop
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def print_summary(console, summary, out: str | None) -> None:
+    from sleepstream.console import agreement_tables
+
+    lat = summary.latency_percentiles()
+    lat_text = (f", latency median {lat['median_ms']:.1f} ms, p95 {lat['p95_ms']:.1f} ms" if lat else "")
+    console.print(f"{summary.epochs} epochs ({summary.scored} scored, {summary.unscored} unscored), "
+                  f"{summary.gaps} gaps, signal lost {summary.stalls}x{lat_text}")
+    a = summary.agreement()
+    if a is not None and a.n_epochs:
+        for t in agreement_tables(a, title="Agreement with the truth stream"):
+            console.print(t)
+    if out:
+        console.print(f"hypnogram: {out}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from sleepstream.lsl_config import configure_lsl
+
+    configure_lsl(network=args.network)
+
+    from rich.console import Console
+
+    from scorer.hypnogram_file import HypnogramFile, check_writable
+    from scorer.live import LiveScorer
+    from scorer.lsl_outlets import LslOutletSink
+    from sleepnet.weights import load_model
+    from streamer.errors import StreamError
+    from streamer.resolve import StreamQuery, resolve_stream
+    from streamer.stream import EEGStream, unit_scale_to_uv
+    from streamer.truth import TruthStream
+
+    if args.channel_index is not None and args.channel_index < 0:
+        raise StreamError(f"--channel-index must be 0 or more, got {args.channel_index}")
+    if args.units is not None and unit_scale_to_uv(args.units) is None:
+        raise StreamError(f"--units {args.units!r}: use uV, mV or V")
+    if args.epochs is not None and args.epochs < 1:
+        raise StreamError(f"--epochs must be at least 1, got {args.epochs}")
+    if args.out:
+        check_writable(args.out)
+    query = StreamQuery.from_options(args.stream_name, args.stream_type, args.source_id)
+    info = resolve_stream(query, args.timeout)
+    model = load_model(args.weights)
+    stream = EEGStream(info, channel=args.channel, channel_index=args.channel_index, units=args.units,
+                       max_buflen_s=args.buffer_s)
+    truth = TruthStream.find(info.name(), info.source_id())
+    sinks: list = []
+    scorer = None
+    console = Console(stderr=True)
+    try:
+        desc = stream.connect(timeout_s=max(2.0, min(args.timeout, 10.0)))
+        if args.out:
+            sinks.append(HypnogramFile(args.out, desc.name, model.model_id))
+        if not args.no_outlets:
+            sinks.append(LslOutletSink(args.outlet_name, model.model_id, source_stream=desc.name))
+        sinks.append(make_view_sink(args.no_display, f"sleepstream live: {desc.name} / {desc.channel_label}"))
+        scorer = LiveScorer(stream, model, sinks, truth)
+        with stop_on_signals() as stop:
+            summary = scorer.run(stop=stop, max_epochs=args.epochs)
+    finally:
+        if scorer is not None:
+            scorer.close()
+        else:
+            for s in sinks:
+                s.close()
+            stream.disconnect()
+            if truth is not None:
+                truth.disconnect()
+    print_summary(console, summary, args.out)
+    return 0

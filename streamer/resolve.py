@@ -1,0 +1,101 @@
+"""Find one LSL stream by name, type and/or source_id within a timeout.
+
+One continuous resolver both finds the stream and, when nothing matches, tells which
+streams are visible, so the error comes within the timeout (``resolve_streams`` would
+wait a second timeout just to list them).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import pylsl
+
+from .errors import StreamNotFoundError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STREAM_TYPE = "EEG"
+POLL_S = 0.02
+
+
+@dataclass(frozen=True)
+class StreamQuery:
+    """What to look for; ``None`` fields match anything.
+
+    name: the stream's name. stream_type: its content type (``EEG``).
+    source_id: its source identifier (the most specific; survives outlet restarts).
+    """
+
+    name: str | None = None
+    stream_type: str | None = None
+    source_id: str | None = None
+
+    @classmethod
+    def from_options(cls, name: str | None = None, stream_type: str | None = None,
+                     source_id: str | None = None) -> "StreamQuery":
+        """The query for command-line options; nothing given means any ``EEG`` stream."""
+        if not (name or stream_type or source_id):
+            return cls(stream_type=DEFAULT_STREAM_TYPE)
+        return cls(name or None, stream_type or None, source_id or None)
+
+    def matches(self, info: pylsl.StreamInfo) -> bool:
+        return ((self.name is None or info.name() == self.name)
+                and (self.stream_type is None or info.type() == self.stream_type)
+                and (self.source_id is None or info.source_id() == self.source_id))
+
+    def describe(self) -> str:
+        parts = [f"{k}={v!r}" for k, v in (("name", self.name), ("type", self.stream_type),
+                                              ("source_id", self.source_id)) if v is not None]
+        return ", ".join(parts) or "any stream"
+
+
+def describe_stream(info: pylsl.StreamInfo) -> str:
+    """One-line summary: name, type, channels, rate, source_id, host."""
+    rate = info.nominal_srate()
+    rate_text = f"{rate:g} Hz" if rate > 0 else "irregular"
+    return (f"'{info.name()}' (type {info.type() or '-'}, {info.channel_count()} ch, {rate_text}, "
+            f"source_id {info.source_id() or '-'!r}, host {info.hostname()})")
+
+
+def resolve_stream(query: StreamQuery, timeout_s: float = 10.0) -> pylsl.StreamInfo:
+    """The first visible stream matching ``query``.
+
+    Parameters
+    ----------
+    query : StreamQuery
+        What to look for.
+    timeout_s : float
+        Give up after this many seconds.
+
+    Returns
+    -------
+    pylsl.StreamInfo
+        A resolved (partial) description; open an inlet to get the full one.
+
+    Raises
+    ------
+    StreamNotFoundError
+        Nothing matched within ``timeout_s``; the message lists the visible streams.
+    """
+    resolver = pylsl.ContinuousResolver(forget_after=max(2.0, timeout_s))
+    deadline = time.monotonic() + timeout_s
+    seen: list[pylsl.StreamInfo] = []
+    while True:
+        seen = resolver.results()
+        hits = [s for s in seen if query.matches(s)]
+        if hits:
+            if len(hits) > 1:
+                log.warning("%d streams match %s; using %s (others: %s). Choose one with --source-id.",
+                            len(hits), query.describe(), describe_stream(hits[0]),
+                            "; ".join(describe_stream(s) for s in hits[1:]))
+            log.info("found stream %s", describe_stream(hits[0]))
+            return hits[0]
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(POLL_S)
+    visible = "; ".join(describe_stream(s) for s in seen) if seen else "none"
+    raise StreamNotFoundError(
+        f"no LSL stream matching {query.describe()} found within {timeout_s:g} s; visible streams: {visible}"
+    )

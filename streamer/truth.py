@@ -1,0 +1,118 @@
+"""The true stages of a replayed recording, read from its ``<name>-truth`` Markers stream.
+
+The replay tool sends one marker per 30-s epoch, stamped at the epoch's last sample, so
+a live scorer can line each true stage up with the epoch it scored (by time) and show a
+running agreement. Like :class:`streamer.stream.EEGStream`, the inlet is opened without
+LSL's own recovery and reopened by ``source_id`` when the replay restarts.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import pylsl
+from pylsl.util import LostError
+from pylsl.util import TimeoutError as LslTimeoutError
+
+from .resolve import StreamQuery
+
+log = logging.getLogger(__name__)
+
+TRUTH_SUFFIX = "-truth"
+RESOLVE_TIMEOUT_S = 1.0
+
+
+@dataclass(frozen=True)
+class TruthMarker:
+    """A true stage. time: LSL time (s, this machine's clock) of the epoch's last
+    sample. stage: W, N1, N2, N3, REM or UNS."""
+
+    time: float
+    stage: str
+
+
+def truth_query(eeg_name: str, eeg_source_id: str) -> StreamQuery:
+    """Where the truth of an EEG stream lives: its source_id plus ``-truth`` (the replay
+    tool's convention), or its name plus ``-truth`` when it has no source_id."""
+    if eeg_source_id:
+        return StreamQuery(source_id=eeg_source_id + TRUTH_SUFFIX)
+    return StreamQuery(name=eeg_name + TRUTH_SUFFIX)
+
+
+class TruthStream:
+    """Markers inlet with an explicit lifecycle (:meth:`connect`, :meth:`poll`, :meth:`disconnect`)."""
+
+    def __init__(self, info: pylsl.StreamInfo) -> None:
+        self._info = info
+        self._inlet: pylsl.StreamInlet | None = None
+        self._tc = 0.0
+        self._resolver: pylsl.ContinuousResolver | None = None
+        self._dead_uid = ""
+        self._uid = ""
+        self.name = info.name()
+        self.source_id = info.source_id()
+
+    @classmethod
+    def find(cls, eeg_name: str, eeg_source_id: str,
+             timeout_s: float = RESOLVE_TIMEOUT_S) -> "TruthStream | None":
+        """Connect to the truth stream of an EEG stream, or None when there is none."""
+        q = truth_query(eeg_name, eeg_source_id)
+        prop, value = ("source_id", q.source_id) if q.source_id else ("name", q.name)
+        found = pylsl.resolve_byprop(prop, value, minimum=1, timeout=timeout_s)
+        if not found:
+            return None
+        ts = cls(found[0])
+        try:
+            ts.connect()
+        except (LslTimeoutError, LostError):
+            log.warning("truth stream %s did not answer; scoring without truth", value)
+            return None
+        return ts
+
+    def connect(self, timeout_s: float = 2.0) -> None:
+        self._open(self._info, timeout_s)
+
+    def _open(self, info: pylsl.StreamInfo, timeout_s: float) -> None:
+        inlet = pylsl.StreamInlet(info, max_buflen=360, recover=False)
+        inlet.open_stream(timeout=timeout_s)
+        self._tc = inlet.time_correction(timeout=timeout_s)
+        self._uid = info.uid()
+        self._inlet = inlet
+        log.info("reading true stages from '%s'", info.name())
+
+    def poll(self) -> list[TruthMarker]:
+        """Markers that have arrived since the last call (never blocks)."""
+        if self._inlet is None:
+            self._try_reconnect()
+            return []
+        try:
+            values, stamps = self._inlet.pull_chunk(timeout=0.0, max_samples=4096)
+        except LostError:
+            self._dead_uid = self._uid
+            self._inlet = None
+            self._resolver = pylsl.ContinuousResolver(prop="source_id", value=self.source_id, forget_after=2.0)
+            log.info("truth stream '%s' closed; watching for it to return", self.name)
+            return []
+        return [TruthMarker(time=float(t) + self._tc, stage=str(v[0]).strip()) for v, t in zip(values, stamps)]
+
+    def _try_reconnect(self) -> None:
+        if self._resolver is None:
+            return
+        for info in self._resolver.results():
+            if info.uid() == self._dead_uid:
+                continue
+            try:
+                self._open(info, timeout_s=1.0)
+            except (LslTimeoutError, LostError):
+                continue
+            self._resolver = None
+            return
+
+    def disconnect(self) -> None:
+        if self._inlet is not None:
+            try:
+                self._inlet.close_stream()
+            except Exception:  # pragma: no cover
+                pass
+        self._inlet = None
+        self._resolver = None

@@ -1,0 +1,133 @@
+"""Shared pieces for the live-path tests (streamer, replay, live, hypnogram file):
+the model under test, simulated recordings, a sink that keeps what it is given, and
+one function that replays a source and scores it live over real LSL on loopback."""
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sleepnet.readers import write_continuous_npz
+from sleepnet.weights import WEIGHTS_FILE, default_weights_dir, load_model
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The repository's weights/, or (until they are committed) a seeded model saved once."""
+    d = default_weights_dir()
+    if (d / WEIGHTS_FILE).exists():
+        return d
+    import torch
+
+    from sleepnet.model import CausalSleepNet, ModelConfig
+    from sleepnet.preprocess import PreprocessConfig
+    from sleepnet.weights import save_model
+
+    out = tmp_path_factory.getbasetemp() / "seeded-weights"
+    if not (out / WEIGHTS_FILE).exists():
+        torch.manual_seed(1234)
+        save_model(out, CausalSleepNet(ModelConfig()).eval(), PreprocessConfig(), "seeded-test-model")
+    return out
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return weights_dir(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def model(model_dir: Path):
+    return load_model(model_dir)
+
+
+def unique_ids() -> tuple[str, str]:
+    """A stream name and source_id no other test uses."""
+    tag = uuid.uuid4().hex[:10]
+    return f"test-{tag}", f"test-src-{uuid.uuid4().hex}"
+
+
+def simulated_eeg(sfreq: float, n_epochs: int, seed: int = 7, skip_epochs: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """``n_epochs`` of simulated Fpz-Cz (µV, float32) at ``sfreq`` and their labels, cut
+    from inside a simulated night (past sleep onset, so the stages vary)."""
+    from sleepnet.simulate import simulate_night
+
+    hours = (skip_epochs + n_epochs + 1) * 30.0 / 3600.0
+    night = simulate_night(hours, seed, float(sfreq))
+    n_ep = int(round(30 * sfreq))
+    a = skip_epochs * n_ep
+    return night.eeg_uv[a:a + n_epochs * n_ep].copy(), night.labels[skip_epochs:skip_epochs + n_epochs].copy()
+
+
+def write_simulated(path: Path, sfreq: float, n_epochs: int, seed: int = 7, extra_s: float = 0.0) -> Path:
+    """A continuous npz recording with labels (and ``extra_s`` of signal past the last epoch)."""
+    eeg, labels = simulated_eeg(sfreq, n_epochs + (1 if extra_s else 0), seed)
+    eeg = eeg[:int(round((n_epochs * 30 + extra_s) * sfreq))]
+    write_continuous_npz(path, eeg, sfreq, labels[:n_epochs])
+    return path
+
+
+@dataclass
+class CollectSink:
+    """A real sink that keeps everything it is given (records, truths, statuses)."""
+
+    records: list = field(default_factory=list)
+    truths: list = field(default_factory=list)
+    statuses: list = field(default_factory=list)
+    closed: bool = False
+
+    def publish(self, record) -> None:
+        self.records.append(record)
+
+    def truth(self, epoch: int, stage: str) -> None:
+        self.truths.append((epoch, stage))
+
+    def status(self, status) -> None:
+        self.statuses.append(status)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@dataclass
+class LiveRun:
+    records: list
+    truths: list
+    summary: object
+    player: object
+    sink: CollectSink
+
+
+def score_live(source, model, speed: float | None = None, chunk: int | None = None,
+               channel: str = "Fpz-Cz", extra_sinks: list | None = None, n_epochs: int | None = None,
+               timeout_s: float = 60.0) -> LiveRun:
+    """Replay ``source`` in a background thread and score it live until every complete
+    epoch is scored (or the stream stays silent for 5 s)."""
+    from replay.player import Player
+    from scorer.live import LiveScorer, connect_stream
+    from streamer.resolve import StreamQuery
+
+    name, sid = unique_ids()
+    player = Player(source, name=name, source_id=sid, speed=speed, chunk=chunk, linger_s=30.0)
+    stop_player = threading.Event()
+    player.start(stop_player)
+    stream, truth = connect_stream(StreamQuery(source_id=sid), channel=channel, timeout_s=10.0,
+                                   buffer_s=int(source.duration_s) + 60)
+    sink = CollectSink()
+    scorer = LiveScorer(stream, model, [sink, *(extra_sinks or [])], truth)
+    stop = threading.Event()
+    timer = threading.Timer(timeout_s, stop.set)
+    timer.start()
+    try:
+        summary = scorer.run(stop=stop, max_epochs=n_epochs or source.n_epochs, idle_exit_s=5.0)
+    finally:
+        timer.cancel()
+        stop_player.set()
+        scorer.close()
+        player.join(10.0)
+    assert player.error is None, player.error
+    return LiveRun(sink.records, sink.truths, summary, player, sink)
