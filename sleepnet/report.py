@@ -18,7 +18,8 @@ hypnogram TSV or the batch stage CSV) and writes into one folder:
     BIDS-style events, one row per epoch: onset (s), duration (s), trial_type (the
     stage), stage, epoch, confidence, flags; ``n/a`` where a value is absent; a JSON
     sidecar describes the columns.
-``<stem>_metrics.json`` / ``<stem>_confusion.csv`` (with a truth hypnogram)
+``<stem>_metrics.json`` / ``<stem>_confusion.csv`` (with a truth hypnogram, or labels
+    inside the recording's npz)
     the same agreement files as ``sleepstream score``.
 ``<stem>_features.csv`` / ``<stem>_features_by_stage.csv`` (with the recording)
     relative band powers (delta 0.5-4, theta 4-8, alpha 8-12, sigma 12-16, beta 16-30 Hz,
@@ -45,10 +46,10 @@ import numpy as np
 
 from .errors import InputFileError, SleepstreamError
 from .features import EXPLAIN_FEATURE_NAMES, relative_band_powers
-from .hypnogram import read_hypnogram
+from .hypnogram import fit_to_recording, read_hypnogram
 from .metrics import Agreement, agreement
 from .night_file import Night, read_night
-from .readers import DEFAULT_CHANNEL, read_recording
+from .readers import DEFAULT_CHANNEL, Recording, read_recording
 from .sleep_stats import STAT_DEFINITIONS, STAT_UNITS, SleepStats, sleep_statistics
 from .stages import EPOCH_S, N_STAGES, STAGES, UNSCORED, stage_name
 
@@ -200,9 +201,8 @@ def _cohens_d(a: np.ndarray, b: np.ndarray) -> float:
     return float((a.mean() - b.mean()) / pooled) if pooled > 0 else math.nan
 
 
-def explain_features(night: Night, recording: str | Path, channel: str = DEFAULT_CHANNEL) -> FeatureSummary:
+def explain_features(night: Night, rec: Recording) -> FeatureSummary:
     """Classical features of the recording's epochs, summarised per predicted stage."""
-    rec = read_recording(recording, channel)
     spe = int(round(rec.sfreq * EPOCH_S))
     n_rec = rec.n_epochs
     if n_rec == 0:
@@ -411,7 +411,8 @@ def write_report(night_file: str | Path, out_dir: str | Path | None = None, hypn
         Folder for the files (created; default ``<night stem>_report`` beside the night).
     hypnogram : path, optional
         True stages, any format :func:`sleepnet.hypnogram.read_hypnogram` reads; fitted to
-        the night's length (cut or padded with unscored, as ``score`` does).
+        the night's length (cut or padded with unscored, as ``score`` does). Without it,
+        labels inside the recording's npz are the truth, as for ``score``.
     recording : path, optional
         The recording that was scored (npz/EDF/BDF), for the features view.
     channel : str
@@ -421,8 +422,14 @@ def write_report(night_file: str | Path, out_dir: str | Path | None = None, hypn
     out = Path(out_dir) if out_dir is not None else default_out_dir(night_file)
     if out.exists() and not out.is_dir():
         raise SleepstreamError(f"{out}: exists and is not a folder")
-    truth = read_hypnogram(hypnogram, n_epochs=night.n_epochs) if hypnogram is not None else None
-    features = explain_features(night, recording, channel) if recording is not None else None
+    rec = read_recording(recording, channel) if recording is not None else None
+    truth, truth_source = None, None
+    if hypnogram is not None:
+        truth, truth_source = read_hypnogram(hypnogram, n_epochs=night.n_epochs), str(hypnogram)
+    elif rec is not None and rec.labels is not None:
+        truth = fit_to_recording(rec.labels.astype(np.int8), night.n_epochs, rec.source)
+        truth_source = f"labels in {rec.source}"
+    features = explain_features(night, rec) if rec is not None else None
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -437,7 +444,7 @@ def write_report(night_file: str | Path, out_dir: str | Path | None = None, hypn
 
         agree = agreement(truth, night.stages)
         files["metrics"], files["confusion"] = write_metrics(
-            stem, agree, {"night": night.source, "hypnogram": str(hypnogram)})
+            stem, agree, {"night": night.source, "hypnogram": truth_source})
     if features is not None:
         files["features"], files["features_by_stage"] = _write_features(stem, night, features)
         if features.note:
@@ -446,14 +453,13 @@ def write_report(night_file: str | Path, out_dir: str | Path | None = None, hypn
     files["events"], files["events_json"] = write_bids_events(stem.with_name(stem.name + "_events.tsv"), night)
     files["png"] = write_figure(stem.with_name(stem.name + "_hypnogram.png"), night, stats, truth, agree, features)
     files["stats"] = _write_stats_json(stem.with_name(stem.name + "_stats.json"), night, stats, agree,
-                                       features, hypnogram, notes)
+                                       features, truth_source, notes)
     return ReportResult(night=night, stats=stats, out_dir=out, files=files, truth=truth,
-                        truth_source=str(hypnogram) if hypnogram is not None else None,
-                        agreement=agree, features=features, notes=tuple(notes))
+                        truth_source=truth_source, agreement=agree, features=features, notes=tuple(notes))
 
 
 def _write_stats_json(path: Path, night: Night, stats: SleepStats, agree: Agreement | None,
-                      features: FeatureSummary | None, hypnogram, notes: list[str]) -> Path:
+                      features: FeatureSummary | None, truth_source: str | None, notes: list[str]) -> Path:
     lat = night.latency_ms[np.isfinite(night.latency_ms)]
     body = {
         "night": night.source,
@@ -474,7 +480,7 @@ def _write_stats_json(path: Path, night: Night, stats: SleepStats, agree: Agreem
                         "max": float(lat.max())} if len(lat) else None),
     }
     if agree is not None:
-        body["agreement"] = {"hypnogram": str(hypnogram), **agree.as_dict()}
+        body["agreement"] = {"truth": truth_source, **agree.as_dict()}
     if features is not None:
         body["features"] = features.as_dict()
     path.write_text(json.dumps(_jsonable(body), indent=2, allow_nan=False) + "\n")

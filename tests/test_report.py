@@ -228,6 +228,16 @@ def test_truth_gives_the_score_commands_agreement_files(full_report):
     assert int(rows[3][2]) == 1 and int(rows[3][4]) == 1               # true N2 scored N1 and N3
 
 
+def test_labels_inside_the_recording_npz_are_the_truth_without_a_hypnogram(tmp_path):
+    night = write_live_night(tmp_path / "n.tsv", CODES[:20])
+    labels = CODES[:20].copy()
+    labels[5] = 1
+    write_continuous_npz(tmp_path / "rec.npz", synth_eeg(CODES[:20]), 100.0, labels=labels.astype(np.int8))
+    result = write_report(night, tmp_path / "r", recording=tmp_path / "rec.npz")
+    assert result.truth_source == f"labels in {tmp_path / 'rec.npz'}"
+    assert result.agreement.n_epochs == 20 and result.agreement.accuracy == pytest.approx(19 / 20)
+
+
 def test_features_view_finds_each_stages_textbook_signature(full_report):
     fs = full_report[0].features
     top = {s: {f for f, d in fs.distinctive[s] if d > 0} for s in fs.distinctive}

@@ -12,7 +12,8 @@ EXAMPLE = ("sleepstream report night.tsv --hypnogram ../shared/data/sleep-edf/SC
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("night", help="the live hypnogram TSV (sleepstream live --out) or the stage CSV of sleepstream score")
     p.add_argument("--hypnogram", help="true stages to compare with (EDF+ annotations, Sleep-EDF txt, text/CSV/TSV)")
-    p.add_argument("--recording", help="the scored recording (npz, EDF, BDF): adds the EEG-features view")
+    p.add_argument("--recording", help="the scored recording (npz, EDF, BDF): adds the EEG-features view; "
+                        "labels inside an npz are the truth when --hypnogram is not given")
     p.add_argument("--channel", default="EEG Fpz-Cz",
                    help="EEG channel of --recording (default: %(default)s; Fpz-Cz matches too)")
     p.add_argument("--out", help="folder for the report files (default: <night name>_report beside the night file)")
