@@ -111,7 +111,8 @@ class ReplaySource:
     def from_arrays(cls, data_uv: np.ndarray, sfreq: float, channels: list[str] | tuple[str, ...],
                     labels: np.ndarray | None = None, source: str = "arrays") -> "ReplaySource":
         """Several channels given as (n_samples, n_channels) µV."""
-        data = np.ascontiguousarray(np.asarray(data_uv, dtype=np.float32).reshape(len(data_uv), -1))
+        data = np.asarray(data_uv, dtype=np.float32)
+        data = np.ascontiguousarray(data.reshape(len(data), -1) if data.ndim != 2 else data)
         if data.shape[1] != len(channels):
             raise ReplayError(f"{source}: {data.shape[1]} channels but {len(channels)} labels")
         return cls(data_uv=data, sfreq=float(sfreq), channels=tuple(channels),
@@ -203,6 +204,9 @@ class Player:
             raise ReplayError(f"speed must be a positive number or 'max', got {speed}")
         if chunk is not None and chunk < 1:
             raise ReplayError(f"chunk must be at least 1 sample, got {chunk}")
+        if loop and speed is None:
+            raise ReplayError("--loop needs a finite --speed: at 'max' an endless replay outruns any consumer "
+                              "and LSL drops what does not fit its buffers")
         if loop and source.n_epochs == 0:
             raise ReplayError(f"{source.source}: --loop needs at least one complete 30-s epoch")
         self.source = source
