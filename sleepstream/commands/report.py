@@ -95,6 +95,8 @@ def print_summary(console, result) -> None:
                 for f in fs.names))
         console.print(ft)
         console.print("[bold]What sets each predicted stage apart[/] (Cohen's d against the other stages):")
+        if not any(fs.distinctive.values()):
+            console.print("  (needs at least two predicted stages with two epochs or more each)")
         for name in STAGES:
             top = fs.distinctive.get(name)
             if top:
