@@ -48,14 +48,25 @@ def demo_recording(console) -> tuple[Path, Path | None]:
     return ensure_demo_recording(path), None
 
 
-def after_scoring(night_file: Path, recording: Path, hypnogram: Path | None, console) -> None:
-    """Seam for what follows the live session (the night report).
+def after_scoring(night_file: Path, recording: Path, hypnogram: Path | None, console,
+                  channel: str = "EEG Fpz-Cz") -> None:
+    """Write the night's report (sleepnet.report) once the live session has ended.
 
-    Called once the demo's live session has ended and its hypnogram file is complete;
-    ``night_file`` is that TSV, ``recording`` what was replayed, ``hypnogram`` its true
-    stages when they came from a separate file (otherwise they are inside the npz).
-    The report writer (``sleepnet/report.py``) plugs in here.
+    ``night_file`` is the complete hypnogram TSV, ``recording`` what was replayed,
+    ``hypnogram`` its true stages when they came from a separate file (otherwise the
+    labels inside the npz are used). The report goes to ``<night_file stem>_report/``. A
+    report that cannot be written is said in one line: the night itself is on disk.
     """
+    from sleepnet.errors import SleepstreamError
+    from sleepnet.report import write_report
+    from sleepstream.commands.report import print_summary as print_report
+
+    try:
+        result = write_report(night_file, hypnogram=hypnogram, recording=recording, channel=channel)
+    except SleepstreamError as exc:
+        console.print(f"demo: report not written: {exc}")
+        return
+    print_report(console, result)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -122,5 +133,5 @@ def run(args: argparse.Namespace) -> int:
     print_summary(console, summary, str(out))
     if summary.ended_by == "stop":
         return 130
-    after_scoring(out, recording, hypnogram, console)
+    after_scoring(out, recording, hypnogram, console, channel=args.channel)
     return 0
