@@ -61,7 +61,7 @@ def print_summary(console, result) -> None:
     t.add_column("definition", style="dim")
     for key in ("TIB", "SPT", "TST", "WASO", "SOL", "SE", "SME", "Lat_REM", "N_awakenings"):
         unit = STAT_UNITS[key]
-        value = str(d[key]) if unit == "count" else f"{_v(d[key])} {unit}"
+        value = str(d[key]) if unit == "count" else (f"{_v(d[key])} {unit}" if math.isfinite(d[key]) else "—")
         t.add_row(key, value, STAT_DEFINITIONS[key])
     console.print(t)
     st = Table(title="Stages", show_header=True, title_justify="left")
