@@ -181,7 +181,7 @@ def train(train_nights: Sequence[PreparedNight], val_nights: Sequence[PreparedNi
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss) * len(sel)
+            total += loss.item() * len(sel)
             seen += len(sel)
             if progress:
                 progress(f"pass {p + 1}", step + 1, n_steps)

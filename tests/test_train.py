@@ -1,0 +1,40 @@
+"""A small end-to-end training run on simulated nights: the real pipeline, minutes shortened."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from sleepnet.datasets import parse_subjects
+from sleepnet.errors import SleepstreamError
+from sleepnet.train import trim_range
+from sleepnet.weights import load_model
+from test_cli_score import run_cli
+
+
+def test_training_on_simulated_nights_exports_a_loadable_weights_folder(tmp_path):
+    out = tmp_path / "w"
+    proc = run_cli("train", "--dataset", "simulated", "--subjects", "0-3", "--hours", "1.5",
+                   "--max-passes", "2", "--val-fraction", "0.25", "--out", out, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    model = load_model(out)
+    assert model.model_id.startswith("cnn-lstm-simulated")
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["protocol"]["split"].startswith("subject-wise")
+    assert len(m["train_nights"]) == 3 and len(m["validation_nights"]) == 1
+    assert not set(m["train_nights"]) & set(m["validation_nights"])
+    assert m["history"][0]["train_loss"] > 0 and len(m["history"]) <= 2
+    assert 0 <= m["validation"]["accuracy"] <= 1
+
+
+def test_trim_keeps_30_minutes_of_wake_around_sleep():
+    labels = np.array([0] * 100 + [1, 2, 3, 2] + [0] * 100)
+    assert trim_range(labels) == (40, 164)
+    assert trim_range(np.zeros(10, dtype=int)) == (0, 10)
+
+
+def test_subject_ranges_parse_and_bad_ones_are_refused():
+    assert parse_subjects("0-3,7, 9-8") == [0, 1, 2, 3, 7, 8, 9]
+    with pytest.raises(SleepstreamError, match="--subjects"):
+        parse_subjects("a-b")
