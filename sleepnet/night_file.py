@@ -65,6 +65,8 @@ class Night:
     flags: per slot. received: (n,) bool, a row exists for the slot. epoch_numbers:
     (n,) the file's epoch number per slot (-1 for none). start_wall: clock time of
     slot 0's start when the file says it. skipped_lines: malformed or truncated lines.
+    first_time_s: the time column of slot 0's row (the scorer's LSL clock for a live
+    night, seconds from the recording start for a batch one).
     """
 
     source: str
@@ -81,6 +83,7 @@ class Night:
     skipped_lines: int = 0
     epoch_s: float = EPOCH_S
     notes: tuple[str, ...] = field(default_factory=tuple)
+    first_time_s: float = math.nan        # start_time (live) or onset_s (batch) of slot 0
 
     @property
     def n_epochs(self) -> int:
@@ -277,4 +280,5 @@ def _assemble(path: Path, kind: str, rows: list[_Row], slots: np.ndarray,
         notes.append(f"{skipped} malformed or truncated lines dropped")
     return Night(source=str(path), kind=kind, stages=stages, probabilities=probs, confidence=conf,
                  latency_ms=lat, flags=tuple(flags), received=received, epoch_numbers=numbers,
-                 sessions=tuple(sessions), start_wall=start_wall, skipped_lines=skipped, notes=tuple(notes))
+                 sessions=tuple(sessions), start_wall=start_wall, skipped_lines=skipped, notes=tuple(notes),
+                 first_time_s=rows[int(order[0])].time_s)

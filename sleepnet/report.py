@@ -201,21 +201,29 @@ def _cohens_d(a: np.ndarray, b: np.ndarray) -> float:
     return float((a.mean() - b.mean()) / pooled) if pooled > 0 else math.nan
 
 
-def explain_features(night: Night, rec: Recording) -> FeatureSummary:
-    """Classical features of the recording's epochs, summarised per predicted stage."""
+def explain_features(night: Night, rec: Recording, offset_s: float = 0.0) -> FeatureSummary:
+    """Classical features of the recording's epochs, summarised per predicted stage.
+
+    The night's slot i is the recording's 30 s from ``offset_s + 30 i`` (``offset_s``:
+    where the night started in the recording; 0 when it was scored from the start).
+    """
     spe = int(round(rec.sfreq * EPOCH_S))
-    n_rec = rec.n_epochs
-    if n_rec == 0:
+    first = int(round(offset_s * rec.sfreq))
+    n_rec = max(0, (len(rec.eeg_uv) - first) // spe)
+    if rec.n_epochs == 0:
         raise InputFileError(f"{rec.source}: shorter than one 30-s epoch ({rec.duration_s:.1f} s)")
+    if n_rec == 0:
+        raise InputFileError(f"{rec.source}: the offset {offset_s:g} s is past the recording's "
+                             f"{rec.duration_s:.0f} s")
     if rec.sfreq < 60:
         raise InputFileError(f"{rec.source}: {rec.sfreq:g} Hz is too slow for band powers up to 30 Hz")
     n = min(n_rec, night.n_epochs)
     note = ""
     if abs(n_rec - night.n_epochs) > 1:
-        note = (f"recording has {n_rec} epochs and the night {night.n_epochs}; "
-                f"features for the first {n}, matched by position from the start")
+        note = (f"recording has {n_rec} epochs{f' after {offset_s:g} s' if first else ''} and the night "
+                f"{night.n_epochs}; features for the first {n}, matched by position")
         log.warning("%s: %s", rec.source, note)
-    epochs = rec.eeg_uv[: n * spe].astype(np.float64).reshape(n, spe)
+    epochs = rec.eeg_uv[first: first + n * spe].astype(np.float64).reshape(n, spe)
     ok = np.all(np.isfinite(epochs), axis=1)
     feats = np.full((night.n_epochs, len(EXPLAIN_FEATURE_NAMES)), np.nan)
     if ok.any():
@@ -400,7 +408,8 @@ def default_out_dir(night_file: str | Path) -> Path:
 
 
 def write_report(night_file: str | Path, out_dir: str | Path | None = None, hypnogram: str | Path | None = None,
-                 recording: str | Path | None = None, channel: str = DEFAULT_CHANNEL) -> ReportResult:
+                 recording: str | Path | None = None, channel: str = DEFAULT_CHANNEL,
+                 offset_s: float = 0.0) -> ReportResult:
     """Read a scored night and write its report files (see the module docstring).
 
     Parameters
@@ -417,19 +426,29 @@ def write_report(night_file: str | Path, out_dir: str | Path | None = None, hypn
         The recording that was scored (npz/EDF/BDF), for the features view.
     channel : str
         The recording's EEG channel (default ``EEG Fpz-Cz``).
+    offset_s : float
+        Where the night's first epoch starts in the recording and the truth hypnogram,
+        in seconds (a live session that joined a replay late); truth epochs are shifted
+        by the nearest whole number of epochs, the features by the exact sample.
     """
     night = read_night(night_file)
     out = Path(out_dir) if out_dir is not None else default_out_dir(night_file)
     if out.exists() and not out.is_dir():
         raise SleepstreamError(f"{out}: exists and is not a folder")
+    if not (math.isfinite(offset_s) and offset_s >= 0):
+        raise SleepstreamError(f"offset must be 0 or more seconds, got {offset_s}")
     rec = read_recording(recording, channel) if recording is not None else None
     truth, truth_source = None, None
+    skip = int(round(offset_s / night.epoch_s))          # truth epochs before the night's start
     if hypnogram is not None:
-        truth, truth_source = read_hypnogram(hypnogram, n_epochs=night.n_epochs), str(hypnogram)
+        truth, truth_source = read_hypnogram(hypnogram), str(hypnogram)
     elif rec is not None and rec.labels is not None:
-        truth = fit_to_recording(rec.labels.astype(np.int8), night.n_epochs, rec.source)
-        truth_source = f"labels in {rec.source}"
-    features = explain_features(night, rec) if rec is not None else None
+        truth, truth_source = rec.labels.astype(np.int8), f"labels in {rec.source}"
+    if truth is not None:
+        if skip >= len(truth):
+            raise InputFileError(f"{truth_source}: the offset {offset_s:g} s is past its {len(truth)} epochs")
+        truth = fit_to_recording(truth[skip:], night.n_epochs, truth_source)
+    features = explain_features(night, rec, offset_s) if rec is not None else None
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -452,6 +471,8 @@ def write_report(night_file: str | Path, out_dir: str | Path | None = None, hypn
     files["edf"] = write_edf_annotations(stem.with_name(stem.name + "_hypnogram.edf"), night.stages, night.start_wall)
     files["events"], files["events_json"] = write_bids_events(stem.with_name(stem.name + "_events.tsv"), night)
     files["png"] = write_figure(stem.with_name(stem.name + "_hypnogram.png"), night, stats, truth, agree, features)
+    if offset_s:
+        notes.append(f"night matched to the recording/truth from {offset_s:g} s on")
     files["stats"] = _write_stats_json(stem.with_name(stem.name + "_stats.json"), night, stats, agree,
                                        features, truth_source, notes)
     return ReportResult(night=night, stats=stats, out_dir=out, files=files, truth=truth,

@@ -238,6 +238,19 @@ def test_labels_inside_the_recording_npz_are_the_truth_without_a_hypnogram(tmp_p
     assert result.agreement.n_epochs == 20 and result.agreement.accuracy == pytest.approx(19 / 20)
 
 
+def test_a_night_that_started_late_in_the_recording_is_matched_with_an_offset(tmp_path):
+    night = write_live_night(tmp_path / "n.tsv", CODES[20:40])          # joined 10 min late
+    write_continuous_npz(tmp_path / "rec.npz", synth_eeg(CODES), 100.0, labels=CODES.astype(np.int8))
+    late = write_report(night, tmp_path / "late", recording=tmp_path / "rec.npz", offset_s=600.0)
+    assert late.agreement.accuracy == 1.0 and late.agreement.n_epochs == 20
+    assert late.features.counts["N3"] == int(np.sum(CODES[20:40] == 3))
+    assert late.features.means["N3"]["delta"] > 0.5
+    unaligned = write_report(night, tmp_path / "unaligned", recording=tmp_path / "rec.npz")
+    assert unaligned.agreement.accuracy < 0.5
+    with pytest.raises(InputFileError, match="past"):
+        write_report(night, tmp_path / "x", recording=tmp_path / "rec.npz", offset_s=30.0 * len(CODES))
+
+
 def test_features_view_finds_each_stages_textbook_signature(full_report):
     fs = full_report[0].features
     top = {s: {f for f, d in fs.distinctive[s] if d > 0} for s in fs.distinctive}

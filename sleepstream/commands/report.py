@@ -16,6 +16,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "labels inside an npz are the truth when --hypnogram is not given")
     p.add_argument("--channel", default="EEG Fpz-Cz",
                    help="EEG channel of --recording (default: %(default)s; Fpz-Cz matches too)")
+    p.add_argument("--offset", type=float, default=0.0, metavar="SECONDS",
+                   help="where the night's first epoch starts in --recording and --hypnogram (a live session "
+                        "that joined a replay late); default 0")
     p.add_argument("--out", help="folder for the report files (default: <night name>_report beside the night file)")
     p.add_argument("--quiet", action="store_true", help="print only the folder written")
 
@@ -26,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from sleepnet.report import write_report
 
     result = write_report(args.night, out_dir=args.out, hypnogram=args.hypnogram,
-                          recording=args.recording, channel=args.channel)
+                          recording=args.recording, channel=args.channel, offset_s=args.offset)
     console = Console()
     if args.quiet:
         console.print(str(result.out_dir))
