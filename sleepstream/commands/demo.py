@@ -49,20 +49,34 @@ def demo_recording(console) -> tuple[Path, Path | None]:
 
 
 def after_scoring(night_file: Path, recording: Path, hypnogram: Path | None, console,
-                  channel: str = "EEG Fpz-Cz") -> None:
+                  channel: str = "EEG Fpz-Cz", replay_t0: float | None = None) -> None:
     """Write the night's report (sleepnet.report) once the live session has ended.
 
     ``night_file`` is the complete hypnogram TSV, ``recording`` what was replayed,
     ``hypnogram`` its true stages when they came from a separate file (otherwise the
-    labels inside the npz are used). The report goes to ``<night_file stem>_report/``. A
-    report that cannot be written is said in one line: the night itself is on disk.
+    labels inside the npz are used). ``replay_t0``: the replay's LSL time of its sample
+    0 (same process, same clock), so a session that missed the replay's first samples
+    is still matched to the right part of the recording. The report goes to
+    ``<night_file stem>_report/``. A report that cannot be written is said in one line:
+    the night itself is on disk.
     """
+    import math
+
     from sleepnet.errors import SleepstreamError
+    from sleepnet.night_file import read_night
     from sleepnet.report import write_report
     from sleepstream.commands.report import print_summary as print_report
 
     try:
-        result = write_report(night_file, hypnogram=hypnogram, recording=recording, channel=channel)
+        offset_s = 0.0
+        night = read_night(night_file)
+        if replay_t0 is not None and len(night.sessions) <= 1 and math.isfinite(night.first_time_s):
+            offset_s = max(0.0, night.first_time_s - replay_t0)
+            if offset_s >= 1.0:
+                console.print(f"demo: the live session joined the replay {offset_s:.0f} s in; "
+                              "the report matches it from there")
+        result = write_report(night_file, hypnogram=hypnogram, recording=recording, channel=channel,
+                              offset_s=offset_s if offset_s >= 1.0 else 0.0)
     except SleepstreamError as exc:
         console.print(f"demo: report not written: {exc}")
         return
@@ -133,5 +147,5 @@ def run(args: argparse.Namespace) -> int:
     print_summary(console, summary, str(out))
     if summary.ended_by == "stop":
         return 130
-    after_scoring(out, recording, hypnogram, console, channel=args.channel)
+    after_scoring(out, recording, hypnogram, console, channel=args.channel, replay_t0=player.t0)
     return 0
