@@ -193,11 +193,15 @@ class Player:
         Send nothing until a consumer subscribes.
     linger_s : float
         At the end, keep the stream open this long while consumers are connected.
+    t0 : float, optional
+        LSL time of the first sample (default: ``local_clock()`` when sending starts),
+        e.g. to continue the clock of a source that restarts.
     """
 
     def __init__(self, source: ReplaySource, name: str = DEFAULT_NAME, source_id: str | None = None,
                  speed: float | None = 1.0, chunk: int | None = None, loop: bool = False,
-                 wait_for_consumer: bool = True, linger_s: float = DEFAULT_LINGER_S) -> None:
+                 wait_for_consumer: bool = True, linger_s: float = DEFAULT_LINGER_S,
+                 t0: float | None = None) -> None:
         if source.n_samples == 0:
             raise ReplayError(f"{source.source}: nothing to replay (no samples)")
         if speed is not None and (not math.isfinite(speed) or speed <= 0):
@@ -220,6 +224,7 @@ class Player:
         self.per_pass = (int(round(source.n_epochs * EPOCH_S * source.sfreq)) if loop else source.n_samples)
         self._outlet: pylsl.StreamOutlet | None = None
         self._truth: pylsl.StreamOutlet | None = None
+        self._t0_given = t0
         self.t0: float | None = None          # LSL time of sample 0
         self.samples_sent = 0
         self.markers_sent = 0
@@ -345,7 +350,7 @@ class Player:
         src, fs = self.source, self.source.sfreq
         total = None if self.loop else self.per_pass
         rate = None if self.speed is None else fs * self.speed
-        self.t0 = pylsl.local_clock()
+        self.t0 = pylsl.local_clock() if self._t0_given is None else float(self._t0_given)
         self.started.set()
         next_epoch = 0           # next epoch (global, across passes) whose truth marker is due
         epochs_per_pass = src.n_epochs

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import pylsl
 
@@ -66,11 +67,15 @@ class LslOutletSink:
         Written into both descriptions.
     source_stream : str
         Name of the EEG stream being scored (for the description).
+    linger_s : float
+        On close, wait this long when consumers are connected, so they can pull the
+        last stages before the outlets disappear.
     """
 
     def __init__(self, name: str = DEFAULT_OUTLET_NAME, model_id: str = "", epoch_s: float = EPOCH_S,
-                 source_stream: str = "") -> None:
+                 source_stream: str = "", linger_s: float = 0.5) -> None:
         self.name = name
+        self.linger_s = float(linger_s)
         sinfo = pylsl.StreamInfo(name + STAGE_SUFFIX, STAGE_TYPE, 1, pylsl.IRREGULAR_RATE, "string",
                                  outlet_source_id(name, STAGE_SUFFIX))
         _describe(sinfo, model_id, epoch_s, source_stream)
@@ -98,5 +103,10 @@ class LslOutletSink:
         """Stream health is not published on LSL."""
 
     def close(self) -> None:
+        """Close the outlets, first giving connected consumers ``linger_s`` to pull the
+        last stages (LSL discards what a consumer has not pulled when an outlet closes)."""
+        outlets = [o for o in (self._stage, self._probs) if o is not None]
+        if self.linger_s > 0 and any(o.have_consumers() for o in outlets):
+            time.sleep(self.linger_s)
         self._stage = None
         self._probs = None

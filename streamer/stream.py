@@ -15,6 +15,8 @@ timestamp jitter of real amplifiers is not mistaken for loss); then
 :attr:`SampleChunk.missing_before`, which :class:`streamer.epochs.EpochAssembler` turns
 into NaN samples so the preprocessor marks them missing. A gap longer than
 ``max_gap_fill_s`` (default 12 h, e.g. a clock jump) is filled only up to that length.
+Timestamps that go backwards (a source restarted with another clock origin) cannot
+measure a gap: a warning is logged and samples are counted on.
 How much missing signal an epoch tolerates, and what the model's context does after a
 long gap, is decided downstream: see :mod:`streamer.epochs`.
 
@@ -379,6 +381,11 @@ class EEGStream:
         else:
             steps = np.diff(t, prepend=self._last_ts)
         gap_at = np.flatnonzero(steps - period > self.gap_tolerance_s)
+        back = np.flatnonzero(steps < -self.gap_tolerance_s)
+        if len(back):
+            log.warning("stream '%s': timestamps went back by %.3f s (a restarted source with another "
+                        "clock?); no gap can be measured there, samples are counted on",
+                        desc.name, -float(steps[back[0]]))
         bad = int(np.count_nonzero(~np.isfinite(x)))
         self.samples_received += len(x)
         self.samples_missing += bad

