@@ -4,10 +4,11 @@ Formats
 -------
 * Live hypnogram file (``sleepstream live --out night.tsv``): tab-separated, a header
   ``epoch start_time end_time stage p_W p_N1 p_N2 p_N3 p_REM confidence flags
-  latency_ms``, one row per epoch. Lines starting with ``#`` are session markers: a
-  restarted scorer appends ``# session N started ...`` and carries on numbering. The
-  file is written and fsync'ed epoch by epoch, so a crash can leave a truncated last
-  line; it is dropped (and counted), as is any other malformed line.
+  latency_ms``, one row per epoch. Lines starting with ``# session`` are session
+  markers: a restarted scorer appends ``# session N started ...`` and carries on
+  numbering; other ``#`` lines are comments. The file is written and fsync'ed epoch by
+  epoch, so a crash can leave a truncated row (the last line, or a line a restarted
+  scorer closed with a newline); it is dropped and counted, as is any malformed line.
 * Batch stage CSV (``sleepstream score --out preds.csv``): columns ``epoch, onset_s,
   stage, p_W, p_N1, p_N2, p_N3, p_REM, confidence, flags``.
 
@@ -44,6 +45,7 @@ MAX_SESSION_GAP_S = 48 * 3600.0      # a longer pause between sessions is not th
 _ISO = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?")
 _LSL_CLOCK = re.compile(r"(?:lsl_clock|lsl_time|local_clock)\s*[=:]\s*(-?\d+(?:\.\d*)?)")
 _FLAG_SPLIT = re.compile(r"[|,; ]+")
+_SESSION = re.compile(r"session\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -178,9 +180,11 @@ def read_night(path: str | Path) -> Night:
         if i == header_idx or not ln.strip():
             continue
         if ln.lstrip().startswith("#"):
-            markers.append((len(rows), ln.lstrip("# ").strip()))
-            if len(rows):
-                session += 1
+            text = ln.lstrip("# ").strip()
+            if _SESSION.match(text):               # other comments are notes, not sessions
+                markers.append((len(rows), text))
+                if len(rows):
+                    session += 1
             continue
         fields = next(csv.reader([ln], delimiter=delim))
         if [f.strip().lower() for f in fields] == header:      # a repeated header

@@ -124,6 +124,36 @@ def test_live_night_with_a_restart_and_a_truncated_last_line(tmp_path):
     assert n.latency_ms[0] == pytest.approx(11.5)
 
 
+def test_the_live_scorers_own_hypnogram_file_reads_back_across_a_crash_and_restart(tmp_path):
+    from scorer.hypnogram_file import HypnogramFile
+    from scorer.records import ScoredEpoch
+
+    rng = np.random.default_rng(4)
+
+    def rec(i: int, t0: float, code: int) -> ScoredEpoch:
+        p = tuple(_probs(code, rng))
+        return ScoredEpoch(i, t0 + 30 * i, t0 + 30 * i + 29.99, stage_name(code), p,
+                           max(p) if code >= 0 else math.nan, ("gap",) if code < 0 else (), 3.0)
+
+    path = tmp_path / "night.tsv"
+    first = HypnogramFile(path, "eeg", "test-model")
+    for i, c in enumerate([0, 1, 2, -1]):
+        first.publish(rec(i, 1000.0, c))
+    first.close()
+    with open(path, "a") as fh:                       # killed in the middle of a row
+        fh.write("4\t1120.0\t1149.9\tN")
+    again = HypnogramFile(path, "eeg", "test-model")  # restarted 60 s after epoch 3 ended
+    for i, c in enumerate([3, 4]):
+        again.publish(rec(i, 1180.0, c))
+    again.close()
+    n = read_night(path)
+    assert n.stages.tolist() == [0, 1, 2, -1, -1, -1, 3, 4]
+    assert n.received.tolist() == [True] * 4 + [False] * 2 + [True] * 2
+    assert n.epoch_numbers.tolist() == [0, 1, 2, 3, -1, -1, 4, 5]
+    assert len(n.sessions) == 2 and n.start_wall is not None and n.skipped_lines == 1
+    assert n.flags[3] == ("gap",) and n.latency_ms[6] == 3.0
+
+
 def test_restart_on_a_clock_that_went_backwards_appends(tmp_path):
     rng = np.random.default_rng(1)
     lines = ["\t".join(LIVE_COLUMNS), _live_row(0, 900.0, 2, rng), _live_row(1, 930.0, 2, rng),
