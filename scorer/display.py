@@ -101,7 +101,8 @@ class DisplayState:
     def add_record(self, record: ScoredEpoch, wall_now_s: float) -> None:
         if self.first_epoch is None:
             self.first_epoch = record.epoch
-            self.anchor_wall_s = wall_now_s - record.latency_ms / 1000.0 - EPOCH_S
+            latency_s = record.latency_ms / 1000.0 if math.isfinite(record.latency_ms) else 0.0
+            self.anchor_wall_s = wall_now_s - latency_s - EPOCH_S
         i = record.epoch - self.first_epoch
         if i < 0:
             log.warning("display: epoch %d arrived before the first shown epoch %d; ignored",

@@ -266,3 +266,10 @@ def test_display_sink_as_a_context_manager_closes_and_leaves_the_last_frame():
         sink.status(_status(stalled=True))
     text = con.export_text()
     assert "SIGNAL LOST 0 s" in text and "waiting for the first 30-s epoch" in text
+
+
+def test_a_first_record_without_latency_still_anchors_the_clock():
+    st = DisplayState()
+    st.add_record(_record(0, 2, latency=NAN), T0)
+    assert st.anchor_wall_s == T0 - 30.0
+    assert "epoch 0 · " + datetime.fromtimestamp(T0 - 30).strftime("%H:%M:%S") in _text(st)
