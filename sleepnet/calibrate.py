@@ -47,6 +47,8 @@ DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
 CALIBRATION_SUBJECTS = (0, 1, 2, 3, 4)      # SC400x..SC404x
 HELD_OUT_SUBJECTS = (5, 6, 7, 8, 9)         # SC405x..SC409x
 QUANTILES = np.array([0.01, 0.03, 0.07, 0.15, 0.25, 0.35, 0.5, 0.65, 0.75, 0.85, 0.93, 0.97, 0.99])
+#: Weight of the feature-correlation mismatch beside the quantile mismatch in the loss.
+CORR_WEIGHT = 1.0
 EYE_COMPONENTS = ("sem", "blink", "rem", "emg", "movement")
 
 #: Lower bounds (µV) that keep each stage's signature present whatever the fit prefers.
@@ -224,29 +226,40 @@ def _sim_features(theta: np.ndarray, units: _Units, layout: _Layout, z: np.ndarr
     return features_from_powers(band, var, dvar)
 
 
-def _loss(theta, units, layout, z, real_q, real_sd, prior_weight):
+_TRIU = np.triu_indices(9, 1)
+
+
+def _loss(theta, units, layout, z, real_q, real_sd, real_corr, prior_weight):
     feats = _sim_features(theta, units, layout, z)
     q = np.quantile(feats, QUANTILES, axis=0)
     err = ((q - real_q) / real_sd) ** 2
+    corr = np.corrcoef(feats.T)[_TRIU]
+    corr_err = np.nan_to_num(corr - real_corr, nan=1.0) ** 2
     reg = prior_weight * np.sum((theta[: len(layout.active)] - layout.prior) ** 2)
-    return float(err.mean() + reg)
+    return float(err.mean() + CORR_WEIGHT * corr_err.mean() + reg)
 
 
 def fit_stage(stage: int, real_X: np.ndarray, units: _Units, seed: int, prior_weight: float = 0.002,
-              max_evals: int = 4000) -> tuple[np.ndarray, np.ndarray, float]:
+              max_evals: int = 4000, de_generations: int = 60) -> tuple[np.ndarray, np.ndarray, float]:
     """Fit one stage's gains and variabilities. Returns (gains_uv row, sigmas(4), loss)."""
     layout = _layout(stage)
     n_e = units.var.shape[1]
     z = _jitter_paths(2 + 2 * len(COMPONENTS), n_e, seed * 100 + stage)
     real_q = np.quantile(real_X, QUANTILES, axis=0)
     real_sd = real_X.std(axis=0) + 1e-9
+    real_corr = np.corrcoef(real_X.T)[_TRIU]
     sig0 = default_stage_params()
     theta0 = np.concatenate([np.clip(layout.prior, layout.lower, layout.upper),
                              [sig0.sigma_common[stage], sig0.sigma_indep[stage],
                               max(sig0.sigma_depth[stage], 0.05), max(sig0.sigma_eye[stage], 0.05)]])
     bounds = list(zip(layout.lower, layout.upper)) + [(0.0, 0.8)] * 4
-    res = optimize.minimize(_loss, theta0, args=(units, layout, z, real_q, real_sd, prior_weight),
-                            method="Powell", bounds=bounds,
+    args = (units, layout, z, real_q, real_sd, real_corr, prior_weight)
+    # A global search (differential evolution, started around the physiological
+    # defaults) then a local polish (Powell): the quantile loss is rugged.
+    de = optimize.differential_evolution(_loss, bounds, args=args, x0=theta0, maxiter=de_generations,
+                                         popsize=10, tol=1e-5, seed=seed * 10 + stage, polish=False,
+                                         init="sobol")
+    res = optimize.minimize(_loss, de.x, args=args, method="Powell", bounds=bounds,
                             options={"maxfev": max_evals, "xtol": 1e-3, "ftol": 1e-5})
     row = np.zeros(len(COMPONENTS))
     row[list(layout.active)] = np.exp(res.x[: len(layout.active)])

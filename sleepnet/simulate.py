@@ -11,8 +11,9 @@ A night is built in three steps:
    and the fall of slow-wave amplitude across the night.
 3. **Signal** = sum of components, each a unit process times its gain trace:
 
-   * aperiodic background: two 1/f^chi processes (chi = 1.5 and chi = 2.5, knee 1 Hz) whose
-     mix sets the stage's spectral level and slope, and a sub-0.5 Hz drift;
+   * aperiodic background: 1/f^chi processes (chi = 1.5 and 2.5 above a 1-Hz knee, chi = 3
+     above a 4-Hz knee) whose mix sets the stage's spectral level and slope, and a
+     sub-0.5 Hz drift;
    * narrow-band rhythms (Gaussian spectral peaks): slow waves (0.5-2 Hz, centre ~0.9 Hz;
      a Gaussian narrow-band process has Rayleigh-distributed amplitude, so N3 gets
      > 75 µV peak-to-peak waves over a calibrated share of its time), theta (4-8 Hz),
@@ -66,7 +67,7 @@ JITTER_TAU_S = 40.0       # time constant of the per-component gain wander, s
 REF_BAND_HZ = 50.0        # unit processes have 1 µV rms in 0-50 Hz at any sampling rate
 
 #: Continuous components: a unit-rms process each, scaled by a per-stage gain (µV rms).
-CONTINUOUS = ("pink", "steep", "drift", "slow", "theta", "alpha", "beta", "emg", "sem")
+CONTINUOUS = ("pink", "steep", "mid", "drift", "slow", "theta", "alpha", "beta", "emg", "sem")
 #: Event components: per-stage rate (per minute, fixed by physiology) and amplitude (µV).
 EVENTS = ("spindle", "kcomplex", "vertex", "blink", "rem", "sawtooth", "movement")
 COMPONENTS = CONTINUOUS + EVENTS
@@ -223,16 +224,16 @@ class SimulationParams:
 # Physiological starting values (µV), used before calibration and as the calibration's
 # prior: continuous components as rms, events as peak amplitude.
 DEFAULT_GAINS_UV: dict[str, dict[str, float]] = {
-    "W": {"pink": 4.0, "steep": 6.0, "drift": 8.0, "slow": 0.0, "theta": 3.0, "alpha": 6.0, "beta": 2.0,
+    "W": {"mid": 2.0, "pink": 4.0, "steep": 6.0, "drift": 8.0, "slow": 0.0, "theta": 3.0, "alpha": 6.0, "beta": 2.0,
           "emg": 3.0, "sem": 10.0, "blink": 120.0, "rem": 60.0, "movement": 150.0},
-    "N1": {"pink": 3.0, "steep": 5.0, "drift": 6.0, "slow": 2.0, "theta": 4.0, "alpha": 2.0, "beta": 1.0,
+    "N1": {"mid": 2.0, "pink": 3.0, "steep": 5.0, "drift": 6.0, "slow": 2.0, "theta": 4.0, "alpha": 2.0, "beta": 1.0,
            "emg": 1.0, "sem": 8.0, "vertex": 60.0, "spindle": 15.0, "kcomplex": 80.0, "blink": 60.0,
            "rem": 40.0, "movement": 100.0},
-    "N2": {"pink": 3.0, "steep": 7.0, "drift": 6.0, "slow": 8.0, "theta": 4.0, "alpha": 1.0, "beta": 1.0,
+    "N2": {"mid": 3.0, "pink": 3.0, "steep": 7.0, "drift": 6.0, "slow": 8.0, "theta": 4.0, "alpha": 1.0, "beta": 1.0,
            "emg": 0.6, "sem": 2.0, "spindle": 20.0, "kcomplex": 100.0, "vertex": 50.0, "movement": 100.0},
-    "N3": {"pink": 3.0, "steep": 8.0, "drift": 6.0, "slow": 25.0, "theta": 5.0, "alpha": 1.0, "beta": 0.8,
+    "N3": {"mid": 4.0, "pink": 3.0, "steep": 8.0, "drift": 6.0, "slow": 25.0, "theta": 5.0, "alpha": 1.0, "beta": 0.8,
            "emg": 0.5, "sem": 1.0, "spindle": 15.0, "kcomplex": 120.0},
-    "REM": {"pink": 3.0, "steep": 5.0, "drift": 6.0, "slow": 1.0, "theta": 4.0, "alpha": 1.5, "beta": 1.0,
+    "REM": {"mid": 2.0, "pink": 3.0, "steep": 5.0, "drift": 6.0, "slow": 1.0, "theta": 4.0, "alpha": 1.5, "beta": 1.0,
             "emg": 0.4, "sem": 2.0, "rem": 60.0, "sawtooth": 25.0, "vertex": 40.0, "movement": 100.0},
 }
 
@@ -291,6 +292,8 @@ def _shape(name: str, f: np.ndarray, subject: SubjectParams) -> np.ndarray:
         return hp(0.3) / (f ** 2 + 1.0) ** 0.375
     if name == "steep":
         return hp(0.3) / (f ** 2 + 1.0) ** 0.625
+    if name == "mid":
+        return hp(0.5) / (1.0 + (f / 4.0) ** 2) ** 1.5
     if name == "drift":
         return hp(0.12) * gauss(0.0, 0.35)
     if name == "slow":
@@ -681,5 +684,37 @@ def ensure_demo_recording(path: Path | None = None) -> Path:
 __all__ = [
     "SubjectParams", "SimulatedNight", "SimulationParams", "StageSignalParams", "SubjectDistribution",
     "simulate_night", "simulate_subjects", "random_subject", "ensure_demo_recording", "load_params",
-    "synthesise", "default_stage_params",
+    "synthesise", "default_stage_params", "write_night_edf", "EDF_STAGE_TEXT",
 ]
+
+
+# --------------------------------------------------------------------------- EDF+ output
+
+#: EDF+ annotation text per stage code, Sleep-EDF style (N3 is written "Sleep stage 3").
+EDF_STAGE_TEXT = ("Sleep stage W", "Sleep stage 1", "Sleep stage 2", "Sleep stage 3", "Sleep stage R")
+
+
+def write_night_edf(path: str | Path, night: SimulatedNight) -> None:
+    """Write a simulated night as EDF+: one ``EEG Fpz-Cz`` signal in µV and the hypnogram
+    as annotations (one per run of equal 30-s labels, Sleep-EDF texts), readable by MNE
+    and :func:`sleepnet.hypnogram.read_hypnogram`."""
+    from edfio import Edf, EdfAnnotation, EdfSignal
+
+    x = np.asarray(night.eeg_uv, dtype=np.float64)
+    n_rec = int(np.ceil(len(x) / night.sfreq))
+    n_full = int(round(n_rec * night.sfreq))
+    if n_full > len(x):  # whole 1-s data records
+        x = np.concatenate([x, np.zeros(n_full - len(x))])
+    lim = float(np.ceil(np.max(np.abs(x)) * 1.05 + 1.0))
+    sig = EdfSignal(x, night.sfreq, label=f"EEG {night.channel}", physical_dimension="uV",
+                    physical_range=(-lim, lim), transducer_type="simulated",
+                    prefiltering="none")
+    labels = np.asarray(night.labels)
+    anns = []
+    if len(labels):
+        change = np.flatnonzero(np.diff(labels)) + 1
+        starts = np.concatenate([[0], change])
+        ends = np.concatenate([change, [len(labels)]])
+        for a, b in zip(starts, ends):
+            anns.append(EdfAnnotation(float(a * EPOCH_S), float((b - a) * EPOCH_S), EDF_STAGE_TEXT[int(labels[a])]))
+    Edf([sig], data_record_duration=1.0, annotations=anns).write(Path(path))

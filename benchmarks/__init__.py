@@ -1,0 +1,1 @@
+"""Benchmark scripts: speed, memory and realism figures (not tests)."""

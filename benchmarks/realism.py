@@ -1,0 +1,249 @@
+"""How close is the simulated EEG to real sleep? ``python -m benchmarks.realism``
+
+Reads ``../shared/data`` (says so and exits 2 when it is absent) and prints, real beside
+simulated, then saves to ``benchmarks/results/realism.json``:
+
+1. **Real-to-sim**: a gradient-boosting classifier trained on the nine Fpz-Cz base
+   features of the 20 real Sleep-EDF nights (``sleep-edf-features``, trimmed to 30 min
+   of wake around sleep) labels the epochs of simulated nights: accuracy per stage and
+   overall.
+2. **Sim-to-real**: the same classifier trained on simulated epochs labels the real
+   epochs of the subjects held out from calibration (SC405x-SC409x): accuracy, macro-F1,
+   kappa, per-stage F1, with the real-to-real leave-one-subject-out figures on the same
+   features beside it (the ceiling: what spectral power carries in these nights).
+3. **Hypnogram statistics**, real (51 Sleep-EDF hypnograms) vs simulated: stage
+   percentages, sleep onset and REM latency, transitions per hour, mean bout lengths,
+   share of N3 in the first third and of REM in the last third of the sleep period.
+
+Needs scikit-learn (``pip install -e '.[bench]'``). Simulated nights use seeds far from
+any used in calibration.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from sleepnet.calibrate import HELD_OUT_SUBJECTS, data_dir_or_error, load_feature_nights
+from sleepnet.features import BASE_FEATURE_NAMES, base_features
+from sleepnet.hypnogram_model import HYPNOGRAM_STAT_NAMES, generate_epochs, hypnogram_statistics, load_real_nights
+from sleepnet.metrics import agreement
+from sleepnet.simulate import load_params, simulate_night
+from sleepnet.stages import STAGES
+
+RESULTS = Path(__file__).resolve().parent / "results" / "realism.json"
+TARGETS = {"sim_to_real_accuracy": 0.60, "sim_to_real_kappa": 0.45, "real_to_sim_accuracy": 0.80}
+
+
+def _classifier():
+    try:
+        from sklearn.ensemble import HistGradientBoostingClassifier
+    except ImportError:
+        raise SystemExit("benchmarks.realism needs scikit-learn: .venv/bin/pip install -e '.[bench]'") from None
+    return HistGradientBoostingClassifier(max_iter=300, learning_rate=0.1, random_state=0)
+
+
+def simulated_features(n_nights: int, hours: float, seed: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Base features (volts, 100 Hz) and labels of ``n_nights`` simulated nights."""
+    X, y, per_night = [], [], []
+    for i in range(n_nights):
+        night = simulate_night(hours, seed + i, 100.0)
+        n = night.n_epochs
+        ep = night.eeg_uv[: n * 3000].reshape(n, 3000).astype(np.float64) * 1e-6
+        X.append(base_features(ep))
+        y.append(night.labels)
+        per_night.append(n)
+    return np.concatenate(X), np.concatenate(y), per_night
+
+
+def _agreement_dict(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
+    a = agreement(y_true, y_pred)
+    per_class = {}
+    for k, s in enumerate(STAGES):
+        tp = int(((y_true == k) & (y_pred == k)).sum())
+        n_true = int((y_true == k).sum())
+        n_pred = int((y_pred == k).sum())
+        rec = tp / n_true if n_true else float("nan")
+        prec = tp / n_pred if n_pred else float("nan")
+        f1 = 2 * tp / (n_true + n_pred) if (n_true + n_pred) else float("nan")
+        per_class[s] = {"n": n_true, "recall": rec, "precision": prec, "f1": f1}
+    conf = np.zeros((len(STAGES), len(STAGES)), dtype=int)
+    np.add.at(conf, (y_true.astype(int), y_pred.astype(int)), 1)
+    return {"accuracy": float(a.accuracy), "macro_f1": float(a.macro_f1), "kappa": float(a.kappa),
+            "n_epochs": int(len(y_true)), "per_stage": per_class, "confusion": conf.tolist()}
+
+
+def real_to_real_loso(nights) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Leave-one-subject-out on real nights: for each subject, (true, predicted) labels of
+    its nights from a classifier trained on all the other subjects."""
+    out = {}
+    for s in sorted({n.subject for n in nights}):
+        train = [n for n in nights if n.subject != s]
+        test = [n for n in nights if n.subject == s]
+        clf = _classifier().fit(np.concatenate([n.X for n in train]), np.concatenate([n.y for n in train]))
+        out[s] = (np.concatenate([n.y for n in test]), clf.predict(np.concatenate([n.X for n in test])))
+    return out
+
+
+def _pooled(folds: dict[int, tuple[np.ndarray, np.ndarray]], subjects) -> dict:
+    return _agreement_dict(np.concatenate([folds[s][0] for s in subjects]),
+                           np.concatenate([folds[s][1] for s in subjects]))
+
+
+def hypnogram_comparison(data: Path, n_sim: int, seed: int) -> dict:
+    real = load_real_nights(data / "hypnograms")
+    real_stats = [hypnogram_statistics(n.labels, n.lights_off_known) for n in real]
+    model = load_params().hypnogram
+    rng = np.random.default_rng(seed)
+    sim_stats = [hypnogram_statistics(generate_epochs(model, float(rng.uniform(7.5, 9.5)), rng))
+                 for _ in range(n_sim)]
+    out = {}
+    for k in HYPNOGRAM_STAT_NAMES:
+        r = np.array([d[k] for d in real_stats], dtype=float)
+        s = np.array([d[k] for d in sim_stats], dtype=float)
+        r, s = r[np.isfinite(r)], s[np.isfinite(s)]
+        out[k] = {
+            "real_mean": float(r.mean()), "real_sd": float(r.std(ddof=1)), "real_min": float(r.min()),
+            "real_max": float(r.max()), "real_n": int(len(r)),
+            "sim_mean": float(s.mean()), "sim_sd": float(s.std(ddof=1)),
+            "sim_p10": float(np.percentile(s, 10)), "sim_p90": float(np.percentile(s, 90)), "sim_n": int(len(s)),
+            "inside_real_range": bool(r.min() <= s.mean() <= r.max()),
+        }
+    out["_note"] = ("real: 39 Sleep-EDF cassette nights trimmed to 30 min of wake around sleep and 12 telemetry "
+                    "nights from lights off; sleep onset latency only from the telemetry nights that start at "
+                    "lights off (the cassette nights have no lights-off time)")
+    return out
+
+
+def feature_medians(X: np.ndarray, y: np.ndarray) -> dict:
+    return {STAGES[k]: dict(zip(BASE_FEATURE_NAMES, np.round(np.median(X[y == k], axis=0), 4).tolist()))
+            for k in range(len(STAGES)) if (y == k).any()}
+
+
+def simulate_speed(repeats: int = 3) -> float:
+    """Best wall time (s) of an 8-h night at 100 Hz."""
+    best = float("inf")
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        simulate_night(8.0, 777 + r, 100.0)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _fmt(v: float, pct: bool = False) -> str:
+    if v is None or not np.isfinite(v):
+        return "   -  "
+    return f"{100 * v:5.1f}%" if pct else f"{v:6.3f}"
+
+
+def report(res: dict) -> str:
+    lines = []
+    r2s, s2r, ceil, ceil_all = res["real_to_sim"], res["sim_to_real"], res["real_to_real_held_out"], \
+        res["real_to_real_all"]
+    lines.append(f"Realism of the simulated Fpz-Cz EEG (data: {res['data']})")
+    lines.append(f"simulated: {res['sim_nights']} nights x {res['sim_hours']} h ({r2s['n_epochs']} epochs); "
+                 f"real: {res['real_epochs']} epochs of 20 nights")
+    lines.append("")
+    lines.append("1. real-to-sim: trained on real epochs (20 nights), labels simulated epochs")
+    lines.append("   stage   recall")
+    for s in STAGES:
+        lines.append(f"   {s:6s} {_fmt(r2s['per_stage'][s]['recall'], True)}")
+    lines.append(f"   overall accuracy {_fmt(r2s['accuracy'], True)}  kappa {_fmt(r2s['kappa'])}"
+                 f"   (target >= {100 * TARGETS['real_to_sim_accuracy']:.0f}%)")
+    lines.append("")
+    lines.append("2. sim-to-real on held-out real subjects " + ", ".join(res["held_out_subjects"]))
+    lines.append("                  trained on sim   real LOSO (same subjects)   real LOSO (all 10 subjects)")
+    for key, name in (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("kappa", "kappa")):
+        pct = key != "kappa"
+        lines.append(f"   {name:14s} {_fmt(s2r[key], pct):>10s}   {_fmt(ceil[key], pct):>16s}"
+                     f"            {_fmt(ceil_all[key], pct):>16s}")
+    for s in STAGES:
+        lines.append(f"   F1 {s:11s} {_fmt(s2r['per_stage'][s]['f1']):>10s}   {_fmt(ceil['per_stage'][s]['f1']):>16s}"
+                     f"            {_fmt(ceil_all['per_stage'][s]['f1']):>16s}")
+    lines.append(f"   targets: accuracy >= {100 * TARGETS['sim_to_real_accuracy']:.0f}%, "
+                 f"kappa >= {TARGETS['sim_to_real_kappa']:.2f}")
+    lines.append("")
+    lines.append("3. hypnogram statistics        real mean (sd) [min, max]        sim mean (sd) [p10, p90]   inside")
+    for k in HYPNOGRAM_STAT_NAMES:
+        d = res["hypnogram"][k]
+        lines.append(f"   {k:26s} {d['real_mean']:7.2f} ({d['real_sd']:6.2f}) [{d['real_min']:7.2f}, {d['real_max']:7.2f}]"
+                     f"   {d['sim_mean']:7.2f} ({d['sim_sd']:6.2f}) [{d['sim_p10']:7.2f}, {d['sim_p90']:7.2f}]"
+                     f"   {'yes' if d['inside_real_range'] else 'NO'}")
+    lines.append("")
+    lines.append(f"speed: an 8-h night at 100 Hz in {res['simulate_8h_100hz_s']:.2f} s (best of 3, this machine)")
+    met = res["targets_met"]
+    lines.append("targets: " + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in met.items()))
+    return "\n".join(lines)
+
+
+def run(data: Path, n_nights: int, hours: float, seed: int) -> dict:
+    nights = load_feature_nights(data)
+    X_real = np.concatenate([n.X for n in nights])
+    y_real = np.concatenate([n.y for n in nights])
+    X_sim, y_sim, _ = simulated_features(n_nights, hours, seed)
+
+    real_clf = _classifier().fit(X_real, y_real)
+    r2s = _agreement_dict(y_sim, real_clf.predict(X_sim))
+
+    held = [n for n in nights if n.subject in HELD_OUT_SUBJECTS]
+    X_held = np.concatenate([n.X for n in held])
+    y_held = np.concatenate([n.y for n in held])
+    sim_clf = _classifier().fit(X_sim, y_sim)
+    s2r = _agreement_dict(y_held, sim_clf.predict(X_held))
+
+    folds = real_to_real_loso(nights)
+    ceiling = _pooled(folds, HELD_OUT_SUBJECTS)
+    ceiling_all = _pooled(folds, sorted(folds))
+    hyp = hypnogram_comparison(data, n_sim=300, seed=seed)
+    res = {
+        "data": str(data),
+        "sim_nights": n_nights, "sim_hours": hours, "sim_seed": seed,
+        "real_epochs": int(len(y_real)),
+        "held_out_subjects": [f"SC40{s}" for s in HELD_OUT_SUBJECTS],
+        "classifier": "sklearn HistGradientBoostingClassifier(max_iter=300, learning_rate=0.1, random_state=0)",
+        "features": list(BASE_FEATURE_NAMES),
+        "real_to_sim": r2s,
+        "sim_to_real": s2r,
+        "real_to_real_held_out": ceiling,
+        "real_to_real_all": ceiling_all,
+        "hypnogram": hyp,
+        "feature_medians": {"real": feature_medians(X_real, y_real), "sim": feature_medians(X_sim, y_sim)},
+        "simulate_8h_100hz_s": simulate_speed(),
+    }
+    res["targets_met"] = {
+        "sim_to_real_accuracy>=0.60": s2r["accuracy"] >= TARGETS["sim_to_real_accuracy"],
+        "sim_to_real_kappa>=0.45": s2r["kappa"] >= TARGETS["sim_to_real_kappa"],
+        "real_to_sim_accuracy>=0.80": r2s["accuracy"] >= TARGETS["real_to_sim_accuracy"],
+        "hypnogram_statistics_inside_real_range": all(
+            v["inside_real_range"] for k, v in hyp.items() if not k.startswith("_")),
+    }
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.realism", description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, default=None, help="real data folder (default: ../shared/data)")
+    p.add_argument("--nights", type=int, default=20, help="simulated nights (default: %(default)s)")
+    p.add_argument("--hours", type=float, default=8.5, help="hours per simulated night (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=900_000, help="first simulated seed (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=RESULTS, help="JSON output (default: %(default)s)")
+    args = p.parse_args(argv)
+    try:
+        data = data_dir_or_error(args.data)
+    except SystemExit as exc:
+        print(f"benchmarks.realism: {exc}", file=sys.stderr)
+        return 2
+    res = run(data, args.nights, args.hours, args.seed)
+    print(report(res))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(res, indent=1, default=float) + "\n", encoding="utf-8")
+    print(f"saved {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
