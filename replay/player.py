@@ -8,8 +8,9 @@ rate (never resampled: that is the scorer's job, and a replay must exercise it).
   (continuing across loops), so they stay exact at any speed; at speed N they run N
   times faster than the wall clock.
 * The outlet buffers enough (the whole recording at "max", 360 s of wall time
-  otherwise) that a fast replay never drops a sample on the sending side; the
-  consumer's inlet buffer must cover how far it may fall behind.
+  otherwise) that a fast replay never drops a sample on the sending side. The
+  description carries ``replay/speed`` and ``replay/duration_s`` so that a consumer
+  (:class:`streamer.stream.EEGStream`) sizes its inlet buffer to match.
 * By default the player waits for a consumer before sending, since samples pushed
   before an inlet subscribes are never delivered. At the end it keeps the outlet open
   for ``linger_s`` (or until its consumers leave) because closing an outlet discards
@@ -50,6 +51,7 @@ INDEX_MODULUS = 1 << 24            # float32 holds integers exactly below 2**24
 UNIT_UV = "microvolts"
 DEFAULT_LINGER_S = 5.0
 PROGRESS_EVERY_S = 0.1
+MAX_OUTLET_BUFFER_SAMPLES = 8_000_000   # liblsl queues ~32 bytes per sample slot
 
 
 class ReplayError(SleepstreamError):
@@ -191,17 +193,25 @@ class Player:
         epochs and truth markers stay aligned across passes).
     wait_for_consumer : bool
         Send nothing until a consumer subscribes.
-    linger_s : float
-        At the end, keep the stream open this long while consumers are connected.
+    linger_s : float, optional
+        At the end, keep the stream open this long while consumers are connected
+        (default: 5 s; at "max", 5 s plus 0.1 s per epoch, since the consumer may still
+        be working through its buffer).
     t0 : float, optional
         LSL time of the first sample (default: ``local_clock()`` when sending starts),
         e.g. to continue the clock of a source that restarts.
+    consumer_position : callable, optional
+        Samples the consumer has taken so far, when it lives in the same process (the
+        demo): the player then never runs more than ``max_lead_s`` of signal ahead of
+        it, which makes "max" truly "as fast as the consumer takes" with bounded
+        buffers.
     """
 
     def __init__(self, source: ReplaySource, name: str = DEFAULT_NAME, source_id: str | None = None,
                  speed: float | None = 1.0, chunk: int | None = None, loop: bool = False,
-                 wait_for_consumer: bool = True, linger_s: float = DEFAULT_LINGER_S,
-                 t0: float | None = None) -> None:
+                 wait_for_consumer: bool = True, linger_s: float | None = None,
+                 t0: float | None = None, consumer_position: Callable[[], int] | None = None,
+                 max_lead_s: float = 60.0) -> None:
         if source.n_samples == 0:
             raise ReplayError(f"{source.source}: nothing to replay (no samples)")
         if speed is not None and (not math.isfinite(speed) or speed <= 0):
@@ -220,7 +230,10 @@ class Player:
         self.chunk = int(chunk) if chunk else self._default_chunk(source.sfreq, speed)
         self.loop = loop
         self.wait_for_consumer = wait_for_consumer
-        self.linger_s = float(linger_s)
+        self.linger_s = float(linger_s) if linger_s is not None else (
+            DEFAULT_LINGER_S + (0.1 * source.n_epochs if speed is None else 0.0))
+        self.consumer_position = consumer_position
+        self.max_lead = max(1, int(round(max_lead_s * source.sfreq)))
         self.per_pass = (int(round(source.n_epochs * EPOCH_S * source.sfreq)) if loop else source.n_samples)
         self._outlet: pylsl.StreamOutlet | None = None
         self._truth: pylsl.StreamOutlet | None = None
@@ -246,10 +259,12 @@ class Player:
 
     @property
     def buffer_s(self) -> int:
-        """Outlet buffer (s of signal): the whole pass at "max", else 360 s of wall time."""
+        """Outlet buffer (s of signal): the whole pass at "max", else 360 s of wall time;
+        at most ``MAX_OUTLET_BUFFER_SAMPLES`` samples."""
         d = self.per_pass / self.source.sfreq
         ahead = d if self.speed is None else min(d, 360.0 * max(1.0, self.speed))
-        return int(math.ceil(max(ahead, 360.0 if self.speed is not None else 0.0))) + 10
+        cap = MAX_OUTLET_BUFFER_SAMPLES / self.source.sfreq
+        return int(math.ceil(min(max(ahead, 360.0 if self.speed is not None else 0.0), cap))) + 10
 
     # -- lifecycle ----------------------------------------------------------------------
     def open(self) -> None:
@@ -266,6 +281,12 @@ class Player:
             ch.append_child_value("type", kind)
         info.desc().append_child_value("manufacturer", "sleepstream replay")
         info.desc().append_child_value("source_file", Path(src.source).name)
+        # How fast and how long: a consumer sizes its inlet buffer from this, so a
+        # replay faster than real time does not overflow it (see streamer.stream).
+        rp = info.desc().append_child("replay")
+        rp.append_child_value("speed", "max" if self.speed is None else f"{self.speed:g}")
+        rp.append_child_value("duration_s", f"{self.per_pass / src.sfreq:.3f}")
+        rp.append_child_value("loop", "1" if self.loop else "0")
         self._outlet = pylsl.StreamOutlet(info, 0, self.buffer_s)
         if self.has_truth:
             tinfo = pylsl.StreamInfo(self.name + TRUTH_SUFFIX, TRUTH_TYPE, 1, pylsl.IRREGULAR_RATE, "string",
@@ -279,6 +300,12 @@ class Player:
             self._truth = pylsl.StreamOutlet(tinfo, 0, 360)
         log.info("replay '%s' (source_id %r): %d ch at %g Hz, %.0f s%s", self.name, self.source_id,
                  src.n_channels, src.sfreq, src.duration_s, ", with truth" if self.has_truth else "")
+
+    def stream_info(self) -> pylsl.StreamInfo:
+        """The EEG stream's full description, as consumers see it (after :meth:`open`)."""
+        if self._outlet is None:
+            raise RuntimeError("Player.open() first")
+        return self._outlet.get_info()
 
     def close(self) -> None:
         """Remove the outlets (safe to call twice)."""
@@ -362,6 +389,9 @@ class Player:
             pos = sent % self.per_pass
             n = min(self.chunk, self.per_pass - pos, (total - sent) if total is not None else self.chunk)
             now = time.perf_counter()
+            if self.consumer_position is not None and sent + n - self.consumer_position() > self.max_lead:
+                time.sleep(0.002)   # the consumer is behind: let it catch up
+                continue
             if rate is not None:
                 due = int(rate * (now - t_start)) - sent
                 if due < n:

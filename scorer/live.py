@@ -278,7 +278,7 @@ class LiveScorer:
 
 def connect_stream(query: StreamQuery, channel: str = DEFAULT_CHANNEL, channel_index: int | None = None,
                    units: str | None = None, timeout_s: float = 10.0, buffer_s: int = DEFAULT_BUFLEN_S,
-                   with_truth: bool = True) -> tuple[EEGStream, TruthStream | None]:
+                   with_truth: bool = True, auto_buffer: bool = True) -> tuple[EEGStream, TruthStream | None]:
     """Find and open the EEG stream (and its ``-truth`` stream, when there is one).
 
     The truth stream is subscribed before the EEG stream, so a replay waiting for its
@@ -291,7 +291,8 @@ def connect_stream(query: StreamQuery, channel: str = DEFAULT_CHANNEL, channel_i
         an irregular rate, a missing channel, or units that are not a voltage.
     """
     info = resolve_stream(query, timeout_s)
-    stream = EEGStream(info, channel=channel, channel_index=channel_index, units=units, max_buflen_s=buffer_s)
+    stream = EEGStream(info, channel=channel, channel_index=channel_index, units=units, max_buflen_s=buffer_s,
+                       auto_buffer=auto_buffer)
     truth = TruthStream.find(info.name(), info.source_id()) if with_truth else None
     try:
         stream.connect(timeout_s=max(2.0, min(timeout_s, 10.0)))

@@ -36,6 +36,7 @@ also covers a frozen outlet that never raises.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 
@@ -60,6 +61,7 @@ MAX_GAP_FILL_S = 12 * 3600.0
 DEFAULT_BUFLEN_S = 360
 RECENT_S = 30.0
 TIME_CORRECTION_EVERY_S = 5.0
+MAX_AUTO_BUFFER_SAMPLES = 8_000_000   # ~256 MB of liblsl queue; 22 h at 100 Hz
 
 _UNIT_SCALES_TO_UV: dict[str, float] = {
     "uv": 1.0, "µv": 1.0, "microvolt": 1.0, "microvolts": 1.0,
@@ -85,6 +87,35 @@ def unit_scale_to_uv(unit: str | None) -> float | None:
     except ValueError:
         return None
     return float(10.0 ** (exponent + 6))
+
+
+def replay_buffer_s(info: pylsl.StreamInfo, max_samples: int = MAX_AUTO_BUFFER_SAMPLES) -> int | None:
+    """Inlet buffer (s) that a replay faster than real time needs, from the
+    ``replay/speed`` and ``replay/duration_s`` of its description; None for other streams.
+
+    At "max" the producer may run through the whole recording before the scorer has
+    read much of it, so the buffer covers it all; at N times real time it covers ten
+    seconds of wall time (N x 10 s of signal, at least 360 s). Capped at
+    ``max_samples`` queued samples (liblsl allocates the queue up front, ~32 bytes each).
+    """
+    rp = info.desc().child("replay")
+    if rp.empty():
+        return None
+    try:
+        duration = float(rp.child_value("duration_s"))
+        speed_text = rp.child_value("speed").strip().lower()
+        speed = math.inf if speed_text == "max" else float(speed_text)
+    except ValueError:
+        return None
+    if not speed > 1.0 or not duration > 0:
+        return None
+    ahead = duration if math.isinf(speed) else min(duration, max(360.0, 10.0 * speed))
+    cap = max_samples / max(info.nominal_srate(), 1e-9)
+    if ahead + 60 > cap:
+        log.warning("stream '%s' replays %.0f s at %s: more than the %.0f s an inlet buffer may hold; "
+                    "samples may be dropped (they show as gaps); use a finite --speed", info.name(), duration,
+                    speed_text, cap)
+    return int(math.ceil(min(ahead + 60.0, cap)))
 
 
 @dataclass(frozen=True)
@@ -141,6 +172,9 @@ class EEGStream:
     max_buflen_s : int
         Inlet buffer in seconds of signal; a replay faster than real time needs it to
         cover how far the producer may run ahead of the scorer.
+    auto_buffer : bool
+        Enlarge the buffer for a fast replay that says so in its description
+        (:func:`replay_buffer_s`).
     stall_timeout_s : float
         No sample for this long means "signal lost".
     gap_tolerance_s : float
@@ -153,8 +187,9 @@ class EEGStream:
                  channel_index: int | None = None, units: str | None = None,
                  max_buflen_s: int = DEFAULT_BUFLEN_S, stall_timeout_s: float = STALL_TIMEOUT_S,
                  gap_tolerance_s: float = GAP_TOLERANCE_S, max_gap_fill_s: float = MAX_GAP_FILL_S,
-                 recent_s: float = RECENT_S) -> None:
+                 recent_s: float = RECENT_S, auto_buffer: bool = True) -> None:
         self._resolved = info
+        self.auto_buffer = auto_buffer
         self.channel = channel
         self.channel_index = channel_index
         self.units = units
@@ -300,6 +335,12 @@ class EEGStream:
             desc = self._describe(full)
             if self._desc is not None:
                 self._check_same_layout(desc)
+            wanted = replay_buffer_s(full) if self.auto_buffer else None
+            if wanted is not None and wanted > self.max_buflen_s:
+                log.info("stream '%s' is a fast replay: inlet buffer %d s instead of %d s", name, wanted,
+                         self.max_buflen_s)
+                del inlet
+                inlet = pylsl.StreamInlet(info, max_buflen=wanted, recover=False)
             inlet.open_stream(timeout=timeout_s)
             self._tc = inlet.time_correction(timeout=timeout_s)
         except (LslTimeoutError, LostError) as exc:

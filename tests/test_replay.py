@@ -177,3 +177,36 @@ def test_replay_command_bad_input_is_one_line_and_exit_2(tmp_path):
                        cwd=REPO, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "missing.npz: no such file" in r.stderr
+
+
+def test_max_speed_in_process_never_runs_further_ahead_of_its_consumer_than_the_lead():
+    src = source_with_labels(100.0, 4)
+    name, sid = unique_ids()
+    taken = {"n": 0}
+    player = Player(src, name=name, source_id=sid, speed=None, chunk=100, wait_for_consumer=False,
+                    consumer_position=lambda: taken["n"], max_lead_s=10.0)
+    stop = threading.Event()
+    player.start(stop)
+    time.sleep(0.5)
+    assert player.samples_sent == 1000          # 10 s of signal ahead of a consumer that took nothing
+    taken["n"] = 5000
+    time.sleep(0.5)
+    assert player.samples_sent == 6000
+    stop.set()
+    assert player.join(10).stopped
+
+
+def test_a_fast_replay_tells_consumers_how_much_buffer_it_needs():
+    from streamer.stream import replay_buffer_s
+
+    src = source_with_labels(100.0, 4)              # 120 s of signal
+    for speed, wanted in ((None, 180), (100.0, 180), (1.0, None)):
+        player = Player(src, name=unique_ids()[0], source_id=unique_ids()[1], speed=speed)
+        player.open()
+        assert replay_buffer_s(player.stream_info()) == wanted
+        player.close()
+    long_src = ReplaySource.from_arrays(np.zeros((100 * 3600 * 2, 1), np.float32), 100.0, ["Fpz-Cz"])
+    player = Player(long_src, name=unique_ids()[0], source_id=unique_ids()[1], speed=None)
+    player.open()
+    assert replay_buffer_s(player.stream_info(), max_samples=100_000) == 1000   # capped
+    player.close()

@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 HELP = "replay a simulated night at high speed, score it live on screen, and summarise the agreement"
-EXAMPLE = "sleepstream demo --speed 600"
+EXAMPLE = "sleepstream demo --speed 300"
 
 SHARED_EXCERPT = Path("../shared/data/sleep-edf/SC4001E0-PSG-first300s.edf")
 SHARED_EXCERPT_HYPNOGRAM = Path("../shared/data/sleep-edf/SC4001EC-Hypnogram.edf")
@@ -20,8 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                        "simulated on first use)")
     p.add_argument("--hypnogram", help="true stages of --recording (default: labels inside the npz)")
     p.add_argument("--channel", default="EEG Fpz-Cz", help="EDF/BDF channel (default: %(default)s)")
-    p.add_argument("--speed", type=parse_speed, default=600.0, metavar="N|max",
-                   help="replay speed (default: 600, an 8-h night in 48 s)")
+    p.add_argument("--speed", type=parse_speed, default=None, metavar="N|max",
+                   help="replay speed (default: max, as fast as the live scorer takes it)")
     p.add_argument("--out", metavar="FILE",
                    help="hypnogram TSV (default: <recording>-live-<time>.tsv beside the recording)")
     p.add_argument("--no-display", action="store_true", help="one log line per epoch instead of the live screen")
@@ -115,15 +115,20 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.weights)
     tag = uuid.uuid4().hex[:8]
     name = f"sleepstream-demo-{tag}"
-    player = Player(source, name=name, source_id=f"sleepstream-demo:{tag}", speed=args.speed, linger_s=30.0)
+    reader: dict = {}   # the scorer's stream, once connected: the replay never runs far ahead of it
+    player = Player(source, name=name, source_id=f"sleepstream-demo:{tag}", speed=args.speed,
+                    linger_s=float("inf"),
+                    consumer_position=lambda: reader["stream"].samples_received if reader else 0)
     stop_replay = threading.Event()
     player.start(stop_replay)
     speed = "max" if args.speed is None else f"{args.speed:g}x"
     console.print(f"demo: replaying {recording} ({source.n_epochs} epochs, {source.duration_s / 3600:.1f} h at "
                   f"{source.sfreq:g} Hz) at {speed} and scoring it live with model {model.model_id}")
-    buffer_s = int(min(source.duration_s, 3600.0)) + 60
+    # The replay never runs more than a minute of signal ahead of this stream, so the
+    # default inlet buffer (360 s) is enough whatever the speed.
     stream, truth = connect_stream(StreamQuery(source_id=player.source_id), channel=source.channels[0],
-                                   timeout_s=10.0, buffer_s=buffer_s)
+                                   timeout_s=10.0, auto_buffer=False)
+    reader["stream"] = stream
     sinks: list = []
     scorer = None
     try:

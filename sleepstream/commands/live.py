@@ -35,8 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--no-display", action="store_true", help="one log line per epoch instead of the live screen")
     p.add_argument("--weights", metavar="DIR", help="weights folder (default: the repository's weights/)")
     p.add_argument("--buffer-s", type=int, default=360, metavar="S",
-                   help="inlet buffer in seconds of signal; raise it to follow a replay much faster "
-                        "than real time (default: %(default)s)")
+                   help="inlet buffer in seconds of signal (default: %(default)s); a sleepstream replay "
+                        "faster than real time says how fast and long it is, and the buffer grows to match")
     p.add_argument("--epochs", type=int, metavar="N", help="stop after N epochs (default: run until Ctrl-C)")
     p.add_argument("--network", action="store_true",
                    help="use LSL across the network (default: this machine only)")

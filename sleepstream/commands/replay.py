@@ -34,8 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk", type=int, metavar="N", help="samples per push (default: ~40 ms of signal)")
     p.add_argument("--loop", action="store_true", help="start again at the end, until Ctrl-C")
     p.add_argument("--no-wait", action="store_true", help="start sending at once, without waiting for a consumer")
-    p.add_argument("--linger", type=float, default=5.0, metavar="S",
-                   help="at the end, keep the stream open up to S s while consumers catch up (default: %(default)s)")
+    p.add_argument("--linger", type=float, metavar="S",
+                   help="at the end, keep the stream open up to S s while consumers are connected, so they "
+                        "can pull what is still queued (default: 5; at max speed 5 + 0.1 per epoch)")
     p.add_argument("--index-channel", action="store_true",
                    help="add a 'sample_index' channel holding each sample's number (to check delivery)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
