@@ -187,11 +187,17 @@ def test_max_speed_in_process_never_runs_further_ahead_of_its_consumer_than_the_
                     consumer_position=lambda: taken["n"], max_lead_s=10.0)
     stop = threading.Event()
     player.start(stop)
-    time.sleep(0.5)
-    assert player.samples_sent == 1000          # 10 s of signal ahead of a consumer that took nothing
+
+    def settles_at(n: int) -> None:
+        t_end = time.monotonic() + 10
+        while player.samples_sent < n and time.monotonic() < t_end:
+            time.sleep(0.01)
+        time.sleep(0.3)
+        assert player.samples_sent == n
+
+    settles_at(1000)          # 10 s of signal ahead of a consumer that took nothing, and no more
     taken["n"] = 5000
-    time.sleep(0.5)
-    assert player.samples_sent == 6000
+    settles_at(6000)
     stop.set()
     assert player.join(10).stopped
 
