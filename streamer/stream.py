@@ -179,8 +179,17 @@ class EEGStream:
         No sample for this long means "signal lost".
     gap_tolerance_s : float
         Timestamp steps longer than one sample period by more than this are gaps.
+    max_gap_fill_s : float
+        Longest gap filled with missing samples (a longer one is cut to this).
     recent_s : float
         Length of the ring buffer of recent samples.
+
+    Attributes
+    ----------
+    samples_received, samples_missing : int
+        Samples pulled, and samples missing (gap fills plus NaN/Inf sent).
+    gaps, stalls, losses : int
+        Gaps found, times the signal was lost (stall timer), times the outlet died.
     """
 
     def __init__(self, info: pylsl.StreamInfo, channel: str = DEFAULT_CHANNEL,
