@@ -40,25 +40,40 @@ def load_nights(args: argparse.Namespace):
     return simulated_nights(parse_subjects(args.subjects), hours=args.hours, seed=args.seed)
 
 
+def check_out_folder(out: Path) -> None:
+    """Fail before any training, with one line, when the weights folder cannot be made."""
+    import os
+
+    from sleepnet.errors import SleepstreamError
+
+    if out.exists() and not out.is_dir():
+        raise SleepstreamError(f"{out}: exists and is not a folder")
+    probe = out
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise SleepstreamError(f"{out}: cannot make the weights folder there ({probe} is not a writable folder)")
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from sleepnet.errors import SleepstreamError
-    from sleepnet.model import ModelConfig
-    from sleepnet.preprocess import PreprocessConfig
-    from sleepnet.train import PROTOCOL, TrainConfig, evaluate_prepared, prepare_night, split_by_subject, train
-    from sleepnet.weights import LoadedModel, save_model
     from sleepstream.console import agreement_tables, progress_bar
 
     console = Console()
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise SleepstreamError(f"{out}: exists and is not a folder")
+    check_out_folder(out)
     if not 0 <= args.val_fraction < 1:
         raise SleepstreamError(f"--val-fraction {args.val_fraction}: must be in [0, 1)")
     nights = load_nights(args)
     if not nights:
         raise SleepstreamError("no nights to train on")
+    from sleepnet.model import ModelConfig  # torch: only once the nights are read
+    from sleepnet.preprocess import PreprocessConfig
+    from sleepnet.train import PROTOCOL, TrainConfig, evaluate_prepared, prepare_night, split_by_subject, train
+    from sleepnet.weights import LoadedModel, save_model
+
     pcfg, mcfg = PreprocessConfig(), ModelConfig()
     train_src, val_src = split_by_subject(nights, args.val_fraction, args.seed)
     with progress_bar(args.quiet) as update:
