@@ -30,16 +30,16 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from sleepnet.batch import score_recording
     from sleepnet.datasets import NightSource
     from sleepnet.errors import InputFileError, SleepstreamError
     from sleepnet.metrics import agreement
+    from sleepnet.outputs import check_writable
     from sleepnet.readers import read_recording
-    from sleepnet.train import trim_range
-    from sleepnet.weights import load_model
     from sleepstream.commands.train import load_nights
     from sleepstream.console import agreement_tables, progress_bar
 
+    if args.out:
+        check_writable(Path(args.out))
     if args.dataset:
         nights = load_nights(args)
     elif args.recordings:
@@ -51,6 +51,10 @@ def run(args: argparse.Namespace) -> int:
             nights.append(NightSource(rec, subject=Path(path).stem, name=Path(path).stem))
     else:
         raise SleepstreamError("give recordings or --dataset")
+    from sleepnet.batch import score_recording  # torch: only once the recordings are read
+    from sleepnet.train import trim_range
+    from sleepnet.weights import load_model
+
     model = load_model(args.weights)
     per, yt, yp = {}, [], []
     with progress_bar(args.quiet) as update:
