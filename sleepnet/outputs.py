@@ -4,12 +4,14 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from .errors import SleepstreamError
-from .inference import StagePrediction
 from .metrics import Agreement
 from .stages import EPOCH_S, STAGES
+
+if TYPE_CHECKING:  # torch only where scoring happens: checking --out must stay light
+    from .inference import StagePrediction
 
 STAGE_CSV_COLUMNS = ("epoch", "onset_s", "stage", *(f"p_{s}" for s in STAGES), "confidence", "flags")
 FLAG_SEPARATOR = "|"

@@ -24,12 +24,9 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from sleepnet.hypnogram import read_hypnogram
-    from sleepnet.inference import SequenceScorer
     from sleepnet.metrics import agreement
     from sleepnet.outputs import check_writable, write_metrics, write_stage_csv
-    from sleepnet.preprocess import Preprocessor
     from sleepnet.readers import read_recording, with_labels
-    from sleepnet.weights import load_model
     from sleepstream.console import agreement_tables, progress_bar
 
     rec = read_recording(args.recording, args.channel)
@@ -40,6 +37,10 @@ def run(args: argparse.Namespace) -> int:
     if rec.n_epochs == 0:
         from sleepnet.errors import InputFileError
         raise InputFileError(f"{rec.source}: shorter than one 30-s epoch ({rec.duration_s:.1f} s)")
+    from sleepnet.inference import SequenceScorer  # torch: only once the inputs are known good
+    from sleepnet.preprocess import Preprocessor
+    from sleepnet.weights import load_model
+
     model = load_model(args.weights)
     pre = Preprocessor(rec.sfreq, model.preprocess)
     scorer = SequenceScorer(model)
