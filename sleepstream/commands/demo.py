@@ -94,10 +94,8 @@ def run(args: argparse.Namespace) -> int:
 
     from replay.player import Player, load_source
     from scorer.hypnogram_file import HypnogramFile, check_writable
-    from scorer.live import LiveScorer, connect_stream
     from scorer.lsl_outlets import LslOutletSink
     from sleepnet.errors import SleepstreamError
-    from sleepnet.weights import load_model
     from sleepstream.commands.live import make_view_sink, print_summary, stop_on_signals
     from streamer.resolve import StreamQuery
 
@@ -112,6 +110,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else recording.with_name(
         f"{recording.stem}-live-{time.strftime('%Y%m%d-%H%M%S')}.tsv")
     check_writable(out)
+    from scorer.live import LiveScorer, connect_stream  # torch: only once the inputs are known good
+    from sleepnet.weights import load_model
+
     model = load_model(args.weights)
     tag = uuid.uuid4().hex[:8]
     name = f"sleepstream-demo-{tag}"
