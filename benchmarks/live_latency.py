@@ -13,7 +13,7 @@ with fsync per row, LSL stage and probability outlets). Reported per epoch:
 Throughput: the same night at ``--speed max``, with the replay kept at most a minute
 ahead of the scorer (as in ``sleepstream demo``): epochs scored per wall second.
 
-    .venv/bin/python -m benchmarks.live_latency [--epochs 60] [--rate 256] [--speed 30]
+    .venv/bin/python -m benchmarks.live_latency [--epochs 60] [--rate 256] [--speed 30] [--threads 1]
 
 Writes ``benchmarks/results/live_latency.json``. Needs the weights in ``weights/`` (or
 ``--weights DIR``).
@@ -116,6 +116,8 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=256.0)
     ap.add_argument("--speed", type=float, default=30.0)
     ap.add_argument("--weights")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (default: 1, what sleepstream live and demo use)")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
 
@@ -128,6 +130,7 @@ def main() -> None:
     from sleepnet.simulate import simulate_night
     from sleepnet.weights import load_model
 
+    torch.set_num_threads(args.threads)
     model = load_model(args.weights)
     night = simulate_night((args.epochs + 2) * 30 / 3600, seed=1, sfreq=args.rate)
     eeg = night.eeg_uv[: int(args.epochs * 30 * args.rate)]

@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 HELP = "replay a simulated night at high speed, score it live on screen, and summarise the agreement"
-EXAMPLE = "sleepstream demo --speed 300"
+EXAMPLE = "sleepstream demo --speed max --no-display"
 
 SHARED_EXCERPT = Path("../shared/data/sleep-edf/SC4001E0-PSG-first300s.edf")
 SHARED_EXCERPT_HYPNOGRAM = Path("../shared/data/sleep-edf/SC4001EC-Hypnogram.edf")
@@ -20,8 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                        "simulated on first use)")
     p.add_argument("--hypnogram", help="true stages of --recording (default: labels inside the npz)")
     p.add_argument("--channel", default="EEG Fpz-Cz", help="EDF/BDF channel (default: %(default)s)")
-    p.add_argument("--speed", type=parse_speed, default=None, metavar="N|max",
-                   help="replay speed (default: max, as fast as the live scorer takes it)")
+    p.add_argument("--speed", type=parse_speed, default=480.0, metavar="N|max",
+                   help="replay speed (default: 480, an 8-h night in a minute; max: as fast as the "
+                        "live scorer takes it, a few seconds)")
     p.add_argument("--out", metavar="FILE",
                    help="hypnogram TSV (default: <recording>-live-<time>.tsv beside the recording)")
     p.add_argument("--no-display", action="store_true", help="one log line per epoch instead of the live screen")
@@ -96,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from scorer.hypnogram_file import HypnogramFile, check_writable
     from scorer.lsl_outlets import LslOutletSink
     from sleepnet.errors import SleepstreamError
-    from sleepstream.commands.live import make_view_sink, print_summary, stop_on_signals
+    from sleepstream.commands.live import make_view_sink, print_summary, stop_on_signals, use_one_torch_thread
     from streamer.resolve import StreamQuery
 
     console = Console(stderr=True)
@@ -113,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     from scorer.live import LiveScorer, connect_stream  # torch: only once the inputs are known good
     from sleepnet.weights import load_model
 
+    use_one_torch_thread()
     model = load_model(args.weights)
     tag = uuid.uuid4().hex[:8]
     name = f"sleepstream-demo-{tag}"

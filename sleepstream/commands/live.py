@@ -42,6 +42,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="use LSL across the network (default: this machine only)")
 
 
+def use_one_torch_thread() -> None:
+    """Score with one torch thread. Live scoring runs the model on one epoch at a time:
+    intra-op threads gain nothing there and, on a shared CPU, cost a lot (measured with
+    benchmarks/live_latency.py on 2 busy cores: median latency 31 ms and p95 256 ms with
+    2 threads, 2.3 ms and 6.4 ms with 1)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def setup_epoch_log() -> None:
     """Route the per-epoch lines of the log sink to stdout, plainly."""
     from scorer.log_sink import EPOCH_LOGGER
@@ -137,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
     from scorer.live import LiveScorer  # torch: only once there is something to score
     from sleepnet.weights import load_model
 
+    use_one_torch_thread()
     model = load_model(args.weights)
     stream = EEGStream(info, channel=args.channel, channel_index=args.channel_index, units=args.units,
                        max_buflen_s=args.buffer_s)
