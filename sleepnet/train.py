@@ -9,6 +9,8 @@ Protocol
   unscored and movement epochs are never targets.
 * Windows never cross recordings; the label is the LAST epoch's; the first epochs of a
   night are padded by repeating the first epoch, exactly as at inference.
+  (``TrainConfig.label_position`` can move the label inside the window, e.g. to the
+  middle epoch for a non-causal comparison model; the shipped model keeps the last.)
 * Class-balanced cross-entropy (inverse class frequency), Adam, early stopping on the
   validation subjects' macro-F1, fixed seeds.
 * Each optimisation step encodes a block of 4 + K consecutive epochs once and scores the
@@ -74,6 +76,11 @@ class TrainConfig:
     amplitude_jitter: float = 0.25   # blocks scaled by exp(U(-j, j)) in training
     seed: int = 0
     max_minutes: float | None = None
+    label_position: int = SEQ_LEN - 1  # the window epoch whose stage is learnt: last = causal
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.label_position < SEQ_LEN:
+            raise ValueError(f"label_position must be 0..{SEQ_LEN - 1}, got {self.label_position}")
 
 
 def trim_range(labels: np.ndarray, wake_epochs: int = TRIM_WAKE_EPOCHS) -> tuple[int, int]:
@@ -102,13 +109,25 @@ def _blocks(nights: Sequence[PreparedNight], k: int) -> list[tuple[int, int]]:
     return [(i, s) for i, nt in enumerate(nights) for s in range(nt.first, nt.last, k)]
 
 
-def _block_batch(nights: Sequence[PreparedNight], blocks: Sequence[tuple[int, int]], k: int
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def window_indices(first: int, k: int, n_epochs: int, label_position: int = SEQ_LEN - 1) -> np.ndarray:
+    """Epochs of a block whose k windows label epochs ``first .. first+k-1``.
+
+    Window j of the block is ``idx[j:j+SEQ_LEN]`` and its epoch at ``label_position`` is
+    ``first + j``: with the default (last) the window is that epoch and the four before
+    it; with 2 (centred) it also holds the two after it. Indices outside the night are
+    clipped, i.e. padded by repeating its first (or last) epoch.
+    """
+    after = SEQ_LEN - 1 - label_position
+    return np.clip(np.arange(first - label_position, first + k + after), 0, n_epochs - 1)
+
+
+def _block_batch(nights: Sequence[PreparedNight], blocks: Sequence[tuple[int, int]], k: int,
+                 label_position: int = SEQ_LEN - 1) -> tuple[torch.Tensor, torch.Tensor]:
     """Blocks -> x (B, SEQ_LEN-1+k, 1, n_times) and targets (B, k) (-1 = no target)."""
     xs, ys = [], []
     for i, s in blocks:
         nt = nights[i]
-        idx = np.clip(np.arange(s - (SEQ_LEN - 1), s + k), 0, len(nt.data) - 1)
+        idx = window_indices(s, k, len(nt.data), label_position)
         xs.append(nt.data[idx])
         t = np.full(k, UNSCORED, dtype=np.int64)
         end = min(s + k, nt.last)
@@ -136,15 +155,33 @@ def class_weights(nights: Sequence[PreparedNight]) -> torch.Tensor:
     return torch.tensor(w / w[w > 0].mean(), dtype=torch.float32)
 
 
-def evaluate_prepared(model: LoadedModel, nights: Sequence[PreparedNight]) -> tuple[Agreement, list[Agreement]]:
-    """Score each night exactly as inference does (SequenceScorer) and compare in the trim."""
+@torch.no_grad()
+def windowed_stage_codes(net: CausalSleepNet, data: np.ndarray, scorable: np.ndarray,
+                         label_position: int = SEQ_LEN - 1) -> np.ndarray:
+    """Stage codes (-1 where not scorable) of a whole night, each epoch from the window
+    that holds it at ``label_position`` (:func:`window_indices`); for a model trained with
+    a label position other than the last, which :class:`SequenceScorer` cannot run.
+    data: (n_epochs, n_times) model units. No context restart at unscorable epochs."""
+    idx = window_indices(0, len(data), len(data), label_position)
+    x = torch.from_numpy(np.ascontiguousarray(data[idx]))[None, :, None, :]
+    codes = block_logits(net, x)[0].argmax(dim=1).numpy()
+    return np.where(scorable, codes, UNSCORED)
+
+
+def evaluate_prepared(model: LoadedModel, nights: Sequence[PreparedNight],
+                      label_position: int = SEQ_LEN - 1) -> tuple[Agreement, list[Agreement]]:
+    """Score each night exactly as inference does (SequenceScorer) and compare in the trim;
+    another ``label_position`` scores with :func:`windowed_stage_codes` instead."""
     from .preprocess import Epoch
 
     per, yt, yp = [], [], []
     for nt in nights:
-        epochs = [Epoch(index=i, data=nt.data[i], scorable=bool(nt.scorable[i])) for i in range(len(nt.data))]
-        preds = SequenceScorer(model).score(epochs)
-        p = np.array([pr.stage_code for pr in preds])[nt.first:nt.last]
+        if label_position == SEQ_LEN - 1:
+            epochs = [Epoch(index=i, data=nt.data[i], scorable=bool(nt.scorable[i])) for i in range(len(nt.data))]
+            preds = SequenceScorer(model).score(epochs)
+            p = np.array([pr.stage_code for pr in preds])[nt.first:nt.last]
+        else:
+            p = windowed_stage_codes(model.net, nt.data, nt.scorable, label_position)[nt.first:nt.last]
         t = nt.labels[nt.first:nt.last]
         per.append(agreement(t, p))
         yt.append(t)
@@ -172,7 +209,7 @@ def train(train_nights: Sequence[PreparedNight], val_nights: Sequence[PreparedNi
         total, seen = 0.0, 0
         for step in range(n_steps):
             sel = [blocks[j] for j in order[step * cfg.batch_blocks:(step + 1) * cfg.batch_blocks]]
-            x, y = _block_batch(train_nights, sel, cfg.block_targets)
+            x, y = _block_batch(train_nights, sel, cfg.block_targets, cfg.label_position)
             if cfg.amplitude_jitter:
                 scale = np.exp(rng.uniform(-cfg.amplitude_jitter, cfg.amplitude_jitter, len(sel)))
                 x = x * torch.tensor(scale, dtype=torch.float32)[:, None, None, None]
@@ -187,7 +224,7 @@ def train(train_nights: Sequence[PreparedNight], val_nights: Sequence[PreparedNi
                 progress(f"pass {p + 1}", step + 1, n_steps)
         net.eval()
         loaded = LoadedModel(net, model_config, preprocess, "training", source=None)  # type: ignore[arg-type]
-        val, _ = evaluate_prepared(loaded, val_nights) if val_nights else (None, None)
+        val, _ = evaluate_prepared(loaded, val_nights, cfg.label_position) if val_nights else (None, None)
         f1 = val.macro_f1 if val else -total
         history.append({"pass": p + 1, "train_loss": total / max(seen, 1),
                         "val_accuracy": val.accuracy if val else None,
