@@ -1,6 +1,7 @@
 """Shared pieces for the live-path tests (streamer, replay, live, hypnogram file):
-the model under test, simulated recordings, a sink that keeps what it is given, and
-one function that replays a source and scores it live over real LSL on loopback."""
+the model under test (the repository's weights/), simulated recordings, a sink that
+keeps what it is given, and one function that replays a source and scores it live over
+real LSL on loopback."""
 from __future__ import annotations
 
 import threading
@@ -17,27 +18,17 @@ from sleepnet.weights import WEIGHTS_FILE, default_weights_dir, load_model
 REPO = Path(__file__).resolve().parent.parent
 
 
-def weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The repository's weights/, or (until they are committed) a seeded model saved once."""
+def weights_dir() -> Path:
+    """The repository's weights/ (the model the live path ships with)."""
     d = default_weights_dir()
-    if (d / WEIGHTS_FILE).exists():
-        return d
-    import torch
-
-    from sleepnet.model import CausalSleepNet, ModelConfig
-    from sleepnet.preprocess import PreprocessConfig
-    from sleepnet.weights import save_model
-
-    out = tmp_path_factory.getbasetemp() / "seeded-weights"
-    if not (out / WEIGHTS_FILE).exists():
-        torch.manual_seed(1234)
-        save_model(out, CausalSleepNet(ModelConfig()).eval(), PreprocessConfig(), "seeded-test-model")
-    return out
+    if not (d / WEIGHTS_FILE).exists():
+        pytest.fail(f"{d} holds no {WEIGHTS_FILE}: the live tests score with the shipped weights")
+    return d
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return weights_dir(tmp_path_factory)
+def model_dir() -> Path:
+    return weights_dir()
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +44,11 @@ def unique_ids() -> tuple[str, str]:
 
 def simulated_eeg(sfreq: float, n_epochs: int, seed: int = 7, skip_epochs: int = 40) -> tuple[np.ndarray, np.ndarray]:
     """``n_epochs`` of simulated Fpz-Cz (µV, float32) at ``sfreq`` and their labels, cut
-    from inside a simulated night (past sleep onset, so the stages vary)."""
+    from a simulated 2-h night past sleep onset (its hypnogram depends on the night's
+    length, so the length is fixed), so the stages vary."""
     from sleepnet.simulate import simulate_night
 
-    hours = (skip_epochs + n_epochs + 1) * 30.0 / 3600.0
+    hours = max(2.0, (skip_epochs + n_epochs + 10) * 30.0 / 3600.0)
     night = simulate_night(hours, seed, float(sfreq))
     n_ep = int(round(30 * sfreq))
     a = skip_epochs * n_ep
