@@ -13,6 +13,8 @@ Protocol
   middle epoch for a non-causal comparison model; the shipped model keeps the last.)
 * Class-balanced cross-entropy (inverse class frequency), Adam, early stopping on the
   validation subjects' macro-F1, fixed seeds.
+* Augmentation per block: amplitude x exp(U(-0.25, 0.25)) and a random spectral tilt
+  (f / 10 Hz) ** U(-0.5, 0.5) (domain randomisation against a simulator's exact slope).
 * Each optimisation step encodes a block of 4 + K consecutive epochs once and scores the
   K windows inside it, so no epoch is encoded five times.
 """
@@ -74,6 +76,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     amplitude_jitter: float = 0.25   # blocks scaled by exp(U(-j, j)) in training
+    spectral_tilt: float = 0.5       # block spectra multiplied by (f / 10 Hz) ** U(-t, t)
     seed: int = 0
     max_minutes: float | None = None
     label_position: int = SEQ_LEN - 1  # the window epoch whose stage is learnt: last = causal
@@ -148,6 +151,21 @@ def block_logits(net: CausalSleepNet, x: torch.Tensor) -> torch.Tensor:
     return logits.reshape(b, k, -1)
 
 
+def tilt_spectra(x: torch.Tensor, exponents: np.ndarray, sfreq_hz: float) -> torch.Tensor:
+    """Domain randomisation: scale each block's spectrum by (f / 10 Hz) ** exponent.
+
+    x: (B, L, 1, T) model units; exponents: (B,). Tilts the 1/f slope and the share of
+    fast activity, so the network cannot lean on a simulator's exact spectral slope or
+    muscle-noise level and has to use the structured cues (alpha, spindles, slow waves,
+    K-complexes, eye movements) that real EEG shares with the simulation.
+    """
+    n = x.shape[-1]
+    f = torch.fft.rfftfreq(n, d=1.0 / sfreq_hz).clamp(min=0.5)
+    gain = (f[None, :] / 10.0) ** torch.tensor(exponents, dtype=torch.float32)[:, None]  # (B, F)
+    spec = torch.fft.rfft(x, dim=-1) * gain[:, None, None, :]
+    return torch.fft.irfft(spec, n=n, dim=-1)
+
+
 def class_weights(nights: Sequence[PreparedNight]) -> torch.Tensor:
     y = np.concatenate([nt.targets() for nt in nights])
     counts = np.bincount(y[y >= 0], minlength=N_STAGES).astype(float)
@@ -213,6 +231,9 @@ def train(train_nights: Sequence[PreparedNight], val_nights: Sequence[PreparedNi
             if cfg.amplitude_jitter:
                 scale = np.exp(rng.uniform(-cfg.amplitude_jitter, cfg.amplitude_jitter, len(sel)))
                 x = x * torch.tensor(scale, dtype=torch.float32)[:, None, None, None]
+            if cfg.spectral_tilt:
+                x = tilt_spectra(x, rng.uniform(-cfg.spectral_tilt, cfg.spectral_tilt, len(sel)),
+                                 preprocess.sfreq_hz)
             logits = block_logits(net, x)
             loss = loss_fn(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
             opt.zero_grad()
@@ -265,5 +286,6 @@ PROTOCOL = {
     "windows": f"{SEQ_LEN} epochs, label of the LAST epoch, never crossing recordings, first epochs padded by repeating the first",
     "filter": "the live path's causal 0.3-35 Hz Butterworth (sosfilt), never zero-phase",
     "loss": "class-balanced cross-entropy (inverse class frequency)",
+    "augmentation": "per block: amplitude x exp(U(-0.25, 0.25)), spectral tilt (f/10 Hz)**U(-0.5, 0.5)",
     "early_stopping": "validation subjects' macro-F1",
 }

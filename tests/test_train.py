@@ -38,3 +38,18 @@ def test_subject_ranges_parse_and_bad_ones_are_refused():
     assert parse_subjects("0-3,7, 9-8") == [0, 1, 2, 3, 7, 8, 9]
     with pytest.raises(SleepstreamError, match="--subjects"):
         parse_subjects("a-b")
+
+
+def test_spectral_tilt_keeps_10_hz_and_reshapes_the_rest():
+    import torch
+
+    from sleepnet.train import tilt_spectra
+
+    t = torch.arange(3000) / 100.0
+    x = (torch.sin(2 * torch.pi * 10 * t) + torch.sin(2 * torch.pi * 30 * t))[None, None, None, :]
+    y = tilt_spectra(x, np.array([1.0]), 100.0)[0, 0, 0]
+    spec = torch.fft.rfft(y).abs()
+    assert spec[300] == pytest.approx(1500, rel=0.01)        # 10 Hz unchanged
+    assert spec[900] == pytest.approx(1500 * 3, rel=0.01)    # 30 Hz x (30/10)**1
+    same = tilt_spectra(x, np.array([0.0]), 100.0)
+    torch.testing.assert_close(same, x, atol=1e-5, rtol=0)
