@@ -1,0 +1,99 @@
+"""Figure 3, batch: one 8-hour night scored with ``sleepstream score``.
+
+* with start-up: the wall time of the command as a user runs it (Python, imports,
+  torch, model load, reading the file, scoring, writing the CSV);
+* without model start-up: the same work in a process where the model is already
+  loaded and warm: read the npz, preprocess, score every epoch, write the CSV.
+
+Medians over ``--repeats`` runs; the night is simulated once (seed 1, 100 Hz).
+
+    .venv/bin/python -m benchmarks.batch [--repeats 3]
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .common import (REPO, Figure, machine, progress, scratch_dir, shell, simulated_night_file, sleepstream,
+                     this_command, write_result)
+
+MODULE = "benchmarks.batch"
+TARGET_S = 3.0
+
+
+def score_in_process(model, path: Path, out: Path) -> tuple[float, int]:
+    """Seconds to read, preprocess, score and write one night with a loaded model."""
+    from sleepnet.inference import SequenceScorer
+    from sleepnet.outputs import write_stage_csv
+    from sleepnet.preprocess import Preprocessor
+    from sleepnet.readers import read_recording
+
+    t = time.perf_counter()
+    rec = read_recording(path)
+    preds = SequenceScorer(model).score(Preprocessor(rec.sfreq, model.preprocess).push(rec.eeg_uv))
+    write_stage_csv(out, preds)
+    return time.perf_counter() - t, len(preds)
+
+
+def run(args: argparse.Namespace) -> dict:
+    from sleepnet.weights import load_model
+
+    night = simulated_night_file(8.0, seed=1)
+    tmp = scratch_dir("bench-batch-")
+    cmd = sleepstream("score", night, "--out", tmp / "night.csv", "--quiet")
+    walls = []
+    for i in range(args.repeats):
+        progress(f"batch: sleepstream score, run {i + 1}/{args.repeats}")
+        t = time.perf_counter()
+        p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+        walls.append(time.perf_counter() - t)
+        if p.returncode != 0:
+            raise RuntimeError(f"sleepstream score failed: {p.stderr.strip()[-500:]}")
+    n_rows = sum(1 for _ in open(tmp / "night.csv")) - 1
+    t = time.perf_counter()
+    model = load_model(None if args.weights is None else args.weights)
+    load_s = time.perf_counter() - t
+    score_in_process(model, night, tmp / "warm.csv")            # warm-up (first forward passes)
+    inner = []
+    for i in range(args.repeats):
+        s, n = score_in_process(model, night, tmp / "warm.csv")
+        inner.append(s)
+    with_s, without_s = float(np.median(walls)), float(np.median(inner))
+    command = this_command(MODULE, args.argv)
+    figures = [
+        Figure("batch: 8-h night, sleepstream score (with start-up)", with_s, "s", f"< {TARGET_S:g} s",
+               with_s < TARGET_S, f"{command}  # times: {shell(cmd)}",
+               note=f"{n_rows / with_s:.0f} epochs/s; {n_rows} epochs; median of {args.repeats}",
+               detail={"runs_s": walls, "epochs": n_rows, "epochs_per_s": n_rows / with_s}),
+        Figure("batch: 8-h night, model already loaded", without_s, "s", f"< {TARGET_S:g} s",
+               without_s < TARGET_S, command,
+               note=f"{n / without_s:.0f} epochs/s (read+preprocess+score+CSV); model load {load_s:.2f} s",
+               detail={"runs_s": inner, "epochs": n, "epochs_per_s": n / without_s, "model_load_s": load_s}),
+    ]
+    return {"figures": figures, "night": str(night), "model_id": model.model_id}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--weights", help="weights folder (default: weights/)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(p)
+    args = p.parse_args(argv)
+    args.argv = argv
+    body = run(args)
+    body["machine"] = machine()
+    path = write_result("batch", body)
+    for f in body["figures"]:
+        print(f"{f.name}: {f.value:.2f} {f.unit} ({f.note})")
+    print(f"-> {path}")
+
+
+if __name__ == "__main__":
+    main()

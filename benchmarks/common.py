@@ -1,0 +1,255 @@
+"""Shared pieces of the benchmarks: where results go, the machine they ran on, the
+simulated nights they use, the `sleepstream` command as a subprocess, LSL on this
+machine only, percentiles and the memory of a process.
+
+Every benchmark module has ``run(args) -> dict`` (its figures, each with the command
+that produced it) and a ``main()`` so it runs alone as ``python -m benchmarks.<name>``;
+:mod:`benchmarks.run_all` runs them all and prints one table.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+DATA = RESULTS / "data"
+SHARED = REPO.parent / "shared" / "data"
+EXCERPT = SHARED / "sleep-edf" / "SC4001E0-PSG-first300s.edf"
+EXCERPT_HYPNOGRAM = SHARED / "sleep-edf" / "SC4001EC-Hypnogram.edf"
+SLEEPSTREAM = (str(REPO / ".venv" / "bin" / "sleepstream") if (REPO / ".venv" / "bin" / "sleepstream").exists()
+               else "sleepstream")
+EPOCH_S = 30.0
+
+
+@dataclass
+class Figure:
+    """One measured figure. target: the goal in words; passed: True/False, or None when
+    there is no target. command: what produced it (copy-paste runnable from the repo root)."""
+
+    name: str
+    value: float | None
+    unit: str
+    target: str = ""
+    passed: bool | None = None
+    command: str = ""
+    note: str = ""
+    detail: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def machine() -> dict:
+    """What the figures were measured on."""
+    import torch
+
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cpus": os.cpu_count(), "load_avg_1_5_15": [round(x, 2) for x in load],
+            "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
+            "time": time.strftime("%Y-%m-%d %H:%M:%S %z")}
+
+
+def this_command(module: str, argv: list[str] | None = None) -> str:
+    """The command line that runs ``module`` with ``argv`` (for the 'command' of a figure)."""
+    args = sys.argv[1:] if argv is None else argv
+    return " ".join([".venv/bin/python -m", module, *map(shlex.quote, args)]).strip()
+
+
+def write_result(name: str, body: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(body, indent=2, default=_json_default) + "\n")
+    return path
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    if isinstance(o, Figure):
+        return o.as_dict()
+    raise TypeError(type(o))
+
+
+def configure_lsl() -> str:
+    """LSL for this machine only, in a session of its own (the `sleepstream` commands
+    started from here join it through the environment)."""
+    from sleepstream.lsl_config import SESSION_ENV
+    from sleepstream.lsl_config import configure_lsl as _configure
+
+    os.environ.setdefault(SESSION_ENV, f"sleepstream-bench-{uuid.uuid4().hex[:10]}")
+    _configure()
+    return os.environ[SESSION_ENV]
+
+
+def unique(tag: str) -> tuple[str, str]:
+    """A stream name and source_id no other run uses."""
+    h = uuid.uuid4().hex[:8]
+    return f"bench-{tag}-{h}", f"bench-{tag}:{h}"
+
+
+def percentiles(x, qs=(50, 99)) -> dict:
+    a = np.asarray(list(x), dtype=float)
+    if not len(a):
+        return {f"p{q}": float("nan") for q in qs} | {"n": 0}
+    return {**{f"p{q}": float(np.percentile(a, q)) for q in qs}, "max": float(a.max()), "n": int(len(a))}
+
+
+def params_key() -> str:
+    """A short hash of the simulator (code and parameters): cached nights and models
+    follow the simulator they were made with."""
+    h = hashlib.sha1()
+    for p in (REPO / "sleepnet" / "simulate.py", REPO / "sleepnet" / "simulation_params.json",
+              REPO / "sleepnet" / "hypnogram_model.py"):
+        if p.exists():
+            h.update(p.read_bytes())
+    return h.hexdigest()[:10]
+
+
+def simulated_night_file(hours: float = 8.0, seed: int = 1, sfreq: float = 100.0) -> Path:
+    """A simulated night in our continuous npz (with labels), made once per simulator version."""
+    from sleepnet.readers import write_continuous_npz
+    from sleepnet.simulate import simulate_night
+
+    DATA.mkdir(parents=True, exist_ok=True)
+    stem = f"night-{hours:g}h-seed{seed}-{sfreq:g}hz-"
+    path = DATA / f"{stem}{params_key()}.npz"
+    if not path.exists():
+        for old in DATA.glob(f"{stem}*.npz"):   # made with another version of the simulator
+            old.unlink()
+        night = simulate_night(hours, seed, sfreq)
+        tmp = path.with_name(path.stem + ".tmp.npz")
+        write_continuous_npz(tmp, night.eeg_uv, night.sfreq, night.labels, night.channel)
+        tmp.replace(path)
+    return path
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A fresh folder for a benchmark's files under ``results/scratch/`` (kept after a
+    run on its own, for a look; ``run_all`` empties it)."""
+    base = RESULTS / "scratch"
+    base.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+
+
+def sleepstream(*args: object) -> list[str]:
+    return [SLEEPSTREAM, *map(str, args)]
+
+
+def shell(cmd: list[str]) -> str:
+    """A command line as a user types it (paths shortened to the repository root)."""
+    out = []
+    for c in cmd:
+        c = str(c)
+        if c == SLEEPSTREAM:
+            c = "sleepstream"
+        c = c.replace(str(REPO) + "/", "")
+        out.append(shlex.quote(c))
+    return " ".join(out)
+
+
+def popen(cmd: list[str], **kw) -> subprocess.Popen:
+    """Start a command with its stdout and stderr going to temporary files (a pipe
+    nobody reads would fill up and block a scorer logging one line per epoch)."""
+    out = tempfile.TemporaryFile(mode="w+")
+    err = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=err, text=True, **kw)
+    proc._bench_files = (out, err)  # type: ignore[attr-defined]
+    return proc
+
+
+def outputs(proc: subprocess.Popen) -> tuple[str, str]:
+    """What a process started with :func:`popen` wrote so far (stdout, stderr)."""
+    texts = []
+    for fh in proc._bench_files:  # type: ignore[attr-defined]
+        fh.flush()
+        fh.seek(0)
+        texts.append(fh.read())
+        fh.seek(0, 2)
+    return texts[0], texts[1]
+
+
+def stop(proc: subprocess.Popen | None, timeout: float = 15.0) -> tuple[str, str]:
+    """SIGTERM (the live command's clean stop), then SIGKILL if it lingers; returns
+    its (stdout, stderr)."""
+    if proc is None:
+        return "", ""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    return outputs(proc)
+
+
+def wait_until(cond: Callable[[], bool], timeout: float, what: str, poll_s: float = 0.01,
+               proc: subprocess.Popen | None = None) -> float:
+    """Wait for ``cond``; returns the perf_counter time it became true."""
+    t_end = time.perf_counter() + timeout
+    while True:
+        if cond():
+            return time.perf_counter()
+        if proc is not None and proc.poll() is not None:
+            out, err = outputs(proc)
+            raise RuntimeError(f"{what}: the process ended early (rc {proc.returncode}): {err.strip()[-800:]}")
+        if time.perf_counter() > t_end:
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(poll_s)
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) of a process in MB, from /proc/PID/status (NaN when gone)."""
+    rss = hwm = float("nan")
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) / 1024
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return rss, hwm
+
+
+def count_rows(path: Path) -> int:
+    """Epoch rows of a live hypnogram file so far (whole lines, not comments)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return 0
+    if not data:
+        return 0
+    lines = data.split(b"\n")[1:-1]   # the header, and a line still being written
+    return sum(1 for ln in lines if ln and not ln.startswith(b"#"))
+
+
+def progress(msg: str) -> None:
+    """Benchmarks say what they are doing on stderr (the table goes to stdout)."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
