@@ -33,9 +33,11 @@ from pathlib import Path
 import numpy as np
 from scipy import optimize, signal
 
-from .hypnogram_model import Bouts, fit_hypnogram_model, load_real_nights, trim_to_sleep
+from .hypnogram_model import (
+    HYPNOGRAM_STAT_NAMES, Bouts, fit_hypnogram_model, hypnogram_statistics, load_real_nights, trim_to_sleep,
+)
 from .simulate import (
-    COMPONENTS, DEFAULT_GAINS_UV, DEPTH_LOADINGS, JITTER_TAU_S, EVENT_RATES_PER_MIN, PARAMS_PATH, StageSignalParams,
+    COMPONENTS, DEFAULT_GAINS_UV, STATE_LOADINGS, JITTER_TAU_S, EVENT_RATES_PER_MIN, PARAMS_PATH, StageSignalParams,
     SubjectDistribution, default_stage_params, random_subject, synthesise,
 )
 from .stages import EPOCH_S, N_STAGES, STAGES
@@ -47,16 +49,18 @@ DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
 CALIBRATION_SUBJECTS = (0, 1, 2, 3, 4)      # SC400x..SC404x
 HELD_OUT_SUBJECTS = (5, 6, 7, 8, 9)         # SC405x..SC409x
 QUANTILES = np.array([0.01, 0.03, 0.07, 0.15, 0.25, 0.35, 0.5, 0.65, 0.75, 0.85, 0.93, 0.97, 0.99])
+#: Least sd of each stage's state wander (W: relaxed, alpha-rich wake must occur).
+MIN_STATE_SD = (0.0, 0.0, 0.0, 0.0, 0.0)
 #: Weight of the feature-correlation mismatch beside the quantile mismatch in the loss.
-CORR_WEIGHT = 1.0
+CORR_WEIGHT = 0.2
 EYE_COMPONENTS = ("sem", "blink", "rem", "emg", "movement")
 
 #: Lower bounds (µV) that keep each stage's signature present whatever the fit prefers.
 SIGNATURE_FLOORS_UV: dict[str, dict[str, float]] = {
     "W": {"alpha": 2.5, "blink": 60.0, "emg": 1.0},
     "N1": {"theta": 2.0, "vertex": 40.0, "sem": 4.0},
-    "N2": {"spindle": 12.0, "kcomplex": 70.0},
-    "N3": {"slow": 21.0},
+    "N2": {"spindle": 18.0, "kcomplex": 70.0},
+    "N3": {"slow": 10.0},
     "REM": {"rem": 40.0, "sawtooth": 20.0, "theta": 2.0},
 }
 
@@ -173,6 +177,7 @@ def features_from_powers(band_uv2: np.ndarray, var_uv2: np.ndarray, dvar_uv2: np
 
 @dataclass(frozen=True)
 class _Layout:
+    stage: int
     active: tuple[int, ...]          # component indices with free gains
     lower: np.ndarray                # log-gain bounds
     upper: np.ndarray
@@ -191,7 +196,7 @@ def _layout(stage: int) -> _Layout:
         lo.append(np.log(max(d / 6.0, floors.get(c, 0.0))))
         hi.append(np.log(d * 6.0))
         prior.append(np.log(d))
-    return _Layout(active, np.array(lo), np.array(hi), np.array(prior))
+    return _Layout(stage, active, np.array(lo), np.array(hi), np.array(prior))
 
 
 def _jitter_paths(n_series: int, n_epochs: int, seed: int) -> np.ndarray:
@@ -214,7 +219,7 @@ def _sim_features(theta: np.ndarray, units: _Units, layout: _Layout, z: np.ndarr
     logj = s_common * z[0][None] + s_indep * z[1 + act]          # (A, E, k)
     eye = [COMPONENTS.index(c) for c in EYE_COMPONENTS]
     for k, ci in enumerate(act):
-        loading = DEPTH_LOADINGS.get(COMPONENTS[ci], 0.0)
+        loading = STATE_LOADINGS[STAGES[layout.stage]].get(COMPONENTS[ci], 0.0)
         if loading:
             logj[k] += loading * s_depth * z[1 + len(COMPONENTS)]
         if ci in eye:
@@ -251,8 +256,8 @@ def fit_stage(stage: int, real_X: np.ndarray, units: _Units, seed: int, prior_we
     sig0 = default_stage_params()
     theta0 = np.concatenate([np.clip(layout.prior, layout.lower, layout.upper),
                              [sig0.sigma_common[stage], sig0.sigma_indep[stage],
-                              max(sig0.sigma_depth[stage], 0.05), max(sig0.sigma_eye[stage], 0.05)]])
-    bounds = list(zip(layout.lower, layout.upper)) + [(0.0, 0.8)] * 4
+                              max(sig0.sigma_depth[stage], MIN_STATE_SD[stage], 0.05), max(sig0.sigma_eye[stage], 0.05)]])
+    bounds = list(zip(layout.lower, layout.upper)) + [(0.0, 0.8), (0.0, 0.8), (MIN_STATE_SD[stage], 0.9), (0.0, 0.8)]
     args = (units, layout, z, real_q, real_sd, real_corr, prior_weight)
     # A global search (differential evolution, started around the physiological
     # defaults) then a local polish (Powell): the quantile loss is rugged.
@@ -268,16 +273,34 @@ def fit_stage(stage: int, real_X: np.ndarray, units: _Units, seed: int, prior_we
 
 # --------------------------------------------------------------------------- main
 
-def calibrate(data: Path, seed: int = 7, n_subjects: int = 12, minutes: float = 30.0) -> dict:
-    """Fit everything; return the JSON-ready parameter dict."""
-    t0 = time.perf_counter()
-    hyp_nights = load_real_nights(data / "hypnograms")
-    hmodel = fit_hypnogram_model(
-        hyp_nights,
-        source=(f"{len(hyp_nights)} real hypnograms in shared/data/hypnograms: Sleep-EDF Expanded cassette "
+def fit_hypnograms(data: Path) -> dict:
+    """The fitted hypnogram model and the real nights' statistic ranges (JSON-ready)."""
+    nights = load_real_nights(data / "hypnograms")
+    model = fit_hypnogram_model(
+        nights,
+        source=(f"{len(nights)} real hypnograms in shared/data/hypnograms: Sleep-EDF Expanded cassette "
                 "(SC4xxxE0.txt) and telemetry (ST7xxxJx-Hypnogram.edf) nights, PhysioNet, ODC-By 1.0"),
     )
-    log.info("hypnogram model: %d nights (%.1f s)", len(hyp_nights), time.perf_counter() - t0)
+    return {"hypnogram_model": model.to_dict(), "real_hypnogram_statistics": real_hypnogram_ranges(nights)}
+
+
+def real_hypnogram_ranges(nights) -> dict[str, dict[str, float]]:
+    """Mean, min and max of each hypnogram statistic over the real nights (NaNs skipped)."""
+    stats = [hypnogram_statistics(n.labels, n.lights_off_known) for n in nights]
+    out = {}
+    for k in HYPNOGRAM_STAT_NAMES:
+        v = np.array([d[k] for d in stats], dtype=float)
+        v = v[np.isfinite(v)]
+        out[k] = {"mean": round(float(v.mean()), 4), "min": round(float(v.min()), 4),
+                  "max": round(float(v.max()), 4), "n": int(len(v))}
+    return out
+
+
+def calibrate(data: Path, seed: int = 7, n_subjects: int = 40, minutes: float = 15.0) -> dict:
+    """Fit everything; return the JSON-ready parameter dict."""
+    t0 = time.perf_counter()
+    hyp = fit_hypnograms(data)
+    log.info("hypnogram model: %d nights (%.1f s)", hyp["hypnogram_model"]["n_nights"], time.perf_counter() - t0)
     feats = [n for n in load_feature_nights(data) if n.subject in CALIBRATION_SUBJECTS]
     X = np.concatenate([n.X for n in feats])
     y = np.concatenate([n.y for n in feats])
@@ -307,7 +330,7 @@ def calibrate(data: Path, seed: int = 7, n_subjects: int = 12, minutes: float = 
             "fit": fit_report,
             "event_rates_per_min": {k: dict(zip(STAGES, v)) for k, v in EVENT_RATES_PER_MIN.items()},
         },
-        "hypnogram_model": hmodel.to_dict(),
+        **hyp,
         "stage_signal": sp.to_dict(),
         "subject_distribution": {k: (list(v) if isinstance(v, tuple) else v)
                                  for k, v in SubjectDistribution().__dict__.items()},
@@ -319,7 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=None, help=f"real data folder (default {DEFAULT_DATA})")
     parser.add_argument("--out", type=Path, default=PARAMS_PATH, help="where to write the parameters")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--subjects", type=int, default=12, help="simulated subjects per stage")
+    parser.add_argument("--subjects", type=int, default=40, help="simulated subjects per stage")
+    parser.add_argument("--hypnogram-only", action="store_true",
+                        help="refit only the hypnogram model, keeping the signal parameters in --out")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -327,7 +352,11 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         log.error("calibrate: %s", exc)
         return 2
-    params = calibrate(data, seed=args.seed, n_subjects=args.subjects)
+    if args.hypnogram_only:
+        params = json.loads(args.out.read_text(encoding="utf-8"))
+        params.update(fit_hypnograms(data))
+    else:
+        params = calibrate(data, seed=args.seed, n_subjects=args.subjects)
     args.out.write_text(json.dumps(params, indent=1) + "\n", encoding="utf-8")
     log.info("wrote %s", args.out)
     return 0

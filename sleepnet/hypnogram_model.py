@@ -4,8 +4,11 @@ A first-order Markov chain over 30-s epochs loses the ~90-min NREM-REM cycles an
 time-of-night trends (N3 early, REM late). This model keeps them with two clocks:
 
 * ``t``: hours since sleep onset (time-of-night bins), and
-* ``c``: minutes since the last REM epoch ended, or since sleep onset while no REM has
-  happened yet (the cycle phase; "first cycle" is a separate flag).
+* ``c``: minutes since the current (or last) REM period began, or since sleep onset
+  while no REM has happened yet (the cycle phase; "first cycle" is a separate flag). A
+  REM period begins with REM after at least 15 min without REM, so REM interrupted by
+  brief awakenings stays one period, and ``c`` both ends REM periods and spaces their
+  onsets ~90 min apart.
 
 A night is a sequence of *bouts* (runs of one stage). After a bout of stage ``s`` ends,
 the next stage is drawn from ``P(next | s, t-bin, first-cycle, c-bin)``; each bout's
@@ -40,7 +43,9 @@ SLEEP_STAGES = (N1, N2, N3, REM)
 #: Edges of the time-since-sleep-onset bins, hours (last bin open-ended).
 T_EDGES_H: tuple[float, ...] = (0.0, 1.0, 2.0, 3.5, 5.0)
 #: Edges of the cycle-phase bins, minutes since the last REM (or since onset).
-C_EDGES_MIN: tuple[float, ...] = (0.0, 10.0, 30.0, 50.0, 70.0, 90.0)
+C_EDGES_MIN: tuple[float, ...] = (0.0, 10.0, 20.0, 35.0, 50.0, 65.0, 80.0, 95.0)
+#: REM after at least this long without REM starts a new REM period, minutes.
+REM_PERIOD_GAP_MIN = 15.0
 #: Wake kept before the first and after the last sleep epoch when trimming, epochs.
 TRIM_WAKE_EPOCHS = 60
 #: Pseudo-count pulling a sparse transition cell towards its coarser parent.
@@ -204,27 +209,49 @@ def _bin(value: float, edges: tuple[float, ...]) -> int:
 
 
 def _sleep_period_bouts(y: np.ndarray):
-    """Yield (stage, length, next_stage, t_h, first_cycle, c_min) for the bouts of the
-    sleep period (first to last sleep epoch), with the clocks at each bout's END."""
+    """(stage, length, next_stage, t_h, first_cycle, c_min, t0_h) for the bouts of the
+    sleep period (first to last sleep epoch), with the clocks at each bout's END (and
+    t0_h, hours since onset, at its start)."""
     sleep = np.flatnonzero(y >= N1)
     onset, last = int(sleep[0]), int(sleep[-1])
     st, starts, lengths = _runs(y[onset: last + 1])
-    last_rem_end: float | None = None
+    clock = _CycleClock()
     out = []
     for i in range(len(st)):
         end = starts[i] + lengths[i]
         if st[i] == REM:
-            last_rem_end = end
+            clock.rem(starts[i], end)
         if i + 1 < len(st):
             t_h = end / _EPOCHS_PER_MIN / 60.0
-            first = last_rem_end is None
-            c_min = (end - (0 if first else last_rem_end)) / _EPOCHS_PER_MIN
             # The clocks at the bout's START pick its length pool.
-            out.append((int(st[i]), int(lengths[i]), int(st[i + 1]), t_h, first, c_min,
+            out.append((int(st[i]), int(lengths[i]), int(st[i + 1]), t_h, clock.first, clock.c_min(end),
                         starts[i] / _EPOCHS_PER_MIN / 60.0))
         else:
             out.append((int(st[i]), int(lengths[i]), -1, 0.0, False, 0.0, starts[i] / _EPOCHS_PER_MIN / 60.0))
     return out
+
+
+class _CycleClock:
+    """The cycle phase: epochs since the current REM period began (or since sleep onset,
+    counted from epoch 0 of the sleep period, while no REM has come)."""
+
+    def __init__(self, origin: int = 0) -> None:
+        self.origin = origin
+        self.period_start: int | None = None
+        self.last_rem_end: int | None = None
+
+    @property
+    def first(self) -> bool:
+        return self.period_start is None
+
+    def rem(self, start: int, end: int) -> None:
+        gap = REM_PERIOD_GAP_MIN * _EPOCHS_PER_MIN
+        if self.last_rem_end is None or start - self.last_rem_end >= gap:
+            self.period_start = start
+        self.last_rem_end = end
+
+    def c_min(self, pos: int) -> float:
+        return (pos - (self.origin if self.period_start is None else self.period_start)) / _EPOCHS_PER_MIN
 
 
 def fit_hypnogram_model(nights: list[RealNight], source: str = "") -> HypnogramModel:
@@ -302,7 +329,7 @@ def generate_epochs(model: HypnogramModel, hours: float, rng: np.random.Generato
         return y
     pos = sol
     stage = int(rng.choice(N_STAGES, p=model.onset_stage))
-    last_rem_end: int | None = None
+    clock = _CycleClock(origin=sol)
     n_t, n_c = len(model.t_edges_h), len(model.c_edges_min)
     while pos < sleep_end:
         t0_h = (pos - sol) / _EPOCHS_PER_MIN / 60.0
@@ -310,14 +337,12 @@ def generate_epochs(model: HypnogramModel, hours: float, rng: np.random.Generato
         length = int(pool[rng.integers(len(pool))])
         end = min(pos + length, sleep_end)
         y[pos:end] = stage
-        pos = end
         if stage == REM:
-            last_rem_end = pos
-        first = last_rem_end is None
+            clock.rem(pos, end)
+        pos = end
         t_h = (pos - sol) / _EPOCHS_PER_MIN / 60.0
-        c_min = (pos - (sol if first else last_rem_end)) / _EPOCHS_PER_MIN
-        probs = model.transitions[stage, min(_bin(t_h, model.t_edges_h), n_t - 1), int(first),
-                                  min(_bin(c_min, model.c_edges_min), n_c - 1)]
+        probs = model.transitions[stage, min(_bin(t_h, model.t_edges_h), n_t - 1), int(clock.first),
+                                  min(_bin(clock.c_min(pos), model.c_edges_min), n_c - 1)]
         stage = int(rng.choice(N_STAGES, p=probs))
     # A night ends on wake: if the last sleep bout was cut, the final wake starts there.
     return y

@@ -85,12 +85,25 @@ EVENT_RATES_PER_MIN: dict[str, tuple[float, float, float, float, float]] = {
     "sawtooth": (0.0, 0.0, 0.0, 0.0, 1.2),
     "movement": (0.25, 0.05, 0.02, 0.0, 0.02),
 }
-#: How a unit of within-stage "depth" moves each component's log gain: deeper sleep has
-#: more slow waves and K-complexes, less fast activity, alpha and muscle tone.
-DEPTH_LOADINGS: dict[str, float] = {
-    "slow": 1.0, "steep": 0.4, "kcomplex": 0.5, "spindle": 0.2,
-    "pink": -0.3, "theta": -0.2, "alpha": -0.7, "beta": -1.0, "emg": -1.0,
+#: How a unit of each stage's within-stage "state" wander moves each component's log gain:
+#: W relaxed (eyes closed: alpha up, eye and muscle activity down) vs active; N1 deeper
+#: drowsiness (alpha dropping out, theta, slow eye movements and vertex waves up); N2/N3
+#: depth (more slow waves and K-complexes, less fast activity, alpha and muscle tone);
+#: REM phasic (bursts of eye movements and sawtooth waves) vs tonic.
+STATE_LOADINGS: dict[str, dict[str, float]] = {
+    "W": {"alpha": 1.2, "theta": 0.2, "blink": -1.0, "rem": -1.0, "emg": -0.8, "sem": -0.5, "movement": -1.0,
+          "beta": -0.3},
+    "N1": {"alpha": -1.0, "theta": 0.5, "sem": 0.6, "vertex": 0.6, "emg": -0.4},
+    "N2": {"slow": 1.0, "steep": 0.4, "kcomplex": 0.5, "spindle": 0.2,
+           "pink": -0.3, "theta": -0.2, "alpha": -0.7, "beta": -1.0, "emg": -1.0},
+    "N3": {"slow": 1.0, "steep": 0.4, "kcomplex": 0.5, "spindle": 0.2,
+           "pink": -0.3, "theta": -0.2, "alpha": -0.7, "beta": -1.0, "emg": -1.0},
+    "REM": {"rem": 1.0, "sawtooth": 1.0, "theta": 0.3, "alpha": -0.3, "emg": 0.3},
 }
+#: Slow waves come in trains: their amplitude wanders fast (tau SLOW_TRAIN_TAU_S) with this
+#: log-sd, at constant mean power.
+SLOW_TRAIN_SD = 0.5
+SLOW_TRAIN_TAU_S = 4.0
 #: Arousals per hour of each stage (brief; the label does not change).
 AROUSALS_PER_H = (0.0, 6.0, 6.0, 2.0, 6.0)
 #: Gain multipliers during an arousal, per continuous component.
@@ -101,7 +114,8 @@ AROUSAL_GAIN = {"alpha": 3.0, "beta": 2.0, "emg": 4.0, "slow": 0.4, "theta": 1.3
 class SubjectParams:
     """What makes one simulated person differ from another.
 
-    amplitude: overall scale of the brain signal (x0.5-2, 1 = calibrated median).
+    amplitude: overall scale of the recorded signal, brain and eyes and muscle alike
+        (x0.5-2, 1 = calibrated median).
     alpha_hz: alpha peak frequency, Hz (8.5-11.5).
     spindle_hz: spindle frequency at Fpz, Hz (11-14; frontal spindles are slow).
     slow_wave_scale: slow-wave amplitude relative to the median (falls with age).
@@ -155,8 +169,8 @@ class StageSignalParams:
     gains_uv: (5, n_components) µV: rms of continuous components, peak amplitude of events.
     sigma_common: (5,) sd of a log-gain wander shared by all components.
     sigma_indep: (5,) sd of each component's own log-gain wander.
-    sigma_depth: (5,) sd of a "depth" wander within a stage: it raises slow waves and
-        K-complexes while lowering fast activity and muscle (loadings DEPTH_LOADINGS).
+    sigma_depth: (5,) sd of the within-stage state wander (relaxation in W, drowsiness in
+        N1, depth in N2/N3, phasic activity in REM; loadings STATE_LOADINGS).
     sigma_eye: (5,) extra sd of the eye/muscle/movement log gains (wake behaviour).
     slow_wave_decay_per_h: fall of slow-wave log amplitude per hour since sleep onset.
     """
@@ -243,7 +257,7 @@ def default_stage_params() -> StageSignalParams:
     return StageSignalParams(
         gains_uv=g,
         sigma_common=np.full(N_STAGES, 0.25), sigma_indep=np.full(N_STAGES, 0.2),
-        sigma_depth=np.array([0.0, 0.3, 0.5, 0.3, 0.0]), sigma_eye=np.array([0.6, 0.3, 0.2, 0.2, 0.3]),
+        sigma_depth=np.array([0.5, 0.3, 0.5, 0.3, 0.3]), sigma_eye=np.array([0.6, 0.3, 0.2, 0.2, 0.3]),
     )
 
 
@@ -297,7 +311,7 @@ def _shape(name: str, f: np.ndarray, subject: SubjectParams) -> np.ndarray:
     if name == "drift":
         return hp(0.12) * gauss(0.0, 0.35)
     if name == "slow":
-        return gauss(0.9, 0.3) * hp(0.4, 3)
+        return gauss(1.0, 0.55) * hp(0.45, 3)
     if name == "theta":
         return gauss(5.8, 1.1)
     if name == "alpha":
@@ -305,7 +319,7 @@ def _shape(name: str, f: np.ndarray, subject: SubjectParams) -> np.ndarray:
     if name == "beta":
         return hp(13.0, 4) / (1.0 + (f / 15.0) ** 2)
     if name == "emg":
-        return hp(22.0, 4) / np.sqrt(1.0 + (f / 120.0) ** 4)
+        return hp(18.0, 3) / np.sqrt(1.0 + (f / 45.0) ** 6)
     if name == "sem":
         return gauss(0.35, 0.12) * hp(0.12, 2)
     raise ValueError(name)
@@ -372,9 +386,9 @@ def _moving_average(x: np.ndarray, width: int) -> np.ndarray:
     return (c[hi] - c[lo]) / (hi - lo)[:, None]
 
 
-def _ou(m: int, rng: np.random.Generator, n_series: int) -> np.ndarray:
+def _ou(m: int, rng: np.random.Generator, n_series: int, tau_s: float = JITTER_TAU_S) -> np.ndarray:
     """(m, n_series) unit-variance Ornstein-Uhlenbeck paths on the control grid."""
-    a = np.exp(-CTRL_DT_S / JITTER_TAU_S)
+    a = np.exp(-CTRL_DT_S / tau_s)
     e = rng.standard_normal((m, n_series)) * np.sqrt(1.0 - a * a)
     e[0] = rng.standard_normal(n_series)
     return signal.lfilter([1.0], [1.0, -a], e, axis=0)
@@ -386,18 +400,18 @@ def _gain_traces(ctrl: _Control, sp: StageSignalParams, subject: SubjectParams,
     wander, arousals and the slow-wave decline across the night."""
     w = ctrl.weights
     g = w @ sp.gains_uv
+    ci = COMPONENTS.index
+    train = _ou(len(ctrl.t_s), rng, 1, SLOW_TRAIN_TAU_S)[:, 0]
+    g[:, ci("slow")] *= np.exp(SLOW_TRAIN_SD * train - SLOW_TRAIN_SD ** 2)
     if jitter:
         m = len(ctrl.t_s)
         z = _ou(m, rng, len(COMPONENTS) + 1)
         logj = (w @ sp.sigma_common)[:, None] * z[:, :1] + (w @ sp.sigma_indep)[:, None] * z[:, 1:]
-        ci = COMPONENTS.index
-        depth = (w @ sp.sigma_depth) * z[:, 1 + ci("slow")]
-        for name, loading in DEPTH_LOADINGS.items():
-            logj[:, ci(name)] += loading * depth
+        loadings = np.array([[STATE_LOADINGS[s].get(c, 0.0) for c in COMPONENTS] for s in STAGES])
+        logj += (w @ (sp.sigma_depth[:, None] * loadings)) * z[:, 1 + ci("slow"), None]
         for name in ("sem", "blink", "rem", "emg", "movement"):
             logj[:, ci(name)] += (w @ sp.sigma_eye) * z[:, 1 + ci(name)]
         g = g * np.exp(logj)
-    ci = COMPONENTS.index
     for name, factor in AROUSAL_GAIN.items():
         g[:, ci(name)] *= 1.0 + (factor - 1.0) * ctrl.arousal
     g[:, ci("slow")] *= subject.slow_wave_scale * np.exp(-sp.slow_wave_decay_per_h * (ctrl.hours_asleep - 2.0))
@@ -407,8 +421,7 @@ def _gain_traces(ctrl: _Control, sp: StageSignalParams, subject: SubjectParams,
     g[:, ci("emg")] *= subject.emg_scale
     drift = 1.0 + 2.0 * (1.0 - subject.electrode_quality)
     g[:, ci("drift")] *= drift
-    brain = [ci(c) for c in COMPONENTS if c not in ("sem", "blink", "rem", "emg", "movement", "drift")]
-    g[:, brain] *= subject.amplitude
+    g *= subject.amplitude  # the whole recording: skull, electrodes, amplifier gain
     return g
 
 
