@@ -79,7 +79,7 @@ class Scoring:
     stream: EEGStream
     scorer: LiveScorer
     sink: CollectSink
-    thread: threading.Thread
+    thread: threading.Thread | None = None
     summary: list = field(default_factory=list)
     errors: list = field(default_factory=list)
 
@@ -105,7 +105,7 @@ class Rig:
             stream.connect(5.0)                  # subscribed when it returns
             sink = CollectSink()
             scorer = LiveScorer(stream, model, [sink], status_every_s=0.1)
-            run = Scoring(stream, scorer, sink, threading.Thread(daemon=True))
+            run = Scoring(stream, scorer, sink)
             run.thread = threading.Thread(target=self._score, args=(run,), daemon=True)
             self.runs.append(run)
         for run in self.runs:
@@ -140,19 +140,35 @@ class Rig:
         return self.runs[0].sink.records
 
 
+@pytest.fixture
+def make_rig(model):
+    """Rig factory; whatever a failing test leaves running is stopped afterwards."""
+    made: list[Rig] = []
+
+    def make(**kw) -> Rig:
+        made.append(Rig(model, **kw))
+        return made[-1]
+
+    yield make
+    for rig in made:
+        rig.stop.set()
+        for run in rig.runs:
+            run.thread.join(10)
+
+
 def night(fs: float, n_epochs: int, seed: int) -> np.ndarray:
     return simulated_eeg(fs, n_epochs, seed=seed)[0].astype(np.float64)
 
 
 # --------------------------------------------------------------------------- live-path faults
 
-def test_frozen_outlet_is_signal_lost_then_its_silence_becomes_an_unscored_gap(model):
+def test_frozen_outlet_is_signal_lost_then_its_silence_becomes_an_unscored_gap(make_rig, model):
     """An amplifier that freezes for 12 s (the outlet stays up, nothing flows, no LSL
     error ever comes) and then resumes on its own clock."""
     fs = 100.0
     x = night(fs, 8, seed=31)
     cut, frozen = int(2.5 * EPOCH), 1200                  # freezes mid-epoch 2 for 12 s of signal
-    rig = Rig(model)
+    rig = make_rig()
     t0 = pylsl.local_clock()
     stamps = t0 + np.arange(len(x)) / fs
     stamps[cut:] += frozen / fs
@@ -176,7 +192,7 @@ def test_frozen_outlet_is_signal_lost_then_its_silence_becomes_an_unscored_gap(m
     assert_never_invented(r)
 
 
-def test_bursts_of_nan_are_gaps_scored_below_a_quarter_missing_and_unscored_above(model):
+def test_bursts_of_nan_are_gaps_scored_below_a_quarter_missing_and_unscored_above(make_rig, model):
     """Dropouts of 0.2 s scattered through the night, across chunk and epoch boundaries,
     on the scored channel (and worse on a channel that is not scored)."""
     fs = 250.0
@@ -194,7 +210,7 @@ def test_bursts_of_nan_are_gaps_scored_below_a_quarter_missing_and_unscored_abov
     bursts(fpz, 3, 40, 50)            # 2000 of 7500: 27 % missing -> unscored
     fpz[2 * n - 20: 2 * n + 20] = np.nan  # across the epoch 1/2 boundary
     other[:] = np.where(rng.random(len(other)) < 0.5, np.nan, other)  # half of the other channel lost
-    rig = Rig(model, labels=("EEG Pz-Oz", "EEG Fpz-Cz"), fs=fs)
+    rig = make_rig(labels=("EEG Pz-Oz", "EEG Fpz-Cz"), fs=fs)
     rig.push(np.stack([other, fpz], axis=1), pylsl.local_clock() + np.arange(len(fpz)) / fs, chunk=97)
     rig.wait_epochs(6)
     (summary,) = rig.finish()
@@ -208,7 +224,7 @@ def test_bursts_of_nan_are_gaps_scored_below_a_quarter_missing_and_unscored_abov
     assert_never_invented(r)
 
 
-def test_saturating_amplifier_is_flagged_clipped_and_unscored_once_mostly_railed(model):
+def test_saturating_amplifier_is_flagged_clipped_and_unscored_once_mostly_railed(make_rig, model):
     """An amplifier with a +-187.5 µV range (e.g. a 16-bit, 5.7 nV/bit front end): a loud
     epoch clips now and then, a louder one sits on the rails, spikes of movement
     artefact reach thousands of µV."""
@@ -220,7 +236,7 @@ def test_saturating_amplifier_is_flagged_clipped_and_unscored_once_mostly_railed
     x[3 * EPOCH + 900:4 * EPOCH] *= 1e3                              # 70 % of it on the rails
     x = np.clip(x, -rail, rail)
     x[5 * EPOCH + 100:5 * EPOCH + 160] += 3000                      # a movement artefact
-    rig = Rig(model)
+    rig = make_rig()
     rig.push(x, pylsl.local_clock() + np.arange(len(x)) / fs)
     rig.wait_epochs(7)
     rig.finish()
@@ -233,7 +249,7 @@ def test_saturating_amplifier_is_flagged_clipped_and_unscored_once_mostly_railed
     assert_never_invented(r)
 
 
-def test_unplugged_electrode_flat_then_railing_is_never_given_a_stage(model):
+def test_unplugged_electrode_flat_then_railing_is_never_given_a_stage(make_rig, model):
     """The electrode comes off: the amplifier first reads a flat DC offset, then drifts
     onto its positive rail, then the electrode is put back."""
     fs = 256.0
@@ -242,7 +258,7 @@ def test_unplugged_electrode_flat_then_railing_is_never_given_a_stage(model):
     off, back = int(2.4 * n), int(6.3 * n)
     x[off:off + int(1.7 * n)] = -41.0                               # flat: DC offset only
     x[off + int(1.7 * n):back] = 3276.7                             # stuck on the rail
-    rig = Rig(model, fs=fs)
+    rig = make_rig(fs=fs)
     rig.push(x, pylsl.local_clock() + np.arange(len(x)) / fs, chunk=512)
     rig.wait_epochs(9)
     rig.finish()
@@ -257,12 +273,12 @@ def test_unplugged_electrode_flat_then_railing_is_never_given_a_stage(model):
     assert_never_invented(r)
 
 
-def test_volts_announced_as_microvolts_are_unscored_flat_and_the_units_override_scores_them(model):
+def test_volts_announced_as_microvolts_are_unscored_flat_and_the_units_override_scores_them(make_rig, model):
     """A driver that sends volts but labels them µV: amplitudes of 1e-5 'µV' look like a
     flat line and nothing is scored; ``--units V`` (EEGStream(units='V')) fixes it."""
     fs = 100.0
     x_uv = night(fs, 4, seed=37)
-    rig = Rig(model, scorers=({}, {"units": "V"}))
+    rig = make_rig(scorers=({}, {"units": "V"}))
     rig.push(x_uv * 1e-6, pylsl.local_clock() + np.arange(len(x_uv)) / fs)
     rig.wait_epochs(4)
     declared, overridden = rig.finish()
@@ -278,13 +294,13 @@ def test_volts_announced_as_microvolts_are_unscored_flat_and_the_units_override_
 
 
 @pytest.mark.parametrize("real_rate", [97.0, 103.0])
-def test_stream_whose_real_rate_is_not_its_nominal_rate_is_cut_by_counting_without_false_gaps(model, real_rate):
+def test_stream_whose_real_rate_is_not_its_nominal_rate_is_cut_by_counting_without_false_gaps(make_rig, model, real_rate):
     """A 100-Hz amplifier whose crystal runs 3 % slow or fast, stamping its samples by its
     own clock: no gaps are invented, epochs hold 3000 samples each, and their times are
     the real ones."""
     fs = 100.0
     x = night(fs, 4, seed=38)
-    rig = Rig(model, fs=fs)
+    rig = make_rig(fs=fs)
     t0 = pylsl.local_clock()
     rig.push(x, t0 + np.arange(len(x)) / real_rate)
     rig.wait_epochs(4)
@@ -301,12 +317,13 @@ def test_stream_whose_real_rate_is_not_its_nominal_rate_is_cut_by_counting_witho
     (-600.0, None, 0),                # steps back (a source restarted on another clock): counted on
     (3 * 86400.0, 60.0, 6000),        # forward by days: only max_gap_fill_s is filled
 ])
-def test_clock_jump_in_the_timestamps_is_a_bounded_gap_forward_and_no_gap_backward(model, jump_s, fill_cap_s, filled):
+def test_clock_jump_in_the_timestamps_is_a_bounded_gap_forward_and_no_gap_backward(make_rig, model, jump_s,
+                                                                                  fill_cap_s, filled):
     fs = 100.0
     x = night(fs, 6, seed=39)
     at = int(2.2 * EPOCH) + 17
     kw = {} if fill_cap_s is None else {"max_gap_fill_s": fill_cap_s}
-    rig = Rig(model, fs=fs, scorers=(kw,))
+    rig = make_rig(fs=fs, scorers=(kw,))
     t0 = pylsl.local_clock()
     stamps = t0 + np.arange(len(x)) / fs
     stamps[at:] += jump_s
