@@ -294,7 +294,8 @@ def test_volts_announced_as_microvolts_are_unscored_flat_and_the_units_override_
 
 
 @pytest.mark.parametrize("real_rate", [97.0, 103.0])
-def test_stream_whose_real_rate_is_not_its_nominal_rate_is_cut_by_counting_without_false_gaps(make_rig, model, real_rate):
+def test_stream_whose_real_rate_is_not_its_nominal_rate_is_cut_by_counting_without_false_gaps(make_rig, model,
+                                                                                             real_rate):
     """A 100-Hz amplifier whose crystal runs 3 % slow or fast, stamping its samples by its
     own clock: no gaps are invented, epochs hold 3000 samples each, and their times are
     the real ones."""
