@@ -34,10 +34,10 @@ import numpy as np
 from scipy import optimize, signal
 
 from .hypnogram_model import (
-    HYPNOGRAM_STAT_NAMES, Bouts, fit_hypnogram_model, hypnogram_statistics, load_real_nights, trim_to_sleep,
+    HYPNOGRAM_STAT_NAMES, Bouts, HypnogramModel, fit_hypnogram_model, hypnogram_statistics, load_real_nights, trim_to_sleep,
 )
 from .simulate import (
-    COMPONENTS, DEFAULT_GAINS_UV, STATE_LOADINGS, JITTER_TAU_S, EVENT_RATES_PER_MIN, PARAMS_PATH, StageSignalParams,
+    COMPONENTS, DEFAULT_GAINS_UV, SLOW_WANDER_BOUNDS, STATE_LOADINGS, JITTER_TAU_S, EVENT_RATES_PER_MIN, PARAMS_PATH, StageSignalParams,
     SubjectDistribution, default_stage_params, random_subject, synthesise,
 )
 from .stages import EPOCH_S, N_STAGES, STAGES
@@ -51,6 +51,10 @@ HELD_OUT_SUBJECTS = (5, 6, 7, 8, 9)         # SC405x..SC409x
 QUANTILES = np.array([0.01, 0.03, 0.07, 0.15, 0.25, 0.35, 0.5, 0.65, 0.75, 0.85, 0.93, 0.97, 0.99])
 #: Least sd of each stage's state wander (W: relaxed, alpha-rich wake must occur).
 MIN_STATE_SD = (0.0, 0.0, 0.0, 0.0, 0.0)
+#: The simulated spread around each stage's median is fitted to this multiple of the
+#: real spread: simulated people vary a little more than the five calibration subjects,
+#: so that what is learnt on simulated nights carries over to new people.
+SPREAD = 1.0
 #: Weight of the feature-correlation mismatch beside the quantile mismatch in the loss.
 CORR_WEIGHT = 0.2
 EYE_COMPONENTS = ("sem", "blink", "rem", "emg", "movement")
@@ -132,8 +136,29 @@ def _epoch_stats(x_uv: np.ndarray, sfreq: float) -> tuple[np.ndarray, np.ndarray
     return band, ep.var(axis=1), np.diff(ep, axis=1).var(axis=1)
 
 
+def stage_clock_times(stage: int, n: int, seed: int, model=None) -> np.ndarray:
+    """``n`` times since sleep onset (h) at which ``stage`` occurs in nights of the
+    hypnogram model, so calibration segments see the stage at its usual times of night
+    (N3 early, REM late) and the slow-wave fall across the night is not counted twice."""
+    from .hypnogram_model import generate_epochs
+
+    rng = np.random.default_rng([seed, 55, stage])
+    if model is None:
+        model = HypnogramModel.from_dict(json.loads(PARAMS_PATH.read_text(encoding="utf-8"))["hypnogram_model"])
+    times = []
+    for _ in range(40):
+        y = generate_epochs(model, 8.5, rng)
+        sleep = np.flatnonzero(y > 0)
+        if len(sleep) == 0:
+            continue
+        idx = np.flatnonzero(y == stage)
+        times.append(np.clip((idx - sleep[0]) * EPOCH_S / 3600.0, 0.0, None))
+    pool = np.concatenate(times) if times else np.zeros(1)
+    return rng.choice(pool, n) if len(pool) else np.zeros(n)
+
+
 def unit_contributions(stage: int, n_subjects: int, minutes: float, seed: int,
-                       sfreq: float = 100.0) -> _Units:
+                       sfreq: float = 100.0, model=None) -> _Units:
     """Synthesise ``n_subjects`` single-stage segments one component at a time (unit gain)."""
     unit = default_stage_params()
     unit = StageSignalParams(gains_uv=np.ones_like(unit.gains_uv), sigma_common=unit.sigma_common * 0,
@@ -148,15 +173,16 @@ def unit_contributions(stage: int, n_subjects: int, minutes: float, seed: int,
     var = np.zeros((len(COMPONENTS), n_subjects * n_ep))
     dvar = np.zeros_like(var)
     fb, fv, fd = [], [], []
+    offsets = stage_clock_times(stage, n_subjects, seed, model)
     for k in range(n_subjects):
         subject = random_subject(np.random.default_rng([seed, stage, k]), SubjectDistribution())
         sl = slice(k * n_ep, (k + 1) * n_ep)
         for c, name in enumerate(COMPONENTS):
             x = synthesise(bouts, sfreq, subject, unit, np.random.default_rng([seed, stage, k, 1]),
-                           component=name, jitter=False)
+                           component=name, jitter=False, hours_offset=offsets[k])
             band[c, sl], var[c, sl], dvar[c, sl] = _epoch_stats(x, sfreq)
         x = synthesise(bouts, sfreq, subject, unit, np.random.default_rng([seed, stage, k, 1]),
-                       component="electrode", jitter=False)
+                       component="electrode", jitter=False, hours_offset=offsets[k])
         b, v, d = _epoch_stats(x, sfreq)
         fb.append(b)
         fv.append(v)
@@ -224,7 +250,11 @@ def _sim_features(theta: np.ndarray, units: _Units, layout: _Layout, z: np.ndarr
             logj[k] += loading * s_depth * z[1 + len(COMPONENTS)]
         if ci in eye:
             logj[k] += s_eye * z[2 + len(COMPONENTS) + ci]
-    w = g[:, None] ** 2 * np.exp(2.0 * logj).mean(axis=2)      # (A, E) mean power gain per epoch
+    jit = np.exp(logj)
+    if COMPONENTS.index("slow") in layout.active:
+        k = list(act).index(COMPONENTS.index("slow"))
+        jit[k] = np.clip(jit[k], *SLOW_WANDER_BOUNDS[layout.stage])
+    w = g[:, None] ** 2 * (jit ** 2).mean(axis=2)      # (A, E) mean power gain per epoch
     band = np.einsum("ae,aeb->eb", w, units.band[act]) + units.floor_band
     var = (w * units.var[act]).sum(axis=0) + units.floor_var
     dvar = (w * units.dvar[act]).sum(axis=0) + units.floor_dvar
@@ -245,12 +275,14 @@ def _loss(theta, units, layout, z, real_q, real_sd, real_corr, prior_weight):
 
 
 def fit_stage(stage: int, real_X: np.ndarray, units: _Units, seed: int, prior_weight: float = 0.002,
-              max_evals: int = 4000, de_generations: int = 60) -> tuple[np.ndarray, np.ndarray, float]:
+              max_evals: int = 4000, de_generations: int = 60, spread: float = 1.0) -> tuple[np.ndarray, np.ndarray, float]:
     """Fit one stage's gains and variabilities. Returns (gains_uv row, sigmas(4), loss)."""
     layout = _layout(stage)
     n_e = units.var.shape[1]
     z = _jitter_paths(2 + 2 * len(COMPONENTS), n_e, seed * 100 + stage)
     real_q = np.quantile(real_X, QUANTILES, axis=0)
+    med = np.median(real_X, axis=0)
+    real_q = med + spread * (real_q - med)
     real_sd = real_X.std(axis=0) + 1e-9
     real_corr = np.corrcoef(real_X.T)[_TRIU]
     sig0 = default_stage_params()
@@ -300,6 +332,7 @@ def calibrate(data: Path, seed: int = 7, n_subjects: int = 40, minutes: float = 
     """Fit everything; return the JSON-ready parameter dict."""
     t0 = time.perf_counter()
     hyp = fit_hypnograms(data)
+    hmodel = HypnogramModel.from_dict(hyp["hypnogram_model"])
     log.info("hypnogram model: %d nights (%.1f s)", hyp["hypnogram_model"]["n_nights"], time.perf_counter() - t0)
     feats = [n for n in load_feature_nights(data) if n.subject in CALIBRATION_SUBJECTS]
     X = np.concatenate([n.X for n in feats])
@@ -308,8 +341,8 @@ def calibrate(data: Path, seed: int = 7, n_subjects: int = 40, minutes: float = 
     sig = np.zeros((4, N_STAGES))
     fit_report = {}
     for s in range(N_STAGES):
-        units = unit_contributions(s, n_subjects, minutes, seed)
-        row, sigmas, loss = fit_stage(s, X[y == s], units, seed)
+        units = unit_contributions(s, n_subjects, minutes, seed, model=hmodel)
+        row, sigmas, loss = fit_stage(s, X[y == s], units, seed, spread=SPREAD)
         gains[s], sig[:, s] = row, sigmas
         fit_report[STAGES[s]] = {"loss": round(loss, 4), "real_epochs": int((y == s).sum())}
         log.info("stage %-3s fitted: loss %.3f (%.1f s)", STAGES[s], loss, time.perf_counter() - t0)
@@ -327,6 +360,7 @@ def calibrate(data: Path, seed: int = 7, n_subjects: int = 40, minutes: float = 
             "trim": "30 min of wake kept before the first and after the last sleep epoch",
             "seed": seed, "segments_per_stage": n_subjects, "segment_minutes": minutes,
             "quantiles": [round(float(q), 3) for q in QUANTILES],
+            "spread": SPREAD, "correlation_weight": CORR_WEIGHT,
             "fit": fit_report,
             "event_rates_per_min": {k: dict(zip(STAGES, v)) for k, v in EVENT_RATES_PER_MIN.items()},
         },

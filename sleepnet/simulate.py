@@ -48,7 +48,7 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import signal
 
-from .hypnogram_model import Bouts, HypnogramModel, generate_bouts
+from .hypnogram_model import Bouts, HypnogramModel, epochs_to_bouts, generate_bouts
 from .stages import EPOCH_S, N_STAGES, STAGES
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,10 @@ STATE_LOADINGS: dict[str, dict[str, float]] = {
            "pink": -0.3, "theta": -0.2, "alpha": -0.7, "beta": -1.0, "emg": -1.0},
     "REM": {"rem": 1.0, "sawtooth": 1.0, "theta": 0.3, "alpha": -0.3, "emg": 0.3},
 }
+#: Bounds on the slow-wave gain's wander (multiples of the stage's calibrated gain), so
+#: that labels obey the scoring rule: an N2 epoch never gathers the slow waves that would
+#: make it N3, and an N3 epoch never loses them.
+SLOW_WANDER_BOUNDS: tuple[tuple[float, float], ...] = ((0.0, 1e3), (0.0, 1e3), (0.0, 1.5), (0.7, 1e3), (0.0, 1e3))
 #: Slow waves come in trains: their amplitude wanders fast (tau SLOW_TRAIN_TAU_S) with this
 #: log-sd, at constant mean power.
 SLOW_TRAIN_SD = 0.5
@@ -352,7 +356,7 @@ class _Control:
     hours_asleep: np.ndarray   # (m,) hours since sleep onset (0 before)
 
 
-def _control(bouts: Bouts, rng: np.random.Generator) -> _Control:
+def _control(bouts: Bouts, rng: np.random.Generator, hours_offset: float = 0.0) -> _Control:
     dur = bouts.duration_s
     m = int(np.ceil(dur / CTRL_DT_S)) + 1
     t = np.arange(m) * CTRL_DT_S
@@ -371,7 +375,7 @@ def _control(bouts: Bouts, rng: np.random.Generator) -> _Control:
         arousal[s0: s0 + ln] = 1.0
     arousal = _moving_average(arousal[:, None], 4)[:, 0]
     sleep_start = bouts.start_s[np.argmax(bouts.stages > 0)] if np.any(bouts.stages > 0) else dur
-    hours = np.clip((t - sleep_start) / 3600.0, 0.0, None)
+    hours = np.clip((t - sleep_start) / 3600.0 + hours_offset, 0.0, None)
     return _Control(t_s=t, weights=weights, arousal=arousal, hours_asleep=hours)
 
 
@@ -411,7 +415,10 @@ def _gain_traces(ctrl: _Control, sp: StageSignalParams, subject: SubjectParams,
         logj += (w @ (sp.sigma_depth[:, None] * loadings)) * z[:, 1 + ci("slow"), None]
         for name in ("sem", "blink", "rem", "emg", "movement"):
             logj[:, ci(name)] += (w @ sp.sigma_eye) * z[:, 1 + ci(name)]
-        g = g * np.exp(logj)
+        jit = np.exp(logj)
+        bounds = np.asarray(SLOW_WANDER_BOUNDS)
+        jit[:, ci("slow")] = np.clip(jit[:, ci("slow")], w @ bounds[:, 0], w @ bounds[:, 1])
+        g = g * jit
     for name, factor in AROUSAL_GAIN.items():
         g[:, ci(name)] *= 1.0 + (factor - 1.0) * ctrl.arousal
     g[:, ci("slow")] *= subject.slow_wave_scale * np.exp(-sp.slow_wave_decay_per_h * (ctrl.hours_asleep - 2.0))
@@ -607,17 +614,19 @@ def _electrode(out: np.ndarray, duration_s: float, sfreq: float, subject: Subjec
 # --------------------------------------------------------------------------- synthesis
 
 def synthesise(bouts: Bouts, sfreq: float, subject: SubjectParams, stage_params: StageSignalParams,
-               rng: np.random.Generator, component: str | None = None, jitter: bool = True) -> np.ndarray:
+               rng: np.random.Generator, component: str | None = None, jitter: bool = True,
+               hours_offset: float = 0.0) -> np.ndarray:
     """The Fpz-Cz signal (µV, float32) for the given bouts.
 
     ``component`` keeps only one component (a name of COMPONENTS, or "electrode" for
-    the noise floor, pops and mains) and ``jitter=False``
+    the noise floor, pops and mains), ``hours_offset`` says how long the sleeper has
+    already slept when the bouts begin (slow waves fade across the night), and ``jitter=False``
     removes the gain wander: the calibration uses these to measure each component's
     contribution at unit gain.
     """
     duration = bouts.duration_s
     n = int(round(duration * sfreq))
-    ctrl = _control(bouts, rng)
+    ctrl = _control(bouts, rng, hours_offset)
     gains = _gain_traces(ctrl, stage_params, subject, rng, jitter=jitter)
     t = np.arange(n) / sfreq
     out = np.zeros(n, dtype=np.float32)
@@ -663,6 +672,25 @@ def simulate_night(hours: float, seed: int, sfreq: float = 100.0, subject: Subje
                           subject=subject, seed=int(seed), stage_changes_s=bouts.start_s.copy())
 
 
+def simulate_hypnogram(labels: np.ndarray, seed: int, sfreq: float = 100.0, subject: SubjectParams | None = None,
+                       params: SimulationParams | None = None) -> SimulatedNight:
+    """Synthesise the signal for a given hypnogram (stage codes 0..4 per 30-s epoch, e.g.
+    a real night's), with stage changes moved off the epoch grid as in
+    :func:`simulate_night`. Deterministic for ``seed``."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or len(labels) == 0 or labels.min() < 0 or labels.max() >= N_STAGES:
+        raise ValueError("labels must be a non-empty 1-D array of stage codes 0..4")
+    params = params or load_params()
+    rng = np.random.default_rng([int(seed), 0x51EE9, 1])
+    subj_rng, bout_rng, sig_rng = (np.random.default_rng(s) for s in rng.spawn(3))
+    if subject is None:
+        subject = random_subject(subj_rng, params.subjects)
+    bouts = epochs_to_bouts(labels.astype(np.int8), bout_rng)
+    eeg = synthesise(bouts, sfreq, subject, params.stages, sig_rng)
+    return SimulatedNight(eeg_uv=eeg, sfreq=float(sfreq), labels=bouts.labels.astype(np.int8),
+                          subject=subject, seed=int(seed), stage_changes_s=bouts.start_s.copy())
+
+
 def simulate_subjects(n: int, hours: float, seed: int, sfreq: float = 100.0,
                       params: SimulationParams | None = None) -> list[SimulatedNight]:
     """``n`` nights of ``n`` different simulated people; night ``i`` uses seed
@@ -696,7 +724,7 @@ def ensure_demo_recording(path: Path | None = None) -> Path:
 
 __all__ = [
     "SubjectParams", "SimulatedNight", "SimulationParams", "StageSignalParams", "SubjectDistribution",
-    "simulate_night", "simulate_subjects", "random_subject", "ensure_demo_recording", "load_params",
+    "simulate_night", "simulate_subjects", "simulate_hypnogram", "random_subject", "ensure_demo_recording", "load_params",
     "synthesise", "default_stage_params", "write_night_edf", "EDF_STAGE_TEXT",
 ]
 
