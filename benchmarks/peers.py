@@ -147,8 +147,8 @@ def run(args: argparse.Namespace) -> dict:
         twins = {kind: load_model(d) for kind, d in dirs.items()}
         for m in twins.values():
             m.net.eval()
-        peers["CNN-LSTM causal twin (budget)"] = lambda x, fs: twin_codes(twins["causal"], CAUSAL, x, fs)
-        peers["CNN-LSTM centred twin (budget, non-causal)"] = lambda x, fs: twin_codes(twins["centred"], CENTRED, x, fs)
+        peers["CNN-LSTM causal twin (same recipe)"] = lambda x, fs: twin_codes(twins["causal"], CAUSAL, x, fs)
+        peers["CNN-LSTM centred twin (non-causal)"] = lambda x, fs: twin_codes(twins["centred"], CENTRED, x, fs)
         meta = {k: json.loads((d / "metrics.json").read_text()) for k, d in dirs.items()}
         twins_note = "; ".join(f"{k} twin: {len(m['history'])} passes in {m['train_minutes']:.0f} min, best pass "
                                f"{m['best_pass']}" for k, m in meta.items()) + f" (simulated subjects {TRAIN_SUBJECTS})"
