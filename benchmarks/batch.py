@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (REPO, Figure, machine, progress, scratch_dir, shell, simulated_night_file, sleepstream,
-                     this_command, write_result)
+from .common import (
+    REPO, Figure, progress, scratch_dir, shell, simulated_night_file, sleepstream,
+                     script_main, this_command)
 
 MODULE = "benchmarks.batch"
 TARGET_S = 3.0
@@ -84,16 +85,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(p)
-    args = p.parse_args(argv)
-    args.argv = argv
-    body = run(args)
-    body["machine"] = machine()
-    path = write_result("batch", body)
-    for f in body["figures"]:
-        print(f"{f.name}: {f.value:.2f} {f.unit} ({f.note})")
-    print(f"-> {path}")
+    script_main("batch", __doc__, add_arguments, run, argv, ".2f")
 
 
 if __name__ == "__main__":

@@ -253,3 +253,21 @@ def count_rows(path: Path) -> int:
 def progress(msg: str) -> None:
     """Benchmarks say what they are doing on stderr (the table goes to stdout)."""
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def script_main(name: str, doc: str, add_arguments: Callable, run: Callable,
+                argv: list[str] | None = None, value_format: str = ".2f") -> None:
+    """The command line of one benchmark script: parse, run, add the machine, write
+    ``benchmarks/results/<name>.json`` and print each figure."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    add_arguments(p)
+    args = p.parse_args(argv)
+    args.argv = argv
+    body = run(args)
+    body["machine"] = machine()
+    path = write_result(name, body)
+    for f in body["figures"]:
+        print(f"{f.name}: {f.value:{value_format}} {f.unit} ({f.note})")
+    print(f"-> {path}")

@@ -29,8 +29,9 @@ import time
 
 import numpy as np
 
-from .common import (Figure, configure_lsl, machine, percentiles, popen, progress, scratch_dir, shell, sleepstream,
-                     stop, this_command, unique, wait_until, write_result)
+from .common import (
+    Figure, configure_lsl, percentiles, popen, progress, scratch_dir, shell, sleepstream,
+                     stop, script_main, this_command, unique, wait_until)
 
 MODULE = "benchmarks.latency"
 TARGET_MS = 50.0
@@ -168,16 +169,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(p)
-    args = p.parse_args(argv)
-    args.argv = argv
-    body = run(args)
-    body["machine"] = machine()
-    path = write_result("latency", body)
-    for f in body["figures"]:
-        print(f"{f.name}: {f.value:.1f} {f.unit} ({f.note})")
-    print(f"-> {path}")
+    script_main("latency", __doc__, add_arguments, run, argv, ".1f")
 
 
 if __name__ == "__main__":

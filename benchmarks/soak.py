@@ -31,8 +31,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .common import (Figure, configure_lsl, count_rows, machine, popen, progress, rss_mb, scratch_dir, shell,
-                     simulated_night_file, sleepstream, stop, this_command, unique, wait_until, write_result)
+from .common import (
+    Figure, configure_lsl, count_rows, popen, progress, rss_mb, scratch_dir, shell,
+                     simulated_night_file, sleepstream, stop, script_main, this_command, unique, wait_until)
 from .memory import growth
 
 MODULE = "benchmarks.soak"
@@ -281,16 +282,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(p)
-    args = p.parse_args(argv)
-    args.argv = argv
-    body = run(args)
-    body["machine"] = machine()
-    path = write_result("soak", body)
-    for f in body["figures"]:
-        print(f"{f.name}: {f.value:g} {f.unit} ({f.note})")
-    print(f"-> {path}")
+    script_main("soak", __doc__, add_arguments, run, argv, "g")
 
 
 if __name__ == "__main__":

@@ -28,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (REPO, Figure, configure_lsl, machine, popen, progress, scratch_dir, shell, sleepstream, stop,
-                     this_command, unique, wait_until, write_result)
+from .common import (
+    REPO, Figure, configure_lsl, popen, progress, scratch_dir, shell, sleepstream, stop,
+                     script_main, this_command, unique, wait_until)
 
 MODULE = "benchmarks.startup"
 TARGET_S = 5.0
@@ -110,16 +111,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(p)
-    args = p.parse_args(argv)
-    args.argv = argv
-    body = run(args)
-    body["machine"] = machine()
-    path = write_result("startup", body)
-    for f in body["figures"]:
-        print(f"{f.name}: {f.value:.2f} {f.unit} ({f.note})")
-    print(f"-> {path}")
+    script_main("startup", __doc__, add_arguments, run, argv, ".2f")
 
 
 if __name__ == "__main__":

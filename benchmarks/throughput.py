@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (REPO, Figure, configure_lsl, count_rows, machine, popen, progress, scratch_dir, shell,
-                     simulated_night_file, sleepstream, stop, this_command, unique, wait_until, write_result)
+from .common import (
+    REPO, Figure, configure_lsl, count_rows, popen, progress, scratch_dir, shell,
+                     simulated_night_file, sleepstream, stop, script_main, this_command, unique, wait_until)
 
 MODULE = "benchmarks.throughput"
 TARGET_X = 1000.0
@@ -118,16 +119,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(p)
-    args = p.parse_args(argv)
-    args.argv = argv
-    body = run(args)
-    body["machine"] = machine()
-    path = write_result("throughput", body)
-    for f in body["figures"]:
-        print(f"{f.name}: {f.value:.1f} {f.unit} ({f.note})")
-    print(f"-> {path}")
+    script_main("throughput", __doc__, add_arguments, run, argv, ".1f")
 
 
 if __name__ == "__main__":

@@ -516,7 +516,7 @@ def bad_inputs(d: Path, weights: Path) -> dict[str, Path]:
 def cases(f: dict[str, Path], sid: str, w: Path) -> list[Case]:
     s = {k: str(v) for k, v in f.items()}
     W = ("--weights", str(w))
-    out = str(f["afile"]) + "/out"            # under a file: cannot be written
+    out = str(f["afile"] / "out")              # under a file: cannot be written
     return [
         # score
         Case("score-truncated-edf", ("score", s["truncated.edf"], "--quiet", *W), "truncated"),
