@@ -301,3 +301,16 @@ def connect_stream(query: StreamQuery, channel: str = DEFAULT_CHANNEL, channel_i
             truth.disconnect()
         raise
     return stream, truth
+
+
+def release_session(scorer: "LiveScorer | None", sinks: list, stream, truth) -> None:
+    """Close a live session whether or not its scorer was built: the scorer closes what it
+    holds; before it exists, the sinks, the stream and the truth stream are closed here."""
+    if scorer is not None:
+        scorer.close()
+        return
+    for s in sinks:
+        s.close()
+    stream.disconnect()
+    if truth is not None:
+        truth.disconnect()

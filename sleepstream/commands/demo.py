@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else recording.with_name(
         f"{recording.stem}-live-{time.strftime('%Y%m%d-%H%M%S')}.tsv")
     check_writable(out)
-    from scorer.live import LiveScorer, connect_stream  # torch: only once the inputs are known good
+    from scorer.live import LiveScorer, connect_stream, release_session  # torch: only once the inputs are known good
     from sleepnet.weights import load_model
 
     use_one_torch_thread()
@@ -143,14 +143,7 @@ def run(args: argparse.Namespace) -> int:
             summary = scorer.run(stop=stop, max_epochs=source.n_epochs, idle_exit_s=10.0)
     finally:
         stop_replay.set()
-        if scorer is not None:
-            scorer.close()
-        else:
-            for s in sinks:
-                s.close()
-            stream.disconnect()
-            if truth is not None:
-                truth.disconnect()
+        release_session(scorer, sinks, stream, truth)
         player.join(5.0)
     print_summary(console, summary, str(out))
     if summary.ended_by == "stop":

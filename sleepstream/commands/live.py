@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         check_writable(args.out)
     query = StreamQuery.from_options(args.stream_name, args.stream_type, args.source_id)
     info = resolve_stream(query, args.timeout)
-    from scorer.live import LiveScorer  # torch: only once there is something to score
+    from scorer.live import LiveScorer, release_session  # torch: only once there is something to score
     from sleepnet.weights import load_model
 
     use_one_torch_thread()
@@ -166,13 +166,6 @@ def run(args: argparse.Namespace) -> int:
         with stop_on_signals() as stop:
             summary = scorer.run(stop=stop, max_epochs=args.epochs)
     finally:
-        if scorer is not None:
-            scorer.close()
-        else:
-            for s in sinks:
-                s.close()
-            stream.disconnect()
-            if truth is not None:
-                truth.disconnect()
+        release_session(scorer, sinks, stream, truth)
     print_summary(console, summary, args.out)
     return 0
