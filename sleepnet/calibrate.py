@@ -19,6 +19,12 @@ gain vector cheap to compute, and a derivative-free search (Powell) minimises th
 distance between simulated and real feature quantiles, within physiological bounds
 that keep each stage's signature (alpha in W, spindles and K-complexes in N2, > 75 µV
 slow waves in N3...) present.
+
+The gains alone match each feature's spread but not how features move together; the
+spectral envelope (:mod:`sleepnet.spectral_envelope`) does: a per-stage Gaussian mixture
+of the five band PSDs and the variance with a trend across the night, between-night
+offsets and epoch-to-epoch persistence, fitted to the same calibration nights.
+``--envelope-only`` refits just that part.
 """
 from __future__ import annotations
 
@@ -40,6 +46,7 @@ from .simulate import (
     COMPONENTS, DEFAULT_GAINS_UV, SLOW_WANDER_BOUNDS, STATE_LOADINGS, JITTER_TAU_S, EVENT_RATES_PER_MIN, PARAMS_PATH, StageSignalParams,
     SubjectDistribution, default_stage_params, random_subject, synthesise,
 )
+from .spectral_envelope import fit_envelope_model
 from .stages import EPOCH_S, N_STAGES, STAGES
 
 log = logging.getLogger(__name__)
@@ -58,6 +65,12 @@ SPREAD = 1.0
 #: Weight of the feature-correlation mismatch beside the quantile mismatch in the loss.
 CORR_WEIGHT = 0.2
 EYE_COMPONENTS = ("sem", "blink", "rem", "emg", "movement")
+#: Gaussian-mixture components per stage in the spectral envelope model.
+ENVELOPE_COMPONENTS = 5
+#: Within-stage spread of the simulated envelope relative to the real nights'. Below 1,
+#: simulated epochs keep nearer the core of each stage (fewer epochs a human scorer
+#: would hesitate over); the realism report shows what this buys and costs.
+ENVELOPE_SPREAD = 0.7
 
 #: Lower bounds (µV) that keep each stage's signature present whatever the fit prefers.
 SIGNATURE_FLOORS_UV: dict[str, dict[str, float]] = {
@@ -328,6 +341,19 @@ def real_hypnogram_ranges(nights) -> dict[str, dict[str, float]]:
     return out
 
 
+def fit_envelope(data: Path, seed: int = 7) -> dict:
+    """The spectral envelope model fitted to the calibration subjects' feature nights (JSON-ready)."""
+    feats = [n for n in load_feature_nights(data) if n.subject in CALIBRATION_SUBJECTS]
+    model = fit_envelope_model(
+        [(n.X, n.y) for n in feats], n_components=ENVELOPE_COMPONENTS, seed=seed, spread=ENVELOPE_SPREAD,
+        source=("Fitted by `python -m sleepnet.calibrate` to the Fpz-Cz base features of "
+                + ", ".join(n.source for n in feats)
+                + " (sleep-edf-features: Sleep-EDF Expanded, PhysioNet ODC-By 1.0, via matteo-omizzolo/sleep-EDF, "
+                  "MIT), nights trimmed to 30 min of wake around sleep; SC405x-SC409x held out."),
+    )
+    return model.to_dict()
+
+
 def calibrate(data: Path, seed: int = 7, n_subjects: int = 40, minutes: float = 15.0) -> dict:
     """Fit everything; return the JSON-ready parameter dict."""
     t0 = time.perf_counter()
@@ -366,6 +392,7 @@ def calibrate(data: Path, seed: int = 7, n_subjects: int = 40, minutes: float = 
         },
         **hyp,
         "stage_signal": sp.to_dict(),
+        "spectral_envelope": fit_envelope(data, seed),
         "subject_distribution": {k: (list(v) if isinstance(v, tuple) else v)
                                  for k, v in SubjectDistribution().__dict__.items()},
     }
@@ -379,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subjects", type=int, default=40, help="simulated subjects per stage")
     parser.add_argument("--hypnogram-only", action="store_true",
                         help="refit only the hypnogram model, keeping the signal parameters in --out")
+    parser.add_argument("--envelope-only", action="store_true",
+                        help="refit only the spectral envelope model (seconds), keeping the rest of --out")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -386,9 +415,12 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         log.error("calibrate: %s", exc)
         return 2
-    if args.hypnogram_only:
+    if args.hypnogram_only or args.envelope_only:
         params = json.loads(args.out.read_text(encoding="utf-8"))
-        params.update(fit_hypnograms(data))
+        if args.hypnogram_only:
+            params.update(fit_hypnograms(data))
+        if args.envelope_only:
+            params["spectral_envelope"] = fit_envelope(data, args.seed)
     else:
         params = calibrate(data, seed=args.seed, n_subjects=args.subjects)
     args.out.write_text(json.dumps(params, indent=1) + "\n", encoding="utf-8")

@@ -1,6 +1,6 @@
 """Simulated single-channel Fpz-Cz sleep EEG with its hypnogram.
 
-A night is built in three steps:
+A night is built in four steps:
 
 1. **Stages.** A stage sequence from :mod:`sleepnet.hypnogram_model` (a cycle-aware
    semi-Markov model fitted to real Sleep-EDF hypnograms), with stage changes moved off
@@ -26,14 +26,21 @@ A night is built in three steps:
      sawtooth-wave trains (2-5 Hz triangular waves), movement artefacts, electrode pops;
    * the amplifier's white noise floor and, above 100 Hz sampling, 50 Hz mains.
 
+4. **Spectral envelope** (:mod:`sleepnet.spectral_envelope`): per epoch, target band
+   PSDs (delta, theta, alpha, beta, gamma) and variance are drawn from a per-stage model
+   of real nights (Gaussian mixture, trend across the night, between-night offsets,
+   epoch-to-epoch persistence) and imposed by rescaling six frequency bands with gains
+   cross-faded at epoch boundaries. The phenomena keep their waveforms; the envelope
+   makes their mix vary from epoch to epoch as real nights do.
+
 Per-stage gains (µV) and variabilities are calibrated so that the nine Fpz-Cz base
 features (:func:`sleepnet.features.base_features`) of simulated epochs match real
-Sleep-EDF nights; they live in ``simulation_params.json`` beside this module, written
-by ``python -m sleepnet.calibrate``. Subjects differ in overall amplitude, alpha and
+Sleep-EDF nights, and the envelope model is fitted to the same nights; both live in
+``simulation_params.json`` beside this module, written by ``python -m sleepnet.calibrate``. Subjects differ in overall amplitude, alpha and
 spindle frequency, slow-wave amplitude, noise floor and electrode quality
 (:func:`random_subject`).
 
-Everything is vectorised: an 8-h night at 100 Hz takes about a second on one core.
+Everything is vectorised: an 8-h night at 100 Hz takes a few seconds on one core.
 The same seed gives the same night, bit for bit.
 """
 from __future__ import annotations
@@ -49,6 +56,7 @@ from scipy import fft as sfft
 from scipy import signal
 
 from .hypnogram_model import Bouts, HypnogramModel, epochs_to_bouts, generate_bouts
+from .spectral_envelope import SpectralEnvelopeModel, draw_targets, impose_envelope
 from .stages import EPOCH_S, N_STAGES, STAGES
 
 log = logging.getLogger(__name__)
@@ -237,6 +245,7 @@ class SimulationParams:
     stages: StageSignalParams
     subjects: SubjectDistribution
     source: str = ""
+    envelope: SpectralEnvelopeModel | None = None
 
 
 # Physiological starting values (µV), used before calibration and as the calibration's
@@ -276,6 +285,7 @@ def load_params(path: str | None = None) -> SimulationParams:
         stages=StageSignalParams.from_dict(d["stage_signal"]),
         subjects=SubjectDistribution.from_dict(d.get("subject_distribution", {})),
         source=str(d.get("source", "")),
+        envelope=(SpectralEnvelopeModel.from_dict(d["spectral_envelope"]) if d.get("spectral_envelope") else None),
     )
 
 
@@ -648,6 +658,16 @@ def synthesise(bouts: Bouts, sfreq: float, subject: SubjectParams, stage_params:
     return out
 
 
+def _with_envelope(eeg_uv: np.ndarray, sfreq: float, labels: np.ndarray, params: SimulationParams,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Impose the night's spectral envelope (:mod:`sleepnet.spectral_envelope`) when the
+    parameters have one; its random draws come from a fourth child of the night's seed."""
+    if params.envelope is None or len(labels) == 0:
+        return eeg_uv
+    env_rng = np.random.default_rng(rng.spawn(1)[0])
+    return impose_envelope(eeg_uv, sfreq, draw_targets(params.envelope, labels, env_rng))
+
+
 def simulate_night(hours: float, seed: int, sfreq: float = 100.0, subject: SubjectParams | None = None,
                    params: SimulationParams | None = None) -> SimulatedNight:
     """Simulate one night of ``hours`` in bed (from lights off) at ``sfreq`` Hz.
@@ -668,6 +688,7 @@ def simulate_night(hours: float, seed: int, sfreq: float = 100.0, subject: Subje
     bouts = generate_bouts(params.hypnogram, hours, hyp_rng)
     eeg = synthesise(bouts, sfreq, subject, params.stages, sig_rng)
     n_epochs = int(len(eeg) // round(sfreq * EPOCH_S))
+    eeg = _with_envelope(eeg, sfreq, bouts.labels[:n_epochs], params, rng)
     return SimulatedNight(eeg_uv=eeg, sfreq=float(sfreq), labels=bouts.labels[:n_epochs].astype(np.int8),
                           subject=subject, seed=int(seed), stage_changes_s=bouts.start_s.copy())
 
@@ -687,6 +708,7 @@ def simulate_hypnogram(labels: np.ndarray, seed: int, sfreq: float = 100.0, subj
         subject = random_subject(subj_rng, params.subjects)
     bouts = epochs_to_bouts(labels.astype(np.int8), bout_rng)
     eeg = synthesise(bouts, sfreq, subject, params.stages, sig_rng)
+    eeg = _with_envelope(eeg, sfreq, bouts.labels, params, rng)
     return SimulatedNight(eeg_uv=eeg, sfreq=float(sfreq), labels=bouts.labels.astype(np.int8),
                           subject=subject, seed=int(seed), stage_changes_s=bouts.start_s.copy())
 
