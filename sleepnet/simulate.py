@@ -82,14 +82,16 @@ COMPONENTS = CONTINUOUS + EVENTS
 
 #: Event rates per minute of each stage (W, N1, N2, N3, REM): physiology, not fitted.
 #: Spindles 2-7/min in N2, fewer in N3; K-complexes 1-3/min in N2; vertex waves in N1;
-#: blinks in wake; rapid-eye-movement bursts in REM (and some in wake); sawtooth trains
-#: precede part of the REM bursts; movement artefacts mostly in wake.
+#: blinks in wake (15-20/min with eyes open); bursts of saccades in REM and, more often,
+#: in wake, where looking around moves the eyes every second or two (the Fpz-Cz of real
+#: Sleep-EDF wake is full of them); sawtooth trains precede part of the REM bursts;
+#: movement artefacts mostly in wake.
 EVENT_RATES_PER_MIN: dict[str, tuple[float, float, float, float, float]] = {
     "spindle": (0.0, 0.3, 4.5, 1.5, 0.0),
     "kcomplex": (0.0, 0.1, 1.5, 0.6, 0.0),
     "vertex": (0.0, 2.0, 0.3, 0.0, 0.1),
-    "blink": (6.0, 0.5, 0.0, 0.0, 0.0),
-    "rem": (1.5, 0.2, 0.0, 0.0, 2.5),
+    "blink": (15.0, 0.5, 0.0, 0.0, 0.0),
+    "rem": (10.0, 0.2, 0.0, 0.0, 2.5),
     "sawtooth": (0.0, 0.0, 0.0, 0.0, 1.2),
     "movement": (0.25, 0.05, 0.02, 0.0, 0.02),
 }
