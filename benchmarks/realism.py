@@ -21,6 +21,7 @@ any used in calibration.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -163,6 +164,9 @@ def report(res: dict) -> str:
     lines.append(f"Realism of the simulated Fpz-Cz EEG (data: {res['data']})")
     lines.append(f"simulated: {res['sim_nights']} nights x {res['sim_hours']} h ({r2s['n_epochs']} epochs); "
                  f"real: {res['real_epochs']} epochs of 20 nights")
+    env = res.get("envelope")
+    lines.append("spectral envelope: " + (f"{env['mixture_components']}-component mixture per stage, within-stage "
+                                          f"spread x{env['spread']:g} of the real one" if env else "none"))
     lines.append("")
     lines.append("1. real-to-sim: trained on real epochs (20 nights), labels simulated epochs")
     lines.append("   stage   recall")
@@ -228,6 +232,8 @@ def run(data: Path, n_nights: int, hours: float, seed: int, params=None) -> dict
         "real_to_real_held_out": ceiling,
         "real_to_real_all": ceiling_all,
         "hypnogram": hyp,
+        "envelope": ({"spread": env.spread, "mixture_components": int(env.weights.shape[1])}
+                     if (env := (params or load_params()).envelope) is not None else None),
         "feature_medians": {"real": feature_medians(X_real, y_real), "sim": feature_medians(X_sim, y_sim)},
         "simulate_8h_100hz_s": simulate_speed(),
     }
@@ -249,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=900_000, help="first simulated seed (default: %(default)s)")
     p.add_argument("--out", type=Path, default=RESULTS, help="JSON output (default: %(default)s)")
     p.add_argument("--params", type=Path, default=None, help="simulation parameters (default: the committed ones)")
+    p.add_argument("--envelope-spread", type=float, default=None,
+                   help="draw the spectral envelope with this within-stage spread instead of the committed one "
+                        "(1 = as wide as the real nights)")
     args = p.parse_args(argv)
     try:
         data = data_dir_or_error(args.data)
@@ -256,6 +265,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmarks.realism: {exc}", file=sys.stderr)
         return 2
     params = load_params(str(args.params)) if args.params else None
+    if args.envelope_spread is not None:
+        base = params or load_params()
+        if base.envelope is None:
+            print("benchmarks.realism: these simulation parameters have no spectral envelope", file=sys.stderr)
+            return 2
+        params = dataclasses.replace(base, envelope=base.envelope.with_spread(args.envelope_spread))
     res = run(data, args.nights, args.hours, args.seed, params)
     if args.params:
         res["params"] = str(args.params)

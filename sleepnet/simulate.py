@@ -36,9 +36,12 @@ A night is built in four steps:
 Per-stage gains (µV) and variabilities are calibrated so that the nine Fpz-Cz base
 features (:func:`sleepnet.features.base_features`) of simulated epochs match real
 Sleep-EDF nights, and the envelope model is fitted to the same nights; both live in
-``simulation_params.json`` beside this module, written by ``python -m sleepnet.calibrate``. Subjects differ in overall amplitude, alpha and
-spindle frequency, slow-wave amplitude, noise floor and electrode quality
-(:func:`random_subject`).
+``simulation_params.json`` beside this module, written by ``python -m sleepnet.calibrate``.
+Subjects differ in alpha and spindle frequency, the mix of slow waves, eye movements and
+muscle, noise floor and electrode quality (:func:`random_subject`); with the envelope on,
+each night's overall level and spectral balance come from the envelope's between-night
+offset (sd of log variance 0.31, i.e. amplitude within about x0.7-1.4 for 95 % of nights,
+as between the real calibration nights), which normalises ``SubjectParams.amplitude`` away.
 
 Everything is vectorised: an 8-h night at 100 Hz takes a few seconds on one core.
 The same seed gives the same night, bit for bit.
@@ -129,7 +132,8 @@ class SubjectParams:
     """What makes one simulated person differ from another.
 
     amplitude: overall scale of the recorded signal, brain and eyes and muscle alike
-        (x0.5-2, 1 = calibrated median).
+        (x0.5-2, 1 = calibrated median); without effect when the parameters carry a
+        spectral envelope, which sets each epoch's band powers itself.
     alpha_hz: alpha peak frequency, Hz (8.5-11.5).
     spindle_hz: spindle frequency at Fpz, Hz (11-14; frontal spindles are slow).
     slow_wave_scale: slow-wave amplitude relative to the median (falls with age).
