@@ -341,9 +341,11 @@ def real_hypnogram_ranges(nights) -> dict[str, dict[str, float]]:
     return out
 
 
-def fit_envelope(data: Path, seed: int = 7) -> dict:
-    """The spectral envelope model fitted to the calibration subjects' feature nights (JSON-ready)."""
-    feats = [n for n in load_feature_nights(data) if n.subject in CALIBRATION_SUBJECTS]
+def fit_envelope(data: Path, seed: int = 7, nights: list[FeatureNight] | None = None) -> dict:
+    """The spectral envelope model fitted to the calibration subjects' feature nights
+    (read from ``data`` unless given), JSON-ready."""
+    feats = [n for n in (nights if nights is not None else load_feature_nights(data))
+             if n.subject in CALIBRATION_SUBJECTS]
     model = fit_envelope_model(
         [(n.X, n.y) for n in feats], n_components=ENVELOPE_COMPONENTS, seed=seed, spread=ENVELOPE_SPREAD,
         source=("Fitted by `python -m sleepnet.calibrate` to the Fpz-Cz base features of "
@@ -392,7 +394,7 @@ def calibrate(data: Path, seed: int = 7, n_subjects: int = 40, minutes: float = 
         },
         **hyp,
         "stage_signal": sp.to_dict(),
-        "spectral_envelope": fit_envelope(data, seed),
+        "spectral_envelope": fit_envelope(data, seed, feats),
         "subject_distribution": {k: (list(v) if isinstance(v, tuple) else v)
                                  for k, v in SubjectDistribution().__dict__.items()},
     }
@@ -416,7 +418,12 @@ def main(argv: list[str] | None = None) -> int:
         log.error("calibrate: %s", exc)
         return 2
     if args.hypnogram_only or args.envelope_only:
-        params = json.loads(args.out.read_text(encoding="utf-8"))
+        try:
+            params = json.loads(args.out.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            log.error("calibrate: %s: cannot read the parameters to update (%s)", args.out,
+                      getattr(exc, "strerror", None) or exc)
+            return 2
         if args.hypnogram_only:
             params.update(fit_hypnograms(data))
         if args.envelope_only:

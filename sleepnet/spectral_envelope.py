@@ -28,7 +28,7 @@ at epoch boundaries. Fitted by ``python -m sleepnet.calibrate`` (see
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import fft as sfft
@@ -98,8 +98,6 @@ class SpectralEnvelopeModel:
                    source=str(d.get("source", "")))
 
     def with_spread(self, spread: float) -> "SpectralEnvelopeModel":
-        from dataclasses import replace
-
         return replace(self, spread=float(spread))
 
 
@@ -309,7 +307,6 @@ def impose_envelope(x_uv: np.ndarray, sfreq: float, targets: np.ndarray, iterati
     targets = np.asarray(targets[:n_ep], dtype=np.float64)
     G = np.zeros((len(subs), n_ep))
     fade = max(2, int(round(crossfade_s * sfreq)))
-    y = x.astype(np.float32)
     for it in range(iterations + 1):
         traces = [_gain_trace(G[b], n, spe, fade) for b in range(len(subs))]
         y = np.zeros(n, dtype=np.float32)

@@ -135,3 +135,13 @@ def test_simulated_signal_follows_its_envelope_at_the_stage_level():
     med = [np.median(got[night.labels == s], axis=0) for s in range(5)]
     assert med[N3][0] == max(m[0] for m in med)
     assert med[W][4] == max(m[4] for m in med)
+
+
+def test_envelope_only_refit_of_a_missing_parameter_file_is_one_line_and_exit_2(shared_data, tmp_path, caplog):
+    from sleepnet.calibrate import main as calibrate_main
+
+    missing = tmp_path / "nope.json"
+    assert calibrate_main(["--envelope-only", "--data", str(shared_data), "--out", str(missing)]) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and str(missing) in errors[0] and "cannot read" in errors[0]
+    assert not missing.exists()
