@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import pylsl
 
@@ -99,3 +100,24 @@ def resolve_stream(query: StreamQuery, timeout_s: float = 10.0) -> pylsl.StreamI
     raise StreamNotFoundError(
         f"no LSL stream matching {query.describe()} found within {timeout_s:g} s; visible streams: {visible}"
     )
+
+
+def reopen_first(resolver: pylsl.ContinuousResolver, dead_uid: str | None,
+                 open_stream: Callable[[pylsl.StreamInfo], None],
+                 retry_on: tuple[type[BaseException], ...],
+                 fatal: tuple[type[BaseException], ...] = ()) -> pylsl.StreamInfo | None:
+    """Reconnect: the first stream ``resolver`` sees (other than the lost instance
+    ``dead_uid``) that ``open_stream`` opens, or None when none does yet. A failure of a
+    type in ``retry_on`` moves on to the next candidate; one in ``fatal`` propagates."""
+    for info in resolver.results():
+        if info.uid() == dead_uid:
+            continue
+        try:
+            open_stream(info)
+        except fatal:
+            raise
+        except retry_on as exc:
+            log.debug("reconnect attempt on '%s' failed: %s", info.name(), exc)
+            continue
+        return info
+    return None

@@ -50,7 +50,7 @@ from sleepnet.readers import pick_channel
 
 from .buffer import RingBuffer
 from .errors import StreamChangedError, StreamError
-from .resolve import describe_stream
+from .resolve import describe_stream, reopen_first
 
 log = logging.getLogger(__name__)
 
@@ -491,16 +491,8 @@ class EEGStream:
     def _try_reconnect(self) -> None:
         if self._resolver is None:
             return
-        for info in self._resolver.results():
-            if info.uid() == self._dead_uid:
-                continue
-            try:
-                self._open(info, timeout_s=2.0)
-            except StreamChangedError:
-                raise
-            except StreamError as exc:
-                log.debug("reconnect attempt failed: %s", exc)
-                continue
+        info = reopen_first(self._resolver, self._dead_uid, lambda i: self._open(i, timeout_s=2.0),
+                            retry_on=(StreamError,), fatal=(StreamChangedError,))
+        if info is not None:
             self._resolver = None
             log.warning("stream '%s' is back (%s)", self.description.name, describe_stream(info))
-            return

@@ -14,7 +14,7 @@ import pylsl
 from pylsl.util import LostError
 from pylsl.util import TimeoutError as LslTimeoutError
 
-from .resolve import StreamQuery
+from .resolve import StreamQuery, reopen_first
 
 log = logging.getLogger(__name__)
 
@@ -98,15 +98,9 @@ class TruthStream:
     def _try_reconnect(self) -> None:
         if self._resolver is None:
             return
-        for info in self._resolver.results():
-            if info.uid() == self._dead_uid:
-                continue
-            try:
-                self._open(info, timeout_s=1.0)
-            except (LslTimeoutError, LostError):
-                continue
+        if reopen_first(self._resolver, self._dead_uid, lambda i: self._open(i, timeout_s=1.0),
+                        retry_on=(LslTimeoutError, LostError)) is not None:
             self._resolver = None
-            return
 
     def disconnect(self) -> None:
         if self._inlet is not None:
