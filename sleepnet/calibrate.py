@@ -70,7 +70,7 @@ ENVELOPE_COMPONENTS = 5
 #: Within-stage spread of the simulated envelope relative to the real nights'. Below 1,
 #: simulated epochs keep nearer the core of each stage (fewer epochs a human scorer
 #: would hesitate over); the realism report shows what this buys and costs.
-ENVELOPE_SPREAD = 0.7
+ENVELOPE_SPREAD = 0.6
 
 #: Lower bounds (µV) that keep each stage's signature present whatever the fit prefers.
 SIGNATURE_FLOORS_UV: dict[str, dict[str, float]] = {
