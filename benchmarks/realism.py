@@ -10,7 +10,8 @@ simulated, then saves to ``benchmarks/results/realism.json``:
 2. **Sim-to-real**: the same classifier trained on simulated epochs labels the real
    epochs of the subjects held out from calibration (SC405x-SC409x): accuracy, macro-F1,
    kappa, per-stage F1, with the real-to-real leave-one-subject-out figures on the same
-   features beside it (the ceiling: what spectral power carries in these nights).
+   features beside it (the ceiling: what spectral power carries in these nights), and on
+   the 10 wake epochs of the raw Sleep-EDF excerpt (the only labelled raw real EEG here).
 3. **Hypnogram statistics**, real (51 Sleep-EDF hypnograms) vs simulated: stage
    percentages, sleep onset and REM latency, transitions per hour, mean bout lengths,
    share of N3 in the first third and of REM in the last third of the sleep period.
@@ -136,6 +137,26 @@ def hypnogram_comparison(data: Path, n_sim: int, seed: int, params=None) -> dict
     return out
 
 
+EXCERPT_NAME = "SC4001E0-PSG-first300s.edf"
+
+
+def excerpt_check(data: Path, clf) -> dict | None:
+    """The sim-trained classifier on the one labelled raw real recording: the 10 wake
+    epochs of the Sleep-EDF excerpt (None when the file is absent)."""
+    from sleepnet.readers import read_recording
+
+    path = data / "sleep-edf" / EXCERPT_NAME
+    if not path.exists():
+        return None
+    rec = read_recording(path)
+    if rec.sfreq != 100.0:
+        raise SystemExit(f"{path}: expected 100 Hz, found {rec.sfreq:g} Hz")
+    n = len(rec.eeg_uv) // 3000
+    pred = clf.predict(base_features(rec.eeg_uv[: n * 3000].reshape(n, 3000).astype(np.float64) * 1e-6))
+    return {"file": path.name, "n_epochs": int(n), "truth": "W (all, by the expert)",
+            "predicted": [STAGES[int(k)] for k in pred], "right": int((pred == 0).sum())}
+
+
 def feature_medians(X: np.ndarray, y: np.ndarray) -> dict:
     return {STAGES[k]: dict(zip(BASE_FEATURE_NAMES, np.round(np.median(X[y == k], axis=0), 4).tolist()))
             for k in range(len(STAGES)) if (y == k).any()}
@@ -186,6 +207,10 @@ def report(res: dict) -> str:
                      f"            {_fmt(ceil_all['per_stage'][s]['f1']):>16s}")
     lines.append(f"   targets: accuracy >= {100 * TARGETS['sim_to_real_accuracy']:.0f}%, "
                  f"kappa >= {TARGETS['sim_to_real_kappa']:.2f}")
+    ex = res.get("real_excerpt")
+    if ex:
+        lines.append(f"   raw real EEG ({ex['file']}, {ex['n_epochs']} epochs all W): {ex['right']}/{ex['n_epochs']} "
+                     f"called W ({' '.join(ex['predicted'])})")
     lines.append("")
     lines.append("3. hypnogram statistics        real mean (sd) [min, max]        sim mean (sd) [p10, p90]   inside")
     for k in HYPNOGRAM_STAT_NAMES:
@@ -214,6 +239,7 @@ def run(data: Path, n_nights: int, hours: float, seed: int, params=None) -> dict
     y_held = np.concatenate([n.y for n in held])
     sim_clf = _classifier().fit(X_sim, y_sim)
     s2r = _agreement_dict(y_held, sim_clf.predict(X_held))
+    excerpt = excerpt_check(data, sim_clf)
 
     folds = real_to_real_loso(nights)
     ceiling = _pooled(folds, HELD_OUT_SUBJECTS)
@@ -229,6 +255,7 @@ def run(data: Path, n_nights: int, hours: float, seed: int, params=None) -> dict
         "features": list(BASE_FEATURE_NAMES),
         "real_to_sim": r2s,
         "sim_to_real": s2r,
+        "real_excerpt": excerpt,
         "real_to_real_held_out": ceiling,
         "real_to_real_all": ceiling_all,
         "hypnogram": hyp,
