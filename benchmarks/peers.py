@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import EXCERPT, RESULTS, Figure, machine, params_key, progress, this_command, write_result
+from .common import EXCERPT, RESULTS, Figure, params_key, progress, script_main, this_command
 
 MODULE = "benchmarks.peers"
 PEERS_DIR = RESULTS / "peers"
@@ -218,16 +218,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(p)
-    args = p.parse_args(argv)
-    args.argv = argv
-    body = run(args)
-    body["machine"] = machine()
-    path = write_result("peers", body)
-    for f in body["figures"]:
-        print(f"{f.name}: {f.value:.3f} {f.unit} ({f.note})")
-    print(f"-> {path}")
+    script_main("peers", __doc__, add_arguments, run, argv, ".3f")
 
 
 if __name__ == "__main__":
