@@ -3,6 +3,24 @@ and a classifier for the LAST epoch of the window (never the middle: no future e
 
 Kernel sizes are given in seconds and turned into samples with the model rate, in the
 braindecode manner, so the same description works at any rate.
+
+The design follows TinySleepNet [1]_, itself a lighter DeepSleepNet [2]_: a first
+convolution with a 0.5-s kernel (fs/2) and a stride of about fs/16, max-pooling by 8, three
+convolutions, max-pooling by 4, dropout, then a one-direction LSTM of 128 units over a
+sequence of epochs. Where we differ: 32 then 64 filters (TinySleepNet: 128), a projection of
+each epoch to a 128-value embedding, windows of 5 epochs (TinySleepNet: 20) labelled at the
+LAST epoch so nothing from the future is needed live, and the LSTM state is not carried from
+one window to the next (each window is scored on its own, so batch equals live).
+
+References
+----------
+.. [1] Supratak A, Guo Y. TinySleepNet: an efficient deep learning model for sleep stage
+   scoring based on raw single-channel EEG. 42nd Annual International Conference of the
+   IEEE Engineering in Medicine & Biology Society (EMBC), 2020, 641-644.
+   doi:10.1109/EMBC44109.2020.9176741
+.. [2] Supratak A, Dong H, Wu C, Guo Y. DeepSleepNet: a model for automatic sleep stage
+   scoring based on raw single-channel EEG. IEEE Transactions on Neural Systems and
+   Rehabilitation Engineering 25(11), 2017, 1998-2008. doi:10.1109/TNSRE.2017.2721116
 """
 from __future__ import annotations
 
@@ -77,7 +95,8 @@ class EpochEncoder(nn.Module):
 
 
 class CausalSleepNet(nn.Module):
-    """CNN-LSTM scoring the last epoch of a window of ``seq_len`` epochs.
+    """CNN-LSTM scoring the last epoch of a window of ``seq_len`` epochs (after
+    TinySleepNet, Supratak & Guo 2020; see the module docstring).
 
     forward: (batch, seq_len, 1, n_times) -> logits (batch, n_classes) for the LAST epoch.
     encode:  (batch, 1, n_times) -> (batch, embed_dim), once per epoch.

@@ -1,0 +1,422 @@
+"""The Python API: stage a numpy array, an ``mne.io.Raw`` or a file, get one object back.
+
+In the manner of yasa's ``SleepStaging`` and MNE: one import, one call, one object that
+knows its stages, probabilities, quality flags, onsets, sleep statistics and exports::
+
+    import sleepstream
+    result = sleepstream.stage(raw, ch_name="EEG Fpz-Cz")   # an mne.io.Raw (volts)
+    result = sleepstream.stage(eeg_uv, sfreq=100.0)         # a numpy array in µV
+    result = sleepstream.stage("night.edf")                 # npz, EDF or BDF
+    result.stages, result.probabilities, result.sleep_statistics(), result.to_csv("x.csv")
+
+Scoring is exactly ``sleepstream score`` (and the live path): the same preprocessing and
+model through :func:`sleepnet.batch.score_recording`, so the stages equal the command's.
+Only the public, stable functions of sleepnet are used here:
+:func:`sleepnet.weights.load_model`, :func:`sleepnet.batch.score_recording` and
+:mod:`sleepnet.readers`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from sleepnet.errors import InputFileError, WeightsError
+from sleepnet.readers import DEFAULT_CHANNEL, Recording, pick_channel, read_recording
+from sleepnet.sleep_stats import SleepStats, sleep_statistics
+from sleepnet.stages import EPOCH_S, STAGES, UNSCORED, UNSCORED_NAME
+
+if TYPE_CHECKING:  # torch only once something is scored
+    from sleepnet.inference import StagePrediction
+    from sleepnet.metrics import Agreement
+    from sleepnet.weights import LoadedModel
+
+__all__ = ["StagingModel", "StagingResult", "load_model", "stage"]
+
+
+@dataclass(frozen=True, repr=False)
+class StagingModel:
+    """A loaded, checked model, ready for :func:`stage`.
+
+    Attributes
+    ----------
+    loaded : sleepnet.weights.LoadedModel
+        The model as :func:`sleepnet.weights.load_model` returns it (network in eval
+        mode and the preprocessing it was trained with).
+    """
+
+    loaded: LoadedModel
+
+    @property
+    def model_id(self) -> str:
+        """The identifier written in the weights folder's ``config.json``."""
+        return str(self.loaded.model_id)
+
+    @property
+    def source(self) -> Path:
+        """The weights folder it was loaded from."""
+        return Path(self.loaded.source)
+
+    def __repr__(self) -> str:
+        kind = type(getattr(self.loaded, "net", None)).__name__
+        return f"<StagingModel {self.model_id!r} ({kind}) from {self.source}>"
+
+
+def _shipped_candidates(name: str) -> list[Path]:
+    from sleepnet.weights import default_weights_dir
+
+    default = default_weights_dir()
+    return [default / name, default.parent / name]
+
+
+def load_model(name_or_path: str | Path | None = None) -> StagingModel:
+    """Load a shipped model by name, or a weights folder by path.
+
+    Parameters
+    ----------
+    name_or_path : str or path-like, optional
+        ``None`` for the default shipped model; a folder holding the weights files
+        (``model_weights.pth``, ``config.json``, ``label_map.json``); or the name of a
+        shipped model (its folder name, or the default model's ``model_id``).
+
+    Returns
+    -------
+    StagingModel
+        The checked model.
+
+    Raises
+    ------
+    sleepnet.errors.WeightsError
+        The folder is missing, corrupt or does not fit this code, or no shipped model
+        has that name (the message lists the names there are).
+    """
+    from sleepnet.weights import default_weights_dir
+    from sleepnet.weights import load_model as _load
+
+    if isinstance(name_or_path, StagingModel):
+        return name_or_path
+    if name_or_path is None:
+        return StagingModel(_load(None))
+    p = Path(name_or_path)
+    if p.is_dir():
+        return StagingModel(_load(p))
+    name = str(name_or_path)
+    for cand in _shipped_candidates(name):
+        if cand.is_dir() and (cand / "config.json").exists():
+            return StagingModel(_load(cand))
+    default = StagingModel(_load(None))
+    if name == default.model_id:
+        return default
+    root = default_weights_dir()
+    shipped = sorted({d.name for base in (root, root.parent) for d in base.iterdir()
+                      if d.is_dir() and (d / "config.json").exists()} | {default.model_id})
+    raise WeightsError(f"{name}: no such weights folder or shipped model (shipped: {', '.join(shipped)})")
+
+
+@dataclass(frozen=True, repr=False)
+class StagingResult:
+    """The stages of one recording, one per complete 30-s epoch from its start.
+
+    Attributes
+    ----------
+    predictions : tuple of sleepnet.inference.StagePrediction
+        The model's verdict per epoch, in order.
+    sfreq : float
+        Sampling rate of the input, Hz.
+    channel : str
+        The channel that was scored.
+    source : str
+        Where the signal came from (a file path, ``"array"`` or ``"mne.io.Raw"``).
+    model_id : str
+        The model that scored it.
+    epoch_s : float
+        Epoch length, s (30).
+    """
+
+    predictions: tuple[StagePrediction, ...]
+    sfreq: float
+    channel: str
+    source: str
+    model_id: str
+    epoch_s: float = EPOCH_S
+    _cache: dict = field(default_factory=dict, compare=False)
+
+    # ------------------------------------------------------------------ arrays
+    @property
+    def n_epochs(self) -> int:
+        """Number of 30-s epochs (scored or not)."""
+        return len(self.predictions)
+
+    @property
+    def stages(self) -> np.ndarray:
+        """(n_epochs,) str: ``W``, ``N1``, ``N2``, ``N3``, ``REM`` or ``UNS`` (unscored)."""
+        return np.array([p.stage for p in self.predictions], dtype="<U3")
+
+    @property
+    def codes(self) -> np.ndarray:
+        """(n_epochs,) int8 stage codes: 0=W, 1=N1, 2=N2, 3=N3, 4=REM, -1 unscored."""
+        return np.array([p.stage_code for p in self.predictions], dtype=np.int8)
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        """(n_epochs, 5) float: p(W), p(N1), p(N2), p(N3), p(REM); NaN where unscored."""
+        if not self.predictions:
+            return np.zeros((0, len(STAGES)))
+        return np.array([p.probabilities for p in self.predictions], dtype=np.float64)
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """(n_epochs,) float: the largest probability, NaN where unscored."""
+        return np.array([p.confidence for p in self.predictions], dtype=np.float64)
+
+    @property
+    def flags(self) -> tuple[tuple[str, ...], ...]:
+        """Quality flags per epoch (``warmup``, ``gap``, ``flat``, ``clipped``, ``artefact``)."""
+        return tuple(tuple(p.flags) for p in self.predictions)
+
+    @property
+    def onsets_s(self) -> np.ndarray:
+        """(n_epochs,) float: start of each epoch, s from the start of the signal."""
+        return np.array([p.epoch * self.epoch_s for p in self.predictions], dtype=np.float64)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain arrays (no pandas needed): onset_s, stage, code, p_W..p_REM, confidence, flags.
+
+        Returns
+        -------
+        dict
+            Column name -> (n_epochs,) array (``flags`` joined by ``|``).
+        """
+        probs = self.probabilities
+        cols: dict[str, Any] = {"onset_s": self.onsets_s, "stage": self.stages, "code": self.codes}
+        cols.update({f"p_{s}": probs[:, k] for k, s in enumerate(STAGES)})
+        cols["confidence"] = self.confidence
+        cols["flags"] = np.array(["|".join(f) for f in self.flags], dtype=object)
+        return cols
+
+    def to_dataframe(self):
+        """One row per epoch, indexed by epoch number.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns onset_s, stage, code, p_W, p_N1, p_N2, p_N3, p_REM, confidence, flags.
+
+        Raises
+        ------
+        ImportError
+            pandas is not installed (``pip install pandas``); :meth:`as_dict` gives the
+            same columns as numpy arrays.
+        """
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("StagingResult.to_dataframe() needs pandas (pip install pandas); "
+                              "StagingResult.as_dict() gives the same columns as numpy arrays") from None
+        df = pd.DataFrame(self.as_dict(), index=pd.Index([p.epoch for p in self.predictions], name="epoch"))
+        return df
+
+    # ------------------------------------------------------------------ statistics
+    def sleep_statistics(self) -> SleepStats:
+        """Sleep statistics of the staged night (TST, SE, WASO, SOL, latencies...).
+
+        Returns
+        -------
+        sleepnet.sleep_stats.SleepStats
+            Definitions in :mod:`sleepnet.sleep_stats`; ``.as_dict()`` gives yasa-style keys.
+        """
+        if "stats" not in self._cache:
+            self._cache["stats"] = sleep_statistics(self.codes, self.epoch_s)
+        return self._cache["stats"]
+
+    def agreement(self, truth: np.ndarray | Sequence[int] | str | Path) -> Agreement:
+        """Agreement with a true hypnogram (accuracy, macro-F1, Cohen's kappa, confusion).
+
+        Parameters
+        ----------
+        truth : array_like of int or path-like
+            Stage codes per epoch (0..4, -1 unscored), or a hypnogram file in any format
+            :func:`sleepnet.hypnogram.read_hypnogram` reads (cut or padded to this night).
+
+        Returns
+        -------
+        sleepnet.metrics.Agreement
+            Unscored epochs on either side are left out and counted.
+        """
+        from sleepnet.hypnogram import read_hypnogram
+        from sleepnet.metrics import agreement
+
+        if isinstance(truth, (str, Path)):
+            truth = read_hypnogram(truth, self.n_epochs)
+        return agreement(np.asarray(truth), self.codes)
+
+    # ------------------------------------------------------------------ exports
+    def to_csv(self, path: str | Path) -> Path:
+        """Write the stage CSV of ``sleepstream score`` (read back by ``sleepstream report``).
+
+        Parameters
+        ----------
+        path : path-like
+            The CSV file to write.
+
+        Returns
+        -------
+        Path
+            ``path``.
+        """
+        from sleepnet.outputs import check_writable, write_stage_csv
+
+        path = Path(path)
+        check_writable(path)
+        write_stage_csv(path, self.predictions, self.epoch_s)
+        return path
+
+    def to_edf(self, path: str | Path, start: datetime | None = None) -> Path:
+        """Write the hypnogram as an EDF+ file of annotations only (``Sleep stage W`` ...).
+
+        Parameters
+        ----------
+        path : path-like
+            The ``.edf`` file to write; EDFbrowser, MNE's ``read_annotations`` and
+            :func:`sleepnet.hypnogram.read_hypnogram` read it.
+        start : datetime, optional
+            The recording's start date and time.
+
+        Returns
+        -------
+        Path
+            ``path``.
+        """
+        from sleepnet.outputs import check_writable
+        from sleepnet.report import write_edf_annotations
+
+        path = Path(path)
+        check_writable(path)
+        return write_edf_annotations(path, self.codes, start=start, epoch_s=self.epoch_s)
+
+    def to_bids_events(self, path: str | Path) -> tuple[Path, Path]:
+        """Write a BIDS-style ``_events.tsv`` (one row per epoch) and its JSON sidecar.
+
+        Parameters
+        ----------
+        path : path-like
+            The ``.tsv`` file; the sidecar is the same name with ``.json``. Any tool that
+            reads BIDS events (MNE-BIDS, pandas) or :func:`sleepnet.hypnogram.read_hypnogram`
+            reads it.
+
+        Returns
+        -------
+        tuple of Path
+            The TSV and the JSON sidecar.
+        """
+        from sleepnet.night_file import Night
+        from sleepnet.outputs import check_writable
+        from sleepnet.report import write_bids_events
+
+        path = Path(path)
+        check_writable(path)
+        n = self.n_epochs
+        night = Night(source=self.source, kind="batch", stages=self.codes, probabilities=self.probabilities,
+                      confidence=self.confidence, latency_ms=np.full(n, np.nan), flags=self.flags,
+                      received=np.ones(n, dtype=bool),
+                      epoch_numbers=np.array([p.epoch for p in self.predictions], dtype=np.int64),
+                      epoch_s=self.epoch_s)
+        return write_bids_events(path, night)
+
+    # ------------------------------------------------------------------ display
+    def __repr__(self) -> str:
+        n = self.n_epochs
+        scored = int(np.count_nonzero(self.codes != UNSCORED))
+        counts = ", ".join(f"{s} {int(np.count_nonzero(self.stages == s))}" for s in (*STAGES, UNSCORED_NAME)
+                           if np.count_nonzero(self.stages == s))
+        return (f"<StagingResult: {n} epochs of {self.epoch_s:g} s ({n * self.epoch_s / 3600:.2f} h), "
+                f"{scored} scored ({counts or 'none'}) | {self.channel} at {self.sfreq:g} Hz from {self.source} "
+                f"| model {self.model_id}>")
+
+    def __len__(self) -> int:
+        return self.n_epochs
+
+
+def _raw_to_recording(raw, ch_name: str | None) -> Recording:
+    """One channel of an ``mne.io.Raw`` (volts) as a :class:`Recording` in µV."""
+    names = list(raw.ch_names)
+    idx = pick_channel(names, ch_name or DEFAULT_CHANNEL, "mne.io.Raw")
+    sig = raw.get_data(picks=[idx])[0]
+    return Recording(eeg_uv=(sig * 1e6).astype(np.float32), sfreq=float(raw.info["sfreq"]),
+                     channel=names[idx], source="mne.io.Raw")
+
+
+def _array_to_recording(data, sfreq: float | None) -> Recording:
+    x = np.asarray(data)
+    if x.ndim == 2 and 1 in x.shape:
+        x = x.reshape(-1)
+    if x.ndim != 1:
+        raise InputFileError(f"array: one channel is staged at a time; got shape {x.shape} "
+                             "(pass data[i] for channel i)")
+    if not np.issubdtype(x.dtype, np.number):
+        raise InputFileError(f"array: the signal must be numeric (µV), got dtype {x.dtype}")
+    if sfreq is None:
+        raise InputFileError("array: pass its sampling rate, stage(data, sfreq=...) in Hz")
+    sfreq = float(sfreq)
+    if not np.isfinite(sfreq) or sfreq <= 0:
+        raise InputFileError(f"array: sfreq must be a positive rate in Hz, got {sfreq}")
+    return Recording(eeg_uv=x.astype(np.float32), sfreq=sfreq, channel="array", source="array")
+
+
+def stage(data, sfreq: float | None = None, *, ch_name: str | None = None,
+          model: StagingModel | str | Path | None = None) -> StagingResult:
+    """Stage a recording: one stage per complete 30-s epoch from its start.
+
+    Parameters
+    ----------
+    data : numpy.ndarray, mne.io.Raw, path-like or sleepnet.readers.Recording
+        * a 1-D array: one EEG channel in **µV** (give ``sfreq``);
+        * an ``mne.io.Raw``: the channel ``ch_name`` is picked (case, spaces and an
+          ``EEG`` prefix ignored) and converted from volts to µV;
+        * a path to an npz, EDF or BDF file (read as ``sleepstream score`` reads it);
+        * a :class:`sleepnet.readers.Recording`.
+    sfreq : float, optional
+        Sampling rate in Hz; required for an array, ignored otherwise.
+    ch_name : str, optional
+        The EEG channel of a Raw or an EDF/BDF file (default ``EEG Fpz-Cz``).
+    model : StagingModel, str or path-like, optional
+        The model (see :func:`load_model`); default: the shipped default model.
+
+    Returns
+    -------
+    StagingResult
+        Stages, probabilities, flags, onsets, statistics and exports.
+
+    Raises
+    ------
+    sleepnet.errors.SleepstreamError
+        Bad input (named in the message): a missing file or channel, an array that is
+        not one channel, a missing rate, a signal shorter than one 30-s epoch, or
+        weights that do not load.
+
+    Examples
+    --------
+    >>> import sleepstream
+    >>> result = sleepstream.stage(eeg_uv, sfreq=100.0)      # doctest: +SKIP
+    >>> result.stages[:3], result.sleep_statistics().tst_min  # doctest: +SKIP
+    """
+    if isinstance(data, Recording):
+        rec = data
+    elif isinstance(data, (str, Path)):
+        rec = read_recording(data, ch_name or DEFAULT_CHANNEL)
+    elif hasattr(data, "get_data") and hasattr(data, "ch_names") and hasattr(data, "info"):
+        rec = _raw_to_recording(data, ch_name)
+    else:
+        rec = _array_to_recording(data, sfreq)
+    if rec.n_epochs == 0:
+        raise InputFileError(f"{rec.source}: shorter than one 30-s epoch ({rec.duration_s:.1f} s)")
+    from sleepnet.batch import score_recording  # torch: only once the input is known good
+
+    m = load_model(model)
+    preds = score_recording(rec, m.loaded)
+    return StagingResult(predictions=tuple(preds), sfreq=float(rec.sfreq), channel=rec.channel,
+                         source=rec.source, model_id=m.model_id)
+
