@@ -26,12 +26,6 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-@pytest.fixture
-def unique_name() -> str:
-    """A stream name and source_id no other test uses."""
-    return f"test-{uuid.uuid4().hex[:10]}"
-
-
 @pytest.fixture(scope="session")
 def model():
     """The shipped model from weights/ (the real one, as users get it)."""

@@ -224,13 +224,11 @@ def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 
 def test_live_command_with_no_matching_stream_says_so_in_one_line(tmp_path):
-    t = time.monotonic()
     r = run_cli("live", "--source-id", "no-such-stream-anywhere", "--timeout", "1", "--no-display")
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0
     assert "no LSL stream matching source_id='no-such-stream-anywhere' found within 1 s" in r.stderr
     assert "visible streams:" in r.stderr
-    assert time.monotonic() - t < 60
 
 
 def test_live_command_with_unwritable_out_fails_before_anything_starts(tmp_path):

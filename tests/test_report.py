@@ -14,13 +14,14 @@ import mne
 import numpy as np
 import pytest
 
+from sleepnet.batch import score_recording
 from sleepnet.errors import InputFileError
 from sleepnet.hypnogram import read_hypnogram
 from sleepnet.inference import StagePrediction
 from sleepnet.metrics import agreement
 from sleepnet.night_file import LIVE_COLUMNS, read_night
 from sleepnet.outputs import write_stage_csv
-from sleepnet.readers import write_continuous_npz
+from sleepnet.readers import read_recording, write_continuous_npz
 from sleepnet.report import stage_runs, write_report
 from sleepnet.stages import STAGES, stage_code, stage_name
 from sleepstream.cli import main
@@ -251,7 +252,9 @@ def test_truth_gives_the_score_commands_agreement_files(full_report):
     assert result.agreement.accuracy == pytest.approx(a.accuracy) and a.n_epochs == len(CODES)
     metrics = json.loads(result.files["metrics"].read_text())
     assert metrics["accuracy"] == pytest.approx((len(CODES) - 3) / len(CODES))
-    assert metrics["kappa"] == pytest.approx(a.kappa)
+    sk = pytest.importorskip("sklearn.metrics", reason="scikit-learn is in the test extra")
+    assert metrics["kappa"] == pytest.approx(sk.cohen_kappa_score(truth, CODES), abs=1e-12)
+    assert metrics["macro_f1"] == pytest.approx(sk.f1_score(truth, CODES, average="macro"), abs=1e-12)
     with open(result.files["confusion"]) as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == ["true\\pred", *STAGES]
@@ -331,17 +334,22 @@ def test_cli_bad_input_gives_one_line_and_exit_2(tmp_path, capsys, case):
     assert "Traceback" not in err[0]
 
 
-def test_real_sleep_edf_excerpt_against_its_expert_hypnogram(shared_data, tmp_path):
-    """The 300-s Sleep-EDF excerpt (10 epochs, all scored W by the expert) with the
-    whole night's EDF+ hypnogram as truth and the EDF as recording."""
+def test_real_sleep_edf_excerpt_scored_by_the_model_against_its_expert_hypnogram(shared_data, tmp_path, model):
+    """The 300-s Sleep-EDF excerpt (10 epochs, all scored W by the expert) scored by the
+    shipped model, with the whole night's EDF+ hypnogram as truth and the EDF as recording:
+    the report's agreement, statistics and features follow the model's stages, whatever
+    they are."""
     edf = shared_data / "sleep-edf" / "SC4001E0-PSG-first300s.edf"
     hyp = shared_data / "sleep-edf" / "SC4001EC-Hypnogram.edf"
-    rng = np.random.default_rng(3)
-    preds = [StagePrediction(i, "W", tuple(_probs(0, rng)), 0.9, ()) for i in range(10)]
+    preds = score_recording(read_recording(edf), model)
     write_stage_csv(tmp_path / "sc.csv", preds)
+    codes = np.array([p.stage_code for p in preds])
     result = write_report(tmp_path / "sc.csv", tmp_path / "out", hypnogram=hyp, recording=edf)
     assert result.truth.tolist() == [0] * 10                    # the 2880-epoch night cut to 10
-    assert result.agreement.accuracy == 1.0
-    assert result.features.counts["W"] == 10 and result.features.sfreq == 100.0
-    assert 0 < result.features.means["W"]["delta"] < 1
-    assert result.stats.tst_min == 0.0 and result.stats.se_pct == 0.0
+    assert result.night.stages.tolist() == codes.tolist()
+    assert result.agreement.n_epochs == 10
+    assert result.agreement.accuracy == pytest.approx(np.mean(codes == 0))
+    assert result.agreement.confusion[0] == np.bincount(codes, minlength=5).tolist()   # truth row W
+    assert result.features.counts == {s: int(np.sum(codes == k)) for k, s in enumerate(STAGES)}
+    assert result.features.sfreq == 100.0
+    assert result.stats.tst_min == pytest.approx(np.sum(codes > 0) * 0.5)

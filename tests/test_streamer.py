@@ -62,7 +62,8 @@ def test_resolve_by_source_id_name_or_type_and_none_found_lists_visible_streams_
     msg = str(e.value)
     assert "no LSL stream matching source_id='no-such-source'" in msg and "\n" not in msg
     assert name in msg, "the message lists the streams that are visible"
-    assert elapsed < 1.0 + 1.0
+    assert elapsed >= 1.0, "it looked for the whole timeout before giving up"
+    # How soon after the timeout it gives up is a benchmark (benchmarks/startup.py), not a test.
     del out
 
 

@@ -25,7 +25,16 @@ def test_training_on_simulated_nights_exports_a_loadable_weights_folder(tmp_path
     assert len(m["train_nights"]) == 3 and len(m["validation_nights"]) == 1
     assert not set(m["train_nights"]) & set(m["validation_nights"])
     assert m["history"][0]["train_loss"] > 0 and len(m["history"]) <= 2
-    assert 0 <= m["validation"]["accuracy"] <= 1
+    # The validation figures the command wrote are those of the exported weights: `evaluate`
+    # scores the validation subject's night afresh (the same trim) and must find them exactly.
+    val_subject = m["validation_nights"][0].rsplit("-", 1)[1]
+    proc = run_cli("evaluate", "--dataset", "simulated", "--subjects", str(int(val_subject)), "--hours", "1.5",
+                   "--trim", "--weights", out, "--out", tmp_path / "eval.json", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    ev = json.loads((tmp_path / "eval.json").read_text())["pooled"]
+    assert ev["n_epochs"] == m["validation"]["n_epochs"] > 0
+    assert ev["confusion"] == m["validation"]["confusion"]
+    assert ev["accuracy"] == pytest.approx(m["validation"]["accuracy"], abs=1e-12)
 
 
 def test_trim_keeps_30_minutes_of_wake_around_sleep():

@@ -66,16 +66,36 @@ def test_centred_scoring_sees_the_future_and_causal_scoring_does_not(seeded_mode
     assert codes[3] == -1 and codes.shape == (10,) and ((codes >= 0) | (np.arange(10) == 3)).all()
 
 
+#: Each stage's rhythm in the learnable nights: frequency (Hz) and amplitude (model units).
+RHYTHM_HZ = (10.0, 6.0, 13.0, 1.5, 4.0)
+RHYTHM_AMP = (0.5, 0.7, 1.0, 3.0, 0.6)
+
+
+def rhythm_night(n: int, seed: int, name: str) -> PreparedNight:
+    """Runs of four epochs per stage, each stage its own sine plus noise: learnable in a
+    few passes, so a training run that does not learn shows it."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(rng.permutation(np.tile(np.arange(5), n // 20 + 1)), 4)[:n].astype(np.int8)
+    t = np.arange(3000) / 100.0
+    data = np.stack([RHYTHM_AMP[c] * np.sin(2 * np.pi * RHYTHM_HZ[c] * t + rng.uniform(0, 2 * np.pi))
+                     + 0.1 * rng.standard_normal(3000) for c in labels]).astype(np.float32)
+    return PreparedNight(name, name, data, labels, np.ones(n, dtype=bool), 0, n)
+
+
 def test_a_short_centred_training_run_learns_and_evaluates_with_centred_windows():
     from sleepnet.model import ModelConfig
     from sleepnet.preprocess import PreprocessConfig
-
-    nights = [numbered_night(10, name=f"n{i}") for i in range(3)]
-    cfg = TrainConfig(max_passes=1, patience=1, batch_blocks=2, block_targets=5, label_position=2)
-    net, info = train(nights[:2], nights[2:], ModelConfig(), PreprocessConfig(), cfg)
-    assert info["train_config"]["label_position"] == 2 and len(info["history"]) == 1
     from sleepnet.weights import LoadedModel
 
+    nights = [rhythm_night(40, seed, f"n{seed}") for seed in range(3)]
+    cfg = TrainConfig(max_passes=8, patience=8, batch_blocks=2, block_targets=8, label_position=2,
+                      learning_rate=3e-3, amplitude_jitter=0.0, spectral_tilt=0.0)
+    net, info = train(nights[:2], nights[2:], ModelConfig(), PreprocessConfig(), cfg)
+    assert info["train_config"]["label_position"] == 2 and len(info["history"]) == 8
+    losses = [h["train_loss"] for h in info["history"]]
+    assert losses[-1] < 0.8 * losses[0], f"the training loss did not fall: {losses}"
     model = LoadedModel(net, ModelConfig(), PreprocessConfig(), "centred-test", None)  # type: ignore[arg-type]
     pooled, per = evaluate_prepared(model, nights[2:], label_position=2)
-    assert pooled.n_epochs == 10 and len(per) == 1
+    assert pooled.n_epochs == 40 and len(per) == 1
+    assert pooled.accuracy >= 0.5, f"held-out night staged at chance: {pooled.accuracy:.2f} (chance 0.2)"
+    assert pooled.accuracy == pytest.approx(info["history"][info["best_pass"] - 1]["val_accuracy"], abs=1e-12)
