@@ -69,8 +69,6 @@ CHANNEL = "Fpz-Cz"
 DEMO_HOURS = 8.0
 DEMO_SEED = 20240611
 DEMO_SFREQ = 100.0
-#: Default location of the `make demo` recording, relative to the repository root.
-DEMO_RELPATH = Path("data") / "demo-night.npz"
 
 CTRL_DT_S = 0.25          # control grid step, s
 CROSSFADE_S = 6.0         # width of the stage cross-fade, s
@@ -734,11 +732,13 @@ def ensure_demo_recording(path: Path | None = None) -> Path:
     """The `make demo` recording: an 8-h simulated night with labels at 100 Hz, fixed
     seed, in our continuous npz format. Generated on first use if the file is missing.
 
-    ``path`` defaults to ``data/demo-night.npz`` under the repository root.
+    ``path`` defaults to ``demo-night.npz`` in :func:`sleepnet.user_dirs.data_dir`
+    (``$SLEEPSTREAM_DATA_DIR``, else the user cache folder), never next to the code.
     """
     from .readers import write_continuous_npz
+    from .user_dirs import demo_recording_path
 
-    path = Path(path) if path is not None else Path(__file__).resolve().parent.parent / DEMO_RELPATH
+    path = Path(path) if path is not None else demo_recording_path()
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)

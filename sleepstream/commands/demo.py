@@ -16,8 +16,8 @@ SHARED_EXCERPT_HYPNOGRAM = Path("../shared/data/sleep-edf/SC4001EC-Hypnogram.edf
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from sleepstream.commands.replay import parse_speed
 
-    p.add_argument("--recording", help="recording to replay (default: the demo night data/demo-night.npz, "
-                                       "simulated on first use)")
+    p.add_argument("--recording", help="recording to replay (default: the demo night demo-night.npz in "
+                                       "$SLEEPSTREAM_DATA_DIR or the user cache folder, simulated on first use)")
     p.add_argument("--hypnogram", help="true stages of --recording (default: labels inside the npz)")
     p.add_argument("--channel", default="EEG Fpz-Cz", help="EDF/BDF channel (default: %(default)s)")
     p.add_argument("--speed", type=parse_speed, default=480.0, metavar="N|max",
@@ -43,7 +43,9 @@ def demo_recording(console) -> tuple[Path, Path | None]:
 
         raise SleepstreamError("no demo recording: the simulator is not available and "
                                f"{SHARED_EXCERPT} is absent; pass --recording FILE") from None
-    path = Path("data/demo-night.npz")
+    from sleepnet.user_dirs import demo_recording_path
+
+    path = demo_recording_path()
     if not path.exists():
         console.print(f"simulating the demo night {path} (first run only)...")
     return ensure_demo_recording(path), None
