@@ -47,24 +47,20 @@ from rich.text import Text
 
 from sleepnet.metrics import Agreement, agreement
 from sleepnet.sleep_stats import RunningSleepStats, SleepStats, format_minutes
-from sleepnet.stages import EPOCH_S, N_STAGES, STAGES, UNSCORED, UNSCORED_NAME, stage_code
+from sleepnet.stages import (EPOCH_S, HYPNOGRAM_ROWS, N_STAGES, STAGE_COLOURS, STAGES, UNSCORED, UNSCORED_NAME,
+                             stage_code)
 
 from .records import ScoredEpoch
 from .sinks import StreamStatus
 
 log = logging.getLogger(__name__)
 
-#: Stage colours (also used by the report's figure, in matplotlib terms there).
-STAGE_STYLE: dict[str, str] = {
-    "W": "gold1", "N1": "bright_cyan", "N2": "dodger_blue1", "N3": "medium_purple1", "REM": "red1",
-    UNSCORED_NAME: "grey50",
-}
+#: Stage colours: the report's (one table, sleepnet.stages.STAGE_COLOURS), as Rich styles.
+STAGE_STYLE: dict[str, str] = STAGE_COLOURS
 STAGE_LONG: dict[str, str] = {
     "W": "wake", "N1": "NREM 1", "N2": "NREM 2", "N3": "NREM 3, slow-wave sleep", "REM": "REM sleep",
     UNSCORED_NAME: "unscored",
 }
-#: Hypnogram rows from the top, as clinical hypnograms are drawn.
-HYPNOGRAM_ROWS: tuple[str, ...] = ("W", "REM", "N1", "N2", "N3")
 FLAG_STYLE: dict[str, str] = {
     "warmup": "bright_yellow", "gap": "bold bright_red", "flat": "bold bright_red", "clipped": "bold bright_yellow",
     "artefact": "bold bright_yellow",
@@ -447,7 +443,7 @@ def _now(state: DisplayState, width: int) -> list[Text]:
             lines.append(Text(fill, style="bright_green") + Text(rest, style="grey35") + Text(f" {got * 100:3.0f}%"))
         return lines
     name = rec.stage
-    style = STAGE_STYLE.get(name, "grey50")
+    style = STAGE_STYLE.get(name, STAGE_STYLE[UNSCORED_NAME])
     big = big_text(name)
     bw = max(len(r) for r in big)
     conf = Text("confidence ", style="grey70")

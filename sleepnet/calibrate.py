@@ -46,6 +46,7 @@ from .simulate import (
     COMPONENTS, DEFAULT_GAINS_UV, SLOW_WANDER_BOUNDS, STATE_LOADINGS, JITTER_TAU_S, EVENT_RATES_PER_MIN, PARAMS_PATH, StageSignalParams,
     SubjectDistribution, default_stage_params, random_subject, synthesise,
 )
+from .features import welch_band_means
 from .spectral_envelope import fit_envelope_model
 from .stages import EPOCH_S, N_STAGES, STAGES
 
@@ -138,14 +139,10 @@ class _Units:
     floor_dvar: np.ndarray
 
 
-_BANDS = ((0.5, 4.0), (4.0, 8.0), (8.0, 13.0), (13.0, 30.0), (30.0, 50.0))
-
-
 def _epoch_stats(x_uv: np.ndarray, sfreq: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n_ep = len(x_uv) // int(EPOCH_S * sfreq)
     ep = x_uv[: n_ep * int(EPOCH_S * sfreq)].reshape(n_ep, -1).astype(np.float64)
-    f, psd = signal.welch(ep, fs=sfreq, nperseg=256, axis=-1)
-    band = np.stack([psd[:, (f >= lo) & (f <= hi)].mean(axis=1) for lo, hi in _BANDS], axis=1)
+    band = welch_band_means(ep, sfreq)
     return band, ep.var(axis=1), np.diff(ep, axis=1).var(axis=1)
 
 

@@ -20,7 +20,11 @@ BASE_FEATURE_NAMES: tuple[str, ...] = (
     "log_delta", "log_theta", "log_alpha", "log_beta", "log_gamma",
     "theta_alpha", "alpha_delta", "log_var", "hjorth_mobility",
 )
-_BASE_BANDS = ((0.5, 4.0), (4.0, 8.0), (8.0, 13.0), (13.0, 30.0), (30.0, 50.0))
+#: The base bands (Hz), both edges included: delta, theta, alpha, beta, gamma. The one
+#: definition used by the base features, the simulator's calibration and its spectral envelope.
+BASE_BANDS_HZ: tuple[tuple[float, float], ...] = ((0.5, 4.0), (4.0, 8.0), (8.0, 13.0), (13.0, 30.0), (30.0, 50.0))
+#: Welch segment length (samples at 100 Hz) of the base features: 2.56 s, 0.39-Hz bins.
+BASE_NPERSEG = 256
 
 RELATIVE_BANDS: dict[str, tuple[float, float]] = {
     "delta": (0.5, 4.0), "theta": (4.0, 8.0), "alpha": (8.0, 12.0),
@@ -31,15 +35,32 @@ EXPLAIN_FEATURE_NAMES: tuple[str, ...] = (
 )
 
 
+def welch_band_means(epochs: np.ndarray, sfreq: float, nperseg: int = BASE_NPERSEG) -> np.ndarray:
+    """Mean Welch PSD (Hann, 50 % overlap) over each of :data:`BASE_BANDS_HZ`.
+
+    Parameters
+    ----------
+    epochs : ndarray, shape (n_epochs, n_times)
+        Signal (float64 is used); the PSD is in its unit squared per Hz.
+    sfreq : float
+        Sampling rate, Hz.
+    nperseg : int
+        Welch segment length, samples.
+
+    Returns
+    -------
+    ndarray, shape (n_epochs, 5)
+        Mean PSD in delta, theta, alpha, beta, gamma.
+    """
+    f, psd = signal.welch(epochs, fs=sfreq, nperseg=nperseg, axis=-1)
+    return np.stack([psd[:, (f >= lo) & (f <= hi)].mean(axis=1) for lo, hi in BASE_BANDS_HZ], axis=1)
+
+
 def base_features(epochs_v: np.ndarray, sfreq: float = 100.0) -> np.ndarray:
     """(n_epochs, n_times) signal in VOLTS -> (n_epochs, 9) features (see module doc)."""
     x = np.asarray(epochs_v, dtype=np.float64)
-    f, psd = signal.welch(x, fs=sfreq, nperseg=256, axis=-1)
-    logs = []
-    for lo, hi in _BASE_BANDS:
-        m = (f >= lo) & (f <= hi)
-        logs.append(np.log(psd[:, m].mean(axis=1) + 1e-10))
-    d, t, a, b, g = logs
+    means = welch_band_means(x, sfreq)
+    d, t, a, b, g = (np.log(means[:, j] + 1e-10) for j in range(len(BASE_BANDS_HZ)))
     var = x.var(axis=1)
     mob = np.sqrt(np.diff(x, axis=1).var(axis=1) / (var + 1e-10))
     return np.column_stack([d, t, a, b, g, t / a, a / d, np.log(var + 1e-10), mob])

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .hypnogram import read_hypnogram
-from .stages import EPOCH_S, N_STAGES, UNSCORED
+from .stages import EPOCH_S, N_STAGES, UNSCORED, stage_runs
 
 log = logging.getLogger(__name__)
 
@@ -196,14 +196,6 @@ def load_real_nights(root: Path) -> list[RealNight]:
 
 # --------------------------------------------------------------------------- fitting
 
-def _runs(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Run-length encoding: (stages, starts, lengths) in epochs."""
-    change = np.flatnonzero(np.diff(y)) + 1
-    starts = np.concatenate([[0], change])
-    lengths = np.diff(np.concatenate([starts, [len(y)]]))
-    return y[starts], starts, lengths
-
-
 def _bin(value: float, edges: tuple[float, ...]) -> int:
     return int(np.searchsorted(np.asarray(edges), value, side="right") - 1)
 
@@ -214,7 +206,7 @@ def _sleep_period_bouts(y: np.ndarray):
     t0_h, hours since onset, at its start)."""
     sleep = np.flatnonzero(y >= N1)
     onset, last = int(sleep[0]), int(sleep[-1])
-    st, starts, lengths = _runs(y[onset: last + 1])
+    st, starts, lengths = stage_runs(y[onset: last + 1])
     clock = _CycleClock()
     out = []
     for i in range(len(st)):
@@ -355,7 +347,7 @@ def epochs_to_bouts(labels: np.ndarray, rng: np.random.Generator, max_shift_s: f
     bout beside it, so the stage covering most of each epoch is still the epoch's label.
     """
     labels = np.asarray(labels, dtype=np.int8)
-    st, starts, lengths = _runs(labels)
+    st, starts, lengths = stage_runs(labels)
     bounds = starts[1:].astype(np.float64) * EPOCH_S
     if len(bounds):
         shorter = np.minimum(lengths[:-1], lengths[1:]) * EPOCH_S
@@ -405,7 +397,7 @@ def hypnogram_statistics(labels: np.ndarray, lights_off_known: bool = True) -> d
     out["sleep_onset_latency_min"] = onset / _EPOCHS_PER_MIN if lights_off_known else nan
     rem = np.flatnonzero(sp == REM)
     out["rem_latency_min"] = rem[0] / _EPOCHS_PER_MIN if len(rem) else nan
-    st, _, lengths = _runs(sp)
+    st, _, lengths = stage_runs(sp)
     out["transitions_per_hour"] = (len(st) - 1) / (len(sp) / _EPOCHS_PER_MIN / 60.0)
     for s, name in enumerate(("W", "N1", "N2", "N3", "REM")):
         m = st == s

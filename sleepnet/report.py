@@ -51,18 +51,13 @@ from .metrics import Agreement, agreement
 from .night_file import Night, read_night
 from .readers import DEFAULT_CHANNEL, Recording, read_recording
 from .sleep_stats import STAT_DEFINITIONS, STAT_UNITS, SleepStats, sleep_statistics
-from .stages import EPOCH_S, N_STAGES, STAGES, UNSCORED, stage_name
+from .stages import (EPOCH_S, HYPNOGRAM_ROWS, N_STAGES, STAGE_COLOURS, STAGES, edf_stage_annotations,
+                     stage_name, stage_runs)
 
 log = logging.getLogger(__name__)
 
-#: Stage colours of the figure (the live display uses the same hues).
-STAGE_COLOURS: dict[str, str] = {
-    "W": "#e6b800", "N1": "#4fc3d9", "N2": "#1e7fe0", "N3": "#6a4fc9", "REM": "#e0413a", "UNS": "#9e9e9e",
-}
-#: Hypnogram levels from the top, as clinical hypnograms are drawn.
-LEVELS: tuple[str, ...] = ("W", "REM", "N1", "N2", "N3")
-EDF_TEXTS: dict[int, str] = {0: "Sleep stage W", 1: "Sleep stage N1", 2: "Sleep stage N2",
-                             3: "Sleep stage N3", 4: "Sleep stage R", UNSCORED: "Sleep stage ?"}
+#: Hypnogram levels from the top (colours, levels and EDF+ texts: one table in sleepnet.stages).
+LEVELS: tuple[str, ...] = HYPNOGRAM_ROWS
 _LOG_FEATURES = ("slow_wave_index", "spindle_index")   # ratios: compared on a log10 scale
 N_DISTINCTIVE = 3
 
@@ -131,16 +126,6 @@ def _jsonable(v):
     return v
 
 
-def stage_runs(codes: np.ndarray) -> list[tuple[int, int, int]]:
-    """(first epoch, number of epochs, code) for each run of equal codes."""
-    c = np.asarray(codes, dtype=np.int64)
-    if not len(c):
-        return []
-    starts = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
-    lengths = np.diff(np.r_[starts, len(c)])
-    return [(int(s), int(n), int(c[s])) for s, n in zip(starts, lengths)]
-
-
 # --------------------------------------------------------------------------- exports
 
 def write_edf_annotations(path: Path, codes: np.ndarray, start: datetime | None = None,
@@ -152,8 +137,7 @@ def write_edf_annotations(path: Path, codes: np.ndarray, start: datetime | None 
     """
     from edfio import Edf, EdfAnnotation, Recording
 
-    anns = [EdfAnnotation(s * epoch_s, n * epoch_s, EDF_TEXTS[c if c in EDF_TEXTS else UNSCORED])
-            for s, n, c in stage_runs(codes)]
+    anns = [EdfAnnotation(onset, duration, text) for onset, duration, text in edf_stage_annotations(codes, epoch_s)]
     kwargs = {}
     if start is not None:
         kwargs = {"recording": Recording(startdate=start.date()), "starttime": start.time().replace(microsecond=0)}
@@ -301,7 +285,8 @@ def _draw_hypnogram(ax, codes: np.ndarray, epoch_h: float, title: str) -> None:
     x = np.arange(len(codes) + 1) * epoch_h
     ys = np.r_[y, y[-1] if len(y) else np.nan]
     ax.step(x, ys, where="post", color="#555555", linewidth=0.7)
-    for s, n, c in stage_runs(codes):
+    runs = stage_runs(np.asarray(codes, dtype=np.int64))
+    for c, s, n in zip(runs.codes.tolist(), runs.starts.tolist(), runs.lengths.tolist()):
         if c < 0:
             ax.axvspan(s * epoch_h, (s + n) * epoch_h, color=STAGE_COLOURS["UNS"], alpha=0.25, linewidth=0)
         else:

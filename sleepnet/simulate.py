@@ -60,7 +60,7 @@ from scipy import signal
 
 from .hypnogram_model import Bouts, HypnogramModel, epochs_to_bouts, generate_bouts
 from .spectral_envelope import SpectralEnvelopeModel, draw_targets, impose_envelope
-from .stages import EPOCH_S, N_STAGES, STAGES
+from .stages import EDF_STAGE_TEXTS, EPOCH_S, N_STAGES, STAGES, edf_stage_annotations
 
 log = logging.getLogger(__name__)
 
@@ -759,13 +759,13 @@ __all__ = [
 
 # --------------------------------------------------------------------------- EDF+ output
 
-#: EDF+ annotation text per stage code, Sleep-EDF style (N3 is written "Sleep stage 3").
-EDF_STAGE_TEXT = ("Sleep stage W", "Sleep stage 1", "Sleep stage 2", "Sleep stage 3", "Sleep stage R")
+#: EDF+ annotation text per stage code 0..4 (the one table: sleepnet.stages.EDF_STAGE_TEXTS).
+EDF_STAGE_TEXT = tuple(EDF_STAGE_TEXTS[k] for k in range(N_STAGES))
 
 
 def write_night_edf(path: str | Path, night: SimulatedNight) -> None:
     """Write a simulated night as EDF+: one ``EEG Fpz-Cz`` signal in µV and the hypnogram
-    as annotations (one per run of equal 30-s labels, Sleep-EDF texts), readable by MNE
+    as annotations (one per run of equal 30-s labels, :data:`sleepnet.stages.EDF_STAGE_TEXTS`), readable by MNE
     and :func:`sleepnet.hypnogram.read_hypnogram`."""
     from edfio import Edf, EdfAnnotation, EdfSignal
 
@@ -778,12 +778,6 @@ def write_night_edf(path: str | Path, night: SimulatedNight) -> None:
     sig = EdfSignal(x, night.sfreq, label=f"EEG {night.channel}", physical_dimension="uV",
                     physical_range=(-lim, lim), transducer_type="simulated",
                     prefiltering="none")
-    labels = np.asarray(night.labels)
-    anns = []
-    if len(labels):
-        change = np.flatnonzero(np.diff(labels)) + 1
-        starts = np.concatenate([[0], change])
-        ends = np.concatenate([change, [len(labels)]])
-        for a, b in zip(starts, ends):
-            anns.append(EdfAnnotation(float(a * EPOCH_S), float((b - a) * EPOCH_S), EDF_STAGE_TEXT[int(labels[a])]))
+    anns = [EdfAnnotation(onset, duration, text)
+            for onset, duration, text in edf_stage_annotations(night.labels, EPOCH_S)]
     Edf([sig], data_record_duration=1.0, annotations=anns).write(Path(path))

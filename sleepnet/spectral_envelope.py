@@ -32,15 +32,15 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import fft as sfft
-from scipy import signal
 
+from .features import BASE_BANDS_HZ, BASE_NPERSEG, welch_band_means
 from .stages import EPOCH_S, N_STAGES, STAGES
 
+#: The feature bands whose mean Welch PSD is a target (sleepnet.features.BASE_BANDS_HZ).
+FEATURE_BANDS_HZ: tuple[tuple[float, float], ...] = BASE_BANDS_HZ
 #: Edges (Hz) of the envelope's bands: [0, 0.5) then the five feature bands; the last
 #: band runs to Nyquist.
-BAND_EDGES_HZ: tuple[float, ...] = (0.0, 0.5, 4.0, 8.0, 13.0, 30.0)
-#: The feature bands whose mean Welch PSD is a target (as in sleepnet.features).
-FEATURE_BANDS_HZ: tuple[tuple[float, float], ...] = ((0.5, 4.0), (4.0, 8.0), (8.0, 13.0), (13.0, 30.0), (30.0, 50.0))
+BAND_EDGES_HZ: tuple[float, ...] = (0.0, *(lo for lo, _ in FEATURE_BANDS_HZ))
 TARGET_NAMES: tuple[str, ...] = ("log_delta_uv2_hz", "log_theta_uv2_hz", "log_alpha_uv2_hz", "log_beta_uv2_hz",
                                  "log_gamma_uv2_hz", "log_var_uv2")
 N_TARGETS = len(TARGET_NAMES)
@@ -269,10 +269,8 @@ def measure_envelope(x_uv: np.ndarray, sfreq: float) -> np.ndarray:
     """(n_epochs, n_times) µV -> (n_epochs, 6) log band PSDs (µV²/Hz) and log variance
     (µV²), measured as the base features measure them (Welch, 0.39-Hz bins)."""
     x = np.asarray(x_uv, dtype=np.float64)
-    nper = int(round(256 * sfreq / 100.0))
-    f, psd = signal.welch(x, fs=sfreq, nperseg=nper, axis=-1)
-    bands = [psd[:, (f >= lo) & (f <= hi)].mean(axis=1) for lo, hi in FEATURE_BANDS_HZ]
-    return np.log(np.column_stack(bands + [x.var(axis=1)]) + 1e-12)
+    nper = int(round(BASE_NPERSEG * sfreq / 100.0))
+    return np.log(np.column_stack([welch_band_means(x, sfreq, nper), x.var(axis=1)]) + 1e-12)
 
 
 def _gain_trace(log_gain: np.ndarray, n: int, spe: int, fade: int) -> np.ndarray:

@@ -2,8 +2,15 @@
 
 Integer codes follow ``weights/label_map.json``: 0=W, 1=N1, 2=N2, 3=N3, 4=REM; -1 is
 unscored (Sleep-EDF ``?``, movement time, gaps, flat signal).
+
+Also the one definition of what every part says about stages: the spellings read from
+hypnogram files, the EDF+ annotation texts written (:data:`EDF_STAGE_TEXTS`), the colours
+and row order of hypnograms drawn on screen and in the report (:data:`STAGE_COLOURS`,
+:data:`HYPNOGRAM_ROWS`) and the run-length encoding of a hypnogram (:func:`stage_runs`).
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -39,3 +46,56 @@ def stage_name(code: int) -> str:
 
 def names(codes: np.ndarray) -> list[str]:
     return [stage_name(int(c)) for c in codes]
+
+
+#: EDF+ annotation text per stage code, written by the report, the API and the simulator:
+#: the AASM texts of the HMC hypnograms (N3 is ``Sleep stage N3``, not R&K's ``3``/``4``);
+#: Sleep-EDF's R&K texts are read too (see :func:`stage_code`).
+EDF_STAGE_TEXTS: dict[int, str] = {0: "Sleep stage W", 1: "Sleep stage N1", 2: "Sleep stage N2",
+                                   3: "Sleep stage N3", 4: "Sleep stage R", UNSCORED: "Sleep stage ?"}
+
+#: Stage colours (hex) of the report's figure and the live screen.
+STAGE_COLOURS: dict[str, str] = {
+    "W": "#e6b800", "N1": "#4fc3d9", "N2": "#1e7fe0", "N3": "#6a4fc9", "REM": "#e0413a", UNSCORED_NAME: "#9e9e9e",
+}
+
+#: Hypnogram rows from the top, as clinical hypnograms are drawn.
+HYPNOGRAM_ROWS: tuple[str, ...] = ("W", "REM", "N1", "N2", "N3")
+
+
+class StageRuns(NamedTuple):
+    """Runs of equal stage codes: ``codes[i]`` repeated ``lengths[i]`` epochs from ``starts[i]``."""
+
+    codes: np.ndarray
+    starts: np.ndarray
+    lengths: np.ndarray
+
+
+def stage_runs(codes) -> StageRuns:
+    """Run-length encoding of a hypnogram.
+
+    Parameters
+    ----------
+    codes : array_like, shape (n_epochs,)
+        One stage code (or any value) per epoch.
+
+    Returns
+    -------
+    StageRuns
+        ``codes`` (the value of each run, the input's dtype), ``starts`` (its first epoch)
+        and ``lengths`` (its number of epochs), int64; all empty for an empty input.
+    """
+    c = np.asarray(codes)
+    if len(c) == 0:
+        return StageRuns(c[:0], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    starts = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
+    lengths = np.diff(np.r_[starts, len(c)])
+    return StageRuns(c[starts], starts, lengths)
+
+
+def edf_stage_annotations(codes, epoch_s: float = EPOCH_S) -> list[tuple[float, float, str]]:
+    """(onset s, duration s, :data:`EDF_STAGE_TEXTS` text) per run of equal stages; any
+    code that is not a stage is written as unscored (``Sleep stage ?``)."""
+    runs = stage_runs(np.asarray(codes, dtype=np.int64))
+    return [(float(s * epoch_s), float(n * epoch_s), EDF_STAGE_TEXTS.get(int(c), EDF_STAGE_TEXTS[UNSCORED]))
+            for c, s, n in zip(*runs)]

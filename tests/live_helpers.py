@@ -1,10 +1,11 @@
-"""Shared pieces for the live-path tests (streamer, replay, live, hypnogram file):
-the model under test (the repository's weights/), simulated recordings, a sink that
-keeps what it is given, and one function that replays a source and scores it live over
-real LSL on loopback."""
+"""Shared pieces for the live-path tests (streamer, replay, live, hypnogram file,
+reliability): the model under test (the repository's weights/), simulated recordings, a
+sink that keeps what it is given, one function that replays a source and scores it live
+over real LSL on loopback, the live == batch comparison and an event wait."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sleepnet.readers import write_continuous_npz
+from sleepnet.readers import Recording, write_continuous_npz
 from sleepnet.weights import WEIGHTS_FILE, default_weights_dir, load_model
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,6 +35,33 @@ def model_dir() -> Path:
 @pytest.fixture(scope="module")
 def model(model_dir: Path):
     return load_model(model_dir)
+
+
+def batch_scores(x_uv: np.ndarray, fs: float, model) -> list:
+    """Batch scoring of ``x_uv`` (µV, NaN where samples are missing): the live path's reference."""
+    from sleepnet.batch import score_recording
+
+    return score_recording(Recording(np.asarray(x_uv, dtype=np.float32), fs, "Fpz-Cz", "reference"), model)
+
+
+def assert_same_as_batch(records, batch) -> None:
+    """The live records equal the batch predictions: epochs, stages, flags, and
+    probabilities to 1e-5 (NaN where unscored)."""
+    assert [r.epoch for r in records] == [p.epoch for p in batch]
+    assert [r.stage for r in records] == [p.stage for p in batch]
+    assert [tuple(r.flags) for r in records] == [tuple(p.flags) for p in batch]
+    np.testing.assert_allclose(np.array([r.probabilities for r in records], dtype=float),
+                               np.array([p.probabilities for p in batch], dtype=float),
+                               rtol=0, atol=1e-5, equal_nan=True)
+
+
+def wait_for(cond, timeout: float, what: str) -> None:
+    """Poll ``cond`` every 20 ms until it holds; fail naming ``what`` after ``timeout`` s."""
+    t_end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > t_end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
 
 
 def unique_ids() -> tuple[str, str]:

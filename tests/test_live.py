@@ -16,8 +16,8 @@ import numpy as np
 import pylsl
 import pytest
 
-from live_helpers import (REPO, CollectSink, model, model_dir, score_live, simulated_eeg,  # noqa: F401
-                          unique_ids, write_simulated)
+from live_helpers import (REPO, CollectSink, assert_same_as_batch, model, model_dir, score_live,  # noqa: F401
+                          simulated_eeg, unique_ids, wait_for, write_simulated)
 from replay.player import Player, ReplaySource, load_source
 from scorer.hypnogram_file import COLUMNS, HypnogramFile, read_rows
 from scorer.live import LiveScorer
@@ -29,23 +29,6 @@ from streamer.resolve import StreamQuery, resolve_stream
 from streamer.stream import EEGStream
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def assert_same_as_batch(records, batch) -> None:
-    assert [r.epoch for r in records] == [p.epoch for p in batch]
-    assert [r.stage for r in records] == [p.stage for p in batch]
-    assert [tuple(r.flags) for r in records] == [tuple(p.flags) for p in batch]
-    live = np.array([r.probabilities for r in records], dtype=float)
-    ref = np.array([p.probabilities for p in batch], dtype=float)
-    np.testing.assert_allclose(live, ref, rtol=0, atol=1e-5, equal_nan=True)
-
-
-def wait_for(cond, timeout: float, what: str) -> None:
-    t_end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > t_end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 @pytest.mark.parametrize("sfreq, chunk", [(100.0, 1), (128.0, 77), (250.0, 1000), (256.0, 4096), (500.0, 333)])

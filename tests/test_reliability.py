@@ -27,13 +27,12 @@ import numpy as np
 import pylsl
 import pytest
 
-from live_helpers import (REPO, CollectSink, model, model_dir, simulated_eeg, unique_ids,  # noqa: F401
-                          write_simulated)
+from live_helpers import (REPO, CollectSink, assert_same_as_batch, batch_scores, model, model_dir,  # noqa: F401
+                          simulated_eeg, unique_ids, wait_for, write_simulated)
 from scorer.hypnogram_file import COLUMNS, HEADER, HypnogramFile, read_rows
 from scorer.live import LiveScorer
 from scorer.records import ScoredEpoch
-from sleepnet.batch import score_recording
-from sleepnet.readers import Recording, write_continuous_npz
+from sleepnet.readers import write_continuous_npz
 from sleepnet.stages import STAGES, UNSCORED_NAME
 from streamer.resolve import StreamQuery, resolve_stream
 from streamer.stream import EEGStream
@@ -45,18 +44,6 @@ EPOCH = 3000  # samples per 30-s epoch at 100 Hz
 
 # --------------------------------------------------------------------------- helpers
 
-def assert_same_as_batch(records, x_uv: np.ndarray, fs: float, model) -> list:
-    """The live records equal batch scoring of ``x_uv`` (NaN = missing) to 1e-5."""
-    batch = score_recording(Recording(np.asarray(x_uv, dtype=np.float32), fs, "Fpz-Cz", "reference"), model)
-    assert [r.epoch for r in records] == [p.epoch for p in batch]
-    assert [r.stage for r in records] == [p.stage for p in batch]
-    assert [tuple(r.flags) for r in records] == [tuple(p.flags) for p in batch]
-    np.testing.assert_allclose(np.array([r.probabilities for r in records], dtype=float),
-                               np.array([p.probabilities for p in batch], dtype=float),
-                               rtol=0, atol=1e-5, equal_nan=True)
-    return batch
-
-
 def assert_never_invented(records) -> None:
     """Unscored epochs carry no stage and no probabilities; scored ones are proper."""
     for r in records:
@@ -64,14 +51,6 @@ def assert_never_invented(records) -> None:
             assert np.isnan(r.probabilities).all() and np.isnan(r.confidence) and r.flags, r
         else:
             assert r.stage in STAGES and sum(r.probabilities) == pytest.approx(1.0, abs=1e-6)
-
-
-def wait_for(cond, timeout: float, what: str) -> None:
-    t_end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > t_end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 @dataclass
@@ -182,7 +161,7 @@ def test_frozen_outlet_is_signal_lost_then_its_silence_becomes_an_unscored_gap(m
     time.sleep(0.3)                                       # a status after the signal came back
     (summary,) = rig.finish()
     ref = np.insert(x, cut, np.full(frozen, np.nan))
-    assert_same_as_batch(rig.records, ref, fs, model)
+    assert_same_as_batch(rig.records, batch_scores(ref, fs, model))
     r = rig.records
     assert len(r) == expected == 8
     assert r[2].stage == UNSCORED_NAME and "gap" in r[2].flags    # 40 % of it missing
@@ -214,7 +193,7 @@ def test_bursts_of_nan_are_gaps_scored_below_a_quarter_missing_and_unscored_abov
     rig.push(np.stack([other, fpz], axis=1), pylsl.local_clock() + np.arange(len(fpz)) / fs, chunk=97)
     rig.wait_epochs(6)
     (summary,) = rig.finish()
-    assert_same_as_batch(rig.records, fpz, fs, model)
+    assert_same_as_batch(rig.records, batch_scores(fpz, fs, model))
     r = rig.records
     assert r[1].stage in STAGES and "gap" in r[1].flags
     assert r[3].stage == UNSCORED_NAME and "gap" in r[3].flags
@@ -240,7 +219,7 @@ def test_saturating_amplifier_is_flagged_clipped_and_unscored_once_mostly_railed
     rig.push(x, pylsl.local_clock() + np.arange(len(x)) / fs)
     rig.wait_epochs(7)
     rig.finish()
-    assert_same_as_batch(rig.records, x, fs, model)
+    assert_same_as_batch(rig.records, batch_scores(x, fs, model))
     r = rig.records
     assert r[1].stage in STAGES and "clipped" in r[1].flags
     assert r[3].stage == UNSCORED_NAME and "clipped" in r[3].flags
@@ -262,7 +241,7 @@ def test_unplugged_electrode_flat_then_railing_is_never_given_a_stage(make_rig, 
     rig.push(x, pylsl.local_clock() + np.arange(len(x)) / fs, chunk=512)
     rig.wait_epochs(9)
     rig.finish()
-    assert_same_as_batch(rig.records, x, fs, model)
+    assert_same_as_batch(rig.records, batch_scores(x, fs, model))
     r = rig.records
     assert [e.stage for e in r[3:6]] == [UNSCORED_NAME] * 3
     assert "flat" in r[3].flags and "flat" in r[5].flags     # DC offset; then the rail, constant too
@@ -288,8 +267,8 @@ def test_volts_announced_as_microvolts_are_unscored_flat_and_the_units_override_
     assert rig.runs[0].stream.description.scale_to_uv == 1.0
     assert rig.runs[1].stream.description.scale_to_uv == 1e6
     # float32 volts carry ~7 digits: the override equals batch of the µV signal closely
-    assert_same_as_batch(rig.runs[1].sink.records, (x_uv * 1e-6).astype(np.float32).astype(np.float64) * 1e6,
-                         fs, model)
+    as_sent = (x_uv * 1e-6).astype(np.float32).astype(np.float64) * 1e6
+    assert_same_as_batch(rig.runs[1].sink.records, batch_scores(as_sent, fs, model))
     assert declared.epochs == overridden.epochs == 4
 
 
@@ -306,7 +285,7 @@ def test_stream_whose_real_rate_is_not_its_nominal_rate_is_cut_by_counting_witho
     rig.push(x, t0 + np.arange(len(x)) / real_rate)
     rig.wait_epochs(4)
     (summary,) = rig.finish()
-    assert_same_as_batch(rig.records, x, fs, model)
+    assert_same_as_batch(rig.records, batch_scores(x, fs, model))
     assert summary.gaps == 0 and summary.samples_missing == 0
     spans = [r.end_time - r.start_time for r in rig.records]
     np.testing.assert_allclose(spans, (EPOCH - 1) / real_rate, atol=1e-4)
@@ -333,7 +312,7 @@ def test_clock_jump_in_the_timestamps_is_a_bounded_gap_forward_and_no_gap_backwa
     rig.wait_epochs(expected)
     (summary,) = rig.finish()
     ref = np.insert(x, at, np.full(filled, np.nan)) if filled else x
-    assert_same_as_batch(rig.records, ref, fs, model)
+    assert_same_as_batch(rig.records, batch_scores(ref, fs, model))
     assert len(rig.records) == expected
     assert summary.samples_missing == filled and summary.gaps == (1 if filled else 0)
     assert_never_invented(rig.records)

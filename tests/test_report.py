@@ -22,8 +22,8 @@ from sleepnet.metrics import agreement
 from sleepnet.night_file import LIVE_COLUMNS, read_night
 from sleepnet.outputs import write_stage_csv
 from sleepnet.readers import read_recording, write_continuous_npz
-from sleepnet.report import stage_runs, write_report
-from sleepnet.stages import STAGES, stage_code, stage_name
+from sleepnet.report import write_report
+from sleepnet.stages import STAGES, stage_code, stage_name, stage_runs
 from sleepstream.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -224,7 +224,7 @@ def test_edf_annotations_read_back_through_mne_with_the_same_stages(full_report)
     for onset, duration, text in zip(ann.onset, ann.duration, ann.description):
         back[int(round(onset / 30)):int(round((onset + duration) / 30))] = stage_code(text)
     assert back.tolist() == CODES.tolist()
-    assert len(ann) == len(stage_runs(CODES))                           # one annotation per run
+    assert len(ann) == len(stage_runs(CODES).starts)                        # one annotation per run
     assert read_hypnogram(path).tolist() == CODES.tolist()
     import edfio
 

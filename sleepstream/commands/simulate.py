@@ -1,7 +1,7 @@
 """`sleepstream simulate`: write simulated Fpz-Cz nights with their hypnograms.
 
 Formats: our continuous npz (``eeg`` µV, ``sfreq``, ``labels``, ``channel``) or EDF+
-(signal ``EEG Fpz-Cz`` in µV, hypnogram as ``Sleep stage W/1/2/3/R`` annotations).
+(signal ``EEG Fpz-Cz`` in µV, hypnogram as ``Sleep stage W/N1/N2/N3/R`` annotations, the report's texts).
 With ``--subjects N`` (N > 1) it writes N nights of N different simulated people,
 ``<out>_s00.<ext>`` ... ``<out>_s{N-1}.<ext>``; night ``i`` is what
 ``simulate_subjects(N, hours, seed, sfreq)[i]`` returns.
