@@ -267,10 +267,9 @@ class StagingResult:
         Path
             ``path``.
         """
-        from sleepnet.outputs import check_writable, write_stage_csv
+        from sleepnet.outputs import write_stage_csv
 
-        path = Path(path)
-        check_writable(path)
+        path = _writable(path)
         write_stage_csv(path, self.predictions, self.epoch_s)
         return path
 
@@ -288,14 +287,11 @@ class StagingResult:
         Returns
         -------
         Path
-            ``path``.
+            The file written.
         """
-        from sleepnet.outputs import check_writable
         from sleepnet.report import write_edf_annotations
 
-        path = Path(path)
-        check_writable(path)
-        return write_edf_annotations(path, self.codes, start=start, epoch_s=self.epoch_s)
+        return write_edf_annotations(_writable(path), self.codes, start=start, epoch_s=self.epoch_s)
 
     def to_bids_events(self, path: str | Path) -> tuple[Path, Path]:
         """Write a BIDS-style ``_events.tsv`` (one row per epoch) and its JSON sidecar.
@@ -313,11 +309,9 @@ class StagingResult:
             The TSV and the JSON sidecar.
         """
         from sleepnet.night_file import Night
-        from sleepnet.outputs import check_writable
         from sleepnet.report import write_bids_events
 
-        path = Path(path)
-        check_writable(path)
+        path = _writable(path)
         n = self.n_epochs
         night = Night(source=self.source, kind="batch", stages=self.codes, probabilities=self.probabilities,
                       confidence=self.confidence, latency_ms=np.full(n, np.nan), flags=self.flags,
@@ -338,6 +332,15 @@ class StagingResult:
 
     def __len__(self) -> int:
         return self.n_epochs
+
+
+def _writable(path: str | Path) -> Path:
+    """``path`` as a Path, after checking (one clear line otherwise) that it can be written."""
+    from sleepnet.outputs import check_writable
+
+    path = Path(path)
+    check_writable(path)
+    return path
 
 
 def _raw_to_recording(raw, ch_name: str | None) -> Recording:

@@ -134,6 +134,9 @@ def test_exports_read_back_as_the_same_stages(night_result, tmp_path):
     tsv, sidecar = r.to_bids_events(tmp_path / "e_events.tsv")
     np.testing.assert_array_equal(read_hypnogram(tsv), r.codes)
     assert sidecar.exists()
+    for export in (r.to_csv, r.to_edf, r.to_bids_events):
+        with pytest.raises(SleepstreamError, match="does not exist"):
+            export(tmp_path / "no-such-folder" / "x")
 
 
 def test_load_model_by_default_by_folder_and_by_name_and_unknown_names_are_listed(model):
