@@ -105,7 +105,7 @@ def test_committed_envelope_is_what_the_calibration_nights_give(shared_data):
     fresh = fit_envelope(shared_data)
     assert fresh["source"] == committed["source"]
     assert len(committed["weights"][0]) == ENVELOPE_COMPONENTS
-    for key in ("level", "trend_per_h", "ar1", "stay"):
+    for key in ("level", "trend_per_h", "night_chol", "weights", "means", "chols", "ar1", "stay"):
         np.testing.assert_allclose(np.asarray(fresh[key]), np.asarray(committed[key]), atol=1e-4, err_msg=key)
 
 
