@@ -79,8 +79,12 @@ class Procs:
         self.procs: list[subprocess.Popen] = []
 
     def peer(self, script: str, *args: str, env: dict[str, str], cwd: Path) -> subprocess.Popen:
+        """Run a peer script; its stderr (liblsl's own log among it) goes to a file in
+        ``cwd``, so a pipe nobody reads can never block it."""
+        err = open(cwd / f"{Path(script).stem}-{len(self.procs)}.stderr", "w+")
         p = subprocess.Popen([sys.executable, str(PEERS / script), *args], cwd=cwd, env=env, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             stdout=subprocess.PIPE, stderr=err)
+        p.stderr_file = err  # type: ignore[attr-defined]
         self.procs.append(p)
         return p
 
@@ -96,10 +100,20 @@ class Procs:
                 p.terminate()
         for p in self.procs:
             try:
-                p.communicate(timeout=10)
+                p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 p.kill()
-                p.communicate()
+                p.wait()
+            for f in (p.stdout, p.stderr, getattr(p, "stderr_file", None)):
+                if f is not None:
+                    f.close()
+
+
+def peer_stderr(proc: subprocess.Popen) -> str:
+    f = proc.stderr_file  # type: ignore[attr-defined]
+    f.flush()
+    f.seek(0)
+    return f.read()[-1500:]
 
 
 @pytest.fixture
@@ -117,7 +131,7 @@ def wait_line(proc: subprocess.Popen, word: str, timeout: float = 60) -> None:
         if line.strip() == word:
             return
         if not line and proc.poll() is not None:
-            raise AssertionError(f"peer ended (rc {proc.returncode}) before '{word}': {proc.stderr.read()[-1500:]}")
+            raise AssertionError(f"peer ended (rc {proc.returncode}) before '{word}': {peer_stderr(proc)}")
     raise AssertionError(f"peer did not say '{word}' within {timeout:g} s")
 
 
@@ -127,9 +141,9 @@ def finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[str, str]:
 
 
 def peer_json(proc: subprocess.Popen, timeout: float = 120) -> dict:
-    out, err = proc.communicate(timeout=timeout)
+    out, _ = proc.communicate(timeout=timeout)
     lines = [ln for ln in out.splitlines() if ln.startswith("{")]
-    assert proc.returncode == 0 and lines, f"peer failed (rc {proc.returncode}): {out[-500:]} {err[-1500:]}"
+    assert proc.returncode == 0 and lines, f"peer failed (rc {proc.returncode}): {out[-500:]} {peer_stderr(proc)}"
     return json.loads(lines[-1])
 
 
