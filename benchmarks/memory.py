@@ -91,7 +91,7 @@ def run_flood(args: argparse.Namespace) -> dict:
     proc = popen(cmd)
     try:
         wait_until(lambda: player.started.is_set(), 120, "the scorer to subscribe", proc=proc)
-        samples = watch(proc, out, n_epochs, timeout_s=600, every_s=0.05)
+        samples = watch(proc, out, n_epochs, timeout_s=180, every_s=0.05)   # ~10 s when nothing is lost
         _, err = stop(proc, 30)
     finally:
         stop(proc)
