@@ -8,11 +8,13 @@ that produced it) and a ``main()`` so it runs alone as ``python -m benchmarks.<n
 """
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,6 +35,7 @@ EXCERPT_HYPNOGRAM = SHARED / "sleep-edf" / "SC4001EC-Hypnogram.edf"
 SLEEPSTREAM = (str(REPO / ".venv" / "bin" / "sleepstream") if (REPO / ".venv" / "bin" / "sleepstream").exists()
                else "sleepstream")
 EPOCH_S = 30.0
+LSL_DIR_PREFIX = "sleepstream-bench-lsl-"
 
 
 @dataclass
@@ -97,14 +100,20 @@ def _json_default(o):
 
 
 def configure_lsl() -> str:
-    """LSL for this machine only, in a session of its own (the `sleepstream` commands
-    started from here join it through the environment)."""
-    from sleepstream.lsl_config import SESSION_ENV
-    from sleepstream.lsl_config import configure_lsl as _configure
+    """LSL for this machine only, in a session of its own: a machine-only lsl_api.cfg
+    with its own SessionID, named by LSLAPICFG before any LSL call, so this process and
+    the `sleepstream` commands started from here (which use it as the user's
+    configuration) see each other and nothing else. Returns the session id."""
+    from sleepstream.lsl_config import CONFIG_ENV, session_of, write_machine_config
 
-    os.environ.setdefault(SESSION_ENV, f"sleepstream-bench-{uuid.uuid4().hex[:10]}")
-    _configure()
-    return os.environ[SESSION_ENV]
+    cfg = os.environ.get(CONFIG_ENV, "")
+    if LSL_DIR_PREFIX in cfg and Path(cfg).exists():   # already set by this run
+        return session_of(Path(cfg).read_text())
+    session = f"sleepstream-bench-{uuid.uuid4().hex[:10]}"
+    folder = Path(tempfile.mkdtemp(prefix=LSL_DIR_PREFIX))
+    atexit.register(shutil.rmtree, folder, True)
+    os.environ[CONFIG_ENV] = str(write_machine_config(folder / "lsl_api.cfg", session))
+    return session
 
 
 def unique(tag: str) -> tuple[str, str]:

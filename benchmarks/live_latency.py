@@ -121,9 +121,8 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
 
-    from sleepstream.lsl_config import configure_lsl
+    from benchmarks.common import configure_lsl
 
-    os.environ.setdefault("SLEEPSTREAM_LSL_SESSION", f"bench-{uuid.uuid4().hex[:8]}")
     configure_lsl()
     import torch
 

@@ -1,5 +1,6 @@
 """Figure 4, memory: peak RSS of ``sleepstream live`` over a 24-hour simulated stream,
-and how fast it grows.
+and how fast it grows; then its peak RSS while a whole 8-hour night arrives at once
+(``--flood``: that figure alone).
 
 The stream is the real replay code (:class:`replay.player.Player`, in this process)
 looping an 8-hour simulated night at ``--speed`` (default 1000x: 24 h in 86 s); the
@@ -14,7 +15,13 @@ At 1000x, things the scorer does per second of wall time (the 1-Hz status tick) 
 same. The inlet buffer grows with the replay's advertised speed (10 000 s of signal at
 1000x, preallocated by liblsl) and is part of the figure.
 
+For the flood figure the player streams the 8-hour night once at ``--speed max`` (as fast as
+LSL takes it: the whole night is in the scorer's inlet within a second or two, as after
+a long disconnection), and the figure is the scorer's peak RSS (VmHWM) until all 960
+epochs are on disk.
+
     .venv/bin/python -m benchmarks.memory [--hours 24] [--speed 1000]
+    .venv/bin/python -m benchmarks.memory --flood
 """
 from __future__ import annotations
 
@@ -31,6 +38,7 @@ from .common import (
 
 MODULE = "benchmarks.memory"
 PEAK_TARGET_MB = 500.0
+FLOOD_PEAK_TARGET_MB = 400.0
 GROWTH_TARGET_MB_H = 5.0
 
 
@@ -62,9 +70,56 @@ def growth(samples: list[tuple], skip_h: float = 1.0) -> dict:
             "growth_mb_per_h": slope, "hours": float(hours[-1]), "n_samples": int(len(a))}
 
 
+def run_flood(args: argparse.Namespace) -> dict:
+    """Peak RSS of the scorer while a whole 8-h night arrives at ``--speed max``."""
+    from replay.player import Player, load_source
+
+    configure_lsl()
+    night = simulated_night_file(8.0, seed=1)
+    name, sid = unique("memory-flood")
+    src = load_source(night)
+    n_epochs = src.n_epochs
+    player = Player(src, name=name, source_id=sid, speed=None)
+    stop_player = threading.Event()
+    tmp = scratch_dir("bench-memory-flood-")
+    out = tmp / "night.tsv"
+    cmd = sleepstream("live", "--source-id", sid, "--no-display", "--out", out, "--epochs", n_epochs,
+                      "--outlet-name", name + "-scorer", *(("--weights", args.weights) if args.weights else ()))
+    progress(f"memory: a whole {src.duration_s / 3600:.0f}-h night ({n_epochs} epochs) at --speed max "
+             "into sleepstream live")
+    player.start(stop_player)
+    proc = popen(cmd)
+    try:
+        wait_until(lambda: player.started.is_set(), 120, "the scorer to subscribe", proc=proc)
+        samples = watch(proc, out, n_epochs, timeout_s=180, every_s=0.05)   # ~10 s when nothing is lost
+        _, err = stop(proc, 30)
+    finally:
+        stop(proc)
+        stop_player.set()
+        player.join(10)
+    n_gaps = err.count("marked as a gap")    # samples liblsl dropped show as gaps
+    a = np.array([s for s in samples if np.isfinite(s[3])], dtype=float)
+    peak = float(np.nanmax(a[:, 3]))
+    wall = float(samples[-1][0])
+    command = f"{this_command(MODULE, args.argv)}  # scorer: {shell(cmd)}"
+    detail = {"peak_mb": peak, "rss_start_mb": float(a[0, 2]), "rss_end_mb": float(a[-1, 2]),
+              "epochs": n_epochs, "gaps": n_gaps, "wall_s": wall,
+              "sent_in_s": player.result.elapsed_s if player.result else float("nan")}
+    figures = [
+        Figure("memory: peak RSS of sleepstream live under a flood (8-h night at --speed max)", peak, "MB",
+               f"< {FLOOD_PEAK_TARGET_MB:g} MB, no gap", peak < FLOOD_PEAK_TARGET_MB and n_gaps == 0, command,
+               note=f"{n_epochs} epochs scored in {wall:.0f} s with {n_gaps} gaps (dropped samples); "
+                    f"RSS {a[0, 2]:.0f} MB when the flood began, {a[-1, 2]:.0f} MB at the end",
+               detail=detail),
+    ]
+    return {"figures": figures, "samples": samples}
+
+
 def run(args: argparse.Namespace) -> dict:
     from replay.player import Player, load_source
 
+    if getattr(args, "flood", False):
+        return run_flood(args)
     configure_lsl()
     night = simulated_night_file(8.0, seed=1)
     n_epochs = int(round(args.hours * 120))
@@ -100,17 +155,23 @@ def run(args: argparse.Namespace) -> dict:
                f"< {GROWTH_TARGET_MB_H:g} MB/h", abs(g["growth_mb_per_h"]) < GROWTH_TARGET_MB_H, command,
                note=f"least-squares slope over {g['n_samples']} samples", detail=g),
     ]
-    return {"figures": figures, "samples": samples}
+    flood = run_flood(args)
+    return {"figures": figures + flood["figures"], "samples": samples, "flood_samples": flood["samples"]}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hours", type=float, default=24.0, help="hours of signal (default: 24)")
     p.add_argument("--speed", type=float, default=1000.0, help="replay speed (default: 1000)")
     p.add_argument("--weights", help="weights folder (default: weights/)")
+    p.add_argument("--flood", action="store_true",
+                   help="only the flood figure: peak RSS while a whole 8-h night arrives at --speed max")
 
 
 def main(argv: list[str] | None = None) -> None:
-    script_main("memory", __doc__, add_arguments, run, argv, ".1f")
+    import sys
+
+    flood = "--flood" in (sys.argv[1:] if argv is None else argv)
+    script_main("memory-flood" if flood else "memory", __doc__, add_arguments, run, argv, ".1f")
 
 
 if __name__ == "__main__":

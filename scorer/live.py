@@ -12,6 +12,17 @@ sent to the sinks with ``truth(epoch, stage)``.
 
 A sink that raises is logged once and skipped for that call: a broken display never
 stops the hypnogram file from being written.
+
+Backlog (a flood: a fast replay, or a source sending what it held through a long
+disconnection): each turn of the loop first drains what has arrived from the inlet, in
+pulls of at most :attr:`streamer.stream.EEGStream.max_pull` samples, through the
+preprocessor into model-ready epochs (4 bytes a sample at the model's rate; a sample
+queued in liblsl costs about 80 bytes, measured with pylsl 1.18.6), then scores at most
+``SCORE_BATCH`` of them. So a backlog waits as compact epochs rather than in liblsl's
+queue, as far as the loop keeps up (what arrives while it is busy still queues there),
+and the model never sees a batch of more than ``SCORE_BATCH`` epochs. Draining pauses
+while ``MAX_BACKLOG_EPOCHS`` epochs wait. Samples flow only from :meth:`LiveScorer.run`
+on when the stream was connected with ``subscribe=False``.
 """
 from __future__ import annotations
 
@@ -42,6 +53,8 @@ log = logging.getLogger(__name__)
 STATUS_EVERY_S = 1.0
 STATUS_MIN_INTERVAL_S = 0.1
 RECENT_S = 30.0
+SCORE_BATCH = 8               # epochs scored per turn of the loop
+MAX_BACKLOG_EPOCHS = 1440     # 12 h of epochs waiting (~17 MB at 100 Hz) before draining pauses
 
 
 @dataclass(frozen=True)
@@ -142,7 +155,8 @@ class LiveScorer:
     Parameters
     ----------
     stream : EEGStream
-        Connected stream (``connect()`` already called).
+        Connected stream (``connect()`` already called; with ``subscribe=False`` the
+        flow of samples starts when :meth:`run` does).
     model : LoadedModel
         From :func:`sleepnet.weights.load_model`.
     sinks : sequence of Sink
@@ -170,6 +184,7 @@ class LiveScorer:
         self.n_scored = 0
         self._last_latency = float("nan")
         self._t_start = pylsl.local_clock()
+        self._backlog: deque[TimedEpoch] = deque()
 
     # -- the loop -----------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None, max_epochs: int | None = None,
@@ -177,15 +192,16 @@ class LiveScorer:
         """Score until ``stop`` is set, ``max_epochs`` records are made, or no sample
         has come for ``idle_exit_s`` seconds (None: wait forever)."""
         stop = stop or threading.Event()
+        self.stream.subscribe()
         self._t_start = pylsl.local_clock()
         last_status = -np.inf
         ended_by = "stop"
         while not stop.is_set():
-            timed: list[TimedEpoch] = []
-            for chunk in self.stream.acquire(poll_s):
-                timed += self._assembler.push(chunk)
+            self._backlog.extend(self._drain(poll_s))
             if max_epochs is not None:
-                timed = timed[:max(0, max_epochs - self.n_epochs)]
+                while len(self._backlog) > max(0, max_epochs - self.n_epochs):
+                    self._backlog.pop()
+            timed = [self._backlog.popleft() for _ in range(min(SCORE_BATCH, len(self._backlog)))]
             if timed:
                 self._score(timed)
             self._poll_truth()
@@ -197,12 +213,28 @@ class LiveScorer:
             if max_epochs is not None and self.n_epochs >= max_epochs:
                 ended_by = "max_epochs"
                 break
-            if idle_exit_s is not None and self.stream.silent_s(now) > idle_exit_s:
+            if idle_exit_s is not None and not self._backlog and self.stream.silent_s(now) > idle_exit_s:
                 ended_by = "idle"
                 break
         self.finish_truth()
         self._each("status", self.make_status(pylsl.local_clock()))
         return self.summary(ended_by)
+
+    def _drain(self, poll_s: float) -> list[TimedEpoch]:
+        """The epochs completed by what has arrived: pulls of at most ``max_pull``
+        samples, one after another while each comes back full (more is queued) and
+        fewer than ``MAX_BACKLOG_EPOCHS`` wait. Waits up to ``poll_s`` for a first sample
+        only when nothing waits to be scored."""
+        timed: list[TimedEpoch] = []
+        timeout = 0.0 if self._backlog else poll_s
+        while True:
+            pulled = 0
+            for chunk in self.stream.acquire(timeout):
+                pulled += len(chunk.samples_uv)
+                timed += self._assembler.push(chunk)
+            if pulled < self.stream.max_pull or len(self._backlog) + len(timed) >= MAX_BACKLOG_EPOCHS:
+                return timed
+            timeout = 0.0
 
     def finish_truth(self, wait_s: float = 0.5) -> None:
         """Collect true stages still in flight for epochs already scored (they are sent

@@ -9,8 +9,19 @@ Two irregular-rate streams, made when the sink is created:
 Each sample is stamped at the epoch's end (its last sample) in the scorer's own LSL
 clock, i.e. the source timestamp plus ``time_correction()``, so a consumer can line
 stages up with the EEG. The source_ids are stable (``sleepstream-scorer:<name>-stage``
-and ``...-probabilities``) so consumers recover across scorer restarts; the description
-carries the label map, model id and epoch length.
+and ``...-probabilities``) so consumers recover across scorer restarts.
+
+The descriptions follow the conventions LSL apps read (the XDF meta-data
+specification, as LabRecorder, mne-lsl and vendor apps write and read them):
+
+* ``channels/channel`` per channel with ``label``, ``unit`` and ``type`` (the stage
+  channel: ``stage``, unit ``none``, type ``Markers``; the probability channels: unit
+  ``probability``, type ``MISC``);
+* ``acquisition`` with ``manufacturer`` (``sleepstream``), ``model`` (the model id)
+  and ``software_version``;
+* ``label_map`` with one ``label`` (``code``, ``stage``) per class, plus the same map
+  as JSON in ``label_map_json``; ``unscored``, ``model_id``, ``epoch_s``,
+  ``timestamp`` (what the stamps mean) and ``source_stream`` (the EEG scored).
 """
 from __future__ import annotations
 
@@ -40,8 +51,28 @@ def outlet_source_id(name: str, suffix: str) -> str:
     return f"sleepstream-scorer:{name}{suffix}"
 
 
-def _describe(info: pylsl.StreamInfo, model_id: str, epoch_s: float, source_stream: str) -> None:
+def _software_version() -> str:
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+        return version("sleepstream")
+    except (ImportError, PackageNotFoundError):  # pragma: no cover - running from a bare checkout
+        return "unknown"
+
+
+def _describe(info: pylsl.StreamInfo, model_id: str, epoch_s: float, source_stream: str,
+              channels: tuple[tuple[str, str, str], ...]) -> None:
+    """Write the description (see the module text); ``channels``: (label, unit, type) each."""
     d = info.desc()
+    chans = d.append_child("channels")
+    for label, unit, kind in channels:
+        ch = chans.append_child("channel")
+        ch.append_child_value("label", label)
+        ch.append_child_value("unit", unit)
+        ch.append_child_value("type", kind)
+    acq = d.append_child("acquisition")
+    acq.append_child_value("manufacturer", "sleepstream")
+    acq.append_child_value("model", model_id)
+    acq.append_child_value("software_version", _software_version())
     lm = d.append_child("label_map")
     for i, s in enumerate(STAGES):
         item = lm.append_child("label")
@@ -78,13 +109,11 @@ class LslOutletSink:
         self.linger_s = float(linger_s)
         sinfo = pylsl.StreamInfo(name + STAGE_SUFFIX, STAGE_TYPE, 1, pylsl.IRREGULAR_RATE, "string",
                                  outlet_source_id(name, STAGE_SUFFIX))
-        _describe(sinfo, model_id, epoch_s, source_stream)
-        sinfo.desc().append_child("channels").append_child("channel").append_child_value("label", "stage")
+        _describe(sinfo, model_id, epoch_s, source_stream, (("stage", "none", STAGE_TYPE),))
         pinfo = pylsl.StreamInfo(name + PROBABILITIES_SUFFIX, PROBABILITIES_TYPE, len(PROBABILITY_CHANNELS),
                                  pylsl.IRREGULAR_RATE, "float32", outlet_source_id(name, PROBABILITIES_SUFFIX))
-        _describe(pinfo, model_id, epoch_s, source_stream)
-        pinfo.set_channel_labels(list(PROBABILITY_CHANNELS))
-        pinfo.set_channel_units(["probability"] * len(PROBABILITY_CHANNELS))
+        _describe(pinfo, model_id, epoch_s, source_stream,
+                  tuple((label, "probability", "MISC") for label in PROBABILITY_CHANNELS))
         self._stage: pylsl.StreamOutlet | None = pylsl.StreamOutlet(sinfo)
         self._probs: pylsl.StreamOutlet | None = pylsl.StreamOutlet(pinfo)
         log.info("publishing stages on LSL streams '%s%s' and '%s%s'", name, STAGE_SUFFIX, name,

@@ -210,6 +210,7 @@ class EEGStream:
         self.max_gap_fill_s = float(max_gap_fill_s)
         self.recent_s = float(recent_s)
         self._inlet: pylsl.StreamInlet | None = None
+        self._subscribed = False
         self._desc: StreamDescription | None = None
         self._uid = ""
         self._dead_uid = ""
@@ -228,8 +229,13 @@ class EEGStream:
         self.losses = 0
 
     # -- lifecycle --------------------------------------------------------------------
-    def connect(self, timeout_s: float = 5.0) -> StreamDescription:
+    def connect(self, timeout_s: float = 5.0, subscribe: bool = True) -> StreamDescription:
         """Open the inlet, read the full description, pick the channel, subscribe.
+
+        With ``subscribe=False`` samples start flowing only at :meth:`subscribe` (or
+        the first :meth:`acquire`): a caller with more to set up first (sinks, the
+        model) then does not find the stream's first seconds, or a fast replay's whole
+        night, queued in liblsl (about 80 bytes a sample) when it starts pulling.
 
         Raises
         ------
@@ -237,13 +243,35 @@ class EEGStream:
             Irregular rate, text samples, no such channel, unknown units, or no answer.
         """
         if self._inlet is not None:
+            if subscribe:
+                self.subscribe(timeout_s)
             return self.description
-        self._open(self._resolved, timeout_s)
+        self._open(self._resolved, timeout_s, subscribe=subscribe)
         desc = self.description
         self._ring = RingBuffer(max(1, int(round(self.recent_s * desc.sfreq_hz))))
-        self._max_pull = max(4096, int(desc.sfreq_hz * 10))
+        # Large pulls drain a backlog with little overhead per sample; a pull returns what has
+        # arrived, so its size costs nothing in latency. At most ~1 MB of float32 per pull.
+        self._max_pull = max(int(desc.sfreq_hz * 10), min(65536, 2**18 // max(1, desc.channel_count)))
         self._last_arrival = pylsl.local_clock()
         return desc
+
+    def subscribe(self, timeout_s: float = 5.0) -> None:
+        """Start the flow of samples (after ``connect(subscribe=False)``; else a no-op).
+
+        Raises
+        ------
+        StreamError
+            The stream did not answer within ``timeout_s``.
+        """
+        if self._inlet is None or self._subscribed:
+            return
+        try:
+            self._inlet.open_stream(timeout=timeout_s)
+        except (LslTimeoutError, LostError) as exc:
+            raise StreamError(f"stream '{self.description.name}' did not answer within {timeout_s:g} s "
+                              f"({exc.__class__.__name__})") from None
+        self._subscribed = True
+        self._last_arrival = pylsl.local_clock()
 
     def disconnect(self) -> None:
         """Close the inlet (safe to call twice)."""
@@ -253,6 +281,7 @@ class EEGStream:
             except Exception:  # pragma: no cover - closing a dead inlet
                 pass
         self._inlet = None
+        self._subscribed = False
         self._resolver = None
 
     def __enter__(self) -> "EEGStream":
@@ -278,6 +307,12 @@ class EEGStream:
     def stalled(self) -> bool:
         """No sample for ``stall_timeout_s``: the signal is lost (for now)."""
         return self._stalled
+
+    @property
+    def max_pull(self) -> int:
+        """Most samples one :meth:`acquire` takes from the inlet: a pull that returns
+        this many may have left more queued."""
+        return self._max_pull
 
     def silent_s(self, now: float | None = None) -> float:
         """Seconds since the last sample arrived (or since connecting)."""
@@ -307,6 +342,7 @@ class EEGStream:
                 time.sleep(timeout_s)
                 self._update_stall(pylsl.local_clock())
                 return []
+        self.subscribe(max(2.0, timeout_s))
         try:
             data, ts = self._inlet.pull_chunk(timeout=timeout_s, max_samples=self._max_pull,
                                               min_samples=1, as_numpy=True)
@@ -330,7 +366,7 @@ class EEGStream:
         return chunks
 
     # -- internals ----------------------------------------------------------------------
-    def _open(self, info: pylsl.StreamInfo, timeout_s: float) -> None:
+    def _open(self, info: pylsl.StreamInfo, timeout_s: float, subscribe: bool = True) -> None:
         name = info.name()
         rate = info.nominal_srate()
         if rate <= 0:
@@ -350,13 +386,15 @@ class EEGStream:
                          self.max_buflen_s)
                 del inlet
                 inlet = pylsl.StreamInlet(info, max_buflen=wanted, recover=False)
-            inlet.open_stream(timeout=timeout_s)
-            self._tc = inlet.time_correction(timeout=timeout_s)
+            self._tc = inlet.time_correction(timeout=timeout_s)   # ~0.6 s the first time: before the flow
+            if subscribe:
+                inlet.open_stream(timeout=timeout_s)
         except (LslTimeoutError, LostError) as exc:
             raise StreamError(f"stream '{name}' did not answer within {timeout_s:g} s "
                               f"({exc.__class__.__name__})") from None
         self._tc_at = pylsl.local_clock()
         self._inlet = inlet
+        self._subscribed = subscribe
         self._uid = full.uid()
         self._desc = desc
         log.info("connected to %s; scoring channel %d '%s' (%s -> x%g to µV)", describe_stream(full),

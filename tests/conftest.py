@@ -2,21 +2,30 @@
 to ../shared/data (tests that need it skip with a reason where it is absent)."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
 
-from sleepstream.lsl_config import SESSION_ENV, configure_lsl
+from sleepstream.lsl_config import CONFIG_ENV, write_machine_config
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 
-# One LSL session per test run, for this process and the CLI subprocesses it starts,
-# so parallel runs (or a developer's live session) never see each other's streams.
-os.environ.setdefault(SESSION_ENV, f"sleepstream-test-{uuid.uuid4().hex[:12]}")
-configure_lsl()
+# One LSL session per test run: a this-machine-only lsl_api.cfg with a SessionID of its
+# own, named by LSLAPICFG before any LSL call, for this process and every process it
+# starts (the sleepstream commands take it as the user's configuration and use it as
+# it is), so parallel runs, or a developer's own LSL apps, never see each other's
+# streams. The interop tests (test_lsl_interop.py) run their processes without it, in
+# liblsl's default session, and keep apart by unique stream names and source_ids.
+_CFG_DIR = Path(tempfile.mkdtemp(prefix="sleepstream-test-lsl-"))
+atexit.register(shutil.rmtree, _CFG_DIR, True)
+RUN_SESSION = f"sleepstream-test-{uuid.uuid4().hex[:12]}"
+os.environ[CONFIG_ENV] = str(write_machine_config(_CFG_DIR / "lsl_api.cfg", RUN_SESSION))
 
 
 @pytest.fixture

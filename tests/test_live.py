@@ -98,6 +98,38 @@ def test_nan_inf_flat_and_clipped_signal_is_flagged_never_invented_and_never_cra
             assert np.isfinite(rec.probabilities).all() and sum(rec.probabilities) == pytest.approx(1.0)
 
 
+def test_a_recording_queued_whole_before_scoring_starts_is_drained_in_bounded_batches_like_batch(tmp_path, model):
+    """A flood: the whole recording waits in the inlet before the loop runs. It is
+    drained over several pulls, the model gets at most SCORE_BATCH epochs at a time,
+    and the stages are still exactly the batch stages."""
+    from scorer.live import SCORE_BATCH, connect_stream
+
+    path = write_simulated(tmp_path / "sim.npz", 100.0, 30, seed=5)
+    src = load_source(path)
+    name, sid = unique_ids()
+    player = Player(src, name=name, source_id=sid, speed=None, linger_s=30.0)
+    stop_player = threading.Event()
+    player.start(stop_player)
+    stream, truth = connect_stream(StreamQuery(source_id=sid), timeout_s=10.0, buffer_s=int(src.duration_s) + 60)
+    sink = CollectSink()
+    scorer = LiveScorer(stream, model, [sink], truth)
+    sizes: list[int] = []
+    real_score = scorer._scorer.score
+    scorer._scorer.score = lambda epochs: sizes.append(len(epochs)) or real_score(epochs)
+    try:
+        wait_for(lambda: player.samples_sent == src.n_samples, 30, "the whole recording to be sent")
+        time.sleep(0.5)                               # and to reach the inlet
+        summary = scorer.run(max_epochs=src.n_epochs, idle_exit_s=5.0)
+    finally:
+        stop_player.set()
+        scorer.close()
+        player.join(10.0)
+    assert src.n_samples > stream.max_pull          # more than one pull's worth was waiting
+    assert summary.epochs == 30 and summary.gaps == 0
+    assert max(sizes) <= SCORE_BATCH and sum(sizes) == 30
+    assert_same_as_batch(sink.records, score_recording(read_recording(path), model))
+
+
 def test_stage_outlets_and_hypnogram_file_carry_every_record_stamped_at_the_epoch_end(tmp_path, model):
     path = write_simulated(tmp_path / "sim.npz", 128.0, 4, seed=3)
     out_name = unique_ids()[0] + "-scorer"

@@ -27,7 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="hypnogram TSV (default: <recording>-live-<time>.tsv beside the recording)")
     p.add_argument("--no-display", action="store_true", help="one log line per epoch instead of the live screen")
     p.add_argument("--weights", metavar="DIR", help="weights folder (default: the repository's weights/)")
-    p.add_argument("--network", action="store_true", help="use LSL across the network (default: this machine only)")
+    from sleepstream.lsl_config import add_lsl_arguments
+
+    add_lsl_arguments(p)
 
 
 def demo_recording(console) -> tuple[Path, Path | None]:
@@ -89,7 +91,7 @@ def after_scoring(night_file: Path, recording: Path, hypnogram: Path | None, con
 def run(args: argparse.Namespace) -> int:
     from sleepstream.lsl_config import configure_lsl
 
-    configure_lsl(network=args.network)
+    configure_lsl(network=args.network, session_id=args.session_id)
 
     import threading
 

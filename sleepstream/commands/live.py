@@ -38,8 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="inlet buffer in seconds of signal (default: %(default)s); a sleepstream replay "
                         "faster than real time says how fast and long it is, and the buffer grows to match")
     p.add_argument("--epochs", type=int, metavar="N", help="stop after N epochs (default: run until Ctrl-C)")
-    p.add_argument("--network", action="store_true",
-                   help="use LSL across the network (default: this machine only)")
+    from sleepstream.lsl_config import add_lsl_arguments
+
+    add_lsl_arguments(p)
 
 
 def use_one_torch_thread() -> None:
@@ -123,13 +124,13 @@ def print_summary(console, summary, out: str | None) -> None:
 def run(args: argparse.Namespace) -> int:
     from sleepstream.lsl_config import configure_lsl
 
-    configure_lsl(network=args.network)
+    lsl = configure_lsl(network=args.network, session_id=args.session_id)
 
     from rich.console import Console
 
     from scorer.hypnogram_file import HypnogramFile, check_writable
     from scorer.lsl_outlets import LslOutletSink
-    from streamer.errors import StreamError
+    from streamer.errors import StreamError, StreamNotFoundError
     from streamer.resolve import StreamQuery, resolve_stream
     from streamer.stream import EEGStream, unit_scale_to_uv
     from streamer.truth import TruthStream
@@ -143,7 +144,10 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         check_writable(args.out)
     query = StreamQuery.from_options(args.stream_name, args.stream_type, args.source_id)
-    info = resolve_stream(query, args.timeout)
+    try:
+        info = resolve_stream(query, args.timeout)
+    except StreamNotFoundError as exc:
+        raise StreamNotFoundError(f"{exc}; {lsl.search_hint()}") from None
     from scorer.live import LiveScorer, release_session  # torch: only once there is something to score
     from sleepnet.weights import load_model
 
@@ -156,7 +160,8 @@ def run(args: argparse.Namespace) -> int:
     scorer = None
     console = Console(stderr=True)
     try:
-        desc = stream.connect(timeout_s=max(2.0, min(args.timeout, 10.0)))
+        # Samples flow from run() on: whatever arrives meanwhile would wait in liblsl's queue.
+        desc = stream.connect(timeout_s=max(2.0, min(args.timeout, 10.0)), subscribe=False)
         if args.out:
             sinks.append(HypnogramFile(args.out, desc.name, model.model_id))
         if not args.no_outlets:

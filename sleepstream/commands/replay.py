@@ -40,14 +40,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index-channel", action="store_true",
                    help="add a 'sample_index' channel holding each sample's number (to check delivery)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--network", action="store_true",
-                   help="use LSL across the network (default: this machine only)")
+    from sleepstream.lsl_config import add_lsl_arguments
+
+    add_lsl_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from sleepstream.lsl_config import configure_lsl
 
-    configure_lsl(network=args.network)
+    lsl = configure_lsl(network=args.network, session_id=args.session_id)
 
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"replaying {source.source}: {', '.join(source.channels)} at {source.sfreq:g} Hz, "
                   f"{source.duration_s / 60:.1f} min, speed {speed} -> LSL stream '{player.name}' "
                   f"(source_id {player.source_id!r})"
-                  + (f" + '{player.name}-truth'" if player.has_truth else ""))
+                  + (f" + '{player.name}-truth'" if player.has_truth else "") + f"; LSL: {lsl.describe()}")
     if player.wait_for_consumer:
         console.print(f"waiting for a consumer, e.g. sleepstream live --source-id '{player.source_id}'")
     with stop_on_signals() as stop:
