@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from scorer.display import DisplayState, render
+from scorer.display_state import DisplayState
+from scorer.screen import render
 from scorer.records import ScoredEpoch
 from scorer.sinks import StreamStatus
 from sleepnet.stages import stage_name

@@ -4,15 +4,17 @@ from __future__ import annotations
 import io
 import logging
 import math
+import subprocess
+import sys
 from datetime import datetime
 
 import numpy as np
 import pytest
 from rich.console import Console
 
-from scorer.display import (
-    SEPARATOR, DisplaySink, DisplayState, big_text, braille_trace, render, strip_columns,
-)
+from scorer.display import DisplaySink
+from scorer.display_state import DisplayState
+from scorer.screen import SEPARATOR, big_text, braille_trace, render, strip_columns
 from scorer.records import ScoredEpoch
 from scorer.sinks import StreamStatus
 from sleepnet.metrics import agreement
@@ -224,6 +226,15 @@ def test_render_does_not_change_the_state():
     a, b = _text(st, 120, 40), _text(st, 120, 40)
     assert a == b
     assert before == (list(st.codes), st.stats.as_dict().__repr__(), dict(st.truth))
+
+
+def test_the_renderer_and_the_state_never_load_the_terminal_owner():
+    """Only the sink owns the terminal: importing the renderer and the state (in a fresh
+    interpreter) loads neither rich.live nor scorer.display, and the state loads no rich."""
+    code = ("import sys, scorer.display_state; no_rich = not any(m.startswith('rich') for m in sys.modules); "
+            "import scorer.screen; print(no_rich, 'rich.live' in sys.modules, 'scorer.display' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "False", "False"]
 
 
 def test_display_sink_draws_the_final_frame_and_routes_logging_through_the_console():
