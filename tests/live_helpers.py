@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 
 from sleepnet.readers import write_continuous_npz
-from sleepnet.weights import WEIGHTS_FILE, default_weights_dir, load_model
+from sleepnet.weights import CONFIG_FILE, default_weights_dir, load_model
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def weights_dir() -> Path:
-    """The repository's weights/ (the model the live path ships with)."""
+    """The default model's folder (the model the live path ships with)."""
     d = default_weights_dir()
-    if not (d / WEIGHTS_FILE).exists():
-        pytest.fail(f"{d} holds no {WEIGHTS_FILE}: the live tests score with the shipped weights")
+    if not (d / CONFIG_FILE).exists():
+        pytest.fail(f"{d} holds no {CONFIG_FILE}: the live tests score with the shipped default model")
     return d
 
 

@@ -6,6 +6,8 @@ import time
 import uuid
 from pathlib import Path
 
+from weights import DEFAULT_MODEL
+
 HELP = "replay a simulated night at high speed, score it live on screen, and summarise the agreement"
 EXAMPLE = "sleepstream demo --speed max --no-display"
 
@@ -26,7 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="FILE",
                    help="hypnogram TSV (default: <recording>-live-<time>.tsv beside the recording)")
     p.add_argument("--no-display", action="store_true", help="one log line per epoch instead of the live screen")
-    p.add_argument("--weights", metavar="DIR", help="weights folder (default: the repository's weights/)")
+    p.add_argument("--weights", metavar="NAME|DIR",
+                   help="a shipped model's name or a weights folder (default: %s, the default "
+                        "model named in weights/__init__.py)" % DEFAULT_MODEL)
     p.add_argument("--network", action="store_true", help="use LSL across the network (default: this machine only)")
 
 
