@@ -96,7 +96,7 @@ class LiveRun:
 
 def score_live(source, model, speed: float | None = None, chunk: int | None = None,
                channel: str = "Fpz-Cz", extra_sinks: list | None = None, n_epochs: int | None = None,
-               timeout_s: float = 60.0) -> LiveRun:
+               timeout_s: float = 60.0, state_path: Path | None = None) -> LiveRun:
     """Replay ``source`` in a background thread and score it live until every complete
     epoch is scored (or the stream stays silent for 5 s)."""
     from replay.player import Player
@@ -110,7 +110,7 @@ def score_live(source, model, speed: float | None = None, chunk: int | None = No
     stream, truth = connect_stream(StreamQuery(source_id=sid), channel=channel, timeout_s=10.0,
                                    buffer_s=int(source.duration_s) + 60)
     sink = CollectSink()
-    scorer = LiveScorer(stream, model, [sink, *(extra_sinks or [])], truth)
+    scorer = LiveScorer(stream, model, [sink, *(extra_sinks or [])], truth, state_path=state_path)
     stop = threading.Event()
     timer = threading.Timer(timeout_s, stop.set)
     timer.start()

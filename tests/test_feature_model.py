@@ -1,0 +1,223 @@
+"""The real-trained default model (feature-gbm): its features, its causal night context,
+its tree reader, restarts, and its quality on real EEG it never saw (subject 0)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO, SHARED_DATA, eeg_like
+from sleepnet.batch import score_recording
+from sleepnet.feature_train import (FeatureTrainConfig, evaluate_nights, isolated_agreement, population_mean,
+                                    read_feature_folder)
+from sleepnet.gbm_trees import TreeEnsemble
+from sleepnet.metrics import agreement
+from sleepnet.night_context import N_INPUTS, ContextConfig, NightContext
+from sleepnet.preprocess import Preprocessor
+from sleepnet.readers import Recording, read_recording
+from sleepnet.stages import STAGES
+from sleepnet.train import trim_range
+
+
+@pytest.fixture(scope="module")
+def feature_nights():
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder {SHARED_DATA} is absent")
+    return read_feature_folder(SHARED_DATA / "sleep-edf-features")
+
+
+@pytest.fixture(scope="module")
+def subject0(feature_nights):
+    return [n for n in feature_nights if n.subject == "00"]
+
+
+@pytest.fixture(scope="module")
+def others(feature_nights):
+    return [n for n in feature_nights if n.subject != "00"]
+
+
+def test_epoch_features_reproduce_the_shared_feature_files_on_the_real_excerpt(shared_data, model):
+    rec = read_recording(shared_data / "sleep-edf" / "SC4001E0-PSG-first300s.edf")
+    epochs = Preprocessor(rec.sfreq, model.preprocess).push(rec.eeg_uv)
+    ours = np.stack([e.features for e in epochs])
+    with np.load(shared_data / "sleep-edf-features" / "SC4001E0.npz") as d:
+        theirs = d["X"][:10, :9]
+    assert ours.shape == (10, 9)
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("sfreq", [128.0, 250.0, 256.0])
+def test_epoch_features_do_not_depend_on_how_the_signal_is_chunked(sfreq):
+    x = eeg_like(95.0, sfreq, seed=3)
+    whole = Preprocessor(sfreq).push(x)
+    pre = Preprocessor(sfreq)
+    pieces = []
+    for a in range(0, len(x), 997):
+        pieces += pre.push(x[a:a + 997])
+    assert len(whole) == len(pieces) == 3
+    for a, b in zip(whole, pieces):
+        assert np.array_equal(a.features, b.features)
+    # the features are of the signal BEFORE the band-pass: a 0.1 Hz drift (cut by the
+    # 0.3-Hz high-pass) still moves the log variance
+    drift = x + (200 * np.sin(2 * np.pi * 0.1 * np.arange(len(x)) / sfreq)).astype(np.float32)
+    moved = Preprocessor(sfreq).push(drift)
+    assert all(m.features[7] > w.features[7] + 0.5 for m, w in zip(moved, whole))
+
+
+def test_tree_reader_gives_lightgbms_own_probabilities_nan_inputs_included():
+    lgb = pytest.importorskip("lightgbm")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 6))
+    y = (X[:, 0] > 0).astype(int) + 2 * (X[:, 1] > 0.5) + (X[:, 2] > 1.5)
+    X[rng.random(X.shape) < 0.03] = np.nan
+    booster = lgb.train({"objective": "multiclass", "num_class": 5, "verbose": -1, "num_threads": 1},
+                        lgb.Dataset(X, y), 20)
+    trees = TreeEnsemble.from_lightgbm_text(booster.model_to_string())
+    np.testing.assert_allclose(trees.predict_proba(X), booster.predict(X), rtol=0, atol=1e-12)
+    alone = np.stack([trees.predict_proba(X[i:i + 1])[0] for i in range(30)])
+    assert np.array_equal(alone, trees.predict_proba(X[:30]))     # a row alone == in a batch
+
+
+def test_night_context_uses_no_later_epoch_and_unscored_epochs_never_feed_the_baseline():
+    cfg = ContextConfig(pop_mean=tuple(np.zeros(9)), shrink_epochs=10.0)
+    rng = np.random.default_rng(1)
+    F = rng.normal(size=(30, 9))
+    a = NightContext(cfg).rows_for_night(F)
+    b = NightContext(cfg).rows_for_night(np.vstack([F[:20], rng.normal(size=(10, 9)) * 50]))
+    assert np.array_equal(a[:20], b[:20])                          # later epochs change nothing before them
+    assert a.shape == (30, N_INPUTS)
+    ok = np.ones(30, dtype=bool)
+    ok[10] = False
+    c = NightContext(cfg).rows_for_night(F, ok)
+    assert np.isnan(c[10]).all()
+    fed = NightContext(cfg).rows_for_night(np.delete(F, 10, axis=0))
+    base = slice(54, 63)
+    np.testing.assert_array_equal(c[11:, base], fed[10:, base])   # the unscored epoch's features never counted
+    assert np.array_equal(c[11, 9:18], c[11, 0:9])                 # the lags restart after it
+
+
+def test_night_baseline_leans_on_population_values_until_the_night_has_shown_itself():
+    pop = np.full(9, -20.0)
+    cfg = ContextConfig(pop_mean=tuple(pop), shrink_epochs=40.0)
+    ctx = NightContext(cfg)
+    night = np.full(9, -22.0)
+    first = ctx.row(night)
+    np.testing.assert_array_equal(first[54:63], pop)              # no history: the population
+    for _ in range(39):
+        ctx.row(night)
+    at_k = ctx.row(night)
+    np.testing.assert_allclose(at_k[54:63], -21.0)                 # after k epochs: halfway
+    for _ in range(2000):
+        last = ctx.row(night)
+    assert np.all(np.abs(last[54:63] - night) < 0.05)              # a long night: its own mean
+
+
+def test_stager_restored_from_its_json_state_carries_on_exactly_as_without_the_break(model):
+    x = eeg_like(12 * 30.0, 100.0, seed=5)
+    epochs = Preprocessor(100.0, model.preprocess).push(x)
+    whole = model.new_stager().score(epochs)
+    first = model.new_stager()
+    part = first.score(epochs[:7])
+    state = json.loads(json.dumps(first.state()))
+    second = model.new_stager()
+    second.restore(state)
+    rest = second.score(epochs[7:])
+    assert [p.probabilities for p in part + rest] == [p.probabilities for p in whole]
+    fresh = model.new_stager().score(epochs[7:])
+    assert [p.probabilities for p in fresh] != [p.probabilities for p in rest]   # the state mattered
+    with pytest.raises(ValueError, match="night state of model"):
+        model.new_stager().restore({**state, "model_id": "another-model"})
+
+
+def test_default_model_stages_subject_0s_two_real_nights_it_never_saw(model, subject0):
+    """Measured: accuracy 0.819, kappa 0.760 over 1924 trimmed epochs; a model that
+    guesses the commonest stage (N2) gets accuracy ~0.4, kappa 0."""
+    assert {n.name for n in subject0} == {"SC4001E0", "SC4002E0"}
+    pooled, per, _, _ = evaluate_nights(model, subject0)
+    assert pooled.n_epochs > 1800
+    assert pooled.accuracy >= 0.78 and pooled.kappa >= 0.70, pooled
+    assert all(a.accuracy >= 0.75 for a in per.values())
+    assert all(pooled.recall[s] >= 0.5 for s in ("W", "N2", "N3", "REM")), pooled.recall
+
+
+def test_default_model_calls_the_real_excerpts_ten_wake_epochs_wake(shared_data, model):
+    """The raw -> features -> stage path on the only raw labelled EEG we hold (SC4001E0,
+    10 epochs, all W). Measured: 10 of 10."""
+    rec = read_recording(shared_data / "sleep-edf" / "SC4001E0-PSG-first300s.edf")
+    stages = [p.stage for p in score_recording(rec, model)]
+    assert len(stages) == 10 and stages.count("W") >= 9, stages
+
+
+def test_isolated_epochs_are_staged_about_as_well_as_by_a_current_epoch_only_model(model, subject0, others):
+    """Each epoch of subject 0's nights staged alone (no history, no night) against a
+    GBM trained, with the same settings, on the current epoch's 9 features only."""
+    lgb = pytest.importorskip("lightgbm")
+    cfg = FeatureTrainConfig()
+    X, y = [], []
+    for n in others:
+        a, b = trim_range(n.labels)
+        X.append(n.features[a:b])
+        y.append(n.labels[a:b])
+    only_now = lgb.train(cfg.lgb_params(), lgb.Dataset(np.concatenate(X), np.concatenate(y)), cfg.rounds)
+    yt, yp = [], []
+    for n in subject0:
+        a, b = trim_range(n.labels)
+        yt.append(n.labels[a:b])
+        yp.append(only_now.predict(n.features[a:b]).argmax(axis=1))
+    baseline = agreement(np.concatenate(yt), np.concatenate(yp))
+    alone = isolated_agreement(model, subject0)
+    assert alone.n_epochs == baseline.n_epochs
+    assert alone.accuracy >= baseline.accuracy - 0.03, (alone.accuracy, baseline.accuracy)
+    assert alone.accuracy >= 0.65
+
+
+def test_population_means_come_from_the_training_nights_only(model, others):
+    # the shipped model's population means are those of subjects 1-9 (subject 0 left out)
+    np.testing.assert_allclose(model.context.pop_mean, population_mean(others), rtol=0, atol=1e-9)
+    cfg = json.loads((model.source / "metrics.json").read_text())
+    assert cfg["train_nights"] and not any(n.startswith("SC400") for n in cfg["train_nights"])
+
+
+@pytest.mark.timeout(180)
+def test_live_command_with_the_default_model_never_imports_torch(tmp_path):
+    """`sleepstream live` scoring a real LSL stream with the default model, run under
+    ``python -X importtime``: every module it imports is listed, torch must not be."""
+    import threading
+
+    from live_helpers import unique_ids
+    from replay.player import Player, ReplaySource
+
+    x = eeg_like(90.0, 100.0, seed=8)
+    name, sid = unique_ids()
+    stop = threading.Event()
+    player = Player(ReplaySource.from_arrays(x[:, None], 100.0, ["EEG Fpz-Cz"]), name=name, source_id=sid,
+                    speed=60.0, loop=True)
+    player.start(stop)
+    try:
+        r = subprocess.run([sys.executable, "-X", "importtime", "-m", "sleepstream.cli", "live", "--source-id", sid,
+                            "--no-display", "--no-outlets", "--epochs", "2", "--timeout", "20",
+                            "--out", str(tmp_path / "night.tsv")],
+                           cwd=REPO, capture_output=True, text=True, timeout=150)
+    finally:
+        stop.set()
+        player.join(10)
+    assert r.returncode == 0, r.stderr[-2000:]
+    imported = {ln.rsplit("|", 1)[-1].strip() for ln in r.stderr.splitlines() if ln.startswith("import time:")}
+    assert "scorer.live" in imported and "sleepnet.feature_model" in imported   # the listing is real
+    assert not {m for m in imported if m == "torch" or m.startswith("torch.")}
+    assert (tmp_path / "night.tsv.state.json").exists()
+
+
+def test_a_shipped_model_is_chosen_by_name_and_the_cnn_stays_selectable():
+    from sleepnet.weights import default_model_name, load_model, shipped_models
+
+    assert default_model_name() == "feature-gbm-sleepedf-v1"
+    assert {"feature-gbm-sleepedf-v1", "cnn-lstm-simulated-v2"} <= set(shipped_models())
+    cnn = load_model("cnn-lstm-simulated-v2")
+    assert cnn.kind == "cnn-lstm"
+    rec = Recording(eeg_uv=eeg_like(90.0, 100.0, seed=2), sfreq=100.0, channel="Fpz-Cz", source="x")
+    assert [p.stage in STAGES for p in score_recording(rec, cnn)] == [True] * 3
+
