@@ -221,3 +221,28 @@ def test_a_shipped_model_is_chosen_by_name_and_the_cnn_stays_selectable():
     rec = Recording(eeg_uv=eeg_like(90.0, 100.0, seed=2), sfreq=100.0, channel="Fpz-Cz", source="x")
     assert [p.stage in STAGES for p in score_recording(rec, cnn)] == [True] * 3
 
+
+
+@pytest.mark.timeout(180)
+def test_live_scorer_restarted_on_its_state_file_gives_the_stages_of_an_uninterrupted_night(tmp_path, model):
+    """Real LSL: the first 7 epochs of a night scored live, the scorer closed, a new
+    one on the same state file scores the next 5 from a restarted source: every
+    probability equals batch scoring of the whole 12 epochs at once (1e-5), and the
+    night state on disk counts all 12."""
+    from live_helpers import score_live
+    from replay.player import ReplaySource
+
+    fs = 100.0
+    x = eeg_like(12 * 30.0, fs, seed=21)
+    batch = score_recording(Recording(eeg_uv=x, sfreq=fs, channel="Fpz-Cz", source="night"), model)
+    state = tmp_path / "night.tsv.state.json"
+    n1 = 7 * 3000
+    first = score_live(ReplaySource.from_arrays(x[:n1, None], fs, ["EEG Fpz-Cz"]), model, state_path=state)
+    second = score_live(ReplaySource.from_arrays(x[n1:, None], fs, ["EEG Fpz-Cz"]), model, state_path=state)
+    live = [r.probabilities for r in first.records + second.records]
+    assert len(live) == 12
+    np.testing.assert_allclose(np.array(live), np.array([p.probabilities for p in batch]), rtol=0, atol=1e-5)
+    saved = json.loads(state.read_text())
+    assert saved["model_id"] == model.model_id and saved["stager"]["context"]["n_scored"] == 12
+    fresh = score_live(ReplaySource.from_arrays(x[n1:, None], fs, ["EEG Fpz-Cz"]), model)
+    assert not np.allclose([r.probabilities for r in fresh.records], live[7:], atol=1e-5)   # the state mattered
