@@ -66,6 +66,19 @@ def resolve_weights_dir(weights_dir: str | Path | None) -> Path:
     raise WeightsError(f"{d}: no such weights folder (shipped models: {', '.join(shipped_models()) or 'none'})")
 
 
+def describe_model(model_id: str) -> str:
+    """One line for people about a model named in a hypnogram file: the summary in its
+    shipped folder's ``config.json`` when a shipped model has that ``model_id``, else the id."""
+    for name in shipped_models():
+        try:
+            cfg = json.loads((weights_root() / name / CONFIG_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if cfg.get("model_id") == model_id and cfg.get("summary"):
+            return str(cfg["summary"])
+    return model_id
+
+
 def label_map() -> dict[str, str]:
     return {str(i): s for i, s in enumerate(STAGES)}
 

@@ -115,11 +115,11 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else recording.with_name(
         f"{recording.stem}-live-{time.strftime('%Y%m%d-%H%M%S')}.tsv")
     check_writable(out)
-    from scorer.live import LiveScorer, connect_stream, release_session  # torch: only once the inputs are known good
+    from scorer.live import LiveScorer, connect_stream, release_session  # the model only once the inputs are good
     from sleepnet.weights import load_model
 
-    use_one_torch_thread()
     model = load_model(args.weights)
+    use_one_torch_thread()
     tag = uuid.uuid4().hex[:8]
     name = f"sleepstream-demo-{tag}"
     reader: dict = {}   # the scorer's stream, once connected: the replay never runs far ahead of it
@@ -153,4 +153,8 @@ def run(args: argparse.Namespace) -> int:
     if summary.ended_by == "stop":
         return 130
     after_scoring(out, recording, hypnogram, console, channel=args.channel, replay_t0=player.t0)
+    console.print(f"model: {model.summary}")
+    if not args.recording:
+        console.print("demo: the night replayed is SIMULATED EEG (sleepnet.simulate); the agreement above is "
+                      "this model on simulated EEG, not a measure on real nights (see the model card)")
     return 0

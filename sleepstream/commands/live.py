@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         check_writable(args.out)
     query = StreamQuery.from_options(args.stream_name, args.stream_type, args.source_id)
     info = resolve_stream(query, args.timeout)
-    from scorer.live import LiveScorer, release_session  # torch: only once there is something to score
+    from scorer.live import LiveScorer, release_session  # the model only once there is something to score
     from sleepnet.weights import load_model
 
     model = load_model(args.weights)
@@ -178,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     try:
         desc = stream.connect(timeout_s=max(2.0, min(args.timeout, 10.0)))
+        console.print(f"sleepstream live: model {model.summary}", highlight=False, soft_wrap=True)
         if args.out:
             sinks.append(HypnogramFile(args.out, desc.name, model.model_id))
         if not args.no_outlets:
