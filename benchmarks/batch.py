@@ -28,14 +28,13 @@ TARGET_S = 3.0
 
 def score_in_process(model, path: Path, out: Path) -> tuple[float, int]:
     """Seconds to read, preprocess, score and write one night with a loaded model."""
-    from sleepnet.inference import SequenceScorer
     from sleepnet.outputs import write_stage_csv
     from sleepnet.preprocess import Preprocessor
     from sleepnet.readers import read_recording
 
     t = time.perf_counter()
     rec = read_recording(path)
-    preds = SequenceScorer(model).score(Preprocessor(rec.sfreq, model.preprocess).push(rec.eeg_uv))
+    preds = model.new_stager().score(Preprocessor(rec.sfreq, model.preprocess).push(rec.eeg_uv))
     write_stage_csv(out, preds)
     return time.perf_counter() - t, len(preds)
 
