@@ -278,3 +278,22 @@ def test_train_and_evaluate_commands_take_feature_nights_and_raw_nights(tmp_path
     assert raw_model.kind == "feature-gbm" and raw_model.model_id.startswith("feature-gbm-simulated")
     rec = Recording(eeg_uv=eeg_like(120.0, 256.0, seed=4), sfreq=256.0, channel="Fpz-Cz", source="x")
     assert all(p.stage in STAGES for p in score_recording(rec, raw_model))
+
+
+def test_report_names_the_model_that_scored_the_night_and_what_it_was_trained_on(tmp_path, model):
+    from scorer.hypnogram_file import HypnogramFile
+    from scorer.records import ScoredEpoch
+    from sleepnet.report import write_report
+
+    night = tmp_path / "night.tsv"
+    hf = HypnogramFile(night, "amp", model.model_id)
+    for i, stage in enumerate(("W", "N1", "N2", "N2")):
+        p = tuple(0.9 if s == stage else 0.025 for s in STAGES)
+        hf.publish(ScoredEpoch(i, 30.0 * i, 30.0 * i + 29.99, stage, p, 0.9, (), 1.0))
+    hf.close()
+    result = write_report(night, out_dir=tmp_path / "r")
+    named = [n for n in result.notes if n.startswith("scored by ")]
+    assert named == [f"scored by {model.summary}"]
+    assert "real Sleep-EDF nights" in named[0] and "accuracy 0.802" in named[0]
+    stats = json.loads(result.files["stats"].read_text())
+    assert named[0] in stats["notes"]
