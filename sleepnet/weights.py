@@ -79,6 +79,15 @@ def describe_model(model_id: str) -> str:
     return model_id
 
 
+def default_model_summary() -> str:
+    """The default model's one-line summary (from its ``config.json``, nothing loaded)."""
+    try:
+        cfg = json.loads((default_weights_dir() / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return default_model_name()
+    return str(cfg.get("summary") or default_model_name())
+
+
 def label_map() -> dict[str, str]:
     return {str(i): s for i, s in enumerate(STAGES)}
 
