@@ -261,8 +261,9 @@ def evaluate_nights(model, nights: Sequence[FeatureNight], seed: int = 0) -> tup
     return agreement(t, p), per, t, p
 
 
-def isolated_agreement(model, nights: Sequence[FeatureNight]) -> Agreement:
-    """Every trimmed, scored epoch of ``nights`` staged alone (a fresh stager, no history)."""
+def isolated_codes(model, nights: Sequence[FeatureNight]) -> tuple[np.ndarray, np.ndarray]:
+    """True and predicted codes of every trimmed, scored epoch of ``nights`` staged alone
+    (as a fresh stager would: no lags, no night)."""
     yt, yp = [], []
     for n in nights:
         a, b = trim_range(n.labels)
@@ -270,7 +271,12 @@ def isolated_agreement(model, nights: Sequence[FeatureNight]) -> Agreement:
         idx = idx[(n.labels[idx] >= 0) & n.scorable[idx]]
         yp.append(model.trees.predict_proba(NightContext(model.context).isolated_rows(n.features[idx])).argmax(axis=1))
         yt.append(n.labels[idx])
-    return agreement(np.concatenate(yt), np.concatenate(yp))
+    return np.concatenate(yt), np.concatenate(yp)
+
+
+def isolated_agreement(model, nights: Sequence[FeatureNight]) -> Agreement:
+    """Agreement of :func:`isolated_codes`."""
+    return agreement(*isolated_codes(model, nights))
 
 
 def in_memory_model(text: str, context: ContextConfig, model_id: str = "in-memory"):
@@ -299,9 +305,9 @@ def leave_one_subject_out(nights: Sequence[FeatureNight], cfg: FeatureTrainConfi
         per[s] = pooled
         yt.append(t)
         yp.append(p)
-        iso = isolated_agreement(model, test)
-        it.append(np.repeat(np.arange(5), np.asarray(iso.confusion).sum(axis=1)))
-        ip.append(np.concatenate([np.repeat(np.arange(5), row) for row in np.asarray(iso.confusion)]))
+        t, p = isolated_codes(model, test)
+        it.append(t)
+        ip.append(p)
         if on_fold:
             on_fold(k + 1, len(subjects))
     return {"pooled": agreement(np.concatenate(yt), np.concatenate(yp)),

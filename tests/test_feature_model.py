@@ -300,3 +300,17 @@ def test_report_names_the_model_that_scored_the_night_and_what_it_was_trained_on
     assert "real Sleep-EDF nights" in named[0] and "accuracy 0.811" in named[0]
     stats = json.loads(result.files["stats"].read_text())
     assert named[0] in stats["notes"]
+
+
+def test_leave_one_subject_out_holds_each_subject_out_and_pools_every_held_out_epoch(others):
+    """The machinery of benchmarks.real_nights on three subjects with a short recipe."""
+    pytest.importorskip("lightgbm")
+    from sleepnet.feature_train import eval_start, leave_one_subject_out, night_rows
+
+    three = [n for n in others if n.subject in ("01", "02", "03")]
+    res = leave_one_subject_out(three, FeatureTrainConfig(rounds=20, draws=1))
+    assert set(res["per_subject"]) == {"01", "02", "03"}
+    ctx = ContextConfig(pop_mean=tuple(np.zeros(9)))
+    expected = sum(len(night_rows(n, ctx, eval_start(n))[1]) for n in three)
+    assert res["pooled"].n_epochs == expected
+    assert res["pooled"].accuracy > 0.5 and res["pooled"].kappa > 0.3
