@@ -1,6 +1,6 @@
 """Figure 3, batch: one 8-hour night scored with ``sleepstream score``.
 
-* with start-up: the wall time of the command as a user runs it (Python, imports,
+* with start-up: the wall time of the command as a user runs it (Python,
   imports (torch only for a CNN–LSTM), model load, reading the file, scoring, writing the CSV);
 * without model start-up: the same work in a process where the model is already
   loaded and warm: read the npz, preprocess, score every epoch, write the CSV.
