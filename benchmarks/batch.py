@@ -1,7 +1,7 @@
 """Figure 3, batch: one 8-hour night scored with ``sleepstream score``.
 
-* with start-up: the wall time of the command as a user runs it (Python, imports,
-  torch, model load, reading the file, scoring, writing the CSV);
+* with start-up: the wall time of the command as a user runs it (Python,
+  imports (torch only for a CNN–LSTM), model load, reading the file, scoring, writing the CSV);
 * without model start-up: the same work in a process where the model is already
   loaded and warm: read the npz, preprocess, score every epoch, write the CSV.
 
@@ -28,14 +28,13 @@ TARGET_S = 3.0
 
 def score_in_process(model, path: Path, out: Path) -> tuple[float, int]:
     """Seconds to read, preprocess, score and write one night with a loaded model."""
-    from sleepnet.inference import SequenceScorer
     from sleepnet.outputs import write_stage_csv
     from sleepnet.preprocess import Preprocessor
     from sleepnet.readers import read_recording
 
     t = time.perf_counter()
     rec = read_recording(path)
-    preds = SequenceScorer(model).score(Preprocessor(rec.sfreq, model.preprocess).push(rec.eeg_uv))
+    preds = model.new_stager().score(Preprocessor(rec.sfreq, model.preprocess).push(rec.eeg_uv))
     write_stage_csv(out, preds)
     return time.perf_counter() - t, len(preds)
 
@@ -69,7 +68,7 @@ def run(args: argparse.Namespace) -> dict:
         Figure("batch: 8-h night, sleepstream score (with start-up)", with_s, "s", f"< {TARGET_S:g} s",
                with_s < TARGET_S, f"{command}  # times: {shell(cmd)}",
                note=f"{n_rows / with_s:.0f} epochs/s; {n_rows} epochs; of which ~{with_s - without_s:.1f} s is "
-                    f"start-up (Python, imports incl. torch, weights); median of {args.repeats}",
+                    f"start-up (Python, imports (torch only for a CNN–LSTM), model); median of {args.repeats}",
                detail={"runs_s": walls, "epochs": n_rows, "epochs_per_s": n_rows / with_s}),
         Figure("batch: 8-h night, model already loaded", without_s, "s", f"< {TARGET_S:g} s",
                without_s < TARGET_S, command,

@@ -1,8 +1,8 @@
 """The live loop: stream -> epochs -> model -> one record -> every sink.
 
-For each new 30-s epoch from :mod:`streamer`, :class:`sleepnet.inference.SequenceScorer`
-(the model over the current epoch and the four before it, the same object batch scoring
-uses) gives a stage; the loop turns it into a :class:`scorer.records.ScoredEpoch` and
+For each new 30-s epoch from :mod:`streamer`, the model's stager (``model.new_stager()``:
+the current epoch, those before it and night context, the same object batch scoring
+uses; the loop never asks which kind of model it is) gives a stage; the loop turns it into a :class:`scorer.records.ScoredEpoch` and
 hands the same record to every sink. Latency is measured from the moment the epoch's
 last sample was pulled to the moment its record is made. Stream health goes to the
 sinks as :class:`scorer.sinks.StreamStatus` about once a second, and at most ten times a
@@ -23,23 +23,33 @@ queue, as far as the loop keeps up (what arrives while it is busy still queues t
 and the model never sees a batch of more than ``SCORE_BATCH`` epochs. Draining pauses
 while ``MAX_BACKLOG_EPOCHS`` epochs wait. Samples flow only from :meth:`LiveScorer.run`
 on when the stream was connected with ``subscribe=False``.
+
+Restarts: given a ``state_path`` (``sleepstream live --out night.tsv`` uses
+``night.tsv.state.json``), the stager's night-level state (the feature stager's running
+baseline, clock and last epochs) is written there atomically after every scored batch,
+with the end time of the last epoch. A scorer started again on the same file carries on
+from it: the epochs it missed while down advance the night clock (from the stream's
+timestamps) and break the 4-epoch context, exactly as an unscored stretch would.
 """
 from __future__ import annotations
 
+import json
 import logging
+import math
+import os
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 import pylsl
 
-from sleepnet.inference import SequenceScorer
 from sleepnet.metrics import Agreement, agreement
-from sleepnet.stages import STAGES, UNSCORED_NAME
-from sleepnet.weights import LoadedModel
+from sleepnet.predictions import StagingModel
+from sleepnet.stages import EPOCH_S, STAGES, UNSCORED_NAME
 from streamer.epochs import EpochAssembler, TimedEpoch
 from streamer.resolve import StreamQuery, resolve_stream
 from streamer.stream import DEFAULT_BUFLEN_S, DEFAULT_CHANNEL, EEGStream
@@ -50,6 +60,8 @@ from .sinks import Sink, StreamStatus
 
 log = logging.getLogger(__name__)
 
+STATE_VERSION = 1
+MAX_SKIPPED_EPOCHS = 2 * 24 * 120   # a restart more than two days of epochs away is a new night
 STATUS_EVERY_S = 1.0
 STATUS_MIN_INTERVAL_S = 0.1
 RECENT_S = 30.0
@@ -157,16 +169,20 @@ class LiveScorer:
     stream : EEGStream
         Connected stream (``connect()`` already called; with ``subscribe=False`` the
         flow of samples starts when :meth:`run` does).
-    model : LoadedModel
-        From :func:`sleepnet.weights.load_model`.
+    model : StagingModel
+        From :func:`sleepnet.weights.load_model` (any kind).
     sinks : sequence of Sink
         Every record goes to each of them, in order.
     truth : TruthStream, optional
         True stages of a replay.
+    state_path : Path, optional
+        Where the night-level state is kept across restarts (see the module doc); when
+        it holds a state of this model, scoring carries on from it.
     """
 
-    def __init__(self, stream: EEGStream, model: LoadedModel, sinks: Sequence[Sink],
-                 truth: TruthStream | None = None, status_every_s: float = STATUS_EVERY_S) -> None:
+    def __init__(self, stream: EEGStream, model: StagingModel, sinks: Sequence[Sink],
+                 truth: TruthStream | None = None, status_every_s: float = STATUS_EVERY_S,
+                 state_path: str | Path | None = None) -> None:
         self.stream = stream
         self.desc = stream.description
         self.model = model
@@ -174,7 +190,12 @@ class LiveScorer:
         self.truth_stream = truth
         self.status_every_s = status_every_s
         self._assembler = EpochAssembler(self.desc.sfreq_hz, model.preprocess)
-        self._scorer = SequenceScorer(model)
+        self._scorer = model.new_stager()
+        self.state_path = Path(state_path) if state_path is not None else None
+        self._resume_end: float | None = None
+        self.resumed = False
+        if self.state_path is not None:
+            self._restore_state()
         self._matcher = TruthMatcher(tolerance_s=0.5 / self.desc.sfreq_hz + 1e-3)
         self._failed: set[tuple[int, str]] = set()
         self._stages: dict[int, str] = {}
@@ -248,7 +269,55 @@ class LiveScorer:
                 return
             time.sleep(0.02)
 
+    def _restore_state(self) -> None:
+        """Carry on from the state file when it holds this model's night."""
+        p = self.state_path
+        if p is None or not p.exists():
+            return
+        try:
+            state = json.loads(p.read_text())
+            if state.get("version") != STATE_VERSION:
+                raise ValueError(f"state version {state.get('version')!r}")
+            self._scorer.restore(state["stager"])
+            end = float(state["last_end_time"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("%s: night state not used (%s); the night context starts afresh", p, exc)
+            self._scorer.reset()
+            return
+        self._resume_end = end
+        self.resumed = True
+        log.info("%s: carrying on with the night state of the last session", p)
+
+    def _save_state(self, last_end_time: float) -> None:
+        """Write the night state atomically (temp file, fsync, rename)."""
+        p = self.state_path
+        if p is None:
+            return
+        body = json.dumps({"version": STATE_VERSION, "model_id": self.model.model_id,
+                           "last_end_time": last_end_time, "stager": self._scorer.state()})
+        tmp = p.with_name(p.name + ".tmp")
+        try:
+            with open(tmp, "w") as f:
+                f.write(body)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, p)
+        except OSError as exc:
+            key = (id(self), "state")
+            if key not in self._failed:
+                self._failed.add(key)
+                log.error("%s: cannot write the night state (%s); scoring goes on", p, exc)
+
     def _score(self, timed: list[TimedEpoch]) -> None:
+        if self._resume_end is not None:
+            gap_s = timed[0].start_time - self._resume_end
+            missed = int(round(gap_s / EPOCH_S)) if math.isfinite(gap_s) else 0
+            self._resume_end = None
+            if 0 < missed <= MAX_SKIPPED_EPOCHS:
+                self._scorer.skip(missed)
+            elif missed > MAX_SKIPPED_EPOCHS:
+                log.warning("last session ended %.0f h ago: a new night", gap_s / 3600)
+                self._scorer.reset()
         preds = self._scorer.score([t.epoch for t in timed])
         made = pylsl.local_clock()
         for t, p in zip(timed, preds):
@@ -263,6 +332,7 @@ class LiveScorer:
             self._last_latency = latency
             self.n_epochs += 1
             self.n_scored += int(record.stage != UNSCORED_NAME)
+        self._save_state(timed[-1].end_time)
 
     def _poll_truth(self) -> None:
         if self.truth_stream is None:

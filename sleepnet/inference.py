@@ -12,41 +12,17 @@ Context rule (the same in batch and live, because both use :class:`SequenceScore
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 
 from .preprocess import FLAG_WARMUP, Epoch
+from .predictions import StagePrediction
 from .stages import N_STAGES, STAGES, UNSCORED_NAME
 from .weights import SEQ_LEN, LoadedModel
 
 ENCODE_BATCH = 256
-
-
-@dataclass(frozen=True)
-class StagePrediction:
-    """The model's verdict on one epoch.
-
-    epoch: epoch index. stage: W/N1/N2/N3/REM or UNS. probabilities: five floats in
-    label-map order (NaN when unscored). confidence: the largest probability (NaN when
-    unscored). flags: quality flags plus ``warmup``.
-    """
-
-    epoch: int
-    stage: str
-    probabilities: tuple[float, ...]
-    confidence: float
-    flags: tuple[str, ...]
-
-    @property
-    def scored(self) -> bool:
-        return self.stage != UNSCORED_NAME
-
-    @property
-    def stage_code(self) -> int:
-        return STAGES.index(self.stage) if self.scored else -1
 
 
 class SequenceScorer:
@@ -58,6 +34,19 @@ class SequenceScorer:
 
     def reset(self) -> None:
         """Forget the context (a new recording, or a break in the signal)."""
+        self._context.clear()
+
+    def skip(self, n_epochs: int) -> None:
+        """Epochs passed unseen: the window restarts (the CNN–LSTM keeps no night state)."""
+        if n_epochs > 0:
+            self._context.clear()
+
+    def state(self) -> dict:
+        """The CNN–LSTM holds nothing beyond its 5-epoch window: nothing to carry over."""
+        return {"kind": "cnn-lstm"}
+
+    def restore(self, state: dict) -> None:
+        """Nothing to restore; the window restarts."""
         self._context.clear()
 
     @torch.no_grad()

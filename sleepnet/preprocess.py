@@ -4,6 +4,9 @@
 (a whole file is one chunk); it resamples to 100 Hz, band-passes 0.3-35 Hz with a
 4th-order Butterworth (SOS, state carried across chunks, never zero-phase), scales µV
 to model units, cuts 30-s epochs by counting samples and flags each epoch's quality.
+Each epoch also carries its nine base spectral features
+(:func:`sleepnet.features.base_features`), computed from the resampled signal BEFORE
+the band-pass, as the shared Sleep-EDF feature files were.
 Cutting the same samples into different chunks gives bit-identical epochs.
 
 Missing samples (NaN/Inf, or gaps the live streamer fills with NaN) are held at the
@@ -18,6 +21,7 @@ from fractions import Fraction
 import numpy as np
 from scipy import signal
 
+from .features import base_features
 from .stages import EPOCH_S
 
 FLAG_GAP = "gap"
@@ -93,6 +97,9 @@ class Epoch:
     flags: quality flags among gap, flat, clipped, artefact.
     scorable: False when the epoch must be recorded as unscored (too much missing,
         flat, or mostly clipped) rather than given a made-up stage.
+    features: (9,) float64, :func:`sleepnet.features.base_features` of the epoch's
+        signal resampled to 100 Hz but NOT band-passed, in volts (the definitions of the
+        shared Sleep-EDF feature files); None for an epoch made by hand without them.
     """
 
     index: int
@@ -100,6 +107,7 @@ class Epoch:
     missing_fraction: float = 0.0
     flags: tuple[str, ...] = ()
     scorable: bool = True
+    features: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 def rational_ratio(sfreq_in: float, sfreq_out: float) -> tuple[int, int]:
@@ -200,6 +208,7 @@ class Preprocessor:
         n = c.epoch_samples
         self._filtered = np.empty(n, dtype=np.float64)
         self._raw = np.empty(n, dtype=np.float64)
+        self._unfiltered = np.empty(n, dtype=np.float64)
         self._missing = np.empty(n, dtype=bool)
         self._fill = 0
         self._next_index = 0
@@ -230,7 +239,7 @@ class Preprocessor:
         if self._zi is None:
             self._zi = signal.sosfilt_zi(self._sos) * x[0]
         y, self._zi = signal.sosfilt(self._sos, x, zi=self._zi)
-        return self._cut(y, raw, missing)
+        return self._cut(y, raw, missing, x)
 
     def _hold_missing(self, x: np.ndarray, missing: np.ndarray) -> np.ndarray:
         """Replace missing samples by the last valid value (0 before any)."""
@@ -242,7 +251,7 @@ class Preprocessor:
         x[missing] = np.where(idx[missing] >= 0, x[np.maximum(idx[missing], 0)], start)
         return x
 
-    def _cut(self, y: np.ndarray, raw: np.ndarray, missing: np.ndarray) -> list[Epoch]:
+    def _cut(self, y: np.ndarray, raw: np.ndarray, missing: np.ndarray, unfiltered: np.ndarray) -> list[Epoch]:
         n = self.config.epoch_samples
         out: list[Epoch] = []
         pos = 0
@@ -251,6 +260,7 @@ class Preprocessor:
             sl = slice(self._fill, self._fill + take)
             self._filtered[sl] = y[pos:pos + take]
             self._raw[sl] = raw[pos:pos + take]
+            self._unfiltered[sl] = unfiltered[pos:pos + take]
             self._missing[sl] = missing[pos:pos + take]
             self._fill += take
             pos += take
@@ -286,8 +296,9 @@ class Preprocessor:
         else:
             scorable = False
         data = np.clip(filt / c.scale_uv, -c.clip_units, c.clip_units).astype(np.float32)
+        feats = base_features(self._unfiltered[None, :] * 1e-6, c.sfreq_hz)[0]
         epoch = Epoch(index=self._next_index, data=data, missing_fraction=missing_fraction,
-                      flags=tuple(flags), scorable=scorable)
+                      flags=tuple(flags), scorable=scorable, features=feats)
         self._next_index += 1
         return epoch
 

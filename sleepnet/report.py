@@ -38,6 +38,7 @@ import csv
 import json
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -51,8 +52,9 @@ from .metrics import Agreement, agreement
 from .night_file import Night, read_night
 from .readers import DEFAULT_CHANNEL, Recording, read_recording
 from .sleep_stats import STAT_DEFINITIONS, STAT_UNITS, SleepStats, sleep_statistics
-from .stages import (EPOCH_S, HYPNOGRAM_ROWS, N_STAGES, STAGE_COLOURS, STAGES, edf_stage_annotations,
+from .stages import (EPOCH_S, HYPNOGRAM_ROWS, N_STAGES, STAGE_COLOURS, STAGES, UNSCORED, edf_stage_annotations,
                      stage_name, stage_runs)
+from .weights import describe_model
 
 log = logging.getLogger(__name__)
 
@@ -387,6 +389,16 @@ def write_figure(path: Path, night: Night, stats: SleepStats, truth: np.ndarray 
 
 # --------------------------------------------------------------------------- the report
 
+def models_of(night: Night) -> list[str]:
+    """Model ids named in the night's session markers (``model=<id>``), in order, once each."""
+    out: list[str] = []
+    for s in night.sessions:
+        m = re.search(r"\bmodel=(\S+)", s.text)
+        if m and m.group(1) not in out:
+            out.append(m.group(1))
+    return out
+
+
 def default_out_dir(night_file: str | Path) -> Path:
     p = Path(night_file)
     return p.with_name(p.stem + "_report")
@@ -442,7 +454,7 @@ def write_report(night_file: str | Path, out_dir: str | Path | None = None, hypn
     stats = sleep_statistics(night.stages, night.epoch_s)
     files: dict[str, Path] = {}
     agree = None
-    notes = list(night.notes)
+    notes = list(night.notes) + [f"scored by {describe_model(m)}" for m in models_of(night)]
     if truth is not None:
         from .outputs import write_metrics
 

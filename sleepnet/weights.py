@@ -1,117 +1,155 @@
-"""Loading and saving the frozen model: ``weights/`` holds ``model_weights.pth`` (a state
-dict), ``config.json`` (architecture + preprocessing), ``label_map.json`` and
-``MODEL_CARD.md``. Loading checks the files against this code and fails with one clear
-line on any mismatch or corrupt file.
+"""Shipped models and loading any of them: the one entry point is :func:`load_model`.
+
+``weights/`` (beside the packages) holds one folder per shipped model, each with
+``config.json`` (its ``kind``, preprocessing and settings), ``label_map.json``,
+``MODEL_CARD.md`` and the figures measured for it. ``weights/__init__.py`` names the
+default model (``DEFAULT_MODEL``), in that one place.
+
+Kinds: ``feature-gbm`` (:mod:`sleepnet.feature_model`, numpy only) and ``cnn-lstm``
+(:mod:`sleepnet.cnn_weights`, imports torch only when such a model is loaded). A model
+of either kind makes stagers through ``model.new_stager()``; nobody else asks its kind.
 """
 from __future__ import annotations
 
 import json
-import logging
-from dataclasses import dataclass, fields
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from .errors import WeightsError
-from .model import CausalSleepNet, ModelConfig
-from .preprocess import PreprocessConfig
 from .stages import STAGES
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from .predictions import StagingModel
 
 FORMAT_VERSION = 1
-WEIGHTS_FILE = "model_weights.pth"
+WEIGHTS_FILE = "model_weights.pth"     # the CNN–LSTM's state dict
 CONFIG_FILE = "config.json"
 LABEL_MAP_FILE = "label_map.json"
 SEQ_LEN = 5
+KINDS = ("feature-gbm", "cnn-lstm")
+
+
+def weights_root() -> Path:
+    """The repository's ``weights/`` folder (next to the packages)."""
+    return Path(__file__).resolve().parent.parent / "weights"
+
+
+def default_model_name() -> str:
+    """The default model's folder name, from ``weights/__init__.py`` (DEFAULT_MODEL)."""
+    import weights
+
+    return str(weights.DEFAULT_MODEL)
+
+
+def shipped_models() -> list[str]:
+    """Names of the model folders shipped in ``weights/``."""
+    root = weights_root()
+    return sorted(p.name for p in root.iterdir() if (p / CONFIG_FILE).is_file()) if root.is_dir() else []
 
 
 def default_weights_dir() -> Path:
-    """The repository's ``weights/`` folder (next to the packages)."""
-    return Path(__file__).resolve().parent.parent / "weights"
+    """The default model's folder, ``weights/<DEFAULT_MODEL>``."""
+    return weights_root() / default_model_name()
+
+
+def resolve_weights_dir(weights_dir: str | Path | None) -> Path:
+    """None -> the default model; a folder path -> that folder; a shipped model's name
+    (``weights/<name>``) -> its folder. Raises :class:`WeightsError` when none exists."""
+    if weights_dir is None:
+        return default_weights_dir()
+    d = Path(weights_dir)
+    if d.is_dir():
+        return d
+    named = weights_root() / str(weights_dir)
+    if d.name == str(weights_dir) and named.is_dir():
+        return named
+    raise WeightsError(f"{d}: no such weights folder (shipped models: {', '.join(shipped_models()) or 'none'})")
+
+
+def describe_model(model_id: str) -> str:
+    """One line for people about a model named in a hypnogram file: the summary in its
+    shipped folder's ``config.json`` when a shipped model has that ``model_id``, else the id."""
+    for name in shipped_models():
+        try:
+            cfg = json.loads((weights_root() / name / CONFIG_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if cfg.get("model_id") == model_id and cfg.get("summary"):
+            return str(cfg["summary"])
+    return model_id
+
+
+def default_model_summary() -> str:
+    """The default model's one-line summary (from its ``config.json``, nothing loaded)."""
+    try:
+        cfg = json.loads((default_weights_dir() / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return default_model_name()
+    return str(cfg.get("summary") or default_model_name())
 
 
 def label_map() -> dict[str, str]:
     return {str(i): s for i, s in enumerate(STAGES)}
 
 
-@dataclass(frozen=True)
-class LoadedModel:
-    """A model in eval mode with the configuration it was trained with."""
-
-    net: CausalSleepNet
-    model_config: ModelConfig
-    preprocess: PreprocessConfig
-    model_id: str
-    source: Path
-
-
-def _read_json(path: Path) -> dict:
+def read_json(path: Path) -> dict:
+    """A JSON file of a weights folder; one-line :class:`WeightsError` when missing or corrupt."""
     if not path.exists():
-        raise WeightsError(f"{path}: missing (a weights folder needs {WEIGHTS_FILE}, {CONFIG_FILE}, {LABEL_MAP_FILE})")
+        raise WeightsError(f"{path}: missing (a weights folder needs {CONFIG_FILE}, {LABEL_MAP_FILE} "
+                           "and the model file its config names)")
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise WeightsError(f"{path}: corrupt JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise WeightsError(f"{path}: expected a JSON object")
+    return data
 
 
-def load_model(weights_dir: str | Path | None = None) -> LoadedModel:
-    """Load and check a weights folder; raises :class:`WeightsError` with one clear line."""
-    d = Path(weights_dir) if weights_dir is not None else default_weights_dir()
+def load_model(weights_dir: str | Path | None = None) -> "StagingModel":
+    """Load and check a model folder of any kind.
+
+    Parameters
+    ----------
+    weights_dir : str or Path, optional
+        A folder, or the name of a model shipped in ``weights/``; None loads the default.
+
+    Returns
+    -------
+    StagingModel
+        With ``preprocess``, ``model_id``, ``kind``, ``summary`` and ``new_stager()``.
+
+    Raises
+    ------
+    WeightsError
+        One clear line: missing folder or file, corrupt file, unknown kind, mismatch.
+    """
+    d = resolve_weights_dir(weights_dir)
     if not d.is_dir():
         raise WeightsError(f"{d}: no such weights folder")
-    cfg = _read_json(d / CONFIG_FILE)
-    lm = _read_json(d / LABEL_MAP_FILE)
+    cfg = read_json(d / CONFIG_FILE)
+    lm = read_json(d / LABEL_MAP_FILE)
     if lm != label_map():
         raise WeightsError(f"{d / LABEL_MAP_FILE}: label map {lm} does not match this code's {label_map()}")
     if cfg.get("format_version") != FORMAT_VERSION:
         raise WeightsError(f"{d / CONFIG_FILE}: format_version {cfg.get('format_version')!r}, this code reads {FORMAT_VERSION}")
-    try:
-        known = {f.name for f in fields(ModelConfig)}
-        unknown = set(cfg["model"]) - known
-        if unknown:
-            raise WeightsError(f"{d / CONFIG_FILE}: unknown model settings {sorted(unknown)}")
-        mcfg = ModelConfig(**cfg["model"])
-        pcfg = PreprocessConfig.from_dict(cfg["preprocess"])
-    except WeightsError:
-        raise
-    except (KeyError, TypeError, ValueError) as exc:
-        raise WeightsError(f"{d / CONFIG_FILE}: incomplete or invalid config ({exc.__class__.__name__}: {exc})") from None
-    if mcfg.seq_len != SEQ_LEN:
-        raise WeightsError(f"{d / CONFIG_FILE}: sequence length {mcfg.seq_len}, this code scores windows of {SEQ_LEN}")
-    if mcfg.n_classes != len(STAGES):
-        raise WeightsError(f"{d / CONFIG_FILE}: {mcfg.n_classes} classes, expected {len(STAGES)}")
-    if (mcfg.sfreq_hz, mcfg.epoch_s) != (pcfg.sfreq_hz, pcfg.epoch_s):
-        raise WeightsError(f"{d / CONFIG_FILE}: model expects {mcfg.sfreq_hz} Hz x {mcfg.epoch_s} s but preprocessing gives {pcfg.sfreq_hz} Hz x {pcfg.epoch_s} s")
-    wpath = d / WEIGHTS_FILE
-    if not wpath.exists():
-        raise WeightsError(f"{wpath}: missing")
-    try:
-        state = torch.load(wpath, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise WeightsError(f"{wpath}: corrupt or unreadable state dict ({exc.__class__.__name__})") from None
-    net = CausalSleepNet(mcfg)
-    try:
-        net.load_state_dict(state, strict=True)
-    except (RuntimeError, TypeError, AttributeError) as exc:
-        first = str(exc).strip().splitlines()[0][:200]
-        raise WeightsError(f"{wpath}: weights do not fit the architecture in {CONFIG_FILE} ({first})") from None
-    net.eval()
-    return LoadedModel(net=net, model_config=mcfg, preprocess=pcfg,
-                       model_id=str(cfg.get("model_id", d.name)), source=d)
+    kind = cfg.get("kind", "cnn-lstm")
+    if kind == "feature-gbm":
+        from .feature_model import load_feature_folder
+
+        return load_feature_folder(d, cfg)
+    if kind == "cnn-lstm":
+        from .cnn_weights import load_cnn_folder
+
+        return load_cnn_folder(d, cfg)
+    raise WeightsError(f"{d / CONFIG_FILE}: unknown model kind {kind!r} (this code runs {', '.join(KINDS)})")
 
 
-def save_model(out_dir: str | Path, net: CausalSleepNet, preprocess: PreprocessConfig,
-               model_id: str, extra: dict | None = None) -> Path:
-    """Write the weights folder layout (state dict, config, label map)."""
-    d = Path(out_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    torch.save(net.state_dict(), d / WEIGHTS_FILE)
-    cfg = {"format_version": FORMAT_VERSION, "model_id": model_id,
-           "model": net.cfg.as_dict(), "preprocess": preprocess.as_dict(),
-           "label_map": LABEL_MAP_FILE, "scoring": {"sequence_length": SEQ_LEN, "labels": "last epoch of the window"}}
-    if extra:
-        cfg.update(extra)
-    (d / CONFIG_FILE).write_text(json.dumps(cfg, indent=2) + "\n")
-    (d / LABEL_MAP_FILE).write_text(json.dumps(label_map(), indent=2) + "\n")
-    return d
+def __getattr__(name: str) -> Any:
+    """``LoadedModel`` and ``save_model`` (the CNN–LSTM's) stay importable from here;
+    they pull in torch, so only on demand."""
+    if name in ("LoadedModel", "save_model"):
+        from . import cnn_weights
+
+        return getattr(cnn_weights, name)
+    raise AttributeError(name)

@@ -42,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
                            epilog=f"example:\n  {mod.EXAMPLE}",
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         mod.add_arguments(p)
+        if any(a.dest == "weights" for a in p._actions):
+            from sleepnet.weights import default_model_summary
+
+            p.epilog += f"\n\ndefault model (--weights NAME|DIR picks another):\n  {default_model_summary()}"
         p.set_defaults(_module=mod)
     return parser
 

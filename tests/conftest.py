@@ -37,11 +37,11 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def model():
-    """The shipped model from weights/ (the real one, as users get it)."""
-    from sleepnet.weights import default_weights_dir, load_model
+    """The shipped default model (the real one, as users get it)."""
+    from sleepnet.weights import CONFIG_FILE, default_weights_dir, load_model
 
-    if not (default_weights_dir() / "model_weights.pth").exists():
-        pytest.skip("weights/ holds no trained model yet")
+    if not (default_weights_dir() / CONFIG_FILE).exists():
+        pytest.fail(f"{default_weights_dir()} holds no model: the default model must be shipped")
     return load_model()
 
 

@@ -14,16 +14,16 @@ import numpy as np
 import pytest
 
 from sleepnet.readers import Recording, write_continuous_npz
-from sleepnet.weights import WEIGHTS_FILE, default_weights_dir, load_model
+from sleepnet.weights import CONFIG_FILE, default_weights_dir, load_model
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def weights_dir() -> Path:
-    """The repository's weights/ (the model the live path ships with)."""
+    """The default model's folder (the model the live path ships with)."""
     d = default_weights_dir()
-    if not (d / WEIGHTS_FILE).exists():
-        pytest.fail(f"{d} holds no {WEIGHTS_FILE}: the live tests score with the shipped weights")
+    if not (d / CONFIG_FILE).exists():
+        pytest.fail(f"{d} holds no {CONFIG_FILE}: the live tests score with the shipped default model")
     return d
 
 
@@ -124,7 +124,7 @@ class LiveRun:
 
 def score_live(source, model, speed: float | None = None, chunk: int | None = None,
                channel: str = "Fpz-Cz", extra_sinks: list | None = None, n_epochs: int | None = None,
-               timeout_s: float = 60.0) -> LiveRun:
+               timeout_s: float = 60.0, state_path: Path | None = None) -> LiveRun:
     """Replay ``source`` in a background thread and score it live until every complete
     epoch is scored (or the stream stays silent for 5 s)."""
     from replay.player import Player
@@ -138,7 +138,7 @@ def score_live(source, model, speed: float | None = None, chunk: int | None = No
     stream, truth = connect_stream(StreamQuery(source_id=sid), channel=channel, timeout_s=10.0,
                                    buffer_s=int(source.duration_s) + 60)
     sink = CollectSink()
-    scorer = LiveScorer(stream, model, [sink, *(extra_sinks or [])], truth)
+    scorer = LiveScorer(stream, model, [sink, *(extra_sinks or [])], truth, state_path=state_path)
     stop = threading.Event()
     timer = threading.Timer(timeout_s, stop.set)
     timer.start()

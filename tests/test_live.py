@@ -5,6 +5,7 @@ that dies and returns leaves a gap, not a hole; outlets and the hypnogram file c
 records; and the `live` command fails clearly and survives SIGKILL."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -287,6 +288,9 @@ def test_live_command_killed_with_sigkill_leaves_its_hypnogram_intact_and_a_rest
         assert "# session 2 started " in after.decode()
         assert [row["epoch"] for row in read_rows(out)] == list(range(n_before + 2))
         assert r.stdout.count("epoch ") >= 2        # --no-display: one log line per epoch
+        # the restarted scorer carried on with the night it had, not a fresh one
+        night = json.loads((tmp_path / "night.tsv.state.json").read_text())["stager"]["context"]
+        assert night["n_scored"] >= n_before + 2 - 1 and night["n_epochs"] >= n_before + 2 - 1
     finally:
         if proc.poll() is None:
             proc.kill()

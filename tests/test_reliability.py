@@ -13,6 +13,7 @@ and one clipped epoch (test_live), gaps and stalls at the stream level (test_str
 """
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
@@ -473,12 +474,28 @@ def bad_inputs(d: Path, weights: Path) -> dict[str, Path]:
         f[name].mkdir()
         shutil.copy(f[src], f[name] / "night1.edf")
         shutil.copy(f["short.txt"], f[name] / "night1-hypnogram.txt")
+    from sleepnet.weights import weights_root
+
+    cnn = weights_root() / "cnn-lstm-simulated-v2"
     f["corrupt-weights"] = d / "corrupt-weights"
-    shutil.copytree(weights, f["corrupt-weights"])
+    shutil.copytree(cnn, f["corrupt-weights"])
     (f["corrupt-weights"] / "model_weights.pth").write_bytes(b"PK\x03\x04 this is not a state dict")
     f["other-weights"] = d / "other-weights"                 # a state dict of another architecture
-    shutil.copytree(weights, f["other-weights"])
+    shutil.copytree(cnn, f["other-weights"])
     torch.save(CausalSleepNet(ModelConfig(embed_dim=64)).state_dict(), f["other-weights"] / "model_weights.pth")
+    f["corrupt-trees"] = d / "corrupt-trees"                   # the default feature model, its trees damaged
+    shutil.copytree(weights, f["corrupt-trees"])
+    (f["corrupt-trees"] / "model.txt").write_text("tree\nversion=v4\nnum_class=5\n")
+    f["unknown-kind"] = d / "unknown-kind"                     # a kind this code does not run
+    shutil.copytree(weights, f["unknown-kind"])
+    cfg = json.loads((f["unknown-kind"] / "config.json").read_text())
+    (f["unknown-kind"] / "config.json").write_text(json.dumps({**cfg, "kind": "transformer"}))
+    for name, X, y in (("features-wrong-shape", np.zeros((40, 5)), np.zeros(40)),          # 5 columns, not 72
+                       ("features-no-scored", np.zeros((40, 72)), -np.ones(40)),         # nothing scored
+                       ("features-good", np.zeros((40, 72)), np.arange(40) % 5)):
+        f[name] = d / name
+        f[name].mkdir()
+        np.savez(f[name] / "SC4991E0.npz", X=X, y=y.astype(np.int64))
     f["afile"] = d / "afile"                                   # a file where a folder is needed
     f["afile"].write_text("not a folder\n")
     f["notes.tsv"] = d / "notes.tsv"                           # somebody's file, not a hypnogram
@@ -515,11 +532,24 @@ def cases(f: dict[str, Path], sid: str, w: Path) -> list[Case]:
         Case("train-edf-without-channel", ("train", "--dataset", "folder", "--folder", s["folder-c3"],
                                            "--quiet", "--out", str(f["good.npz"].parent / "wt")),
              "no channel matching 'EEG Fpz-Cz'; it has: EEG C3"),
+        Case("train-features-wrong-shape", ("train", "--folder", s["features-wrong-shape"], "--quiet",
+                                            "--out", str(f["good.npz"].parent / "wt")), "expected X (n_epochs, 72)"),
+        Case("train-features-no-scored-epoch", ("train", "--folder", s["features-no-scored"], "--subjects", "99",
+                                                "--quiet", "--out", str(f["good.npz"].parent / "wt")),
+             "no scored epoch in y"),
         Case("train-unwritable-out", ("train", "--dataset", "simulated", "--subjects", "0-1", "--hours", "0.5",
                                       "--max-passes", "1", "--quiet", "--out", out), "afile"),
         # evaluate
         Case("evaluate-no-labels", ("evaluate", s["unlabelled.npz"], "--quiet", *W), "no labels to evaluate against"),
         Case("evaluate-wrong-shape", ("evaluate", s["eeg2d.npz"], "--quiet", *W), "'eeg' must be 1-D"),
+        Case("evaluate-features-with-a-cnn", ("evaluate", "--dataset", "features", "--folder", s["features-good"],
+                                              "--subjects", "99", "--quiet", "--weights", s["corrupt-weights"]),
+             "corrupt or unreadable"),
+        Case("evaluate-features-other-kind", ("evaluate", "--dataset", "features", "--folder", s["features-good"],
+                                              "--subjects", "99", "--quiet", "--weights", "cnn-lstm-simulated-v2"),
+             "feature nights are scored by feature-gbm models only"),
+        Case("evaluate-unknown-model-kind", ("evaluate", s["good.npz"], "--quiet", "--weights", s["unknown-kind"]),
+             "unknown model kind 'transformer'"),
         Case("evaluate-unwritable-out", ("evaluate", s["good.npz"], "--quiet", *W, "--out", out + ".json"),
              "afile"),
         # simulate
@@ -541,6 +571,8 @@ def cases(f: dict[str, Path], sid: str, w: Path) -> list[Case]:
         # live (a stream is up, so the failure is the weights, not the search)
         Case("live-corrupt-weights", ("live", "--source-id", sid, "--no-display", "--no-outlets",
                                       "--weights", s["corrupt-weights"]), "corrupt or unreadable"),
+        Case("live-corrupt-trees", ("live", "--source-id", sid, "--no-display", "--no-outlets",
+                                    "--weights", s["corrupt-trees"]), "not a usable LightGBM text model"),
         Case("live-mismatched-weights", ("live", "--source-id", sid, "--no-display", "--no-outlets",
                                          "--weights", s["other-weights"]), "do not fit the architecture"),
         Case("live-out-is-someone-elses-file", ("live", "--source-id", sid, "--no-display", "--out", s["notes.tsv"]),
@@ -596,7 +628,8 @@ def _case_ids() -> list[str]:
     dummy = {k: Path(k) for k in ("good.npz", "unlabelled.npz", "good.edf", "truncated.edf", "c3.edf",
                                   "nosignal.npz", "windows.npz", "eeg2d.npz", "unknown.txt", "short.txt",
                                   "long.txt", "outside.txt", "folder-truncated", "folder-c3", "corrupt-weights",
-                                  "other-weights", "afile", "notes.tsv", "night.tsv")}
+                                  "other-weights", "afile", "notes.tsv", "night.tsv", "corrupt-trees",
+                                  "unknown-kind", "features-wrong-shape", "features-no-scored", "features-good")}
     return [c.id for c in cases(dummy, "sid", Path("w"))]
 
 

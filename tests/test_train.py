@@ -15,7 +15,7 @@ from test_cli_score import run_cli
 
 def test_training_on_simulated_nights_exports_a_loadable_weights_folder(tmp_path):
     out = tmp_path / "w"
-    proc = run_cli("train", "--dataset", "simulated", "--subjects", "0-3", "--hours", "1.5",
+    proc = run_cli("train", "--kind", "cnn-lstm", "--dataset", "simulated", "--subjects", "0-3", "--hours", "1.5",
                    "--max-passes", "2", "--val-fraction", "0.25", "--out", out, "--quiet")
     assert proc.returncode == 0, proc.stderr
     model = load_model(out)

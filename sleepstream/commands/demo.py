@@ -6,6 +6,8 @@ import time
 import uuid
 from pathlib import Path
 
+from weights import DEFAULT_MODEL
+
 HELP = "replay a simulated night at high speed, score it live on screen, and summarise the agreement"
 EXAMPLE = "sleepstream demo --speed max --no-display"
 
@@ -26,7 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="FILE",
                    help="hypnogram TSV (default: <recording>-live-<time>.tsv beside the recording)")
     p.add_argument("--no-display", action="store_true", help="one log line per epoch instead of the live screen")
-    p.add_argument("--weights", metavar="DIR", help="weights folder (default: the repository's weights/)")
+    p.add_argument("--weights", metavar="NAME|DIR",
+                   help="a shipped model's name or a weights folder (default: %s, the default "
+                        "model named in weights/__init__.py)" % DEFAULT_MODEL)
     from sleepstream.lsl_config import add_lsl_arguments
 
     add_lsl_arguments(p)
@@ -115,11 +119,11 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else recording.with_name(
         f"{recording.stem}-live-{time.strftime('%Y%m%d-%H%M%S')}.tsv")
     check_writable(out)
-    from scorer.live import LiveScorer, connect_stream, release_session  # torch: only once the inputs are known good
+    from scorer.live import LiveScorer, connect_stream, release_session  # the model only once the inputs are good
     from sleepnet.weights import load_model
 
-    use_one_torch_thread()
     model = load_model(args.weights)
+    use_one_torch_thread()
     tag = uuid.uuid4().hex[:8]
     name = f"sleepstream-demo-{tag}"
     reader: dict = {}   # the scorer's stream, once connected: the replay never runs far ahead of it
@@ -153,4 +157,8 @@ def run(args: argparse.Namespace) -> int:
     if summary.ended_by == "stop":
         return 130
     after_scoring(out, recording, hypnogram, console, channel=args.channel, replay_t0=player.t0)
+    console.print(f"model: {model.summary}")
+    if not args.recording:
+        console.print("demo: the night replayed is SIMULATED EEG (sleepnet.simulate); the agreement above is "
+                      "this model on simulated EEG, not a measure on real nights (see the model card)")
     return 0

@@ -5,24 +5,64 @@ import argparse
 import json
 from pathlib import Path
 
+from weights import DEFAULT_MODEL
+
 HELP = "evaluate weights on labelled recordings (files, a folder, or simulated subjects), per recording and pooled"
 EXAMPLE = "sleepstream evaluate --dataset simulated --subjects 900-904 --out eval.json"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("recordings", nargs="*", help="labelled recordings (npz with labels); or use --dataset")
-    p.add_argument("--dataset", choices=("sleep-edf", "folder", "simulated"),
-                   help="evaluate on these nights instead of files")
-    p.add_argument("--subjects", default="900-904", help="subjects for --dataset (default: %(default)s)")
-    p.add_argument("--folder", help="with --dataset folder: EDF/BDF recordings beside their hypnograms")
+    p.add_argument("--dataset", choices=("features", "sleep-edf", "folder", "simulated"),
+                   help="evaluate on these nights instead of files; 'features' = npz feature nights "
+                        "(X (n, 72), y), scored as live sessions (session start 5-60 min before sleep "
+                        "onset, trimmed), feature models only")
+    p.add_argument("--subjects", help="subjects for --dataset (default: 0 for features, the subject no "
+                                      "shipped model saw; 900-904 for simulated)")
+    p.add_argument("--folder", help="with --dataset features: folder of npz feature nights (default: "
+                                    "../shared/data/sleep-edf-features); with --dataset folder: EDF/BDF "
+                                    "recordings beside their hypnograms")
     p.add_argument("--channel", default="EEG Fpz-Cz", help="EEG channel (default: %(default)s)")
     p.add_argument("--hours", type=float, default=8.0, help="simulated night length (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="simulation seed (default: %(default)s)")
     p.add_argument("--trim", action="store_true",
                    help="score whole nights but compare only 30 min of wake around sleep (the training protocol)")
-    p.add_argument("--weights", help="weights folder (default: the repository's weights/)")
+    p.add_argument("--weights", metavar="NAME|DIR",
+                   help="a shipped model's name or a weights folder (default: %s, the default "
+                        "model named in weights/__init__.py)" % DEFAULT_MODEL)
     p.add_argument("--out", help="JSON file for the per-recording and pooled metrics")
     p.add_argument("--quiet", action="store_true", help="no progress bar or tables")
+
+
+def evaluate_feature_nights(args: argparse.Namespace) -> int:
+    """Feature nights: scored by a feature model as live sessions would be."""
+    from rich.console import Console
+
+    from sleepnet.errors import WeightsError
+    from sleepnet.feature_train import evaluate_nights
+    from sleepnet.weights import load_model
+    from sleepstream.commands.train import load_feature_nights
+    from sleepstream.console import agreement_tables
+
+    nights = load_feature_nights(args)
+    model = load_model(args.weights)
+    if getattr(model, "trees", None) is None:
+        raise WeightsError(f"{model.source}: a {model.kind} model needs the raw signal; feature nights "
+                           "are scored by feature-gbm models only")
+    pooled, per, _, _ = evaluate_nights(model, nights)
+    if not args.quiet:
+        console = Console()
+        for name, a in per.items():
+            console.print(f"{name}: {a.n_epochs} epochs, accuracy {a.accuracy:.3f}, macro-F1 {a.macro_f1:.3f}, "
+                          f"kappa {a.kappa:.3f}")
+        for t in agreement_tables(pooled, title=f"Pooled over {len(per)} feature nights ({model.model_id})"):
+            console.print(t)
+    if args.out:
+        Path(args.out).write_text(json.dumps({
+            "model_id": model.model_id, "dataset": "features", "nights": [n.name for n in nights],
+            "protocol": "trimmed to 30 min of wake around sleep; session start 5-60 min before sleep onset",
+            "pooled": pooled.as_dict(), "per_recording": {k: v.as_dict() for k, v in per.items()}}, indent=2))
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,6 +80,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out:
         check_writable(Path(args.out))
+    if args.subjects is None:
+        args.subjects = {"features": "0", "simulated": "900-904"}.get(args.dataset or "", "0-19")
+    if args.dataset == "features":
+        return evaluate_feature_nights(args)
     if args.dataset:
         nights = load_nights(args)
     elif args.recordings:
@@ -51,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             nights.append(NightSource(rec, subject=Path(path).stem, name=Path(path).stem))
     else:
         raise SleepstreamError("give recordings or --dataset")
-    from sleepnet.batch import score_recording  # torch: only once the recordings are read
+    from sleepnet.batch import score_recording
     from sleepnet.train import trim_range
     from sleepnet.weights import load_model
 

@@ -9,6 +9,8 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
+from weights import DEFAULT_MODEL
+
 HELP = "score a live LSL EEG stream every 30 s: on screen, on LSL stage outlets and in a hypnogram file"
 EXAMPLE = "sleepstream live --stream-name sleepstream-replay --out night.tsv"
 
@@ -33,7 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="LSL outlets <name>-stage and <name>-probabilities (default: %(default)s)")
     o.add_argument("--no-outlets", action="store_true", help="do not publish stages on LSL")
     o.add_argument("--no-display", action="store_true", help="one log line per epoch instead of the live screen")
-    p.add_argument("--weights", metavar="DIR", help="weights folder (default: the repository's weights/)")
+    p.add_argument("--weights", metavar="NAME|DIR",
+                   help="a shipped model's name or a weights folder (default: %s, the default "
+                        "model named in weights/__init__.py)" % DEFAULT_MODEL)
     p.add_argument("--buffer-s", type=int, default=360, metavar="S",
                    help="inlet buffer in seconds of signal (default: %(default)s); a sleepstream replay "
                         "faster than real time says how fast and long it is, and the buffer grows to match")
@@ -44,13 +48,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def use_one_torch_thread() -> None:
-    """Score with one torch thread. Live scoring runs the model on one epoch at a time:
-    intra-op threads gain nothing there and, on a shared CPU, cost a lot (measured with
-    benchmarks/live_latency.py on 2 busy cores: median latency 31 ms and p95 256 ms with
-    2 threads, 2.3 ms and 6.4 ms with 1)."""
-    import torch
-
-    torch.set_num_threads(1)
+    """Score with one torch thread, when the model loaded is one that uses torch (the
+    CNN–LSTM; the default feature stager never imports it). Live scoring runs the model
+    on one epoch at a time: intra-op threads gain nothing there and, on a shared CPU,
+    cost a lot (measured with benchmarks/live_latency.py on 2 busy cores: median latency
+    31 ms and p95 256 ms with 2 threads, 2.3 ms and 6.4 ms with 1)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
 
 
 def setup_epoch_log() -> None:
@@ -106,6 +111,22 @@ def stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(s, h)
 
 
+def state_path_for(out: str | None):
+    """The night-state file beside ``--out`` (``night.tsv`` -> ``night.tsv.state.json``),
+    used only when ``out`` already holds scored epochs of an earlier session."""
+    if not out:
+        return None
+    from pathlib import Path
+
+    from scorer.hypnogram_file import inspect_file
+
+    p = Path(out)
+    state = p.with_name(p.name + ".state.json")
+    if state.exists() and (not p.exists() or inspect_file(p).rows == 0):
+        state.unlink()          # a state without its hypnogram: a night that was deleted
+    return state
+
+
 def print_summary(console, summary, out: str | None) -> None:
     from sleepstream.console import agreement_tables
 
@@ -148,11 +169,11 @@ def run(args: argparse.Namespace) -> int:
         info = resolve_stream(query, args.timeout)
     except StreamNotFoundError as exc:
         raise StreamNotFoundError(f"{exc}; {lsl.search_hint()}") from None
-    from scorer.live import LiveScorer, release_session  # torch: only once there is something to score
+    from scorer.live import LiveScorer, release_session  # the model only once there is something to score
     from sleepnet.weights import load_model
 
-    use_one_torch_thread()
     model = load_model(args.weights)
+    use_one_torch_thread()
     stream = EEGStream(info, channel=args.channel, channel_index=args.channel_index, units=args.units,
                        max_buflen_s=args.buffer_s)
     truth = TruthStream.find(info.name(), info.source_id())
@@ -162,12 +183,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         # Samples flow from run() on: whatever arrives meanwhile would wait in liblsl's queue.
         desc = stream.connect(timeout_s=max(2.0, min(args.timeout, 10.0)), subscribe=False)
+        console.print(f"sleepstream live: model {model.summary}", highlight=False, soft_wrap=True)
         if args.out:
             sinks.append(HypnogramFile(args.out, desc.name, model.model_id))
         if not args.no_outlets:
             sinks.append(LslOutletSink(args.outlet_name, model.model_id, source_stream=desc.name))
         sinks.append(make_view_sink(args.no_display, f"sleepstream live: {desc.name} / {desc.channel_label}"))
-        scorer = LiveScorer(stream, model, sinks, truth)
+        scorer = LiveScorer(stream, model, sinks, truth, state_path=state_path_for(args.out))
         with stop_on_signals() as stop:
             summary = scorer.run(stop=stop, max_epochs=args.epochs)
     finally:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from weights import DEFAULT_MODEL
+
 HELP = "score a whole recording (npz, EDF, BDF) epoch by epoch and write a stage CSV"
 EXAMPLE = ("sleepstream score ../shared/data/sleep-edf/SC4001E0-PSG-first300s.edf "
            "--hypnogram ../shared/data/sleep-edf/SC4001EC-Hypnogram.edf --out preds.csv")
@@ -16,7 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hypnogram", help="true stages (EDF+ annotations, Sleep-EDF txt, text/CSV/TSV)")
     p.add_argument("--channel", default="EEG Fpz-Cz", help="EEG channel to score (default: %(default)s; Fpz-Cz matches too)")
     p.add_argument("--out", help="stage CSV to write (default: <recording name>_stages.csv here)")
-    p.add_argument("--weights", help="weights folder (default: the repository's weights/)")
+    p.add_argument("--weights", metavar="NAME|DIR",
+                   help="a shipped model's name or a weights folder (default: %s, the default "
+                        "model named in weights/__init__.py)" % DEFAULT_MODEL)
     p.add_argument("--quiet", action="store_true", help="no progress bar or tables")
 
 
@@ -37,13 +41,12 @@ def run(args: argparse.Namespace) -> int:
     if rec.n_epochs == 0:
         from sleepnet.errors import InputFileError
         raise InputFileError(f"{rec.source}: shorter than one 30-s epoch ({rec.duration_s:.1f} s)")
-    from sleepnet.inference import SequenceScorer  # torch: only once the inputs are known good
     from sleepnet.preprocess import Preprocessor
     from sleepnet.weights import load_model
 
     model = load_model(args.weights)
     pre = Preprocessor(rec.sfreq, model.preprocess)
-    scorer = SequenceScorer(model)
+    scorer = model.new_stager()
     chunk = int(round(rec.sfreq * 30 * CHUNK_EPOCHS))
     preds = []
     with progress_bar(args.quiet) as update:

@@ -1,20 +1,34 @@
-"""`sleepstream train`: train the CNN-LSTM and export a weights folder."""
+"""`sleepstream train`: train a model (the feature stager by default, or the CNN-LSTM) and
+export a weights folder."""
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
 
-HELP = "train the CNN-LSTM on Sleep-EDF (downloaded through MNE), a folder of EDF+hypnograms, or simulated nights"
-EXAMPLE = "sleepstream train --dataset sleep-edf --subjects 0-19 --out weights-sleepedf"
+HELP = ("train the feature stager (default) or the CNN-LSTM on real Sleep-EDF feature nights, Sleep-EDF "
+        "(downloaded through MNE), a folder of EDF+hypnograms, or simulated nights")
+EXAMPLE = "sleepstream train --dataset features --subjects 1-9 --out weights-real"
+DEFAULT_FEATURES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "sleep-edf-features"
+DEFAULT_SUBJECTS = {"features": "1-9", "sleep-edf": "0-19", "folder": None, "simulated": "0-19"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", choices=("sleep-edf", "folder", "simulated"), default="simulated",
-                   help="where the nights come from (default: %(default)s)")
-    p.add_argument("--subjects", default="0-19",
-                   help="subject numbers: Sleep-EDF cassette subjects, or simulated subjects (default: %(default)s)")
-    p.add_argument("--folder", help="with --dataset folder: EDF/BDF recordings beside their hypnograms")
+    p.add_argument("--kind", choices=("feature-gbm", "cnn-lstm"), default="feature-gbm",
+                   help="model kind: gradient-boosted trees over causal spectral features and night context "
+                        "(the default model's kind; needs `pip install lightgbm` to train), or the CNN-LSTM "
+                        "(default: %(default)s)")
+    p.add_argument("--dataset", choices=("features", "sleep-edf", "folder", "simulated"), default="features",
+                   help="where the nights come from: 'features' = npz feature nights (X (n, 72), y) such as "
+                        "../shared/data/sleep-edf-features (feature-gbm only); 'folder' = EDF/BDF + hypnograms; "
+                        "'sleep-edf' = download through MNE; 'simulated' (default: %(default)s)")
+    p.add_argument("--subjects",
+                   help="subject numbers: Sleep-EDF subjects (SC4xx), or simulated subjects (default: 1-9 for "
+                        "features, so subject 0 stays an independent test; 0-19 for sleep-edf and simulated; "
+                        "every night of a folder)")
+    p.add_argument("--folder", help="with --dataset features: folder of npz feature nights (default: "
+                                    "../shared/data/sleep-edf-features); with --dataset folder: EDF/BDF "
+                                    "recordings beside their hypnograms")
     p.add_argument("--channel", default="EEG Fpz-Cz", help="EEG channel (default: %(default)s)")
     p.add_argument("--hours", type=float, default=8.0, help="simulated night length in hours (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed for splits, initialisation and simulation (default: %(default)s)")
@@ -27,17 +41,79 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def subjects_spec(args: argparse.Namespace) -> str | None:
+    return args.subjects if args.subjects is not None else DEFAULT_SUBJECTS.get(args.dataset)
+
+
+def load_feature_nights(args: argparse.Namespace):
+    """The npz feature nights of ``--folder`` (default: the shared Sleep-EDF features),
+    filtered by ``--subjects`` (Sleep-EDF subject numbers)."""
+    from sleepnet.datasets import parse_subjects
+    from sleepnet.errors import SleepstreamError
+    from sleepnet.feature_train import read_feature_folder
+
+    nights = read_feature_folder(args.folder or DEFAULT_FEATURES)
+    spec = subjects_spec(args)
+    if spec:
+        wanted = {f"{s:02d}" for s in parse_subjects(spec)}
+        nights = [n for n in nights if n.subject in wanted]
+        if not nights:
+            raise SleepstreamError(f"--subjects {spec}: no feature night of those subjects in "
+                                   f"{args.folder or DEFAULT_FEATURES}")
+    return nights
+
+
 def load_nights(args: argparse.Namespace):
     from sleepnet.datasets import folder_nights, parse_subjects, simulated_nights, sleep_edf_nights
     from sleepnet.errors import SleepstreamError
 
     if args.dataset == "sleep-edf":
-        return sleep_edf_nights(parse_subjects(args.subjects), channel=args.channel)
+        return sleep_edf_nights(parse_subjects(subjects_spec(args)), channel=args.channel)
     if args.dataset == "folder":
         if not args.folder:
             raise SleepstreamError("--dataset folder needs --folder DIR")
         return folder_nights(args.folder, args.channel)
-    return simulated_nights(parse_subjects(args.subjects), hours=args.hours, seed=args.seed)
+    if args.dataset == "features":
+        raise SleepstreamError("--dataset features holds no raw signal: it trains and evaluates the "
+                               "feature-gbm kind only")
+    return simulated_nights(parse_subjects(subjects_spec(args)), hours=args.hours, seed=args.seed)
+
+
+def train_feature_model(args: argparse.Namespace, out: Path, console) -> int:
+    """Feature nights (or raw nights through our own features) -> a feature-gbm folder."""
+    from sleepnet.errors import SleepstreamError
+    from sleepnet.feature_model import save_feature_model
+    from sleepnet.feature_train import FeatureTrainConfig, fit_trees, nights_from_sources
+    from sleepstream.console import progress_bar
+
+    with progress_bar(args.quiet) as update:
+        if args.dataset == "features":
+            nights = load_feature_nights(args)
+        else:
+            sources = load_nights(args)
+            if not sources:
+                raise SleepstreamError("no nights to train on")
+            nights = nights_from_sources(sources, lambda i, n: update("computing features", i, n))
+        update("training trees", 0, 1)
+        cfg = FeatureTrainConfig(seed=args.seed)
+        text, context = fit_trees(nights, cfg)
+        update("training trees", 1, 1)
+    subjects = sorted({n.subject for n in nights})
+    model_id = args.model_id or f"feature-gbm-{args.dataset}-{len(nights)}n-seed{args.seed}"
+    summary = (f"{model_id}: gradient-boosted trees over causal spectral features and night context, trained on "
+               f"{len(nights)} {args.dataset} nights (subjects {', '.join(subjects)})")
+    save_feature_model(out, text, context, model_id, summary, extra={"trained_on": args.dataset})
+    n_epochs = int(sum(((n.labels >= 0) & n.scorable).sum() for n in nights))
+    metrics = {"model_id": model_id, "kind": "feature-gbm", "dataset": args.dataset,
+               "subjects": subjects, "train_nights": [n.name for n in nights], "train_epochs": n_epochs,
+               "settings": cfg.as_dict(), "protocol": {
+                   "split": "subject-wise", "trim": "30 min of wake before the first and after the last sleep epoch",
+                   "session_start": "drawn 5-60 min before sleep onset, label-blind", "labels": "current epoch"}}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    if not args.quiet:
+        console.print(f"trained on {len(nights)} nights ({n_epochs} scored epochs, subjects "
+                      f"{', '.join(subjects)}); weights in {out}/")
+    return 0
 
 
 def check_out_folder(out: Path) -> None:
@@ -66,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
     check_out_folder(out)
     if not 0 <= args.val_fraction < 1:
         raise SleepstreamError(f"--val-fraction {args.val_fraction}: must be in [0, 1)")
+    if args.kind == "feature-gbm":
+        return train_feature_model(args, out, console)
     nights = load_nights(args)
     if not nights:
         raise SleepstreamError("no nights to train on")

@@ -1,0 +1,168 @@
+"""The real-trained feature stager (model kind ``feature-gbm``): gradient-boosted trees
+over each epoch's nine base spectral features, the four epochs before it and causal night
+context (:mod:`sleepnet.night_context`). Scoring needs numpy only (no torch).
+
+A folder of this kind holds ``config.json`` (``kind``, preprocessing, night-context
+settings), ``label_map.json``, ``model.txt`` (LightGBM's text model, read by
+:class:`sleepnet.gbm_trees.TreeEnsemble`, no pickle) and ``MODEL_CARD.md``.
+
+The approach follows classical feature-based staging (e.g. Vallat & Walker 2021, YASA's
+gradient-boosted stager), made causal: only the current epoch and earlier ones are used.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import WeightsError
+from .gbm_trees import TreeEnsemble, TreeModelError
+from .night_context import N_INPUTS, N_LAGS, ContextConfig, NightContext
+from .predictions import StagePrediction
+from .preprocess import FLAG_WARMUP, Epoch, PreprocessConfig
+from .stages import N_STAGES, STAGES, UNSCORED_NAME
+from .weights import CONFIG_FILE, FORMAT_VERSION, LABEL_MAP_FILE, label_map
+
+log = logging.getLogger(__name__)
+
+KIND = "feature-gbm"
+TREES_FILE = "model.txt"
+
+
+@dataclass(frozen=True, repr=False)
+class FeatureModel:
+    """A loaded feature stager.
+
+    Parameters
+    ----------
+    trees : TreeEnsemble
+        The boosted trees (rows of :data:`sleepnet.night_context.N_INPUTS` inputs -> 5 stages).
+    context : ContextConfig
+        Population means and shrinkage of the night baseline.
+    preprocess : PreprocessConfig
+        The one preprocessing path (features come from its 100-Hz signal before the band-pass).
+    model_id : str
+        Its name in ``config.json``.
+    source : Path
+        The folder it was loaded from.
+    summary : str
+        One line for people: what it is, what it was trained on, its real figures.
+    """
+
+    trees: TreeEnsemble
+    context: ContextConfig
+    preprocess: PreprocessConfig
+    model_id: str
+    source: Path
+    summary: str = "feature stager"
+    kind: str = KIND
+
+    def __repr__(self) -> str:
+        return f"<FeatureModel {self.model_id} ({self.trees.n_trees} trees) from {self.source}>"
+
+    def new_stager(self) -> "FeatureStager":
+        """A fresh stager for one night."""
+        return FeatureStager(self)
+
+
+class FeatureStager:
+    """Stateful scorer of the feature model; batch and live feed it the same epochs.
+
+    An unscored epoch gets stage ``UNS`` and never feeds the night baseline; the epochs
+    after it have no lags from before it and are flagged ``warmup`` until four scorable
+    epochs have come (as with the CNN–LSTM's window).
+    """
+
+    def __init__(self, model: FeatureModel) -> None:
+        self.model = model
+        self._ctx = NightContext(model.context)
+
+    def __repr__(self) -> str:
+        return f"<FeatureStager {self.model.model_id}: {self._ctx!r}>"
+
+    def reset(self) -> None:
+        self._ctx.reset()
+
+    def skip(self, n_epochs: int) -> None:
+        self._ctx.skip(n_epochs)
+
+    def state(self) -> dict:
+        return {"kind": KIND, "model_id": self.model.model_id, "context": self._ctx.state()}
+
+    def restore(self, state: dict) -> None:
+        if state.get("kind") != KIND or state.get("model_id") != self.model.model_id:
+            raise ValueError(f"night state of model {state.get('model_id')!r}, not {self.model.model_id!r}")
+        self._ctx.restore(state["context"])
+
+    def score(self, epochs: Sequence[Epoch]) -> list[StagePrediction]:
+        """Stages of ``epochs`` in order (see :class:`sleepnet.predictions.Stager`)."""
+        rows: list[np.ndarray] = []
+        slots: list[tuple[Epoch, bool]] = []
+        for e in epochs:
+            if not e.scorable:
+                self._ctx.unscored()
+                slots.append((e, False))
+                continue
+            if e.features is None:
+                raise ValueError(f"epoch {e.index} carries no features (make epochs with sleepnet.preprocess)")
+            warm = self._ctx.n_lags < N_LAGS
+            rows.append(self._ctx.row(e.features))
+            slots.append((e, warm))
+        probs = self.model.trees.predict_proba(np.stack(rows)) if rows else np.zeros((0, N_STAGES))
+        out: list[StagePrediction] = []
+        nan = (float("nan"),) * N_STAGES
+        k = 0
+        for e, warm in slots:
+            if not e.scorable:
+                out.append(StagePrediction(e.index, UNSCORED_NAME, nan, float("nan"), e.flags))
+                continue
+            p = probs[k]
+            k += 1
+            best = int(np.argmax(p))
+            flags = ((FLAG_WARMUP,) if warm else ()) + e.flags
+            out.append(StagePrediction(e.index, STAGES[best], tuple(float(v) for v in p), float(p[best]), flags))
+        return out
+
+
+def load_feature_folder(d: Path, cfg: dict) -> FeatureModel:
+    """The feature model of folder ``d`` whose ``config.json`` is ``cfg`` (format version
+    and label map already checked); one-line :class:`WeightsError` on any problem."""
+    try:
+        pcfg = PreprocessConfig.from_dict(cfg["preprocess"])
+        ccfg = ContextConfig.from_dict(cfg["context"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WeightsError(f"{d / CONFIG_FILE}: incomplete or invalid config ({exc.__class__.__name__}: {exc})") from None
+    path = d / TREES_FILE
+    if not path.is_file():
+        raise WeightsError(f"{path}: missing (a {KIND} folder holds its trees in {TREES_FILE})")
+    try:
+        trees = TreeEnsemble.from_lightgbm_text(path.read_text())
+    except (TreeModelError, ValueError, UnicodeDecodeError) as exc:
+        raise WeightsError(f"{path}: not a usable LightGBM text model ({exc})") from None
+    if trees.n_classes != N_STAGES or trees.n_features != N_INPUTS:
+        raise WeightsError(f"{path}: {trees.n_classes} classes x {trees.n_features} inputs, "
+                           f"this code needs {N_STAGES} x {N_INPUTS}")
+    return FeatureModel(trees=trees, context=ccfg, preprocess=pcfg, model_id=str(cfg.get("model_id", d.name)),
+                        source=d, summary=str(cfg.get("summary", f"feature stager {cfg.get('model_id', d.name)}")))
+
+
+def save_feature_model(out_dir: str | Path, model_text: str, context: ContextConfig, model_id: str,
+                       summary: str, extra: dict | None = None) -> Path:
+    """Write a ``feature-gbm`` folder: config, label map, the LightGBM text model."""
+    import json
+
+    d = Path(out_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / TREES_FILE).write_text(model_text)
+    cfg = {"format_version": FORMAT_VERSION, "kind": KIND, "model_id": model_id, "summary": summary,
+           "preprocess": PreprocessConfig().as_dict(), "context": context.as_dict(),
+           "trees": TREES_FILE, "label_map": LABEL_MAP_FILE,
+           "scoring": {"inputs": "current epoch, the 4 before it, causal night context", "labels": "current epoch"}}
+    if extra:
+        cfg.update(extra)
+    (d / CONFIG_FILE).write_text(json.dumps(cfg, indent=2) + "\n")
+    (d / LABEL_MAP_FILE).write_text(json.dumps(label_map(), indent=2) + "\n")
+    return d

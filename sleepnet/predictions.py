@@ -1,0 +1,74 @@
+"""What every model kind gives back, and the interface the scorer, batch and live use.
+
+A *staging model* (:class:`StagingModel`) is a loaded model of any kind: it names its
+preprocessing and makes *stagers*. A *stager* (:class:`Stager`) is the stateful part:
+fed epochs in order (one at a time live, all at once in batch), it says each one's
+stage from that epoch and those before it, never a later one. Nothing outside
+``sleepnet`` asks which kind a model is.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, Sequence
+
+from .stages import STAGES, UNSCORED_NAME
+
+if TYPE_CHECKING:
+    from .preprocess import Epoch, PreprocessConfig
+
+
+@dataclass(frozen=True)
+class StagePrediction:
+    """The model's verdict on one epoch.
+
+    epoch: epoch index. stage: W/N1/N2/N3/REM or UNS. probabilities: five floats in
+    label-map order (NaN when unscored). confidence: the largest probability (NaN when
+    unscored). flags: quality flags plus ``warmup``.
+    """
+
+    epoch: int
+    stage: str
+    probabilities: tuple[float, ...]
+    confidence: float
+    flags: tuple[str, ...]
+
+    @property
+    def scored(self) -> bool:
+        return self.stage != UNSCORED_NAME
+
+    @property
+    def stage_code(self) -> int:
+        return STAGES.index(self.stage) if self.scored else -1
+
+
+class Stager(Protocol):
+    """Stateful epochs -> stages, the same object in batch and live."""
+
+    def score(self, epochs: Sequence["Epoch"]) -> list[StagePrediction]:
+        """Stages for ``epochs`` (in order, after every epoch already fed)."""
+
+    def reset(self) -> None:
+        """Forget everything: a new night."""
+
+    def skip(self, n_epochs: int) -> None:
+        """``n_epochs`` passed unseen (the scorer was down): time moves on, the context breaks."""
+
+    def state(self) -> dict:
+        """Night-level state to carry over a restart, as JSON-able values."""
+
+    def restore(self, state: dict) -> None:
+        """Carry on from :meth:`state`; raises ValueError on a state this model cannot use."""
+
+
+class StagingModel(Protocol):
+    """A loaded model of any kind."""
+
+    kind: str
+    model_id: str
+    source: Path
+    preprocess: "PreprocessConfig"
+    summary: str
+
+    def new_stager(self) -> Stager:
+        """A fresh stager for one night."""
