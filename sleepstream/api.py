@@ -32,7 +32,7 @@ from sleepnet.stages import EPOCH_S, STAGES, UNSCORED, UNSCORED_NAME
 if TYPE_CHECKING:  # torch only once something is scored
     from sleepnet.inference import StagePrediction
     from sleepnet.metrics import Agreement
-    from sleepnet.weights import LoadedModel
+    from sleepnet.predictions import StagingModel as LoadedModel
 
 __all__ = ["StagingModel", "StagingResult", "load_model", "stage"]
 
@@ -43,7 +43,7 @@ class StagingModel:
 
     Attributes
     ----------
-    loaded : sleepnet.weights.LoadedModel
+    loaded : sleepnet.predictions.StagingModel
         The model as :func:`sleepnet.weights.load_model` returns it (network in eval
         mode and the preprocessing it was trained with).
     """
@@ -61,15 +61,7 @@ class StagingModel:
         return Path(self.loaded.source)
 
     def __repr__(self) -> str:
-        kind = type(getattr(self.loaded, "net", None)).__name__
-        return f"<StagingModel {self.model_id!r} ({kind}) from {self.source}>"
-
-
-def _shipped_candidates(name: str) -> list[Path]:
-    from sleepnet.weights import default_weights_dir
-
-    default = default_weights_dir()
-    return [default / name, default.parent / name]
+        return f"<StagingModel {self.model_id!r} ({self.loaded.kind}) from {self.source}>"
 
 
 def load_model(name_or_path: str | Path | None = None) -> StagingModel:
@@ -78,9 +70,9 @@ def load_model(name_or_path: str | Path | None = None) -> StagingModel:
     Parameters
     ----------
     name_or_path : str or path-like, optional
-        ``None`` for the default shipped model; a folder holding the weights files
-        (``model_weights.pth``, ``config.json``, ``label_map.json``); or the name of a
-        shipped model (its folder name, or the default model's ``model_id``).
+        ``None`` for the default shipped model (``weights.DEFAULT_MODEL``); a weights
+        folder (``config.json`` with its ``kind``, ``label_map.json``, the model file); or
+        the name of a shipped model (its folder name in ``weights/``).
 
     Returns
     -------
@@ -93,27 +85,11 @@ def load_model(name_or_path: str | Path | None = None) -> StagingModel:
         The folder is missing, corrupt or does not fit this code, or no shipped model
         has that name (the message lists the names there are).
     """
-    from sleepnet.weights import default_weights_dir
     from sleepnet.weights import load_model as _load
 
     if isinstance(name_or_path, StagingModel):
         return name_or_path
-    if name_or_path is None:
-        return StagingModel(_load(None))
-    p = Path(name_or_path)
-    if p.is_dir():
-        return StagingModel(_load(p))
-    name = str(name_or_path)
-    for cand in _shipped_candidates(name):
-        if cand.is_dir() and (cand / "config.json").exists():
-            return StagingModel(_load(cand))
-    default = StagingModel(_load(None))
-    if name == default.model_id:
-        return default
-    root = default_weights_dir()
-    shipped = sorted({d.name for base in (root, root.parent) for d in base.iterdir()
-                      if d.is_dir() and (d / "config.json").exists()} | {default.model_id})
-    raise WeightsError(f"{name}: no such weights folder or shipped model (shipped: {', '.join(shipped)})")
+    return StagingModel(_load(name_or_path))
 
 
 @dataclass(frozen=True, repr=False)

@@ -145,7 +145,7 @@ def test_load_model_by_default_by_folder_and_by_name_and_unknown_names_are_liste
     assert sleepstream.load_model(model.source).model_id == model.model_id
     assert sleepstream.load_model(model.model_id).model_id == model.model_id
     assert repr(default).startswith(f"<StagingModel '{model.model_id}'")
-    with pytest.raises(WeightsError, match=f"no-such-model: no such weights folder or shipped model .*{model.model_id}"):
+    with pytest.raises(WeightsError, match=rf"no-such-model: no such weights folder \(shipped models: .*{model.source.name}"):
         sleepstream.load_model("no-such-model")
 
 
