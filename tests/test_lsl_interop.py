@@ -264,13 +264,17 @@ def test_scorer_and_peers_in_another_session_find_each_other_through_lslapicfg_o
     inlet = procs.peer("pylsl_inlet.py", "--name", out_name + "-stage", "--count", "1", "--timeout", "120",
                        env=env_with(cfg), cwd=tmp_path)
     tsv = tmp_path / "night.tsv"
-    live = procs.live("--stream-name", name, "--epochs", "1", "--out", str(tsv), "--outlet-name", out_name,
+    # Four epochs (12 s at 10x) keep our outlet up long enough for the inlet to find it on a
+    # loaded machine; whichever epoch it gets first must be the hypnogram file's row.
+    live = procs.live("--stream-name", name, "--epochs", "4", "--out", str(tsv), "--outlet-name", out_name,
                       "--timeout", "20", env=env_with(cfg))
     _, err = finish(live)
     assert live.returncode == 0, err[-2000:]
-    (row,) = read_rows(tsv)
+    rows = read_rows(tsv)
     got = peer_json(inlet)
-    assert [s[0] for s in got[out_name + "-stage"]["samples"]] == [row["stage"]]
+    ((stage,),), (stamp,) = got[out_name + "-stage"]["samples"][:1], got[out_name + "-stage"]["timestamps"][:1]
+    row = min(rows, key=lambda r: abs(r["end_time"] - stamp))
+    assert abs(row["end_time"] - stamp) < 1e-3 and stage == row["stage"], (stage, stamp, rows)
     assert ET.fromstring(got[out_name + "-stage"]["xml"]).findtext("session_id") == session
 
     tsv2 = tmp_path / "night2.tsv"
