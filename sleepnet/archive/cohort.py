@@ -7,7 +7,8 @@ sfreq_hz, duration_s, epochs, epochs_scored, epochs_unscored, unscored_reasons
 statistics of the report (:data:`sleepnet.sleep_stats.STAT_UNITS`: TIB ... N_awakenings,
 minutes / % / counts) of the predicted hypnogram, epochs_compared, accuracy, macro_f1 and
 kappa against the hypnogram (empty without one), model_id, weights_sha256, seconds (the
-night's time in its worker), worker (host:pid), stages_csv and error (one line, failed
+night's wall time in its worker), cpu_seconds (the worker process's CPU time for it), worker
+(host:pid), stages_csv and error (one line, failed
 nights only). ``cohort.parquet`` holds the same table when pyarrow is importable.
 """
 from __future__ import annotations
@@ -34,7 +35,7 @@ POOLED_JSON = "cohort_agreement.json"
 _HEAD = ("night", "recording", "hypnogram", "status", "channel", "sfreq_hz", "duration_s", "epochs",
          "epochs_scored", "epochs_unscored", "unscored_reasons", "mean_confidence")
 _TAIL = ("epochs_compared", "accuracy", "macro_f1", "kappa", "model_id", "weights_sha256", "seconds",
-         "worker", "stages_csv", "error")
+         "cpu_seconds", "worker", "stages_csv", "error")
 #: Columns of cohort.csv, in order.
 COLUMNS: tuple[str, ...] = (*_HEAD, *STAT_UNITS, *_TAIL)
 

@@ -113,6 +113,7 @@ class NightRow:
     model_id: str = ""
     weights_sha256: str = ""
     seconds: float = math.nan
+    cpu_seconds: float = math.nan
     worker: str = ""
     stages_csv: str = ""
     recording_bytes: int = -1
@@ -213,7 +214,7 @@ def score_night(job: NightJob) -> NightRow:
     NightRow
         Status ``scored`` with its figures, or ``failed`` with a one-line ``error``.
     """
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     night = job.night
     base = NightRow(night=night.name, recording=str(night.recording),
                     hypnogram=str(night.hypnogram) if night.hypnogram else "",
@@ -227,7 +228,7 @@ def score_night(job: NightJob) -> NightRow:
     except Exception as exc:  # a bug or a library's surprise: still one line, the rest goes on
         log.exception("%s: unexpected error", night.recording)
         row = replace(base, error=f"{night.recording}: {exc.__class__.__name__}: {exc}".splitlines()[0])
-    row = replace(row, seconds=round(time.perf_counter() - t0, 4))
+    row = replace(row, seconds=round(time.perf_counter() - t0, 4), cpu_seconds=round(time.process_time() - c0, 4))
     if row.ok:
         tmp = job.night_file.with_name(job.night_file.name + ".tmp")
         tmp.write_text(json.dumps(row.as_dict(), indent=1, default=_json_default) + "\n")

@@ -3,7 +3,7 @@ a Dask cluster. Both yield one :class:`~sleepnet.archive.night.NightRow` per nig
 nights finish, and load the model once per worker.
 
 :class:`LocalRunner` (``concurrent.futures.ProcessPoolExecutor``, ``spawn`` start)
-    keeps at most one night per worker in flight. A worker that dies (killed, out of
+    keeps at most two nights per worker in flight (one running, one waiting). A worker that dies (killed, out of
     memory) breaks the pool and loses the nights in flight: the pool is rebuilt and each
     lost night is retried once, alone, so the night that kills a worker twice is the one
     that fails ("worker died") and the others are scored. Workers ignore SIGINT; on
@@ -31,6 +31,11 @@ from .night import NightJob, NightRow, score_night, worker_model
 
 log = logging.getLogger(__name__)
 
+#: Nights handed to the pool per worker: one running and one waiting, so no worker idles
+#: between two nights; at most this many per worker are lost (and retried) when one dies.
+IN_FLIGHT_PER_WORKER = 2
+WARM_UP_SFREQ_HZ = 100.0
+WARM_UP_SAMPLES = int(180 * WARM_UP_SFREQ_HZ)   # 3 min of noise
 WORKER_DIED = "worker died twice while scoring it (killed, or out of memory)"
 
 
@@ -48,7 +53,21 @@ def _init_worker(weights_dir: str | None, torch_threads: int | None, log_level: 
         import torch
 
         torch.set_num_threads(torch_threads)
-    worker_model(weights_dir)
+    warm_model(weights_dir)
+
+
+def warm_model(weights_dir: str | None = None) -> str:
+    """Load the model in this process and score 3 min of noise with it, so the first night
+    does not pay for the first forward passes; returns the model id."""
+    import numpy as np
+
+    from ..batch import score_recording
+    from ..readers import Recording
+
+    model = worker_model(weights_dir)
+    noise = np.random.default_rng(0).normal(0, 30, WARM_UP_SAMPLES).astype(np.float32)
+    score_recording(Recording(eeg_uv=noise, sfreq=WARM_UP_SFREQ_HZ, channel="warm-up", source="warm-up"), model)
+    return model.model_id
 
 
 def _worker_pid() -> int:
@@ -98,7 +117,7 @@ class LocalRunner:
         return self._pool
 
     def warm(self) -> list[int]:
-        """Start every worker and load its model; returns the workers' pids."""
+        """Start every worker and warm its model (:func:`warm_model`); returns the workers' pids."""
         return sorted({f.result() for f in [self.pool.submit(_worker_pid) for _ in range(self.workers)]})
 
     def run(self, jobs: Sequence[NightJob]) -> Iterator[NightRow]:
@@ -113,7 +132,7 @@ class LocalRunner:
                     job = retry.popleft()
                     inflight[self.pool.submit(score_night, job)] = job
             else:
-                while todo and len(inflight) < self.workers:
+                while todo and len(inflight) < IN_FLIGHT_PER_WORKER * self.workers:
                     job = todo.popleft()
                     inflight[self.pool.submit(score_night, job)] = job
             done, _ = wait(inflight, return_when=FIRST_COMPLETED)
@@ -189,8 +208,8 @@ class DaskRunner:
         self.close()
 
     def warm(self, weights_dir: str | None = None) -> None:
-        """Load the model on every worker now (otherwise each loads it with its first night)."""
-        self.client.run(_worker_model_id, weights_dir)
+        """Load and warm the model on every worker now (otherwise each does it with its first night)."""
+        self.client.run(warm_model, weights_dir)
 
     def run(self, jobs: Sequence[NightJob]) -> Iterator[NightRow]:
         """Score ``jobs`` on the cluster; yields each night's row as it finishes."""
@@ -213,8 +232,3 @@ class DaskRunner:
 
     def close(self) -> None:
         self.client.close()
-
-
-def _worker_model_id(weights_dir: str | None = None) -> str:
-    return worker_model(weights_dir).model_id
-

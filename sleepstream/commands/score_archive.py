@@ -19,6 +19,9 @@ from sleepnet.errors import SleepstreamError
 EXIT_SOME_FAILED = 1
 EXIT_INTERRUPTED = 130
 MAX_ERRORS_LISTED = 20
+#: Nights scale over worker processes, one core each (torch threads in one process would
+#: compete with the other workers for the same cores).
+TORCH_THREADS_PER_WORKER = 1
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -67,14 +70,14 @@ def run(args: argparse.Namespace) -> int:
     out = _out_dir(args.out)
     if args.jobs is not None and args.jobs < 1:
         raise SleepstreamError(f"--jobs must be at least 1, got {args.jobs}")
-    cores = os.cpu_count() or 1
-    jobs = args.jobs or cores
+    jobs = args.jobs or os.cpu_count() or 1
     model = model_identity(args.weights)
-    todo, reused = plan_jobs(nights, out, args.channel, model, torch_threads=max(1, cores // jobs), force=args.force)
+    todo, reused = plan_jobs(nights, out, args.channel, model, torch_threads=TORCH_THREADS_PER_WORKER,
+                             force=args.force)
     if args.scheduler:
         runner = DaskRunner.connect(args.scheduler)
     else:
-        runner = LocalRunner(max(1, min(jobs, len(todo))), model.weights_dir, torch_threads=max(1, cores // jobs))
+        runner = LocalRunner(max(1, min(jobs, len(todo))), model.weights_dir, torch_threads=TORCH_THREADS_PER_WORKER)
     order = {n.name: i for i, n in enumerate(nights)}
     rows = list(reused)
     interrupted = False

@@ -1,0 +1,168 @@
+"""Archive scoring: nights per minute on 1 and 2 local worker processes and on a 2-worker
+Dask ``LocalCluster``, all on the same set of simulated EDF+ nights.
+
+What is timed: :meth:`~sleepnet.archive.LocalRunner.run` / :meth:`~sleepnet.archive.DaskRunner.run`
+over every night of the set (reading only the EEG channel, scoring with the shipped
+model, writing the stage CSV and the night's row), with the workers already started and
+their model loaded (the start-up is timed on its own, once per runner). Each setting
+scores the set ``--repeats`` times; the fastest pass counts (the machine is shared).
+
+* ``speedup_2_workers``: time on 1 local worker / time on 2 local workers, each worker
+  with one torch thread as ``sleepstream score --jobs N`` runs them (Dask's workers get
+  one thread from Dask's own OMP_NUM_THREADS=1).
+* ``parallel_efficiency``: speedup / 2.
+* ``dask_overhead_fraction``: (time through the 2-worker LocalCluster - time on 2 local
+  workers) / time on 2 local workers: the extra time per night of going through Dask
+  (scheduler round trips, serialisation), as a share of a night's time.
+
+Nights: ``--nights`` simulated nights of ``--hours`` h at 100 Hz (seeds 500...), written
+once as EDF+ under ``benchmarks/results/data/``.
+
+    .venv/bin/python -m benchmarks.archive [--nights 16] [--hours 8] [--repeats 2]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import time
+from pathlib import Path
+
+from .common import DATA, Figure, params_key, progress, scratch_dir, script_main, this_command
+
+MODULE = "benchmarks.archive"
+TARGET_SPEEDUP = 1.7
+TARGET_DASK_OVERHEAD = 0.05
+
+
+def night_files(n: int, hours: float) -> list[Path]:
+    """``n`` simulated EDF+ nights of ``hours`` (made once per simulator version)."""
+    from sleepnet.simulate import simulate_night, write_night_edf
+
+    folder = DATA / f"archive-{hours:g}h-{params_key()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        path = folder / f"night{i:03d}.edf"
+        if not path.exists():
+            progress(f"archive: simulating night {i + 1}/{n} ({hours:g} h)")
+            tmp = path.with_name(path.stem + ".tmp.edf")
+            write_night_edf(tmp, simulate_night(hours, 500 + i))
+            tmp.replace(path)
+        paths.append(path)
+    return paths
+
+
+def _time_runner(runner, make_jobs, repeats: int, label: str) -> tuple[float, list[float], list]:
+    """Fastest of ``repeats`` passes over the set (s), every pass, and the last pass's rows."""
+    walls, rows = [], []
+    for i in range(repeats):
+        jobs = make_jobs(f"{label}-{i}")
+        progress(f"archive: {label}, pass {i + 1}/{repeats} ({len(jobs)} nights)")
+        t = time.perf_counter()
+        rows = list(runner.run(jobs))
+        walls.append(time.perf_counter() - t)
+        failed = [r.error for r in rows if not r.ok]
+        if failed:
+            raise RuntimeError(f"{label}: {len(failed)} nights failed, e.g. {failed[0]}")
+    return min(walls), walls, rows
+
+
+def run(args: argparse.Namespace) -> dict:
+    from distributed import Client, LocalCluster
+
+    from sleepnet.archive import DaskRunner, LocalRunner, find_nights, model_identity, plan_jobs
+    from sleepstream.commands.score_archive import TORCH_THREADS_PER_WORKER
+
+    paths = night_files(args.nights, args.hours)
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    nights = find_nights([str(p) for p in paths])
+    model = model_identity(args.weights)
+    scratch = scratch_dir("bench-archive-")
+    cores = os.cpu_count() or 1
+
+    def make_jobs(torch_threads):
+        def jobs_for(label: str):
+            out = scratch / label
+            out.mkdir()
+            return plan_jobs(nights, out, "EEG Fpz-Cz", model, torch_threads=torch_threads, force=True)[0]
+        return jobs_for
+
+    results: dict[str, dict] = {}
+    for workers in (1, 2):
+        label = f"local-{workers}"
+        t = time.perf_counter()
+        with LocalRunner(workers, model.weights_dir, torch_threads=TORCH_THREADS_PER_WORKER) as runner:
+            runner.warm()
+            start_s = time.perf_counter() - t
+            best, walls, rows = _time_runner(runner, make_jobs(TORCH_THREADS_PER_WORKER), args.repeats, label)
+        results[label] = _summary(best, walls, start_s, rows)
+    label = "dask-2"
+    t = time.perf_counter()
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        runner = DaskRunner(client)
+        runner.warm(model.weights_dir)
+        start_s = time.perf_counter() - t
+        best, walls, rows = _time_runner(runner, make_jobs(None), args.repeats, label)
+    results[label] = _summary(best, walls, start_s, rows)
+    same = _same_stages(scratch / f"local-2-{args.repeats - 1}", scratch / f"dask-2-{args.repeats - 1}")
+    shutil.rmtree(scratch, ignore_errors=True)
+
+    n = len(nights)
+    t1, t2, td = (results[k]["best_s"] for k in ("local-1", "local-2", "dask-2"))
+    speedup = t1 / t2
+    overhead = (td - t2) / t2
+    per_night_overhead_s = (td - t2) * 2 / n          # two workers: each night holds one for its time
+    command = this_command(MODULE, args.argv)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    cpu = "/".join(f"{results[k]['night_cpu_s_mean']:.2f}" for k in results)
+    shared = (f"load average {load_before:.1f} before, {load:.1f} after, on {cores} cores; CPU s per night "
+              f"{cpu} (1 / 2 local / Dask)")
+    figures = [
+        Figure("archive: nights/min, 1 local worker", n / t1 * 60, "/min", command=command,
+               note=f"{n} nights of {args.hours:g} h; {t1:.2f} s; {results['local-1']['night_s_mean']:.2f} s "
+                    f"per night in its worker", detail=results["local-1"]),
+        Figure("archive: nights/min, 2 local workers", n / t2 * 60, "/min", command=command,
+               note=f"{t2:.2f} s; start-up {results['local-2']['startup_s']:.1f} s (not in the rate)",
+               detail=results["local-2"]),
+        Figure("archive: nights/min, 2-worker Dask LocalCluster", n / td * 60, "/min", command=command,
+               note=f"{td:.2f} s; start-up {results['dask-2']['startup_s']:.1f} s (not in the rate); "
+                    f"stages equal to the local run: {same}", detail=results["dask-2"]),
+        Figure("archive: speedup_2_workers", speedup, "ratio", f">= {TARGET_SPEEDUP:g}x",
+               speedup >= TARGET_SPEEDUP, command, note=f"parallel efficiency {speedup / 2:.2f}; {shared}"),
+        Figure("archive: dask_overhead_fraction", overhead, "ratio", f"< {TARGET_DASK_OVERHEAD:.0%}",
+               overhead < TARGET_DASK_OVERHEAD, command,
+               note=f"{per_night_overhead_s * 1000:.0f} ms per night of "
+                    f"{results['local-2']['night_s_mean']:.2f} s; {shared}"),
+    ]
+    return {"figures": figures, "nights": n, "hours": args.hours, "model_id": model.model_id,
+            "speedup_2_workers": speedup, "parallel_efficiency": speedup / 2,
+            "dask_overhead_fraction": overhead, "dask_overhead_per_night_s": per_night_overhead_s,
+            "stages_equal_local_and_dask": same, "runs": results}
+
+
+def _summary(best: float, walls: list[float], start_s: float, rows: list) -> dict:
+    return {"best_s": best, "passes_s": walls, "startup_s": start_s,
+            "night_s_mean": sum(r.seconds for r in rows) / len(rows),
+            "night_cpu_s_mean": sum(r.cpu_seconds for r in rows) / len(rows)}
+
+
+def _same_stages(a: Path, b: Path) -> bool:
+    files = sorted(p.name for p in a.glob("*_stages.csv"))
+    return bool(files) and all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--nights", type=int, default=16, help="simulated nights in the set (default: %(default)s)")
+    p.add_argument("--hours", type=float, default=8.0, help="hours per night (default: %(default)s)")
+    p.add_argument("--repeats", type=int, default=2, help="passes per setting; the fastest counts")
+    p.add_argument("--weights", help="weights folder (default: weights/)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    script_main("archive", __doc__, add_arguments, run, argv, ".3f")
+
+
+if __name__ == "__main__":
+    main()
