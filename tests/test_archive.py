@@ -322,6 +322,25 @@ def test_local_worker_killed_mid_night_is_retried_and_others_are_kept(archive, t
     assert_same_stages(out / "die-once_stages.csv", reference)
 
 
+def test_a_night_that_kills_its_worker_every_time_fails_alone(archive, tmp_path, monkeypatch):
+    from sleepnet.archive import LocalRunner, model_identity, plan_jobs
+    from sleepnet.archive.runners import WORKER_DIED
+
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy(archive / "bedroom.edf", src / "poison.edf")
+    for name in ("SIM0001E0-PSG.edf", "SIM0011E0-PSG.edf", "SIM0021E0-PSG.edf"):
+        shutil.copy(archive / name, src / name)
+    monkeypatch.setenv(TEST_KILL_WORKER_ONCE_ENV, "poison.edf:")    # no marker: it dies every time
+    (tmp_path / "out").mkdir()
+    jobs, _ = plan_jobs(find_nights([str(src)]), tmp_path / "out", "EEG Fpz-Cz", model_identity(), torch_threads=1)
+    with LocalRunner(2, None, torch_threads=1) as runner:
+        rows = {r.night: r for r in runner.run(jobs)}
+    assert sorted(rows) == ["SIM0001E0-PSG", "SIM0011E0-PSG", "SIM0021E0-PSG", "poison"]
+    assert rows["poison"].status == "failed" and WORKER_DIED in rows["poison"].error
+    assert {r.status for n, r in rows.items() if n != "poison"} == {"scored"}
+
+
 def test_ctrl_c_stops_cleanly_and_keeps_finished_nights(archive, tmp_path):
     src = tmp_path / "src"
     src.mkdir()

@@ -36,8 +36,9 @@ log = logging.getLogger(__name__)
 NIGHT_FILE_SUFFIX = "_night.json"
 STAGES_SUFFIX = "_stages.csv"
 STATUS_SCORED, STATUS_REUSED, STATUS_FAILED = "scored", "reused", "failed"
-#: Test hook, for the worker-death test only: "<recording file name>:<marker path>" makes the
-#: job of that recording kill its own worker process once (when the marker does not exist yet).
+#: Test hook, for the worker-death tests only: "<recording file name>:<marker path>" makes the
+#: job of that recording kill its own worker process once (when the marker does not exist
+#: yet; it writes the pid there); "<recording file name>:" kills it every time.
 TEST_KILL_WORKER_ONCE_ENV = "SLEEPSTREAM_TEST_KILL_WORKER_ONCE"
 
 
@@ -191,9 +192,11 @@ def _maybe_die_for_test(night: NightInput) -> None:
     if not spec:
         return
     name, _, marker = spec.partition(":")
-    if night.recording.name == name and marker and not Path(marker).exists():
+    if night.recording.name != name or (marker and Path(marker).exists()):
+        return
+    if marker:
         Path(marker).write_text(str(os.getpid()))
-        os.kill(os.getpid(), signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _reasons(flags: list[tuple[str, ...]]) -> str:

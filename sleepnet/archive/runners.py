@@ -3,11 +3,14 @@ a Dask cluster. Both yield one :class:`~sleepnet.archive.night.NightRow` per nig
 nights finish, and load the model once per worker.
 
 :class:`LocalRunner` (``concurrent.futures.ProcessPoolExecutor``, ``spawn`` start)
-    keeps at most two nights per worker in flight (one running, one waiting). A worker that dies (killed, out of
-    memory) breaks the pool and loses the nights in flight: the pool is rebuilt and each
-    lost night is retried once, alone, so the night that kills a worker twice is the one
-    that fails ("worker died") and the others are scored. Workers ignore SIGINT; on
-    Ctrl-C the caller stops iterating and :meth:`LocalRunner.close` ends the workers.
+    keeps at most two nights per worker in flight (one running, one waiting). A worker
+    that dies (killed, out of memory) breaks the pool and loses the nights in flight: the
+    pool is rebuilt and each lost night is retried once, alone, so the night that kills a
+    worker twice is the one that fails ("worker died") and the others are scored. After
+    5 broken pools with no night finished in between, the nights left fail unscored.
+    Workers ignore SIGINT; on Ctrl-C the caller stops iterating and
+    :meth:`LocalRunner.close` ends the workers. As with any ``spawn`` pool, a script that
+    uses it needs the ``if __name__ == "__main__":`` guard.
 :class:`DaskRunner` (``dask.distributed``)
     submits every night to the cluster (``retries=1``); when a worker dies the
     scheduler gives its night to another worker (up to its
@@ -36,6 +39,7 @@ log = logging.getLogger(__name__)
 IN_FLIGHT_PER_WORKER = 2
 WARM_UP_SFREQ_HZ = 100.0
 WARM_UP_SAMPLES = int(180 * WARM_UP_SFREQ_HZ)   # 3 min of noise
+MAX_BREAKS_IN_A_ROW = 5
 WORKER_DIED = "worker died twice while scoring it (killed, or out of memory)"
 
 
@@ -126,7 +130,13 @@ class LocalRunner:
         retry: deque[NightJob] = deque()
         lost: dict[str, int] = {}
         inflight: dict[Future, NightJob] = {}
+        breaks_in_a_row = 0   # pools broken with no night finished in between
         while todo or retry or inflight:
+            if breaks_in_a_row >= MAX_BREAKS_IN_A_ROW:  # workers die whatever they run: stop trying
+                for job in [*retry, *todo]:
+                    yield _failed_row(job, f"not scored: local workers died {breaks_in_a_row} times in a row "
+                                           "(out of memory? a broken installation?)")
+                return
             if retry:
                 if not inflight:  # a lost night runs alone: if it kills a worker again, it is the culprit
                     job = retry.popleft()
@@ -140,6 +150,9 @@ class LocalRunner:
                 wait(inflight)  # the whole pool is gone: every night in flight ends now
                 done = set(inflight)
                 self._discard_pool()
+                breaks_in_a_row += 1
+            if any(f.exception() is None for f in done):
+                breaks_in_a_row = 0
             for fut in done:
                 job = inflight.pop(fut)
                 exc = fut.exception()
