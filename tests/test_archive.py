@@ -44,10 +44,17 @@ def run_cli(*args, env=None, timeout=180):
                           capture_output=True, text=True, timeout=timeout, env=env)
 
 
-def _write_night(path: Path, labels: np.ndarray, seed: int) -> np.ndarray:
+def _write_night(path: Path, labels: np.ndarray, seed: int, flat_epochs: tuple[int, int] | None = None) -> np.ndarray:
+    """A simulated EDF+ night; ``flat_epochs`` (first, end): epochs whose signal is 0 µV."""
+    from dataclasses import replace
+
     from sleepnet.simulate import simulate_hypnogram, write_night_edf
 
     night = simulate_hypnogram(labels, seed)
+    if flat_epochs is not None:
+        eeg = night.eeg_uv.copy()
+        eeg[int(flat_epochs[0] * 30 * night.sfreq):int(flat_epochs[1] * 30 * night.sfreq)] = 0.0
+        night = replace(night, eeg_uv=eeg)
     write_night_edf(path, night)
     return night.labels
 
@@ -62,7 +69,7 @@ def archive(tmp_path_factory) -> Path:
     for i in range(3):
         labels = _write_night(d / f"SIM00{i}1E0-PSG.edf", np.roll(PLAN, 4 * i)[: 40 + 4 * i], seed=70 + i)
         write_edf_annotations(d / f"SIM00{i}1EC-Hypnogram.edf", labels)
-    labels = _write_night(d / "bedroom.edf", PLAN[:50], seed=80)
+    labels = _write_night(d / "bedroom.edf", PLAN[:50], seed=80, flat_epochs=(20, 23))   # 3 flat epochs
     (d / "bedroom-hypnogram.txt").write_text("\n".join(("W", "N1", "N2", "N3", "R")[c] for c in labels) + "\n")
     data = (d / "bedroom.edf").read_bytes()
     (d / "corrupt.edf").write_bytes(data[: len(data) // 3])
@@ -197,6 +204,7 @@ def test_cluster_scores_every_night_as_score_does_alone(scored, tmp_path):
         for key in ("recording", "hypnogram"):
             crowd_m.pop(key), alone_m.pop(key)
         assert crowd_m == alone_m
+    assert (ok["bedroom"]["epochs_unscored"], ok["bedroom"]["unscored_reasons"]) == ("3", "flat:3")
     real = ok["SC4001E0-PSG-first300s"]
     assert Path(real["hypnogram"]).name == "SC4001EC-Hypnogram.edf"   # paired by the Sleep-EDF rule
     assert real["epochs"] == "10" and real["epochs_compared"] == "10"
