@@ -163,7 +163,7 @@ def test_list_files_globs_and_clashing_names(tmp_path):
 
 
 @pytest.mark.parametrize("args,expect", [
-    (lambda d: ["score", d / "x.edf", d / "y.edf"], "need --out DIR"),
+    (lambda d: ["score", d / "x.edf", d / "y.edf"], "needs --out DIR"),
     (lambda d: ["score", str(d / "*.edf"), "--out", d / "o"], "matches no recording"),
     (lambda d: ["score", d / "x.edf", d / "y.edf", "--out", d / "f.csv"], "is a file"),
     (lambda d: ["score", d / "x.edf", d / "y.edf", "--out", d / "o", "--jobs", "0"], "--jobs must be at least 1"),

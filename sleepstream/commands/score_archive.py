@@ -46,7 +46,8 @@ def wanted(args: argparse.Namespace) -> bool:
 
 def _out_dir(out: str | None) -> Path:
     if not out:
-        raise SleepstreamError("several recordings need --out DIR, the folder for their files and cohort.csv")
+        raise SleepstreamError("scoring an archive (several recordings, a folder, a glob or an @list) needs --out DIR, "
+                               "the folder for the nights' files and cohort.csv")
     d = Path(out)
     if d.exists() and not d.is_dir():
         raise SleepstreamError(f"--out {d}: is a file; with several recordings --out names a folder")
