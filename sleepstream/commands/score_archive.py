@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     if not args.quiet:
-        con = Console(highlight=False)
+        con = Console(highlight=False, soft_wrap=True)
         where = ("" if not todo else f" on the Dask cluster at {args.scheduler}" if args.scheduler
                  else f" on {runner.workers} local worker{'s' if runner.workers > 1 else ''}")
         reused_txt = f", {len(reused)} reused (already scored with {model.model_id})" if reused else ""
