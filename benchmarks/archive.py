@@ -13,7 +13,10 @@ scores the set ``--repeats`` times; the fastest pass counts (the machine is shar
 * ``parallel_efficiency``: speedup / 2.
 * ``dask_overhead_fraction``: (time through the 2-worker LocalCluster - time on 2 local
   workers) / time on 2 local workers: the extra time per night of going through Dask
-  (scheduler round trips, serialisation), as a share of a night's time.
+  (scheduler round trips, serialisation), as a share of a night's time, with the workers'
+  ``MALLOC_TRIM_THRESHOLD_`` unset as the README advises; ``dask_overhead_fraction_dask_defaults``
+  the same with Dask's default environment (MALLOC_TRIM_THRESHOLD_=65536, which makes glibc
+  map and unmap every large array: page faults, about 0.2 s of system time per 8-h night).
 
 Nights: ``--nights`` simulated nights of ``--hours`` h at 100 Hz (seeds 500...), written
 once as EDF+ under ``benchmarks/results/data/``.
@@ -33,6 +36,9 @@ from .common import DATA, Figure, params_key, progress, scratch_dir, script_main
 MODULE = "benchmarks.archive"
 TARGET_SPEEDUP = 1.7
 TARGET_DASK_OVERHEAD = 0.05
+#: Dask's nannies give workers MALLOC_TRIM_THRESHOLD_=65536; glibc then maps and unmaps every
+#: large array (a night's signal) anew: about 0.2 s of page faults per 8-h night. None unsets it.
+MALLOC_TRIM_KEY = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 
 
 def night_files(n: int, hours: float) -> list[Path]:
@@ -69,6 +75,7 @@ def _time_runner(runner, make_jobs, repeats: int, label: str) -> tuple[float, li
 
 
 def run(args: argparse.Namespace) -> dict:
+    import dask
     from distributed import Client, LocalCluster
 
     from sleepnet.archive import DaskRunner, LocalRunner, find_nights, model_identity, plan_jobs
@@ -97,28 +104,30 @@ def run(args: argparse.Namespace) -> dict:
             start_s = time.perf_counter() - t
             best, walls, rows = _time_runner(runner, make_jobs(TORCH_THREADS_PER_WORKER), args.repeats, label)
         results[label] = _summary(best, walls, start_s, rows)
-    label = "dask-2"
-    t = time.perf_counter()
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
-        runner = DaskRunner(client)
-        runner.warm(model.weights_dir)
-        start_s = time.perf_counter() - t
-        best, walls, rows = _time_runner(runner, make_jobs(None), args.repeats, label)
-    results[label] = _summary(best, walls, start_s, rows)
-    same = _same_stages(scratch / f"local-2-{args.repeats - 1}", scratch / f"dask-2-{args.repeats - 1}")
+    for label, environ in (("dask-2", {}), ("dask-2-no-malloc-trim", {MALLOC_TRIM_KEY: None})):
+        t = time.perf_counter()
+        with dask.config.set(environ), \
+                LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+                Client(cluster) as client:
+            runner = DaskRunner(client)
+            runner.warm(model.weights_dir)
+            start_s = time.perf_counter() - t
+            best, walls, rows = _time_runner(runner, make_jobs(None), args.repeats, label)
+        results[label] = _summary(best, walls, start_s, rows)
+    same = all(_same_stages(scratch / f"local-2-{args.repeats - 1}", scratch / f"{k}-{args.repeats - 1}")
+               for k in ("dask-2", "dask-2-no-malloc-trim"))
     shutil.rmtree(scratch, ignore_errors=True)
 
     n = len(nights)
-    t1, t2, td = (results[k]["best_s"] for k in ("local-1", "local-2", "dask-2"))
+    t1, t2, td, tn = (results[k]["best_s"] for k in ("local-1", "local-2", "dask-2", "dask-2-no-malloc-trim"))
     speedup = t1 / t2
-    overhead = (td - t2) / t2
-    per_night_overhead_s = (td - t2) * 2 / n          # two workers: each night holds one for its time
+    overhead, overhead_default = (tn - t2) / t2, (td - t2) / t2
+    per_night_overhead_s = (tn - t2) * 2 / n          # two workers: each night holds one for its time
     command = this_command(MODULE, args.argv)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     cpu = "/".join(f"{results[k]['night_cpu_s_mean']:.2f}" for k in results)
     shared = (f"load average {load_before:.1f} before, {load:.1f} after, on {cores} cores; CPU s per night "
-              f"{cpu} (1 / 2 local / Dask)")
+              f"{cpu} (1 / 2 local / Dask / Dask without malloc trim)")
     figures = [
         Figure("archive: nights/min, 1 local worker", n / t1 * 60, "/min", command=command,
                note=f"{n} nights of {args.hours:g} h; {t1:.2f} s; {results['local-1']['night_s_mean']:.2f} s "
@@ -127,18 +136,23 @@ def run(args: argparse.Namespace) -> dict:
                note=f"{t2:.2f} s; start-up {results['local-2']['startup_s']:.1f} s (not in the rate)",
                detail=results["local-2"]),
         Figure("archive: nights/min, 2-worker Dask LocalCluster", n / td * 60, "/min", command=command,
-               note=f"{td:.2f} s; start-up {results['dask-2']['startup_s']:.1f} s (not in the rate); "
-                    f"stages equal to the local run: {same}", detail=results["dask-2"]),
+               note=f"{td:.2f} s; Dask's defaults (workers get MALLOC_TRIM_THRESHOLD_=65536); start-up "
+                    f"{results['dask-2']['startup_s']:.1f} s (not in the rate); stages equal to the local run: {same}",
+               detail=results["dask-2"]),
+        Figure("archive: nights/min, 2-worker Dask LocalCluster, no malloc trim", n / tn * 60, "/min",
+               command=command, note=f"{tn:.2f} s; pre-spawn-environ MALLOC_TRIM_THRESHOLD_ unset (README)",
+               detail=results["dask-2-no-malloc-trim"]),
         Figure("archive: speedup_2_workers", speedup, "ratio", f">= {TARGET_SPEEDUP:g}x",
                speedup >= TARGET_SPEEDUP, command, note=f"parallel efficiency {speedup / 2:.2f}; {shared}"),
         Figure("archive: dask_overhead_fraction", overhead, "ratio", f"< {TARGET_DASK_OVERHEAD:.0%}",
                overhead < TARGET_DASK_OVERHEAD, command,
-               note=f"{per_night_overhead_s * 1000:.0f} ms per night of "
-                    f"{results['local-2']['night_s_mean']:.2f} s; {shared}"),
+               note=f"workers without malloc trim: {per_night_overhead_s * 1000:.0f} ms per night of "
+                    f"{results['local-2']['night_s_mean']:.2f} s; with Dask's defaults {overhead_default:.1%}; {shared}"),
     ]
     return {"figures": figures, "nights": n, "hours": args.hours, "model_id": model.model_id,
             "speedup_2_workers": speedup, "parallel_efficiency": speedup / 2,
             "dask_overhead_fraction": overhead, "dask_overhead_per_night_s": per_night_overhead_s,
+            "dask_overhead_fraction_dask_defaults": overhead_default,
             "stages_equal_local_and_dask": same, "runs": results}
 
 
