@@ -185,6 +185,18 @@ def test_an_unreachable_scheduler_is_one_clear_error():
         DaskRunner.connect("tcp://127.0.0.1:9", timeout_s=1)
 
 
+def test_a_worker_with_other_weights_than_the_run_refuses_the_night(archive, tmp_path):
+    from dataclasses import replace
+
+    from sleepnet.archive import model_identity, plan_jobs, score_night
+
+    other = replace(model_identity(), weights_sha256="0" * 64)   # what a client with other weights would send
+    (job,), _ = plan_jobs(find_nights([str(archive / "bedroom.edf")]), tmp_path, "EEG Fpz-Cz", other)
+    row = score_night(job)
+    assert row.status == "failed" and "are not the run's" in row.error
+    assert not job.stages_csv.exists()
+
+
 # --------------------------------------------------------------------------- the cluster
 
 

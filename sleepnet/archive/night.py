@@ -165,6 +165,12 @@ def worker_model(weights_dir: str | None):
     return load_model(weights_dir)
 
 
+@functools.lru_cache(maxsize=2)
+def worker_weights_sha256(weights_dir: str | None) -> str:
+    """The weights hash of :func:`worker_model`'s folder, computed once per worker process."""
+    return weights_sha256(worker_model(weights_dir).source)
+
+
 def _file_stamp(path: Path) -> tuple[int, int]:
     st = path.stat()
     return st.st_size, st.st_mtime_ns
@@ -267,6 +273,11 @@ def _score(job: NightJob, base: NightRow) -> NightRow:
 
         torch.set_num_threads(job.torch_threads)
     model = worker_model(job.model.weights_dir)
+    if worker_weights_sha256(job.model.weights_dir) != job.model.weights_sha256:
+        raise SleepstreamError(f"{night.recording}: the worker's weights ({model.source}, sha256 "
+                               f"{worker_weights_sha256(job.model.weights_dir)[:12]}) are not the run's "
+                               f"({job.model.weights_sha256[:12]}); give every worker the same weights (--weights "
+                               "on a shared path)")
     preds = score_recording(rec, model)
     write_stage_csv(job.stages_csv, preds)
     codes = np.array([p.stage_code for p in preds])
