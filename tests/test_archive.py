@@ -309,6 +309,12 @@ def test_local_workers_rerun_reuses_finished_nights_and_force_rescores(archive, 
     assert (out / "bedroom_stages.csv").stat().st_mtime_ns == mtime
     assert rows["bedroom"]["kappa"] == before["bedroom"]["kappa"]
     assert "2 reused" in again.stdout and "1 failed" in again.stdout
+    # An edited hypnogram: that night alone is scored again.
+    with open(src / "bedroom-hypnogram.txt", "a") as fh:
+        fh.write("W\n")
+    edited = run_cli("score", src, "--out", out, "--jobs", "1", "--quiet")
+    assert {n: r["status"] for n, r in _rows(out).items()} == {"SIM0001E0-PSG": "reused", "bedroom": "scored",
+                                                              "corrupt": "failed"}, edited.stderr
     # Other weights (a changed file in the weights folder): same model id, new hash -> scored again.
     weights = tmp_path / "weights"
     shutil.copytree(REPO / "weights", weights)

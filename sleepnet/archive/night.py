@@ -119,6 +119,8 @@ class NightRow:
     stages_csv: str = ""
     recording_bytes: int = -1
     recording_mtime_ns: int = -1
+    hypnogram_bytes: int = -1
+    hypnogram_mtime_ns: int = -1
     error: str = ""
     confusion: list[list[int]] | None = None
 
@@ -171,24 +173,29 @@ def worker_weights_sha256(weights_dir: str | None) -> str:
     return weights_sha256(worker_model(weights_dir).source)
 
 
-def _file_stamp(path: Path) -> tuple[int, int]:
+def _file_stamp(path: Path | None) -> tuple[int, int]:
+    """(size in bytes, mtime in ns) of a file; (-1, -1) for none or a missing one."""
+    if path is None or not path.exists():
+        return -1, -1
     st = path.stat()
     return st.st_size, st.st_mtime_ns
 
 
 def finished_row(job: NightJob) -> NightRow | None:
     """The row of a night an earlier run finished with this model, if its files are all
-    there and the recording is unchanged; else None."""
+    there and its recording and hypnogram are unchanged (same size and mtime); else None."""
     try:
         row = NightRow.from_dict(json.loads(job.night_file.read_text()))
         stamp = _file_stamp(job.night.recording)
+        hyp_stamp = _file_stamp(job.night.hypnogram)
     except (OSError, ValueError, TypeError):
         return None
     same = (row.status != STATUS_FAILED and row.model_id == job.model.model_id
             and row.weights_sha256 == job.model.weights_sha256
             and row.recording == str(job.night.recording)
             and row.hypnogram == (str(job.night.hypnogram) if job.night.hypnogram else "")
-            and (row.recording_bytes, row.recording_mtime_ns) == stamp
+            and (row.recording_bytes, row.recording_mtime_ns) == stamp != (-1, -1)
+            and (row.hypnogram_bytes, row.hypnogram_mtime_ns) == hyp_stamp
             and job.stages_csv.exists())
     return replace(row, status=STATUS_REUSED) if same else None
 
@@ -262,7 +269,7 @@ def _score(job: NightJob, base: NightRow) -> NightRow:
     night = job.night
     if night.problem:
         raise SleepstreamError(f"{night.recording}: {night.problem}")
-    stamp = _file_stamp(night.recording) if night.recording.exists() else (-1, -1)
+    stamp, hyp_stamp = _file_stamp(night.recording), _file_stamp(night.hypnogram)
     rec = read_recording(night.recording, job.channel)
     if night.hypnogram is not None:
         rec = with_labels(rec, read_hypnogram(night.hypnogram, rec.n_epochs))
@@ -290,6 +297,7 @@ def _score(job: NightJob, base: NightRow) -> NightRow:
         mean_confidence=float(np.mean([p.confidence for p in scored])) if scored else math.nan,
         stats={k: float(v) for k, v in sleep_statistics(codes).as_dict().items()},
         stages_csv=str(job.stages_csv), recording_bytes=stamp[0], recording_mtime_ns=stamp[1],
+        hypnogram_bytes=hyp_stamp[0], hypnogram_mtime_ns=hyp_stamp[1],
     )
     if rec.labels is not None:
         a = agreement(rec.labels[:len(preds)], codes)
