@@ -103,7 +103,8 @@ def run(args: argparse.Namespace) -> dict:
             runner.warm()
             start_s = time.perf_counter() - t
             best, walls, rows = _time_runner(runner, make_jobs(TORCH_THREADS_PER_WORKER), args.repeats, label)
-        results[label] = _summary(best, walls, start_s, rows)
+            rss = [runner.pool.submit(peak_rss_mb).result() for _ in range(workers)]
+        results[label] = {**_summary(best, walls, start_s, rows), "worker_peak_rss_mb": max(rss)}
     for label, environ in (("dask-2", {}), ("dask-2-no-malloc-trim", {MALLOC_TRIM_KEY: None})):
         t = time.perf_counter()
         with dask.config.set(environ), \
@@ -113,7 +114,8 @@ def run(args: argparse.Namespace) -> dict:
             runner.warm(model.weights_dir)
             start_s = time.perf_counter() - t
             best, walls, rows = _time_runner(runner, make_jobs(None), args.repeats, label)
-        results[label] = _summary(best, walls, start_s, rows)
+            rss = list(client.run(peak_rss_mb).values())
+        results[label] = {**_summary(best, walls, start_s, rows), "worker_peak_rss_mb": max(rss)}
     same = all(_same_stages(scratch / f"local-2-{args.repeats - 1}", scratch / f"{k}-{args.repeats - 1}")
                for k in ("dask-2", "dask-2-no-malloc-trim"))
     shutil.rmtree(scratch, ignore_errors=True)
@@ -133,7 +135,8 @@ def run(args: argparse.Namespace) -> dict:
                note=f"{n} nights of {args.hours:g} h; {t1:.2f} s; {results['local-1']['night_s_mean']:.2f} s "
                     f"per night in its worker", detail=results["local-1"]),
         Figure("archive: nights/min, 2 local workers", n / t2 * 60, "/min", command=command,
-               note=f"{t2:.2f} s; start-up {results['local-2']['startup_s']:.1f} s (not in the rate)",
+               note=f"{t2:.2f} s; start-up {results['local-2']['startup_s']:.1f} s (not in the rate); worker peak "
+                    f"RSS {results['local-2']['worker_peak_rss_mb']:.0f} MB",
                detail=results["local-2"]),
         Figure("archive: nights/min, 2-worker Dask LocalCluster", n / td * 60, "/min", command=command,
                note=f"{td:.2f} s; Dask's defaults (workers get MALLOC_TRIM_THRESHOLD_=65536); start-up "
@@ -154,6 +157,13 @@ def run(args: argparse.Namespace) -> dict:
             "dask_overhead_fraction": overhead, "dask_overhead_per_night_s": per_night_overhead_s,
             "dask_overhead_fraction_dask_defaults": overhead_default,
             "stages_equal_local_and_dask": same, "runs": results}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory, MB (Linux: ru_maxrss is in KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _summary(best: float, walls: list[float], start_s: float, rows: list) -> dict:
