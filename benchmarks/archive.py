@@ -106,6 +106,9 @@ def run(args: argparse.Namespace) -> dict:
             rss = [runner.pool.submit(peak_rss_mb).result() for _ in range(workers)]
         results[label] = {**_summary(best, walls, start_s, rows), "worker_peak_rss_mb": max(rss)}
     for label, environ in (("dask-2", {}), ("dask-2-no-malloc-trim", {MALLOC_TRIM_KEY: None})):
+        # A LocalCluster's nannies run in this process and leave their pre-spawn environment in
+        # os.environ, which wins over the configuration: start each cluster from a clean one.
+        os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
         t = time.perf_counter()
         with dask.config.set(environ), \
                 LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
@@ -115,6 +118,9 @@ def run(args: argparse.Namespace) -> dict:
             start_s = time.perf_counter() - t
             best, walls, rows = _time_runner(runner, make_jobs(None), args.repeats, label)
             rss = list(client.run(peak_rss_mb).values())
+            trim = set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values())
+        if trim != ({None} if environ else {"65536"}):
+            raise RuntimeError(f"{label}: the workers' MALLOC_TRIM_THRESHOLD_ is {trim}, not what this run sets")
         results[label] = {**_summary(best, walls, start_s, rows), "worker_peak_rss_mb": max(rss)}
     same = all(_same_stages(scratch / f"local-2-{args.repeats - 1}", scratch / f"{k}-{args.repeats - 1}")
                for k in ("dask-2", "dask-2-no-malloc-trim"))
