@@ -5,7 +5,8 @@ What is timed: :meth:`~sleepnet.archive.LocalRunner.run` / :meth:`~sleepnet.arch
 over every night of the set (reading only the EEG channel, scoring with the shipped
 model, writing the stage CSV and the night's row), with the workers already started and
 their model loaded (the start-up is timed on its own, once per runner). Each setting
-scores the set ``--repeats`` times; the fastest pass counts (the machine is shared).
+scores the set ``--repeats`` times, the settings taking turns pass by pass so that load
+from other work falls on them alike; the fastest pass counts.
 
 * ``speedup_2_workers``: time on 1 local worker / time on 2 local workers, each worker
   with one torch thread as ``sleepstream score --jobs N`` runs them (Dask's workers get
@@ -21,7 +22,7 @@ scores the set ``--repeats`` times; the fastest pass counts (the machine is shar
 Nights: ``--nights`` simulated nights of ``--hours`` h at 100 Hz (seeds 500...), written
 once as EDF+ under ``benchmarks/results/data/``.
 
-    .venv/bin/python -m benchmarks.archive [--nights 16] [--hours 8] [--repeats 2]
+    .venv/bin/python -m benchmarks.archive [--nights 16] [--hours 8] [--repeats 3]
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import argparse
 import os
 import shutil
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from .common import DATA, Figure, params_key, progress, scratch_dir, script_main, this_command
@@ -59,19 +61,16 @@ def night_files(n: int, hours: float) -> list[Path]:
     return paths
 
 
-def _time_runner(runner, make_jobs, repeats: int, label: str) -> tuple[float, list[float], list]:
-    """Fastest of ``repeats`` passes over the set (s), every pass, and the last pass's rows."""
-    walls, rows = [], []
-    for i in range(repeats):
-        jobs = make_jobs(f"{label}-{i}")
-        progress(f"archive: {label}, pass {i + 1}/{repeats} ({len(jobs)} nights)")
-        t = time.perf_counter()
-        rows = list(runner.run(jobs))
-        walls.append(time.perf_counter() - t)
-        failed = [r.error for r in rows if not r.ok]
-        if failed:
-            raise RuntimeError(f"{label}: {len(failed)} nights failed, e.g. {failed[0]}")
-    return min(walls), walls, rows
+def _one_pass(runner, jobs: list, label: str) -> tuple[float, list]:
+    """Seconds for one pass of ``runner`` over ``jobs``, and its rows."""
+    progress(f"archive: {label} ({len(jobs)} nights)")
+    t = time.perf_counter()
+    rows = list(runner.run(jobs))
+    wall = time.perf_counter() - t
+    failed = [r.error for r in rows if not r.ok]
+    if failed:
+        raise RuntimeError(f"{label}: {len(failed)} nights failed, e.g. {failed[0]}")
+    return wall, rows
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -95,33 +94,41 @@ def run(args: argparse.Namespace) -> dict:
             return plan_jobs(nights, out, "EEG Fpz-Cz", model, torch_threads=torch_threads, force=True)[0]
         return jobs_for
 
-    results: dict[str, dict] = {}
-    for workers in (1, 2):
-        label = f"local-{workers}"
-        t = time.perf_counter()
-        with LocalRunner(workers, model.weights_dir, torch_threads=TORCH_THREADS_PER_WORKER) as runner:
-            runner.warm()
-            start_s = time.perf_counter() - t
-            best, walls, rows = _time_runner(runner, make_jobs(TORCH_THREADS_PER_WORKER), args.repeats, label)
-            rss = [runner.pool.submit(peak_rss_mb).result() for _ in range(workers)]
-        results[label] = {**_summary(best, walls, start_s, rows), "worker_peak_rss_mb": max(rss)}
-    for label, environ in (("dask-2", {}), ("dask-2-no-malloc-trim", {MALLOC_TRIM_KEY: None})):
-        # A LocalCluster's nannies run in this process and leave their pre-spawn environment in
-        # os.environ, which wins over the configuration: start each cluster from a clean one.
-        os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
-        t = time.perf_counter()
-        with dask.config.set(environ), \
-                LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-                Client(cluster) as client:
-            runner = DaskRunner(client)
-            runner.warm(model.weights_dir)
-            start_s = time.perf_counter() - t
-            best, walls, rows = _time_runner(runner, make_jobs(None), args.repeats, label)
-            rss = list(client.run(peak_rss_mb).values())
+    runners: dict[str, tuple] = {}   # label -> (runner, torch threads, start-up s, peak RSS function)
+    with ExitStack() as stack:
+        for workers in (1, 2):
+            t = time.perf_counter()
+            local = stack.enter_context(LocalRunner(workers, model.weights_dir, torch_threads=TORCH_THREADS_PER_WORKER))
+            local.warm()
+            runners[f"local-{workers}"] = (local, TORCH_THREADS_PER_WORKER, time.perf_counter() - t,
+                                           lambda r=local, w=workers: max(r.pool.submit(peak_rss_mb).result()
+                                                                          for _ in range(w)))
+        for label, environ in (("dask-2", {}), ("dask-2-no-malloc-trim", {MALLOC_TRIM_KEY: None})):
+            # A LocalCluster's nannies run in this process and leave their pre-spawn environment
+            # in os.environ, which wins over the configuration: start each from a clean one.
+            os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+            t = time.perf_counter()
+            with dask.config.set(environ):
+                cluster = stack.enter_context(LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                                           dashboard_address=None))
+            client = stack.enter_context(Client(cluster))
             trim = set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values())
-        if trim != ({None} if environ else {"65536"}):
-            raise RuntimeError(f"{label}: the workers' MALLOC_TRIM_THRESHOLD_ is {trim}, not what this run sets")
-        results[label] = {**_summary(best, walls, start_s, rows), "worker_peak_rss_mb": max(rss)}
+            if trim != ({None} if environ else {"65536"}):
+                raise RuntimeError(f"{label}: the workers' MALLOC_TRIM_THRESHOLD_ is {trim}, not what this run sets")
+            dask_runner = DaskRunner(client)
+            dask_runner.warm(model.weights_dir)
+            runners[label] = (dask_runner, None, time.perf_counter() - t,
+                              lambda c=client: max(c.run(peak_rss_mb).values()))
+        passes: dict[str, list[float]] = {k: [] for k in runners}
+        last_rows: dict[str, list] = {}
+        for i in range(args.repeats):          # settings interleaved: load from other work hits them alike
+            for label, (runner, threads, _s, _rss) in runners.items():
+                wall, last_rows[label] = _one_pass(runner, make_jobs(threads)(f"{label}-{i}"), f"{label}, pass "
+                                                   f"{i + 1}/{args.repeats}")
+                passes[label].append(wall)
+        results = {label: {**_summary(min(passes[label]), passes[label], start_s, last_rows[label]),
+                           "worker_peak_rss_mb": rss()}
+                   for label, (_r, _t, start_s, rss) in runners.items()}
     same = all(_same_stages(scratch / f"local-2-{args.repeats - 1}", scratch / f"{k}-{args.repeats - 1}")
                for k in ("dask-2", "dask-2-no-malloc-trim"))
     shutil.rmtree(scratch, ignore_errors=True)
@@ -186,7 +193,7 @@ def _same_stages(a: Path, b: Path) -> bool:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nights", type=int, default=16, help="simulated nights in the set (default: %(default)s)")
     p.add_argument("--hours", type=float, default=8.0, help="hours per night (default: %(default)s)")
-    p.add_argument("--repeats", type=int, default=2, help="passes per setting; the fastest counts")
+    p.add_argument("--repeats", type=int, default=3, help="passes per setting; the fastest counts")
     p.add_argument("--weights", help="weights folder (default: weights/)")
 
 
