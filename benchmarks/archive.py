@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> dict:
             t = time.perf_counter()
             with dask.config.set(environ):
                 cluster = stack.enter_context(LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                                           dashboard_address=None))
+                                                           dashboard_address=":0"))
             client = stack.enter_context(Client(cluster))
             trim = set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values())
             if trim != ({None} if environ else {"65536"}):

@@ -86,7 +86,7 @@ def cluster(tmp_path_factory):
     old = os.environ.get(TEST_KILL_WORKER_ONCE_ENV)
     os.environ[TEST_KILL_WORKER_ONCE_ENV] = f"{DIE_ONCE}:{marker}"
     try:
-        lc = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+        lc = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
     finally:
         if old is None:
             os.environ.pop(TEST_KILL_WORKER_ONCE_ENV, None)
