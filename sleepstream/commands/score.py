@@ -6,25 +6,36 @@ from pathlib import Path
 
 from weights import DEFAULT_MODEL
 
-HELP = "score a whole recording (npz, EDF, BDF) epoch by epoch and write a stage CSV"
+from . import score_archive
+
+HELP = ("score a whole recording (npz, EDF, BDF) epoch by epoch and write a stage CSV; "
+        "or many (a folder, a glob, an @list) in parallel into one cohort table")
 EXAMPLE = ("sleepstream score ../shared/data/sleep-edf/SC4001E0-PSG-first300s.edf "
-           "--hypnogram ../shared/data/sleep-edf/SC4001EC-Hypnogram.edf --out preds.csv")
+           "--hypnogram ../shared/data/sleep-edf/SC4001EC-Hypnogram.edf --out preds.csv\n"
+           "  sleepstream score 'archive/**/*-PSG.edf' --out scored/ --jobs 4    "
+           "# many nights: scored/cohort.csv")
 
 CHUNK_EPOCHS = 120  # samples are fed to the same preprocessor/scorer in 1-h chunks for progress
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("recording", help="recording file: .npz (continuous or windowed), .edf or .bdf")
+    p.add_argument("recording", nargs="+",
+                   help="recording file: .npz (continuous or windowed), .edf or .bdf; several files, a folder, "
+                        "a quoted glob or @FILE (a text file listing recordings) score an archive into --out DIR")
     p.add_argument("--hypnogram", help="true stages (EDF+ annotations, Sleep-EDF txt, text/CSV/TSV)")
     p.add_argument("--channel", default="EEG Fpz-Cz", help="EEG channel to score (default: %(default)s; Fpz-Cz matches too)")
-    p.add_argument("--out", help="stage CSV to write (default: <recording name>_stages.csv here)")
+    p.add_argument("--out", help="stage CSV to write (default: <recording name>_stages.csv here); "
+                                 "for several recordings, the folder for their files and cohort.csv")
     p.add_argument("--weights", metavar="NAME|DIR",
                    help="a shipped model's name or a weights folder (default: %s, the default "
                         "model named in weights/__init__.py)" % DEFAULT_MODEL)
     p.add_argument("--quiet", action="store_true", help="no progress bar or tables")
+    score_archive.add_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
+    if score_archive.wanted(args):
+        return score_archive.run(args)
     from rich.console import Console
 
     from sleepnet.hypnogram import read_hypnogram
@@ -33,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from sleepnet.readers import read_recording, with_labels
     from sleepstream.console import agreement_tables, progress_bar
 
+    args.recording = args.recording[0]
     rec = read_recording(args.recording, args.channel)
     out = Path(args.out) if args.out else Path(f"{Path(args.recording).stem}_stages.csv")
     check_writable(out)

@@ -1,0 +1,351 @@
+"""One night of an archive: score it as ``sleepstream score`` does and return its cohort row.
+
+:func:`score_night` runs in a worker process (local or on a Dask cluster). It reads only
+the channel it needs, scores with :func:`sleepnet.batch.score_recording`, writes the same
+files as ``sleepstream score --out <out_dir>/<name>_stages.csv`` (stage CSV, and metrics and
+confusion when labelled) and, last, ``<name>_night.json``: the night's cohort row. That
+file is the mark of a finished night: a later run with the same model id and weights hash
+and an unchanged recording reuses the row instead of scoring again (:func:`finished_row`).
+
+Any error of the night (unreadable, truncated, too short, a hypnogram that does not fit)
+becomes the row's one-line ``error``; nothing is raised, so one bad file never stops the
+others.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import math
+import os
+import signal
+import socket
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SleepstreamError
+from .discover import NightInput
+
+log = logging.getLogger(__name__)
+
+NIGHT_FILE_SUFFIX = "_night.json"
+STAGES_SUFFIX = "_stages.csv"
+STATUS_SCORED, STATUS_REUSED, STATUS_FAILED = "scored", "reused", "failed"
+#: Test hook, for the worker-death tests only: "<recording file name>:<marker path>" makes the
+#: job of that recording kill its own worker process once (when the marker does not exist
+#: yet; it writes the pid there); "<recording file name>:" kills it every time.
+TEST_KILL_WORKER_ONCE_ENV = "SLEEPSTREAM_TEST_KILL_WORKER_ONCE"
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """Which model scores: its weights folder (None: the default), id and weights hash."""
+
+    weights_dir: str | None
+    model_id: str
+    weights_sha256: str
+
+
+@dataclass(frozen=True)
+class NightJob:
+    """Everything a worker needs to score one night (picklable; paths absolute).
+
+    Parameters
+    ----------
+    night : NightInput
+        The recording, its hypnogram and output name.
+    out_dir : str
+        Folder for the night's files.
+    channel : str
+        EEG channel to score.
+    model : ModelIdentity
+        The model every night of the run is scored with.
+    torch_threads : int or None
+        Torch threads in the worker (None: leave the worker's setting).
+    """
+
+    night: NightInput
+    out_dir: str
+    channel: str
+    model: ModelIdentity
+    torch_threads: int | None = None
+
+    @property
+    def stages_csv(self) -> Path:
+        return Path(self.out_dir) / f"{self.night.name}{STAGES_SUFFIX}"
+
+    @property
+    def night_file(self) -> Path:
+        return Path(self.out_dir) / f"{self.night.name}{NIGHT_FILE_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class NightRow:
+    """One row of the cohort table (durations in s, statistics as in the night's report:
+    minutes, % and counts, see :data:`sleepnet.sleep_stats.STAT_UNITS`).
+
+    ``unscored_reasons``: ``flag:count`` of the unscored epochs' quality flags, space
+    separated. ``confusion``: the agreement's confusion matrix (rows true W..REM) for the
+    pooled agreement; not a column of the CSV.
+    """
+
+    night: str
+    recording: str
+    hypnogram: str = ""
+    status: str = STATUS_FAILED
+    channel: str = ""
+    sfreq_hz: float = math.nan
+    duration_s: float = math.nan
+    epochs: int = 0
+    epochs_scored: int = 0
+    epochs_unscored: int = 0
+    unscored_reasons: str = ""
+    mean_confidence: float = math.nan
+    stats: dict[str, float] = field(default_factory=dict)
+    epochs_compared: int = 0
+    accuracy: float = math.nan
+    macro_f1: float = math.nan
+    kappa: float = math.nan
+    model_id: str = ""
+    weights_sha256: str = ""
+    seconds: float = math.nan
+    cpu_seconds: float = math.nan
+    worker: str = ""
+    stages_csv: str = ""
+    recording_bytes: int = -1
+    recording_mtime_ns: int = -1
+    hypnogram_bytes: int = -1
+    hypnogram_mtime_ns: int = -1
+    error: str = ""
+    confusion: list[list[int]] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status != STATUS_FAILED
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NightRow":
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def weights_sha256(weights_dir: str | Path) -> str:
+    """sha256 over the files of a weights folder (relative names and contents, sorted)."""
+    root = Path(weights_dir)
+    h = hashlib.sha256()
+    for p in sorted(q for q in root.rglob("*") if q.is_file()):
+        h.update(p.relative_to(root).as_posix().encode() + b"\0")
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def model_identity(weights_dir: str | Path | None = None) -> ModelIdentity:
+    """Load the model once (checking it) and name it: id and weights hash."""
+    from ..weights import load_model
+
+    model = load_model(weights_dir)
+    return ModelIdentity(weights_dir=None if weights_dir is None else str(Path(model.source).resolve()),
+                         model_id=model.model_id, weights_sha256=weights_sha256(model.source))
+
+
+@functools.lru_cache(maxsize=2)
+def limit_torch_threads(n_threads: int | None) -> None:
+    """One process's torch threads, when its model runs on torch (a CNN-LSTM imports torch
+    as it loads); a model that needs no torch never imports it here."""
+    if n_threads and "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n_threads)
+
+
+def worker_model(weights_dir: str | None):
+    """The model, loaded once per worker process (and per weights folder)."""
+    from ..weights import load_model
+
+    return load_model(weights_dir)
+
+
+@functools.lru_cache(maxsize=2)
+def worker_weights_sha256(weights_dir: str | None) -> str:
+    """The weights hash of :func:`worker_model`'s folder, computed once per worker process."""
+    return weights_sha256(worker_model(weights_dir).source)
+
+
+def _file_stamp(path: Path | None) -> tuple[int, int]:
+    """(size in bytes, mtime in ns) of a file; (-1, -1) for none or a missing one."""
+    if path is None or not path.exists():
+        return -1, -1
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+def finished_row(job: NightJob) -> NightRow | None:
+    """The row of a night an earlier run finished with this model, if its files are all
+    there and its recording and hypnogram are unchanged (same size and mtime); else None."""
+    try:
+        row = NightRow.from_dict(json.loads(job.night_file.read_text()))
+        stamp = _file_stamp(job.night.recording)
+        hyp_stamp = _file_stamp(job.night.hypnogram)
+    except (OSError, ValueError, TypeError):
+        return None
+    same = (row.status != STATUS_FAILED and row.model_id == job.model.model_id
+            and row.weights_sha256 == job.model.weights_sha256
+            and row.recording == str(job.night.recording)
+            and row.hypnogram == (str(job.night.hypnogram) if job.night.hypnogram else "")
+            and (row.recording_bytes, row.recording_mtime_ns) == stamp != (-1, -1)
+            and (row.hypnogram_bytes, row.hypnogram_mtime_ns) == hyp_stamp
+            and job.stages_csv.exists())
+    return replace(row, status=STATUS_REUSED) if same else None
+
+
+def _maybe_die_for_test(night: NightInput) -> None:
+    spec = os.environ.get(TEST_KILL_WORKER_ONCE_ENV)
+    if not spec:
+        return
+    name, _, marker = spec.partition(":")
+    if night.recording.name != name or (marker and Path(marker).exists()):
+        return
+    if marker:
+        Path(marker).write_text(str(os.getpid()))
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _reasons(flags: list[tuple[str, ...]]) -> str:
+    c = Counter(f for fl in flags for f in (fl or ("none",)))
+    return " ".join(f"{k}:{v}" for k, v in sorted(c.items()))
+
+
+def score_night(job: NightJob) -> NightRow:
+    """Score one night and write its files; any error of the night goes into the row.
+
+    Parameters
+    ----------
+    job : NightJob
+        The night, where its files go, the channel and the model.
+
+    Returns
+    -------
+    NightRow
+        Status ``scored`` with its figures, or ``failed`` with a one-line ``error``.
+    """
+    t0, c0 = time.perf_counter(), time.process_time()
+    night = job.night
+    base = NightRow(night=night.name, recording=str(night.recording),
+                    hypnogram=str(night.hypnogram) if night.hypnogram else "",
+                    model_id=job.model.model_id, weights_sha256=job.model.weights_sha256,
+                    worker=f"{socket.gethostname()}:{os.getpid()}")
+    try:
+        _maybe_die_for_test(night)
+        row = _score(job, base)
+    except SleepstreamError as exc:
+        row = replace(base, error=str(exc))
+    except Exception as exc:  # a bug or a library's surprise: still one line, the rest goes on
+        log.exception("%s: unexpected error", night.recording)
+        row = replace(base, error=f"{night.recording}: {exc.__class__.__name__}: {exc}".splitlines()[0])
+    row = replace(row, seconds=round(time.perf_counter() - t0, 4), cpu_seconds=round(time.process_time() - c0, 4))
+    if row.ok:
+        tmp = job.night_file.with_name(job.night_file.name + ".tmp")
+        tmp.write_text(json.dumps(row.as_dict(), indent=1, default=_json_default) + "\n")
+        tmp.replace(job.night_file)
+    return row
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    raise TypeError(type(o))
+
+
+def _score(job: NightJob, base: NightRow) -> NightRow:
+    from ..batch import score_recording
+    from ..hypnogram import read_hypnogram
+    from ..metrics import agreement
+    from ..outputs import write_metrics, write_stage_csv
+    from ..readers import read_recording, with_labels
+    from ..sleep_stats import sleep_statistics
+
+    night = job.night
+    if night.problem:
+        raise SleepstreamError(f"{night.recording}: {night.problem}")
+    stamp, hyp_stamp = _file_stamp(night.recording), _file_stamp(night.hypnogram)
+    rec = read_recording(night.recording, job.channel)
+    if night.hypnogram is not None:
+        rec = with_labels(rec, read_hypnogram(night.hypnogram, rec.n_epochs))
+    if rec.n_epochs == 0:
+        raise SleepstreamError(f"{rec.source}: shorter than one 30-s epoch ({rec.duration_s:.1f} s)")
+    model = worker_model(job.model.weights_dir)
+    limit_torch_threads(job.torch_threads)
+    if worker_weights_sha256(job.model.weights_dir) != job.model.weights_sha256:
+        raise SleepstreamError(f"{night.recording}: the worker's weights ({model.source}, sha256 "
+                               f"{worker_weights_sha256(job.model.weights_dir)[:12]}) are not the run's "
+                               f"({job.model.weights_sha256[:12]}); give every worker the same weights (--weights "
+                               "on a shared path)")
+    preds = score_recording(rec, model)
+    write_stage_csv(job.stages_csv, preds)
+    codes = np.array([p.stage_code for p in preds])
+    scored = [p for p in preds if p.scored]
+    row = replace(
+        base, status=STATUS_SCORED, channel=rec.channel, sfreq_hz=rec.sfreq,
+        duration_s=round(rec.duration_s, 3), epochs=len(preds), epochs_scored=len(scored),
+        epochs_unscored=len(preds) - len(scored),
+        unscored_reasons=_reasons([p.flags for p in preds if not p.scored]),
+        mean_confidence=float(np.mean([p.confidence for p in scored])) if scored else math.nan,
+        stats={k: float(v) for k, v in sleep_statistics(codes).as_dict().items()},
+        stages_csv=str(job.stages_csv), recording_bytes=stamp[0], recording_mtime_ns=stamp[1],
+        hypnogram_bytes=hyp_stamp[0], hypnogram_mtime_ns=hyp_stamp[1],
+    )
+    if rec.labels is not None:
+        a = agreement(rec.labels[:len(preds)], codes)
+        write_metrics(job.stages_csv.with_suffix(""), a,
+                      {"recording": rec.source, "model_id": model.model_id,
+                       "hypnogram": str(night.hypnogram) if night.hypnogram else None})
+        row = replace(row, epochs_compared=a.n_epochs, accuracy=a.accuracy, macro_f1=a.macro_f1,
+                      kappa=a.kappa, confusion=a.confusion)
+    return row
+
+
+def plan_jobs(nights: list[NightInput], out_dir: str | Path, channel: str, model: ModelIdentity,
+              torch_threads: int | None = None, force: bool = False) -> tuple[list[NightJob], list[NightRow]]:
+    """Split an archive into the nights to score and the rows of nights already scored.
+
+    Parameters
+    ----------
+    nights : list of NightInput
+        The archive (:func:`sleepnet.archive.discover.find_nights`).
+    out_dir : str or Path
+        The output folder (absolute paths are kept in the jobs).
+    channel : str
+        EEG channel to score.
+    model : ModelIdentity
+        The model of this run (:func:`model_identity`).
+    torch_threads : int or None
+        Torch threads per worker.
+    force : bool
+        Score every night again, even one finished with the same model.
+
+    Returns
+    -------
+    (list of NightJob, list of NightRow)
+        Jobs to run, and the ``reused`` rows of nights an earlier run finished with the
+        same model id, weights hash, recording and hypnogram.
+    """
+    out = str(Path(out_dir).resolve())
+    jobs, reused = [], []
+    for night in nights:
+        job = NightJob(night=night, out_dir=out, channel=channel, model=model, torch_threads=torch_threads)
+        row = None if force else finished_row(job)
+        if row is None:
+            jobs.append(job)
+        else:
+            reused.append(row)
+    return jobs, reused
