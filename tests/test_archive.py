@@ -28,6 +28,7 @@ from sleepnet.archive.night import TEST_KILL_WORKER_ONCE_ENV
 from sleepnet.errors import SleepstreamError
 from sleepnet.sleep_stats import STAT_UNITS, sleep_statistics
 from sleepnet.stages import STAGES
+from sleepnet.weights import default_weights_dir
 
 pytest.importorskip("distributed", reason="the archive tests need dask.distributed (pip install -e '.[test]')")
 
@@ -317,7 +318,7 @@ def test_local_workers_rerun_reuses_finished_nights_and_force_rescores(archive, 
                                                               "corrupt": "failed"}, edited.stderr
     # Other weights (a changed file in the weights folder): same model id, new hash -> scored again.
     weights = tmp_path / "weights"
-    shutil.copytree(REPO / "weights", weights)
+    shutil.copytree(default_weights_dir(), weights)
     with open(weights / "MODEL_CARD.md", "a") as fh:
         fh.write("\nedited\n")
     third = run_cli("score", src, "--out", out, "--jobs", "1", "--weights", weights, "--quiet")
