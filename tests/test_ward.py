@@ -213,3 +213,146 @@ def test_ward_command_with_a_file_as_out_fails_in_one_line(tmp_path):
                        cwd=REPO, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "exists and is not a folder" in r.stderr
+
+
+# --------------------------------------------------------------------------- the worker's lines
+
+def test_status_json_lines_carry_records_and_status_exactly_and_number_epochs_like_the_file():
+    import json
+
+    from scorer.json_lines import JsonLinesSink, record_from_event, status_from_event
+    from scorer.records import ScoredEpoch
+    from scorer.sinks import StreamStatus
+
+    buf = io.StringIO()
+    sink = JsonLinesSink(buf, epoch_offset=7)
+    rec = ScoredEpoch(2, 100.5, 130.49, "N2", (0.1, 0.05, 0.7, 0.1, 0.05), 0.7, ("warmup",), 3.25)
+    uns = ScoredEpoch(3, 130.5, 160.49, "UNS", (float("nan"),) * 5, float("nan"), ("gap", "flat"), 2.0)
+    st = StreamStatus("bed 1", 256.0, "Fpz-Cz", 1000, 12, 1, True, 40.0, 3.25, np.ones(5, np.float32))
+    sink.publish(rec)
+    sink.publish(uns)
+    sink.truth(2, "N3")
+    sink.status(st)
+    sink.close()
+    events = [json.loads(line) for line in buf.getvalue().splitlines()]
+    assert [e["event"] for e in events] == ["epoch", "epoch", "truth", "status", "end"]
+    back = record_from_event(events[0])
+    assert back == ScoredEpoch(9, 100.5, 130.49, "N2", rec.probabilities, 0.7, ("warmup",), 3.25)
+    back_uns = record_from_event(events[1])
+    assert back_uns.epoch == 10 and back_uns.stage == "UNS" and np.isnan(back_uns.probabilities).all()
+    assert events[2] == {"event": "truth", "epoch": 9, "stage": "N3"}
+    s = status_from_event(events[3])
+    assert (s.samples_received, s.samples_missing, s.gaps, s.stalled) == (1000, 12, 1, True)
+
+
+# --------------------------------------------------------------------------- the screen
+
+def ward_state(n_beds: int = 6, n_epochs: int = 200):
+    """A ward of ``n_beds`` beds fed through the worker's JSON lines (no processes)."""
+    from scorer.json_lines import JsonLinesSink
+    from scorer.ward.state import RESTARTING, BedState, WardState
+    from scorer.display_state import DisplayState
+    from scorer.records import ScoredEpoch
+    from scorer.sinks import StreamStatus
+
+    import json
+
+    state = WardState(Path("/data/ward-tonight"), "type EEG, name 'bed-*'")
+    rng = np.random.default_rng(0)
+    for i in range(n_beds):
+        bed = BedState(f"bed-{i + 1}", f"amp-{i + 1}", f"bed {i + 1}", 256.0, Path(f"bed-{i + 1}.tsv"),
+                       display=DisplayState(f"bed-{i + 1}: bed {i + 1}"))
+        buf = io.StringIO()
+        sink = JsonLinesSink(buf)
+        stages = ["W"] * 10 + list(rng.choice(["N1", "N2", "N2", "N3", "REM"], n_epochs - 10))
+        for k, s in enumerate(stages):
+            p = [0.025] * 5
+            p[("W", "N1", "N2", "N3", "REM").index(s)] = 0.9
+            sink.publish(ScoredEpoch(k, 30.0 * k, 30.0 * k + 29.99, s, tuple(p), 0.9, (), 4.0 + i))
+            if i == 2:
+                sink.truth(k, s if k % 4 else "W")
+        sink.status(StreamStatus(f"bed {i + 1}", 256.0, "Fpz-Cz", 10000, 500 * (i == 1), int(i == 1), i == 3,
+                                 3600.0, 4.0 + i))
+        for line in buf.getvalue().splitlines():
+            bed.apply(json.loads(line), 1.8e9)
+        state.beds.append(bed)
+    if n_beds > 4:
+        state.beds[4].worker, state.beds[4].retry_in_s, state.beds[4].restarts = RESTARTING, 2.0, 3
+    return state
+
+
+def screen_text(renderable, width: int, height: int) -> list[str]:
+    from rich.console import Console
+
+    c = Console(file=io.StringIO(), width=width, height=height, record=True, color_system=None,
+                force_terminal=False)
+    c.print(renderable)
+    return c.export_text().rstrip("\n").split("\n")
+
+
+@pytest.mark.parametrize("width, height", [(80, 24), (200, 60)])
+def test_ward_screen_shows_a_row_per_bed_with_stage_night_statistics_signal_latency_agreement(width, height):
+    from scorer.ward.screen import render
+
+    state = ward_state()
+    lines = screen_text(render(state, width, height, now_wall_s=1.8e9), width, height)
+    assert len(lines) <= height and all(len(ln) <= width for ln in lines)
+    rows = {f"bed-{i}": next(ln for ln in lines if f" bed-{i} " in ln) for i in range(1, 7)}
+    st1 = state.beds[0].display.stats
+    h, m = divmod(int(round(st1.tst_min)), 60)
+    assert h >= 1
+    tst = f"{h}h{m:02d}"
+    assert tst in rows["bed-1"] and f"{st1.se_pct:.0f}%" in rows["bed-1"]
+    assert state.beds[0].last_record.stage in rows["bed-1"] and "0.90" in rows["bed-1"]
+    assert "receiving" in rows["bed-1"] and "4ms" in rows["bed-1"]
+    assert "gaps 1" in rows["bed-2"]
+    acc = state.beds[2].display.agreement().accuracy
+    assert f"{100 * acc:.0f}%" in rows["bed-3"] and acc < 1.0
+    assert "SIGNAL LOST" in rows["bed-4"]
+    assert "restart 2s" in rows["bed-5"] and rows["bed-5"].rstrip().endswith("3")
+    strip_cells = sum(rows["bed-1"].count(c) for c in "█▆▅▃▁·┊")
+    assert strip_cells >= (16 if width == 80 else 100)
+    assert "Esc" in lines[-1]
+
+
+def test_ward_screen_keeps_the_highlighted_bed_in_sight_when_beds_outnumber_rows():
+    from scorer.ward.screen import render
+
+    state = ward_state(n_beds=30, n_epochs=20)
+    lines = screen_text(render(state, 80, 24, cursor=25), 80, 24)
+    assert len(lines) <= 24
+    assert any(ln.startswith(">26 ") and "bed-26" in ln for ln in lines)
+    assert any("of 30" in ln for ln in lines)
+
+
+def test_a_key_opens_a_beds_live_screen_and_esc_returns_to_all_beds(tmp_path):
+    from rich.console import Console
+
+    from scorer.ward.display import BACK, DOWN, ENTER, RIGHT, Navigation, WardDisplay, parse_keys
+
+    assert parse_keys("3\x1b[B\x1b[A\r\x1b[C\x1b0q x") == ["3", DOWN, "up", ENTER, RIGHT, BACK, BACK, BACK]
+    nav = Navigation()
+    for k in (DOWN, DOWN, ENTER):
+        nav.press(k, 6)
+    assert (nav.cursor, nav.selected) == (2, 2)
+    nav.press(RIGHT, 6)
+    assert nav.selected == 3
+    nav.press(BACK, 6)
+    nav.press("9", 6)                    # no bed 9: nothing opens
+    assert nav.selected is None
+
+    state = ward_state()
+    out = io.StringIO()
+    view = WardDisplay(Console(file=out, width=100, height=30, color_system=None, force_terminal=False),
+                       keys=False, max_fps=1000, wall_clock=lambda: 1.8e9)
+    try:
+        view.tick(state)
+        overview = screen_text(view.renderable(), 100, 30)
+        view.nav.press("3", len(state.beds))
+        detail = screen_text(view.renderable(), 100, 30)
+    finally:
+        view.close()
+    assert sum(" bed-" in ln for ln in overview) == 6
+    assert detail[0].startswith("bed-3: bed 3") and "bed 3 of 6: bed-3" in detail[-1]
+    assert any("vs truth" in ln or "accuracy" in ln for ln in detail)      # the live screen's agreement
+    assert view.frames >= 1

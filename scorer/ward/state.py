@@ -84,7 +84,6 @@ class WardState:
     following: str
     beds: list[BedState] = field(default_factory=list)
     started_wall_s: float = 0.0
-    note: str = ""
 
     def bed(self, name: str) -> BedState | None:
         return next((b for b in self.beds if b.name == name), None)
