@@ -110,7 +110,7 @@ def _layout(width: int) -> tuple[int, int]:
     """(name width, strip width) for a screen ``width`` cells wide."""
     fixed = W_NUM + W_STAGE + W_TST + W_SE + W_SIGNAL + W_LAT + W_AGREE + W_RESTART + 9
     rest = max(12, width - fixed)
-    name_w = max(8, min(24, rest // 3))
+    name_w = max(8, min(24, rest // 2))
     return name_w, max(4, rest - name_w)
 
 
