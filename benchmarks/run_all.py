@@ -1,6 +1,6 @@
 """``make bench``: every benchmark, one table, JSON and Markdown in ``benchmarks/results/``.
 
-Runs, in order: start-up, batch, throughput, latency, memory, soak and peers (see each
+Runs, in order: start-up, batch, throughput, latency, memory, soak, peers and ward (see each
 module's docstring for what exactly is timed and how), on this machine, with the
 shipped weights. Each figure carries the command that produced it; the table says
 PASS or MISS against the project's targets. Results: ``results/<benchmark>.json`` for
@@ -9,7 +9,7 @@ the raw runs, ``results/summary.json`` and ``results/summary.md`` for the table.
     .venv/bin/python -m benchmarks.run_all [--quick] [--only latency,batch] [--skip peers]
 
 ``--quick`` shortens everything (2 real-time epochs, 1 repeat, 6-hour memory and soak
-runs, peers without training) to check the machinery, not to quote.
+runs, peers without training, a 2-bed ward) to check the machinery, not to quote.
 """
 from __future__ import annotations
 
@@ -22,10 +22,11 @@ import traceback
 
 from .common import RESULTS, Figure, configure_lsl, machine, progress, write_result
 
-ORDER = ("startup", "batch", "throughput", "latency", "memory", "soak", "peers")
+ORDER = ("startup", "batch", "throughput", "latency", "memory", "soak", "peers", "ward")
 QUICK = {"startup": ["--repeats", "2"], "batch": ["--repeats", "1"], "throughput": ["--repeats", "1"],
          "latency": ["--epochs", "2", "--fast-epochs", "20"], "memory": ["--hours", "6"],
-         "soak": ["--hours", "6", "--every-min", "20"], "peers": ["--no-train", "--subjects", "900-901"]}
+         "soak": ["--hours", "6", "--every-min", "20"], "peers": ["--no-train", "--subjects", "900-901"],
+         "ward": ["--beds", "2", "--window", "35", "--fast-beds", "1", "--fast-window", "15"]}
 
 
 def run_one(name: str, argv: list[str]) -> tuple[list[Figure], dict | None, float, str | None]:
