@@ -201,6 +201,7 @@ def test_four_beds_at_once_each_scored_like_batch_a_killed_worker_restarts_losin
     assert all(s > e for s, e in zip(starts[1:], ends[:-1]))                  # no stretch scored twice
     assert_rows_are_batch(rows_c[:n_before], batch_of(xc, 250.0, model)[:n_before], "bed C before the kill")
     assert bc.restarts == 1 and bc.duplicates == 0 and "killed by signal 9" in (bc.last_exit or "")
+    assert bc.last_record.epoch == rows_c[-1]["epoch"]      # the worker's lines number epochs as its file
     for b in ward.state.beds:
         assert b.duplicates == 0 and b.epochs == n_rows(b.out_path), b.name
     assert log_view.lines > 0
@@ -356,3 +357,49 @@ def test_a_key_opens_a_beds_live_screen_and_esc_returns_to_all_beds(tmp_path):
     assert detail[0].startswith("bed-3: bed 3") and "bed 3 of 6: bed-3" in detail[-1]
     assert any("vs truth" in ln or "accuracy" in ln for ln in detail)      # the live screen's agreement
     assert view.frames >= 1
+
+
+def test_ward_command_logs_its_beds_and_a_killed_ward_leaves_no_worker_behind(tmp_path, model_dir):
+    """`sleepstream ward --no-display` end to end; then SIGKILL the ward itself: its
+    workers end too (a new ward on the same folder must not find them still writing)."""
+    tag = f"wk{uuid.uuid4().hex[:8]}"
+    x, _ = simulated_eeg(100.0, 4, seed=41)
+    stop = threading.Event()
+    player = Player(ReplaySource.from_arrays(x[:, None], 100.0, ["EEG Fpz-Cz"]), name=f"{tag}-bed",
+                    source_id=f"{tag}-sid", speed=30.0, loop=True)
+    player.start(stop)
+    out = tmp_path / "ward"
+    proc = subprocess.Popen([sys.executable, "-m", "sleepstream.cli", "ward", "--name", f"{tag}-*", "--out", str(out),
+                             "--no-display", "--weights", str(model_dir)], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    workers: list[int] = []
+    try:
+        wait_for(lambda: n_rows(out / f"{tag}-bed.tsv") >= 2 or proc.poll() is not None, 90, "the bed's epochs")
+        assert proc.poll() is None, proc.communicate()
+        for task in Path(f"/proc/{proc.pid}/task").iterdir():
+            workers += [int(p) for p in (task / "children").read_text().split()]
+        assert len(workers) == 1
+        os.kill(proc.pid, signal.SIGKILL)
+        stdout, _ = proc.communicate(timeout=30)
+
+        def gone() -> bool:
+            try:
+                return Path(f"/proc/{workers[0]}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+            except OSError:
+                return True
+
+        wait_for(gone, 20, "the worker to end with its ward")
+    finally:
+        for pid in workers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        stop.set()
+        player.join(10)
+    assert f"{tag}-bed" in stdout and "new bed: stream" in stdout
+    assert " epoch     0  " in stdout
+    assert (out / f"{tag}-bed.log").exists()

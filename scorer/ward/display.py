@@ -124,8 +124,6 @@ class WardDisplay:
     ----------
     console : rich.console.Console, optional
         Where to draw (default: a new Console on stdout).
-    title : str
-        Shown in the log when the screen closes.
     keys : bool
         Read keys from stdin when it is a terminal.
     max_fps : float
@@ -134,10 +132,9 @@ class WardDisplay:
         POSIX time in seconds (time.time); tests pass a fixed clock.
     """
 
-    def __init__(self, console: Console | None = None, *, title: str = "sleepstream ward", keys: bool = True,
+    def __init__(self, console: Console | None = None, *, keys: bool = True,
                  max_fps: float = 10.0, wall_clock: Callable[[], float] = time.time) -> None:
         self.console = console or Console()
-        self.title = title
         self.nav = Navigation()
         self.last_note = ""
         self.frames = 0

@@ -58,11 +58,11 @@ class BedState:
                 self.display.add_record(rec, wall_now_s)
                 self.last_record = rec
                 self.epochs += 1
-                self.worker = RUNNING
+                self._started()
                 return rec
             if kind == STATUS:
                 self.display.set_status(status_from_event(event))
-                self.worker = RUNNING
+                self._started()
             elif kind == TRUTH:
                 self.display.add_truth(int(event["epoch"]), str(event["stage"]))
             elif kind == END:
@@ -70,6 +70,11 @@ class BedState:
         except (KeyError, TypeError, ValueError) as exc:
             log.warning("bed %s: unreadable worker line %r (%s)", self.name, event, exc)
         return None
+
+    def _started(self) -> None:
+        """A line from a starting worker shows it runs (late lines of an ended one change nothing)."""
+        if self.worker == STARTING:
+            self.worker = RUNNING
 
     @property
     def latency_ms(self) -> float:

@@ -22,7 +22,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Callable
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,27 @@ def last_line(path: Path, max_bytes: int = 4096) -> str:
     return lines[-1] if lines else ""
 
 
+def end_with_parent() -> Callable[[], None] | None:
+    """On Linux, a ``preexec_fn`` that has the kernel send the worker SIGTERM when the thread
+    that started it ends (``PR_SET_PDEATHSIG``), so a ward that is killed leaves no worker
+    scoring on, which a new ward on the same folder would double; None elsewhere. The
+    ward starts its workers from its loop thread, which ends only after stopping them."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+
+    def preexec() -> None:
+        prctl(pr_set_pdeathsig, int(signal.SIGTERM))
+
+    return preexec
+
+
 class Worker:
     """The process scoring one bed, started again whenever it ends.
 
@@ -160,7 +181,8 @@ class Worker:
         err = open(self.log_path, "a", encoding="utf-8")
         try:
             self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                         stderr=err, text=True, bufsize=1, start_new_session=True)
+                                         stderr=err, text=True, bufsize=1, start_new_session=True,
+                                         preexec_fn=end_with_parent())
         finally:
             err.close()
         self._reader = threading.Thread(target=_read_lines, name=f"ward-{self.bed}",

@@ -172,7 +172,8 @@ def run(args: argparse.Namespace) -> int:
         if args.status_json:
             from scorer.json_lines import JsonLinesSink
 
-            sinks.append(JsonLinesSink(sys.stdout, sinks[0].first_epoch if args.out else 0))
+            first = next((s.first_epoch for s in sinks if isinstance(s, HypnogramFile)), 0)
+            sinks.append(JsonLinesSink(sys.stdout, first))   # epochs numbered as in the file
         else:
             sinks.append(make_view_sink(args.no_display, f"sleepstream live: {desc.name} / {desc.channel_label}"))
         scorer = LiveScorer(stream, model, sinks, truth)

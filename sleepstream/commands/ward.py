@@ -68,11 +68,15 @@ def run(args: argparse.Namespace) -> int:
     from sleepstream.commands.live import stop_on_signals
     from sleepstream.lsl_config import configure_lsl
 
-    out = out_folder(args.out)
-    if args.find_timeout <= 0:
+    if not args.find_timeout > 0:
         from sleepnet.errors import SleepstreamError
 
         raise SleepstreamError(f"--find-timeout must be positive, got {args.find_timeout}")
+    if args.weights and not Path(args.weights).is_dir():
+        from sleepnet.errors import SleepstreamError
+
+        raise SleepstreamError(f"--weights {args.weights}: no such weights folder")
+    out = out_folder(args.out)
     lsl = configure_lsl(network=args.network, session_id=args.session_id)
 
     from scorer.ward.beds import BedSelector
@@ -84,16 +88,18 @@ def run(args: argparse.Namespace) -> int:
     opts = WorkerOptions(channel=args.channel, weights=args.weights, outlets=not args.no_outlets,
                          network=args.network, session_id=args.session_id, find_timeout_s=args.find_timeout)
     if args.no_display:
-        from scorer.ward.log_view import WardLog
+        from scorer.ward.log_view import WARD_LOGGER, WardLog
 
         setup_ward_log()
         view = WardLog()
-        logging.getLogger("sleepstream.ward").info("ward: following %s on %s; writing to %s", selector.describe(),
-                                                   lsl.describe(), out)
+        logging.getLogger(WARD_LOGGER).info("ward: following %s on %s; writing to %s", selector.describe(),
+                                            lsl.describe(), out)
     else:
         from scorer.ward.display import WardDisplay
 
-        view = WardDisplay(title=f"sleepstream ward: {selector.describe()}, {lsl.describe()}")
+        view = WardDisplay()
+    logging.getLogger(__name__).info("ward: following %s on %s; writing to %s", selector.describe(),
+                                     lsl.describe(), out)
     ward = Ward(out, selector, opts, [view])
     with stop_on_signals() as stop:
         ward.run(stop)
