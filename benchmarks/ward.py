@@ -82,7 +82,10 @@ def run_ward(n_beds: int, speed: float, window_s: float, rate: float, stagger_s:
         t_end = time.monotonic() + 120 + 10 * n_beds
         while not (len(ward.state.beds) == n_beds and all(b.epochs >= 1 for b in ward.state.beds)):
             if time.monotonic() > t_end:
-                raise TimeoutError(f"{n_beds} beds: not every bed scored an epoch in time")
+                errors = [str(p.error) for p in players if p.error is not None]
+                raise TimeoutError(f"{n_beds} beds: {len(ward.state.beds)} found, "
+                                   f"{sum(b.epochs >= 1 for b in ward.state.beds)} scored an epoch in time; "
+                                   f"replay errors: {errors or 'none'}")
             time.sleep(0.2)
         pids = [ward.workers[b.name].pid for b in ward.state.beds]
         c0 = [cpu_s(p) for p in pids]

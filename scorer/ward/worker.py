@@ -22,13 +22,16 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO
 
 log = logging.getLogger(__name__)
 
 BACKOFF_S = 1.0
 MAX_BACKOFF_S = 30.0
 STABLE_S = 60.0
+#: ``python -m`` target of a worker: ``sleepstream live`` that also ends with its ward (see there)
+WORKER_MODULE = "sleepstream.ward_worker"
+WARD_PID_ENV = "SLEEPSTREAM_WARD_PID"
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,9 @@ class WorkerOptions:
 
 
 def worker_command(source_id: str, out_path: Path, bed: str, opts: WorkerOptions) -> list[str]:
-    """The command line of a bed's worker: exactly ``sleepstream live`` for ``source_id``."""
-    cmd = [sys.executable, "-m", "sleepstream.cli", "live", "--source-id", source_id, "--out", str(out_path),
+    """The command line of a bed's worker: exactly ``sleepstream live`` for ``source_id``
+    (through :mod:`sleepstream.ward_worker`, which only adds ending with the ward)."""
+    cmd = [sys.executable, "-m", WORKER_MODULE, "live", "--source-id", source_id, "--out", str(out_path),
            "--outlet-name", bed, "--no-display", "--status-json", "--channel", opts.channel,
            "--timeout", f"{opts.find_timeout_s:g}"]
     if opts.weights:
@@ -99,27 +103,6 @@ def last_line(path: Path, max_bytes: int = 4096) -> str:
         return ""
     lines = [ln.strip() for ln in tail.splitlines() if ln.strip()]
     return lines[-1] if lines else ""
-
-
-def end_with_parent() -> Callable[[], None] | None:
-    """On Linux, a ``preexec_fn`` that has the kernel send the worker SIGTERM when the thread
-    that started it ends (``PR_SET_PDEATHSIG``), so a ward that is killed leaves no worker
-    scoring on, which a new ward on the same folder would double; None elsewhere. The
-    ward starts its workers from its loop thread, which ends only after stopping them."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    pr_set_pdeathsig = 1
-
-    def preexec() -> None:
-        prctl(pr_set_pdeathsig, int(signal.SIGTERM))
-
-    return preexec
 
 
 class Worker:
@@ -182,7 +165,7 @@ class Worker:
         try:
             self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                          stderr=err, text=True, bufsize=1, start_new_session=True,
-                                         preexec_fn=end_with_parent())
+                                         env={**os.environ, WARD_PID_ENV: str(os.getpid())})
         finally:
             err.close()
         self._reader = threading.Thread(target=_read_lines, name=f"ward-{self.bed}",
