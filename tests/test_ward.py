@@ -403,3 +403,12 @@ def test_ward_command_logs_its_beds_and_a_killed_ward_leaves_no_worker_behind(tm
     assert f"{tag}-bed" in stdout and "new bed: stream" in stdout
     assert " epoch     0  " in stdout
     assert (out / f"{tag}-bed.log").exists()
+
+
+def test_the_supervisor_loads_no_rich_and_the_ward_renderer_never_loads_the_terminal_owner():
+    code = ("import sys, scorer.ward.supervisor, scorer.ward.log_view; "
+            "no_rich = not any(m.startswith('rich') for m in sys.modules); "
+            "import scorer.ward.screen; "
+            "print(no_rich, 'rich.live' in sys.modules, 'scorer.ward.display' in sys.modules, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.split() == ["True", "False", "False", "False"]
