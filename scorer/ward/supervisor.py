@@ -196,8 +196,9 @@ class Ward:
         self._closed = True
         for w in self.workers.values():
             w.terminate()
+        deadline = time.monotonic() + timeout_s     # one deadline for all: hung workers do not add up
         for bed in self.state.beds:
-            self.workers[bed.name].wait(timeout_s)
+            self.workers[bed.name].wait(max(0.1, deadline - time.monotonic()))
             bed.worker = STOPPED
         self._pump(0.0)
         self._view("tick", self.state)
