@@ -1,7 +1,7 @@
 """``make bench``: every benchmark, one table, JSON and Markdown in ``benchmarks/results/``.
 
-Runs, in order: start-up, batch, throughput, latency, memory, soak, archive, peers and real
-nights (the default model's recipe, leave-one-subject-out on the 20 real Sleep-EDF nights; see each
+Runs, in order: start-up, batch, throughput, latency, memory, soak, archive, peers, ward and
+real nights (the default model's recipe, leave-one-subject-out on the 20 real Sleep-EDF nights; see each
 module's docstring for what exactly is timed and how), on this machine, with the
 shipped weights. Each figure carries the command that produced it; the table says
 PASS or MISS against the project's targets. Results: ``results/<benchmark>.json`` for
@@ -10,7 +10,8 @@ the raw runs, ``results/summary.json`` and ``results/summary.md`` for the table.
     .venv/bin/python -m benchmarks.run_all [--quick] [--only latency,batch] [--skip peers]
 
 ``--quick`` shortens everything (2 real-time epochs, 1 repeat, 6-hour memory and soak
-runs, archive on 4 one-hour nights, peers without training) to check the machinery, not to quote.
+runs, archive on 4 one-hour nights, peers without training, a 2-bed ward) to check the machinery,
+not to quote.
 """
 from __future__ import annotations
 
@@ -23,11 +24,12 @@ import traceback
 
 from .common import RESULTS, Figure, configure_lsl, machine, progress, write_result
 
-ORDER = ("startup", "batch", "throughput", "latency", "memory", "soak", "archive", "peers", "real_nights")
+ORDER = ("startup", "batch", "throughput", "latency", "memory", "soak", "archive", "peers", "ward", "real_nights")
 QUICK = {"startup": ["--repeats", "2"], "batch": ["--repeats", "1"], "throughput": ["--repeats", "1"],
          "latency": ["--epochs", "2", "--fast-epochs", "20"], "memory": ["--hours", "6"],
          "soak": ["--hours", "6", "--every-min", "20"], "archive": ["--nights", "4", "--hours", "1", "--repeats", "1"],
-         "peers": ["--no-train", "--subjects", "900-901"]}
+         "peers": ["--no-train", "--subjects", "900-901"],
+         "ward": ["--beds", "2", "--window", "35", "--fast-beds", "1", "--fast-window", "15"]}
 
 
 def run_one(name: str, argv: list[str]) -> tuple[list[Figure], dict | None, float, str | None]:

@@ -14,7 +14,7 @@ import sys
 
 from sleepnet.errors import SleepstreamError
 
-COMMANDS = ("score", "train", "evaluate", "simulate", "replay", "live", "demo", "report")
+COMMANDS = ("score", "train", "evaluate", "simulate", "replay", "live", "demo", "report", "ward")
 
 
 def _load(name: str):

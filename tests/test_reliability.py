@@ -599,6 +599,11 @@ def cases(f: dict[str, Path], sid: str, w: Path) -> list[Case]:
                                         "--no-display", *W), "unknown stage 'S5'"),
         Case("demo-unwritable-out", ("demo", "--recording", s["good.npz"], "--no-display", *W, "--out",
                                      out + ".tsv"), "does not exist"),
+        # ward
+        Case("ward-out-is-a-file", ("ward", "--out", s["notes.tsv"], "--no-display"), "exists and is not a folder",
+             untouched=("notes.tsv",)),
+        Case("ward-bad-find-timeout", ("ward", "--find-timeout", "0", "--no-display", "--out",
+                                       str(f["good.npz"].parent / "ward")), "--find-timeout must be positive"),
     ]
 
 

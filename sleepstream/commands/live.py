@@ -35,6 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="LSL outlets <name>-stage and <name>-probabilities (default: %(default)s)")
     o.add_argument("--no-outlets", action="store_true", help="do not publish stages on LSL")
     o.add_argument("--no-display", action="store_true", help="one log line per epoch instead of the live screen")
+    o.add_argument("--status-json", action="store_true",
+                   help="instead of the screen or the log: one JSON line per epoch, truth label and status "
+                        "tick on stdout (for a supervisor; sleepstream ward runs its workers this way)")
     p.add_argument("--weights", metavar="NAME|DIR",
                    help="a shipped model's name or a weights folder (default: %s, the default "
                         "model named in weights/__init__.py)" % DEFAULT_MODEL)
@@ -188,7 +191,13 @@ def run(args: argparse.Namespace) -> int:
             sinks.append(HypnogramFile(args.out, desc.name, model.model_id))
         if not args.no_outlets:
             sinks.append(LslOutletSink(args.outlet_name, model.model_id, source_stream=desc.name))
-        sinks.append(make_view_sink(args.no_display, f"sleepstream live: {desc.name} / {desc.channel_label}"))
+        if args.status_json:
+            from scorer.json_lines import JsonLinesSink
+
+            first = next((s.first_epoch for s in sinks if isinstance(s, HypnogramFile)), 0)
+            sinks.append(JsonLinesSink(sys.stdout, first))   # epochs numbered as in the file
+        else:
+            sinks.append(make_view_sink(args.no_display, f"sleepstream live: {desc.name} / {desc.channel_label}"))
         scorer = LiveScorer(stream, model, sinks, truth, state_path=state_path_for(args.out))
         with stop_on_signals() as stop:
             summary = scorer.run(stop=stop, max_epochs=args.epochs)

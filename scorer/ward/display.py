@@ -1,0 +1,226 @@
+"""The ward screen as a view of the supervisor: :class:`WardDisplay` owns the terminal.
+
+It redraws :func:`scorer.ward.screen.render` on each turn of the ward loop when something
+changed (at most ``max_fps`` a second) and at least once a second. Keys are read, when
+stdin is a terminal, by a thread of their own in cbreak mode (the terminal's settings
+are restored on close): ``1``-``9`` open that bed's ``live`` screen, ``↑``/``↓`` move the
+highlight and ``Enter`` opens the highlighted bed, ``←``/``→`` step through beds in the
+detail view, ``Esc``, ``0`` or ``q`` go back to all beds. Without a terminal on stdin no
+key is read. While the screen is up, log records print above it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import select
+import sys
+import threading
+import time
+from typing import Callable
+
+from rich.console import Console, RenderableType
+from rich.live import Live
+
+from scorer.records import ScoredEpoch
+
+from .screen import render
+from .state import BedState, WardState
+
+UP, DOWN, LEFT, RIGHT, ENTER, BACK = "up", "down", "left", "right", "enter", "back"
+_SEQUENCES = {"\x1b[A": UP, "\x1bOA": UP, "\x1b[B": DOWN, "\x1bOB": DOWN, "\x1b[C": RIGHT, "\x1bOC": RIGHT,
+              "\x1b[D": LEFT, "\x1bOD": LEFT, "\r": ENTER, "\n": ENTER, "\x1b": BACK, "0": BACK, "q": BACK,
+              "\x7f": BACK}
+
+
+def parse_keys(data: str) -> list[str]:
+    """Key names in what a terminal sent: arrows, Enter, back (Esc, 0, q, Backspace) and
+    the digits 1-9 (as themselves); anything else is dropped."""
+    out: list[str] = []
+    i = 0
+    while i < len(data):
+        for seq in ("\x1b[A", "\x1b[B", "\x1b[C", "\x1b[D", "\x1bOA", "\x1bOB", "\x1bOC", "\x1bOD"):
+            if data.startswith(seq, i):
+                out.append(_SEQUENCES[seq])
+                i += len(seq)
+                break
+        else:
+            ch = data[i]
+            if ch in "123456789":
+                out.append(ch)
+            elif ch in _SEQUENCES:
+                out.append(_SEQUENCES[ch])
+            i += 1
+    return out
+
+
+class Navigation:
+    """Which bed is highlighted (``cursor``) and which one is open (``selected``, None: all beds)."""
+
+    def __init__(self) -> None:
+        self.cursor = 0
+        self.selected: int | None = None
+
+    def press(self, key: str, n_beds: int) -> None:
+        if n_beds == 0:
+            return
+        if key.isdigit():
+            k = int(key) - 1
+            if k < n_beds:
+                self.cursor = self.selected = k
+        elif key == BACK:
+            self.selected = None
+        elif key == ENTER:
+            self.selected = self.cursor
+        elif key in (UP, DOWN, LEFT, RIGHT):
+            step = -1 if key in (UP, LEFT) else 1
+            if self.selected is None and key in (UP, DOWN):
+                self.cursor = (self.cursor + step) % n_beds
+            elif self.selected is not None:
+                self.selected = self.cursor = (self.selected + step) % n_beds
+        self.cursor = min(self.cursor, n_beds - 1)
+
+
+class KeyReader:
+    """A thread reading keys from a terminal on ``fd`` in cbreak mode into a queue."""
+
+    def __init__(self, fd: int) -> None:
+        import termios
+        import tty
+
+        self.fd = fd
+        self.keys: queue.Queue[str] = queue.Queue()
+        self._saved = termios.tcgetattr(fd)
+        tty.setcbreak(fd)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ward-keys", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                ready, _, _ = select.select([self.fd], [], [], 0.2)
+                if ready:
+                    data = os.read(self.fd, 32)
+                    if not data:
+                        return
+                    for k in parse_keys(data.decode("utf-8", errors="ignore")):
+                        self.keys.put(k)
+            except (OSError, ValueError):
+                return
+
+    def close(self) -> None:
+        import termios
+
+        self._stop.set()
+        self._thread.join(1.0)
+        termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
+
+
+class WardDisplay:
+    """The ward's screen (see the module text).
+
+    Parameters
+    ----------
+    console : rich.console.Console, optional
+        Where to draw (default: a new Console on stdout).
+    keys : bool
+        Read keys from stdin when it is a terminal.
+    max_fps : float
+        At most this many redraws a second.
+    wall_clock : callable
+        POSIX time in seconds (time.time); tests pass a fixed clock.
+    """
+
+    def __init__(self, console: Console | None = None, *, keys: bool = True,
+                 max_fps: float = 10.0, wall_clock: Callable[[], float] = time.time) -> None:
+        self.console = console or Console()
+        self.nav = Navigation()
+        self.last_note = ""
+        self.frames = 0
+        self._wall_clock = wall_clock
+        self._min_interval_s = 1.0 / max_fps if max_fps > 0 else 0.0
+        self._last_draw = -1e9
+        self._dirty = True
+        self._state: WardState | None = None
+        self._keys: KeyReader | None = None
+        if keys and sys.stdin is not None and sys.stdin.isatty():
+            try:
+                self._keys = KeyReader(sys.stdin.fileno())
+            except (OSError, ImportError):   # no termios (not a POSIX terminal): no keys
+                self._keys = None
+        self._saved_handlers: list[logging.Handler] = []
+        self._rich_handler: logging.Handler | None = None
+        self._capture_logging()
+        self._live = Live(console=self.console, auto_refresh=False, redirect_stdout=False, redirect_stderr=False,
+                          screen=False, transient=False)
+        self._live.start()
+        self._closed = False
+
+    # -- WardView --
+    def epoch(self, bed: BedState, record: ScoredEpoch) -> None:
+        self._dirty = True
+
+    def note(self, bed: BedState, message: str) -> None:
+        self.last_note = f"{time.strftime('%H:%M:%S')} {bed.name}: {message}"
+        self._dirty = True
+
+    def tick(self, state: WardState) -> None:
+        self._state = state
+        if self._keys is not None:
+            while True:
+                try:
+                    self.nav.press(self._keys.keys.get_nowait(), len(state.beds))
+                except queue.Empty:
+                    break
+                self._dirty = True
+        now = time.monotonic()
+        since = now - self._last_draw
+        if (self._dirty and since >= self._min_interval_s) or since >= 1.0:
+            self._live.update(self.renderable(), refresh=True)
+            self._last_draw = now
+            self._dirty = False
+            self.frames += 1
+
+    def renderable(self) -> RenderableType:
+        w, h = self.console.size
+        state = self._state
+        if state is None:
+            from rich.text import Text
+
+            return Text("sleepstream ward: starting ...")
+        return render(state, w, h - 1, self.nav.selected, self.nav.cursor, self._wall_clock(), self.last_note)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._keys is not None:
+                self._keys.close()
+            self._live.update(self.renderable(), refresh=False)
+            self._live.stop()
+        finally:
+            self._restore_logging()
+
+    # -- logging while the screen is up --
+    def _capture_logging(self) -> None:
+        from rich.logging import RichHandler
+
+        root = logging.getLogger()
+        for h in list(root.handlers):
+            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+                self._saved_handlers.append(h)
+                root.removeHandler(h)
+        level = min((h.level for h in self._saved_handlers), default=logging.WARNING)
+        self._rich_handler = RichHandler(console=self.console, show_path=False, level=level)
+        root.addHandler(self._rich_handler)
+
+    def _restore_logging(self) -> None:
+        root = logging.getLogger()
+        if self._rich_handler is not None:
+            root.removeHandler(self._rich_handler)
+            self._rich_handler = None
+        for h in self._saved_handlers:
+            root.addHandler(h)
+        self._saved_handlers = []

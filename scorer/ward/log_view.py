@@ -1,0 +1,42 @@
+"""The ward's ``--no-display`` view: one log line per bed epoch and per supervision event,
+on the ``sleepstream.ward`` logger (the ward command routes it to stdout)."""
+from __future__ import annotations
+
+import logging
+import math
+
+from scorer.records import ScoredEpoch
+
+from .state import BedState, WardState
+
+WARD_LOGGER = "sleepstream.ward"
+
+
+class WardLog:
+    """View writing e.g. ``bed-3      epoch   12  N2   conf 0.91  latency 4.2 ms``."""
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self.log = logger or logging.getLogger(WARD_LOGGER)
+        self._stalled: dict[str, bool] = {}
+        self.lines = 0
+
+    def epoch(self, bed: BedState, record: ScoredEpoch) -> None:
+        conf = f"{record.confidence:.2f}" if math.isfinite(record.confidence) else " -  "
+        self.log.info("%-16s epoch %5d  %-3s  conf %s  flags %-14s latency %6.1f ms", bed.name, record.epoch,
+                      record.stage, conf, ",".join(record.flags) or "-", record.latency_ms)
+        self.lines += 1
+
+    def note(self, bed: BedState, message: str) -> None:
+        self.log.warning("%-16s %s", bed.name, message)
+        self.lines += 1
+
+    def tick(self, state: WardState) -> None:
+        for bed in state.beds:
+            st = bed.display.status
+            stalled = bool(st is not None and st.stalled)
+            if stalled != self._stalled.get(bed.name, False):
+                self.note(bed, "SIGNAL LOST: no sample for a while" if stalled else "signal back")
+            self._stalled[bed.name] = stalled
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,168 @@
+"""The ward's screen as a pure function: :func:`render` turns a
+:class:`~scorer.ward.state.WardState` and a terminal size into a Rich renderable.
+
+Overview: a header (beds, what is followed, where files go, the clock), then one row per
+bed: its number, name, current stage and confidence, a one-line hypnogram strip of the
+night (newest at the right; the bar height and colour give the stage: W highest, N3
+lowest, · unscored; older epochs summarised several per column as on the live screen),
+TST and sleep efficiency so far, signal state (receiving, gaps, SIGNAL LOST, or the
+worker starting / restarting), the last latency, the agreement with a truth stream
+(— without one) and the worker restarts. A key line at the bottom.
+
+Detail: the ``live`` screen (:func:`scorer.screen.render`) of the selected bed, with a
+line naming the bed and the keys. Nothing here touches the terminal or the state.
+"""
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+from rich.console import Group, RenderableType
+from rich.text import Text
+
+from sleepnet.stages import STAGES, UNSCORED
+from scorer.screen import SEPARATOR, STAGE_STYLE, render as render_bed, strip_columns
+
+from .state import RESTARTING, STARTING, STOPPED, BedState, WardState
+
+#: one-character bars of the strip, by stage (W highest, N3 lowest, as hypnograms are drawn)
+STAGE_BAR: dict[str, str] = {"W": "█", "REM": "▆", "N1": "▅", "N2": "▃", "N3": "▁"}
+KEYS = "1-9 or ↑↓ Enter: a bed's screen · Esc: all beds · Ctrl-C: stop the ward"
+DETAIL_KEYS = "Esc: all beds · ←→: other bed · Ctrl-C: stop"
+
+# fixed column widths (cells); the name and the strip take what is left
+W_NUM, W_STAGE, W_TST, W_SE, W_SIGNAL, W_LAT, W_AGREE, W_RESTART = 3, 8, 7, 4, 11, 7, 4, 3
+
+
+def _fit(t: Text, width: int) -> Text:
+    t = t.copy()
+    t.truncate(max(0, width), overflow="ellipsis", pad=True)
+    return t
+
+
+def strip(codes: list[int], width: int) -> Text:
+    """The night of one bed on ``width`` cells (see the module text)."""
+    out = Text()
+    for col in strip_columns(codes, width):
+        if col.major == SEPARATOR:
+            out.append("┊", style="grey50")
+        elif col.major == UNSCORED or col.major < 0:
+            out.append("·", style="grey42")
+        else:
+            name = STAGES[col.major]
+            out.append(STAGE_BAR[name], style=STAGE_STYLE[name])
+    return _fit(out, width)
+
+
+def _tst(minutes: float) -> str:
+    if not math.isfinite(minutes):
+        return "—"
+    h, m = divmod(int(round(minutes)), 60)
+    return f"{h}h{m:02d}" if h else f"{m}m"
+
+
+def signal_text(bed: BedState) -> Text:
+    """The bed's state in a word or two: the worker first, then the stream."""
+    if bed.worker == RESTARTING:
+        wait = f" {bed.retry_in_s:.0f}s" if bed.retry_in_s is not None else ""
+        return Text(f"restart{wait}", style="bold bright_yellow")
+    if bed.worker == STOPPED:
+        return Text("stopped", style="grey50")
+    st = bed.display.status
+    if st is None:
+        return Text("starting" if bed.worker == STARTING else "waiting", style="bright_yellow")
+    if st.stalled:
+        return Text("SIGNAL LOST", style="bold white on red")
+    if st.gaps:
+        return Text(f"gaps {st.gaps}", style="bold bright_yellow")
+    return Text("receiving", style="bright_green")
+
+
+def bed_row(k: int, bed: BedState, name_w: int, strip_w: int, selected: bool) -> Text:
+    """One bed's row, ``3 + name_w + strip_w + ...`` cells wide."""
+    rec = bed.last_record
+    t = Text(f"{'>' if selected else ' '}{k:<2}"[:W_NUM], style="bold reverse" if selected else "bold")
+    t.append(" ")
+    t.append_text(_fit(Text(bed.name, style="bold cyan"), name_w))
+    t.append(" ")
+    if rec is None:
+        stage = Text("—", style="grey50")
+    else:
+        stage = Text(f"{rec.stage:<3}", style=f"bold {STAGE_STYLE.get(rec.stage, 'grey50')}")
+        stage.append(f" {rec.confidence:.2f}" if math.isfinite(rec.confidence) else "  —")
+    t.append_text(_fit(stage, W_STAGE))
+    t.append(" ")
+    t.append_text(strip(bed.display.codes, strip_w))
+    stats = bed.display.stats if bed.display.codes else None
+    tst = _tst(stats.tst_min) if stats else "—"
+    se = f"{stats.se_pct:.0f}%" if stats and math.isfinite(stats.se_pct) else "—"
+    lat = f"{bed.latency_ms:.0f}ms" if math.isfinite(bed.latency_ms) else "—"
+    a = bed.display.agreement() if bed.display.truth else None
+    agree = f"{100 * a.accuracy:.0f}%" if a is not None and a.n_epochs else "—"
+    t.append(f" {tst:>{W_TST}} {se:>{W_SE}} ")
+    t.append_text(_fit(signal_text(bed), W_SIGNAL))
+    t.append(f" {lat:>{W_LAT}} {agree:>{W_AGREE}} ")
+    t.append(f"{bed.restarts:>{W_RESTART}}", style="bold bright_yellow" if bed.restarts else "grey50")
+    return t
+
+
+def _layout(width: int) -> tuple[int, int]:
+    """(name width, strip width) for a screen ``width`` cells wide."""
+    fixed = W_NUM + W_STAGE + W_TST + W_SE + W_SIGNAL + W_LAT + W_AGREE + W_RESTART + 9
+    rest = max(12, width - fixed)
+    name_w = max(8, min(24, rest // 2))
+    return name_w, max(4, rest - name_w)
+
+
+def _header(state: WardState, width: int, now_wall_s: float | None) -> Text:
+    n = len(state.beds)
+    clock = datetime.fromtimestamp(now_wall_s).strftime("%H:%M:%S") if now_wall_s is not None else ""
+    left = Text("sleepstream ward", style="bold")
+    left.append(f"  {n} bed{'s' if n != 1 else ''}", style="bold cyan")
+    left.append(f" · {state.following} · files in {state.out_dir}")
+    right = Text(clock)
+    return _fit(left, max(1, width - right.cell_len - 1)) + Text(" ") + right
+
+
+def render_overview(state: WardState, width: int = 80, height: int = 24, cursor: int = 0,
+                    now_wall_s: float | None = None, note: str = "") -> RenderableType:
+    """Every bed on one screen (see the module text); ``cursor``: the highlighted bed (0-based);
+    ``note``: the latest supervision event, shown above the key line."""
+    width, height = max(60, int(width)), max(6, int(height))
+    name_w, strip_w = _layout(width)
+    night = "night (newest right)" if strip_w >= 20 else "night"
+    head = Text(f"{'#':<{W_NUM}} {'bed':<{name_w}} {'stage':<{W_STAGE}} {night:<{strip_w}} "
+                f"{'TST':>{W_TST}} {'SE':>{W_SE}} {'signal':<{W_SIGNAL}} {'latency':>{W_LAT}} "
+                f"{'agr':>{W_AGREE}} {'rst':>{W_RESTART}}", style="bold grey70")
+    lines = [_header(state, width, now_wall_s), _fit(head, width)]
+    room = height - 3 - bool(note)                  # header, column names, note, key line
+    beds = state.beds
+    if not beds:
+        lines.append(Text(f"waiting for streams ({state.following}) ...", style="bright_yellow"))
+    first = 0
+    if len(beds) > room:                            # keep the cursor in sight
+        first = min(max(0, cursor - room // 2), len(beds) - room + 1)
+        room -= 1
+    for k in range(first, min(len(beds), first + room)):
+        lines.append(_fit(bed_row(k + 1, beds[k], name_w, strip_w, k == cursor), width))
+    if len(beds) > first + room or first:
+        lines.append(Text(f"... beds {first + 1}-{min(len(beds), first + room)} of {len(beds)} shown; ↑↓ to scroll",
+                          style="grey50"))
+    if note:
+        lines.append(_fit(Text(note, style="bright_yellow"), width))
+    lines.append(_fit(Text(KEYS, style="grey50"), width))
+    for t in lines:
+        t.no_wrap, t.overflow = True, "ellipsis"
+    return Group(*lines)
+
+
+def render(state: WardState, width: int = 80, height: int = 24, selected: int | None = None, cursor: int = 0,
+           now_wall_s: float | None = None, note: str = "") -> RenderableType:
+    """The ward screen: the overview, or bed ``selected`` (0-based) on the ``live`` screen."""
+    if selected is None or not 0 <= selected < len(state.beds):
+        return render_overview(state, width, height, cursor, now_wall_s, note)
+    bed = state.beds[selected]
+    foot = Text(f"bed {selected + 1} of {len(state.beds)}: {bed.name} · worker {bed.worker}, "
+                f"{bed.restarts} restarts · {DETAIL_KEYS}", style="grey50")
+    foot.no_wrap, foot.overflow = True, "ellipsis"
+    return Group(render_bed(bed.display, width, max(12, height - 1)), _fit(foot, max(40, width)))

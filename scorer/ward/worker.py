@@ -1,0 +1,219 @@
+"""One worker process per bed: ``sleepstream live --status-json`` for one source_id,
+supervised.
+
+The worker's stdout (one JSON line per epoch, truth label and status tick; see
+:mod:`scorer.json_lines`) is read by a thread of its own into the supervisor's queue, so
+a worker that floods, stalls or hangs never holds up another bed. Its stderr (liblsl
+and log messages, the final summary) is appended to ``<bed>.log`` beside the hypnogram.
+A worker that exits, or is killed, is started again after a back-off that doubles with
+each quick failure (1 s, 2 s, 4 s ... at most ``max_backoff_s``) and returns to the
+first step once a worker has run for ``stable_s``. The restart is the same command on
+the same hypnogram file, which ``live`` appends to, numbering epochs on from the last one.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+log = logging.getLogger(__name__)
+
+BACKOFF_S = 1.0
+MAX_BACKOFF_S = 30.0
+STABLE_S = 60.0
+#: ``python -m`` target of a worker: ``sleepstream live`` that also ends with its ward (see there)
+WORKER_MODULE = "sleepstream.ward_worker"
+WARD_PID_ENV = "SLEEPSTREAM_WARD_PID"
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """The ``live`` options every worker of a ward gets.
+
+    channel: channel label (``--channel``). weights: model folder (None: the shipped
+    one). outlets: publish ``<bed>-stage``/``-probabilities``. network / session_id: as
+    ``live --network`` / ``--session-id``. find_timeout_s: how long a (re)started worker
+    looks for its stream before it exits and is started again. extra: further
+    arguments passed as they are.
+    """
+
+    channel: str = "Fpz-Cz"
+    weights: str | None = None
+    outlets: bool = True
+    network: bool = False
+    session_id: str | None = None
+    find_timeout_s: float = 30.0
+    extra: tuple[str, ...] = ()
+
+
+def worker_command(source_id: str, out_path: Path, bed: str, opts: WorkerOptions) -> list[str]:
+    """The command line of a bed's worker: exactly ``sleepstream live`` for ``source_id``
+    (through :mod:`sleepstream.ward_worker`, which only adds ending with the ward)."""
+    cmd = [sys.executable, "-m", WORKER_MODULE, "live", "--source-id", source_id, "--out", str(out_path),
+           "--outlet-name", bed, "--no-display", "--status-json", "--channel", opts.channel,
+           "--timeout", f"{opts.find_timeout_s:g}"]
+    if opts.weights:
+        cmd += ["--weights", str(opts.weights)]
+    if not opts.outlets:
+        cmd.append("--no-outlets")
+    if opts.network:
+        cmd.append("--network")
+    if opts.session_id:
+        cmd += ["--session-id", opts.session_id]
+    return cmd + list(opts.extra)
+
+
+def _read_lines(bed: str, generation: int, pipe: IO[str], events: "queue.Queue[tuple[str, int, dict]]") -> None:
+    """Reader thread: each stdout line of a worker into ``events`` as (bed, generation, event)."""
+    try:
+        for line in pipe:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                event = json.loads(line)
+                if not isinstance(event, dict):
+                    raise ValueError
+            except ValueError:
+                event = {"event": "text", "text": line}
+            events.put((bed, generation, event))
+    except (OSError, ValueError):   # pipe closed under us
+        pass
+    finally:
+        events.put((bed, generation, {"event": "eof"}))
+
+
+def last_line(path: Path, max_bytes: int = 4096) -> str:
+    """The last non-empty line of ``path`` ('' when none): a failed worker's error message."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - max_bytes))
+            tail = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    lines = [ln.strip() for ln in tail.splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+class Worker:
+    """The process scoring one bed, started again whenever it ends.
+
+    Parameters
+    ----------
+    bed : str
+        The bed's name (outlets, files, events).
+    command : list of str
+        What to run (see :func:`worker_command`).
+    log_path : Path
+        The worker's stderr is appended here.
+    events : queue.Queue
+        Receives (bed, generation, event dict) from the reader thread.
+    backoff_s, max_backoff_s, stable_s : float
+        Restart policy (see the module text).
+    """
+
+    def __init__(self, bed: str, command: list[str], log_path: Path,
+                 events: "queue.Queue[tuple[str, int, dict]]", backoff_s: float = BACKOFF_S,
+                 max_backoff_s: float = MAX_BACKOFF_S, stable_s: float = STABLE_S) -> None:
+        self.bed = bed
+        self.command = list(command)
+        self.log_path = Path(log_path)
+        self.events = events
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.stable_s = stable_s
+        self.proc: subprocess.Popen[str] | None = None
+        self.generation = 0            # starts so far; events carry it
+        self.restarts = 0
+        self.started_at_s = 0.0
+        self.retry_at_s: float | None = None
+        self.last_exit: str | None = None
+        self._failures = 0
+        self._reader: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"<Worker {self.bed} pid={self.pid} starts={self.generation} restarts={self.restarts}>"
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, now_s: float) -> None:
+        """Start the process (a restart when it ran before) and its reader thread."""
+        if self.generation:
+            self.restarts += 1
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()       # the old reader has seen its end of file
+        self.generation += 1
+        self.retry_at_s = None
+        self.started_at_s = now_s
+        err = open(self.log_path, "a", encoding="utf-8")
+        try:
+            self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=err, text=True, bufsize=1, start_new_session=True,
+                                         env={**os.environ, WARD_PID_ENV: str(os.getpid())})
+        finally:
+            err.close()
+        self._reader = threading.Thread(target=_read_lines, name=f"ward-{self.bed}",
+                                        args=(self.bed, self.generation, self.proc.stdout, self.events),
+                                        daemon=True)
+        self._reader.start()
+        log.info("bed %s: worker started (pid %d, start %d)", self.bed, self.proc.pid, self.generation)
+
+    def check(self, now_s: float) -> str | None:
+        """Notice an ended process (returns a one-line description, and schedules the
+        restart) or start the one whose back-off is over (returns None)."""
+        if self.proc is not None and self.retry_at_s is None:
+            rc = self.proc.poll()
+            if rc is None:
+                return None
+            ran = now_s - self.started_at_s
+            self._failures = 0 if ran >= self.stable_s else self._failures + 1
+            delay = min(self.max_backoff_s, self.backoff_s * 2 ** max(0, self._failures - 1))
+            how = f"killed by signal {-rc}" if rc < 0 else f"exit code {rc}"
+            why = last_line(self.log_path) if rc > 0 else ""
+            self.last_exit = how + (f": {why}" if why else "")
+            self.retry_at_s = now_s + delay
+            if self.proc.stdout is not None and self._reader is not None:
+                self._reader.join(timeout=0.5)
+            log.warning("bed %s: worker ended after %.1f s (%s); restarting in %.0f s",
+                        self.bed, ran, self.last_exit, delay)
+            return f"worker ended ({self.last_exit}); restart in {delay:.0f} s"
+        if self.retry_at_s is not None and now_s >= self.retry_at_s:
+            self.start(now_s)
+        return None
+
+    def terminate(self) -> None:
+        """Ask the process to finish (SIGTERM: ``live`` closes its file and outlets)."""
+        self.retry_at_s = None
+        if self.running:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout_s: float) -> None:
+        """Wait for the process after :meth:`terminate`; kill it when it takes longer."""
+        if self.proc is None:
+            return
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            log.warning("bed %s: worker did not stop within %.0f s; killing it", self.bed, timeout_s)
+            self.proc.kill()
+            self.proc.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=2.0)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()

@@ -1,0 +1,112 @@
+"""`sleepstream ward`: follow many beds at once, one supervised `live` worker per bed."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+
+HELP = ("follow every EEG stream (bed) in sight at once: one supervised `sleepstream live` worker per bed, "
+        "one screen")
+EXAMPLE = "sleepstream ward --name 'bed-*' --out ward-tonight"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("which streams are beds (each needs a source_id; default: every EEG stream)")
+    g.add_argument("--stream-type", default="EEG", help="LSL content type of a bed's stream (default: %(default)s; "
+                                                        "'any' for every type)")
+    g.add_argument("--name", action="append", default=[], metavar="PATTERN",
+                   help="follow streams whose name matches this shell pattern, e.g. 'bed-*' (repeatable)")
+    g.add_argument("--source-id", action="append", default=[], metavar="SID",
+                   help="follow only this source_id (repeatable; e.g. the beds of one machine)")
+    o = p.add_argument_group("outputs (per bed: <bed>-stage and <bed>-probabilities on LSL, <bed>.tsv, <bed>.log)")
+    o.add_argument("--out", metavar="DIR", help="folder of the beds' hypnograms and worker logs "
+                                                "(default: ./ward-<date>); made when missing")
+    o.add_argument("--no-outlets", action="store_true", help="do not publish stages on LSL")
+    o.add_argument("--no-display", action="store_true", help="one log line per epoch and event instead of the screen")
+    p.add_argument("--channel", default="Fpz-Cz", help="channel label scored in every bed (default: %(default)s)")
+    p.add_argument("--weights", metavar="NAME|DIR",
+                   help="a shipped model's name or a weights folder, for every bed (default: the default "
+                        "model named in weights/__init__.py)")
+    p.add_argument("--find-timeout", type=float, default=30.0, metavar="S",
+                   help="a (re)started worker looks for its stream this long before it ends and is started "
+                        "again (default: %(default)s)")
+    from sleepstream.lsl_config import add_lsl_arguments
+
+    add_lsl_arguments(p)
+
+
+def out_folder(out: str | None) -> Path:
+    """``--out``, or ``./ward-<YYYY-MM-DD>``; made when missing. Raises a one-line error
+    when it cannot be."""
+    from scorer.hypnogram_file import HypnogramFileError
+
+    d = Path(out) if out else Path(f"ward-{datetime.now():%Y-%m-%d}")
+    if d.exists() and not d.is_dir():
+        raise HypnogramFileError(f"--out {d}: exists and is not a folder")
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HypnogramFileError(f"--out {d}: cannot make the folder ({exc.strerror or exc})") from None
+    return d
+
+
+def setup_ward_log() -> None:
+    """Route the ward's lines to stdout, plainly (like `live --no-display`)."""
+    from scorer.ward.log_view import WARD_LOGGER
+
+    lg = logging.getLogger(WARD_LOGGER)
+    if not any(getattr(h, "_sleepstream", False) for h in lg.handlers):
+        h = logging.StreamHandler(sys.stdout)
+        h.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+        h._sleepstream = True  # type: ignore[attr-defined]
+        lg.addHandler(h)
+    lg.setLevel(logging.INFO)
+    lg.propagate = False
+
+
+def run(args: argparse.Namespace) -> int:
+    from sleepstream.commands.live import stop_on_signals
+    from sleepstream.lsl_config import configure_lsl
+
+    if not args.find_timeout > 0:
+        from sleepnet.errors import SleepstreamError
+
+        raise SleepstreamError(f"--find-timeout must be positive, got {args.find_timeout}")
+    weights = None
+    if args.weights:   # a shipped model's name or a folder, checked before any worker starts
+        from sleepnet.weights import resolve_weights_dir
+
+        weights = str(resolve_weights_dir(args.weights).resolve())
+    out = out_folder(args.out)
+    lsl = configure_lsl(network=args.network, session_id=args.session_id)
+
+    from scorer.ward.beds import BedSelector
+    from scorer.ward.supervisor import Ward
+    from scorer.ward.worker import WorkerOptions
+
+    stype = None if args.stream_type.lower() == "any" else args.stream_type
+    selector = BedSelector(stype, tuple(args.name), tuple(args.source_id))
+    opts = WorkerOptions(channel=args.channel, weights=weights, outlets=not args.no_outlets,
+                         network=args.network, session_id=args.session_id, find_timeout_s=args.find_timeout)
+    if args.no_display:
+        from scorer.ward.log_view import WARD_LOGGER, WardLog
+
+        setup_ward_log()
+        view = WardLog()
+        logging.getLogger(WARD_LOGGER).info("ward: following %s on %s; writing to %s", selector.describe(),
+                                            lsl.describe(), out)
+    else:
+        from scorer.ward.display import WardDisplay
+
+        view = WardDisplay()
+    logging.getLogger(__name__).info("ward: following %s on %s; writing to %s", selector.describe(),
+                                     lsl.describe(), out)
+    ward = Ward(out, selector, opts, [view])
+    with stop_on_signals() as stop:
+        ward.run(stop)
+    beds = ward.state.beds
+    print(f"ward: {len(beds)} beds, {sum(b.epochs for b in beds)} epochs, "
+          f"{sum(b.restarts for b in beds)} worker restarts; hypnograms in {out}", file=sys.stderr)
+    return 0

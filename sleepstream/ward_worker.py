@@ -1,0 +1,46 @@
+"""How ``sleepstream ward`` starts a worker: ``python -m sleepstream.ward_worker live ARGS``
+runs exactly ``sleepstream live ARGS`` (:func:`sleepstream.cli.main`), after asking Linux
+to send it SIGTERM when the ward that started it ends (``PR_SET_PDEATHSIG``), so a ward
+that is killed leaves no worker scoring on (a new ward on the same folder would double
+it). Done here, after ``exec``, rather than in a ``preexec_fn``, which can deadlock a
+child forked from a process with threads (the ward has a reader thread per worker).
+
+The ward's process id comes in ``SLEEPSTREAM_WARD_PID``: when the parent is already
+another process (the ward died before the request took effect), the worker ends at once.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+
+WARD_PID_ENV = "SLEEPSTREAM_WARD_PID"
+PR_SET_PDEATHSIG = 1
+
+log = logging.getLogger(__name__)
+
+
+def end_with_parent() -> bool:
+    """Ask for SIGTERM when the parent ends (Linux only); False when the ward is gone already."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+        except (OSError, AttributeError):  # pragma: no cover - no prctl: the ward stops its workers itself
+            log.debug("prctl(PR_SET_PDEATHSIG) unavailable")
+    ward = os.environ.get(WARD_PID_ENV, "")
+    return not (ward.isdigit() and os.getppid() != int(ward))
+
+
+def main(argv: list[str] | None = None) -> int:
+    if not end_with_parent():
+        return 0
+    from sleepstream.cli import main as cli_main
+
+    return cli_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
