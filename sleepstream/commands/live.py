@@ -33,6 +33,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="LSL outlets <name>-stage and <name>-probabilities (default: %(default)s)")
     o.add_argument("--no-outlets", action="store_true", help="do not publish stages on LSL")
     o.add_argument("--no-display", action="store_true", help="one log line per epoch instead of the live screen")
+    o.add_argument("--gate", nargs="?", const="", metavar="RULES",
+                   help="stimulation windows on the LSL Markers stream <outlet-name>-gate (open/close and "
+                        "why) with an arousal guard; RULES: a .toml file or key=value pairs, e.g. "
+                        "stages=N3,min_probability=0.9,epochs=3,max_open_s=600 (no value: N2 or N3 "
+                        "with probability >= 0.8 for 2 epochs, at most 1800 s open); see README")
     p.add_argument("--weights", metavar="DIR", help="weights folder (default: the repository's weights/)")
     p.add_argument("--buffer-s", type=int, default=360, metavar="S",
                    help="inlet buffer in seconds of signal (default: %(default)s); a sleepstream replay "
@@ -143,6 +148,11 @@ def run(args: argparse.Namespace) -> int:
         raise StreamError(f"--epochs must be at least 1, got {args.epochs}")
     if args.out:
         check_writable(args.out)
+    gate_rule = None
+    if getattr(args, "gate", None) is not None:
+        from scorer.gate.rules import parse_rule
+
+        gate_rule = parse_rule(args.gate)
     query = StreamQuery.from_options(args.stream_name, args.stream_type, args.source_id)
     try:
         info = resolve_stream(query, args.timeout)
@@ -162,6 +172,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         # Samples flow from run() on: whatever arrives meanwhile would wait in liblsl's queue.
         desc = stream.connect(timeout_s=max(2.0, min(args.timeout, 10.0)), subscribe=False)
+        if gate_rule is not None:  # first: its markers' latency counts from the epoch's record
+            from scorer.gate.sink import GateSink
+
+            sinks.append(GateSink(desc.sfreq_hz, gate_rule, args.outlet_name, source_stream=desc.name))
         if args.out:
             sinks.append(HypnogramFile(args.out, desc.name, model.model_id))
         if not args.no_outlets:
