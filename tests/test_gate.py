@@ -353,3 +353,51 @@ def test_stimulus_program_sees_open_only_in_sleep_close_after_arousal_and_gap(mo
     assert events[-1].reason == "scorer stopped"             # closed on the way out
     latency_ms = [lat for ev, _, lat in list(gate.history)[1:-1]]   # deciding data's arrival -> push
     assert all(np.isfinite(latency_ms)) and min(latency_ms) >= 0
+
+
+@pytest.mark.timeout(170)
+def test_killed_scorer_leaves_no_window_open_the_restarted_one_starts_closed_and_says_so(tmp_path):
+    from replay.player import Player
+
+    src, _ = gated_source(with_events=False)
+    sleep_only = type(src).from_arrays(src.data_uv[WAKE_EPOCHS * 3000:], FS, ["Fpz-Cz"])
+    name, sid = unique_ids()
+    gname = name + "-stim"
+    player = Player(sleep_only, name=name, source_id=sid, speed=20.0, loop=True)
+    stop_player = threading.Event()
+    player.start(stop_player)
+    cmd = [sys.executable, "-m", "sleepstream.cli", "live", "--no-display", "--no-outlets", "--source-id", sid,
+           "--outlet-name", gname, "--gate", "epochs=2,guard=false", "--timeout", "20"]
+    procs: list[subprocess.Popen] = []
+
+    def scorer() -> subprocess.Popen:
+        p = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ), stdout=subprocess.DEVNULL,
+                             stderr=open(tmp_path / f"scorer{len(procs)}.stderr", "w"))
+        procs.append(p)
+        return p
+
+    first = scorer()
+    proc, lines, stop = start_listener(gname + "-gate", tmp_path, timeout=160)
+    try:
+        lines.wait(lambda m: m["event"] == OPEN, 90, "a window to open in sleep")
+        first.send_signal(signal.SIGKILL)              # no chance to close anything
+        first.wait(10)
+        n_before = len(lines.got)
+        scorer()
+        said = lines.wait(lambda m: m["event"] in (OPEN, CLOSE), 60, "the restarted scorer's first event")
+        assert (said["event"], said["reason"]) == (CLOSE, "restart"), lines.got
+        again = lines.wait(lambda m: m["event"] == OPEN, 90, "a window to open again once the rule is met")
+        assert again["stamp"] > said["stamp"]
+        assert [m["event"] for m in lines.got[n_before:]].index(OPEN) > 0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        stop.touch()
+        proc.wait(20)
+        stop_player.set()
+        player.join(10.0)
