@@ -1,6 +1,6 @@
 """``make bench``: every benchmark, one table, JSON and Markdown in ``benchmarks/results/``.
 
-Runs, in order: start-up, batch, throughput, latency, memory, soak and peers (see each
+Runs, in order: start-up, batch, throughput, latency, memory, soak, peers and gate (see each
 module's docstring for what exactly is timed and how), on this machine, with the
 shipped weights. Each figure carries the command that produced it; the table says
 PASS or MISS against the project's targets. Results: ``results/<benchmark>.json`` for
@@ -22,10 +22,11 @@ import traceback
 
 from .common import RESULTS, Figure, configure_lsl, machine, progress, write_result
 
-ORDER = ("startup", "batch", "throughput", "latency", "memory", "soak", "peers")
+ORDER = ("startup", "batch", "throughput", "latency", "memory", "soak", "peers", "gate")
 QUICK = {"startup": ["--repeats", "2"], "batch": ["--repeats", "1"], "throughput": ["--repeats", "1"],
          "latency": ["--epochs", "2", "--fast-epochs", "20"], "memory": ["--hours", "6"],
-         "soak": ["--hours", "6", "--every-min", "20"], "peers": ["--no-train", "--subjects", "900-901"]}
+         "soak": ["--hours", "6", "--every-min", "20"], "peers": ["--no-train", "--subjects", "900-901"],
+         "gate": ["--nights", "1", "--hours", "3", "--live-epochs", "20"]}
 
 
 def run_one(name: str, argv: list[str]) -> tuple[list[Figure], dict | None, float, str | None]:

@@ -124,6 +124,31 @@ def test_max_open_time_closes_the_window():
     assert run(w, [rec(3)]) == [(3, OPEN, "N2/N3 p>=0.80 x1")]
 
 
+def test_gate_sink_calls_listeners_and_closes_on_a_gap_at_once_and_on_signal_lost():
+    from scorer.gate.sink import GateSink
+    from scorer.sinks import StreamStatus
+    from streamer.stream import SampleChunk
+
+    heard = []
+    gate = GateSink(FS, GateRule(epochs=1, guard=False), outlet_name=None, listeners=[lambda e, t: heard.append(e)])
+    assert not gate.is_open and gate.history[0][0].reason == "restart"
+    gate.publish(rec(0))
+    assert gate.is_open and [(e.kind, e.epoch) for e in heard] == [(CLOSE, None), (OPEN, 0)]  # restart, open
+    ts = 35.0 + np.arange(10) / FS
+    gate.samples(SampleChunk(np.zeros(10), ts, 7, 100.0))           # 7 samples missing before 35 s
+    assert not gate.is_open and (heard[-1].kind, heard[-1].reason, heard[-1].time) == (CLOSE, "gap", 35.0)
+    gate.publish(rec(1))                                             # began before the gap
+    assert not gate.is_open
+    gate.publish(rec(2))
+    assert gate.is_open
+    lost = StreamStatus(source_name="x", sfreq_hz=FS, channel="Fpz-Cz", stalled=True)
+    gate.status(lost)
+    gate.status(lost)
+    assert [(e.kind, e.reason) for e in heard[-2:]] == [(OPEN, "N2/N3 p>=0.80 x1"), (CLOSE, "signal lost")]
+    gate.close()
+    assert len(heard) == 5                                           # closed already: nothing more
+
+
 # -- rules --------------------------------------------------------------------------------
 
 def test_rules_default_inline_and_toml(tmp_path):

@@ -13,12 +13,12 @@ file, or inline ``key=value`` pairs separated by commas::
     [guard]                     # optional: the guard's thresholds (scorer.gate.guard.GuardThresholds)
     hf_ratio = 3.0
 
-Parsed with :mod:`tomllib`; a bad rule raises :class:`GateRuleError` naming what is wrong.
+Parsed with :mod:`tomllib` (``tomli`` on Python 3.10); a bad rule raises :class:`GateRuleError` naming what is wrong.
 """
 from __future__ import annotations
 
 import dataclasses
-import tomllib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,11 @@ from sleepnet.errors import SleepstreamError
 from sleepnet.stages import STAGES
 
 from .guard import DEFAULT_THRESHOLDS, GuardThresholds
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 (pyproject: tomli there)
+    import tomli as tomllib
 
 
 class GateRuleError(SleepstreamError):
