@@ -208,7 +208,7 @@ def real_hypnogram_nights(model, rule, n: int) -> dict:
         asleep = np.flatnonzero(y > 0)
         lo, hi = max(0, asleep[0] - 60), min(len(y), asleep[-1] + 61)
         labels = y[lo:hi]
-        night = simulate_hypnogram(labels, seed=int(f.stem[3:7]), sfreq=FS)
+        night = simulate_hypnogram(labels, seed=int(f.stem[2:6]), sfreq=FS)
         records = scored_records(night.eeg_uv, model)
         labels = night.labels[:len(records)]
         per.append(night_metrics(labels, np.zeros((0, 2)), replay_offline(night.eeg_uv, records, rule)))
