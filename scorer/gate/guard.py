@@ -134,6 +134,11 @@ class ArousalGuard:
         self._over = 0
         self.hops: list[HopFeatures] | None = None               # set to [] to record every hop
 
+    def __repr__(self) -> str:
+        th = self.th
+        return (f"<ArousalGuard {'armed' if self._armed else 'disarmed'} @ {self.sfreq_hz:g} Hz: hf x{th.hf_ratio:g}, "
+                f"ptp x{th.ptp_ratio:g}, {th.window_s:g}-s window every {th.hop_s:g} s>")
+
     @property
     def armed(self) -> bool:
         """Whether alarms are raised (a window is open)."""

@@ -67,6 +67,10 @@ class GateSink:
         self.history: deque[tuple[GateEvent, float, float]] = deque(maxlen=100_000)
         self._emit([self.window.start(pylsl.local_clock())])
 
+    def __repr__(self) -> str:
+        where = self.outlet.name if self.outlet is not None else "no outlet"
+        return f"<GateSink {where}: {self.window!r}>"
+
     # -- API for programs in the same process ------------------------------------------
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(event, stamp)`` on every later event."""

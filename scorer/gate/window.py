@@ -57,8 +57,13 @@ class GateWindow:
         self._streak = 0
         self._not_before = -float("inf")   # epochs must start after this to count
 
+    def __repr__(self) -> str:
+        state = "open" if self._open else f"closed, {self._streak}/{self.rule.epochs} epochs"
+        return f"<GateWindow {self.rule.describe()}: {state}>"
+
     @property
     def is_open(self) -> bool:
+        """Whether the window is open."""
         return self._open
 
     @property
