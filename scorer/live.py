@@ -43,6 +43,7 @@ from sleepnet.weights import LoadedModel
 from streamer.epochs import EpochAssembler, TimedEpoch
 from streamer.resolve import StreamQuery, resolve_stream
 from streamer.stream import DEFAULT_BUFLEN_S, DEFAULT_CHANNEL, EEGStream
+from streamer.stream import SampleChunk
 from streamer.truth import TruthMarker, TruthStream
 
 from .records import ScoredEpoch
@@ -275,7 +276,7 @@ class LiveScorer:
             self._each("truth", epoch, stage)
             self._truth.append(TruthPair(epoch, stage, self._stages.get(epoch, UNSCORED_NAME)))
 
-    def _tap(self, chunk) -> None:
+    def _tap(self, chunk: SampleChunk) -> None:
         """Each pulled chunk to the sinks with a ``samples`` method, before it is scored."""
         for sink in self._taps:
             try:
