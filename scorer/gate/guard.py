@@ -14,7 +14,7 @@ median of the last ``baseline_s`` of hops before the window opened (the epochs t
 the rule) and, while the window is open, of the hops since that raised no alarm. An
 alarm needs ``confirm_hops`` consecutive hops over a ratio (or one flat/railing hop).
 The guard is pure (no LSL, no clock): samples in, :class:`GuardVerdict` out.
-The thresholds were chosen with ``python -m benchmarks.gate --calibrate`` (see
+The thresholds were chosen with ``python -m benchmarks.gate --sweep`` (see
 :data:`DEFAULT_THRESHOLDS` and the README section "Stimulation windows").
 """
 from __future__ import annotations
