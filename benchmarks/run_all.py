@@ -1,7 +1,7 @@
 """``make bench``: every benchmark, one table, JSON and Markdown in ``benchmarks/results/``.
 
-Runs, in order: start-up, batch, throughput, latency, memory, soak, archive, peers, ward and
-real nights (the default model's recipe, leave-one-subject-out on the 20 real Sleep-EDF nights; see each
+Runs, in order: start-up, batch, throughput, latency, memory, soak, archive, peers, ward, gate
+and real nights (the default model's recipe, leave-one-subject-out on the 20 real Sleep-EDF nights; see each
 module's docstring for what exactly is timed and how), on this machine, with the
 shipped weights. Each figure carries the command that produced it; the table says
 PASS or MISS against the project's targets. Results: ``results/<benchmark>.json`` for
@@ -24,12 +24,14 @@ import traceback
 
 from .common import RESULTS, Figure, configure_lsl, machine, progress, write_result
 
-ORDER = ("startup", "batch", "throughput", "latency", "memory", "soak", "archive", "peers", "ward", "real_nights")
+ORDER = ("startup", "batch", "throughput", "latency", "memory", "soak", "archive", "peers", "ward", "gate",
+         "real_nights")
 QUICK = {"startup": ["--repeats", "2"], "batch": ["--repeats", "1"], "throughput": ["--repeats", "1"],
          "latency": ["--epochs", "2", "--fast-epochs", "20"], "memory": ["--hours", "6"],
          "soak": ["--hours", "6", "--every-min", "20"], "archive": ["--nights", "4", "--hours", "1", "--repeats", "1"],
          "peers": ["--no-train", "--subjects", "900-901"],
-         "ward": ["--beds", "2", "--window", "35", "--fast-beds", "1", "--fast-window", "15"]}
+         "ward": ["--beds", "2", "--window", "35", "--fast-beds", "1", "--fast-window", "15"],
+         "gate": ["--nights", "1", "--hours", "3", "--live-epochs", "20"]}
 
 
 def run_one(name: str, argv: list[str]) -> tuple[list[Figure], dict | None, float, str | None]:

@@ -53,6 +53,7 @@ from sleepnet.stages import EPOCH_S, STAGES, UNSCORED_NAME
 from streamer.epochs import EpochAssembler, TimedEpoch
 from streamer.resolve import StreamQuery, resolve_stream
 from streamer.stream import DEFAULT_BUFLEN_S, DEFAULT_CHANNEL, EEGStream
+from streamer.stream import SampleChunk
 from streamer.truth import TruthMarker, TruthStream
 
 from .records import ScoredEpoch
@@ -206,6 +207,8 @@ class LiveScorer:
         self._last_latency = float("nan")
         self._t_start = pylsl.local_clock()
         self._backlog: deque[TimedEpoch] = deque()
+        # Sinks that also take the raw samples as pulled (``samples(chunk)``: the gate's arousal guard).
+        self._taps = [s for s in self.sinks if callable(getattr(s, "samples", None))]
 
     # -- the loop -----------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None, max_epochs: int | None = None,
@@ -253,6 +256,7 @@ class LiveScorer:
             for chunk in self.stream.acquire(timeout):
                 pulled += len(chunk.samples_uv)
                 timed += self._assembler.push(chunk)
+                self._tap(chunk)
             if pulled < self.stream.max_pull or len(self._backlog) + len(timed) >= MAX_BACKLOG_EPOCHS:
                 return timed
             timeout = 0.0
@@ -341,6 +345,17 @@ class LiveScorer:
         for epoch, stage in self._matcher.matches():
             self._each("truth", epoch, stage)
             self._truth.append(TruthPair(epoch, stage, self._stages.get(epoch, UNSCORED_NAME)))
+
+    def _tap(self, chunk: SampleChunk) -> None:
+        """Each pulled chunk to the sinks with a ``samples`` method, before it is scored."""
+        for sink in self._taps:
+            try:
+                sink.samples(chunk)
+            except Exception:
+                key = (id(sink), "samples")
+                if key not in self._failed:
+                    self._failed.add(key)
+                    log.exception("sink %s.samples failed; scoring goes on", type(sink).__name__)
 
     def _each(self, method: str, *args: object) -> None:
         for sink in self.sinks:

@@ -1,5 +1,10 @@
 """What every sink implements. The scoring loop hands each sink the same record and never
-knows which sinks there are: adding a sink never touches the loop."""
+knows which sinks there are: adding a sink never touches the loop.
+
+A sink may also have ``samples(chunk)`` (a :class:`streamer.stream.SampleChunk`): the
+loop then hands it every chunk of the scored channel as pulled, before scoring (the
+stimulation gate's arousal guard judges the newest second this way, whatever the pace).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

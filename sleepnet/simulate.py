@@ -781,3 +781,26 @@ def write_night_edf(path: str | Path, night: SimulatedNight) -> None:
     anns = [EdfAnnotation(onset, duration, text)
             for onset, duration, text in edf_stage_annotations(night.labels, EPOCH_S)]
     Edf([sig], data_record_duration=1.0, annotations=anns).write(Path(path))
+
+
+def simulated_arousals(hours: float, seed: int, params: SimulationParams | None = None,
+                       level: float = 0.5) -> np.ndarray:
+    """The arousals of :func:`simulate_night` ``(hours, seed)``: known truth for arousal
+    detectors.
+
+    Rebuilds the night's control traces from the same seed (the arousal envelope is the
+    first draw from the signal's random stream, so the times are exact, whatever the
+    sampling rate) and returns ``(n, 2)`` onset and offset times (s from the start of the
+    recording), where the smooth 0..1 arousal envelope (3-15 s of alpha x3, beta x2, muscle
+    x4, slow waves x0.4) crosses ``level``.
+    """
+    params = params or load_params()
+    rng = np.random.default_rng([int(seed), 0x51EE9])
+    _subj_rng, hyp_rng, sig_rng = (np.random.default_rng(s) for s in rng.spawn(3))
+    bouts = generate_bouts(params.hypnogram, hours, hyp_rng)
+    ctrl = _control(bouts, sig_rng)
+    on = np.concatenate([[False], ctrl.arousal >= level, [False]])
+    edges = np.flatnonzero(np.diff(on.astype(np.int8)))
+    starts, ends = edges[0::2], edges[1::2]
+    return np.stack([ctrl.t_s[starts], ctrl.t_s[np.minimum(ends, len(ctrl.t_s) - 1)]], axis=1) if len(starts) \
+        else np.zeros((0, 2))

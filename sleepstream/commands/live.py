@@ -38,6 +38,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--status-json", action="store_true",
                    help="instead of the screen or the log: one JSON line per epoch, truth label and status "
                         "tick on stdout (for a supervisor; sleepstream ward runs its workers this way)")
+    o.add_argument("--gate", nargs="?", const="", metavar="RULES",
+                   help="stimulation windows on the LSL Markers stream <outlet-name>-gate (open/close and "
+                        "why) with an arousal guard; RULES: a .toml file or key=value pairs, e.g. "
+                        "stages=N3,min_probability=0.9,epochs=3,max_open_s=600 (no value: N2 or N3 "
+                        "with probability >= 0.8 for 2 epochs, at most 1800 s open); see README")
     p.add_argument("--weights", metavar="NAME|DIR",
                    help="a shipped model's name or a weights folder (default: %s, the default "
                         "model named in weights/__init__.py)" % DEFAULT_MODEL)
@@ -167,6 +172,11 @@ def run(args: argparse.Namespace) -> int:
         raise StreamError(f"--epochs must be at least 1, got {args.epochs}")
     if args.out:
         check_writable(args.out)
+    gate_rule = None
+    if getattr(args, "gate", None) is not None:
+        from scorer.gate.rules import parse_rule
+
+        gate_rule = parse_rule(args.gate)
     query = StreamQuery.from_options(args.stream_name, args.stream_type, args.source_id)
     try:
         info = resolve_stream(query, args.timeout)
@@ -187,6 +197,10 @@ def run(args: argparse.Namespace) -> int:
         # Samples flow from run() on: whatever arrives meanwhile would wait in liblsl's queue.
         desc = stream.connect(timeout_s=max(2.0, min(args.timeout, 10.0)), subscribe=False)
         console.print(f"sleepstream live: model {model.summary}", highlight=False, soft_wrap=True)
+        if gate_rule is not None:  # first: its markers' latency counts from the epoch's record
+            from scorer.gate.sink import GateSink
+
+            sinks.append(GateSink(desc.sfreq_hz, gate_rule, args.outlet_name, source_stream=desc.name))
         if args.out:
             sinks.append(HypnogramFile(args.out, desc.name, model.model_id))
         if not args.no_outlets:

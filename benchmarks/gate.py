@@ -1,0 +1,415 @@
+"""Stimulation windows (``live --gate``) on simulated nights with known truth.
+
+Offline part (the pure gate, exactly as the live loop drives it): each simulated night
+is scored by the shipped model in batch (the live scorer gives the same records), then
+its samples (in 0.5-s chunks, as pulled) and its records are fed, in data order, to a
+:class:`scorer.gate.sink.GateSink` without an outlet. From its events:
+
+* ``window_precision``: share of open-window time whose true stage (the night's
+  30-s labels) is N2 or N3 (target >= 95 %);
+* ``coverage``: share of stable N2/N3 time (epochs of runs of >= 3 N2/N3 epochs, less
+  the first two of each run that the rule needs) inside open windows;
+* ``arousal_close_p95_s``: for each simulated arousal (:func:`sleepnet.simulate.simulated_arousals`)
+  that begins while a window is open, seconds from its onset to the next close (a
+  close later than the arousal's end + 10 s counts as missed: infinite); target < 3 s;
+* ``false_closes_per_h``: closes inside stable N2/N3 not within [onset - 1 s, end + 10 s]
+  of an arousal, per hour of stable N2/N3, by reason.
+
+Live part (real LSL): a simulated stretch replayed at ``--speed`` into the live loop with
+the gate sink publishing ``<name>-gate``, and a pylsl inlet pulling the markers.
+``marker_latency_p99_ms``: the deciding sample's arrival (the epoch's last sample for
+epoch decisions, so the model's scoring is included; the chunk's for the guard) to the
+marker's push, over every event, and apart for the two kinds; also every decision point
+(each chunk and record the gate judged, marker or not) and the transport to the inlet.
+
+Real nights: the feature files hold no signal and the default model in this tree scores
+raw signal, so the real-night precision is taken on the feature nights' real hypnograms
+(subjects 1-9) with simulated EEG (``--real-nights``); once the default model scores
+feature rows itself, score those nights with it and pass the records to
+:func:`night_metrics` the same way.
+
+``--sweep``: the guard's high-frequency ratio at several values on the same nights
+(how the default was chosen). The real Sleep-EDF excerpt (10 epochs of wake) is fed to a
+guard armed on a simulated N2 baseline: how fast real wake would close a window.
+
+    .venv/bin/python -m benchmarks.gate [--nights 4] [--hours 8] [--sweep] [--real-nights 3] [--no-live]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import threading
+import time
+
+import numpy as np
+
+from .common import EXCERPT, Figure, configure_lsl, percentiles, progress, script_main, this_command
+
+MODULE = "benchmarks.gate"
+FS = 100.0
+CHUNK_S = 0.5
+STABLE = (2, 3)
+#: (hf_ratio, alpha_ratio, confirm_hops) tried by --sweep.
+SWEEP = ((2.5, None, 1), (3.0, None, 1), (3.0, 10.0, 1), (4.0, None, 1), (4.0, 30.0, 1), (6.0, None, 1),
+         (3.0, None, 2), (10.0, None, 1))
+
+
+def scored_records(eeg_uv: np.ndarray, model) -> list:
+    """The live scorer's records for a whole recording (batch scoring gives the same
+    stages; times: the epoch's first and last sample, s from the recording's start)."""
+    from scorer.records import ScoredEpoch
+    from sleepnet.batch import score_recording
+    from sleepnet.readers import Recording
+
+    preds = score_recording(Recording(eeg_uv.astype(np.float32), FS, "Fpz-Cz", "simulated"), model)
+    return [ScoredEpoch(epoch=p.epoch, start_time=p.epoch * 30.0, end_time=p.epoch * 30.0 + 30.0 - 1 / FS,
+                        stage=p.stage, probabilities=tuple(p.probabilities), confidence=p.confidence,
+                        flags=tuple(p.flags), latency_ms=0.0) for p in preds]
+
+
+def replay_offline(eeg_uv: np.ndarray, records: list, rule) -> list:
+    """Drive a GateSink (no outlet) as the live loop does; returns its events."""
+    from scorer.gate.sink import GateSink
+    from streamer.stream import SampleChunk
+
+    gate = GateSink(FS, rule, outlet_name=None)
+    x = eeg_uv.astype(np.float64)
+    n_ep = int(30 * FS)
+    step = int(CHUNK_S * FS)
+    for r in records:
+        a = r.epoch * n_ep
+        for i in range(a, a + n_ep, step):
+            seg = x[i:i + step]
+            ts = np.arange(i, i + len(seg)) / FS
+            gate.samples(SampleChunk(seg, ts, 0, float("nan")))
+        gate.publish(r)
+    return [ev for ev, _, _ in gate.history][1:]
+
+
+def intervals(events: list, end_s: float) -> list[tuple[float, float, str]]:
+    """(open, close, close reason) of every window."""
+    out, t_open = [], None
+    for e in events:
+        if e.kind == "open":
+            t_open = e.time
+        elif t_open is not None:
+            out.append((t_open, e.time, e.reason))
+            t_open = None
+    if t_open is not None:
+        out.append((t_open, end_s, "end"))
+    return out
+
+
+def night_metrics(labels: np.ndarray, arousals: np.ndarray, events: list) -> dict:
+    n = len(labels)
+    end_s = n * 30.0
+    wins = intervals(events, end_s)
+    grid = np.arange(0, end_s, 0.1)                 # 0.1-s grid for time shares
+    lab = labels[np.minimum((grid // 30).astype(int), n - 1)]
+    open_ = np.zeros(len(grid), bool)
+    for a, b, _ in wins:
+        open_[(grid >= a) & (grid < b)] = True
+    sleep = np.isin(labels, STABLE)
+    stable_ep = np.zeros(n, bool)
+    k = 0
+    while k < n:
+        if sleep[k]:
+            j = k
+            while j < n and sleep[j]:
+                j += 1
+            if j - k >= 3:
+                stable_ep[k + 2:j] = True
+            k = j
+        else:
+            k += 1
+    near = np.zeros(len(grid), bool)
+    for a0, a1 in arousals:
+        near |= (grid >= a0 - 1.0) & (grid <= a1 + 10.0)
+    stable = stable_ep[np.minimum((grid // 30).astype(int), n - 1)]
+    lat, closed_at_onset = [], 0
+    closes = [e for e in events if e.kind == "close"]
+    for a0, a1 in arousals:
+        if not any(a <= a0 < b for a, b, _ in wins):
+            closed_at_onset += 1
+            continue
+        nxt = next((c.time for c in closes if c.time >= a0 - 0.5), None)
+        lat.append(max(0.0, nxt - a0) if nxt is not None and nxt <= a1 + 10.0 else float("inf"))
+    false = {}
+    for c in closes:
+        i = min(int(c.time / 0.1), len(grid) - 1)
+        if stable[i] and not near[i]:
+            key = c.reason.split(" ")[0] if c.reason.startswith(("stage", "confidence", "flag")) else c.reason
+            false[key] = false.get(key, 0) + 1
+    return {"open_s": float(open_.sum() * 0.1), "open_true_sleep_s": float((open_ & np.isin(lab, STABLE)).sum() * 0.1),
+            "open_in_arousal_s": float((open_ & near).sum() * 0.1),
+            "stable_s": float(stable.sum() * 0.1), "stable_covered_s": float((stable & open_).sum() * 0.1),
+            "stable_clear_h": float((stable & ~near).sum() * 0.1 / 3600), "arousal_latency_s": lat,
+            "arousals": int(len(arousals)), "arousals_while_closed": closed_at_onset, "false_closes": false,
+            "windows": len(wins)}
+
+
+def summarise(per_night: list[dict]) -> dict:
+    tot = lambda k: sum(m[k] for m in per_night)  # noqa: E731
+    lat = np.array([x for m in per_night for x in m["arousal_latency_s"]], dtype=float)
+    pct = lambda q: float(np.percentile(lat, q, method="higher")) if len(lat) else float("nan")  # noqa: E731
+    false: dict[str, int] = {}
+    for m in per_night:
+        for k, v in m["false_closes"].items():
+            false[k] = false.get(k, 0) + v
+    hours = tot("stable_clear_h")
+    return {"window_precision": tot("open_true_sleep_s") / max(tot("open_s"), 1e-9),
+            "coverage": tot("stable_covered_s") / max(tot("stable_s"), 1e-9),
+            "arousal_close_p95_s": pct(95), "arousal_close_p50_s": pct(50), "arousal_close_p90_s": pct(90),
+            "arousals_missed": int(np.sum(~np.isfinite(lat))), "arousals_judged": int(len(lat)),
+            "arousals_while_closed": tot("arousals_while_closed"),
+            "false_closes_per_h": sum(false.values()) / max(hours, 1e-9),
+            "false_closes_by_reason_per_h": {k: v / max(hours, 1e-9) for k, v in sorted(false.items())},
+            "open_h": tot("open_s") / 3600, "windows": tot("windows"), "stable_clear_h": hours}
+
+
+def prepare(nights: list, model) -> list:
+    """(signal, records, labels, arousals) of each simulated night ``(hours, seed)``."""
+    from sleepnet.simulate import simulate_night, simulated_arousals
+
+    out = []
+    for hours, seed in nights:
+        night = simulate_night(hours, seed, FS)
+        records = scored_records(night.eeg_uv, model)
+        out.append((night.eeg_uv, records, night.labels[:len(records)], simulated_arousals(hours, seed)))
+    return out
+
+
+def offline(prepared: list, rule) -> dict:
+    """The gate's figures over prepared nights (see the module text)."""
+    return summarise([night_metrics(labels, ar, replay_offline(eeg, records, rule))
+                      for eeg, records, labels, ar in prepared])
+
+
+def real_hypnogram_nights(model, rule, n: int) -> dict:
+    """Window precision on the real Sleep-EDF feature nights' hypnograms (subjects 1-9,
+    trimmed to 30 min of wake around sleep), their EEG synthesised by the simulator
+    (:func:`sleepnet.simulate.simulate_hypnogram`) and scored by ``model``.
+
+    The feature files hold features, not signal: until the default model scores those
+    features itself (issue 10's real-trained stager), this is the real-night figure the
+    raw-signal pipeline can give. Arousal times are not known here, so only precision
+    and coverage."""
+    from sleepnet.simulate import simulate_hypnogram
+
+    from .common import SHARED
+
+    folder = SHARED / "sleep-edf-features"
+    files = sorted(f for f in folder.glob("SC4*E0.npz") if not f.name.startswith("SC400"))[:n]
+    if not files:
+        return {"skipped": f"{folder} holds no feature nights"}
+    per, names = [], []
+    for f in files:
+        y = np.load(f)["y"].astype(np.int64)
+        asleep = np.flatnonzero(y > 0)
+        lo, hi = max(0, asleep[0] - 60), min(len(y), asleep[-1] + 61)
+        labels = y[lo:hi]
+        night = simulate_hypnogram(labels, seed=int(f.stem[2:6]), sfreq=FS)
+        records = scored_records(night.eeg_uv, model)
+        labels = night.labels[:len(records)]
+        per.append(night_metrics(labels, np.zeros((0, 2)), replay_offline(night.eeg_uv, records, rule)))
+        names.append(f.name)
+    out = summarise(per)
+    return {"nights": names, "window_precision": out["window_precision"], "coverage": out["coverage"],
+            "open_h": out["open_h"], "false_closes_per_h": out["false_closes_per_h"],
+            "what": "real hypnograms (labels of the feature nights), simulated EEG, the default model"}
+
+
+def real_wake_check(rule) -> dict:
+    """The real excerpt (10 epochs scored W) fed to a guard armed on 60 s of simulated N2."""
+    from scorer.gate.guard import ArousalGuard
+    from sleepnet.readers import read_recording
+    from sleepnet.simulate import simulate_night
+
+    if not EXCERPT.exists():
+        return {"skipped": f"{EXCERPT} is absent"}
+    rec = read_recording(str(EXCERPT), "Fpz-Cz")
+    night = simulate_night(2.0, 7, FS)
+    s0 = next(i for i in range(60, night.n_epochs - 3) if np.all(night.labels[i:i + 3] == 2))
+    base = night.eeg_uv[s0 * 3000:(s0 + 2) * 3000].astype(np.float64)
+    out = {}
+    for label, th in (("chosen", rule.thresholds),):
+        g = ArousalGuard(FS, th)
+        g.push(base, 60.0)
+        g.arm()
+        x = rec.eeg_uv.astype(np.float64)
+        alarms = []
+        for i in range(0, len(x), 50):
+            alarms += g.push(x[i:i + 50], 60.0 + (i + 50) / FS)
+            if alarms:
+                break
+        out[label] = {"first_alarm_after_s": (alarms[0].time - 60.0) if alarms else None,
+                      "reason": alarms[0].reason if alarms else None}
+    out["note"] = ("cross-subject: real wake (SC4001E0, first 300 s) after a baseline of simulated N2; "
+                   "the only real signal with labels here")
+    # flat / railing / missing on real wake (absolute checks): must stay silent
+    g = ArousalGuard(FS, rule.thresholds)
+    g.arm()
+    alarms = g.push(rec.eeg_uv.astype(np.float64), 300.0)
+    out["flat_or_railing_alarms_on_real_wake"] = sum(a.reason in ("flat", "railing", "missing samples")
+                                                     for a in alarms)
+    return out
+
+
+def live_latency(model_dir, speed: float, n_epochs: int) -> dict:
+    """Marker latency through the real live loop and LSL (see the module text)."""
+    import pylsl
+
+    from replay.player import Player, ReplaySource
+    from scorer.gate.rules import DEFAULT_RULE
+    from scorer.gate.sink import GateSink
+    from scorer.live import LiveScorer, connect_stream
+    from sleepnet.simulate import simulate_night
+    from sleepnet.weights import load_model
+    from streamer.resolve import StreamQuery
+
+    from .common import unique
+
+    class TimedGate(GateSink):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            self.decision_ms: list[float] = []
+
+        def samples(self, chunk):
+            super().samples(chunk)
+            self.decision_ms.append((pylsl.local_clock() - chunk.arrival_time) * 1000.0)
+
+        def publish(self, record):
+            t = pylsl.local_clock() - record.latency_ms / 1000.0
+            super().publish(record)
+            self.decision_ms.append((pylsl.local_clock() - t) * 1000.0)
+
+    model = load_model(model_dir)
+    night = simulate_night(max(2.0, (n_epochs + 40) / 120), 11, FS)
+    s0 = 34                                      # sleep onset of this night: wake, N1, N2, N3
+    x = night.eeg_uv[s0 * 3000:(s0 + n_epochs) * 3000]
+    src = ReplaySource.from_arrays(x[:, None], FS, ["Fpz-Cz"], labels=night.labels[s0:s0 + n_epochs])
+    name, sid = unique("gate")
+    rule = dataclasses.replace(DEFAULT_RULE, epochs=1, min_probability=0.6)
+    gate = TimedGate(FS, rule, outlet_name=name, linger_s=1.0)
+    inlet_info = pylsl.resolve_byprop("name", name + "-gate", 1, 10.0)
+    inlet = pylsl.StreamInlet(inlet_info[0], recover=False)
+    inlet.open_stream(5.0)
+    got: list[tuple[float, float]] = []
+    done = threading.Event()
+
+    def pull():
+        while not done.is_set():
+            s, ts = inlet.pull_sample(timeout=0.05)
+            if s is not None:
+                got.append((ts, pylsl.local_clock()))
+
+    th = threading.Thread(target=pull, daemon=True)
+    th.start()
+    player = Player(src, name=name, source_id=sid, speed=speed, linger_s=30.0)
+    stop_player = threading.Event()
+    player.start(stop_player)
+    stream, truth = connect_stream(StreamQuery(source_id=sid), timeout_s=10.0, buffer_s=int(src.duration_s) + 60)
+    scorer = LiveScorer(stream, model, [gate], truth)
+    try:
+        scorer.run(max_epochs=n_epochs, idle_exit_s=5.0)
+    finally:
+        stop_player.set()
+        time.sleep(0.5)
+        done.set()
+        th.join(2.0)
+        scorer.close()
+        player.join(10.0)
+    # every event after the start's close, but the close on the way out (no deciding sample)
+    evs = [(ev, lat) for ev, _, lat in list(gate.history)[1:] if ev.reason != "scorer stopped"]
+    lat = [x for _, x in evs]
+    by_epoch = [x for ev, x in evs if ev.epoch is not None]      # includes the model's scoring time
+    by_samples = [x for ev, x in evs if ev.epoch is None]        # guard, gap, signal lost
+    transport = [(rcv - ts) * 1000.0 for ts, rcv in got]
+    return {"marker_latency_ms": percentiles(lat, (50, 95, 99)),
+            "epoch_marker_latency_ms": percentiles(by_epoch, (50, 95, 99)),
+            "guard_marker_latency_ms": percentiles(by_samples, (50, 95, 99)), "decision_latency_ms":
+            percentiles(gate.decision_ms, (50, 95, 99)), "transport_ms": percentiles(transport, (50, 99)),
+            "events": len(lat), "speed": speed, "epochs": n_epochs}
+
+
+def run(args: argparse.Namespace) -> dict:
+    from scorer.gate.guard import GuardThresholds
+    from scorer.gate.rules import DEFAULT_RULE
+    from sleepnet.weights import default_weights_dir, load_model
+
+    configure_lsl()
+    command = this_command(MODULE, args.argv)
+    model = load_model(args.weights)
+    nights = [(args.hours, 500 + i) for i in range(args.nights)]
+    progress(f"gate: {len(nights)} simulated nights of {args.hours:g} h, model {model.model_id}")
+    prepared = prepare(nights, model)
+    main = offline(prepared, DEFAULT_RULE)
+    body: dict = {"model_id": model.model_id, "rule": DEFAULT_RULE.describe(),
+                  "thresholds": dataclasses.asdict(DEFAULT_RULE.thresholds), "nights": nights, "offline": main}
+    if args.sweep:
+        sweep = {}
+        for hf, al, k in SWEEP:
+            th = dataclasses.replace(DEFAULT_RULE.thresholds, hf_ratio=hf, alpha_ratio=al, confirm_hops=k)
+            key = f"hf_ratio={hf:g} alpha_ratio={al} confirm_hops={k}"
+            progress(f"gate: sweep {key}")
+            sweep[key] = offline(prepared, dataclasses.replace(DEFAULT_RULE, thresholds=th))
+        progress("gate: sweep without the guard")
+        sweep["no guard"] = offline(prepared, dataclasses.replace(DEFAULT_RULE, guard=False))
+        body["sweep"] = sweep
+    body["real_wake"] = real_wake_check(DEFAULT_RULE)
+    body["window_precision"] = main["window_precision"]
+    body["coverage"] = main["coverage"]
+    body["arousal_close_p95_s"] = main["arousal_close_p95_s"]
+    body["false_closes_per_h"] = main["false_closes_per_h"]
+    if args.real_nights > 0:
+        progress(f"gate: {args.real_nights} real Sleep-EDF hypnograms with simulated EEG")
+        body["real_hypnogram_nights"] = real_hypnogram_nights(model, DEFAULT_RULE, args.real_nights)
+    body["real_feature_nights"] = {"skipped": f"the default model ({model.model_id}) scores raw signal; the "
+                                   "Sleep-EDF feature nights hold features only: see real_hypnogram_nights"}
+    figures = [
+        Figure("gate window precision (open time truly N2/N3)", 100 * main["window_precision"], "%", ">= 95 %",
+               main["window_precision"] >= 0.95, command, note=f"{len(nights)} simulated nights, {main['open_h']:.1f} h open"),
+        Figure("gate coverage of stable N2/N3", 100 * main["coverage"], "%", command=command),
+        Figure("gate arousal onset -> close p95", main["arousal_close_p95_s"], "s", "< 3 s",
+               main["arousal_close_p95_s"] < 3.0, command,
+               note=f"p50 {main['arousal_close_p50_s']:.2f} s; {main['arousals_missed']} of "
+                    f"{main['arousals_judged']} arousals in open windows missed"),
+        Figure("gate false closes per hour of stable sleep", main["false_closes_per_h"], "/h", command=command,
+               note=", ".join(f"{k} {v:.1f}" for k, v in main["false_closes_by_reason_per_h"].items())),
+    ]
+    if not args.no_live:
+        progress(f"gate: live loop over LSL, {args.live_epochs} epochs at {args.speed:g}x")
+        lv = live_latency(args.weights or default_weights_dir(), args.speed, args.live_epochs)
+        body["live"] = lv
+        body["marker_latency_p99_ms"] = lv["marker_latency_ms"]["p99"]
+        figures.append(Figure("gate last sample -> marker pushed p99", lv["marker_latency_ms"]["p99"], "ms",
+                              "< 20 ms", lv["marker_latency_ms"]["p99"] < 20.0, command,
+                              note=f"{lv['events']} markers: on an epoch's record (the model's scoring "
+                                   f"included) p50 {lv['epoch_marker_latency_ms']['p50']:.1f} ms, max "
+                                   f"{lv['epoch_marker_latency_ms']['max']:.1f} ms; from the guard p50 "
+                                   f"{lv['guard_marker_latency_ms']['p50']:.2f} ms, max "
+                                   f"{lv['guard_marker_latency_ms']['max']:.2f} ms; every decision point p99 "
+                                   f"{lv['decision_latency_ms']['p99']:.2f} ms; transport to a pylsl inlet p99 "
+                                   f"{lv['transport_ms']['p99']:.2f} ms"))
+    body["figures"] = figures
+    return body
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--nights", type=int, default=4, help="simulated nights (default: 4)")
+    p.add_argument("--hours", type=float, default=8.0, help="hours per night (default: 8)")
+    p.add_argument("--sweep", action="store_true", help="also try several guard thresholds and no guard")
+    p.add_argument("--real-nights", type=int, default=3,
+                   help="real Sleep-EDF hypnograms (subjects 1-9) with simulated EEG (default: 3; 0: none)")
+    p.add_argument("--no-live", action="store_true", help="skip the live LSL marker-latency run")
+    p.add_argument("--live-epochs", type=int, default=60, help="epochs of the live run (default: 60)")
+    p.add_argument("--speed", type=float, default=10.0, help="replay speed of the live run (default: 10)")
+    p.add_argument("--weights", help="weights folder (default: weights/)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    script_main("gate", __doc__, add_arguments, run, argv, ".2f")
+
+
+if __name__ == "__main__":
+    main()

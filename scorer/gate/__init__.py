@@ -1,0 +1,12 @@
+"""Stage-gated stimulation windows with an arousal guard (``sleepstream live --gate``).
+
+rules: what opens and closes a window (TOML or inline). window: the pure state machine.
+guard: the causal arousal detector. outlet: the ``<name>-gate`` LSL Markers stream.
+sink: all of it as a sink of the live loop, with a callback API.
+"""
+from .guard import ArousalGuard, GuardThresholds, GuardVerdict
+from .rules import DEFAULT_RULE, GateRule, GateRuleError, parse_rule
+from .window import CLOSE, OPEN, GateEvent, GateWindow
+
+__all__ = ["ArousalGuard", "GuardThresholds", "GuardVerdict", "DEFAULT_RULE", "GateRule", "GateRuleError",
+           "parse_rule", "CLOSE", "OPEN", "GateEvent", "GateWindow"]

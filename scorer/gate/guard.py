@@ -1,0 +1,220 @@
+"""The arousal guard: a causal detector over the newest second of µV signal.
+
+Every ``hop_s`` of new samples the guard looks at the last ``window_s`` (default 1 s)
+and measures four things:
+
+* ``hf``: power 20-40 Hz (muscle and beta: the arousal's EMG and fast activity), µV²;
+* ``alpha``: power 8-12 Hz (the arousal's alpha burst), µV²;
+* ``ptp``: peak-to-peak amplitude, µV (movement artefacts, electrode pops);
+* flat (standard deviation under ``flat_std_uv``) and railing (``|x|`` at or above
+  ``rail_abs_uv``, or any missing sample).
+
+Power and amplitude are judged relative to the window's own running baseline: the
+median of the last ``baseline_s`` of hops before the window opened (the epochs that met
+the rule) and, while the window is open, of the hops since that raised no alarm. An
+alarm needs ``confirm_hops`` consecutive hops over a ratio (or one flat/railing hop).
+The guard is pure (no LSL, no clock): samples in, :class:`GuardVerdict` out.
+The thresholds were chosen with ``python -m benchmarks.gate --sweep`` (see
+:data:`DEFAULT_THRESHOLDS` and the README section "Stimulation windows").
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+HF_BAND_HZ = (20.0, 40.0)
+ALPHA_BAND_HZ = (8.0, 12.0)
+
+
+@dataclass(frozen=True)
+class GuardThresholds:
+    """When the guard raises an alarm.
+
+    hf_ratio / alpha_ratio: hop power over the baseline median (ratio of µV²); None: not
+    judged (the alpha check is off by default: at Fpz-Cz slow frontal spindles, 11-13 Hz,
+    fall in the alpha band and made it the main source of false closes on simulated
+    nights; see the README's measurements).
+    ptp_ratio: hop peak-to-peak over the baseline median. flat_std_uv: std below this
+    (µV) is a flat line. rail_abs_uv: |x| at or above this (µV) is a railing amplifier.
+    confirm_hops: consecutive hops over a ratio before an alarm. window_s / hop_s: the
+    analysis window and how often it is judged (s). baseline_s: seconds of hops in the
+    running baseline. min_baseline_hops: fewer than this and the guard judges only flat
+    and railing signal.
+    """
+
+    hf_ratio: float = 3.0
+    alpha_ratio: float | None = None
+    ptp_ratio: float = 4.0
+    flat_std_uv: float = 1.0
+    rail_abs_uv: float = 800.0
+    confirm_hops: int = 1
+    window_s: float = 1.0
+    hop_s: float = 0.5
+    baseline_s: float = 60.0
+    min_baseline_hops: int = 10
+
+    def __post_init__(self) -> None:
+        for name in ("hf_ratio", "alpha_ratio", "ptp_ratio", "flat_std_uv", "rail_abs_uv", "window_s",
+                     "hop_s", "baseline_s"):
+            v = getattr(self, name)
+            if v is None and name == "alpha_ratio":
+                continue
+            if not np.isfinite(v) or v <= 0:
+                raise ValueError(f"{name} must be a positive number, got {v!r}")
+        if self.confirm_hops < 1 or self.min_baseline_hops < 1:
+            raise ValueError("confirm_hops and min_baseline_hops must be at least 1")
+
+
+DEFAULT_THRESHOLDS = GuardThresholds()
+
+
+@dataclass(frozen=True)
+class HopFeatures:
+    """One judged hop: log10 powers (µV²), peak-to-peak (µV), flat/rail, data time (s)."""
+
+    time: float
+    log_hf: float
+    log_alpha: float
+    ptp_uv: float
+    flat: bool
+    rail: bool
+
+
+@dataclass(frozen=True)
+class GuardVerdict:
+    """An alarm: ``reason`` names what was seen (``arousal: hf``, ``arousal: alpha``,
+    ``movement``, ``flat``, ``railing``, ``missing samples``); ``time`` is the newest judged sample's time
+    (s, the caller's clock); ``arrival_time`` when that sample arrived (s)."""
+
+    reason: str
+    time: float
+    arrival_time: float
+
+
+def hop_features(x_uv: np.ndarray, sfreq_hz: float, t: float, th: GuardThresholds) -> HopFeatures:
+    """The features of one analysis window ``x_uv`` (µV, oldest first)."""
+    bad = ~np.isfinite(x_uv)
+    if bad.any():
+        return HopFeatures(t, np.nan, np.nan, np.nan, False, True)
+    x = x_uv - x_uv.mean()
+    n = len(x)
+    spec = np.abs(np.fft.rfft(x * np.hanning(n))) ** 2 / max(n, 1)
+    f = np.fft.rfftfreq(n, 1.0 / sfreq_hz)
+    hi_top = min(HF_BAND_HZ[1], 0.45 * sfreq_hz)
+    hf = spec[(f >= HF_BAND_HZ[0]) & (f <= hi_top)].sum()
+    al = spec[(f >= ALPHA_BAND_HZ[0]) & (f <= ALPHA_BAND_HZ[1])].sum()
+    return HopFeatures(t, float(np.log10(hf + 1e-6)), float(np.log10(al + 1e-6)), float(np.ptp(x_uv)),
+                       bool(np.std(x_uv) < th.flat_std_uv), bool(np.max(np.abs(x_uv)) >= th.rail_abs_uv))
+
+
+class ArousalGuard:
+    """Causal arousal and artefact detector over a stream of samples (pure).
+
+    Parameters
+    ----------
+    sfreq_hz : float
+        Sampling rate of the samples pushed.
+    thresholds : GuardThresholds
+        When to raise an alarm.
+    """
+
+    def __init__(self, sfreq_hz: float, thresholds: GuardThresholds = DEFAULT_THRESHOLDS) -> None:
+        self.sfreq_hz = float(sfreq_hz)
+        self.th = thresholds
+        self._win = max(8, int(round(thresholds.window_s * sfreq_hz)))
+        self._hop = max(1, int(round(thresholds.hop_s * sfreq_hz)))
+        keep = max(1, int(round(thresholds.baseline_s / thresholds.hop_s)))
+        self._x = np.zeros(0)
+        self._since_hop = 0
+        self._history: deque[HopFeatures] = deque(maxlen=keep)   # recent clean hops
+        self._baseline: deque[HopFeatures] = deque(maxlen=keep)
+        self._armed = False
+        self._over = 0
+        self.hops: list[HopFeatures] | None = None               # set to [] to record every hop
+
+    def __repr__(self) -> str:
+        th = self.th
+        return (f"<ArousalGuard {'armed' if self._armed else 'disarmed'} @ {self.sfreq_hz:g} Hz: hf x{th.hf_ratio:g}, "
+                f"ptp x{th.ptp_ratio:g}, {th.window_s:g}-s window every {th.hop_s:g} s>")
+
+    @property
+    def armed(self) -> bool:
+        """Whether alarms are raised (a window is open)."""
+        return self._armed
+
+    def arm(self) -> None:
+        """A window opens: the baseline starts from the recent clean hops."""
+        self._armed = True
+        self._over = 0
+        self._baseline = deque(self._history, maxlen=self._history.maxlen)
+
+    def disarm(self) -> None:
+        """The window closed: no alarms until the next :meth:`arm`."""
+        self._armed = False
+        self._over = 0
+
+    def reset(self) -> None:
+        """Forget the signal (after a gap or a lost signal)."""
+        self._x = np.zeros(0)
+        self._since_hop = 0
+        self._history.clear()
+        self._baseline.clear()
+        self._over = 0
+
+    def push(self, samples_uv: np.ndarray, end_time: float, arrival_time: float = float("nan")) -> list[GuardVerdict]:
+        """Feed consecutive samples (µV, NaN where missing) whose last one is at
+        ``end_time`` (s); return the alarms raised (only while armed)."""
+        x = np.asarray(samples_uv, dtype=np.float64)
+        out: list[GuardVerdict] = []
+        n = len(x)
+        pos = 0
+        while pos < n:
+            take = min(self._hop - self._since_hop, n - pos)
+            self._x = np.concatenate([self._x, x[pos:pos + take]])[-self._win:]
+            self._since_hop += take
+            pos += take
+            if self._since_hop >= self._hop and len(self._x) >= self._win:
+                self._since_hop = 0
+                t = end_time - (n - pos) / self.sfreq_hz
+                v = self._judge(hop_features(self._x, self.sfreq_hz, t, self.th), arrival_time)
+                if v is not None:
+                    out.append(v)
+            elif self._since_hop >= self._hop:
+                self._since_hop = 0
+        return out
+
+    def _judge(self, h: HopFeatures, arrival_time: float) -> GuardVerdict | None:
+        if self.hops is not None:
+            self.hops.append(h)
+        if h.rail or h.flat:
+            self._over = 0
+            reason = "flat" if h.flat else ("missing samples" if np.isnan(h.ptp_uv) else "railing")
+            return GuardVerdict(reason, h.time, arrival_time) if self._armed else None
+        if not self._armed:
+            self._history.append(h)
+            return None
+        reason = self._over_baseline(h)
+        if reason is None:
+            self._over = 0
+            self._baseline.append(h)
+            return None
+        self._over += 1
+        if self._over >= self.th.confirm_hops:
+            return GuardVerdict(reason, h.time, arrival_time)
+        return None
+
+    def _over_baseline(self, h: HopFeatures) -> str | None:
+        if len(self._baseline) < self.th.min_baseline_hops:
+            return None
+        b_hf = float(np.median([b.log_hf for b in self._baseline]))
+        b_al = float(np.median([b.log_alpha for b in self._baseline]))
+        b_pp = float(np.median([b.ptp_uv for b in self._baseline]))
+        if h.ptp_uv > self.th.ptp_ratio * b_pp:
+            return "movement"
+        if h.log_hf - b_hf > np.log10(self.th.hf_ratio):
+            return "arousal: hf"
+        if self.th.alpha_ratio is not None and h.log_alpha - b_al > np.log10(self.th.alpha_ratio):
+            return "arousal: alpha"
+        return None

@@ -1,0 +1,151 @@
+"""Stimulation-window rules: when a window may open, when it must close.
+
+A rule comes from ``sleepstream live --gate`` as nothing (the default rule), a TOML
+file, or inline ``key=value`` pairs separated by commas::
+
+    [gate]                      # inline: stages=N2+N3,min_probability=0.8,epochs=2,max_open_s=1800
+    stages = ["N2", "N3"]       # the stages a window may open in
+    min_probability = 0.8       # the scored stage's probability, at least
+    epochs = 2                  # consecutive epochs meeting the rule before a window opens
+    max_open_s = 1800           # close after this long open (s)
+    guard = true                # the arousal guard (inside the epoch)
+
+    [guard]                     # optional: the guard's thresholds (scorer.gate.guard.GuardThresholds)
+    hf_ratio = 3.0
+
+Parsed with :mod:`tomllib` (``tomli`` on Python 3.10); a bad rule raises :class:`GateRuleError` naming what is wrong.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sleepnet.errors import SleepstreamError
+from sleepnet.stages import STAGES
+
+from .guard import DEFAULT_THRESHOLDS, GuardThresholds
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 (pyproject: tomli there)
+    import tomli as tomllib
+
+
+class GateRuleError(SleepstreamError):
+    """A --gate rule (file or inline text) that cannot be used."""
+
+
+@dataclass(frozen=True)
+class GateRule:
+    """When a stimulation window opens and how long it may stay open.
+
+    stages: stages a window may open in. min_probability: the scored stage's
+    probability must reach this (0-1). epochs: consecutive epochs meeting both before a
+    window opens. max_open_s: longest a window stays open (s). guard: whether the
+    arousal guard closes windows inside the epoch. thresholds: the guard's.
+    """
+
+    stages: frozenset[str] = frozenset({"N2", "N3"})
+    min_probability: float = 0.8
+    epochs: int = 2
+    max_open_s: float = 1800.0
+    guard: bool = True
+    thresholds: GuardThresholds = DEFAULT_THRESHOLDS
+
+    def describe(self) -> str:
+        """One line, e.g. ``N2/N3 p>=0.80 x2``."""
+        order = [s for s in STAGES if s in self.stages]
+        return f"{'/'.join(order)} p>={self.min_probability:.2f} x{self.epochs}"
+
+
+DEFAULT_RULE = GateRule()
+_KEYS = ("stages", "min_probability", "epochs", "max_open_s", "guard")
+
+
+def _stages(value: Any, where: str) -> frozenset[str]:
+    items = value.replace("+", " ").replace(",", " ").split() if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not items:
+        raise GateRuleError(f"{where}: stages must be a non-empty list of {', '.join(STAGES)}")
+    bad = [s for s in items if s not in STAGES]
+    if bad:
+        raise GateRuleError(f"{where}: unknown stage(s) {bad}; use {', '.join(STAGES)}")
+    return frozenset(items)
+
+
+def rule_from_mapping(gate: dict[str, Any], guard: dict[str, Any] | None = None, where: str = "--gate") -> GateRule:
+    """A :class:`GateRule` from the ``[gate]`` (and ``[guard]``) tables; unknown keys and
+    out-of-range values raise :class:`GateRuleError`."""
+    unknown = sorted(set(gate) - set(_KEYS))
+    if unknown:
+        raise GateRuleError(f"{where}: unknown setting(s) {unknown}; known: {', '.join(_KEYS)}")
+    kw: dict[str, Any] = {}
+    try:
+        if "stages" in gate:
+            kw["stages"] = _stages(gate["stages"], where)
+        if "min_probability" in gate:
+            kw["min_probability"] = float(gate["min_probability"])
+        if "epochs" in gate:
+            kw["epochs"] = int(gate["epochs"])
+        if "max_open_s" in gate:
+            kw["max_open_s"] = float(gate["max_open_s"])
+        if "guard" in gate:
+            g = gate["guard"]
+            if isinstance(g, str):
+                g = {"true": True, "false": False, "on": True, "off": False}.get(g.lower(), g)
+            if not isinstance(g, bool):
+                raise GateRuleError(f"{where}: guard must be true or false, got {gate['guard']!r}")
+            kw["guard"] = g
+    except (TypeError, ValueError) as exc:
+        raise GateRuleError(f"{where}: {exc}") from None
+    rule = GateRule(**kw)
+    if not 0.0 <= rule.min_probability <= 1.0:
+        raise GateRuleError(f"{where}: min_probability must be within 0-1, got {rule.min_probability}")
+    if rule.epochs < 1:
+        raise GateRuleError(f"{where}: epochs must be at least 1, got {rule.epochs}")
+    if not rule.max_open_s > 0:
+        raise GateRuleError(f"{where}: max_open_s must be positive, got {rule.max_open_s}")
+    if guard:
+        names = {f.name for f in dataclasses.fields(GuardThresholds)}
+        unknown = sorted(set(guard) - names)
+        if unknown:
+            raise GateRuleError(f"{where}: unknown [guard] setting(s) {unknown}; known: {', '.join(sorted(names))}")
+        try:
+            th = dataclasses.replace(DEFAULT_THRESHOLDS, **guard)
+        except (TypeError, ValueError) as exc:
+            raise GateRuleError(f"{where}: [guard] {exc}") from None
+        rule = dataclasses.replace(rule, thresholds=th)
+    return rule
+
+
+def parse_rule(text: str | None) -> GateRule:
+    """The rule ``--gate`` names: None or ``""`` (the default rule), a path to a TOML
+    file, or inline ``key=value,key=value`` (stages joined with ``+``)."""
+    if text is None or not text.strip() or text.strip() == "default":
+        return DEFAULT_RULE
+    path = Path(text)
+    if text.endswith(".toml") or path.is_file():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise GateRuleError(f"{text}: cannot read the gate rules ({exc.strerror or exc})") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise GateRuleError(f"{text}: not valid TOML ({exc})") from None
+        gate = data.get("gate", {})
+        guard = data.get("guard", {})
+        extra = sorted(set(data) - {"gate", "guard"})
+        if extra or not isinstance(gate, dict) or not isinstance(guard, dict):
+            raise GateRuleError(f"{text}: expected tables [gate] and [guard] only, found {sorted(data)}")
+        return rule_from_mapping(gate, guard, where=text)
+    pairs: dict[str, str] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise GateRuleError(f"--gate {text!r}: expected key=value pairs (e.g. stages=N2+N3,min_probability=0.8) "
+                                f"or a .toml file; {part.strip()!r} has no '='")
+        pairs[key.strip()] = value.strip()
+    return rule_from_mapping(pairs, None, where=f"--gate {text!r}")
