@@ -45,7 +45,7 @@ MALLOC_TRIM_KEY = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 
 def night_files(n: int, hours: float) -> list[Path]:
     """``n`` simulated EDF+ nights of ``hours`` (made once per simulator version)."""
-    from sleepnet.simulate import simulate_night, write_night_edf
+    from sleepnet.sim.night import simulate_night, write_night_edf
 
     folder = DATA / f"archive-{hours:g}h-{params_key()}"
     folder.mkdir(parents=True, exist_ok=True)

@@ -28,9 +28,9 @@ TARGET_S = 3.0
 
 def score_in_process(model, path: Path, out: Path) -> tuple[float, int]:
     """Seconds to read, preprocess, score and write one night with a loaded model."""
-    from sleepnet.outputs import write_stage_csv
+    from sleepnet.io.exports import write_stage_csv
     from sleepnet.preprocess import Preprocessor
-    from sleepnet.readers import read_recording
+    from sleepnet.io.recordings import read_recording
 
     t = time.perf_counter()
     rec = read_recording(path)

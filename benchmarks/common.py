@@ -142,8 +142,8 @@ def params_key() -> str:
 
 def simulated_night_file(hours: float = 8.0, seed: int = 1, sfreq: float = 100.0) -> Path:
     """A simulated night in our continuous npz (with labels), made once per simulator version."""
-    from sleepnet.readers import write_continuous_npz
-    from sleepnet.simulate import simulate_night
+    from sleepnet.io.recordings import write_continuous_npz
+    from sleepnet.sim.night import simulate_night
 
     DATA.mkdir(parents=True, exist_ok=True)
     stem = f"night-{hours:g}h-seed{seed}-{sfreq:g}hz-"

@@ -19,8 +19,8 @@ import numpy as np
 from rich.console import Console
 
 from scorer.display_state import DisplayState
-from scorer.screen import render
 from scorer.records import ScoredEpoch
+from scorer.screen import render
 from scorer.sinks import StreamStatus
 from sleepnet.stages import stage_name
 
@@ -32,7 +32,7 @@ NIGHTS = (120, 960, 2880)
 def _night_codes(n: int) -> np.ndarray:
     txt = SHARED / "hypnograms" / "sleep-edf-sc" / "SC4001E0.txt"
     if txt.exists():
-        from sleepnet.hypnogram import read_hypnogram
+        from sleepnet.io.hypnograms import read_hypnogram
 
         codes = read_hypnogram(txt)
         sleep = np.flatnonzero(codes > 0)

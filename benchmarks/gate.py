@@ -9,7 +9,7 @@ its samples (in 0.5-s chunks, as pulled) and its records are fed, in data order,
   30-s labels) is N2 or N3 (target >= 95 %);
 * ``coverage``: share of stable N2/N3 time (epochs of runs of >= 3 N2/N3 epochs, less
   the first two of each run that the rule needs) inside open windows;
-* ``arousal_close_p95_s``: for each simulated arousal (:func:`sleepnet.simulate.simulated_arousals`)
+* ``arousal_close_p95_s``: for each simulated arousal (:func:`sleepnet.sim.night.simulated_arousals`)
   that begins while a window is open, seconds from its onset to the next close (a
   close later than the arousal's end + 10 s counts as missed: infinite); target < 3 s;
 * ``false_closes_per_h``: closes inside stable N2/N3 not within [onset - 1 s, end + 10 s]
@@ -59,7 +59,7 @@ def scored_records(eeg_uv: np.ndarray, model) -> list:
     stages; times: the epoch's first and last sample, s from the recording's start)."""
     from scorer.records import ScoredEpoch
     from sleepnet.batch import score_recording
-    from sleepnet.readers import Recording
+    from sleepnet.io.recordings import Recording
 
     preds = score_recording(Recording(eeg_uv.astype(np.float32), FS, "Fpz-Cz", "simulated"), model)
     return [ScoredEpoch(epoch=p.epoch, start_time=p.epoch * 30.0, end_time=p.epoch * 30.0 + 30.0 - 1 / FS,
@@ -169,7 +169,7 @@ def summarise(per_night: list[dict]) -> dict:
 
 def prepare(nights: list, model) -> list:
     """(signal, records, labels, arousals) of each simulated night ``(hours, seed)``."""
-    from sleepnet.simulate import simulate_night, simulated_arousals
+    from sleepnet.sim.night import simulate_night, simulated_arousals
 
     out = []
     for hours, seed in nights:
@@ -188,13 +188,13 @@ def offline(prepared: list, rule) -> dict:
 def real_hypnogram_nights(model, rule, n: int) -> dict:
     """Window precision on the real Sleep-EDF feature nights' hypnograms (subjects 1-9,
     trimmed to 30 min of wake around sleep), their EEG synthesised by the simulator
-    (:func:`sleepnet.simulate.simulate_hypnogram`) and scored by ``model``.
+    (:func:`sleepnet.sim.night.simulate_hypnogram`) and scored by ``model``.
 
     The feature files hold features, not signal: until the default model scores those
     features itself (issue 10's real-trained stager), this is the real-night figure the
     raw-signal pipeline can give. Arousal times are not known here, so only precision
     and coverage."""
-    from sleepnet.simulate import simulate_hypnogram
+    from sleepnet.sim.night import simulate_hypnogram
 
     from .common import SHARED
 
@@ -222,8 +222,8 @@ def real_hypnogram_nights(model, rule, n: int) -> dict:
 def real_wake_check(rule) -> dict:
     """The real excerpt (10 epochs scored W) fed to a guard armed on 60 s of simulated N2."""
     from scorer.gate.guard import ArousalGuard
-    from sleepnet.readers import read_recording
-    from sleepnet.simulate import simulate_night
+    from sleepnet.io.recordings import read_recording
+    from sleepnet.sim.night import simulate_night
 
     if not EXCERPT.exists():
         return {"skipped": f"{EXCERPT} is absent"}
@@ -263,7 +263,7 @@ def live_latency(model_dir, speed: float, n_epochs: int) -> dict:
     from scorer.gate.rules import DEFAULT_RULE
     from scorer.gate.sink import GateSink
     from scorer.live import LiveScorer, connect_stream
-    from sleepnet.simulate import simulate_night
+    from sleepnet.sim.night import simulate_night
     from sleepnet.weights import load_model
     from streamer.resolve import StreamQuery
 

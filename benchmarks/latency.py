@@ -134,7 +134,7 @@ def session(eeg: np.ndarray, speed: float, n_epochs: int, weights: str | None) -
 
 
 def run(args: argparse.Namespace) -> dict:
-    from sleepnet.simulate import simulate_night
+    from sleepnet.sim.night import simulate_night
 
     configure_lsl()
     n_max = max(args.epochs, args.fast_epochs)

@@ -126,7 +126,7 @@ def main() -> None:
     configure_lsl()
     import torch
 
-    from sleepnet.simulate import simulate_night
+    from sleepnet.sim.night import simulate_night
     from sleepnet.weights import load_model
 
     torch.set_num_threads(args.threads)

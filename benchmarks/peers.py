@@ -57,10 +57,10 @@ def twins_key(passes: int, minutes: float) -> str:
 def train_twins(passes: int, minutes: float, allow_train: bool = True) -> dict[str, Path] | None:
     """Train (or reuse) the causal and centred twins with the same data, recipe and budget;
     without ``allow_train``, twins already there (of any recipe) or None."""
-    from sleepnet.datasets import parse_subjects, simulated_nights
-    from sleepnet.model import ModelConfig
+    from sleepnet.train.datasets import parse_subjects, simulated_nights
+    from sleepnet.models.cnn_lstm import ModelConfig
     from sleepnet.preprocess import PreprocessConfig
-    from sleepnet.train import TrainConfig, evaluate_prepared, prepare_night, split_by_subject, train
+    from sleepnet.train.training import TrainConfig, evaluate_prepared, prepare_night, split_by_subject, train
     from sleepnet.weights import LoadedModel, save_model
 
     key = twins_key(passes, minutes)
@@ -111,7 +111,7 @@ def yasa_codes(eeg_uv: np.ndarray, sfreq: float) -> np.ndarray:
 
 def twin_codes(model, pos: int, eeg_uv: np.ndarray, sfreq: float) -> np.ndarray:
     from sleepnet.preprocess import Preprocessor
-    from sleepnet.train import windowed_stage_codes
+    from sleepnet.train.training import windowed_stage_codes
 
     epochs = Preprocessor(sfreq, model.preprocess).push(eeg_uv)
     data = np.stack([e.data for e in epochs])
@@ -120,7 +120,7 @@ def twin_codes(model, pos: int, eeg_uv: np.ndarray, sfreq: float) -> np.ndarray:
 
 def ours_codes(model, eeg_uv: np.ndarray, sfreq: float) -> np.ndarray:
     from sleepnet.batch import score_recording
-    from sleepnet.readers import Recording
+    from sleepnet.io.recordings import Recording
 
     preds = score_recording(Recording(np.asarray(eeg_uv, dtype=np.float32), sfreq, "Fpz-Cz", "bench"), model)
     return np.array([p.stage_code for p in preds])
@@ -129,10 +129,10 @@ def ours_codes(model, eeg_uv: np.ndarray, sfreq: float) -> np.ndarray:
 def run(args: argparse.Namespace) -> dict:
     import torch
 
-    from sleepnet.datasets import parse_subjects, simulated_nights
+    from sleepnet.train.datasets import parse_subjects, simulated_nights
     from sleepnet.metrics import agreement
-    from sleepnet.readers import read_recording
-    from sleepnet.train import trim_range
+    from sleepnet.io.recordings import read_recording
+    from sleepnet.train.training import trim_range
     from sleepnet.weights import load_model
 
     warnings.filterwarnings("ignore")            # yasa's classifier pickle warns about versions

@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> dict:
     from rich.console import Console
 
-    from sleepnet.feature_train import FeatureTrainConfig, leave_one_subject_out, read_feature_folder
+    from sleepnet.train.feature_training import FeatureTrainConfig, leave_one_subject_out, read_feature_folder
     from sleepstream.console import agreement_tables
 
     nights = read_feature_folder(args.folder)

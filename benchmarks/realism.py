@@ -30,13 +30,14 @@ from pathlib import Path
 
 import numpy as np
 
-from sleepnet.calibrate import HELD_OUT_SUBJECTS, data_dir_or_error, load_feature_nights
 from sleepnet.features import BASE_FEATURE_NAMES, base_features
-from sleepnet.hypnogram_model import (
+from sleepnet.metrics import agreement
+from sleepnet.sim.calibrate import HELD_OUT_SUBJECTS, data_dir_or_error, load_feature_nights
+from sleepnet.sim.hypnogram_model import (
     HYPNOGRAM_STAT_NAMES, TRIM_WAKE_EPOCHS, generate_epochs, hypnogram_statistics, load_real_nights,
 )
-from sleepnet.metrics import agreement
-from sleepnet.simulate import load_params, simulate_hypnogram, simulate_night
+from sleepnet.sim.night import simulate_hypnogram, simulate_night
+from sleepnet.sim.parameters import load_params
 from sleepnet.stages import STAGES
 
 RESULTS = Path(__file__).resolve().parent / "results" / "realism.json"
@@ -143,7 +144,7 @@ EXCERPT_NAME = "SC4001E0-PSG-first300s.edf"
 def excerpt_check(data: Path, clf) -> dict | None:
     """The sim-trained classifier on the one labelled raw real recording: the 10 wake
     epochs of the Sleep-EDF excerpt (None when the file is absent)."""
-    from sleepnet.readers import read_recording
+    from sleepnet.io.recordings import read_recording
 
     path = data / "sleep-edf" / EXCERPT_NAME
     if not path.exists():

@@ -191,7 +191,7 @@ def verdicts(what: np.ndarray, x: np.ndarray, n_epochs: int) -> dict[str, np.nda
 
 def run(args: argparse.Namespace) -> dict:
     from scorer.hypnogram_file import read_rows
-    from sleepnet.readers import read_recording
+    from sleepnet.io.recordings import read_recording
     from sleepnet.stages import STAGES
 
     configure_lsl()

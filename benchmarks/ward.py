@@ -63,7 +63,7 @@ def run_ward(n_beds: int, speed: float, window_s: float, rate: float, stagger_s:
     from scorer.ward.beds import BedSelector
     from scorer.ward.supervisor import Ward
     from scorer.ward.worker import WorkerOptions
-    from sleepnet.simulate import simulate_night
+    from sleepnet.sim.night import simulate_night
 
     tag = unique("ward")[0]
     night = simulate_night(2.0, 3, rate)

@@ -36,8 +36,8 @@ import numpy as np
 import pylsl
 
 from sleepnet.errors import SleepstreamError
-from sleepnet.hypnogram import read_hypnogram
-from sleepnet.readers import DEFAULT_CHANNEL, Recording, list_edf_channels, read_recording
+from sleepnet.io.hypnograms import read_hypnogram
+from sleepnet.io.recordings import DEFAULT_CHANNEL, Recording, list_edf_channels, read_recording
 from sleepnet.stages import EPOCH_S, STAGES, stage_name
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class ReplaySource:
 
     @classmethod
     def from_recording(cls, rec: Recording) -> "ReplaySource":
-        """One channel from :func:`sleepnet.readers.read_recording`."""
+        """One channel from :func:`sleepnet.io.recordings.read_recording`."""
         return cls(data_uv=np.ascontiguousarray(rec.eeg_uv, dtype=np.float32).reshape(-1, 1),
                    sfreq=float(rec.sfreq), channels=(rec.channel,), units=(UNIT_UV,), kinds=("EEG",),
                    labels=rec.labels, source=rec.source)

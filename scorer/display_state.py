@@ -4,7 +4,7 @@ The sink (:class:`scorer.display.DisplaySink`) feeds it each scored epoch, truth
 and status tick; the pure renderer (:func:`scorer.screen.render`) only reads it. It keeps
 the stage codes of the night since the first record, the truth labels, the last record,
 the stream status, the latencies of the last 2 h and the running sleep statistics
-(:mod:`sleepnet.sleep_stats`), and gives the running agreement with a truth stream.
+(:mod:`sleepnet.report.sleep_stats`), and gives the running agreement with a truth stream.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from collections import deque
 import numpy as np
 
 from sleepnet.metrics import Agreement, agreement
-from sleepnet.sleep_stats import RunningSleepStats, SleepStats
+from sleepnet.report.sleep_stats import RunningSleepStats, SleepStats
 from sleepnet.stages import EPOCH_S, UNSCORED, stage_code
 
 from .records import ScoredEpoch

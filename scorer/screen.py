@@ -9,7 +9,7 @@ What the screen shows (top to bottom)
 * a header: source stream, rate, channel, "receiving" or SIGNAL LOST, time since start;
 * the current stage in large coloured letters with its five probabilities as bars, the
   confidence and the epoch's quality flags; beside it the night's running sleep
-  statistics (:mod:`sleepnet.sleep_stats`) and, when a truth stream is present, the
+  statistics (:mod:`sleepnet.report.sleep_stats`) and, when a truth stream is present, the
   running accuracy and Cohen's kappa (and a confusion matrix where there is room);
 * the hypnogram of the night so far, one row per stage (W, REM, N1, N2, N3 from the
   top, as clinical hypnograms are drawn), newest epoch at the right, under a clock-time
@@ -40,7 +40,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from sleepnet.metrics import Agreement
-from sleepnet.sleep_stats import format_minutes
+from sleepnet.report.sleep_stats import format_minutes
 from sleepnet.stages import EPOCH_S, HYPNOGRAM_ROWS, N_STAGES, STAGE_COLOURS, STAGES, UNSCORED, UNSCORED_NAME
 
 from .display_state import DisplayState
@@ -394,7 +394,7 @@ STATS_WIDTH = 40
 
 def _stats(state: DisplayState) -> list[Text]:
     """Seven lines, 40 cells wide, of running sleep statistics in minutes (names and
-    definitions as in sleepnet.sleep_stats)."""
+    definitions as in sleepnet.report.sleep_stats)."""
     s = state.stats
     pairs = [
         (("TIB", _min(s.tib_min)), ("TST", _min(s.tst_min))),

@@ -1,9 +1,13 @@
 """Batch scoring: a whole recording through the same preprocessor and stager as live."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .predictions import StagePrediction, StagingModel
 from .preprocess import Preprocessor
-from .readers import Recording
+
+if TYPE_CHECKING:  # the core reads no files: any object with eeg_uv (µV) and sfreq (Hz) will do
+    from .io.recordings import Recording
 
 
 def score_recording(rec: Recording, model: StagingModel) -> list[StagePrediction]:

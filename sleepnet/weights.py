@@ -5,8 +5,8 @@
 ``MODEL_CARD.md`` and the figures measured for it. ``weights/__init__.py`` names the
 default model (``DEFAULT_MODEL``), in that one place.
 
-Kinds: ``feature-gbm`` (:mod:`sleepnet.feature_model`, numpy only) and ``cnn-lstm``
-(:mod:`sleepnet.cnn_weights`, imports torch only when such a model is loaded). A model
+Kinds: ``feature-gbm`` (:mod:`sleepnet.models.feature_gbm`, numpy only) and ``cnn-lstm``
+(:mod:`sleepnet.models.cnn_lstm_weights`, imports torch only when such a model is loaded). A model
 of either kind makes stagers through ``model.new_stager()``; nobody else asks its kind.
 """
 from __future__ import annotations
@@ -135,11 +135,11 @@ def load_model(weights_dir: str | Path | None = None) -> "StagingModel":
         raise WeightsError(f"{d / CONFIG_FILE}: format_version {cfg.get('format_version')!r}, this code reads {FORMAT_VERSION}")
     kind = cfg.get("kind", "cnn-lstm")
     if kind == "feature-gbm":
-        from .feature_model import load_feature_folder
+        from .models.feature_gbm import load_feature_folder
 
         return load_feature_folder(d, cfg)
     if kind == "cnn-lstm":
-        from .cnn_weights import load_cnn_folder
+        from .models.cnn_lstm_weights import load_cnn_folder
 
         return load_cnn_folder(d, cfg)
     raise WeightsError(f"{d / CONFIG_FILE}: unknown model kind {kind!r} (this code runs {', '.join(KINDS)})")
@@ -149,7 +149,7 @@ def __getattr__(name: str) -> Any:
     """``LoadedModel`` and ``save_model`` (the CNN–LSTM's) stay importable from here;
     they pull in torch, so only on demand."""
     if name in ("LoadedModel", "save_model"):
-        from . import cnn_weights
+        from .models import cnn_lstm_weights as cnn_weights
 
         return getattr(cnn_weights, name)
     raise AttributeError(name)

@@ -13,7 +13,7 @@ Scoring is exactly ``sleepstream score`` (and the live path): the same preproces
 model through :func:`sleepnet.batch.score_recording`, so the stages equal the command's.
 Only the public, stable functions of sleepnet are used here:
 :func:`sleepnet.weights.load_model`, :func:`sleepnet.batch.score_recording` and
-:mod:`sleepnet.readers`.
+:mod:`sleepnet.io.recordings`.
 """
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from sleepnet.errors import InputFileError, WeightsError
-from sleepnet.readers import DEFAULT_CHANNEL, Recording, pick_channel, read_recording
-from sleepnet.sleep_stats import SleepStats, sleep_statistics
+from sleepnet.io.recordings import DEFAULT_CHANNEL, Recording, pick_channel, read_recording
+from sleepnet.report.sleep_stats import SleepStats, sleep_statistics
 from sleepnet.stages import EPOCH_S, STAGES, UNSCORED, UNSCORED_NAME
 
 if TYPE_CHECKING:  # torch only once something is scored
@@ -201,8 +201,8 @@ class StagingResult:
 
         Returns
         -------
-        sleepnet.sleep_stats.SleepStats
-            Definitions in :mod:`sleepnet.sleep_stats`; ``.as_dict()`` gives yasa-style keys.
+        sleepnet.report.sleep_stats.SleepStats
+            Definitions in :mod:`sleepnet.report.sleep_stats`; ``.as_dict()`` gives yasa-style keys.
         """
         if "stats" not in self._cache:
             self._cache["stats"] = sleep_statistics(self.codes, self.epoch_s)
@@ -215,14 +215,14 @@ class StagingResult:
         ----------
         truth : array_like of int or path-like
             Stage codes per epoch (0..4, -1 unscored), or a hypnogram file in any format
-            :func:`sleepnet.hypnogram.read_hypnogram` reads (cut or padded to this night).
+            :func:`sleepnet.io.hypnograms.read_hypnogram` reads (cut or padded to this night).
 
         Returns
         -------
         sleepnet.metrics.Agreement
             Unscored epochs on either side are left out and counted.
         """
-        from sleepnet.hypnogram import read_hypnogram
+        from sleepnet.io.hypnograms import read_hypnogram
         from sleepnet.metrics import agreement
 
         if isinstance(truth, (str, Path)):
@@ -243,7 +243,7 @@ class StagingResult:
         Path
             ``path``.
         """
-        from sleepnet.outputs import write_stage_csv
+        from sleepnet.io.exports import write_stage_csv
 
         path = _writable(path)
         write_stage_csv(path, self.predictions, self.epoch_s)
@@ -256,7 +256,7 @@ class StagingResult:
         ----------
         path : path-like
             The ``.edf`` file to write; EDFbrowser, MNE's ``read_annotations`` and
-            :func:`sleepnet.hypnogram.read_hypnogram` read it.
+            :func:`sleepnet.io.hypnograms.read_hypnogram` read it.
         start : datetime, optional
             The recording's start date and time.
 
@@ -265,7 +265,7 @@ class StagingResult:
         Path
             The file written.
         """
-        from sleepnet.report import write_edf_annotations
+        from sleepnet.io.hypnogram_exports import write_edf_annotations
 
         return write_edf_annotations(_writable(path), self.codes, start=start, epoch_s=self.epoch_s)
 
@@ -276,7 +276,7 @@ class StagingResult:
         ----------
         path : path-like
             The ``.tsv`` file; the sidecar is the same name with ``.json``. Any tool that
-            reads BIDS events (MNE-BIDS, pandas) or :func:`sleepnet.hypnogram.read_hypnogram`
+            reads BIDS events (MNE-BIDS, pandas) or :func:`sleepnet.io.hypnograms.read_hypnogram`
             reads it.
 
         Returns
@@ -284,8 +284,8 @@ class StagingResult:
         tuple of Path
             The TSV and the JSON sidecar.
         """
-        from sleepnet.night_file import Night
-        from sleepnet.report import write_bids_events
+        from sleepnet.io.night_file import Night
+        from sleepnet.io.hypnogram_exports import write_bids_events
 
         path = _writable(path)
         n = self.n_epochs
@@ -312,7 +312,7 @@ class StagingResult:
 
 def _writable(path: str | Path) -> Path:
     """``path`` as a Path, after checking (one clear line otherwise) that it can be written."""
-    from sleepnet.outputs import check_writable
+    from sleepnet.io.exports import check_writable
 
     path = Path(path)
     check_writable(path)
@@ -351,12 +351,12 @@ def stage(data, sfreq: float | None = None, *, ch_name: str | None = None,
 
     Parameters
     ----------
-    data : numpy.ndarray, mne.io.Raw, path-like or sleepnet.readers.Recording
+    data : numpy.ndarray, mne.io.Raw, path-like or sleepnet.io.recordings.Recording
         * a 1-D array: one EEG channel in **µV** (give ``sfreq``);
         * an ``mne.io.Raw``: the channel ``ch_name`` is picked (case, spaces and an
           ``EEG`` prefix ignored) and converted from volts to µV;
         * a path to an npz, EDF or BDF file (read as ``sleepstream score`` reads it);
-        * a :class:`sleepnet.readers.Recording`.
+        * a :class:`sleepnet.io.recordings.Recording`.
     sfreq : float, optional
         Sampling rate in Hz; required for an array, ignored otherwise.
     ch_name : str, optional

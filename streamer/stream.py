@@ -46,7 +46,7 @@ from pylsl.util import LostError
 from pylsl.util import TimeoutError as LslTimeoutError
 
 from sleepnet.errors import SleepstreamError
-from sleepnet.readers import pick_channel
+from sleepnet.io.recordings import pick_channel
 
 from .buffer import RingBuffer
 from .errors import StreamChangedError, StreamError

@@ -51,7 +51,7 @@ def seeded_model(tmp_path_factory):
     weights folder code: for properties that hold for any weights (causality, shapes)."""
     import torch
 
-    from sleepnet.model import CausalSleepNet, ModelConfig
+    from sleepnet.models.cnn_lstm import CausalSleepNet, ModelConfig
     from sleepnet.preprocess import PreprocessConfig
     from sleepnet.weights import load_model, save_model
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sleepnet.readers import Recording, write_continuous_npz
+from sleepnet.io.recordings import Recording, write_continuous_npz
 from sleepnet.weights import CONFIG_FILE, default_weights_dir, load_model
 
 REPO = Path(__file__).resolve().parent.parent
@@ -74,7 +74,7 @@ def simulated_eeg(sfreq: float, n_epochs: int, seed: int = 7, skip_epochs: int =
     """``n_epochs`` of simulated Fpz-Cz (µV, float32) at ``sfreq`` and their labels, cut
     from a simulated 2-h night past sleep onset (its hypnogram depends on the night's
     length, so the length is fixed), so the stages vary."""
-    from sleepnet.simulate import simulate_night
+    from sleepnet.sim.night import simulate_night
 
     hours = max(2.0, (skip_epochs + n_epochs + 10) * 30.0 / 3600.0)
     night = simulate_night(hours, seed, float(sfreq))

@@ -17,9 +17,9 @@ import pytest
 import sleepstream
 from sleepnet.batch import score_recording
 from sleepnet.errors import InputFileError, SleepstreamError, WeightsError
-from sleepnet.hypnogram import read_hypnogram
-from sleepnet.readers import read_recording, write_continuous_npz
-from sleepnet.sleep_stats import sleep_statistics
+from sleepnet.io.hypnograms import read_hypnogram
+from sleepnet.io.recordings import read_recording, write_continuous_npz
+from sleepnet.report.sleep_stats import sleep_statistics
 from sleepnet.stages import STAGES
 from test_cli_score import run_cli
 
@@ -72,7 +72,7 @@ def test_array_raw_and_file_give_the_score_commands_stages(shared_data, model, t
 @pytest.fixture(scope="module")
 def night_result(tmp_path_factory):
     """A simulated 2-h night staged from an npz, with its true labels."""
-    from sleepnet.simulate import simulate_night
+    from sleepnet.sim.night import simulate_night
 
     night = simulate_night(2.0, 905, 100.0)
     path = tmp_path_factory.mktemp("api") / "night.npz"
@@ -121,7 +121,7 @@ def test_dataframe_without_pandas_says_what_to_install(night_result, monkeypatch
 
 
 def test_exports_read_back_as_the_same_stages(night_result, tmp_path):
-    from sleepnet.night_file import read_night
+    from sleepnet.io.night_file import read_night
 
     r, _ = night_result
     csv_night = read_night(r.to_csv(tmp_path / "s.csv"))

@@ -26,7 +26,7 @@ from conftest import SHARED_DATA
 from sleepnet.archive import find_nights, pair_hypnogram, read_cohort
 from sleepnet.archive.night import TEST_KILL_WORKER_ONCE_ENV
 from sleepnet.errors import SleepstreamError
-from sleepnet.sleep_stats import STAT_UNITS, sleep_statistics
+from sleepnet.report.sleep_stats import STAT_UNITS, sleep_statistics
 from sleepnet.stages import STAGES
 from sleepnet.weights import default_weights_dir
 
@@ -49,7 +49,7 @@ def _write_night(path: Path, labels: np.ndarray, seed: int, flat_epochs: tuple[i
     """A simulated EDF+ night; ``flat_epochs`` (first, end): epochs whose signal is 0 µV."""
     from dataclasses import replace
 
-    from sleepnet.simulate import simulate_hypnogram, write_night_edf
+    from sleepnet.sim.night import simulate_hypnogram, write_night_edf
 
     night = simulate_hypnogram(labels, seed)
     if flat_epochs is not None:
@@ -64,7 +64,7 @@ def _write_night(path: Path, labels: np.ndarray, seed: int, flat_epochs: tuple[i
 def archive(tmp_path_factory) -> Path:
     """Simulated EDF+ nights named as Sleep-EDF (hypnograms as EDF+ annotations) and one
     by the generic rule (a text hypnogram), plus a truncated copy: a corrupt file."""
-    from sleepnet.report import write_edf_annotations
+    from sleepnet.io.hypnogram_exports import write_edf_annotations
 
     d = tmp_path_factory.mktemp("archive")
     for i in range(3):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import eeg_like
-from sleepnet.readers import write_continuous_npz
+from sleepnet.io.recordings import write_continuous_npz
 
 
 def run_cli(*args, cwd=None):

@@ -11,15 +11,15 @@ import pytest
 
 from conftest import REPO, SHARED_DATA, eeg_like
 from sleepnet.batch import score_recording
-from sleepnet.feature_train import (FeatureTrainConfig, evaluate_nights, isolated_agreement, population_mean,
-                                    read_feature_folder)
-from sleepnet.gbm_trees import TreeEnsemble
+from sleepnet.io.recordings import Recording, read_recording
 from sleepnet.metrics import agreement
+from sleepnet.models.gbm_trees import TreeEnsemble
 from sleepnet.night_context import N_INPUTS, ContextConfig, NightContext
 from sleepnet.preprocess import Preprocessor
-from sleepnet.readers import Recording, read_recording
 from sleepnet.stages import STAGES
-from sleepnet.train import trim_range
+from sleepnet.train.feature_training import (FeatureTrainConfig, evaluate_nights, isolated_agreement, population_mean,
+                                    read_feature_folder)
+from sleepnet.train.training import trim_range
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +209,7 @@ def test_live_command_with_the_default_model_never_imports_torch(tmp_path):
         player.join(10)
     assert r.returncode == 0, r.stderr[-2000:]
     imported = {ln.rsplit("|", 1)[-1].strip() for ln in r.stderr.splitlines() if ln.startswith("import time:")}
-    assert "scorer.live" in imported and "sleepnet.feature_model" in imported   # the listing is real
+    assert "scorer.live" in imported and "sleepnet.models.feature_gbm" in imported   # the listing is real
     assert not {m for m in imported if m == "torch" or m.startswith("torch.")}
     assert (tmp_path / "night.tsv.state.json").exists()
 
@@ -286,7 +286,7 @@ def test_train_and_evaluate_commands_take_feature_nights_and_raw_nights(tmp_path
 def test_report_names_the_model_that_scored_the_night_and_what_it_was_trained_on(tmp_path, model):
     from scorer.hypnogram_file import HypnogramFile
     from scorer.records import ScoredEpoch
-    from sleepnet.report import write_report
+    from sleepnet.report.night_report import write_report
 
     night = tmp_path / "night.tsv"
     hf = HypnogramFile(night, "amp", model.model_id)
@@ -305,7 +305,7 @@ def test_report_names_the_model_that_scored_the_night_and_what_it_was_trained_on
 def test_leave_one_subject_out_holds_each_subject_out_and_pools_every_held_out_epoch(others):
     """The machinery of benchmarks.real_nights on three subjects with a short recipe."""
     pytest.importorskip("lightgbm")
-    from sleepnet.feature_train import eval_start, leave_one_subject_out, night_rows
+    from sleepnet.train.feature_training import eval_start, leave_one_subject_out, night_rows
 
     three = [n for n in others if n.subject in ("01", "02", "03")]
     res = leave_one_subject_out(three, FeatureTrainConfig(rounds=20, draws=1))

@@ -237,7 +237,7 @@ def test_guard_flags_flat_railing_and_missing_signal(make, reason):
 def test_simulated_arousal_times_are_the_nights_own():
     """The known truth the benchmark uses: high-frequency power inside the simulator's
     arousals (asleep) is well above the same night's sleep outside them."""
-    from sleepnet.simulate import simulate_night, simulated_arousals
+    from sleepnet.sim.night import simulate_night, simulated_arousals
 
     night = simulate_night(3.0, 5)
     ar = simulated_arousals(3.0, 5)
@@ -267,7 +267,7 @@ def gated_source(with_events: bool = True):
     night), with a muscle/alpha arousal and a 5-s gap of missing samples injected.
     Returns the replay source, the true labels and the segment's signal."""
     from replay.player import ReplaySource
-    from sleepnet.simulate import simulate_night
+    from sleepnet.sim.night import simulate_night
 
     night = simulate_night(2.0, 7, FS)
     lab = night.labels

@@ -24,7 +24,7 @@ from scorer.hypnogram_file import COLUMNS, HypnogramFile, read_rows
 from scorer.live import LiveScorer
 from scorer.lsl_outlets import PROBABILITIES_SUFFIX, STAGE_SUFFIX, LslOutletSink, outlet_source_id
 from sleepnet.batch import score_recording
-from sleepnet.readers import Recording, read_recording
+from sleepnet.io.recordings import Recording, read_recording
 from sleepnet.stages import STAGES, UNSCORED_NAME, stage_name
 from streamer.resolve import StreamQuery, resolve_stream
 from streamer.stream import EEGStream

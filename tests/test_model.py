@@ -8,9 +8,9 @@ import torch
 from conftest import eeg_like
 from sleepnet.batch import score_recording
 from sleepnet.inference import SequenceScorer
-from sleepnet.model import CausalSleepNet, ModelConfig, count_parameters
+from sleepnet.io.recordings import Recording
+from sleepnet.models.cnn_lstm import CausalSleepNet, ModelConfig, count_parameters
 from sleepnet.preprocess import Epoch, preprocess_signal
-from sleepnet.readers import Recording
 
 
 @pytest.mark.parametrize("sfreq,epoch_s", [(100.0, 30.0), (128.0, 30.0), (100.0, 20.0)])

@@ -53,7 +53,7 @@ def test_wheel_ships_weights_and_parameters_and_not_benchmarks_or_tests(wheel):
     tops = {n.split("/")[0] for n in names if not n.startswith("sleepstream-")}
     assert tops == {"sleepnet", "streamer", "scorer", "replay", "sleepstream", "weights"}, tops
     for f in ("weights/model_weights.pth", "weights/config.json", "weights/label_map.json", "weights/MODEL_CARD.md",
-              "sleepnet/simulation_params.json"):
+              "sleepnet/sim/simulation_params.json"):
         assert any(n == f or (n.startswith("weights/") and n.endswith("/" + Path(f).name)) for n in names), f
 
 
@@ -70,7 +70,7 @@ def test_wheel_installed_in_a_fresh_venv_scores_the_excerpt_from_another_folder(
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     env[DATA_DIR_ENV] = str(tmp_path / "cache")
-    where = run([new_py, "-c", "import sleepstream, sleepnet, weights, torch; from sleepnet.simulate import load_params; "
+    where = run([new_py, "-c", "import sleepstream, sleepnet, weights, torch; from sleepnet.sim.parameters import load_params; "
                                "load_params(); print(sleepstream.__file__); print(sleepnet.__file__); "
                                "print(weights.__file__)"], elsewhere, env=env).stdout.split()
     assert all(Path(p).is_relative_to(new) for p in where), where

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from sleepnet.batch import score_recording
-from sleepnet.datasets import simulated_nights
 from sleepnet.metrics import agreement
-from sleepnet.train import trim_range
+from sleepnet.train.datasets import simulated_nights
+from sleepnet.train.training import trim_range
 from sleepnet.weights import load_model, weights_root
 
 HELD_OUT_SUBJECT = 900

@@ -6,8 +6,8 @@ import pytest
 
 from conftest import eeg_like
 from sleepnet.errors import InputFileError
-from sleepnet.hypnogram import read_hypnogram
-from sleepnet.readers import read_recording, write_continuous_npz
+from sleepnet.io.hypnograms import read_hypnogram
+from sleepnet.io.recordings import read_recording, write_continuous_npz
 
 
 def _write_edf(path, signals: dict[str, np.ndarray], sfreq: float):

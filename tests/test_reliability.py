@@ -33,7 +33,7 @@ from live_helpers import (REPO, CollectSink, assert_same_as_batch, batch_scores,
 from scorer.hypnogram_file import COLUMNS, HEADER, HypnogramFile, read_rows
 from scorer.live import LiveScorer
 from scorer.records import ScoredEpoch
-from sleepnet.readers import write_continuous_npz
+from sleepnet.io.recordings import write_continuous_npz
 from sleepnet.stages import STAGES, UNSCORED_NAME
 from streamer.resolve import StreamQuery, resolve_stream
 from streamer.stream import EEGStream
@@ -444,7 +444,7 @@ def bad_inputs(d: Path, weights: Path) -> dict[str, Path]:
     """Every bad file of the matrix, made once."""
     import torch
 
-    from sleepnet.model import CausalSleepNet, ModelConfig
+    from sleepnet.models.cnn_lstm import CausalSleepNet, ModelConfig
 
     fs = 100.0
     x = simulated_eeg(fs, 3, seed=41)[0]

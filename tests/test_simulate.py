@@ -11,15 +11,13 @@ import pytest
 from scipy import signal
 
 from sleepnet.features import BASE_FEATURE_NAMES, EXPLAIN_FEATURE_NAMES, base_features, relative_band_powers
-from sleepnet.hypnogram import read_hypnogram
-from sleepnet.hypnogram_model import (
+from sleepnet.io.hypnograms import read_hypnogram
+from sleepnet.io.recordings import read_recording
+from sleepnet.sim.hypnogram_model import (
     HYPNOGRAM_STAT_NAMES, fit_hypnogram_model, generate_epochs, hypnogram_statistics, load_real_nights,
 )
-from sleepnet.readers import read_recording
-from sleepnet.simulate import (
-    EDF_STAGE_TEXT, PARAMS_PATH, SubjectParams, ensure_demo_recording, load_params, random_subject,
-    simulate_night, simulate_subjects, write_night_edf,
-)
+from sleepnet.sim.night import EDF_STAGE_TEXT, ensure_demo_recording, simulate_night, simulate_subjects, write_night_edf
+from sleepnet.sim.parameters import PARAMS_PATH, SubjectParams, load_params, random_subject
 from sleepnet.stages import STAGES
 from sleepstream.cli import main as cli_main
 

@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from sleepnet.hypnogram import read_hypnogram
-from sleepnet.sleep_stats import RunningSleepStats, SleepStats, format_minutes, sleep_statistics
+from sleepnet.io.hypnograms import read_hypnogram
+from sleepnet.report.sleep_stats import RunningSleepStats, SleepStats, format_minutes, sleep_statistics
 
 W, N1, N2, N3, R, U = 0, 1, 2, 3, 4, -1
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sleepnet.calibrate import CALIBRATION_SUBJECTS, ENVELOPE_COMPONENTS, fit_envelope, load_feature_nights
-from sleepnet.spectral_envelope import (
+from sleepnet.features import base_features
+from sleepnet.sim.calibrate import CALIBRATION_SUBJECTS, ENVELOPE_COMPONENTS, fit_envelope, load_feature_nights
+from sleepnet.sim.envelope import (
     SpectralEnvelopeModel, draw_targets, fit_envelope_model, hours_since_sleep_onset, impose_envelope,
     measure_envelope, targets_from_base_features,
 )
-from sleepnet.features import base_features
-from sleepnet.simulate import SubjectParams, load_params, simulate_hypnogram
+from sleepnet.sim.night import simulate_hypnogram
+from sleepnet.sim.parameters import SubjectParams, load_params
 
 W, N1, N2, N3, REM = range(5)
 
@@ -138,7 +139,7 @@ def test_simulated_signal_follows_its_envelope_at_the_stage_level():
 
 
 def test_envelope_only_refit_of_a_missing_parameter_file_is_one_line_and_exit_2(shared_data, tmp_path, caplog):
-    from sleepnet.calibrate import main as calibrate_main
+    from sleepnet.sim.calibrate import main as calibrate_main
 
     missing = tmp_path / "nope.json"
     assert calibrate_main(["--envelope-only", "--data", str(shared_data), "--out", str(missing)]) == 2

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from sleepnet.datasets import parse_subjects
 from sleepnet.errors import SleepstreamError
-from sleepnet.train import trim_range
+from sleepnet.train.datasets import parse_subjects
+from sleepnet.train.training import trim_range
 from sleepnet.weights import load_model
 from test_cli_score import run_cli
 
@@ -52,7 +52,7 @@ def test_subject_ranges_parse_and_bad_ones_are_refused():
 def test_spectral_tilt_keeps_10_hz_and_reshapes_the_rest():
     import torch
 
-    from sleepnet.train import tilt_spectra
+    from sleepnet.train.training import tilt_spectra
 
     t = torch.arange(3000) / 100.0
     x = (torch.sin(2 * torch.pi * 10 * t) + torch.sin(2 * torch.pi * 30 * t))[None, None, None, :]

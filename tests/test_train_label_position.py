@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from sleepnet.train import (PreparedNight, TrainConfig, _block_batch, evaluate_prepared, train, window_indices,
+from sleepnet.train.training import (PreparedNight, TrainConfig, _block_batch, evaluate_prepared, train, window_indices,
                             windowed_stage_codes)
 from sleepnet.weights import SEQ_LEN
 
@@ -51,7 +51,7 @@ def test_centred_scoring_sees_the_future_and_causal_scoring_does_not(seeded_mode
     net.eval()
 
     def logits(d: np.ndarray, pos: int) -> np.ndarray:
-        from sleepnet.train import block_logits
+        from sleepnet.train.training import block_logits
 
         idx = window_indices(0, len(d), len(d), pos)
         with torch.no_grad():
@@ -83,7 +83,7 @@ def rhythm_night(n: int, seed: int, name: str) -> PreparedNight:
 
 
 def test_a_short_centred_training_run_learns_and_evaluates_with_centred_windows():
-    from sleepnet.model import ModelConfig
+    from sleepnet.models.cnn_lstm import ModelConfig
     from sleepnet.preprocess import PreprocessConfig
     from sleepnet.weights import LoadedModel
 

@@ -28,7 +28,7 @@ from scorer.hypnogram_file import read_rows
 from scorer.lsl_outlets import STAGE_SUFFIX, outlet_source_id
 from scorer.ward.beds import BedSelector, StreamSeen, bed_name, sanitise
 from sleepnet.batch import score_recording
-from sleepnet.readers import Recording
+from sleepnet.io.recordings import Recording
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -4,7 +4,7 @@
 (``scored``, ``reused`` from an earlier run with the same model, ``failed``), channel,
 sfreq_hz, duration_s, epochs, epochs_scored, epochs_unscored, unscored_reasons
 (``flag:count`` of the unscored epochs), mean_confidence (of the scored epochs), the sleep
-statistics of the report (:data:`sleepnet.sleep_stats.STAT_UNITS`: TIB ... N_awakenings,
+statistics of the report (:data:`sleepnet.report.sleep_stats.STAT_UNITS`: TIB ... N_awakenings,
 minutes / % / counts) of the predicted hypnogram, epochs_compared, accuracy, macro_f1 and
 kappa against the hypnogram (empty without one), model_id, weights_sha256, seconds (the
 night's wall time in its worker), cpu_seconds (the worker process's CPU time for it), worker
@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from ..metrics import Agreement, agreement
-from ..sleep_stats import STAT_UNITS
+from ..report.sleep_stats import STAT_UNITS
 from ..stages import N_STAGES
 from .night import NightRow
 

@@ -23,7 +23,7 @@ Pairing rule (for every recording without a hypnogram named in a list file)
    ``SC4001EC-Hypnogram.edf``).
 2. Otherwise, ``<stem>.<ext>`` pairs with the one file in the same folder named
    ``<stem>-hypnogram.*``, ``<stem>_hypnogram.*`` or ``<stem>.hypnogram.*`` (any case,
-   any hypnogram format :func:`sleepnet.hypnogram.read_hypnogram` reads).
+   any hypnogram format :func:`sleepnet.io.hypnograms.read_hypnogram` reads).
 3. No match: the night is scored without labels (an npz may carry its own).
 
 Two candidate hypnograms for one recording is an error of that night alone.

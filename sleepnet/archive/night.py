@@ -88,7 +88,7 @@ class NightJob:
 @dataclass(frozen=True)
 class NightRow:
     """One row of the cohort table (durations in s, statistics as in the night's report:
-    minutes, % and counts, see :data:`sleepnet.sleep_stats.STAT_UNITS`).
+    minutes, % and counts, see :data:`sleepnet.report.sleep_stats.STAT_UNITS`).
 
     ``unscored_reasons``: ``flag:count`` of the unscored epochs' quality flags, space
     separated. ``confusion``: the agreement's confusion matrix (rows true W..REM) for the
@@ -268,11 +268,11 @@ def _json_default(o):
 
 def _score(job: NightJob, base: NightRow) -> NightRow:
     from ..batch import score_recording
-    from ..hypnogram import read_hypnogram
+    from ..io.hypnograms import read_hypnogram
     from ..metrics import agreement
-    from ..outputs import write_metrics, write_stage_csv
-    from ..readers import read_recording, with_labels
-    from ..sleep_stats import sleep_statistics
+    from ..io.exports import write_metrics, write_stage_csv
+    from ..io.recordings import read_recording, with_labels
+    from ..report.sleep_stats import sleep_statistics
 
     night = job.night
     if night.problem:

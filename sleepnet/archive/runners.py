@@ -64,7 +64,7 @@ def warm_model(weights_dir: str | None = None) -> str:
     import numpy as np
 
     from ..batch import score_recording
-    from ..readers import Recording
+    from ..io.recordings import Recording
 
     model = worker_model(weights_dir)
     noise = np.random.default_rng(0).normal(0, 30, WARM_UP_SAMPLES).astype(np.float32)

@@ -40,7 +40,7 @@ def demo_recording(console) -> tuple[Path, Path | None]:
     """The demo night (simulated on first use), or the real Sleep-EDF excerpt when the
     simulator is not available."""
     try:
-        from sleepnet.simulate import ensure_demo_recording
+        from sleepnet.sim.night import ensure_demo_recording
     except ImportError:
         if SHARED_EXCERPT.exists():
             console.print(f"simulator not available; replaying the real excerpt {SHARED_EXCERPT}")
@@ -72,8 +72,8 @@ def after_scoring(night_file: Path, recording: Path, hypnogram: Path | None, con
     import math
 
     from sleepnet.errors import SleepstreamError
-    from sleepnet.night_file import read_night
-    from sleepnet.report import write_report
+    from sleepnet.io.night_file import read_night
+    from sleepnet.report.night_report import write_report
     from sleepstream.commands.report import print_summary as print_report
 
     try:
@@ -159,6 +159,6 @@ def run(args: argparse.Namespace) -> int:
     after_scoring(out, recording, hypnogram, console, channel=args.channel, replay_t0=player.t0)
     console.print(f"model: {model.summary}")
     if not args.recording:
-        console.print("demo: the night replayed is SIMULATED EEG (sleepnet.simulate); the agreement above is "
+        console.print("demo: the night replayed is SIMULATED EEG (sleepnet.sim); the agreement above is "
                       "this model on simulated EEG, not a measure on real nights (see the model card)")
     return 0

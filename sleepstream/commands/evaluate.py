@@ -39,7 +39,7 @@ def evaluate_feature_nights(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from sleepnet.errors import WeightsError
-    from sleepnet.feature_train import evaluate_nights
+    from sleepnet.train.feature_training import evaluate_nights
     from sleepnet.weights import load_model
     from sleepstream.commands.train import load_feature_nights
     from sleepstream.console import agreement_tables
@@ -70,11 +70,11 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from sleepnet.datasets import NightSource
+    from sleepnet.train.datasets import NightSource
     from sleepnet.errors import InputFileError, SleepstreamError
     from sleepnet.metrics import agreement
-    from sleepnet.outputs import check_writable
-    from sleepnet.readers import read_recording
+    from sleepnet.io.exports import check_writable
+    from sleepnet.io.recordings import read_recording
     from sleepstream.commands.train import load_nights
     from sleepstream.console import agreement_tables, progress_bar
 
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         raise SleepstreamError("give recordings or --dataset")
     from sleepnet.batch import score_recording
-    from sleepnet.train import trim_range
+    from sleepnet.train.training import trim_range
     from sleepnet.weights import load_model
 
     model = load_model(args.weights)

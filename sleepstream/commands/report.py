@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from sleepnet.report import write_report
+    from sleepnet.report.night_report import write_report
 
     result = write_report(args.night, out_dir=args.out, hypnogram=args.hypnogram,
                           recording=args.recording, channel=args.channel, offset_s=args.offset)
@@ -47,7 +47,7 @@ def print_summary(console, result) -> None:
     from rich import box
     from rich.table import Table
 
-    from sleepnet.sleep_stats import STAT_DEFINITIONS, STAT_UNITS
+    from sleepnet.report.sleep_stats import STAT_DEFINITIONS, STAT_UNITS
     from sleepnet.stages import STAGES
     from sleepstream.console import agreement_tables
 

@@ -38,10 +38,10 @@ def run(args: argparse.Namespace) -> int:
         return score_archive.run(args)
     from rich.console import Console
 
-    from sleepnet.hypnogram import read_hypnogram
+    from sleepnet.io.hypnograms import read_hypnogram
     from sleepnet.metrics import agreement
-    from sleepnet.outputs import check_writable, write_metrics, write_stage_csv
-    from sleepnet.readers import read_recording, with_labels
+    from sleepnet.io.exports import check_writable, write_metrics, write_stage_csv
+    from sleepnet.io.recordings import read_recording, with_labels
     from sleepstream.console import agreement_tables, progress_bar
 
     args.recording = args.recording[0]

@@ -71,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from sleepnet.errors import SleepstreamError
-    from sleepnet.readers import write_continuous_npz
-    from sleepnet.simulate import simulate_night, write_night_edf
+    from sleepnet.io.recordings import write_continuous_npz
+    from sleepnet.sim.night import simulate_night, write_night_edf
     from sleepnet.stages import STAGES
 
     paths = output_paths(args.out, fmt, args.subjects)

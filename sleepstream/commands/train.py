@@ -48,9 +48,9 @@ def subjects_spec(args: argparse.Namespace) -> str | None:
 def load_feature_nights(args: argparse.Namespace):
     """The npz feature nights of ``--folder`` (default: the shared Sleep-EDF features),
     filtered by ``--subjects`` (Sleep-EDF subject numbers)."""
-    from sleepnet.datasets import parse_subjects
+    from sleepnet.train.datasets import parse_subjects
     from sleepnet.errors import SleepstreamError
-    from sleepnet.feature_train import read_feature_folder
+    from sleepnet.train.feature_training import read_feature_folder
 
     nights = read_feature_folder(args.folder or DEFAULT_FEATURES)
     spec = subjects_spec(args)
@@ -64,7 +64,7 @@ def load_feature_nights(args: argparse.Namespace):
 
 
 def load_nights(args: argparse.Namespace):
-    from sleepnet.datasets import folder_nights, parse_subjects, simulated_nights, sleep_edf_nights
+    from sleepnet.train.datasets import folder_nights, parse_subjects, simulated_nights, sleep_edf_nights
     from sleepnet.errors import SleepstreamError
 
     if args.dataset == "sleep-edf":
@@ -82,8 +82,8 @@ def load_nights(args: argparse.Namespace):
 def train_feature_model(args: argparse.Namespace, out: Path, console) -> int:
     """Feature nights (or raw nights through our own features) -> a feature-gbm folder."""
     from sleepnet.errors import SleepstreamError
-    from sleepnet.feature_model import save_feature_model
-    from sleepnet.feature_train import FeatureTrainConfig, fit_trees, nights_from_sources
+    from sleepnet.models.feature_gbm import save_feature_model
+    from sleepnet.train.feature_training import FeatureTrainConfig, fit_trees, nights_from_sources
     from sleepstream.console import progress_bar
 
     with progress_bar(args.quiet) as update:
@@ -147,9 +147,9 @@ def run(args: argparse.Namespace) -> int:
     nights = load_nights(args)
     if not nights:
         raise SleepstreamError("no nights to train on")
-    from sleepnet.model import ModelConfig  # torch: only once the nights are read
+    from sleepnet.models.cnn_lstm import ModelConfig  # torch: only once the nights are read
     from sleepnet.preprocess import PreprocessConfig
-    from sleepnet.train import PROTOCOL, TrainConfig, evaluate_prepared, prepare_night, split_by_subject, train
+    from sleepnet.train.training import PROTOCOL, TrainConfig, evaluate_prepared, prepare_night, split_by_subject, train
     from sleepnet.weights import LoadedModel, save_model
 
     pcfg, mcfg = PreprocessConfig(), ModelConfig()

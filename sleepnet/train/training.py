@@ -30,13 +30,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..inference import SequenceScorer
+from ..metrics import Agreement, agreement
+from ..models.cnn_lstm import CausalSleepNet, ModelConfig, count_parameters
+from ..preprocess import PreprocessConfig, Preprocessor
+from ..stages import N_STAGES, UNSCORED
+from ..weights import SEQ_LEN, LoadedModel
 from .datasets import NightSource
-from .inference import SequenceScorer
-from .metrics import Agreement, agreement
-from .model import CausalSleepNet, ModelConfig, count_parameters
-from .preprocess import PreprocessConfig, Preprocessor
-from .stages import N_STAGES, UNSCORED
-from .weights import SEQ_LEN, LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ def evaluate_prepared(model: LoadedModel, nights: Sequence[PreparedNight],
                       label_position: int = SEQ_LEN - 1) -> tuple[Agreement, list[Agreement]]:
     """Score each night exactly as inference does (SequenceScorer) and compare in the trim;
     another ``label_position`` scores with :func:`windowed_stage_codes` instead."""
-    from .preprocess import Epoch
+    from ..preprocess import Epoch
 
     per, yt, yp = [], [], []
     for nt in nights:

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputFileError
-from .stages import EPOCH_S, UNSCORED, stage_code
+from ..errors import InputFileError
+from ..stages import EPOCH_S, UNSCORED, stage_code
 
 log = logging.getLogger(__name__)
 

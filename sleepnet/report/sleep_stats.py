@@ -51,7 +51,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .stages import EPOCH_S, N_STAGES, STAGES, UNSCORED
+from ..stages import EPOCH_S, N_STAGES, STAGES, UNSCORED
 
 _W, _N1, _N2, _N3, _REM = range(N_STAGES)
 _NAN = float("nan")

@@ -5,7 +5,7 @@
 * a folder of EDF recordings with their hypnograms (Sleep-EDF naming
   ``SC4001E0-PSG.edf`` + ``SC4001EC-Hypnogram.edf``, or ``NAME.edf`` + ``NAME.tsv`` /
   ``NAME-hypnogram.*``).
-* ``simulated``: nights from :mod:`sleepnet.simulate`, one simulated subject each.
+* ``simulated``: nights from :mod:`sleepnet.sim`, one simulated subject each.
 """
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputFileError, SleepstreamError
-from .hypnogram import read_hypnogram
-from .readers import DEFAULT_CHANNEL, Recording, read_recording, with_labels
+from ..errors import InputFileError, SleepstreamError
+from ..io.hypnograms import read_hypnogram
+from ..io.recordings import DEFAULT_CHANNEL, Recording, read_recording, with_labels
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,8 @@ def folder_nights(folder: str | Path, channel: str = DEFAULT_CHANNEL) -> list[Ni
 
 def simulated_nights(subjects: list[int], hours: float = 8.0, seed: int = 0) -> list[NightSource]:
     """One simulated night per subject number; subject k is always the same person."""
-    from .simulate import random_subject, simulate_night
+    from ..sim.night import simulate_night
+    from ..sim.parameters import random_subject
 
     nights = []
     for k in subjects:

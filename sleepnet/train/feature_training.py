@@ -8,7 +8,7 @@ Protocol (the figures in the model cards and ``benchmarks.real_nights``):
 
 * subject-wise: a subject's nights are never on both sides of a split;
 * nights trimmed to 30 min of wake before the first and after the last sleep epoch
-  (:func:`sleepnet.train.trim_range`), the usual Sleep-EDF protocol;
+  (:func:`sleepnet.train.training.trim_range`), the usual Sleep-EDF protocol;
 * the session starts 5-60 min before sleep onset, drawn at random (label-blind: nothing
   may lean on knowing when sleep begins); night context runs from there; epochs before
   it do not exist for the scorer and are not scored;
@@ -28,10 +28,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .errors import InputFileError, SleepstreamError
-from .metrics import Agreement, agreement
-from .night_context import N_BASE, ContextConfig, NightContext
-from .train import trim_range
+from ..errors import InputFileError, SleepstreamError
+from ..metrics import Agreement, agreement
+from ..night_context import N_BASE, ContextConfig, NightContext
+from .training import trim_range
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +154,9 @@ def read_feature_folder(folder: str | Path) -> list[FeatureNight]:
 
 
 def nights_from_sources(sources: Sequence, on_night: Callable[[int, int], None] | None = None) -> list[FeatureNight]:
-    """Raw labelled nights (:class:`sleepnet.datasets.NightSource`) through the one
+    """Raw labelled nights (:class:`sleepnet.train.datasets.NightSource`) through the one
     preprocessing path: the same epochs and features batch and live scoring make."""
-    from .preprocess import Preprocessor
+    from ..preprocess import Preprocessor
 
     out = []
     for i, src in enumerate(sources):
@@ -280,10 +280,10 @@ def isolated_agreement(model, nights: Sequence[FeatureNight]) -> Agreement:
 
 
 def in_memory_model(text: str, context: ContextConfig, model_id: str = "in-memory"):
-    """A :class:`sleepnet.feature_model.FeatureModel` from a text model, without a folder."""
-    from .feature_model import FeatureModel
-    from .gbm_trees import TreeEnsemble
-    from .preprocess import PreprocessConfig
+    """A :class:`sleepnet.models.feature_gbm.FeatureModel` from a text model, without a folder."""
+    from ..models.feature_gbm import FeatureModel
+    from ..models.gbm_trees import TreeEnsemble
+    from ..preprocess import PreprocessConfig
 
     return FeatureModel(TreeEnsemble.from_lightgbm_text(text), context, PreprocessConfig(), model_id, Path("."))
 

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .hypnogram import read_hypnogram
-from .stages import EPOCH_S, N_STAGES, UNSCORED, stage_runs
+from ..io.hypnograms import read_hypnogram
+from ..stages import EPOCH_S, N_STAGES, UNSCORED, stage_runs
 
 log = logging.getLogger(__name__)
 

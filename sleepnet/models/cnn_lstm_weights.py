@@ -13,12 +13,12 @@ from pathlib import Path
 
 import torch
 
-from .errors import WeightsError
-from .model import CausalSleepNet, ModelConfig
-from .preprocess import PreprocessConfig
-from .stages import STAGES
-from .weights import (CONFIG_FILE, FORMAT_VERSION, LABEL_MAP_FILE, SEQ_LEN, WEIGHTS_FILE, label_map, read_json,
+from ..errors import WeightsError
+from ..preprocess import PreprocessConfig
+from ..stages import STAGES
+from ..weights import (CONFIG_FILE, FORMAT_VERSION, LABEL_MAP_FILE, SEQ_LEN, WEIGHTS_FILE, label_map, read_json,
                       resolve_weights_dir)
+from .cnn_lstm import CausalSleepNet, ModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class LoadedModel:
 
     def new_stager(self):
         """A fresh :class:`sleepnet.inference.SequenceScorer` for one night."""
-        from .inference import SequenceScorer
+        from ..inference import SequenceScorer
 
         return SequenceScorer(self)
 

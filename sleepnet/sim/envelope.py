@@ -1,7 +1,7 @@
 """The spectral envelope of a simulated night: per-epoch band powers drawn from a model
 fitted to real Sleep-EDF nights, then imposed on the synthesised signal.
 
-Summing per-stage phenomena with independently wandering gains (:mod:`sleepnet.simulate`)
+Summing per-stage phenomena with independently wandering gains (:mod:`sleepnet.sim`)
 reproduces each spectral feature's spread within a stage, but not how the features move
 *together* from epoch to epoch (real N3 with modest delta, quiet wake with little alpha
 and few blinks, N1 that sits between wake and N2). A classifier reads that joint
@@ -23,7 +23,7 @@ beta 13-30, gamma 30-50 Hz, µV²/Hz) and the variance (µV²), drawn from
 The phenomena keep their waveforms: the envelope only rescales six frequency bands
 (< 0.5 Hz, which carries the rest of the variance, and the five above, the last one
 running to Nyquist) with one gain per band and epoch, cross-faded over a few seconds
-at epoch boundaries. Fitted by ``python -m sleepnet.calibrate`` (see
+at epoch boundaries. Fitted by ``python -m sleepnet.sim.calibrate`` (see
 :func:`fit_envelope_model`); everything here is plain numpy and deterministic.
 """
 from __future__ import annotations
@@ -33,8 +33,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import fft as sfft
 
-from .features import BASE_BANDS_HZ, BASE_NPERSEG, welch_band_means
-from .stages import EPOCH_S, N_STAGES, STAGES
+from ..features import BASE_BANDS_HZ, BASE_NPERSEG, welch_band_means
+from ..stages import EPOCH_S, N_STAGES, STAGES
 
 #: The feature bands whose mean Welch PSD is a target (sleepnet.features.BASE_BANDS_HZ).
 FEATURE_BANDS_HZ: tuple[tuple[float, float], ...] = BASE_BANDS_HZ

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputFileError
-from .stages import EPOCH_S, N_STAGES, UNSCORED
+from ..errors import InputFileError
+from ..stages import EPOCH_S, N_STAGES, UNSCORED
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ context (:mod:`sleepnet.night_context`). Scoring needs numpy only (no torch).
 
 A folder of this kind holds ``config.json`` (``kind``, preprocessing, night-context
 settings), ``label_map.json``, ``model.txt`` (LightGBM's text model, read by
-:class:`sleepnet.gbm_trees.TreeEnsemble`, no pickle) and ``MODEL_CARD.md``.
+:class:`sleepnet.models.gbm_trees.TreeEnsemble`, no pickle) and ``MODEL_CARD.md``.
 
 The approach follows classical feature-based staging (e.g. Vallat & Walker 2021, YASA's
 gradient-boosted stager), made causal: only the current epoch and earlier ones are used.
@@ -18,13 +18,13 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import WeightsError
+from ..errors import WeightsError
+from ..night_context import N_INPUTS, N_LAGS, ContextConfig, NightContext
+from ..predictions import StagePrediction
+from ..preprocess import FLAG_WARMUP, Epoch, PreprocessConfig
+from ..stages import N_STAGES, STAGES, UNSCORED_NAME
+from ..weights import CONFIG_FILE, FORMAT_VERSION, LABEL_MAP_FILE, label_map
 from .gbm_trees import TreeEnsemble, TreeModelError
-from .night_context import N_INPUTS, N_LAGS, ContextConfig, NightContext
-from .predictions import StagePrediction
-from .preprocess import FLAG_WARMUP, Epoch, PreprocessConfig
-from .stages import N_STAGES, STAGES, UNSCORED_NAME
-from .weights import CONFIG_FILE, FORMAT_VERSION, LABEL_MAP_FILE, label_map
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,11 @@
-"""Fit the simulator's parameters to real Sleep-EDF data: ``python -m sleepnet.calibrate``.
+"""Fit the simulator's parameters to real Sleep-EDF data: ``python -m sleepnet.sim.calibrate``.
 
 Reads ``../shared/data`` (relative to the repository root; ``--data`` to point
-elsewhere) and writes ``sleepnet/simulation_params.json``:
+elsewhere) and writes ``sleepnet/sim/simulation_params.json``:
 
-* the hypnogram model (:mod:`sleepnet.hypnogram_model`) fitted to the 39 cassette and
+* the hypnogram model (:mod:`sleepnet.sim.hypnogram_model`) fitted to the 39 cassette and
   12 telemetry hypnograms in ``hypnograms/``;
-* the per-stage signal gains of :mod:`sleepnet.simulate`, fitted so that the nine Fpz-Cz
+* the per-stage signal gains of :mod:`sleepnet.sim`, fitted so that the nine Fpz-Cz
   base features (:func:`sleepnet.features.base_features`) of simulated epochs match, stage
   by stage and quantile by quantile, those of the *calibration* subjects' real nights in
   ``sleep-edf-features/`` (SC400x-SC404x, nights trimmed to 30 min of wake around sleep).
@@ -21,7 +21,7 @@ that keep each stage's signature (alpha in W, spindles and K-complexes in N2, > 
 slow waves in N3...) present.
 
 The gains alone match each feature's spread but not how features move together; the
-spectral envelope (:mod:`sleepnet.spectral_envelope`) does: a per-stage Gaussian mixture
+spectral envelope (:mod:`sleepnet.sim.envelope`) does: a per-stage Gaussian mixture
 of the five band PSDs and the variance with a trend across the night, between-night
 offsets and epoch-to-epoch persistence, fitted to the same calibration nights.
 ``--envelope-only`` refits just that part.
@@ -39,20 +39,22 @@ from pathlib import Path
 import numpy as np
 from scipy import optimize, signal
 
+from ..features import welch_band_means
+from ..stages import EPOCH_S, N_STAGES, STAGES
+from .control import JITTER_TAU_S
+from .envelope import fit_envelope_model
 from .hypnogram_model import (
     HYPNOGRAM_STAT_NAMES, Bouts, HypnogramModel, fit_hypnogram_model, hypnogram_statistics, load_real_nights, trim_to_sleep,
 )
-from .simulate import (
-    COMPONENTS, DEFAULT_GAINS_UV, SLOW_WANDER_BOUNDS, STATE_LOADINGS, JITTER_TAU_S, EVENT_RATES_PER_MIN, PARAMS_PATH, StageSignalParams,
-    SubjectDistribution, default_stage_params, random_subject, synthesise,
+from .parameters import (
+    COMPONENTS, DEFAULT_GAINS_UV, SLOW_WANDER_BOUNDS, STATE_LOADINGS, EVENT_RATES_PER_MIN, PARAMS_PATH,
+    StageSignalParams, SubjectDistribution, default_stage_params, random_subject,
 )
-from .features import welch_band_means
-from .spectral_envelope import fit_envelope_model
-from .stages import EPOCH_S, N_STAGES, STAGES
+from .synthesis import synthesise
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
 CALIBRATION_SUBJECTS = (0, 1, 2, 3, 4)      # SC400x..SC404x
 HELD_OUT_SUBJECTS = (5, 6, 7, 8, 9)         # SC405x..SC409x
@@ -345,7 +347,7 @@ def fit_envelope(data: Path, seed: int = 7, nights: list[FeatureNight] | None = 
              if n.subject in CALIBRATION_SUBJECTS]
     model = fit_envelope_model(
         [(n.X, n.y) for n in feats], n_components=ENVELOPE_COMPONENTS, seed=seed, spread=ENVELOPE_SPREAD,
-        source=("Fitted by `python -m sleepnet.calibrate` to the Fpz-Cz base features of "
+        source=("Fitted by `python -m sleepnet.sim.calibrate` to the Fpz-Cz base features of "
                 + ", ".join(n.source for n in feats)
                 + " (sleep-edf-features: Sleep-EDF Expanded, PhysioNet ODC-By 1.0, via matteo-omizzolo/sleep-EDF, "
                   "MIT), nights trimmed to 30 min of wake around sleep; SC405x-SC409x held out."),
@@ -374,7 +376,7 @@ def calibrate(data: Path, seed: int = 7, n_subjects: int = 40, minutes: float = 
     sp = StageSignalParams(gains_uv=gains, sigma_common=sig[0], sigma_indep=sig[1], sigma_depth=sig[2],
                            sigma_eye=sig[3])
     return {
-        "source": ("Fitted by `python -m sleepnet.calibrate` to real Sleep-EDF Expanded data in "
+        "source": ("Fitted by `python -m sleepnet.sim.calibrate` to real Sleep-EDF Expanded data in "
                    "../shared/data (PhysioNet, ODC-By 1.0): hypnograms/ for the stage model; "
                    "sleep-edf-features/ (Fpz-Cz base features, matteo-omizzolo/sleep-EDF, MIT) of "
                    "subjects SC400x-SC404x for the signal; SC405x-SC409x held out."),
@@ -398,7 +400,7 @@ def calibrate(data: Path, seed: int = 7, n_subjects: int = 40, minutes: float = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sleepnet.calibrate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m sleepnet.sim.calibrate", description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=None, help=f"real data folder (default {DEFAULT_DATA})")
     parser.add_argument("--out", type=Path, default=PARAMS_PATH, help="where to write the parameters")
     parser.add_argument("--seed", type=int, default=7)

@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from .errors import SleepstreamError
-from .metrics import Agreement
-from .stages import EPOCH_S, STAGES
+from ..errors import SleepstreamError
+from ..metrics import Agreement
+from ..stages import EPOCH_S, STAGES
 
 if TYPE_CHECKING:  # torch only where scoring happens: checking --out must stay light
-    from .inference import StagePrediction
+    from ..inference import StagePrediction
 
 STAGE_CSV_COLUMNS = ("epoch", "onset_s", "stage", *(f"p_{s}" for s in STAGES), "confidence", "flags")
 FLAG_SEPARATOR = "|"

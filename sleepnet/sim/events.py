@@ -1,0 +1,172 @@
+"""The simulator's events, each with its own waveform and per-stage rate: spindles,
+K-complexes, vertex sharp waves, blinks, rapid eye movements, sawtooth trains and
+movement artefacts, scattered into the signal.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import signal
+
+from .control import CTRL_DT_S, _Control
+from .parameters import COMPONENTS, EVENT_RATES_PER_MIN, SubjectParams
+
+
+# --------------------------------------------------------------------------- events
+
+def _event_times(ctrl: _Control, rate_per_min: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Event onsets (s) of a Poisson process whose rate follows the stage weights."""
+    lam = ctrl.weights @ rate_per_min / 60.0 * CTRL_DT_S
+    counts = rng.poisson(lam)
+    bins = np.repeat(np.arange(len(lam)), counts)
+    return ctrl.t_s[bins] + rng.uniform(0.0, CTRL_DT_S, len(bins))
+
+
+def _scatter(out: np.ndarray, onsets_s: np.ndarray, waves: np.ndarray, sfreq: float) -> None:
+    """Add (n_events, L) waveforms at their onsets into ``out`` (in place)."""
+    if len(onsets_s) == 0:
+        return
+    n = len(out)
+    start = np.round(onsets_s * sfreq).astype(np.int64)
+    idx = start[:, None] + np.arange(waves.shape[1])[None, :]
+    ok = (idx >= 0) & (idx < n) & (waves != 0)
+    out += np.bincount(idx[ok], weights=waves[ok], minlength=n)[:n].astype(out.dtype)
+
+
+def _gain_at(ctrl: _Control, gains: np.ndarray, comp: str, times_s: np.ndarray) -> np.ndarray:
+    j = np.clip(np.round(times_s / CTRL_DT_S).astype(np.int64), 0, len(ctrl.t_s) - 1)
+    return gains[j, COMPONENTS.index(comp)]
+
+
+def _spindles(times: np.ndarray, amp: np.ndarray, sfreq: float, subject: SubjectParams,
+              rng: np.random.Generator) -> np.ndarray:
+    n_ev = len(times)
+    dur = rng.uniform(0.5, 2.0, n_ev)
+    L = int(np.ceil(2.0 * sfreq)) + 1
+    tt = np.arange(L) / sfreq
+    f0 = np.clip(subject.spindle_hz + rng.normal(0.0, 0.4, n_ev), 11.0, 16.0)
+    chirp = -0.3  # Hz/s: spindles slow slightly as they go
+    phase = 2 * np.pi * (f0[:, None] * tt + 0.5 * chirp * tt ** 2) + rng.uniform(0, 2 * np.pi, n_ev)[:, None]
+    x = np.clip(tt[None, :] / dur[:, None], 0.0, 1.0)
+    env = np.where(tt[None, :] < dur[:, None], np.sin(np.pi * x) ** 2, 0.0)
+    return amp[:, None] * env * np.sin(phase)
+
+
+def _kcomplexes(times: np.ndarray, amp: np.ndarray, sfreq: float, rng: np.random.Generator) -> np.ndarray:
+    """Peak-to-peak ``amp``: a sharp negative wave (~0.3 s) then a slower positive one."""
+    n_ev = len(times)
+    L = int(np.ceil(1.6 * sfreq))
+    tt = np.arange(L) / sfreq
+    t1 = rng.uniform(0.18, 0.28, n_ev)[:, None]   # negative peak time
+    w1 = rng.uniform(0.07, 0.10, n_ev)[:, None]
+    t2 = t1 + rng.uniform(0.35, 0.55, n_ev)[:, None]
+    w2 = rng.uniform(0.15, 0.22, n_ev)[:, None]
+    wave = -np.exp(-0.5 * ((tt - t1) / w1) ** 2) + 0.55 * np.exp(-0.5 * ((tt - t2) / w2) ** 2)
+    return amp[:, None] * wave / 1.55
+
+
+def _transients(times: np.ndarray, amp: np.ndarray, sfreq: float, rng: np.random.Generator,
+                width_s: tuple[float, float], sign: float) -> np.ndarray:
+    """Monophasic Hann-shaped deflections (vertex waves: sign +1 at Fpz-Cz since Cz is
+    the negative input; blinks: +1)."""
+    n_ev = len(times)
+    dur = rng.uniform(*width_s, n_ev)
+    L = int(np.ceil(width_s[1] * sfreq)) + 1
+    tt = np.arange(L) / sfreq
+    x = np.clip(tt[None, :] / dur[:, None], 0.0, 1.0)
+    env = np.where(tt[None, :] < dur[:, None], np.sin(np.pi * x) ** 2, 0.0)
+    return sign * amp[:, None] * env
+
+
+def _saccades(times: np.ndarray, amp: np.ndarray, sfreq: float, rng: np.random.Generator) -> np.ndarray:
+    """Rapid eye movements: conjugate, sharply peaked (rise ~40 ms, AC-coupled decay)."""
+    n_ev = len(times)
+    L = int(np.ceil(2.0 * sfreq))
+    tt = np.arange(L) / sfreq
+    rise = rng.uniform(0.03, 0.06, n_ev)[:, None]
+    decay = rng.uniform(0.3, 0.7, n_ev)[:, None]
+    sign = rng.choice([-1.0, 1.0], n_ev)[:, None]
+    wave = (1.0 - np.exp(-tt / rise)) * np.exp(-tt / decay)
+    return sign * amp[:, None] * wave / wave.max(axis=1, keepdims=True)
+
+
+def _sawtooth_trains(times: np.ndarray, amp: np.ndarray, sfreq: float, rng: np.random.Generator) -> np.ndarray:
+    """Trains of 2-5 Hz triangular waves (slow rise, sharp fall), 1-3 s, tapered."""
+    n_ev = len(times)
+    L = int(np.ceil(3.0 * sfreq))
+    tt = np.arange(L) / sfreq
+    f0 = rng.uniform(2.0, 5.0, n_ev)[:, None]
+    dur = rng.uniform(1.0, 3.0, n_ev)[:, None]
+    saw = signal.sawtooth(2 * np.pi * f0 * tt[None, :] + rng.uniform(0, 2 * np.pi, (n_ev, 1)), width=0.8)
+    x = np.clip(tt[None, :] / dur, 0.0, 1.0)
+    env = np.where(tt[None, :] < dur, np.sin(np.pi * x) ** 0.5, 0.0)
+    return amp[:, None] * env * saw
+
+
+def _movements(times: np.ndarray, amp: np.ndarray, sfreq: float, rng: np.random.Generator) -> np.ndarray:
+    """Movement artefacts: 2-8 s of large, irregular low-frequency swings."""
+    n_ev = len(times)
+    L = int(np.ceil(8.0 * sfreq))
+    tt = np.arange(L) / sfreq
+    dur = rng.uniform(2.0, 8.0, n_ev)[:, None]
+    k = 4
+    fr = rng.uniform(0.3, 2.5, (n_ev, k))
+    ph = rng.uniform(0, 2 * np.pi, (n_ev, k))
+    wave = np.sin(2 * np.pi * fr[:, :, None] * tt[None, None, :] + ph[:, :, None]).sum(axis=1) / 2.0
+    x = np.clip(tt[None, :] / dur, 0.0, 1.0)
+    env = np.where(tt[None, :] < dur, np.sin(np.pi * x), 0.0)
+    return amp[:, None] * env * wave
+
+
+def _add_events(out: np.ndarray, ctrl: _Control, gains: np.ndarray, sfreq: float,
+                subject: SubjectParams, rng: np.random.Generator,
+                only: str | None = None) -> None:
+    """All event components into ``out`` (or just ``only``)."""
+    rates = {k: np.asarray(v, dtype=np.float64) for k, v in EVENT_RATES_PER_MIN.items()}
+
+    def amps(comp: str, times: np.ndarray, sd: float = 0.25) -> np.ndarray:
+        return _gain_at(ctrl, gains, comp, times) * np.exp(rng.normal(0.0, sd, len(times)))
+
+    want = (lambda c: only is None or only == c)
+    # Spindles (some right after K-complexes).
+    kc_t = _event_times(ctrl, rates["kcomplex"], rng)
+    sp_t = _event_times(ctrl, rates["spindle"], rng)
+    follow = kc_t[rng.random(len(kc_t)) < 0.4]
+    follow = follow + rng.uniform(0.5, 1.0, len(follow))
+    sp_all = np.concatenate([sp_t, follow])
+    sp_amp = amps("spindle", sp_all)
+    sp_wave = _spindles(sp_all, sp_amp, sfreq, subject, rng)
+    if want("spindle"):
+        _scatter(out, sp_all, sp_wave, sfreq)
+    kc_wave = _kcomplexes(kc_t, amps("kcomplex", kc_t), sfreq, rng)
+    if want("kcomplex"):
+        _scatter(out, kc_t, kc_wave, sfreq)
+    vx_t = _event_times(ctrl, rates["vertex"], rng)
+    vx_wave = _transients(vx_t, amps("vertex", vx_t), sfreq, rng, (0.15, 0.4), +1.0)
+    if want("vertex"):
+        _scatter(out, vx_t, vx_wave, sfreq)
+    bl_t = _event_times(ctrl, rates["blink"], rng)
+    bl_wave = _transients(bl_t, amps("blink", bl_t, 0.35), sfreq, rng, (0.2, 0.4), +1.0)
+    if want("blink"):
+        _scatter(out, bl_t, bl_wave, sfreq)
+    # REM bursts: 1-5 saccades 0.3-1 s apart; part of them preceded by a sawtooth train.
+    burst_t = _event_times(ctrl, rates["rem"], rng)
+    n_in = 1 + rng.poisson(1.5, len(burst_t))
+    first = np.repeat(burst_t, n_in)
+    within = np.concatenate([np.cumsum(rng.uniform(0.3, 1.0, k)) - 0.3 for k in n_in]) if len(n_in) else np.zeros(0)
+    rem_t = first + within
+    rem_wave = _saccades(rem_t, amps("rem", rem_t, 0.35), sfreq, rng)
+    if want("rem"):
+        _scatter(out, rem_t, rem_wave, sfreq)
+    saw_rate = rates["sawtooth"]
+    st_t = _event_times(ctrl, saw_rate * 0.5, rng)
+    pre = burst_t[rng.random(len(burst_t)) < 0.5]
+    pre = pre[_gain_at(ctrl, gains, "sawtooth", pre) > 0]
+    pre = pre - rng.uniform(1.0, 3.0, len(pre))
+    st_all = np.concatenate([st_t, pre])
+    st_wave = _sawtooth_trains(st_all, amps("sawtooth", st_all), sfreq, rng)
+    if want("sawtooth"):
+        _scatter(out, st_all, st_wave, sfreq)
+    mv_t = _event_times(ctrl, rates["movement"], rng)
+    mv_wave = _movements(mv_t, amps("movement", mv_t, 0.4), sfreq, rng)
+    if want("movement"):
+        _scatter(out, mv_t, mv_wave, sfreq)
