@@ -194,7 +194,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nights", type=int, default=16, help="simulated nights in the set (default: %(default)s)")
     p.add_argument("--hours", type=float, default=8.0, help="hours per night (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=3, help="passes per setting; the fastest counts")
-    p.add_argument("--weights", help="weights folder (default: weights/)")
+    p.add_argument("--weights", help="a shipped model's name or a weights folder (default: the default model)")
 
 
 def main(argv: list[str] | None = None) -> None:

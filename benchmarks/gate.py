@@ -404,7 +404,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-live", action="store_true", help="skip the live LSL marker-latency run")
     p.add_argument("--live-epochs", type=int, default=60, help="epochs of the live run (default: 60)")
     p.add_argument("--speed", type=float, default=10.0, help="replay speed of the live run (default: 10)")
-    p.add_argument("--weights", help="weights folder (default: weights/)")
+    p.add_argument("--weights", help="a shipped model's name or a weights folder (default: the default model)")
 
 
 def main(argv: list[str] | None = None) -> None:

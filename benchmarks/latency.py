@@ -165,7 +165,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=5, help="epochs at real time (30 s each; default: 5)")
     p.add_argument("--fast-epochs", type=int, default=60, help="epochs of the fast replay (default: 60)")
     p.add_argument("--fast-speed", type=float, default=30.0, help="speed of the fast replay (default: 30)")
-    p.add_argument("--weights", help="weights folder (default: weights/)")
+    p.add_argument("--weights", help="a shipped model's name or a weights folder (default: the default model)")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -278,7 +278,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speed", type=float, default=1000.0, help="stream speed (default: 1000)")
     p.add_argument("--every-min", type=float, default=30.0, help="mean minutes of signal between faults (default: 30)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--weights", help="weights folder (default: weights/)")
+    p.add_argument("--weights", help="a shipped model's name or a weights folder (default: the default model)")
 
 
 def main(argv: list[str] | None = None) -> None:

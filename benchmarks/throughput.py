@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> dict:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--weights", help="weights folder (default: weights/)")
+    p.add_argument("--weights", help="a shipped model's name or a weights folder (default: the default model)")
 
 
 def main(argv: list[str] | None = None) -> None:
