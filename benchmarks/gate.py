@@ -333,7 +333,6 @@ def live_latency(model_dir, speed: float, n_epochs: int) -> dict:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from scorer.gate.guard import GuardThresholds
     from scorer.gate.rules import DEFAULT_RULE
     from sleepnet.weights import default_weights_dir, load_model
 

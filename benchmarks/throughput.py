@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import csv
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np

@@ -9,7 +9,6 @@ console so they print above it.
 """
 from __future__ import annotations
 
-import logging
 import math
 import time
 from typing import Callable
@@ -18,6 +17,7 @@ from rich.console import Console, RenderableType
 from rich.live import Live
 
 from .display_state import DisplayState
+from .log_capture import LogAboveScreen
 from .records import ScoredEpoch
 from .screen import render
 from .sinks import StreamStatus
@@ -59,10 +59,9 @@ class DisplaySink:
         self.frames = 0
         self._live = Live(console=self.console, auto_refresh=False, redirect_stdout=False,
                           redirect_stderr=False, screen=screen, transient=False)
-        self._saved_handlers: list[logging.Handler] = []
-        self._rich_handler: logging.Handler | None = None
+        self._log = LogAboveScreen(self.console)
         if capture_logging:
-            self._capture_logging()
+            self._log.start()
         self._live.start()
         self._closed = False
 
@@ -87,7 +86,7 @@ class DisplaySink:
             self._live.stop()                 # draws the final frame
             self.frames += 1
         finally:
-            self._restore_logging()
+            self._log.stop()
 
     def __enter__(self) -> "DisplaySink":
         return self
@@ -107,25 +106,3 @@ class DisplaySink:
         self._last_draw = now
         self._live.update(self.renderable(), refresh=True)
         self.frames += 1
-
-    # -- logging while the screen is up --
-    def _capture_logging(self) -> None:
-        from rich.logging import RichHandler
-
-        root = logging.getLogger()
-        for h in list(root.handlers):
-            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
-                self._saved_handlers.append(h)
-                root.removeHandler(h)
-        level = min((h.level for h in self._saved_handlers), default=logging.WARNING)
-        self._rich_handler = RichHandler(console=self.console, show_path=False, level=level)
-        root.addHandler(self._rich_handler)
-
-    def _restore_logging(self) -> None:
-        root = logging.getLogger()
-        if self._rich_handler is not None:
-            root.removeHandler(self._rich_handler)
-            self._rich_handler = None
-        for h in self._saved_handlers:
-            root.addHandler(h)
-        self._saved_handlers = []

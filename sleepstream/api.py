@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from sleepnet.errors import InputFileError, WeightsError
+from sleepnet.errors import InputFileError
 from sleepnet.io.recordings import DEFAULT_CHANNEL, Recording, pick_channel, read_recording
 from sleepnet.report.sleep_stats import SleepStats, sleep_statistics
 from sleepnet.stages import EPOCH_S, STAGES, UNSCORED, UNSCORED_NAME

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from sleepnet.features import base_features
 from sleepnet.sim.calibrate import CALIBRATION_SUBJECTS, ENVELOPE_COMPONENTS, fit_envelope, load_feature_nights

@@ -10,7 +10,6 @@ key is read. While the screen is up, log records print above it.
 """
 from __future__ import annotations
 
-import logging
 import os
 import queue
 import select
@@ -22,6 +21,7 @@ from typing import Callable
 from rich.console import Console, RenderableType
 from rich.live import Live
 
+from scorer.log_capture import LogAboveScreen
 from scorer.records import ScoredEpoch
 
 from .screen import render
@@ -149,9 +149,8 @@ class WardDisplay:
                 self._keys = KeyReader(sys.stdin.fileno())
             except (OSError, ImportError):   # no termios (not a POSIX terminal): no keys
                 self._keys = None
-        self._saved_handlers: list[logging.Handler] = []
-        self._rich_handler: logging.Handler | None = None
-        self._capture_logging()
+        self._log = LogAboveScreen(self.console)
+        self._log.start()
         self._live = Live(console=self.console, auto_refresh=False, redirect_stdout=False, redirect_stderr=False,
                           screen=False, transient=False)
         self._live.start()
@@ -201,26 +200,4 @@ class WardDisplay:
             self._live.update(self.renderable(), refresh=False)
             self._live.stop()
         finally:
-            self._restore_logging()
-
-    # -- logging while the screen is up --
-    def _capture_logging(self) -> None:
-        from rich.logging import RichHandler
-
-        root = logging.getLogger()
-        for h in list(root.handlers):
-            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
-                self._saved_handlers.append(h)
-                root.removeHandler(h)
-        level = min((h.level for h in self._saved_handlers), default=logging.WARNING)
-        self._rich_handler = RichHandler(console=self.console, show_path=False, level=level)
-        root.addHandler(self._rich_handler)
-
-    def _restore_logging(self) -> None:
-        root = logging.getLogger()
-        if self._rich_handler is not None:
-            root.removeHandler(self._rich_handler)
-            self._rich_handler = None
-        for h in self._saved_handlers:
-            root.addHandler(h)
-        self._saved_handlers = []
+            self._log.stop()

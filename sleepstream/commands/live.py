@@ -70,7 +70,12 @@ def setup_epoch_log() -> None:
     """Route the per-epoch lines of the log sink to stdout, plainly."""
     from scorer.log_sink import EPOCH_LOGGER
 
-    lg = logging.getLogger(EPOCH_LOGGER)
+    route_logger_to_stdout(EPOCH_LOGGER)
+
+
+def route_logger_to_stdout(name: str) -> None:
+    """Lines of logger ``name`` go to stdout with a time stamp, and nowhere else."""
+    lg = logging.getLogger(name)
     if not any(getattr(h, "_sleepstream", False) for h in lg.handlers):
         h = logging.StreamHandler(sys.stdout)
         h.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))

@@ -55,15 +55,9 @@ def out_folder(out: str | None) -> Path:
 def setup_ward_log() -> None:
     """Route the ward's lines to stdout, plainly (like `live --no-display`)."""
     from scorer.ward.log_view import WARD_LOGGER
+    from sleepstream.commands.live import route_logger_to_stdout
 
-    lg = logging.getLogger(WARD_LOGGER)
-    if not any(getattr(h, "_sleepstream", False) for h in lg.handlers):
-        h = logging.StreamHandler(sys.stdout)
-        h.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
-        h._sleepstream = True  # type: ignore[attr-defined]
-        lg.addHandler(h)
-    lg.setLevel(logging.INFO)
-    lg.propagate = False
+    route_logger_to_stdout(WARD_LOGGER)
 
 
 def run(args: argparse.Namespace) -> int:
