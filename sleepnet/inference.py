@@ -17,9 +17,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .preprocess import FLAG_WARMUP, Epoch
-from .predictions import StagePrediction
-from .stages import N_STAGES, STAGES, UNSCORED_NAME
+from .preprocess import Epoch
+from .predictions import StagePrediction, predictions_from
 from .weights import SEQ_LEN, LoadedModel
 
 ENCODE_BATCH = 256
@@ -61,11 +60,11 @@ class SequenceScorer:
             allemb = torch.cat(parts)
             emb = {e.index: allemb[k] for k, e in enumerate(scorable)}
         windows: list[torch.Tensor] = []
-        slots: list[tuple[Epoch, bool] | Epoch] = []
+        slots: list[tuple[Epoch, bool]] = []
         for e in epochs:
             if not e.scorable:
                 self._context.clear()
-                slots.append(e)
+                slots.append((e, False))
                 continue
             self._context.append(emb[e.index])
             ctx = list(self._context)
@@ -77,17 +76,4 @@ class SequenceScorer:
         if windows:
             logits = self.model.net.classify_embeddings(torch.stack(windows))
             probs = torch.softmax(logits.double(), dim=1).numpy()
-        out: list[StagePrediction] = []
-        k = 0
-        nan = (float("nan"),) * N_STAGES
-        for slot in slots:
-            if isinstance(slot, Epoch):
-                out.append(StagePrediction(slot.index, UNSCORED_NAME, nan, float("nan"), slot.flags))
-                continue
-            e, warm = slot
-            p = probs[k]
-            k += 1
-            best = int(np.argmax(p))
-            flags = ((FLAG_WARMUP,) if warm else ()) + e.flags
-            out.append(StagePrediction(e.index, STAGES[best], tuple(float(v) for v in p), float(p[best]), flags))
-        return out
+        return predictions_from(slots, probs)

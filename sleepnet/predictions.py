@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, Sequence
 
-from .stages import STAGES, UNSCORED_NAME
+from .stages import N_STAGES, STAGES, UNSCORED_NAME
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from .preprocess import Epoch, PreprocessConfig
 
 
@@ -72,3 +74,25 @@ class StagingModel(Protocol):
 
     def new_stager(self) -> Stager:
         """A fresh stager for one night."""
+
+
+def predictions_from(slots: Sequence[tuple["Epoch", bool]], probs: "np.ndarray") -> list[StagePrediction]:
+    """One prediction per epoch of ``slots`` (epoch, scored with less context than the
+    model asks for), in order: the scorable ones take the next row of ``probs``
+    ((n_scorable, 5) probabilities in label-map order); the others are ``UNS`` with NaN
+    probabilities and their quality flags."""
+    from .preprocess import FLAG_WARMUP
+
+    out: list[StagePrediction] = []
+    nan = (float("nan"),) * N_STAGES
+    k = 0
+    for e, warm in slots:
+        if not e.scorable:
+            out.append(StagePrediction(e.index, UNSCORED_NAME, nan, float("nan"), e.flags))
+            continue
+        p = probs[k]
+        k += 1
+        best = int(p.argmax())
+        flags = ((FLAG_WARMUP,) if warm else ()) + e.flags
+        out.append(StagePrediction(e.index, STAGES[best], tuple(float(v) for v in p), float(p[best]), flags))
+    return out

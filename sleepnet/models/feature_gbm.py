@@ -20,9 +20,9 @@ import numpy as np
 
 from ..errors import WeightsError
 from ..night_context import N_INPUTS, N_LAGS, ContextConfig, NightContext
-from ..predictions import StagePrediction
-from ..preprocess import FLAG_WARMUP, Epoch, PreprocessConfig
-from ..stages import N_STAGES, STAGES, UNSCORED_NAME
+from ..predictions import StagePrediction, predictions_from
+from ..preprocess import Epoch, PreprocessConfig
+from ..stages import N_STAGES
 from ..weights import CONFIG_FILE, FORMAT_VERSION, LABEL_MAP_FILE, label_map
 from .gbm_trees import TreeEnsemble, TreeModelError
 
@@ -112,19 +112,7 @@ class FeatureStager:
             rows.append(self._ctx.row(e.features))
             slots.append((e, warm))
         probs = self.model.trees.predict_proba(np.stack(rows)) if rows else np.zeros((0, N_STAGES))
-        out: list[StagePrediction] = []
-        nan = (float("nan"),) * N_STAGES
-        k = 0
-        for e, warm in slots:
-            if not e.scorable:
-                out.append(StagePrediction(e.index, UNSCORED_NAME, nan, float("nan"), e.flags))
-                continue
-            p = probs[k]
-            k += 1
-            best = int(np.argmax(p))
-            flags = ((FLAG_WARMUP,) if warm else ()) + e.flags
-            out.append(StagePrediction(e.index, STAGES[best], tuple(float(v) for v in p), float(p[best]), flags))
-        return out
+        return predictions_from(slots, probs)
 
 
 def load_feature_folder(d: Path, cfg: dict) -> FeatureModel:
