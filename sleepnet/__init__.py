@@ -3,9 +3,8 @@
 The live path (``streamer``, ``scorer``) and the batch path (``sleepstream score``) both call
 the same functions from here. Data flows one way, from the core up through the rooms:
 
-* the core, at the top: ``stages``, ``preprocess``, ``features``, ``inference``,
-  ``weights``, ``batch``, ``metrics``, ``errors``, ``user_dirs``, ``predictions``,
-  ``night_context``;
+* the core, at the top: ``stages``, ``preprocess``, ``features``, ``weights``,
+  ``batch``, ``metrics``, ``errors``, ``user_dirs``, ``predictions``, ``night_context``;
 * ``models/``: one file per model kind;
 * ``io/``: recordings, hypnograms, scored night files, exports;
 * ``sim/``: the simulator (parameters, control traces, events, synthesis, hypnogram model,

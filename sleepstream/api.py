@@ -30,7 +30,7 @@ from sleepnet.report.sleep_stats import SleepStats, sleep_statistics
 from sleepnet.stages import EPOCH_S, STAGES, UNSCORED, UNSCORED_NAME
 
 if TYPE_CHECKING:  # torch only once something is scored
-    from sleepnet.inference import StagePrediction
+    from sleepnet.predictions import StagePrediction
     from sleepnet.metrics import Agreement
     from sleepnet.predictions import StagingModel as LoadedModel
 
@@ -98,7 +98,7 @@ class StagingResult:
 
     Attributes
     ----------
-    predictions : tuple of sleepnet.inference.StagePrediction
+    predictions : tuple of sleepnet.predictions.StagePrediction
         The model's verdict per epoch, in order.
     sfreq : float
         Sampling rate of the input, Hz.

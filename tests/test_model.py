@@ -7,7 +7,7 @@ import torch
 
 from conftest import eeg_like
 from sleepnet.batch import score_recording
-from sleepnet.inference import SequenceScorer
+from sleepnet.models.cnn_sequence import SequenceScorer
 from sleepnet.io.recordings import Recording
 from sleepnet.models.cnn_lstm import CausalSleepNet, ModelConfig, count_parameters
 from sleepnet.preprocess import Epoch, preprocess_signal

@@ -16,7 +16,7 @@ import pytest
 
 from sleepnet.batch import score_recording
 from sleepnet.errors import InputFileError
-from sleepnet.inference import StagePrediction
+from sleepnet.predictions import StagePrediction
 from sleepnet.io.exports import write_stage_csv
 from sleepnet.io.hypnograms import read_hypnogram
 from sleepnet.io.night_file import LIVE_COLUMNS, read_night

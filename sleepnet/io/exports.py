@@ -11,7 +11,7 @@ from ..metrics import Agreement
 from ..stages import EPOCH_S, STAGES
 
 if TYPE_CHECKING:  # torch only where scoring happens: checking --out must stay light
-    from ..inference import StagePrediction
+    from ..predictions import StagePrediction
 
 STAGE_CSV_COLUMNS = ("epoch", "onset_s", "stage", *(f"p_{s}" for s in STAGES), "confidence", "flags")
 FLAG_SEPARATOR = "|"

@@ -52,8 +52,8 @@ class LoadedModel:
     kind: str = KIND
 
     def new_stager(self):
-        """A fresh :class:`sleepnet.inference.SequenceScorer` for one night."""
-        from ..inference import SequenceScorer
+        """A fresh :class:`sleepnet.models.cnn_sequence.SequenceScorer` for one night."""
+        from .cnn_sequence import SequenceScorer
 
         return SequenceScorer(self)
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..inference import SequenceScorer
+from ..models.cnn_sequence import SequenceScorer
 from ..metrics import Agreement, agreement
 from ..models.cnn_lstm import CausalSleepNet, ModelConfig, count_parameters
 from ..preprocess import PreprocessConfig, Preprocessor

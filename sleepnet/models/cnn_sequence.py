@@ -17,9 +17,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .preprocess import Epoch
-from .predictions import StagePrediction, predictions_from
-from .weights import SEQ_LEN, LoadedModel
+from ..preprocess import Epoch
+from ..predictions import StagePrediction, predictions_from
+from ..weights import SEQ_LEN, LoadedModel
 
 ENCODE_BATCH = 256
 
