@@ -51,7 +51,7 @@ from sleepnet.metrics import Agreement, agreement
 from sleepnet.predictions import StagingModel
 from sleepnet.stages import EPOCH_S, STAGES, UNSCORED_NAME
 from streamer.epochs import EpochAssembler, TimedEpoch
-from streamer.resolve import StreamQuery, resolve_stream
+from streamer.resolve import StreamQuery, resolve
 from streamer.stream import DEFAULT_BUFLEN_S, DEFAULT_CHANNEL, EEGStream
 from streamer.stream import SampleChunk
 from streamer.truth import TruthMarker, TruthStream
@@ -407,10 +407,11 @@ def connect_stream(query: StreamQuery, channel: str = DEFAULT_CHANNEL, channel_i
         No matching stream within ``timeout_s`` (the message lists the visible ones),
         an irregular rate, a missing channel, or units that are not a voltage.
     """
-    info = resolve_stream(query, timeout_s)
+    found = resolve(query, timeout_s)
+    info = found.info
     stream = EEGStream(info, channel=channel, channel_index=channel_index, units=units, max_buflen_s=buffer_s,
                        auto_buffer=auto_buffer)
-    truth = TruthStream.find(info.name(), info.source_id()) if with_truth else None
+    truth = TruthStream.find(info.name(), info.source_id(), found.visible) if with_truth else None
     try:
         stream.connect(timeout_s=max(2.0, min(timeout_s, 10.0)))
     except BaseException:

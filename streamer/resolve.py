@@ -60,8 +60,22 @@ def describe_stream(info: pylsl.StreamInfo) -> str:
             f"source_id {info.source_id() or '-'!r}, host {info.hostname()})")
 
 
+@dataclass(frozen=True)
+class Resolved:
+    """A found stream and every stream visible when it was found (its companions, e.g.
+    a replay's ``-truth`` stream, can be taken from ``visible`` without a second search)."""
+
+    info: pylsl.StreamInfo
+    visible: tuple[pylsl.StreamInfo, ...]
+
+
 def resolve_stream(query: StreamQuery, timeout_s: float = 10.0) -> pylsl.StreamInfo:
-    """The first visible stream matching ``query``.
+    """The first visible stream matching ``query`` (see :func:`resolve`)."""
+    return resolve(query, timeout_s).info
+
+
+def resolve(query: StreamQuery, timeout_s: float = 10.0) -> Resolved:
+    """The first visible stream matching ``query``, with the others visible then.
 
     Parameters
     ----------
@@ -72,8 +86,9 @@ def resolve_stream(query: StreamQuery, timeout_s: float = 10.0) -> pylsl.StreamI
 
     Returns
     -------
-    pylsl.StreamInfo
-        A resolved (partial) description; open an inlet to get the full one.
+    Resolved
+        A resolved (partial) description (open an inlet to get the full one) and every
+        stream the resolver saw at that moment.
 
     Raises
     ------
@@ -92,7 +107,7 @@ def resolve_stream(query: StreamQuery, timeout_s: float = 10.0) -> pylsl.StreamI
                             len(hits), query.describe(), describe_stream(hits[0]),
                             "; ".join(describe_stream(s) for s in hits[1:]))
             log.info("found stream %s", describe_stream(hits[0]))
-            return hits[0]
+            return Resolved(hits[0], tuple(seen))
         if time.monotonic() >= deadline:
             break
         time.sleep(POLL_S)

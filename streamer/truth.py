@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Sequence
 
 import pylsl
 from pylsl.util import LostError
@@ -19,6 +20,11 @@ from .resolve import StreamQuery, reopen_first
 log = logging.getLogger(__name__)
 
 TRUTH_SUFFIX = "-truth"
+#: How long to look for a truth stream that was not among the streams visible with its EEG
+#: stream (s). A replay makes its truth outlet right after its EEG outlet, so it is nearly
+#: always visible with it; this covers the moment between. Without the visible streams
+#: to look in, the search waits RESOLVE_TIMEOUT_S.
+LATE_TRUTH_S = 0.3
 RESOLVE_TIMEOUT_S = 1.0
 
 
@@ -53,12 +59,22 @@ class TruthStream:
         self.source_id = info.source_id()
 
     @classmethod
-    def find(cls, eeg_name: str, eeg_source_id: str,
-             timeout_s: float = RESOLVE_TIMEOUT_S) -> "TruthStream | None":
-        """Connect to the truth stream of an EEG stream, or None when there is none."""
+    def find(cls, eeg_name: str, eeg_source_id: str, visible: Sequence[pylsl.StreamInfo] | None = None,
+             timeout_s: float | None = None) -> "TruthStream | None":
+        """Connect to the truth stream of an EEG stream, or None when there is none.
+
+        ``visible``: the streams seen when the EEG stream was found
+        (:func:`streamer.resolve.resolve`); the truth stream is taken from them, or looked
+        for ``LATE_TRUTH_S`` more. Without them the search takes up to ``RESOLVE_TIMEOUT_S``
+        (``timeout_s`` overrides either wait), which a stream without truth (any amplifier)
+        pays in full at start-up.
+        """
         q = truth_query(eeg_name, eeg_source_id)
         prop, value = ("source_id", q.source_id) if q.source_id else ("name", q.name)
-        found = pylsl.resolve_byprop(prop, value, minimum=1, timeout=timeout_s)
+        found = [s for s in (visible or ()) if q.matches(s)]
+        if not found:
+            wait = timeout_s if timeout_s is not None else (LATE_TRUTH_S if visible is not None else RESOLVE_TIMEOUT_S)
+            found = pylsl.resolve_byprop(prop, value, minimum=1, timeout=wait)
         if not found:
             return None
         ts = cls(found[0])

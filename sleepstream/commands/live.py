@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     from scorer.hypnogram_file import HypnogramFile, check_writable
     from scorer.lsl_outlets import LslOutletSink
     from streamer.errors import StreamError, StreamNotFoundError
-    from streamer.resolve import StreamQuery, resolve_stream
+    from streamer.resolve import StreamQuery, resolve
     from streamer.stream import EEGStream, unit_scale_to_uv
     from streamer.truth import TruthStream
 
@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
         gate_rule = parse_rule(args.gate)
     query = StreamQuery.from_options(args.stream_name, args.stream_type, args.source_id)
     try:
-        info = resolve_stream(query, args.timeout)
+        found = resolve(query, args.timeout)
     except StreamNotFoundError as exc:
         raise StreamNotFoundError(f"{exc}; {lsl.search_hint()}") from None
     from scorer.live import LiveScorer, release_session  # the model only once there is something to score
@@ -192,9 +192,10 @@ def run(args: argparse.Namespace) -> int:
 
     model = load_model(args.weights)
     use_one_torch_thread()
+    info = found.info
     stream = EEGStream(info, channel=args.channel, channel_index=args.channel_index, units=args.units,
                        max_buflen_s=args.buffer_s)
-    truth = TruthStream.find(info.name(), info.source_id())
+    truth = TruthStream.find(info.name(), info.source_id(), found.visible)
     sinks: list = []
     scorer = None
     console = Console(stderr=True)
