@@ -274,6 +274,9 @@ def real_feature_nights(model, rule, loso: bool, folder: Path = FOLDER,
         m["what"] = what
         m["rules"] = rule_table(sessions, rule)
         out[key] = m
+        say(f"gate: real {key}, min_probability x epochs -> window precision / coverage (* the rule): "
+            + "; ".join(f"{r['min_probability']:g} x{r['epochs']}{'*' if r['default'] else ''} "
+                        f"{100 * r['window_precision']:.1f} / {100 * r['coverage']:.1f} %" for r in m["rules"]))
     out["seconds"] = round(time.perf_counter() - t0, 1)
     key = next((k for k in ("loso", "subject0") if k in sets), None)
     if key is not None:
