@@ -22,17 +22,18 @@ epoch decisions, so the model's scoring is included; the chunk's for the guard) 
 marker's push, over every event, and apart for the two kinds; also every decision point
 (each chunk and record the gate judged, marker or not) and the transport to the inlet.
 
-Real nights: the feature files hold no signal and the default model in this tree scores
-raw signal, so the real-night precision is taken on the feature nights' real hypnograms
-(subjects 1-9) with simulated EEG (``--real-nights``); once the default model scores
-feature rows itself, score those nights with it and pass the records to
-:func:`night_metrics` the same way.
+Real nights (:mod:`benchmarks.gate_real_nights`, ``real_feature_nights``): window precision
+and coverage on the real Sleep-EDF feature nights, each scored by the real-trained feature
+stager as a live session would score it, its records fed to the pure gate with the same
+rule and measured by :func:`night_metrics` (no arousals; the guard cannot run: the files
+hold no signal): always subject 0 with the shipped default model (never trained on it);
+with ``--real-loso`` also all 20 nights leave-one-subject-out (ten LightGBM fits, minutes).
 
 ``--sweep``: the guard's high-frequency ratio at several values on the same nights
 (how the default was chosen). The real Sleep-EDF excerpt (10 epochs of wake) is fed to a
 guard armed on a simulated N2 baseline: how fast real wake would close a window.
 
-    .venv/bin/python -m benchmarks.gate [--nights 4] [--hours 8] [--sweep] [--real-nights 3] [--no-live]
+    .venv/bin/python -m benchmarks.gate [--nights 4] [--hours 8] [--sweep] [--real-loso] [--no-live]
 """
 from __future__ import annotations
 
@@ -185,40 +186,6 @@ def offline(prepared: list, rule) -> dict:
                       for eeg, records, labels, ar in prepared])
 
 
-def real_hypnogram_nights(model, rule, n: int) -> dict:
-    """Window precision on the real Sleep-EDF feature nights' hypnograms (subjects 1-9,
-    trimmed to 30 min of wake around sleep), their EEG synthesised by the simulator
-    (:func:`sleepnet.sim.night.simulate_hypnogram`) and scored by ``model``.
-
-    The feature files hold features, not signal: until the default model scores those
-    features itself (issue 10's real-trained stager), this is the real-night figure the
-    raw-signal pipeline can give. Arousal times are not known here, so only precision
-    and coverage."""
-    from sleepnet.sim.night import simulate_hypnogram
-
-    from .common import SHARED
-
-    folder = SHARED / "sleep-edf-features"
-    files = sorted(f for f in folder.glob("SC4*E0.npz") if not f.name.startswith("SC400"))[:n]
-    if not files:
-        return {"skipped": f"{folder} holds no feature nights"}
-    per, names = [], []
-    for f in files:
-        y = np.load(f)["y"].astype(np.int64)
-        asleep = np.flatnonzero(y > 0)
-        lo, hi = max(0, asleep[0] - 60), min(len(y), asleep[-1] + 61)
-        labels = y[lo:hi]
-        night = simulate_hypnogram(labels, seed=int(f.stem[2:6]), sfreq=FS)
-        records = scored_records(night.eeg_uv, model)
-        labels = night.labels[:len(records)]
-        per.append(night_metrics(labels, np.zeros((0, 2)), replay_offline(night.eeg_uv, records, rule)))
-        names.append(f.name)
-    out = summarise(per)
-    return {"nights": names, "window_precision": out["window_precision"], "coverage": out["coverage"],
-            "open_h": out["open_h"], "false_closes_per_h": out["false_closes_per_h"],
-            "what": "real hypnograms (labels of the feature nights), simulated EEG, the default model"}
-
-
 def real_wake_check(rule) -> dict:
     """The real excerpt (10 epochs scored W) fed to a guard armed on 60 s of simulated N2."""
     from scorer.gate.guard import ArousalGuard
@@ -336,6 +303,8 @@ def run(args: argparse.Namespace) -> dict:
     from scorer.gate.rules import DEFAULT_RULE
     from sleepnet.weights import default_weights_dir, load_model
 
+    from .gate_real_nights import real_feature_nights
+
     configure_lsl()
     command = this_command(MODULE, args.argv)
     model = load_model(args.weights)
@@ -360,11 +329,10 @@ def run(args: argparse.Namespace) -> dict:
     body["coverage"] = main["coverage"]
     body["arousal_close_p95_s"] = main["arousal_close_p95_s"]
     body["false_closes_per_h"] = main["false_closes_per_h"]
-    if args.real_nights > 0:
-        progress(f"gate: {args.real_nights} real Sleep-EDF hypnograms with simulated EEG")
-        body["real_hypnogram_nights"] = real_hypnogram_nights(model, DEFAULT_RULE, args.real_nights)
-    body["real_feature_nights"] = {"skipped": f"the default model ({model.model_id}) scores raw signal; the "
-                                   "Sleep-EDF feature nights hold features only: see real_hypnogram_nights"}
+    progress("gate: real Sleep-EDF feature nights, subject 0" + (" and LOSO" if args.real_loso else ""))
+    real = real_feature_nights(model if getattr(model, "trees", None) is not None else load_model(None),
+                               DEFAULT_RULE, args.real_loso, on_progress=progress)
+    body["real_feature_nights"] = real
     figures = [
         Figure("gate window precision (open time truly N2/N3)", 100 * main["window_precision"], "%", ">= 95 %",
                main["window_precision"] >= 0.95, command, note=f"{len(nights)} simulated nights, {main['open_h']:.1f} h open"),
@@ -376,6 +344,7 @@ def run(args: argparse.Namespace) -> dict:
         Figure("gate false closes per hour of stable sleep", main["false_closes_per_h"], "/h", command=command,
                note=", ".join(f"{k} {v:.1f}" for k, v in main["false_closes_by_reason_per_h"].items())),
     ]
+    figures += real_figures(real, command)
     if not args.no_live:
         progress(f"gate: live loop over LSL, {args.live_epochs} epochs at {args.speed:g}x")
         lv = live_latency(args.weights or default_weights_dir(), args.speed, args.live_epochs)
@@ -394,12 +363,31 @@ def run(args: argparse.Namespace) -> dict:
     return body
 
 
+def real_figures(real: dict, command: str) -> list:
+    """The Figure lines of the ``real_feature_nights`` block (none when it was skipped)."""
+    out = []
+    for key in ("subject0", "loso"):
+        m = real.get(key, {})
+        if m.get("window_precision") is None:
+            continue
+        wrong = ", ".join(f"{k} {100 * v:.0f} %" for k, v in m["wrong_open_share_by_true_stage"].items())
+        per = [n["window_precision"] for n in m["per_night"].values() if n["window_precision"] is not None]
+        out.append(Figure(f"gate window precision, real Sleep-EDF feature nights ({key})",
+                          100 * m["window_precision"], "%", ">= 95 %", m["window_precision"] >= 0.95, command,
+                          note=f"{m['what']}; {len(m['per_night'])} nights (per night {100 * min(per):.1f}-"
+                               f"{100 * max(per):.1f} %), {m['open_h']:.1f} h open, coverage "
+                               f"{100 * m['coverage']:.1f} %; wrong open time: {wrong or 'none'}; "
+                               "epoch-level rule only (no signal: no guard)"))
+    return out
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nights", type=int, default=4, help="simulated nights (default: 4)")
     p.add_argument("--hours", type=float, default=8.0, help="hours per night (default: 8)")
     p.add_argument("--sweep", action="store_true", help="also try several guard thresholds and no guard")
-    p.add_argument("--real-nights", type=int, default=3,
-                   help="real Sleep-EDF hypnograms (subjects 1-9) with simulated EEG (default: 3; 0: none)")
+    p.add_argument("--real-loso", action="store_true",
+                   help="real feature nights: besides subject 0 with the shipped model, all 20 nights "
+                        "leave-one-subject-out (ten LightGBM fits, minutes)")
     p.add_argument("--no-live", action="store_true", help="skip the live LSL marker-latency run")
     p.add_argument("--live-epochs", type=int, default=60, help="epochs of the live run (default: 60)")
     p.add_argument("--speed", type=float, default=10.0, help="replay speed of the live run (default: 10)")

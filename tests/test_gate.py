@@ -429,3 +429,38 @@ def test_killed_scorer_leaves_no_window_open_the_restarted_one_starts_closed_and
         proc.wait(20)
         stop_player.set()
         player.join(10.0)
+
+
+# -- on the real Sleep-EDF feature nights (benchmarks.gate's real_feature_nights) -------------
+
+def test_gate_on_real_subject0_feature_nights_opens_only_on_records_meeting_the_rule(shared_data, model):
+    from benchmarks.gate_real_nights import gate_events, measure, open_by_stage, subject0_sessions
+
+    sessions = subject0_sessions(model, shared_data / "sleep-edf-features")
+    assert [s.name for s in sessions] == ["SC4001E0", "SC4002E0"]
+    for s in sessions:
+        assert len(s.records) == len(s.labels) and "warmup" in s.records[0].flags   # a fresh stager, as live
+        by_epoch = {r.epoch: r for r in s.records}
+        events = gate_events(s.records, DEFAULT_RULE)
+        opens = [e for e in events if e.kind == OPEN]
+        assert opens
+        for e in opens:                        # the rule's epochs before each open all met it
+            for k in range(e.epoch - DEFAULT_RULE.epochs + 1, e.epoch + 1):
+                r = by_epoch[k]
+                assert r.stage in DEFAULT_RULE.stages and r.confidence >= DEFAULT_RULE.min_probability and not r.flags
+        seconds = open_by_stage(s.labels, events)
+        assert sum(seconds.values()) > 0
+    m = measure(sessions, DEFAULT_RULE)
+    assert 0.0 <= m["window_precision"] <= 1.0 and 0.0 <= m["coverage"] <= 1.0 and m["open_h"] > 0
+    shares = m["open_share_by_true_stage"]
+    assert sum(shares.values()) == pytest.approx(1.0, abs=1e-3)
+    assert shares["N2"] + shares["N3"] == pytest.approx(m["window_precision"], abs=1e-3)
+
+
+def test_gate_real_nights_refuses_a_model_trained_on_the_held_out_subject(shared_data, model, tmp_path):
+    from benchmarks.gate_real_nights import subject0_sessions
+    from sleepnet.errors import SleepstreamError
+
+    (tmp_path / "metrics.json").write_text(json.dumps({"train_nights": ["SC4011E0", "SC4001E0"]}))
+    with pytest.raises(SleepstreamError, match="SC4001E0"):
+        subject0_sessions(dataclasses.replace(model, source=tmp_path), shared_data / "sleep-edf-features")
