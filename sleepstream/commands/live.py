@@ -214,7 +214,10 @@ def run(args: argparse.Namespace) -> int:
             from scorer.json_lines import JsonLinesSink
 
             first = next((s.first_epoch for s in sinks if isinstance(s, HypnogramFile)), 0)
-            sinks.append(JsonLinesSink(sys.stdout, first))   # epochs numbered as in the file
+            json_sink = JsonLinesSink(sys.stdout, first)       # epochs numbered as in the file
+            if gate_rule is not None:                            # and the gate's events (the ward's screen)
+                json_sink.follow_gate(next(s for s in sinks if isinstance(s, GateSink)))
+            sinks.append(json_sink)
         else:
             sinks.append(make_view_sink(args.no_display, f"sleepstream live: {desc.name} / {desc.channel_label}"))
         scorer = LiveScorer(stream, model, sinks, truth, state_path=state_path_for(args.out))
