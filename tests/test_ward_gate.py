@@ -262,6 +262,9 @@ def test_ward_bed_gate_markers_reach_a_plain_pylsl_listener_and_a_killed_workers
         for p in players:
             p.join(10)
     assert ward.returncode == 0, stderr[-2000:]
+    opens = sum(1 for ln in stdout.splitlines() if f" {bed_a} " in ln + " " and GATE_LINE.search(ln)
+                and GATE_LINE.search(ln).group(1) == OPEN)
+    assert f"2 beds, " in stderr and f"1 worker restarts, 1 gated bed opened {opens} windows" in stderr, stderr[-500:]
     # the ward's plain log: one line per gate event of bed A, from both its workers; none for bed B
     log_a = [ln for ln in stdout.splitlines() if f" {bed_a} " in ln + " "]
     gate_a = [m.groups() for m in (GATE_LINE.search(ln) for ln in log_a) if m]

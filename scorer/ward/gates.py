@@ -67,8 +67,24 @@ NO_PLAN = GatePlan()
 
 
 def parse_bed_gate(text: str) -> BedGate:
-    """``PATTERN=RULES`` (``RULES``: ``off``, ``default``, a ``.toml`` file or inline
-    ``key=value`` pairs) as a :class:`BedGate`; raises :class:`GateRuleError` naming what is wrong."""
+    """One ``--gate-bed`` value.
+
+    Parameters
+    ----------
+    text : str
+        ``PATTERN=RULES``: a shell pattern on bed names, then ``off`` (or ``none``), ``default``,
+        a ``.toml`` file or inline ``key=value`` pairs.
+
+    Returns
+    -------
+    BedGate
+        The pattern and its parsed rule (None for ``off``).
+
+    Raises
+    ------
+    GateRuleError
+        Naming the ``--gate-bed`` and what is wrong with it.
+    """
     pattern, sep, rules = text.partition("=")
     pattern, rules = pattern.strip(), rules.strip()
     if not sep or not pattern:
@@ -86,8 +102,24 @@ def parse_bed_gate(text: str) -> BedGate:
 
 
 def gate_plan(gate: str | None, gate_beds: list[str] | tuple[str, ...] = ()) -> GatePlan:
-    """The plan of ``--gate`` (None: not given; ``""``: the default rule) and each
-    ``--gate-bed``; every rule parsed here, once."""
+    """Every bed's rule, from the ward's options; each rule parsed here, once.
+
+    Parameters
+    ----------
+    gate : str or None
+        ``--gate``'s value: None when not given, ``""`` for the default rule.
+    gate_beds : sequence of str
+        The ``--gate-bed PATTERN=RULES`` values, in the order given.
+
+    Returns
+    -------
+    GatePlan
+
+    Raises
+    ------
+    GateRuleError
+        The first bad rule, in one line.
+    """
     default = parse_rule(gate) if gate is not None else None
     return GatePlan(default, tuple(parse_bed_gate(t) for t in gate_beds))
 
@@ -105,9 +137,20 @@ def _toml_value(v: object) -> str:
 
 
 def rule_toml(rule: GateRule, header: str = "") -> str:
-    """``rule`` as the TOML that :func:`scorer.gate.rules.parse_rule` reads back as the same rule
-    (``[gate]`` and every guard threshold in ``[guard]``; thresholds that are None are left out,
-    which parses back as None only where that is their default)."""
+    """A rule as the TOML that :func:`scorer.gate.rules.parse_rule` reads back as the same rule.
+
+    Parameters
+    ----------
+    rule : GateRule
+        The rule: ``[gate]``, and every guard threshold in ``[guard]`` (thresholds that are
+        None are left out, which reads back as None only where that is their default).
+    header : str
+        Comment lines written first.
+
+    Returns
+    -------
+    str
+    """
     lines = [f"# {ln}" for ln in header.splitlines()]
     stages = ", ".join(_toml_value(s) for s in STAGES if s in rule.stages)
     lines += ["[gate]", f"stages = [{stages}]", f"min_probability = {_toml_value(float(rule.min_probability))}",
@@ -121,8 +164,27 @@ def rule_toml(rule: GateRule, header: str = "") -> str:
 
 
 def write_rule_file(rule: GateRule, path: Path, header: str = "") -> Path:
-    """Write ``rule`` to ``path`` (see :func:`rule_toml`), checking that it reads back as the
-    same rule; returns ``path``."""
+    """Write a bed's rule file (atomically) and check that it reads back as the same rule.
+
+    Parameters
+    ----------
+    rule : GateRule
+        The rule (see :func:`rule_toml`).
+    path : Path
+        The file, e.g. ``DIR/<bed>.gate.toml``.
+    header : str
+        Comment lines written first.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    GateRuleError
+        When the file does not read back as ``rule``.
+    """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(rule_toml(rule, header), encoding="utf-8")

@@ -12,7 +12,7 @@ window: open or closed, for how long, and why it last closed (— for a bed with
 gate). A key line at the bottom.
 
 Detail: the ``live`` screen (:func:`scorer.screen.render`) of the selected bed, with a
-line naming the bed, its window and the keys. Nothing here touches the terminal or the state.
+line naming the bed and the keys (and above it, for a gated bed, its window and rule). Nothing here touches the terminal or the state.
 """
 from __future__ import annotations
 

@@ -195,8 +195,11 @@ class Ward:
 
     def _view(self, method: str, *args: object) -> None:
         for v in self.views:
+            fn = getattr(v, method, None)
+            if fn is None:      # a view written before a method was added (e.g. gate) misses only that
+                continue
             try:
-                getattr(v, method)(*args)
+                fn(*args)
             except Exception:
                 key = (id(v), method)
                 if key not in self._failed_views:

@@ -121,6 +121,10 @@ def run(args: argparse.Namespace) -> int:
     with stop_on_signals() as stop:
         ward.run(stop)
     beds = ward.state.beds
+    gated = [b.gate for b in beds if b.gate is not None]
+    opened = sum(g.opens for g in gated)
+    windows = (f", {len(gated)} gated bed{'s' if len(gated) != 1 else ''} opened {opened} "
+               f"window{'s' if opened != 1 else ''}" if gated else "")
     print(f"ward: {len(beds)} beds, {sum(b.epochs for b in beds)} epochs, "
-          f"{sum(b.restarts for b in beds)} worker restarts; hypnograms in {out}", file=sys.stderr)
+          f"{sum(b.restarts for b in beds)} worker restarts{windows}; hypnograms in {out}", file=sys.stderr)
     return 0
