@@ -270,7 +270,7 @@ def test_ward_bed_gate_markers_reach_a_plain_pylsl_listener_and_a_killed_workers
     gate_a = [m.groups() for m in (GATE_LINE.search(ln) for ln in log_a) if m]
     assert gate_a.count((CLOSE, "restart")) == 2, stdout
     assert [g[0] for g in gate_a].count(OPEN) >= 2
-    assert any("killed by signal 9" in ln for ln in log_a)
+    assert any("killed by signal 9" in ln and "its stimulation window was open" in ln for ln in log_a), log_a
     assert not any(" gate " in ln for ln in stdout.splitlines() if f" {bed_b} " in ln + " ")
     assert f"stimulation windows: gate N2/N3 p>=0.80 x2; *-B: off" in stdout
     # the listener heard, in order, what the ward logged (a scorer says its state again when a

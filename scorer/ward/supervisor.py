@@ -128,6 +128,9 @@ class Ward:
                 bed.worker = RESTARTING
                 bed.last_exit = w.last_exit
                 if bed.gate is not None:
+                    self._pump(0.0)      # the ended worker's last lines (its reader has been joined)
+                    if bed.gate.open:
+                        msg += "; its stimulation window was open: no close could be sent"
                     bed.gate.worker_ended(time.time())
                 self._view("note", bed, msg)
             if w.generation != before:
