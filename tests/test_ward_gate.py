@@ -30,7 +30,7 @@ from scorer.gate.window import CLOSE, OPEN
 from scorer.hypnogram_file import read_rows
 from scorer.records import ScoredEpoch
 from scorer.ward.gates import gate_plan, write_rule_file
-from test_gate import FS, WAKE_EPOCHS, gated_source, start_listener
+from test_gate import FS, PEERS, WAKE_EPOCHS, Lines, gated_source
 
 pytestmark = pytest.mark.timeout(200)
 
@@ -186,6 +186,16 @@ def test_ward_screen_shows_each_beds_gate_open_or_closed_since_when_and_why_it_l
 
 # --------------------------------------------------------------------------- real processes
 
+def start_listener(name: str, tmp_path: Path, timeout: float, recover: bool) -> tuple[subprocess.Popen, Lines, Path]:
+    """The plain pylsl stimulus program (tests/peers/gate_listener.py) on stream ``name``."""
+    stop = tmp_path / f"stop-{name}"
+    err = open(tmp_path / f"{name}.stderr", "w")
+    proc = subprocess.Popen([sys.executable, str(PEERS / "gate_listener.py"), "--name", name, "--timeout",
+                             str(timeout), "--stop-file", str(stop)] + ([] if recover else ["--no-recover"]),
+                            cwd=tmp_path, env=dict(os.environ), text=True, stdout=subprocess.PIPE, stderr=err)
+    return proc, Lines(proc), stop
+
+
 GATE_LINE = re.compile(r" gate  (open|close)\s+(.*?)(?:  \(epoch \d+\))?$")
 
 
@@ -229,7 +239,7 @@ def test_ward_bed_gate_markers_reach_a_plain_pylsl_listener_and_a_killed_workers
                              "--no-display", "--no-outlets", "--gate", "epochs=2,guard=false",
                              "--gate-bed", "*-B=off", "--find-timeout", "20"], cwd=REPO, env=dict(os.environ),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    proc, lines, stop_listener = start_listener(bed_a + "-gate", tmp_path, timeout=200)
+    proc, lines, stop_listener = start_listener(bed_a + "-gate", tmp_path, timeout=200, recover=False)
     killed = None
     try:
         lines.wait(lambda m: m["event"] == "subscribed", 60, "the listener to find <bed>-gate")
@@ -239,8 +249,12 @@ def test_ward_bed_gate_markers_reach_a_plain_pylsl_listener_and_a_killed_workers
         killed = workers[bed_a]
         os.kill(killed, signal.SIGKILL)                   # no chance to close anything
         n_before = len(lines.got)
+        # the listener (recover=False) learns at once that the stream is gone: closed for it
+        lost = lines.wait(lambda m: m["event"] in (OPEN, CLOSE, "lost"), 30, "the listener to see the stream lost")
+        assert lost["event"] == "lost", lines.got
         said = lines.wait(lambda m: m["event"] in (OPEN, CLOSE), 60, "the restarted worker's first marker")
         assert (said["event"], said["reason"]) == (CLOSE, "restart"), lines.got
+        assert said["received"] > lost["received"]
         again = lines.wait(lambda m: m["event"] == OPEN, 90, "a window to open again once the rule is met")
         assert again["stamp"] > said["stamp"]
         assert lines.got.index(said) >= n_before
