@@ -10,9 +10,12 @@ of every epoch scored in the window (the hypnogram's ``latency_ms``: last sample
 -> record made). N passes when the p99 latency is under 100 ms and no bed fell behind
 (each scored the epochs its signal allowed). ``beds_at_real_time``: the largest N that
 passed (steps stop at the first failure). Then ``--fast-beds`` beds at 30x real time
-for ``--fast-window`` s: CPU per bed.
+for ``--fast-window`` s: CPU per bed. With ``--gate [RULES]`` every worker also runs
+``live --gate RULES`` (as ``sleepstream ward --gate``: the ``<bed>-gate`` outlet and the
+arousal guard on every pulled chunk while a window is open), and the windows opened and
+closed in each measuring window are counted.
 
-    .venv/bin/python -m benchmarks.ward [--beds 1,8,16] [--window 95] [--rate 100]
+    .venv/bin/python -m benchmarks.ward [--beds 1,8,16] [--window 95] [--rate 100] [--gate [RULES]]
 
 Writes ``benchmarks/results/ward.json``. The model is the shipped one (weights/); each
 worker imports torch when the shipped model is the CNN-LSTM. The figures depend on
@@ -45,6 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port-range", type=int, default=1024, metavar="N",
                    help="liblsl [ports] PortRange for this run (default: %(default)s; 0: liblsl's default, 32: "
                         "on our shared 2-core machine the ward then found only 7 of 8 replayed beds)")
+    p.add_argument("--gate", nargs="?", const="", metavar="RULES",
+                   help="every worker runs live --gate RULES (no value: the default rule), as ward --gate")
 
 
 def cpu_s(pid: int) -> float:
@@ -56,11 +61,14 @@ def cpu_s(pid: int) -> float:
         return float("nan")
 
 
-def run_ward(n_beds: int, speed: float, window_s: float, rate: float, stagger_s: float) -> dict:
-    """N beds at ``speed``: per-worker CPU %, RSS MB and the latencies over the window."""
+def run_ward(n_beds: int, speed: float, window_s: float, rate: float, stagger_s: float,
+             gate: str | None = None) -> dict:
+    """N beds at ``speed``: per-worker CPU %, RSS MB and the latencies over the window;
+    ``gate``: every worker runs ``live --gate gate`` (None: no gate)."""
     from replay.player import Player, ReplaySource
     from scorer.hypnogram_file import read_rows
     from scorer.ward.beds import BedSelector
+    from scorer.ward.gates import gate_plan
     from scorer.ward.supervisor import Ward
     from scorer.ward.worker import WorkerOptions
     from sleepnet.sim.night import simulate_night
@@ -71,7 +79,8 @@ def run_ward(n_beds: int, speed: float, window_s: float, rate: float, stagger_s:
     out = scratch_dir(f"ward-{n_beds}-")
     stop_players = threading.Event()
     players: list[Player] = []
-    ward = Ward(out, BedSelector(name_patterns=(f"{tag}-*",)), WorkerOptions(find_timeout_s=60.0), [])
+    ward = Ward(out, BedSelector(name_patterns=(f"{tag}-*",)),
+                WorkerOptions(find_timeout_s=60.0, gate=gate_plan(gate)), [])
     stop_ward = threading.Event()
     th = threading.Thread(target=ward.run, args=(stop_ward,), daemon=True)
     th.start()
@@ -93,12 +102,14 @@ def run_ward(n_beds: int, speed: float, window_s: float, rate: float, stagger_s:
         pids = [ward.workers[b.name].pid for b in ward.state.beds]
         c0 = [cpu_s(p) for p in pids]
         rows0 = {b.name: b.epochs for b in ward.state.beds}
+        gate0 = sum(b.gate.opens + b.gate.closes for b in ward.state.beds if b.gate is not None)
         t0 = time.monotonic()
         time.sleep(window_s)
         dt = time.monotonic() - t0
         c1 = [cpu_s(p) for p in pids]
         rss = [rss_mb(p)[0] for p in pids]
         restarts = sum(b.restarts for b in ward.state.beds)
+        gate_events = sum(b.gate.opens + b.gate.closes for b in ward.state.beds if b.gate is not None) - gate0
         lat: list[float] = []
         scored = []
         for b in ward.state.beds:
@@ -118,6 +129,7 @@ def run_ward(n_beds: int, speed: float, window_s: float, rate: float, stagger_s:
             "rss_mb_per_bed": percentiles(rss, (50,)) | {"mean": float(np.mean(rss))},
             "latency_ms": percentiles(lat, (50, 95, 99)), "epochs_per_bed": scored,
             "epochs_expected_per_bed": round(expected, 1), "restarts": restarts,
+            "gate": gate, "gate_events": gate_events,
             "kept_up": bool(min(scored) >= int(expected) - 1), "load_avg_1": round(os.getloadavg()[0], 2)}
 
 
@@ -155,7 +167,7 @@ def run(args: argparse.Namespace) -> dict:
     best = 0
     for n in [int(v) for v in args.beds.split(",") if v.strip()]:
         progress(f"ward: {n} beds at real time, {args.window:g} s window")
-        r = run_ward(n, 1.0, args.window, args.rate, stagger_s=30.0)
+        r = run_ward(n, 1.0, args.window, args.rate, stagger_s=30.0, gate=args.gate)
         r["passed"] = bool(r["kept_up"] and r["latency_ms"]["p99"] < LATENCY_TARGET_MS)
         steps.append(r)
         progress(f"ward: {n} beds: p99 {r['latency_ms']['p99']:.1f} ms, CPU/bed {r['cpu_pct_per_bed']['mean']:.1f} %, "
@@ -164,20 +176,23 @@ def run(args: argparse.Namespace) -> dict:
             break
         best = n
     progress(f"ward: {args.fast_beds} beds at 30x, {args.fast_window:g} s window")
-    fast = run_ward(args.fast_beds, 30.0, args.fast_window, args.rate, stagger_s=1.0)
+    fast = run_ward(args.fast_beds, 30.0, args.fast_window, args.rate, stagger_s=1.0, gate=args.gate)
     one = steps[0]
+    gated = "" if args.gate is None else f"; every worker with live --gate {args.gate or '(default rule)'}"
     figures = [
         Figure("ward: beds followed at real time (p99 < 100 ms)", float(best), "beds", f">= {TARGET_BEDS}",
-               best >= TARGET_BEDS, cmd, f"tried {args.beds}; model {model_id}; LSL PortRange {args.port_range or 32}; machine shared with other work",
+               best >= TARGET_BEDS, cmd, f"tried {args.beds}; model {model_id}; LSL PortRange {args.port_range or 32}; machine shared with other work"
+               f"{gated}",
                {"steps": steps}),
         Figure("ward: RSS per bed (worker)", one["rss_mb_per_bed"]["mean"], "MB", "", None, cmd,
-               f"{one['beds']} bed(s), model {model_id}"),
+               f"{one['beds']} bed(s), model {model_id}{gated}"),
         Figure("ward: CPU per bed at real time", one["cpu_pct_per_bed"]["mean"], "%", "", None, cmd,
-               f"% of one core, {one['beds']} bed(s) at {args.rate:g} Hz"),
+               f"% of one core, {one['beds']} bed(s) at {args.rate:g} Hz{gated}"),
         Figure("ward: CPU per bed at 30x", fast["cpu_pct_per_bed"]["mean"], "%", "", None, cmd,
-               f"% of one core, {fast['beds']} beds at {args.rate:g} Hz"),
+               f"% of one core, {fast['beds']} beds at {args.rate:g} Hz{gated}"
+               + (f"; {fast['gate_events']} gate events in the window" if args.gate is not None else "")),
     ]
-    return {"model_id": model_id, "lsl_port_range": args.port_range or 32, "beds_at_real_time": best, "rss_mb_per_bed": one["rss_mb_per_bed"]["mean"],
+    return {"model_id": model_id, "gate": args.gate, "lsl_port_range": args.port_range or 32, "beds_at_real_time": best, "rss_mb_per_bed": one["rss_mb_per_bed"]["mean"],
             "cpu_pct_per_bed_real_time": one["cpu_pct_per_bed"]["mean"],
             "cpu_pct_per_bed_30x": fast["cpu_pct_per_bed"]["mean"], "real_time": steps, "fast": fast,
             "figures": figures}

@@ -10,7 +10,15 @@ Lines (each a JSON object with an ``event`` key; NaN written as ``NaN``, which P
     {"event": "truth", "epoch": 12, "stage": "N2"}
     {"event": "status", "source_name": ..., "sfreq_hz": ..., "channel": ..., "samples_received": ...,
      "samples_missing": ..., "gaps": ..., "stalled": false, "elapsed_s": ..., "last_latency_ms": ...}
+    {"event": "gate", "kind": "open", "reason": "N2/N3 p>=0.80 x2", "time": ..., "stamp": ...,
+     "epoch": 12}
     {"event": "end"}
+
+``gate`` lines come only from ``live --gate``: one per stimulation-window event, the
+first the ``close`` (reason ``restart``) every (re)started scorer says; ``time`` is the
+data time the decision rests on, ``stamp`` the marker's stamp on the ``<name>-gate``
+outlet (both s, the worker's LSL clock), ``epoch`` the deciding epoch (null when the
+guard, a gap or the clock decided).
 
 ``epoch`` is the number the hypnogram file gives the epoch (the live scorer's own index
 plus ``epoch_offset``, the file's first new epoch), so a restarted worker continues the
@@ -20,15 +28,20 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .records import ScoredEpoch
 from .sinks import StreamStatus
+
+if TYPE_CHECKING:  # the gate is optional: only its record's type is needed here
+    from .gate.sink import GateSink
+    from .gate.window import GateEvent
 
 EPOCH = "epoch"
 TRUTH = "truth"
 STATUS = "status"
 END = "end"
+GATE = "gate"
 
 
 def epoch_event(record: ScoredEpoch, epoch_offset: int = 0) -> dict[str, object]:
@@ -66,6 +79,24 @@ def status_from_event(event: dict[str, object]) -> StreamStatus:
                         last_latency_ms=float(event["last_latency_ms"]))
 
 
+def gate_event(event: "GateEvent", stamp: float, epoch_offset: int = 0) -> dict[str, object]:
+    """The ``gate`` line of a stimulation-window event published at ``stamp`` (s, LSL clock)."""
+    return {"event": GATE, "kind": event.kind, "reason": event.reason, "time": float(event.time),
+            "stamp": float(stamp), "epoch": None if event.epoch is None else epoch_offset + int(event.epoch)}
+
+
+def gate_from_event(event: dict[str, object]) -> tuple["GateEvent", float]:
+    """The :class:`scorer.gate.window.GateEvent` and stamp a ``gate`` line describes."""
+    from .gate.window import CLOSE, OPEN, GateEvent
+
+    kind = str(event["kind"])
+    if kind not in (OPEN, CLOSE):
+        raise ValueError(f"gate kind {kind!r}")
+    epoch = event.get("epoch")
+    return (GateEvent(kind, str(event["reason"]), float(event["time"]), None if epoch is None else int(epoch)),
+            float(event["stamp"]))
+
+
 class JsonLinesSink:
     """Sink writing the lines above to ``stream`` (the live command: stdout).
 
@@ -87,6 +118,20 @@ class JsonLinesSink:
 
     def publish(self, record: ScoredEpoch) -> None:
         self._line(epoch_event(record, self.epoch_offset))
+
+    def gate(self, event: "GateEvent", stamp: float) -> None:
+        """A gate listener (``GateSink.add_listener``): one ``gate`` line per event."""
+        try:
+            self._line(gate_event(event, stamp, self.epoch_offset))
+        except (OSError, ValueError):   # the reader is gone: the gate goes on without this line
+            pass
+
+    def follow_gate(self, gate: "GateSink") -> None:
+        """Write a line for each event ``gate`` has published so far (its start's ``close`` /
+        ``restart``), then one for each later event."""
+        for event, stamp, _ in list(gate.history):
+            self.gate(event, stamp)
+        gate.add_listener(self.gate)
 
     def truth(self, epoch: int, stage: str) -> None:
         self._line({"event": TRUTH, "epoch": self.epoch_offset + int(epoch), "stage": stage})

@@ -25,7 +25,7 @@ from scorer.log_capture import LogAboveScreen
 from scorer.records import ScoredEpoch
 
 from .screen import render
-from .state import BedState, WardState
+from .state import BedState, GateChange, WardState
 
 UP, DOWN, LEFT, RIGHT, ENTER, BACK = "up", "down", "left", "right", "enter", "back"
 _SEQUENCES = {"\x1b[A": UP, "\x1bOA": UP, "\x1b[B": DOWN, "\x1bOB": DOWN, "\x1b[C": RIGHT, "\x1bOC": RIGHT,
@@ -158,6 +158,9 @@ class WardDisplay:
 
     # -- WardView --
     def epoch(self, bed: BedState, record: ScoredEpoch) -> None:
+        self._dirty = True
+
+    def gate(self, bed: BedState, change: GateChange) -> None:
         self._dirty = True
 
     def note(self, bed: BedState, message: str) -> None:

@@ -1,5 +1,6 @@
-"""The ward's ``--no-display`` view: one log line per bed epoch and per supervision event,
-on the ``sleepstream.ward`` logger (the ward command routes it to stdout)."""
+"""The ward's ``--no-display`` view: one log line per bed epoch, per stimulation-window
+event and per supervision event, on the ``sleepstream.ward`` logger (the ward command
+routes it to stdout)."""
 from __future__ import annotations
 
 import logging
@@ -7,13 +8,14 @@ import math
 
 from scorer.records import ScoredEpoch
 
-from .state import BedState, WardState
+from .state import BedState, GateChange, WardState
 
 WARD_LOGGER = "sleepstream.ward"
 
 
 class WardLog:
-    """View writing e.g. ``bed-3      epoch   12  N2   conf 0.91  latency 4.2 ms``."""
+    """View writing e.g. ``bed-3      epoch   12  N2   conf 0.91  latency 4.2 ms`` and
+    ``bed-3      gate  open   N2/N3 p>=0.80 x2  (epoch 12)``."""
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self.log = logger or logging.getLogger(WARD_LOGGER)
@@ -24,6 +26,11 @@ class WardLog:
         conf = f"{record.confidence:.2f}" if math.isfinite(record.confidence) else " -  "
         self.log.info("%-16s epoch %5d  %-3s  conf %s  flags %-14s latency %6.1f ms", bed.name, record.epoch,
                       record.stage, conf, ",".join(record.flags) or "-", record.latency_ms)
+        self.lines += 1
+
+    def gate(self, bed: BedState, change: GateChange) -> None:
+        at = f"  (epoch {change.epoch})" if change.epoch is not None else ""
+        self.log.info("%-16s gate  %-5s  %s%s", bed.name, change.kind, change.reason, at)
         self.lines += 1
 
     def note(self, bed: BedState, message: str) -> None:

@@ -7,10 +7,12 @@ night (newest at the right; the bar height and colour give the stage: W highest,
 lowest, · unscored; older epochs summarised several per column as on the live screen),
 TST and sleep efficiency so far, signal state (receiving, gaps, SIGNAL LOST, or the
 worker starting / restarting), the last latency, the agreement with a truth stream
-(— without one) and the worker restarts. A key line at the bottom.
+(— without one) and the worker restarts; with ``--gate``, also each bed's stimulation
+window: open or closed, for how long, and why it last closed (— for a bed without a
+gate). A key line at the bottom.
 
 Detail: the ``live`` screen (:func:`scorer.screen.render`) of the selected bed, with a
-line naming the bed and the keys. Nothing here touches the terminal or the state.
+line naming the bed and the keys (and above it, for a gated bed, its window and rule). Nothing here touches the terminal or the state.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from rich.text import Text
 from sleepnet.stages import STAGES, UNSCORED
 from scorer.screen import SEPARATOR, STAGE_STYLE, render as render_bed, strip_columns
 
-from .state import RESTARTING, STARTING, STOPPED, BedState, WardState
+from .state import RESTARTING, STARTING, STOPPED, BedState, GateState, WardState
 
 #: one-character bars of the strip, by stage (W highest, N3 lowest, as hypnograms are drawn)
 STAGE_BAR: dict[str, str] = {"W": "█", "REM": "▆", "N1": "▅", "N2": "▃", "N3": "▁"}
@@ -32,6 +34,7 @@ DETAIL_KEYS = "Esc: all beds · ←→: other bed · Ctrl-C: stop"
 
 # fixed column widths (cells); the name and the strip take what is left
 W_NUM, W_STAGE, W_TST, W_SE, W_SIGNAL, W_LAT, W_AGREE, W_RESTART = 3, 8, 7, 4, 11, 7, 4, 3
+W_GATE_MIN, W_GATE_MAX = 10, 28          # the gate column (only when some bed runs a gate)
 
 
 def _fit(t: Text, width: int) -> Text:
@@ -78,8 +81,44 @@ def signal_text(bed: BedState) -> Text:
     return Text("receiving", style="bright_green")
 
 
-def bed_row(k: int, bed: BedState, name_w: int, strip_w: int, selected: bool) -> Text:
-    """One bed's row, ``3 + name_w + strip_w + ...`` cells wide."""
+def _ago(seconds: float) -> str:
+    """A duration in a few characters: ``45s``, ``12m``, ``1h05``."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    return f"{s // 3600}h{s % 3600 // 60:02d}"
+
+
+def gate_text(gate: GateState | None, now_wall_s: float | None = None, width: int | None = None) -> Text:
+    """A bed's stimulation window in a few words: ``open 12m``, ``closed 4m stage REM``
+    (how long since it changed, then why it last closed), ``waiting`` (its worker has not
+    said yet), ``—`` (no gate). Within ``width`` cells the reason is shortened first, and
+    left out when fewer than 4 cells are left for it."""
+    if gate is None:
+        return Text("—", style="grey50")
+    if gate.open is None:
+        return Text("waiting", style="grey50")
+    since = ""
+    if now_wall_s is not None and math.isfinite(gate.since_wall_s):
+        since = " " + _ago(now_wall_s - gate.since_wall_s)
+    if gate.open:
+        return Text(f"open{since}", style="bold bright_green")
+    t = Text(f"closed{since}", style="bold")
+    room = None if width is None else width - t.cell_len - 1
+    if gate.last_close_reason and (room is None or room >= 4):
+        t.append(" ")
+        t.append_text(_fit(Text(gate.last_close_reason, style="bright_yellow"), room)
+                      if room is not None and len(gate.last_close_reason) > room
+                      else Text(gate.last_close_reason, style="bright_yellow"))
+    return t
+
+
+def bed_row(k: int, bed: BedState, name_w: int, strip_w: int, selected: bool, gate_w: int = 0,
+            now_wall_s: float | None = None) -> Text:
+    """One bed's row, ``3 + name_w + strip_w + ...`` cells wide; a gate column ``gate_w``
+    wide when ``gate_w`` > 0."""
     rec = bed.last_record
     t = Text(f"{'>' if selected else ' '}{k:<2}"[:W_NUM], style="bold reverse" if selected else "bold")
     t.append(" ")
@@ -103,15 +142,20 @@ def bed_row(k: int, bed: BedState, name_w: int, strip_w: int, selected: bool) ->
     t.append_text(_fit(signal_text(bed), W_SIGNAL))
     t.append(f" {lat:>{W_LAT}} {agree:>{W_AGREE}} ")
     t.append(f"{bed.restarts:>{W_RESTART}}", style="bold bright_yellow" if bed.restarts else "grey50")
+    if gate_w > 0:
+        t.append(" ")
+        t.append_text(_fit(gate_text(bed.gate, now_wall_s, gate_w), gate_w))
     return t
 
 
-def _layout(width: int) -> tuple[int, int]:
-    """(name width, strip width) for a screen ``width`` cells wide."""
+def _layout(width: int, gated: bool = False) -> tuple[int, int, int]:
+    """(name width, strip width, gate width: 0 without a gate column) for a screen
+    ``width`` cells wide."""
     fixed = W_NUM + W_STAGE + W_TST + W_SE + W_SIGNAL + W_LAT + W_AGREE + W_RESTART + 9
-    rest = max(12, width - fixed)
+    gate_w = max(W_GATE_MIN, min(W_GATE_MAX, (width - fixed - 1) // 3)) if gated else 0
+    rest = max(12, width - fixed - (gate_w + 1 if gated else 0))
     name_w = max(8, min(24, rest // 2))
-    return name_w, max(4, rest - name_w)
+    return name_w, max(4, rest - name_w), gate_w
 
 
 def _header(state: WardState, width: int, now_wall_s: float | None) -> Text:
@@ -129,11 +173,12 @@ def render_overview(state: WardState, width: int = 80, height: int = 24, cursor:
     """Every bed on one screen (see the module text); ``cursor``: the highlighted bed (0-based);
     ``note``: the latest supervision event, shown above the key line."""
     width, height = max(60, int(width)), max(6, int(height))
-    name_w, strip_w = _layout(width)
+    name_w, strip_w, gate_w = _layout(width, any(b.gate is not None for b in state.beds))
     night = "night (newest right)" if strip_w >= 20 else "night"
     head = Text(f"{'#':<{W_NUM}} {'bed':<{name_w}} {'stage':<{W_STAGE}} {night:<{strip_w}} "
                 f"{'TST':>{W_TST}} {'SE':>{W_SE}} {'signal':<{W_SIGNAL}} {'latency':>{W_LAT}} "
-                f"{'agr':>{W_AGREE}} {'rst':>{W_RESTART}}", style="bold grey70")
+                f"{'agr':>{W_AGREE}} {'rst':>{W_RESTART}}" + (f" {'gate':<{gate_w}}" if gate_w else ""),
+                style="bold grey70")
     lines = [_header(state, width, now_wall_s), _fit(head, width)]
     room = height - 3 - bool(note)                  # header, column names, note, key line
     beds = state.beds
@@ -144,7 +189,7 @@ def render_overview(state: WardState, width: int = 80, height: int = 24, cursor:
         first = min(max(0, cursor - room // 2), len(beds) - room + 1)
         room -= 1
     for k in range(first, min(len(beds), first + room)):
-        lines.append(_fit(bed_row(k + 1, beds[k], name_w, strip_w, k == cursor), width))
+        lines.append(_fit(bed_row(k + 1, beds[k], name_w, strip_w, k == cursor, gate_w, now_wall_s), width))
     if len(beds) > first + room or first:
         lines.append(Text(f"... beds {first + 1}-{min(len(beds), first + room)} of {len(beds)} shown; ↑↓ to scroll",
                           style="grey50"))
@@ -165,4 +210,12 @@ def render(state: WardState, width: int = 80, height: int = 24, selected: int | 
     foot = Text(f"bed {selected + 1} of {len(state.beds)}: {bed.name} · worker {bed.worker}, "
                 f"{bed.restarts} restarts · {DETAIL_KEYS}", style="grey50")
     foot.no_wrap, foot.overflow = True, "ellipsis"
-    return Group(render_bed(bed.display, width, max(12, height - 1)), _fit(foot, max(40, width)))
+    if bed.gate is None:
+        return Group(render_bed(bed.display, width, max(12, height - 1)), _fit(foot, max(40, width)))
+    g = bed.gate
+    line = Text("stimulation window ", style="bold")
+    line.append_text(gate_text(g, now_wall_s))
+    line.append(f" · rule {g.rule or '(set by hand)'} · opened {g.opens}x", style="grey70")
+    line.no_wrap, line.overflow = True, "ellipsis"
+    return Group(render_bed(bed.display, width, max(12, height - 2)), _fit(line, max(40, width)),
+                 _fit(foot, max(40, width)))

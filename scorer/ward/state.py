@@ -1,5 +1,6 @@
-"""What the ward knows of each bed: :class:`BedState` (fed from its worker's JSON lines)
-and :class:`WardState` (every bed, in the order they appeared). The screen only reads them.
+"""What the ward knows of each bed: :class:`BedState` (fed from its worker's JSON lines),
+its stimulation window's :class:`GateState`, and :class:`WardState` (every bed, in the
+order they appeared). The screen only reads them.
 """
 from __future__ import annotations
 
@@ -9,13 +10,72 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scorer.display_state import DisplayState
-from scorer.json_lines import END, EPOCH, STATUS, TRUTH, record_from_event, status_from_event
+from scorer.json_lines import END, EPOCH, GATE, STATUS, TRUTH, gate_from_event, record_from_event, status_from_event
 from scorer.records import ScoredEpoch
 
 log = logging.getLogger(__name__)
 
 #: worker states shown on screen
 STARTING, RUNNING, RESTARTING, STOPPED = "starting", "running", "restarting", "stopped"
+
+
+#: the reason the ward gives a bed's gate when its worker ends (its outlet went with it)
+WORKER_ENDED = "worker ended"
+
+
+@dataclass(frozen=True)
+class GateChange:
+    """A bed's stimulation window changed: ``kind`` open or close, ``reason``, ``time``
+    (data time, s, the worker's LSL clock), ``stamp`` (the marker's stamp on ``<bed>-gate``,
+    s), ``epoch`` (the deciding epoch, when one did), ``wall_s`` (when the ward learnt it,
+    POSIX s)."""
+
+    kind: str
+    reason: str
+    time: float
+    stamp: float
+    epoch: int | None
+    wall_s: float
+
+
+@dataclass
+class GateState:
+    """A gated bed's stimulation window as its worker last said.
+
+    rule: the rule, in a line. open: None until the worker says (then True or False).
+    since_wall_s: when the window last opened or closed (POSIX s, the ward's clock).
+    reason: the latest event's reason. last_close_reason: why it last closed. opens /
+    closes: events so far, over all workers.
+    """
+
+    rule: str
+    open: bool | None = None
+    since_wall_s: float = math.nan
+    reason: str = ""
+    last_close_reason: str = ""
+    opens: int = 0
+    closes: int = 0
+
+    def apply(self, change: GateChange) -> None:
+        """Take one gate event."""
+        is_open = change.kind == "open"
+        if is_open != self.open:
+            self.since_wall_s = change.wall_s
+        self.open = is_open
+        self.reason = change.reason
+        if is_open:
+            self.opens += 1
+        else:
+            self.closes += 1
+            self.last_close_reason = change.reason
+
+    def worker_ended(self, wall_now_s: float) -> None:
+        """The worker ended: its outlet is gone, no window is open (the ward's own note,
+        not a marker; the restarted worker says ``close`` / ``restart``)."""
+        if self.open is not False:
+            self.since_wall_s = wall_now_s
+        self.open = False
+        self.reason = self.last_close_reason = WORKER_ENDED
 
 
 @dataclass
@@ -28,7 +88,8 @@ class BedState:
     worker: starting, running, restarting or stopped. restarts: worker restarts so far.
     pid: the current worker's process id. last_exit: how the last worker ended.
     epochs: epoch lines received over all workers. duplicates: epoch numbers received
-    twice (never expected: ``live`` numbers on from its file).
+    twice (never expected: ``live`` numbers on from its file). gate: its stimulation
+    window (None: the bed runs no gate).
     """
 
     name: str
@@ -45,11 +106,21 @@ class BedState:
     epochs: int = 0
     duplicates: int = 0
     last_record: ScoredEpoch | None = None
+    gate: GateState | None = None
 
-    def apply(self, event: dict[str, object], wall_now_s: float) -> ScoredEpoch | None:
-        """Take one line of the worker; returns the record for an ``epoch`` line."""
+    def apply(self, event: dict[str, object], wall_now_s: float) -> ScoredEpoch | GateChange | None:
+        """Take one line of the worker; returns the record of an ``epoch`` line, the change
+        of a ``gate`` line (None for other lines)."""
         kind = event.get("event")
         try:
+            if kind == GATE:
+                ev, stamp = gate_from_event(event)
+                change = GateChange(ev.kind, ev.reason, ev.time, stamp, ev.epoch, wall_now_s)
+                if self.gate is None:       # a worker gated by hand (--gate in extra options)
+                    self.gate = GateState(rule="")
+                self.gate.apply(change)
+                self._started()
+                return change
             if kind == EPOCH:
                 rec = record_from_event(event)
                 if self.last_record is not None and rec.epoch <= self.last_record.epoch:

@@ -18,7 +18,8 @@ from scorer.display_state import DisplayState
 from scorer.records import ScoredEpoch
 
 from .beds import BedSelector, StreamSeen, bed_name
-from .state import RESTARTING, RUNNING, STARTING, STOPPED, BedState, WardState
+from .gates import RULE_FILE_SUFFIX, write_rule_file
+from .state import RESTARTING, RUNNING, STARTING, STOPPED, BedState, GateChange, GateState, WardState
 from .worker import Worker, WorkerOptions, worker_command
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,9 @@ class WardView(Protocol):
 
     def note(self, bed: BedState, message: str) -> None:
         """Something happened to a bed (found, worker ended, restarted)."""
+
+    def gate(self, bed: BedState, change: GateChange) -> None:
+        """A bed's stimulation window opened or closed."""
 
     def tick(self, state: WardState) -> None:
         """Once per turn of the loop (about 10 Hz): redraw when due."""
@@ -123,6 +127,11 @@ class Ward:
             if msg:
                 bed.worker = RESTARTING
                 bed.last_exit = w.last_exit
+                if bed.gate is not None:
+                    self._pump(0.0)      # the ended worker's last lines (its reader has been joined)
+                    if bed.gate.open:
+                        msg += "; its stimulation window was open: no close could be sent"
+                    bed.gate.worker_ended(time.time())
                 self._view("note", bed, msg)
             if w.generation != before:
                 bed.worker, bed.pid, bed.restarts = STARTING, w.pid, w.restarts
@@ -145,8 +154,15 @@ class Ward:
         out = self.out_dir / f"{name}.tsv"
         bed = BedState(name=name, source_id=s.source_id, stream_name=s.name, sfreq_hz=s.sfreq_hz, out_path=out,
                        display=DisplayState(f"{name}: {s.name}"))
-        w = Worker(name, worker_command(s.source_id, out, name, self.options), self.out_dir / f"{name}.log",
-                   self._events, *self._policy)
+        rule = self.options.gate.rule_for(name)
+        gate_file = None
+        if rule is not None:     # the rule parsed when the ward started, as the worker will read it
+            gate_file = write_rule_file(rule, self.out_dir / f"{name}{RULE_FILE_SUFFIX}",
+                                        f"stimulation-window rule of bed {name}, written by sleepstream ward "
+                                        f"at {time.strftime('%Y-%m-%d %H:%M:%S')}: {rule.describe()}")
+            bed.gate = GateState(rule.describe())
+        w = Worker(name, worker_command(s.source_id, out, name, self.options, gate_file),
+                   self.out_dir / f"{name}.log", self._events, *self._policy)
         self.state.beds.append(bed)
         self._by_source[s.source_id] = bed
         self.workers[name] = w
@@ -171,7 +187,9 @@ class Ward:
                     self._view("note", bed, f"worker says: {event.get('text')}")
                 elif event.get("event") != "eof":
                     rec = bed.apply(event, wall)
-                    if rec is not None:
+                    if isinstance(rec, GateChange):
+                        self._view("gate", bed, rec)
+                    elif rec is not None:
                         self._view("epoch", bed, rec)
             try:
                 item = self._events.get_nowait()
@@ -180,8 +198,11 @@ class Ward:
 
     def _view(self, method: str, *args: object) -> None:
         for v in self.views:
+            fn = getattr(v, method, None)
+            if fn is None:      # a view written before a method was added (e.g. gate) misses only that
+                continue
             try:
-                getattr(v, method)(*args)
+                fn(*args)
             except Exception:
                 key = (id(v), method)
                 if key not in self._failed_views:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from .gates import NO_PLAN, GatePlan
+
 log = logging.getLogger(__name__)
 
 BACKOFF_S = 1.0
@@ -41,8 +43,9 @@ class WorkerOptions:
     channel: channel label (``--channel``). weights: model folder (None: the shipped
     one). outlets: publish ``<bed>-stage``/``-probabilities``. network / session_id: as
     ``live --network`` / ``--session-id``. find_timeout_s: how long a (re)started worker
-    looks for its stream before it exits and is started again. extra: further
-    arguments passed as they are.
+    looks for its stream before it exits and is started again. gate: which bed runs
+    which stimulation-window rule (``live --gate``; see :mod:`scorer.ward.gates`). extra:
+    further arguments passed as they are.
     """
 
     channel: str = "Fpz-Cz"
@@ -51,12 +54,15 @@ class WorkerOptions:
     network: bool = False
     session_id: str | None = None
     find_timeout_s: float = 30.0
+    gate: GatePlan = NO_PLAN
     extra: tuple[str, ...] = ()
 
 
-def worker_command(source_id: str, out_path: Path, bed: str, opts: WorkerOptions) -> list[str]:
+def worker_command(source_id: str, out_path: Path, bed: str, opts: WorkerOptions,
+                   gate_file: Path | None = None) -> list[str]:
     """The command line of a bed's worker: exactly ``sleepstream live`` for ``source_id``
-    (through :mod:`sleepstream.ward_worker`, which only adds ending with the ward)."""
+    (through :mod:`sleepstream.ward_worker`, which only adds ending with the ward), with
+    ``--gate gate_file`` when the bed runs a gate (the rule file the ward wrote)."""
     cmd = [sys.executable, "-m", WORKER_MODULE, "live", "--source-id", source_id, "--out", str(out_path),
            "--outlet-name", bed, "--no-display", "--status-json", "--channel", opts.channel,
            "--timeout", f"{opts.find_timeout_s:g}"]
@@ -68,6 +74,8 @@ def worker_command(source_id: str, out_path: Path, bed: str, opts: WorkerOptions
         cmd.append("--network")
     if opts.session_id:
         cmd += ["--session-id", opts.session_id]
+    if gate_file is not None:
+        cmd += ["--gate", str(Path(gate_file).resolve())]
     return cmd + list(opts.extra)
 
 

@@ -36,8 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--no-outlets", action="store_true", help="do not publish stages on LSL")
     o.add_argument("--no-display", action="store_true", help="one log line per epoch instead of the live screen")
     o.add_argument("--status-json", action="store_true",
-                   help="instead of the screen or the log: one JSON line per epoch, truth label and status "
-                        "tick on stdout (for a supervisor; sleepstream ward runs its workers this way)")
+                   help="instead of the screen or the log: one JSON line per epoch, truth label, status "
+                        "tick and (with --gate) window event on stdout (for a supervisor; sleepstream ward "
+                        "runs its workers this way)")
     o.add_argument("--gate", nargs="?", const="", metavar="RULES",
                    help="stimulation windows on the LSL Markers stream <outlet-name>-gate (open/close and "
                         "why) with an arousal guard; RULES: a .toml file or key=value pairs, e.g. "
@@ -215,7 +216,10 @@ def run(args: argparse.Namespace) -> int:
             from scorer.json_lines import JsonLinesSink
 
             first = next((s.first_epoch for s in sinks if isinstance(s, HypnogramFile)), 0)
-            sinks.append(JsonLinesSink(sys.stdout, first))   # epochs numbered as in the file
+            json_sink = JsonLinesSink(sys.stdout, first)       # epochs numbered as in the file
+            if gate_rule is not None:                            # and the gate's events (the ward's screen)
+                json_sink.follow_gate(next(s for s in sinks if isinstance(s, GateSink)))
+            sinks.append(json_sink)
         else:
             sinks.append(make_view_sink(args.no_display, f"sleepstream live: {desc.name} / {desc.channel_label}"))
         scorer = LiveScorer(stream, model, sinks, truth, state_path=state_path_for(args.out))

@@ -23,8 +23,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o = p.add_argument_group("outputs (per bed: <bed>-stage and <bed>-probabilities on LSL, <bed>.tsv, <bed>.log)")
     o.add_argument("--out", metavar="DIR", help="folder of the beds' hypnograms and worker logs "
                                                 "(default: ./ward-<date>); made when missing")
-    o.add_argument("--no-outlets", action="store_true", help="do not publish stages on LSL")
+    o.add_argument("--no-outlets", action="store_true",
+                   help="do not publish stages on LSL (the <bed>-gate outlets of --gate stay: they are what "
+                        "--gate is for)")
     o.add_argument("--no-display", action="store_true", help="one log line per epoch and event instead of the screen")
+    s = p.add_argument_group("stimulation windows (closed loop; per bed: the LSL Markers stream <bed>-gate, "
+                             "<bed>.gate.toml)")
+    s.add_argument("--gate", nargs="?", const="", metavar="RULES",
+                   help="every bed's worker runs `live --gate RULES`: open/close markers on <bed>-gate, with an "
+                        "arousal guard; RULES as for live: a .toml file or key=value pairs, e.g. "
+                        "stages=N3,min_probability=0.9,epochs=3 (no value: N2 or N3 with probability >= 0.8 "
+                        "for 2 epochs, at most 1800 s open). Parsed once, when the ward starts: each bed's "
+                        "rule is written to <bed>.gate.toml, which its worker (and any restart) reads")
+    s.add_argument("--gate-bed", action="append", default=[], metavar="PATTERN=RULES",
+                   help="beds whose name matches the shell pattern PATTERN run their own RULES, or no gate "
+                        "with PATTERN=off, e.g. 'bed-3=stages=N3,epochs=3' or 'bed-4=off' (repeatable; the "
+                        "first that matches a bed decides; works without --gate, gating only those beds)")
     p.add_argument("--channel", default="Fpz-Cz", help="channel label scored in every bed (default: %(default)s)")
     p.add_argument("--weights", metavar="NAME|DIR",
                    help="a shipped model's name or a weights folder, for every bed (default: the default "
@@ -68,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
         from sleepnet.errors import SleepstreamError
 
         raise SleepstreamError(f"--find-timeout must be positive, got {args.find_timeout}")
+    from scorer.ward.gates import gate_plan
+
+    gates = gate_plan(args.gate, args.gate_bed)   # every rule checked once, before any worker starts
     weights = None
     if args.weights:   # a shipped model's name or a folder, checked before any worker starts
         from sleepnet.weights import resolve_weights_dir
@@ -83,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     stype = None if args.stream_type.lower() == "any" else args.stream_type
     selector = BedSelector(stype, tuple(args.name), tuple(args.source_id))
     opts = WorkerOptions(channel=args.channel, weights=weights, outlets=not args.no_outlets,
-                         network=args.network, session_id=args.session_id, find_timeout_s=args.find_timeout)
+                         network=args.network, session_id=args.session_id, find_timeout_s=args.find_timeout,
+                         gate=gates)
     if args.no_display:
         from scorer.ward.log_view import WARD_LOGGER, WardLog
 
@@ -91,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
         view = WardLog()
         logging.getLogger(WARD_LOGGER).info("ward: following %s on %s; writing to %s", selector.describe(),
                                             lsl.describe(), out)
+        if gates.any:
+            logging.getLogger(WARD_LOGGER).info("ward: stimulation windows: %s", gates.describe())
     else:
         from scorer.ward.display import WardDisplay
 
@@ -101,6 +121,10 @@ def run(args: argparse.Namespace) -> int:
     with stop_on_signals() as stop:
         ward.run(stop)
     beds = ward.state.beds
+    gated = [b.gate for b in beds if b.gate is not None]
+    opened = sum(g.opens for g in gated)
+    windows = (f", {len(gated)} gated bed{'s' if len(gated) != 1 else ''} opened {opened} "
+               f"window{'s' if opened != 1 else ''}" if gated else "")
     print(f"ward: {len(beds)} beds, {sum(b.epochs for b in beds)} epochs, "
-          f"{sum(b.restarts for b in beds)} worker restarts; hypnograms in {out}", file=sys.stderr)
+          f"{sum(b.restarts for b in beds)} worker restarts{windows}; hypnograms in {out}", file=sys.stderr)
     return 0
