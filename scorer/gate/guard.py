@@ -25,26 +25,30 @@ from dataclasses import dataclass
 import numpy as np
 
 HF_BAND_HZ = (20.0, 40.0)
-ALPHA_BAND_HZ = (8.0, 12.0)
+#: Alpha below the spindle band: at Fpz-Cz slow frontal spindles (11-13 Hz) would read as alpha.
+ALPHA_BAND_HZ = (8.0, 10.5)
 
 
 @dataclass(frozen=True)
 class GuardThresholds:
     """When the guard raises an alarm.
 
-    hf_ratio / alpha_ratio: hop power over the baseline median (ratio of µV²); None: not
-    judged (the alpha check is off by default: at Fpz-Cz slow frontal spindles, 11-13 Hz,
-    fall in the alpha band and made it the main source of false closes on simulated
-    nights; see the README's measurements).
-    ptp_ratio: hop peak-to-peak over the baseline median. flat_std_uv: std below this
-    (µV) is a flat line. rail_abs_uv: |x| at or above this (µV) is a railing amplifier.
-    confirm_hops: consecutive hops over a ratio before an alarm. window_s / hop_s: the
-    analysis window and how often it is judged (s). baseline_s: seconds of hops in the
-    running baseline. min_baseline_hops: fewer than this and the guard judges only flat
-    and railing signal.
+    hf_ratio: the hop's arousal score (its 20-40 Hz power over the baseline median, times
+    (alpha power over its baseline) ** ``alpha_weight``; a ratio of µV²) over this on
+    ``confirm_hops`` consecutive hops raises ``arousal: hf``. sustained_ratio: the score
+    over this lower ratio on ``sustained_hops`` consecutive hops raises it too (None: off).
+    alpha_weight: how much the alpha (8-10.5 Hz) rise adds to the score (0: 20-40 Hz only).
+    alpha_ratio: alpha power alone over the baseline median raises ``arousal: alpha``
+    (None: not judged; off by default: alpha alone is a weak and spindle-prone sign).
+    ptp_ratio: hop peak-to-peak over the baseline median raises ``movement``.
+    flat_std_uv: std below this (µV) is a flat line. rail_abs_uv: |x| at or above this (µV)
+    is a railing amplifier. window_s / hop_s: the analysis window and how often it is
+    judged (s). baseline_s: seconds of calm hops in the running baseline.
+    min_baseline_hops: fewer than this and the guard judges only flat and railing signal.
+    The defaults were chosen on calibration nights (see the module text).
     """
 
-    hf_ratio: float = 3.0
+    hf_ratio: float = 4.0
     alpha_ratio: float | None = None
     ptp_ratio: float = 4.0
     flat_std_uv: float = 1.0
@@ -52,19 +56,24 @@ class GuardThresholds:
     confirm_hops: int = 1
     window_s: float = 1.0
     hop_s: float = 0.5
-    baseline_s: float = 60.0
+    baseline_s: float = 20.0
     min_baseline_hops: int = 10
+    sustained_ratio: float | None = 2.5
+    sustained_hops: int = 2
+    alpha_weight: float = 0.25
 
     def __post_init__(self) -> None:
         for name in ("hf_ratio", "alpha_ratio", "ptp_ratio", "flat_std_uv", "rail_abs_uv", "window_s",
-                     "hop_s", "baseline_s"):
+                     "hop_s", "baseline_s", "sustained_ratio"):
             v = getattr(self, name)
-            if v is None and name == "alpha_ratio":
+            if v is None and name in ("alpha_ratio", "sustained_ratio"):
                 continue
-            if not np.isfinite(v) or v <= 0:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
                 raise ValueError(f"{name} must be a positive number, got {v!r}")
-        if self.confirm_hops < 1 or self.min_baseline_hops < 1:
-            raise ValueError("confirm_hops and min_baseline_hops must be at least 1")
+        if not isinstance(self.alpha_weight, (int, float)) or not 0.0 <= self.alpha_weight <= 1.0:
+            raise ValueError(f"alpha_weight must be within 0-1, got {self.alpha_weight!r}")
+        if self.confirm_hops < 1 or self.min_baseline_hops < 1 or self.sustained_hops < 1:
+            raise ValueError("confirm_hops, sustained_hops and min_baseline_hops must be at least 1")
 
 
 DEFAULT_THRESHOLDS = GuardThresholds()
@@ -131,13 +140,16 @@ class ArousalGuard:
         self._history: deque[HopFeatures] = deque(maxlen=keep)   # recent clean hops
         self._baseline: deque[HopFeatures] = deque(maxlen=keep)
         self._armed = False
-        self._over = 0
+        self._over = 0                 # consecutive hops over hf_ratio (or alpha_ratio)
+        self._sustained = 0            # consecutive hops over sustained_ratio
+        self._suspect = False          # the last hop was not calm
         self.hops: list[HopFeatures] | None = None               # set to [] to record every hop
 
     def __repr__(self) -> str:
         th = self.th
-        return (f"<ArousalGuard {'armed' if self._armed else 'disarmed'} @ {self.sfreq_hz:g} Hz: hf x{th.hf_ratio:g}, "
-                f"ptp x{th.ptp_ratio:g}, {th.window_s:g}-s window every {th.hop_s:g} s>")
+        sus = f" or x{th.sustained_ratio:g} on {th.sustained_hops} hops" if th.sustained_ratio is not None else ""
+        return (f"<ArousalGuard {'armed' if self._armed else 'disarmed'} @ {self.sfreq_hz:g} Hz: score x{th.hf_ratio:g}"
+                f"{sus}, ptp x{th.ptp_ratio:g}, {th.window_s:g}-s window every {th.hop_s:g} s>")
 
     @property
     def armed(self) -> bool:
@@ -147,13 +159,13 @@ class ArousalGuard:
     def arm(self) -> None:
         """A window opens: the baseline starts from the recent clean hops."""
         self._armed = True
-        self._over = 0
+        self._over = self._sustained = 0
         self._baseline = deque(self._history, maxlen=self._history.maxlen)
 
     def disarm(self) -> None:
         """The window closed: no alarms until the next :meth:`arm`."""
         self._armed = False
-        self._over = 0
+        self._over = self._sustained = 0
 
     def reset(self) -> None:
         """Forget the signal (after a gap or a lost signal)."""
@@ -161,7 +173,7 @@ class ArousalGuard:
         self._since_hop = 0
         self._history.clear()
         self._baseline.clear()
-        self._over = 0
+        self._over = self._sustained = 0
 
     def push(self, samples_uv: np.ndarray, end_time: float, arrival_time: float = float("nan")) -> list[GuardVerdict]:
         """Feed consecutive samples (µV, NaN where missing) whose last one is at
@@ -189,32 +201,41 @@ class ArousalGuard:
         if self.hops is not None:
             self.hops.append(h)
         if h.rail or h.flat:
-            self._over = 0
+            self._over = self._sustained = 0
             reason = "flat" if h.flat else ("missing samples" if np.isnan(h.ptp_uv) else "railing")
             return GuardVerdict(reason, h.time, arrival_time) if self._armed else None
         if not self._armed:
             self._history.append(h)
             return None
-        reason = self._over_baseline(h)
-        if reason is None:
-            self._over = 0
+        if len(self._baseline) < self.th.min_baseline_hops:
             self._baseline.append(h)
             return None
-        self._over += 1
-        if self._over >= self.th.confirm_hops:
+        reason = self._over_baseline(h)
+        if reason is not None:
             return GuardVerdict(reason, h.time, arrival_time)
+        if not self._suspect:
+            self._baseline.append(h)      # only calm hops move the baseline
         return None
 
     def _over_baseline(self, h: HopFeatures) -> str | None:
-        if len(self._baseline) < self.th.min_baseline_hops:
-            return None
+        """The alarm this hop raises against the baseline, if any; counts consecutive
+        hops over the thresholds and sets ``_suspect`` when the hop is not calm."""
+        th = self.th
         b_hf = float(np.median([b.log_hf for b in self._baseline]))
         b_al = float(np.median([b.log_alpha for b in self._baseline]))
         b_pp = float(np.median([b.ptp_uv for b in self._baseline]))
-        if h.ptp_uv > self.th.ptp_ratio * b_pp:
+        score = (h.log_hf - b_hf) + th.alpha_weight * (h.log_alpha - b_al)
+        over = score > np.log10(th.hf_ratio)
+        sustained = th.sustained_ratio is not None and score > np.log10(th.sustained_ratio)
+        alpha = th.alpha_ratio is not None and h.log_alpha - b_al > np.log10(th.alpha_ratio)
+        self._over = self._over + 1 if (over or alpha) else 0
+        self._sustained = self._sustained + 1 if sustained else 0
+        self._suspect = over or sustained or alpha
+        if h.ptp_uv > th.ptp_ratio * b_pp:
+            self._suspect = True
             return "movement"
-        if h.log_hf - b_hf > np.log10(self.th.hf_ratio):
+        if (over and self._over >= th.confirm_hops) or (sustained and self._sustained >= th.sustained_hops):
             return "arousal: hf"
-        if self.th.alpha_ratio is not None and h.log_alpha - b_al > np.log10(self.th.alpha_ratio):
+        if alpha and self._over >= th.confirm_hops:
             return "arousal: alpha"
         return None
