@@ -280,9 +280,10 @@ def test_guard_closes_within_the_bound_on_an_arousal_injected_into_simulated_n2(
 
 def test_guard_false_alarms_on_quiet_simulated_sleep_stay_rare_and_never_flat_or_railing():
     """34 min of stable simulated N2/N3 without arousals or movements, the guard re-armed
-    60 s after each alarm as the gate would (the rule needs two more epochs): alarms stay
-    under 30 per hour (the benchmark's false-close figure on the test nights is the
-    measurement; this pins the order of magnitude), and flat / railing / missing never fire."""
+    60 s after each alarm as the gate would (the rule needs two more epochs): fewer than 25
+    alarms per hour (11 in these 34 min, 19/h, with the defaults; the guard before its
+    calibration gave 17, 30/h; the benchmark's false-close figure is the measurement, this
+    pins its order), and flat / railing / missing never fire on simulated EEG."""
     x, t0 = quiet_simulated_sleep()
     g = ArousalGuard(FS)
     g.arm()
@@ -299,7 +300,7 @@ def test_guard_false_alarms_on_quiet_simulated_sleep_stay_rare_and_never_flat_or
             rearm_at = t + 60.0
     hours = len(x) / FS / 3600.0
     assert not [a for a in alarms if a.reason in ("flat", "railing", "missing samples")]
-    assert len(alarms) / hours < 30.0, [(round(a.time - t0, 1), a.reason) for a in alarms]
+    assert len(alarms) / hours < 25.0, [(round(a.time - t0, 1), a.reason) for a in alarms]
 
 
 def test_spindles_and_k_complexes_do_not_trigger_the_guard():

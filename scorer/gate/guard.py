@@ -25,7 +25,7 @@ Why these choices (measured on simulated nights with known arousal times, issue 
 the 20-40 Hz power of a 1-s window in simulated N2/N3 varies about 0.25 log10 units from
 hop to hop, about half of it slow (the simulator's per-epoch spectral envelope steps
 band powers at epoch boundaries, and its component gains wander), while a simulated
-arousal raises it by a median of ~0.6 and the weakest tenth by under 0.3. False closes
+arousal raises it by a median of ~0.6 and the weakest tenth by ~0.3 or less. False closes
 come mostly from that fluctuation (not from spindles, K-complexes or epoch boundaries
 as such); a long baseline (60 s) lags the slow part, a short one (5 s) follows it.
 
@@ -35,8 +35,8 @@ The defaults (:data:`DEFAULT_THRESHOLDS`: score over ``hf_ratio`` 3.2 on one hop
 --calibration-nights 12`` on the CALIBRATION nights (seeds 600-611, never the test
 nights), in two steps: ``ptp_ratio`` first, the highest of 4, 5, 6 that closes on no
 smaller a share of true movement artefacts than 4 (none of the 9 in open windows was
-closed at any ratio; 4 closed 2.5 times an hour on K-complexes and slow waves, 6 0.1
-times); then, of the arousal settings tried, the one that closes on the largest share
+closed at any ratio; 4 closed 2.5 times an hour without one, about 40 % of them on a
+K-complex, 6 0.1 times); then, of the arousal settings tried, the one that closes on the largest share
 of arousals within 3 s while making no more false closes per hour than the previous
 guard (20-40 Hz over 3x a 60-s median, ptp 4) on the same nights, ties to fewer false
 closes: 88 % within 3 s at 22.9 false closes/h and 39 % coverage of stable N2/N3 there,
