@@ -470,7 +470,8 @@ def test_stimulus_program_sees_open_only_in_sleep_close_after_arousal_and_gap(tm
     # Guard thresholds high enough that the segment's own fluctuations never close the
     # window (the default's false closes are a benchmark figure: benchmarks.gate), so the
     # window is open when the injected arousal comes.
-    rule = dataclasses.replace(DEFAULT_RULE, thresholds=GuardThresholds(hf_ratio=30.0, ptp_ratio=8.0))
+    rule = dataclasses.replace(DEFAULT_RULE, thresholds=GuardThresholds(hf_ratio=30.0, ptp_ratio=8.0,
+                                                                      sustained_ratio=None))
     gate = GateSink(FS, rule, outlet_name=gname, linger_s=1.0)
     seen_in_process = []
     gate.add_listener(lambda ev, stamp: seen_in_process.append(ev))
