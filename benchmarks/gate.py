@@ -37,10 +37,12 @@ raw signal, so the real-night precision is taken on the feature nights' real hyp
 feature rows itself, score those nights with it and pass the records to
 :func:`night_metrics` the same way.
 
-``--sweep``: how the guard's defaults were chosen: the settings of :data:`SWEEP` on the
-CALIBRATION nights (seeds 600+, ``--calibration-nights``, never the test nights), and the
-one :func:`choose` picks (``sweep.chosen``; ``sweep.default_is_chosen`` says whether the
-shipped default is that one). The real Sleep-EDF excerpt (10 epochs of wake) is fed to a
+``--sweep``: how the guard's defaults were chosen, on the CALIBRATION nights (seeds 600+,
+``--calibration-nights``, never the test nights), in two steps: the peak-to-peak ratios of
+:data:`PTP_SWEEP` and the one :func:`choose_ptp` picks, then the arousal settings of
+:data:`SWEEP` with it and the one :func:`choose` picks (``sweep.chosen``;
+``sweep.default_is_chosen`` says whether the shipped default is that one). The defaults
+were chosen with ``--sweep --calibration-nights 12``. The real Sleep-EDF excerpt (10 epochs of wake) is fed to a
 guard armed on a simulated N2 baseline: how fast real wake would close a window.
 
     .venv/bin/python -m benchmarks.gate [--nights 8] [--hours 8] [--sweep] [--calibration-nights 8]
@@ -66,15 +68,18 @@ STABLE = (2, 3)
 TEST_SEED0 = 500
 CALIBRATION_SEED0 = 600
 #: The guard before the calibration of issue 15 (20-40 Hz over a 60-s median, one hop).
-PREVIOUS_GUARD = {"hf_ratio": 3.0, "baseline_s": 60.0, "sustained_ratio": None, "alpha_weight": 0.0, "ptp_ratio": 4.0}
+PREVIOUS_GUARD = {"hf_ratio": 3.0, "baseline_s": 60.0, "sustained_ratio": None, "alpha_weight": 0.0,
+                  "ptp_ratio": 4.0}
 #: Of the sweep's settings that met arousal -> close p95 < 3 s on the calibration nights,
 #: the one with the fewest false closes (more than the default's, and less coverage): run
 #: on the test nights too, for users who put missing no arousal first.
-STRICT_GUARD = {"hf_ratio": 4.0, "baseline_s": 5.0, "sustained_ratio": 2.5, "alpha_weight": 0.5, "ptp_ratio": 6.0}
+STRICT_GUARD = {"hf_ratio": 4.0, "baseline_s": 5.0, "sustained_ratio": 2.5, "alpha_weight": 0.5,
+                "ptp_ratio": 6.0}
 #: Peak-to-peak ratios tried by --sweep first (with the previous guard's arousal part).
 PTP_SWEEP = (4.0, 5.0, 6.0)
-#: Arousal settings tried by --sweep next, each with the chosen peak-to-peak ratio (the
-#: first, the previous guard, as it was: the reference). on the calibration nights (changes to the default).
+#: Arousal settings tried by --sweep next on the calibration nights (changes to the
+#: default), each with the chosen peak-to-peak ratio but the first (the previous guard as
+#: it was: the reference for the false-close cap).
 SWEEP: tuple[dict, ...] = (
     PREVIOUS_GUARD,
     {"hf_ratio": 3.2, "baseline_s": 5.0, "sustained_ratio": None, "alpha_weight": 0.0},
@@ -98,8 +103,8 @@ def sweep_key(change: dict) -> str:
 def choose_ptp(ptp_sweep: dict[float, dict]) -> float:
     """Step 1 of --sweep: the highest peak-to-peak ratio whose guard closes on no smaller a
     share of the true movement artefacts (those that began in an open window in stable
-    sleep) than ratio 4: above that, a higher ratio only stops closing on K-complexes and
-    slow waves."""
+    sleep) than ratio 4: past that point a higher ratio only drops false closes (on
+    K-complexes and slow waves)."""
     ref = ptp_sweep[min(ptp_sweep)]["movement_closed_share"]
     return max(r for r, m in ptp_sweep.items() if m["movement_closed_share"] >= ref - 1e-9)
 
