@@ -11,7 +11,8 @@ file, or inline ``key=value`` pairs separated by commas::
     guard = true                # the arousal guard (inside the epoch)
 
     [guard]                     # optional: the guard's thresholds (scorer.gate.guard.GuardThresholds)
-    hf_ratio = 3.0
+    hf_ratio = 4.0              # e.g. fewer false closes, more arousals missed
+    sustained_ratio = false     # a ratio that may be off (alpha_ratio, sustained_ratio): false = off
 
 Parsed with :mod:`tomllib` (``tomli`` on Python 3.10); a bad rule raises :class:`GateRuleError` naming what is wrong.
 """
@@ -63,6 +64,8 @@ class GateRule:
 
 DEFAULT_RULE = GateRule()
 _KEYS = ("stages", "min_probability", "epochs", "max_open_s", "guard")
+#: [guard] settings that may be off (None); ``false`` in TOML.
+_OPTIONAL_GUARD = ("alpha_ratio", "sustained_ratio")
 
 
 def _stages(value: Any, where: str) -> frozenset[str]:
@@ -112,6 +115,8 @@ def rule_from_mapping(gate: dict[str, Any], guard: dict[str, Any] | None = None,
         unknown = sorted(set(guard) - names)
         if unknown:
             raise GateRuleError(f"{where}: unknown [guard] setting(s) {unknown}; known: {', '.join(sorted(names))}")
+        # TOML has no null: false turns an optional check off
+        guard = {k: (None if v is False and k in _OPTIONAL_GUARD else v) for k, v in guard.items()}
         try:
             th = dataclasses.replace(DEFAULT_THRESHOLDS, **guard)
         except (TypeError, ValueError) as exc:

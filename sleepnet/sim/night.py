@@ -232,3 +232,26 @@ def simulated_arousals(hours: float, seed: int, params: SimulationParams | None 
     starts, ends = edges[0::2], edges[1::2]
     return np.stack([ctrl.t_s[starts], ctrl.t_s[np.minimum(ends, len(ctrl.t_s) - 1)]], axis=1) if len(starts) \
         else np.zeros((0, 2))
+
+
+def simulated_movements(hours: float, seed: int, sfreq: float = 100.0,
+                        params: SimulationParams | None = None) -> np.ndarray:
+    """The movement artefacts of :func:`simulate_night` ``(hours, seed, sfreq)``: known
+    truth for artefact detectors.
+
+    Re-synthesises only the night's movement component from the same seed (the other
+    components' random streams are drawn but not synthesised, so this costs a fraction of
+    the night) and returns ``(n, 2)`` onset and offset times (s from the start of the
+    recording) of each run of samples where it is non-zero (2-8 s each; overlapping
+    movements merge into one run).
+    """
+    params = params or load_params()
+    rng = np.random.default_rng([int(seed), 0x51EE9])
+    subj_rng, hyp_rng, sig_rng = (np.random.default_rng(s) for s in rng.spawn(3))
+    subject = random_subject(subj_rng, params.subjects)
+    bouts = generate_bouts(params.hypnogram, hours, hyp_rng)
+    mv = synthesise(bouts, sfreq, subject, params.stages, sig_rng, component="movement")
+    on = np.concatenate([[False], mv != 0, [False]])
+    edges = np.flatnonzero(np.diff(on.astype(np.int8)))
+    starts, ends = edges[0::2], edges[1::2]
+    return np.stack([starts / sfreq, ends / sfreq], axis=1) if len(starts) else np.zeros((0, 2))
