@@ -231,7 +231,7 @@ def test_ward_bed_gate_markers_reach_a_plain_pylsl_listener_and_a_killed_workers
     stop = threading.Event()
     players = [Player(sleep_only, name=bed_a, source_id=f"{tag}-sid-A", speed=20.0, loop=True),
                Player(ReplaySource.from_arrays(xb[:, None], 100.0, ["Fpz-Cz"]), name=bed_b,
-                      source_id=f"{tag}-sid-B", speed=20.0, linger_s=120.0)]
+                      source_id=f"{tag}-sid-B", speed=20.0, linger_s=240.0)]
     for p in players:
         p.start(stop)
     out = tmp_path / "ward"
@@ -278,7 +278,9 @@ def test_ward_bed_gate_markers_reach_a_plain_pylsl_listener_and_a_killed_workers
     assert ward.returncode == 0, stderr[-2000:]
     opens = sum(1 for ln in stdout.splitlines() if f" {bed_a} " in ln + " " and GATE_LINE.search(ln)
                 and GATE_LINE.search(ln).group(1) == OPEN)
-    assert f"2 beds, " in stderr and f"1 worker restarts, 1 gated bed opened {opens} windows" in stderr, stderr[-500:]
+    # at least the one restart we caused (a loaded machine may add one: bed B's replay ends)
+    summary = re.search(r"2 beds, .*?(\d+) worker restarts, 1 gated bed opened (\d+) window", stderr)
+    assert summary and int(summary.group(1)) >= 1 and int(summary.group(2)) == opens, stderr[-500:]
     # the ward's plain log: one line per gate event of bed A, from both its workers; none for bed B
     log_a = [ln for ln in stdout.splitlines() if f" {bed_a} " in ln + " "]
     gate_a = [m.groups() for m in (GATE_LINE.search(ln) for ln in log_a) if m]
