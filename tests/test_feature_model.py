@@ -49,6 +49,20 @@ def test_epoch_features_reproduce_the_shared_feature_files_on_the_real_excerpt(s
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("shape,nperseg", [((7, 3000), 256), ((3, 3000), 255), ((2, 1000), 400), ((2, 257), 256),
+                                            ((2, 100), 256)])
+def test_welch_psd_equals_scipy_welch(shape, nperseg):
+    from scipy import signal
+
+    from sleepnet.features import welch_psd
+
+    x = np.random.default_rng(3).standard_normal(shape) * 20e-6
+    f_ref, p_ref = signal.welch(x, fs=100.0, nperseg=nperseg, axis=-1)
+    f, p = welch_psd(x, 100.0, nperseg)
+    assert np.array_equal(f, f_ref)
+    np.testing.assert_allclose(p, p_ref, rtol=1e-9, atol=0)
+
+
 @pytest.mark.parametrize("sfreq", [128.0, 250.0, 256.0])
 def test_epoch_features_do_not_depend_on_how_the_signal_is_chunked(sfreq):
     x = eeg_like(95.0, sfreq, seed=3)
