@@ -119,17 +119,23 @@ def choose(sweep: dict) -> str:
     return max(ok, key=lambda k: (sweep[k]["arousal_closed_within_3s"], -sweep[k]["false_closes_per_h"]))
 
 
-def scored_records(eeg_uv: np.ndarray, model) -> list:
-    """The live scorer's records for a whole recording (batch scoring gives the same
-    stages; times: the epoch's first and last sample, s from the recording's start)."""
+def epoch_records(preds) -> list:
+    """The live scorer's records of a model's predictions (times: the epoch's first and
+    last sample, s from the start)."""
     from scorer.records import ScoredEpoch
-    from sleepnet.batch import score_recording
-    from sleepnet.io.recordings import Recording
 
-    preds = score_recording(Recording(eeg_uv.astype(np.float32), FS, "Fpz-Cz", "simulated"), model)
     return [ScoredEpoch(epoch=p.epoch, start_time=p.epoch * 30.0, end_time=p.epoch * 30.0 + 30.0 - 1 / FS,
                         stage=p.stage, probabilities=tuple(p.probabilities), confidence=p.confidence,
                         flags=tuple(p.flags), latency_ms=0.0) for p in preds]
+
+
+def scored_records(eeg_uv: np.ndarray, model) -> list:
+    """The live scorer's records for a whole recording (batch scoring gives the same
+    stages; times: the epoch's first and last sample, s from the recording's start)."""
+    from sleepnet.batch import score_recording
+    from sleepnet.io.recordings import Recording
+
+    return epoch_records(score_recording(Recording(eeg_uv.astype(np.float32), FS, "Fpz-Cz", "simulated"), model))
 
 
 def replay_offline(eeg_uv: np.ndarray, records: list, rule) -> list:

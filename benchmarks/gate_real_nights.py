@@ -88,18 +88,17 @@ def score_session(model, night, start: int) -> Session:
     the same predictions (the stager's contract, ``tests/test_live.py``; on subject 0's two
     nights every stage, probability and flag was checked equal).
     """
-    from scorer.records import ScoredEpoch
     from sleepnet.preprocess import Epoch
     from sleepnet.train.training import trim_range
+
+    from .gate import epoch_records
 
     _, end = trim_range(night.labels)
     empty = np.zeros(0, dtype=np.float32)
     epochs = [Epoch(index=k, data=empty, scorable=bool(night.scorable[i]), features=night.features[i])
               for k, i in enumerate(range(start, end))]
     preds = model.new_stager().score(epochs)
-    records = tuple(ScoredEpoch(epoch=p.epoch, start_time=p.epoch * 30.0, end_time=p.epoch * 30.0 + 30.0 - 1 / FS,
-                                stage=p.stage, probabilities=tuple(p.probabilities), confidence=p.confidence,
-                                flags=tuple(p.flags), latency_ms=0.0) for p in preds)
+    records = tuple(epoch_records(preds))
     return Session(night.name, model.model_id, start, records, np.asarray(night.labels[start:end]))
 
 
