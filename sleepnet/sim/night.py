@@ -111,6 +111,15 @@ def _with_envelope(eeg_uv: np.ndarray, sfreq: float, labels: np.ndarray, params:
     return impose_envelope(eeg_uv, sfreq, draw_targets(params.envelope, labels, env_rng))
 
 
+def _night_streams(seed: int, *salt: int) -> tuple[np.random.Generator, ...]:
+    """A night's random streams from ``seed``: (parent, subject, hypnogram, signal). The
+    truth functions (:func:`simulated_arousals`, :func:`simulated_movements`) draw from the
+    same streams as :func:`simulate_night`, which is what makes their times the night's own."""
+    rng = np.random.default_rng([int(seed), 0x51EE9, *salt])
+    subj_rng, hyp_rng, sig_rng = (np.random.default_rng(s) for s in rng.spawn(3))
+    return rng, subj_rng, hyp_rng, sig_rng
+
+
 def simulate_night(hours: float, seed: int, sfreq: float = 100.0, subject: SubjectParams | None = None,
                    params: SimulationParams | None = None) -> SimulatedNight:
     """Simulate one night of ``hours`` in bed (from lights off) at ``sfreq`` Hz.
@@ -124,8 +133,7 @@ def simulate_night(hours: float, seed: int, sfreq: float = 100.0, subject: Subje
     if not np.isfinite(sfreq) or sfreq < 50.0:
         raise ValueError(f"sfreq must be at least 50 Hz, got {sfreq}")
     params = params or load_params()
-    rng = np.random.default_rng([int(seed), 0x51EE9])
-    subj_rng, hyp_rng, sig_rng = (np.random.default_rng(s) for s in rng.spawn(3))
+    rng, subj_rng, hyp_rng, sig_rng = _night_streams(seed)
     if subject is None:
         subject = random_subject(subj_rng, params.subjects)
     bouts = generate_bouts(params.hypnogram, hours, hyp_rng)
@@ -145,8 +153,7 @@ def simulate_hypnogram(labels: np.ndarray, seed: int, sfreq: float = 100.0, subj
     if labels.ndim != 1 or len(labels) == 0 or labels.min() < 0 or labels.max() >= N_STAGES:
         raise ValueError("labels must be a non-empty 1-D array of stage codes 0..4")
     params = params or load_params()
-    rng = np.random.default_rng([int(seed), 0x51EE9, 1])
-    subj_rng, bout_rng, sig_rng = (np.random.default_rng(s) for s in rng.spawn(3))
+    rng, subj_rng, bout_rng, sig_rng = _night_streams(seed, 1)
     if subject is None:
         subject = random_subject(subj_rng, params.subjects)
     bouts = epochs_to_bouts(labels.astype(np.int8), bout_rng)
@@ -223,8 +230,7 @@ def simulated_arousals(hours: float, seed: int, params: SimulationParams | None 
     x4, slow waves x0.4) crosses ``level``.
     """
     params = params or load_params()
-    rng = np.random.default_rng([int(seed), 0x51EE9])
-    _subj_rng, hyp_rng, sig_rng = (np.random.default_rng(s) for s in rng.spawn(3))
+    _rng, _subj_rng, hyp_rng, sig_rng = _night_streams(seed)
     bouts = generate_bouts(params.hypnogram, hours, hyp_rng)
     ctrl = _control(bouts, sig_rng)
     on = np.concatenate([[False], ctrl.arousal >= level, [False]])
@@ -246,8 +252,7 @@ def simulated_movements(hours: float, seed: int, sfreq: float = 100.0,
     movements merge into one run).
     """
     params = params or load_params()
-    rng = np.random.default_rng([int(seed), 0x51EE9])
-    subj_rng, hyp_rng, sig_rng = (np.random.default_rng(s) for s in rng.spawn(3))
+    _rng, subj_rng, hyp_rng, sig_rng = _night_streams(seed)
     subject = random_subject(subj_rng, params.subjects)
     bouts = generate_bouts(params.hypnogram, hours, hyp_rng)
     mv = synthesise(bouts, sfreq, subject, params.stages, sig_rng, component="movement")
