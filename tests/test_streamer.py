@@ -181,7 +181,9 @@ def test_stall_timer_says_signal_lost_then_back_and_a_dead_outlet_is_reopened_by
     downtime = round((t1 - (t0 + 99 / fs)) * fs) - 1
     chunks = pull_until(s, downtime + 50)         # the 50 may come in more than one pull
     assert not s.stalled
-    assert chunks[0].missing_before == downtime   # the downtime is a gap
+    # the downtime is a gap; its two ends carry the old and the new inlet's time corrections,
+    # each an estimate (ms under load), so the count may differ from the outlet's by one sample
+    assert abs(chunks[0].missing_before - downtime) <= 1, (chunks[0].missing_before, downtime)
     assert np.concatenate([c.samples_uv for c in chunks]).tolist() == [1.0] * 50
     s.disconnect()
     del s
