@@ -170,6 +170,39 @@ def test_a_flooding_worker_holds_at_most_its_share_of_the_wards_queue_and_loses_
     assert bed.display.status is not None and bed.worker != "hung"
 
 
+class Notes:
+    """A ward view that keeps its notes (the real protocol; the log and screen views do the same)."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def note(self, bed, message: str) -> None:
+        self.notes.append(message)
+
+
+def test_a_starting_worker_is_not_hung_a_silent_one_is_and_a_pause_of_the_ward_itself_is_no_hang(tmp_path):
+    from scorer.ward.state import HUNG
+    from scorer.ward.supervisor import PAUSE_S
+
+    view = Notes()
+    ward, bed = fake_ward(tmp_path, "slow-start", "3", hang_timeout_s=1.0, views=[view])
+    w = ward.workers[bed.name]
+    try:
+        # 3 s without a line while it starts: within --find-timeout + 20 s, not a hang of 1 s
+        wait_for(lambda: ward.step(0.05) or w.beat.lines >= 5, 20, "the worker's first lines")
+        assert w.hangs == 0 and w.generation == 1 and w.running
+        time.sleep(PAUSE_S + 1.0)       # the ward itself does not turn (stopped, suspended): its workers go unheard
+        ward.step(0.0)
+        assert w.silent_s(time.monotonic()) < 1.0, "a pause of the ward was taken for the worker's silence"
+        t_resumed = time.monotonic()
+        wait_for(lambda: ward.step(0.05) or bed.worker == HUNG, 20, "the silent worker to be killed as hung")
+        assert time.monotonic() - t_resumed >= 1.0
+    finally:
+        ward.close()
+    assert w.hangs == 1 and bed.hangs == 1 and bed.last_exit == "hung: no line for 1 s; killed"
+    assert any(n.startswith("worker hung: no line for 1 s; killed; restart in ") for n in view.notes), view.notes
+
+
 # --------------------------------------------------------------------------- the ward command, real LSL
 
 class StdoutLines:

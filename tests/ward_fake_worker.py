@@ -13,6 +13,8 @@ hypnogram file writer.
                                                  stdout and writes `open` once DIR/late
                                                  exists; later starts: close/restart
     python ward_fake_worker.py flood OUT N       N status lines as fast as the pipe takes them
+    python ward_fake_worker.py slow-start OUT S  silent S s (starting), 5 status lines, then
+                                                 silent for ever (hung)
 
 Every mode then writes a status line every 0.2 s until it is killed or stopped (SIGTERM).
 """
@@ -103,6 +105,13 @@ def main() -> None:
     elif mode == "flood":
         for _ in range(int(sys.argv[3])):
             out.status()
+    elif mode == "slow-start":
+        time.sleep(float(sys.argv[3]))
+        for _ in range(5):
+            out.status()
+            time.sleep(0.1)
+        while True:
+            time.sleep(1.0)
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
     while True:
         out.status()
