@@ -80,6 +80,24 @@ def test_line_count_finds_dropped_lines_per_generation_and_ignores_lines_without
     assert c.lost == 4
 
 
+@pytest.mark.parametrize("width", [80, 200])
+def test_the_screen_shows_a_hung_worker_and_the_streams_refused_past_max_beds(width):
+    from test_ward import screen_text, ward_state
+    from scorer.ward.screen import render
+    from scorer.ward.state import HUNG
+
+    state = ward_state(n_beds=3, n_epochs=20)
+    state.max_beds, state.refused_total = 3, 2
+    b = state.beds[1]
+    b.worker, b.retry_in_s, b.restarts, b.hangs = HUNG, 1.0, 1, 1
+    lines = screen_text(render(state, width, 24, now_wall_s=1.8e9), width, 24)
+    assert "3 beds · 2 refused (--max-beds 3)" in lines[0]
+    row = next(ln for ln in lines if " bed-2 " in ln)
+    assert "HUNG rst 1s" in row and row.rstrip().endswith("1")
+    detail = screen_text(render(state, width, 24, selected=1, now_wall_s=1.8e9), width, 24)
+    assert "worker hung, 1 restarts (1 hung)" in detail[-1]
+
+
 # --------------------------------------------------------------------------- stand-in workers
 
 def fake_ward(tmp_path: Path, mode: str, *args: str, **kw):
@@ -185,13 +203,13 @@ def test_a_starting_worker_is_not_hung_a_silent_one_is_and_a_pause_of_the_ward_i
     from scorer.ward.supervisor import PAUSE_S
 
     view = Notes()
-    ward, bed = fake_ward(tmp_path, "slow-start", "3", hang_timeout_s=1.0, views=[view])
+    ward, bed = fake_ward(tmp_path, "slow-start", "2", hang_timeout_s=1.0, views=[view])
     w = ward.workers[bed.name]
     try:
-        # 3 s without a line while it starts: within --find-timeout + 20 s, not a hang of 1 s
+        # 2 s without a line while it starts: within --find-timeout + 20 s, not a hang of 1 s
         wait_for(lambda: ward.step(0.05) or w.beat.lines >= 5, 20, "the worker's first lines")
         assert w.hangs == 0 and w.generation == 1 and w.running
-        time.sleep(PAUSE_S + 1.0)       # the ward itself does not turn (stopped, suspended): its workers go unheard
+        time.sleep(PAUSE_S + 0.5)       # the ward itself does not turn (stopped, suspended): its workers go unheard
         ward.step(0.0)
         assert w.silent_s(time.monotonic()) < 1.0, "a pause of the ward was taken for the worker's silence"
         t_resumed = time.monotonic()
@@ -274,3 +292,14 @@ def test_a_sigstopped_worker_is_killed_and_restarted_and_a_bed_past_max_beds_is_
     summary = re.search(r"ward: 1 beds, \d+ epochs, (\d+) worker restarts, 1 worker killed as hung.*"
                         r"1 stream refused \(--max-beds 1\)", stderr)
     assert summary and int(summary.group(1)) >= 1, stderr[-1000:]
+
+
+@pytest.mark.parametrize("flag, value, words", [("--hang-timeout", "1", "0 (off) or at least 2 s"),
+                                                ("--hang-timeout", "nan", "0 (off) or at least 2 s"),
+                                                ("--max-beds", "0", "at least 1")])
+def test_bad_supervision_options_are_one_line_exit_2_before_any_folder(tmp_path, flag, value, words):
+    out = tmp_path / "ward"
+    r = subprocess.run([sys.executable, "-m", "sleepstream.cli", "ward", "--out", str(out), "--no-display", flag, value],
+                       cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr, r.stderr
+    assert flag in r.stderr and words in r.stderr and not out.exists()
