@@ -22,7 +22,6 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from live_helpers import REPO, model_dir, simulated_eeg, wait_for  # noqa: F401
