@@ -167,6 +167,10 @@ class WardDisplay:
         self.last_note = f"{time.strftime('%H:%M:%S')} {bed.name}: {message}"
         self._dirty = True
 
+    def message(self, text: str) -> None:
+        self.last_note = f"{time.strftime('%H:%M:%S')} {text}"
+        self._dirty = True
+
     def tick(self, state: WardState) -> None:
         self._state = state
         if self._keys is not None:

@@ -37,6 +37,11 @@ class WardLog:
         self.log.warning("%-16s %s", bed.name, message)
         self.lines += 1
 
+    def message(self, text: str) -> None:
+        """A line about the ward as a whole (a stream refused past --max-beds)."""
+        self.log.warning("ward: %s", text)
+        self.lines += 1
+
     def tick(self, state: WardState) -> None:
         for bed in state.beds:
             st = bed.display.status

@@ -1,13 +1,15 @@
 """The ward's screen as a pure function: :func:`render` turns a
 :class:`~scorer.ward.state.WardState` and a terminal size into a Rich renderable.
 
-Overview: a header (beds, what is followed, where files go, the clock), then one row per
+Overview: a header (beds, streams refused past ``--max-beds``, what is followed, where
+files go, the clock), then one row per
 bed: its number, name, current stage and confidence, a one-line hypnogram strip of the
 night (newest at the right; the bar height and colour give the stage: W highest, N3
 lowest, · unscored; older epochs summarised several per column as on the live screen),
 TST and sleep efficiency so far, signal state (receiving, gaps, SIGNAL LOST, or the
-worker starting / restarting), the last latency, the agreement with a truth stream
-(— without one) and the worker restarts; with ``--gate``, also each bed's stimulation
+worker starting / restarting / HUNG: killed for its silence, restart pending), the last
+latency, the agreement with a truth stream (— without one) and the worker restarts (on
+red when a worker of the bed hung); with ``--gate``, also each bed's stimulation
 window: open or closed, for how long, and why it last closed (— for a bed without a
 gate). A key line at the bottom.
 
@@ -25,7 +27,7 @@ from rich.text import Text
 from sleepnet.stages import STAGES, UNSCORED
 from scorer.screen import SEPARATOR, STAGE_STYLE, render as render_bed, strip_columns
 
-from .state import RESTARTING, STARTING, STOPPED, BedState, GateState, WardState
+from .state import HUNG, RESTARTING, STARTING, STOPPED, BedState, GateState, WardState
 
 #: one-character bars of the strip, by stage (W highest, N3 lowest, as hypnograms are drawn)
 STAGE_BAR: dict[str, str] = {"W": "█", "REM": "▆", "N1": "▅", "N2": "▃", "N3": "▁"}
@@ -66,8 +68,10 @@ def _tst(minutes: float) -> str:
 
 def signal_text(bed: BedState) -> Text:
     """The bed's state in a word or two: the worker first, then the stream."""
-    if bed.worker == RESTARTING:
+    if bed.worker in (RESTARTING, HUNG):
         wait = f" {bed.retry_in_s:.0f}s" if bed.retry_in_s is not None else ""
+        if bed.worker == HUNG:
+            return Text(f"HUNG rst{wait}", style="bold white on red")
         return Text(f"restart{wait}", style="bold bright_yellow")
     if bed.worker == STOPPED:
         return Text("stopped", style="grey50")
@@ -141,7 +145,8 @@ def bed_row(k: int, bed: BedState, name_w: int, strip_w: int, selected: bool, ga
     t.append(f" {tst:>{W_TST}} {se:>{W_SE}} ")
     t.append_text(_fit(signal_text(bed), W_SIGNAL))
     t.append(f" {lat:>{W_LAT}} {agree:>{W_AGREE}} ")
-    t.append(f"{bed.restarts:>{W_RESTART}}", style="bold bright_yellow" if bed.restarts else "grey50")
+    t.append(f"{bed.restarts:>{W_RESTART}}", style="bold white on red" if bed.hangs else
+             "bold bright_yellow" if bed.restarts else "grey50")
     if gate_w > 0:
         t.append(" ")
         t.append_text(_fit(gate_text(bed.gate, now_wall_s, gate_w), gate_w))
@@ -163,6 +168,8 @@ def _header(state: WardState, width: int, now_wall_s: float | None) -> Text:
     clock = datetime.fromtimestamp(now_wall_s).strftime("%H:%M:%S") if now_wall_s is not None else ""
     left = Text("sleepstream ward", style="bold")
     left.append(f"  {n} bed{'s' if n != 1 else ''}", style="bold cyan")
+    if state.refused_total:
+        left.append(f" · {state.refused_total} refused (--max-beds {state.max_beds})", style="bold bright_yellow")
     left.append(f" · {state.following} · files in {state.out_dir}")
     right = Text(clock)
     return _fit(left, max(1, width - right.cell_len - 1)) + Text(" ") + right
@@ -207,8 +214,9 @@ def render(state: WardState, width: int = 80, height: int = 24, selected: int | 
     if selected is None or not 0 <= selected < len(state.beds):
         return render_overview(state, width, height, cursor, now_wall_s, note)
     bed = state.beds[selected]
+    hung = f" ({bed.hangs} hung)" if bed.hangs else ""
     foot = Text(f"bed {selected + 1} of {len(state.beds)}: {bed.name} · worker {bed.worker}, "
-                f"{bed.restarts} restarts · {DETAIL_KEYS}", style="grey50")
+                f"{bed.restarts} restarts{hung} · {DETAIL_KEYS}", style="grey50")
     foot.no_wrap, foot.overflow = True, "ellipsis"
     if bed.gate is None:
         return Group(render_bed(bed.display, width, max(12, height - 1)), _fit(foot, max(40, width)))

@@ -15,8 +15,11 @@ from scorer.records import ScoredEpoch
 
 log = logging.getLogger(__name__)
 
-#: worker states shown on screen
-STARTING, RUNNING, RESTARTING, STOPPED = "starting", "running", "restarting", "stopped"
+#: refused streams remembered (so each is announced once); older ones are forgotten
+MAX_REFUSED_KEPT = 1024
+
+#: worker states shown on screen (``hung``: killed for its silence, restart pending)
+STARTING, RUNNING, RESTARTING, HUNG, STOPPED = "starting", "running", "restarting", "hung", "stopped"
 
 
 #: the reason the ward gives a bed's gate when its worker ends (its outlet went with it)
@@ -85,11 +88,15 @@ class BedState:
     name: the bed's name (outlets ``<name>-stage``/``-probabilities``, file ``<name>.tsv``).
     source_id / stream_name / sfreq_hz: its EEG stream. out_path: its hypnogram file.
     display: the live screen's state of this bed (stages, statistics, status, truth).
-    worker: starting, running, restarting or stopped. restarts: worker restarts so far.
-    pid: the current worker's process id. last_exit: how the last worker ended.
-    epochs: epoch lines received over all workers. duplicates: epoch numbers received
-    twice (never expected: ``live`` numbers on from its file). gate: its stimulation
-    window (None: the bed runs no gate).
+    worker: starting, running, restarting, hung (killed for its silence) or stopped.
+    restarts: worker restarts so far. hangs: workers killed as hung. pid: the current
+    worker's process id. last_exit: how the last worker ended. epochs: epochs received
+    over all workers (from their lines, or from the file when lines were lost).
+    duplicates: epoch numbers received twice (never expected: ``live`` numbers on from
+    its file). lines_lost: lines the workers dropped (their ``seq`` jumped).
+    rows_from_file: epochs read from ``out_path`` because their lines were lost.
+    stale_lines: lines of a worker that had already ended or been replaced, dropped.
+    gate: its stimulation window (None: the bed runs no gate).
     """
 
     name: str
@@ -105,8 +112,13 @@ class BedState:
     retry_in_s: float | None = None
     epochs: int = 0
     duplicates: int = 0
+    hangs: int = 0
+    lines_lost: int = 0
+    rows_from_file: int = 0
+    stale_lines: int = 0
     last_record: ScoredEpoch | None = None
     gate: GateState | None = None
+    file_epoch: int = -1         # the newest epoch taken from the file (its line, late, is skipped)
 
     def apply(self, event: dict[str, object], wall_now_s: float) -> ScoredEpoch | GateChange | None:
         """Take one line of the worker; returns the record of an ``epoch`` line, the change
@@ -123,13 +135,13 @@ class BedState:
                 return change
             if kind == EPOCH:
                 rec = record_from_event(event)
+                self._started()
                 if self.last_record is not None and rec.epoch <= self.last_record.epoch:
+                    if rec.epoch <= self.file_epoch:
+                        return None         # read from the file already, when lines were lost
                     self.duplicates += 1
                     log.warning("bed %s: epoch %d received again", self.name, rec.epoch)
-                self.display.add_record(rec, wall_now_s)
-                self.last_record = rec
-                self.epochs += 1
-                self._started()
+                self._add(rec, wall_now_s)
                 return rec
             if kind == STATUS:
                 self.display.set_status(status_from_event(event))
@@ -141,6 +153,18 @@ class BedState:
         except (KeyError, TypeError, ValueError) as exc:
             log.warning("bed %s: unreadable worker line %r (%s)", self.name, event, exc)
         return None
+
+    def add_from_file(self, record: ScoredEpoch, wall_now_s: float) -> None:
+        """An epoch read from the bed's file, its line lost on the way (see
+        :mod:`scorer.ward.catchup`); its line, should it come late, is skipped."""
+        self._add(record, wall_now_s)
+        self.rows_from_file += 1
+        self.file_epoch = max(self.file_epoch, record.epoch)
+
+    def _add(self, record: ScoredEpoch, wall_now_s: float) -> None:
+        self.display.add_record(record, wall_now_s)
+        self.last_record = record
+        self.epochs += 1
 
     def _started(self) -> None:
         """A line from a starting worker shows it runs (late lines of an ended one change nothing)."""
@@ -154,12 +178,19 @@ class BedState:
 
 @dataclass
 class WardState:
-    """Every bed, in the order they appeared, plus what the ward follows and where it writes."""
+    """Every bed, in the order they appeared, plus what the ward follows and where it writes.
+
+    max_beds: the most beds it follows. refused: streams refused past ``max_beds``
+    (source_id -> stream name; the newest ``MAX_REFUSED_KEPT``), refused_total: how many.
+    """
 
     out_dir: Path
     following: str
     beds: list[BedState] = field(default_factory=list)
     started_wall_s: float = 0.0
+    max_beds: int | None = None
+    refused: dict[str, str] = field(default_factory=dict)
+    refused_total: int = 0
 
     def bed(self, name: str) -> BedState | None:
         return next((b for b in self.beds if b.name == name), None)

@@ -46,6 +46,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--find-timeout", type=float, default=30.0, metavar="S",
                    help="a (re)started worker looks for its stream this long before it ends and is started "
                         "again (default: %(default)s)")
+    p.add_argument("--hang-timeout", type=float, default=20.0, metavar="S",
+                   help="a worker alive but silent this long (s of wall time; a worker writes a status line "
+                        "about once a second) is taken for hung: its process group is killed and it is started "
+                        "again, and the bed shows it. Before its first line a worker is given --find-timeout "
+                        "+ 20 s more (finding its stream, connecting, loading the model). 0: never "
+                        "(default: %(default)s)")
+    p.add_argument("--max-beds", type=int, default=32, metavar="N",
+                   help="follow at most N beds; a new stream past them is refused with one line and gets no "
+                        "worker (default: %(default)s)")
     from sleepstream.lsl_config import add_lsl_arguments
 
     add_lsl_arguments(p)
@@ -66,6 +75,39 @@ def out_folder(out: str | None) -> Path:
     return d
 
 
+def check_supervision(hang_timeout_s: float, max_beds: int) -> None:
+    """Refuse, in one line, a ``--hang-timeout`` that is not 0 (off) or at least 2 s (a
+    worker writes a status line about once a second) and a ``--max-beds`` below 1."""
+    import math
+
+    from sleepnet.errors import SleepstreamError
+
+    if not (hang_timeout_s == 0 or (math.isfinite(hang_timeout_s) and hang_timeout_s >= 2.0)):
+        raise SleepstreamError(f"--hang-timeout must be 0 (off) or at least 2 s (a worker writes a status line "
+                               f"about once a second), got {hang_timeout_s}")
+    if max_beds < 1:
+        raise SleepstreamError(f"--max-beds must be at least 1, got {max_beds}")
+
+
+def summary_line(ward, out: Path) -> str:
+    """The ward's closing line: beds, epochs, restarts (and hangs), windows, refusals, lost lines."""
+    beds = ward.state.beds
+    gated = [b.gate for b in beds if b.gate is not None]
+    opened = sum(g.opens for g in gated)
+    windows = (f", {len(gated)} gated bed{'s' if len(gated) != 1 else ''} opened {opened} "
+               f"window{'s' if opened != 1 else ''}" if gated else "")
+    hangs = sum(b.hangs for b in beds)
+    extra = f", {hangs} worker{'s' if hangs != 1 else ''} killed as hung" if hangs else ""
+    from_file = sum(b.rows_from_file for b in beds)
+    if from_file:
+        extra += f", {from_file} epoch{'s' if from_file != 1 else ''} read from the files (worker lines lost)"
+    refused = ward.state.refused_total
+    if refused:
+        extra += f", {refused} stream{'s' if refused != 1 else ''} refused (--max-beds {ward.max_beds})"
+    return (f"ward: {len(beds)} beds, {sum(b.epochs for b in beds)} epochs, "
+            f"{sum(b.restarts for b in beds)} worker restarts{windows}{extra}; hypnograms in {out}")
+
+
 def setup_ward_log() -> None:
     """Route the ward's lines to stdout, plainly (like `live --no-display`)."""
     from scorer.ward.log_view import WARD_LOGGER
@@ -82,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         from sleepnet.errors import SleepstreamError
 
         raise SleepstreamError(f"--find-timeout must be positive, got {args.find_timeout}")
+    check_supervision(args.hang_timeout, args.max_beds)
     from scorer.ward.gates import gate_plan
 
     gates = gate_plan(args.gate, args.gate_bed)   # every rule checked once, before any worker starts
@@ -117,14 +160,8 @@ def run(args: argparse.Namespace) -> int:
         view = WardDisplay()
     logging.getLogger(__name__).info("ward: following %s on %s; writing to %s", selector.describe(),
                                      lsl.describe(), out)
-    ward = Ward(out, selector, opts, [view])
+    ward = Ward(out, selector, opts, [view], hang_timeout_s=args.hang_timeout, max_beds=args.max_beds)
     with stop_on_signals() as stop:
         ward.run(stop)
-    beds = ward.state.beds
-    gated = [b.gate for b in beds if b.gate is not None]
-    opened = sum(g.opens for g in gated)
-    windows = (f", {len(gated)} gated bed{'s' if len(gated) != 1 else ''} opened {opened} "
-               f"window{'s' if opened != 1 else ''}" if gated else "")
-    print(f"ward: {len(beds)} beds, {sum(b.epochs for b in beds)} epochs, "
-          f"{sum(b.restarts for b in beds)} worker restarts{windows}; hypnograms in {out}", file=sys.stderr)
+    print(summary_line(ward, out), file=sys.stderr)
     return 0
