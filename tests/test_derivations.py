@@ -169,3 +169,14 @@ def test_stream_without_an_electrode_names_it_and_lists_the_channels():
             stream.connect(timeout_s=5.0)
     finally:
         player.close()
+
+
+def test_ward_hands_a_derivation_to_every_beds_live_worker(tmp_path):
+    """`ward --channel 'F4-(M1+M2)/2'` reaches each worker's `live` command line whole."""
+    from scorer.ward.worker import WorkerOptions, worker_command
+    from sleepstream.cli import build_parser
+
+    ward = build_parser().parse_args(["ward", "--channel", "F4-(M1+M2)/2"])
+    cmd = worker_command("sid-1", tmp_path / "bed.tsv", "bed-1", WorkerOptions(channel=ward.channel))
+    live = build_parser().parse_args(cmd[cmd.index("live"):])
+    assert live.command == "live" and live.channel == "F4-(M1+M2)/2"
