@@ -193,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
     except StreamNotFoundError as exc:
         raise StreamNotFoundError(f"{exc}; {lsl.search_hint()}") from None
     from scorer.live import LiveScorer, release_session  # the model only once there is something to score
-    from sleepnet.normalised import describe_input, is_level_free, model_for_input, quality_thresholds
+    from sleepnet.normalised import STREAM_KIND, describe_input, is_level_free, model_for_input, quality_thresholds
     from sleepnet.weights import load_model
 
     if args.weights is not None:
@@ -208,7 +208,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         # Samples flow from run() on: whatever arrives meanwhile would wait in liblsl's queue.
         desc = stream.connect(timeout_s=max(2.0, min(args.timeout, 10.0)), subscribe=False)
-        normalised_by = "--normalized" if args.normalized else ("stream" if desc.normalisation else None)
+        normalised_by = ("--normalized" if args.normalized
+                         else "stream" if desc.normalisation == STREAM_KIND else None)
         model = load_model(model_for_input(args.weights, normalised_by is not None))
         use_one_torch_thread()
         console.print(f"sleepstream live: model {model.summary}", highlight=False, soft_wrap=True)
