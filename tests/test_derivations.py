@@ -180,3 +180,34 @@ def test_ward_hands_a_derivation_to_every_beds_live_worker(tmp_path):
     cmd = worker_command("sid-1", tmp_path / "bed.tsv", "bed-1", WorkerOptions(channel=ward.channel))
     live = build_parser().parse_args(cmd[cmd.index("live"):])
     assert live.command == "live" and live.channel == "F4-(M1+M2)/2"
+
+
+def test_the_outlets_descriptions_name_the_derivation_scored():
+    import pylsl
+
+    from scorer.lsl_outlets import STAGE_SUFFIX, LslOutletSink
+
+    name, _ = unique_ids()
+    sink = LslOutletSink(name, "m", source_stream="amp", source_channel="F4-(M1+M2)/2", linger_s=0.0)
+    try:
+        found = pylsl.resolve_byprop("name", name + STAGE_SUFFIX, 1, 10.0)
+        assert found, "the stage outlet was not found"
+        inlet = pylsl.StreamInlet(found[0], recover=False)
+        desc = inlet.info(10.0).desc()
+        assert desc.child_value("source_channel") == "F4-(M1+M2)/2" and desc.child_value("source_stream") == "amp"
+        del inlet
+    finally:
+        sink.close()
+
+
+def test_score_command_names_a_missing_electrode_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(6)
+    _write_edf(tmp_path / "ref.edf", {n: rng.standard_normal(100 * 35) * 30 for n in ("F3", "F4", "C3")}, 100.0)
+    r = subprocess.run([sys.executable, "-m", "sleepstream.cli", "score", str(tmp_path / "ref.edf"), "--channel",
+                        "F4-M1", "--out", str(tmp_path / "s.csv")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].endswith(
+        "ref.edf: no channel 'F4-M1', and no electrode 'M1' to derive it from; it has: F3, F4, C3"), r.stderr
