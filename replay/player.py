@@ -38,6 +38,7 @@ import pylsl
 from sleepnet.errors import SleepstreamError
 from sleepnet.io.hypnograms import read_hypnogram
 from sleepnet.io.recordings import DEFAULT_CHANNEL, Recording, list_edf_channels, read_recording
+from sleepnet.normalised import STREAM_KIND, STREAM_UNIT, input_normalisation
 from sleepnet.stages import EPOCH_S, STAGES, stage_name
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,9 @@ class ReplaySource:
     sfreq: rate in Hz. channels/units/kinds: per-channel label, unit and LSL channel type.
     labels: (n_epochs,) stage codes per 30-s epoch (-1 unscored), or None.
     source: where it came from.
+    normalised: True when the signal is per-epoch normalised (each 30-s epoch z-scored,
+    not µV): the stream's description then says so (``normalisation/kind``) and its
+    channels' unit is ``normalized``.
     """
 
     data_uv: np.ndarray
@@ -80,6 +84,7 @@ class ReplaySource:
     kinds: tuple[str, ...]
     labels: np.ndarray | None
     source: str
+    normalised: bool = False
 
     @property
     def n_samples(self) -> int:
@@ -131,7 +136,7 @@ class ReplaySource:
 
 
 def load_source(path: str | Path, channel: str = DEFAULT_CHANNEL, all_channels: bool = False,
-                hypnogram: str | Path | None = None) -> ReplaySource:
+                hypnogram: str | Path | None = None, normalized: bool | None = None) -> ReplaySource:
     """Read a recording for replay.
 
     Parameters
@@ -139,20 +144,27 @@ def load_source(path: str | Path, channel: str = DEFAULT_CHANNEL, all_channels: 
     path : str or Path
         npz (either format) or EDF/BDF.
     channel : str
-        EDF/BDF channel to stream (tolerant match, as the file readers do).
+        EDF/BDF channel to stream (tolerant match, as the file readers do), or a
+        derivation of its referential channels (``F4-M1``), streamed as one channel.
     all_channels : bool
         EDF/BDF: stream every channel of the file (at the file's common rate).
     hypnogram : str or Path, optional
         True stages for the ``-truth`` stream (otherwise labels inside the npz, if any).
+    normalized : bool, optional
+        The signal is per-epoch normalised (the stream's description will say so); None:
+        recognised when every epoch's SD is 1 +/- 0.001
+        (:func:`sleepnet.normalised.looks_normalised`).
     """
     rec = read_recording(path, channel)
-    src = ReplaySource.from_recording(rec)
+    normalised = input_normalisation(rec.eeg_uv, rec.sfreq, normalized) is not None
+    src = replace(ReplaySource.from_recording(rec), normalised=normalised)
     if all_channels and Path(path).suffix.lower() in (".edf", ".bdf", ".rec"):
         names = list_edf_channels(path)
         recs = [rec if n == rec.channel else read_recording(path, n) for n in names]
         n = min(len(r.eeg_uv) for r in recs)
         data = np.stack([r.eeg_uv[:n] for r in recs], axis=1)
-        src = ReplaySource.from_arrays(data, rec.sfreq, [r.channel for r in recs], source=str(path))
+        src = replace(ReplaySource.from_arrays(data, rec.sfreq, [r.channel for r in recs], source=str(path)),
+                      normalised=normalised)
     labels = rec.labels
     if hypnogram is not None:
         labels = read_hypnogram(hypnogram, n_epochs=src.n_epochs)
@@ -277,8 +289,12 @@ class Player:
         for label, unit, kind in zip(src.channels, src.units, src.kinds):
             ch = chans.append_child("channel")
             ch.append_child_value("label", label)
-            ch.append_child_value("unit", unit)
+            ch.append_child_value("unit", STREAM_UNIT if src.normalised and unit == UNIT_UV else unit)
             ch.append_child_value("type", kind)
+        if src.normalised:  # not µV: each 30-s epoch z-scored (sleepstream live reads this)
+            norm = info.desc().append_child("normalisation")
+            norm.append_child_value("kind", STREAM_KIND)
+            norm.append_child_value("epoch_s", f"{EPOCH_S:g}")
         info.desc().append_child_value("manufacturer", "sleepstream replay")
         info.desc().append_child_value("source_file", Path(src.source).name)
         # How fast and how long: a consumer sizes its inlet buffer from this, so a

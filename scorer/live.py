@@ -49,6 +49,7 @@ import pylsl
 
 from sleepnet.metrics import Agreement, agreement
 from sleepnet.predictions import StagingModel
+from sleepnet.preprocess import QualityThresholds
 from sleepnet.stages import EPOCH_S, STAGES, UNSCORED_NAME
 from streamer.epochs import EpochAssembler, TimedEpoch
 from streamer.resolve import StreamQuery, resolve
@@ -179,18 +180,21 @@ class LiveScorer:
     state_path : Path, optional
         Where the night-level state is kept across restarts (see the module doc); when
         it holds a state of this model, scoring carries on from it.
+    thresholds : QualityThresholds, optional
+        Epoch quality rules (default: the µV ones; per-epoch normalised input takes
+        :func:`sleepnet.normalised.quality_thresholds`).
     """
 
     def __init__(self, stream: EEGStream, model: StagingModel, sinks: Sequence[Sink],
                  truth: TruthStream | None = None, status_every_s: float = STATUS_EVERY_S,
-                 state_path: str | Path | None = None) -> None:
+                 state_path: str | Path | None = None, thresholds: QualityThresholds | None = None) -> None:
         self.stream = stream
         self.desc = stream.description
         self.model = model
         self.sinks = list(sinks)
         self.truth_stream = truth
         self.status_every_s = status_every_s
-        self._assembler = EpochAssembler(self.desc.sfreq_hz, model.preprocess)
+        self._assembler = EpochAssembler(self.desc.sfreq_hz, model.preprocess, thresholds=thresholds)
         self._scorer = model.new_stager()
         self.state_path = Path(state_path) if state_path is not None else None
         self._resume_end: float | None = None

@@ -21,7 +21,9 @@ specification, as LabRecorder, mne-lsl and vendor apps write and read them):
   and ``software_version``;
 * ``label_map`` with one ``label`` (``code``, ``stage``) per class, plus the same map
   as JSON in ``label_map_json``; ``unscored``, ``model_id``, ``epoch_s``,
-  ``timestamp`` (what the stamps mean) and ``source_stream`` (the EEG scored).
+  ``timestamp`` (what the stamps mean), ``source_stream`` (the EEG scored) and
+  ``source_channel`` (its channel, or the derivation computed from its channels, e.g.
+  ``F4-(TP9+TP10)/2``).
 """
 from __future__ import annotations
 
@@ -60,7 +62,7 @@ def _software_version() -> str:
 
 
 def _describe(info: pylsl.StreamInfo, model_id: str, epoch_s: float, source_stream: str,
-              channels: tuple[tuple[str, str, str], ...]) -> None:
+              channels: tuple[tuple[str, str, str], ...], source_channel: str = "") -> None:
     """Write the description (see the module text); ``channels``: (label, unit, type) each."""
     d = info.desc()
     chans = d.append_child("channels")
@@ -84,6 +86,7 @@ def _describe(info: pylsl.StreamInfo, model_id: str, epoch_s: float, source_stre
     d.append_child_value("epoch_s", f"{epoch_s:g}")
     d.append_child_value("timestamp", "last sample of the epoch, scorer's LSL clock")
     d.append_child_value("source_stream", source_stream)
+    d.append_child_value("source_channel", source_channel)
     d.append_child_value("manufacturer", "sleepstream")
 
 
@@ -98,22 +101,24 @@ class LslOutletSink:
         Written into both descriptions.
     source_stream : str
         Name of the EEG stream being scored (for the description).
+    source_channel : str
+        The channel scored, or the derivation computed from the stream's channels.
     linger_s : float
         On close, wait this long when consumers are connected, so they can pull the
         last stages before the outlets disappear.
     """
 
     def __init__(self, name: str = DEFAULT_OUTLET_NAME, model_id: str = "", epoch_s: float = EPOCH_S,
-                 source_stream: str = "", linger_s: float = 0.5) -> None:
+                 source_stream: str = "", linger_s: float = 0.5, source_channel: str = "") -> None:
         self.name = name
         self.linger_s = float(linger_s)
         sinfo = pylsl.StreamInfo(name + STAGE_SUFFIX, STAGE_TYPE, 1, pylsl.IRREGULAR_RATE, "string",
                                  outlet_source_id(name, STAGE_SUFFIX))
-        _describe(sinfo, model_id, epoch_s, source_stream, (("stage", "none", STAGE_TYPE),))
+        _describe(sinfo, model_id, epoch_s, source_stream, (("stage", "none", STAGE_TYPE),), source_channel)
         pinfo = pylsl.StreamInfo(name + PROBABILITIES_SUFFIX, PROBABILITIES_TYPE, len(PROBABILITY_CHANNELS),
                                  pylsl.IRREGULAR_RATE, "float32", outlet_source_id(name, PROBABILITIES_SUFFIX))
         _describe(pinfo, model_id, epoch_s, source_stream,
-                  tuple((label, "probability", "MISC") for label in PROBABILITY_CHANNELS))
+                  tuple((label, "probability", "MISC") for label in PROBABILITY_CHANNELS), source_channel)
         self._stage: pylsl.StreamOutlet | None = pylsl.StreamOutlet(sinfo)
         self._probs: pylsl.StreamOutlet | None = pylsl.StreamOutlet(pinfo)
         log.info("publishing stages on LSL streams '%s%s' and '%s%s'", name, STAGE_SUFFIX, name,

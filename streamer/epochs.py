@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sleepnet.preprocess import Epoch, PreprocessConfig, Preprocessor
+from sleepnet.preprocess import Epoch, PreprocessConfig, Preprocessor, QualityThresholds
 
 from .errors import StreamError
 from .stream import SampleChunk
@@ -68,11 +68,14 @@ class EpochAssembler:
         The model's preprocessing (from the loaded weights).
     block_s : float
         Longest run of missing samples fed to the preprocessor at once.
+    thresholds : QualityThresholds, optional
+        Quality rules (default: the µV ones; see :func:`sleepnet.normalised.quality_thresholds`).
     """
 
-    def __init__(self, sfreq_hz: float, config: PreprocessConfig, block_s: float = 30.0) -> None:
+    def __init__(self, sfreq_hz: float, config: PreprocessConfig, block_s: float = 30.0,
+                 thresholds: QualityThresholds | None = None) -> None:
         try:
-            self._pre = Preprocessor(sfreq_hz, config)
+            self._pre = Preprocessor(sfreq_hz, config, thresholds)
         except ValueError as exc:
             raise StreamError(f"cannot score a stream at {sfreq_hz:g} Hz: {exc}") from None
         self.sfreq_hz = float(sfreq_hz)

@@ -46,7 +46,7 @@ from pylsl.util import LostError
 from pylsl.util import TimeoutError as LslTimeoutError
 
 from sleepnet.errors import SleepstreamError
-from sleepnet.io.recordings import pick_channel
+from sleepnet.io.derivations import Derivation, resolve_derivation
 
 from .buffer import RingBuffer
 from .errors import StreamChangedError, StreamError
@@ -122,8 +122,13 @@ def replay_buffer_s(info: pylsl.StreamInfo, max_samples: int = MAX_AUTO_BUFFER_S
 class StreamDescription:
     """What was found when connecting.
 
-    sfreq_hz: nominal rate. channel_index/channel_label: the channel scored.
-    unit: its declared unit (None when absent). scale_to_uv: factor applied to reach µV.
+    sfreq_hz: nominal rate. channel_index/channel_label: the channel scored (the first
+    of a derivation's, and the derivation's name). unit: its declared unit (None when
+    absent). scale_to_uv: factor applied to reach µV. derivation: the channels and
+    weights the scored signal is computed from, sample by sample
+    (:class:`sleepnet.io.derivations.Derivation`; one channel as it is, or ``F4-M1``).
+    normalisation: ``normalisation/kind`` of the description (``per-epoch-zscore``: not
+    µV but each 30-s epoch z-scored), None when absent.
     """
 
     name: str
@@ -137,6 +142,8 @@ class StreamDescription:
     channel_label: str
     unit: str | None
     scale_to_uv: float
+    derivation: Derivation | None = None
+    normalisation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -355,7 +362,7 @@ class EEGStream:
             self._update_stall(arrival)
             return []
         self._refresh_time_correction(arrival)
-        x = np.asarray(data[:, self._desc.channel_index], dtype=np.float64)
+        x = self._desc.derivation.apply(data)       # one channel, or a derivation: float64
         if self._desc.scale_to_uv != 1.0:
             x = x * self._desc.scale_to_uv
         t = np.asarray(ts, dtype=np.float64) + self._tc
@@ -406,6 +413,7 @@ class EEGStream:
         have_labels = labels is not None and any(lbl for lbl in labels)
         label_list = [lbl or "" for lbl in labels] if have_labels else [f"ch{i}" for i in range(count)]
         label_list = (label_list + [f"ch{i}" for i in range(len(label_list), count)])[:count]
+        deriv: Derivation | None = None
         if self.channel_index is not None:
             idx = int(self.channel_index)
             if not 0 <= idx < count:
@@ -418,11 +426,18 @@ class EEGStream:
             idx = 0
         else:
             try:
-                idx = pick_channel(label_list, self.channel, f"stream '{name}'")
+                deriv = resolve_derivation(label_list, self.channel, f"stream '{name}'")
             except SleepstreamError as exc:
                 raise StreamError(str(exc)) from None
+            idx = deriv.indices[0]
+        deriv = deriv if deriv is not None else Derivation((idx,), (1.0,), label_list[idx], (label_list[idx],))
         units = full.get_channel_units()
-        unit = units[idx] if units is not None and idx < len(units) else None
+        found = [units[i] if units is not None and i < len(units) else None for i in deriv.indices]
+        if len(set(found)) > 1:
+            raise StreamError(f"stream '{name}': the channels of '{deriv.name}' differ in unit "
+                              f"({', '.join(f'{lb}: {u}' for lb, u in zip(deriv.labels, found))})")
+        unit = found[0]
+        normalisation = full.desc().child("normalisation").child_value("kind") or None
         if self.units is not None:
             scale = unit_scale_to_uv(self.units)
             unit = self.units
@@ -432,13 +447,16 @@ class EEGStream:
                 log.warning("stream '%s' declares no unit for '%s'; assuming µV (override with --units)",
                             name, label_list[idx])
                 scale = 1.0
+            elif scale is None and normalisation:
+                scale = 1.0            # per-epoch normalised values: no voltage to convert
             elif scale is None:
                 raise StreamError(f"stream '{name}': channel '{label_list[idx]}' has unit '{unit}', "
                                   "not a voltage; override with --units uV|mV|V")
         return StreamDescription(
             name=name, stream_type=full.type(), source_id=full.source_id(), hostname=full.hostname(),
             sfreq_hz=float(full.nominal_srate()), channel_count=count, channel_labels=tuple(label_list),
-            channel_index=idx, channel_label=label_list[idx], unit=unit, scale_to_uv=float(scale))
+            channel_index=idx, channel_label=deriv.name, unit=unit, scale_to_uv=float(scale),
+            derivation=deriv, normalisation=normalisation)
 
     def _check_same_layout(self, new: StreamDescription) -> None:
         old = self._desc

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..errors import InputFileError, SleepstreamError
 from ..metrics import Agreement, agreement
+from ..features import feature_transform
 from ..night_context import N_BASE, ContextConfig, NightContext
 from .training import trim_range
 
@@ -57,6 +58,9 @@ class FeatureTrainConfig:
         LightGBM threads.
     seed : int
         Seeds the session starts and LightGBM.
+    feature_set : str
+        ``base`` (the default model's absolute band powers, variance and mobility) or
+        ``scale-free`` (band shares and ratios only: :func:`sleepnet.features.scale_free_features`).
     """
 
     shrink_epochs: float = 100.0
@@ -68,6 +72,7 @@ class FeatureTrainConfig:
     min_data_in_leaf: int = 50
     threads: int = 2
     seed: int = 0
+    feature_set: str = "base"
 
     def lgb_params(self) -> dict:
         return {"objective": "multiclass", "num_class": 5, "learning_rate": self.learning_rate,
@@ -177,13 +182,13 @@ def nights_from_sources(sources: Sequence, on_night: Callable[[int, int], None] 
     return out
 
 
-def population_mean(nights: Sequence[FeatureNight]) -> tuple[float, ...]:
-    """Mean base features over the trimmed, scored, scorable epochs of ``nights``."""
+def population_mean(nights: Sequence[FeatureNight], feature_set: str = "base") -> tuple[float, ...]:
+    """Mean features of ``feature_set`` over the trimmed, scored, scorable epochs of ``nights``."""
     parts = []
     for n in nights:
         a, b = trim_range(n.labels)
         keep = (n.labels[a:b] >= 0) & n.scorable[a:b]
-        parts.append(n.features[a:b][keep])
+        parts.append(feature_transform(feature_set, n.features[a:b][keep]))
     return tuple(float(v) for v in np.concatenate(parts).mean(axis=0))
 
 
@@ -238,7 +243,8 @@ def fit_trees(nights: Sequence[FeatureNight], cfg: FeatureTrainConfig) -> tuple[
         import lightgbm as lgb
     except ImportError:
         raise SleepstreamError("training the feature stager needs LightGBM: pip install lightgbm") from None
-    context = ContextConfig(pop_mean=population_mean(nights), shrink_epochs=cfg.shrink_epochs)
+    context = ContextConfig(pop_mean=population_mean(nights, cfg.feature_set), shrink_epochs=cfg.shrink_epochs,
+                            feature_set=cfg.feature_set)
     X, y = training_rows(nights, context, cfg)
     if len(np.unique(y)) < 5:
         raise SleepstreamError(f"the training nights hold {len(np.unique(y))} of the 5 stages; need all five")

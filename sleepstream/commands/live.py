@@ -24,10 +24,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="give up finding the stream after S seconds (default: %(default)s)")
     c = p.add_argument_group("which channel")
     c.add_argument("--channel", default="Fpz-Cz",
-                   help="channel label in the stream description (default: %(default)s; "
-                        "case, spaces and an 'EEG' prefix are ignored)")
+                   help="channel label in the stream description (default: %(default)s; case, spaces, an 'EEG' "
+                        "prefix and a '-Ref' suffix are ignored), or a derivation of referential channels computed "
+                        "sample by sample: F4-M1, C4-(M1+M2)/2 (a channel with that exact label wins)")
     c.add_argument("--channel-index", type=int, metavar="I", help="pick the channel by 0-based index instead")
     c.add_argument("--units", help="override the channel's declared unit: uV, mV or V")
+    c.add_argument("--normalized", action="store_true",
+                   help="the signal is per-epoch normalised (each 30-s epoch z-scored): score it with the scale-free "
+                        "model and level-free quality checks (a sleepstream replay of such a file says so itself)")
     o = p.add_argument_group("outputs")
     o.add_argument("--out", metavar="FILE", help="hypnogram TSV, one row per epoch, fsync'ed; appended to "
                                                  "when it exists (a new session), never truncated")
@@ -189,10 +193,11 @@ def run(args: argparse.Namespace) -> int:
     except StreamNotFoundError as exc:
         raise StreamNotFoundError(f"{exc}; {lsl.search_hint()}") from None
     from scorer.live import LiveScorer, release_session  # the model only once there is something to score
+    from sleepnet.normalised import STREAM_KIND, describe_input, is_level_free, model_for_input, quality_thresholds
     from sleepnet.weights import load_model
 
-    model = load_model(args.weights)
-    use_one_torch_thread()
+    if args.weights is not None:
+        load_model(args.weights)   # a bad --weights fails before the stream is opened
     info = found.info
     stream = EEGStream(info, channel=args.channel, channel_index=args.channel_index, units=args.units,
                        max_buflen_s=args.buffer_s)
@@ -203,7 +208,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         # Samples flow from run() on: whatever arrives meanwhile would wait in liblsl's queue.
         desc = stream.connect(timeout_s=max(2.0, min(args.timeout, 10.0)), subscribe=False)
+        normalised_by = ("--normalized" if args.normalized
+                         else "stream" if desc.normalisation == STREAM_KIND else None)
+        model = load_model(model_for_input(args.weights, normalised_by is not None))
+        use_one_torch_thread()
         console.print(f"sleepstream live: model {model.summary}", highlight=False, soft_wrap=True)
+        if normalised_by:
+            console.print(describe_input(normalised_by, model.model_id, is_level_free(model)), highlight=False,
+                          soft_wrap=True)
         if gate_rule is not None:  # first: its markers' latency counts from the epoch's record
             from scorer.gate.sink import GateSink
 
@@ -211,7 +223,8 @@ def run(args: argparse.Namespace) -> int:
         if args.out:
             sinks.append(HypnogramFile(args.out, desc.name, model.model_id))
         if not args.no_outlets:
-            sinks.append(LslOutletSink(args.outlet_name, model.model_id, source_stream=desc.name))
+            sinks.append(LslOutletSink(args.outlet_name, model.model_id, source_stream=desc.name,
+                                       source_channel=desc.channel_label))
         if args.status_json:
             from scorer.json_lines import JsonLinesSink
 
@@ -222,7 +235,8 @@ def run(args: argparse.Namespace) -> int:
             sinks.append(json_sink)
         else:
             sinks.append(make_view_sink(args.no_display, f"sleepstream live: {desc.name} / {desc.channel_label}"))
-        scorer = LiveScorer(stream, model, sinks, truth, state_path=state_path_for(args.out))
+        scorer = LiveScorer(stream, model, sinks, truth, state_path=state_path_for(args.out),
+                            thresholds=quality_thresholds(normalised_by is not None))
         with stop_on_signals() as stop:
             summary = scorer.run(stop=stop, max_epochs=args.epochs)
     finally:

@@ -23,12 +23,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="recording file: .npz (continuous or windowed), .edf or .bdf; several files, a folder, "
                         "a quoted glob or @FILE (a text file listing recordings) score an archive into --out DIR")
     p.add_argument("--hypnogram", help="true stages (EDF+ annotations, Sleep-EDF txt, text/CSV/TSV)")
-    p.add_argument("--channel", default="EEG Fpz-Cz", help="EEG channel to score (default: %(default)s; Fpz-Cz matches too)")
+    p.add_argument("--channel", default="EEG Fpz-Cz",
+                   help="EEG channel to score, or a derivation of referential channels: F4-M1, C4-(M1+M2)/2 "
+                        "(default: %(default)s; Fpz-Cz matches too; a channel with that exact label wins)")
+    p.add_argument("--normalized", action="store_true",
+                   help="the signal is per-epoch normalised (each 30-s epoch z-scored, as the design's sample.npz): "
+                        "score it with the scale-free model and level-free quality checks. Recognised without "
+                        "this flag when every epoch's SD is 1 +/- 0.001")
     p.add_argument("--out", help="stage CSV to write (default: <recording name>_stages.csv here); "
                                  "for several recordings, the folder for their files and cohort.csv")
     p.add_argument("--weights", metavar="NAME|DIR",
                    help="a shipped model's name or a weights folder (default: %s, the default "
-                        "model named in weights/__init__.py)" % DEFAULT_MODEL)
+                        "model named in weights/__init__.py; the scale-free model for per-epoch normalised "
+                        "input)" % DEFAULT_MODEL)
     p.add_argument("--quiet", action="store_true", help="no progress bar or tables")
     score_archive.add_arguments(p)
 
@@ -53,11 +60,18 @@ def run(args: argparse.Namespace) -> int:
     if rec.n_epochs == 0:
         from sleepnet.errors import InputFileError
         raise InputFileError(f"{rec.source}: shorter than one 30-s epoch ({rec.duration_s:.1f} s)")
+    from sleepnet.normalised import (describe_input, input_normalisation, is_level_free, model_for_input,
+                                     nothing_scored_reason, quality_thresholds)
     from sleepnet.preprocess import Preprocessor
     from sleepnet.weights import load_model
 
-    model = load_model(args.weights)
-    pre = Preprocessor(rec.sfreq, model.preprocess)
+    normalised_by = input_normalisation(rec.eeg_uv, rec.sfreq, True if args.normalized else None)
+    model = load_model(model_for_input(args.weights, normalised_by is not None))
+    console = Console()
+    if normalised_by and not args.quiet:
+        console.print(describe_input(normalised_by, model.model_id, is_level_free(model)), highlight=False,
+                      soft_wrap=True)
+    pre = Preprocessor(rec.sfreq, model.preprocess, quality_thresholds(normalised_by is not None))
     scorer = model.new_stager()
     chunk = int(round(rec.sfreq * 30 * CHUNK_EPOCHS))
     preds = []
@@ -66,11 +80,15 @@ def run(args: argparse.Namespace) -> int:
             preds += scorer.score(pre.push(rec.eeg_uv[start:start + chunk]))
             update(f"scoring {Path(rec.source).name}", min(len(rec.eeg_uv), start + chunk), len(rec.eeg_uv))
     write_stage_csv(out, preds)
-    console = Console()
     n_scored = sum(p.scored for p in preds)
     if not args.quiet:
         console.print(f"{rec.source}: channel {rec.channel} at {rec.sfreq:g} Hz, {len(preds)} epochs "
                       f"({n_scored} scored, {len(preds) - n_scored} unscored) -> {out}")
+    if n_scored == 0:
+        from sleepnet.errors import InputFileError
+
+        reason = nothing_scored_reason([p.flags for p in preds], rec.eeg_uv, rec.sfreq, normalised_by is not None)
+        raise InputFileError(f"{rec.source}: no epoch could be scored: {reason}")
     if rec.labels is not None:
         import numpy as np
         y_pred = np.array([p.stage_code for p in preds])
@@ -83,3 +101,4 @@ def run(args: argparse.Namespace) -> int:
                 console.print(t)
             console.print(f"metrics: {mpath}  confusion: {cpath}")
     return 0
+

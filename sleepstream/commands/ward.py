@@ -39,7 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="beds whose name matches the shell pattern PATTERN run their own RULES, or no gate "
                         "with PATTERN=off, e.g. 'bed-3=stages=N3,epochs=3' or 'bed-4=off' (repeatable; the "
                         "first that matches a bed decides; works without --gate, gating only those beds)")
-    p.add_argument("--channel", default="Fpz-Cz", help="channel label scored in every bed (default: %(default)s)")
+    p.add_argument("--channel", default="Fpz-Cz",
+                   help="channel label scored in every bed, or a derivation of referential channels such as "
+                        "F4-M1 or C4-(M1+M2)/2, computed by each bed's worker (default: %(default)s)")
     p.add_argument("--weights", metavar="NAME|DIR",
                    help="a shipped model's name or a weights folder, for every bed (default: the default "
                         "model named in weights/__init__.py)")
