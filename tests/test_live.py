@@ -247,6 +247,19 @@ def test_live_command_with_no_matching_stream_says_so_in_one_line(tmp_path):
     assert "visible streams:" in r.stderr
 
 
+def test_live_command_refuses_a_stream_out_of_bounds_in_one_line_with_exit_2():
+    """A 30-kHz stream (the other refusals are pinned in test_streamer, in process)."""
+    name, sid = unique_ids()
+    info = pylsl.StreamInfo(name, "EEG", 1, 30000.0, "float32", sid)
+    info.set_channel_labels(["Fpz-Cz"])
+    outlet = pylsl.StreamOutlet(info)
+    r = run_cli("live", "--source-id", sid, "--timeout", "5", "--no-display", "--no-outlets")
+    del outlet
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr, r.stderr
+    assert f"stream '{name}' has a nominal rate of 30000 Hz" in r.stderr and "50 Hz to 20 kHz" in r.stderr
+
+
 def test_live_command_with_unwritable_out_fails_before_anything_starts(tmp_path):
     r = run_cli("live", "--source-id", "whatever", "--out", str(tmp_path / "missing" / "night.tsv"), "--no-display")
     assert r.returncode == 2
