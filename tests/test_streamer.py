@@ -325,6 +325,17 @@ def test_timestamps_going_back_are_a_break_and_later_gaps_count_from_the_new_ori
     assert "gap" in epochs[0].epoch.flags and epochs[0].epoch.missing_fraction == pytest.approx(1 / 3000)
     assert epochs[1].epoch.missing_fraction == pytest.approx(400 / 3000)
     assert epochs[1].start_time == pytest.approx(t1 + 2999 / fs, abs=1e-3)   # the sample before 3000: new clock
+    # and, like any gap, the break closes an open stimulation window at once
+    from scorer.gate.rules import GateRule
+    from scorer.gate.sink import GateSink
+    from scorer.records import ScoredEpoch
+
+    gate = GateSink(fs, GateRule(epochs=1, guard=False), outlet_name=None)
+    gate.publish(ScoredEpoch(0, t0, t0 + 9.99, "N2", (0.025, 0.025, 0.9, 0.025, 0.025), 0.9, (), 1.0))
+    assert gate.is_open
+    brk = next(c for c in chunks if c.missing_before == 1)
+    gate.samples(brk)
+    assert not gate.is_open and gate.history[-1][0].reason == "gap"
     s.disconnect()
     del s, out
 
