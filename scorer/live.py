@@ -30,6 +30,12 @@ baseline, clock and last epochs) is written there atomically after every scored 
 with the end time of the last epoch. A scorer started again on the same file carries on
 from it: the epochs it missed while down advance the night clock (from the stream's
 timestamps) and break the 4-epoch context, exactly as an unscored stretch would.
+
+Memory: every history the session keeps is bounded (:mod:`scorer.history`), so a
+7-day session holds what a night does. The latencies feed a :class:`LatencyStats`
+(percentiles exact over the first 4096 records, then from a fixed histogram), the truth
+pairs running counts (the agreement over every pair, exactly), and only the latest
+``RECENT_KEEP`` latencies, truth pairs and scored stages are kept as they are.
 """
 from __future__ import annotations
 
@@ -40,14 +46,14 @@ import os
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 import pylsl
 
-from sleepnet.metrics import Agreement, agreement
+from sleepnet.metrics import Agreement, agreement, agreement_from_counts
 from sleepnet.predictions import StagingModel
 from sleepnet.preprocess import QualityThresholds
 from sleepnet.stages import EPOCH_S, STAGES, UNSCORED_NAME
@@ -57,6 +63,7 @@ from streamer.stream import DEFAULT_BUFLEN_S, DEFAULT_CHANNEL, EEGStream
 from streamer.stream import SampleChunk
 from streamer.truth import TruthMarker, TruthStream
 
+from .history import AgreementCounts, LatencyStats, RecentDict
 from .records import ScoredEpoch
 from .sinks import Sink, StreamStatus
 
@@ -69,6 +76,10 @@ STATUS_MIN_INTERVAL_S = 0.1
 RECENT_S = 30.0
 SCORE_BATCH = 8               # epochs scored per turn of the loop
 MAX_BACKLOG_EPOCHS = 1440     # 12 h of epochs waiting (~17 MB at 100 Hz) before draining pauses
+RECENT_KEEP = 1024            # latest latencies, truth pairs and scored stages kept as they are
+
+
+_CODE = {s: i for i, s in enumerate(STAGES)}
 
 
 @dataclass(frozen=True)
@@ -85,8 +96,12 @@ class LiveSummary:
     """How a live session went.
 
     epochs / scored / unscored: records made. gaps, stalls, losses: stream events.
-    latencies_ms: per record. truth: epochs with a true stage. elapsed_s: wall time.
-    ended_by: 'stop', 'max_epochs' or 'idle'.
+    latencies_ms: the latest (at most ``RECENT_KEEP``) records' latencies, oldest first.
+    truth: the latest (at most ``RECENT_KEEP``) epochs with a true stage. elapsed_s: wall
+    time. ended_by: 'stop', 'max_epochs' or 'idle'. latency_ms: median_ms, p95_ms and
+    max_ms over EVERY record (:class:`scorer.history.LatencyStats`). truth_counts: (6, 6)
+    counts of (true, scored) pairs over every epoch with a true stage, unscored first
+    (:func:`sleepnet.metrics.pair_counts`).
     """
 
     epochs: int
@@ -101,9 +116,14 @@ class LiveSummary:
     truth: tuple[TruthPair, ...]
     elapsed_s: float
     ended_by: str
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    truth_counts: tuple[tuple[int, ...], ...] = ()
 
     def agreement(self) -> Agreement | None:
         """Agreement over epochs that are scored and have a scored true stage."""
+        if self.truth_counts:
+            counts = np.asarray(self.truth_counts, dtype=np.int64)
+            return agreement_from_counts(counts) if counts.sum() else None
         if not self.truth:
             return None
         code = {s: i for i, s in enumerate(STAGES)}
@@ -112,6 +132,9 @@ class LiveSummary:
         return agreement(y_true, y_pred)
 
     def latency_percentiles(self) -> dict[str, float]:
+        """median_ms, p95_ms and max_ms over every record ({} without any)."""
+        if self.latency_ms:
+            return dict(self.latency_ms)
         if not self.latencies_ms:
             return {}
         lat = np.asarray(self.latencies_ms)
@@ -203,9 +226,11 @@ class LiveScorer:
             self._restore_state()
         self._matcher = TruthMatcher(tolerance_s=0.5 / self.desc.sfreq_hz + 1e-3)
         self._failed: set[tuple[int, str]] = set()
-        self._stages: dict[int, str] = {}
-        self._truth: list[TruthPair] = []
-        self._latencies: list[float] = []
+        self._stages: RecentDict[int, str] = RecentDict(RECENT_KEEP)   # for truth that comes later
+        self._truth: deque[TruthPair] = deque(maxlen=RECENT_KEEP)
+        self._truth_counts = AgreementCounts()
+        self._latencies: deque[float] = deque(maxlen=RECENT_KEEP)
+        self._latency = LatencyStats()
         self.n_epochs = 0
         self.n_scored = 0
         self._last_latency = float("nan")
@@ -273,7 +298,7 @@ class LiveScorer:
         deadline = pylsl.local_clock() + wait_s
         while True:
             self._poll_truth()
-            if len(self._truth) >= self.n_epochs or pylsl.local_clock() >= deadline:
+            if self._truth_counts.total >= self.n_epochs or pylsl.local_clock() >= deadline:
                 return
             time.sleep(0.02)
 
@@ -337,6 +362,7 @@ class LiveScorer:
             self._matcher.add_epoch(record)
             self._stages[record.epoch] = record.stage
             self._latencies.append(latency)
+            self._latency.add(latency)
             self._last_latency = latency
             self.n_epochs += 1
             self.n_scored += int(record.stage != UNSCORED_NAME)
@@ -348,7 +374,9 @@ class LiveScorer:
         self._matcher.add_markers(self.truth_stream.poll())
         for epoch, stage in self._matcher.matches():
             self._each("truth", epoch, stage)
-            self._truth.append(TruthPair(epoch, stage, self._stages.get(epoch, UNSCORED_NAME)))
+            pair = TruthPair(epoch, stage, self._stages.get(epoch, UNSCORED_NAME))
+            self._truth.append(pair)
+            self._truth_counts.add(_CODE.get(pair.true_stage, -1), _CODE.get(pair.scored_stage, -1))
 
     def _tap(self, chunk: SampleChunk) -> None:
         """Each pulled chunk to the sinks with a ``samples`` method, before it is scored."""
@@ -387,7 +415,8 @@ class LiveScorer:
                            gaps=s.gaps, stalls=s.stalls, losses=s.losses, samples_received=s.samples_received,
                            samples_missing=s.samples_missing, latencies_ms=tuple(self._latencies),
                            truth=tuple(self._truth), elapsed_s=pylsl.local_clock() - self._t_start,
-                           ended_by=ended_by)
+                           ended_by=ended_by, latency_ms=self._latency.summary(),
+                           truth_counts=tuple(map(tuple, self._truth_counts.counts.tolist())))
 
     def close(self) -> None:
         """Close every sink (each once, failures logged) and disconnect the streams."""

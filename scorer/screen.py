@@ -486,7 +486,7 @@ def _health(state: DisplayState) -> list[Text]:
         arr = np.fromiter(state.latencies_ms, dtype=np.float64)
         lat.append(f" (median {np.median(arr):.0f}, max {arr.max():.0f})", style="grey70")
     lat.append(" · ", style="grey70")
-    lat.append(_plural(len(state.codes), "epoch"), style="bold")
+    lat.append(_plural(state.n_epochs, "epoch"), style="bold")
     lat.append(f" ({state.n_unscored} unscored)", style="grey70")
     if st.stalled:
         since = state.stalled_since_s if state.stalled_since_s is not None else st.elapsed_s
@@ -540,8 +540,10 @@ def render(state: DisplayState, width: int = 80, height: int = 24) -> Renderable
     hyp = render_hypnogram(state, inner)
     sig = _signal(state, inner, trace_rows)
     health = _health(state)
-    n = len(state.codes)
+    n = state.n_epochs
     hyp_title = f"hypnogram · {_plural(n, 'epoch')} ({format_minutes(n * EPOCH_S / 60)})"
+    if state.dropped_epochs:                     # a session longer than the strip keeps
+        hyp_title += f", the last {format_minutes(len(state.codes) * EPOCH_S / 60)} shown"
 
     frames = 2 * 5 if bordered else 1
     used = 1 + len(top) + len(hyp) + len(sig) + len(health) + frames

@@ -54,6 +54,9 @@ class StreamQuery:
 
 def describe_stream(info: pylsl.StreamInfo) -> str:
     """One-line summary: name, type, channels, rate, source_id, host."""
+    if info.name().startswith("(invalid"):     # liblsl could not parse what the outlet sent
+        return (f"{info.name()} (a stream whose description liblsl could not read: a nominal rate that is "
+                f"not a number, or a channel format it does not know?)")
     rate = info.nominal_srate()
     rate_text = f"{rate:g} Hz" if rate > 0 else "irregular"
     return (f"'{info.name()}' (type {info.type() or '-'}, {info.channel_count()} ch, {rate_text}, "

@@ -5,6 +5,20 @@ in the stream description (or by index), converts it to µV from the channel uni
 detects missing samples from the timestamps, keeps a bounded ring buffer of recent
 samples, and watches for stalls and loss.
 
+Bounded input
+-------------
+What a stream may be is checked before any inlet is made (:func:`check_stream_info`):
+a nominal rate from 50 Hz to 20 kHz (finite; irregular streams are refused), 1 to 1024
+channels, samples of float32, double64 or int8/16/32/64. Anything else is a
+:class:`~streamer.errors.StreamError` of one line naming the stream. Memory is then
+bounded in bytes, whatever the stream: each pull takes at most ``MAX_PULL_BYTES`` (4 MiB)
+of samples and timestamps, and liblsl's queue for the inlet holds at most
+``MAX_INLET_BUFFER_BYTES`` (256 MiB, counted at ``LSL_SAMPLE_OVERHEAD_BYTES`` plus the
+values per queued sample, as measured with pylsl 1.18.6; see :func:`inlet_buffer_s`).
+When the scorer falls further behind than that queue holds, liblsl keeps the newest
+samples and drops the oldest (measured); the hole shows in the timestamps and becomes a
+gap by the rule below.
+
 Gap rule
 --------
 Timestamps are used only to find gaps; samples are counted, never placed by time.
@@ -13,10 +27,32 @@ is declared when ``dt - 1/fs`` exceeds ``gap_tolerance_s`` (default 0.05 s, so t
 timestamp jitter of real amplifiers is not mistaken for loss); then
 ``round(dt * fs) - 1`` samples are missing and are delivered as
 :attr:`SampleChunk.missing_before`, which :class:`streamer.epochs.EpochAssembler` turns
-into NaN samples so the preprocessor marks them missing. A gap longer than
-``max_gap_fill_s`` (default 12 h, e.g. a clock jump) is filled only up to that length.
-Timestamps that go backwards (a source restarted with another clock origin) cannot
-measure a gap: a warning is logged and samples are counted on.
+into NaN samples so the preprocessor marks them missing.
+
+Timestamps that go back by more than ``gap_tolerance_s`` (a source restarted on another
+clock, a clock that was set back) are a break: nothing measures how much is missing
+there, so the break counts as ONE missing sample. The epoch holding it is flagged
+``gap`` and, like any gap, closes a stimulation window; live equals batch scoring of
+the same samples with one NaN inserted at the break, exactly as for a forward gap.
+The clock is re-anchored there: later gaps are measured from the samples after it.
+
+Missing time is filled within a budget, so a clock that lies (jumping back and forth)
+cannot make the scorer produce hours of unscored epochs in a burst:
+
+* one gap fills at most ``max_gap_fill_s`` (default 12 h);
+* one pull fills at most ``fill_rate`` (default 2) x the wall time since the previous
+  pull x the stream's pace (seconds of signal received per second of wall time since
+  its first sample, at least 1): a real gap is silence on the wall clock too, so a gap
+  of any length in a stream sent at real time or faster is filled whole;
+* plus what is left of a reserve of ``fill_reserve_s`` (default 600 s), which refills
+  by one second per second of signal received, for gaps that come with no silence
+  before them (samples dropped from a queue, a clock stepping forward).
+
+So the time filled is at most ``fill_rate`` x pace x wall time, plus the signal
+received, plus the reserve. What the budget leaves unfilled is a shorter gap: the
+epochs after it follow on (their times still come from the timestamps), and the
+hypnogram's epoch count falls behind the clock by the time not filled; a warning says
+how much.
 How much missing signal an epoch tolerates, and what the model's context does after a
 long gap, is decided downstream: see :mod:`streamer.epochs`.
 
@@ -58,10 +94,26 @@ DEFAULT_CHANNEL = "Fpz-Cz"
 STALL_TIMEOUT_S = 2.0
 GAP_TOLERANCE_S = 0.05
 MAX_GAP_FILL_S = 12 * 3600.0
+FILL_RATE = 2.0              # s of missing signal filled per s of wall time, at the stream's pace
+FILL_RESERVE_S = 600.0       # s of missing signal that may be filled with no silence before
 DEFAULT_BUFLEN_S = 360
 RECENT_S = 30.0
 TIME_CORRECTION_EVERY_S = 5.0
-MAX_AUTO_BUFFER_SAMPLES = 8_000_000   # ~256 MB of liblsl queue; 22 h at 100 Hz
+MIN_RATE_HZ = 50.0
+MAX_RATE_HZ = 20_000.0
+MAX_CHANNELS = 1024
+MAX_PULL_SAMPLES = 65536
+MAX_PULL_BYTES = 4 * 2**20           # values plus timestamps taken by one pull
+MAX_INLET_BUFFER_BYTES = 256 * 2**20  # liblsl's queue for the inlet, when full
+LSL_SAMPLE_OVERHEAD_BYTES = 96       # per queued sample beyond its values (pylsl 1.18.6, measured)
+WARN_EVERY_S = 10.0                  # at most one warning a kind in this time (a clock that lies)
+
+#: Bytes per value of each numeric LSL channel format.
+VALUE_BYTES: dict[int, int] = {pylsl.cf_float32: 4, pylsl.cf_double64: 8, pylsl.cf_int8: 1,
+                               pylsl.cf_int16: 2, pylsl.cf_int32: 4, pylsl.cf_int64: 8}
+_FORMAT_NAMES = {pylsl.cf_float32: "float32", pylsl.cf_double64: "double64", pylsl.cf_string: "string",
+                 pylsl.cf_int8: "int8", pylsl.cf_int16: "int16", pylsl.cf_int32: "int32",
+                 pylsl.cf_int64: "int64", pylsl.cf_undefined: "undefined"}
 
 _UNIT_SCALES_TO_UV: dict[str, float] = {
     "uv": 1.0, "µv": 1.0, "microvolt": 1.0, "microvolts": 1.0,
@@ -89,15 +141,77 @@ def unit_scale_to_uv(unit: str | None) -> float | None:
     return float(10.0 ** (exponent + 6))
 
 
-def replay_buffer_s(info: pylsl.StreamInfo, max_samples: int = MAX_AUTO_BUFFER_SAMPLES) -> int | None:
-    """Inlet buffer (s) that a replay faster than real time needs, from the
-    ``replay/speed`` and ``replay/duration_s`` of its description; None for other streams.
+def check_stream_info(info: pylsl.StreamInfo) -> None:
+    """Refuse, before any inlet is made, a stream that cannot be scored or whose
+    samples could not be held in bounded memory.
 
-    At "max" the producer may run through the whole recording before the scorer has
-    read much of it, so the buffer covers it all; at N times real time it covers ten
-    seconds of wall time (N x 10 s of signal, at least 360 s). Capped at
-    ``max_samples`` queued samples (liblsl allocates the queue up front, ~32 bytes each).
+    Parameters
+    ----------
+    info : pylsl.StreamInfo
+        A resolved (or full) stream description.
+
+    Raises
+    ------
+    StreamError
+        One line naming the stream: a description liblsl could not read (what liblsl
+        makes of a rate that is not a number, or of a channel format it does not know),
+        an irregular rate, a nominal rate that is not finite or lies outside
+        ``MIN_RATE_HZ``..``MAX_RATE_HZ`` (50 Hz to 20 kHz), no channel or more than
+        ``MAX_CHANNELS`` (1024), or samples that are not float32, double64 or int8/16/32/64.
     """
+    name = info.name()
+    if name.startswith("(invalid"):
+        raise StreamError(f"stream {name}: liblsl could not read its description (a nominal rate that is not "
+                          "a number, or a channel format it does not know?); fix the stream's outlet")
+    rate = info.nominal_srate()
+    if rate == pylsl.IRREGULAR_RATE:
+        raise StreamError(f"stream '{name}' has an irregular rate; sleepstream needs a regularly "
+                          "sampled EEG stream (nominal rate > 0)")
+    if not (math.isfinite(rate) and MIN_RATE_HZ <= rate <= MAX_RATE_HZ):
+        raise StreamError(f"stream '{name}' has a nominal rate of {rate:g} Hz; sleepstream scores EEG sampled "
+                          f"at {MIN_RATE_HZ:g} Hz to {MAX_RATE_HZ / 1000:g} kHz")
+    count = info.channel_count()
+    if not 1 <= count <= MAX_CHANNELS:
+        raise StreamError(f"stream '{name}' has {count} channels; sleepstream reads streams of 1 to "
+                          f"{MAX_CHANNELS} channels")
+    fmt = info.channel_format()
+    if fmt == pylsl.cf_string:
+        raise StreamError(f"stream '{name}' carries text, not signal samples")
+    if fmt not in VALUE_BYTES:
+        raise StreamError(f"stream '{name}' has channel format {_FORMAT_NAMES.get(fmt, str(fmt))}; sleepstream "
+                          "reads float32, double64 and int8/16/32/64 samples")
+
+
+def queued_sample_bytes(info: pylsl.StreamInfo) -> int:
+    """Bytes one sample of ``info`` costs in liblsl's inlet queue: its values plus
+    ``LSL_SAMPLE_OVERHEAD_BYTES`` (slot, header and allocation; measured with pylsl
+    1.18.6 at 100 B a sample for one float32 channel, 350-410 B for 64)."""
+    return LSL_SAMPLE_OVERHEAD_BYTES + max(1, info.channel_count()) * VALUE_BYTES.get(info.channel_format(), 8)
+
+
+def inlet_buffer_s(info: pylsl.StreamInfo, wanted_s: float, max_bytes: int = MAX_INLET_BUFFER_BYTES) -> int:
+    """The inlet buffer (whole seconds, liblsl's unit, at least 1) to ask for: ``wanted_s``,
+    or fewer so that the queue, full, holds at most ``max_bytes``.
+
+    liblsl sizes the queue as seconds x nominal rate samples and allocates its slots up
+    front (~16-32 bytes each); each queued sample then costs :func:`queued_sample_bytes`.
+    When the queue is full liblsl drops the OLDEST sample for each new one (measured
+    with pylsl 1.18.6): a scorer that falls behind by more than the buffer loses the
+    oldest part of what waits, keeps the newest, and the hole becomes a gap. One second
+    at the largest stream accepted (20 kHz x 1024 double64 channels) is ~170 MB, so the
+    bound always leaves at least one second.
+    """
+    rate = info.nominal_srate()
+    if not (math.isfinite(rate) and rate > 0):
+        return max(1, int(wanted_s))
+    cap = max_bytes / (rate * queued_sample_bytes(info))
+    return max(1, int(min(float(wanted_s), cap)))
+
+
+def replay_speed(info: pylsl.StreamInfo) -> tuple[float, float] | None:
+    """(speed, duration_s) of a sleepstream replay, from the ``replay/speed`` and
+    ``replay/duration_s`` of its description (speed ``max`` is infinite); None for other
+    streams."""
     rp = info.desc().child("replay")
     if rp.empty():
         return None
@@ -107,15 +221,33 @@ def replay_buffer_s(info: pylsl.StreamInfo, max_samples: int = MAX_AUTO_BUFFER_S
         speed = math.inf if speed_text == "max" else float(speed_text)
     except ValueError:
         return None
+    return speed, duration
+
+
+def replay_buffer_s(info: pylsl.StreamInfo, max_bytes: int = MAX_INLET_BUFFER_BYTES) -> int | None:
+    """Inlet buffer (s) that a replay faster than real time needs, from the
+    ``replay/speed`` and ``replay/duration_s`` of its description; None for other streams.
+
+    At "max" the producer may run through the whole recording before the scorer has
+    read much of it, so the buffer covers it all; at N times real time it covers ten
+    seconds of wall time (N x 10 s of signal, at least 360 s). Capped so that liblsl's
+    queue, full, holds at most ``max_bytes`` (see :func:`inlet_buffer_s`).
+    """
+    found = replay_speed(info)
+    if found is None:
+        return None
+    speed, duration = found
     if not speed > 1.0 or not duration > 0:
         return None
     ahead = duration if math.isinf(speed) else min(duration, max(360.0, 10.0 * speed))
-    cap = max_samples / max(info.nominal_srate(), 1e-9)
-    if ahead + 60 > cap:
-        log.warning("stream '%s' replays %.0f s at %s: more than the %.0f s an inlet buffer may hold; "
-                    "samples may be dropped (they show as gaps); use a finite --speed", info.name(), duration,
-                    speed_text, cap)
-    return int(math.ceil(min(ahead + 60.0, cap)))
+    wanted = int(math.ceil(ahead + 60.0))
+    got = inlet_buffer_s(info, wanted, max_bytes)
+    if got < wanted:
+        log.warning("stream '%s' replays %.0f s at %s: more than the %d s an inlet buffer of %d MiB may hold; "
+                    "if the scorer falls that far behind, the oldest samples are dropped (they show as gaps); "
+                    "use a finite --speed", info.name(), duration, "max" if math.isinf(speed) else f"{speed:g}",
+                    got, max_bytes // 2**20)
+    return got
 
 
 @dataclass(frozen=True)
@@ -153,8 +285,9 @@ class SampleChunk:
     samples_uv: (n,) float64 µV (NaN/Inf kept as sent: they mark missing samples).
     timestamps: (n,) float64 s in this machine's LSL clock (source stamps plus
     time_correction()). missing_before: samples missing between the previous chunk's
-    last sample and this chunk's first (0 when none). arrival_time: local LSL clock (s)
-    when the pull returned.
+    last sample and this chunk's first (0 when none; 1 for a break, where the timestamps
+    went back: see the module's gap rule). arrival_time: local LSL clock (s) when the
+    pull returned.
     """
 
     samples_uv: np.ndarray
@@ -178,7 +311,9 @@ class EEGStream:
         Override the declared unit (``uV``, ``mV``, ``V``).
     max_buflen_s : int
         Inlet buffer in seconds of signal; a replay faster than real time needs it to
-        cover how far the producer may run ahead of the scorer.
+        cover how far the producer may run ahead of the scorer. Fewer seconds are asked
+        for where liblsl's queue would hold more than ``MAX_INLET_BUFFER_BYTES``
+        (:func:`inlet_buffer_s`).
     auto_buffer : bool
         Enlarge the buffer for a fast replay that says so in its description
         (:func:`replay_buffer_s`).
@@ -188,6 +323,11 @@ class EEGStream:
         Timestamp steps longer than one sample period by more than this are gaps.
     max_gap_fill_s : float
         Longest gap filled with missing samples (a longer one is cut to this).
+    fill_rate : float
+        Missing time filled per second of wall time between pulls, at the stream's pace.
+    fill_reserve_s : float
+        Missing time that may be filled with no silence before it; refills by one second
+        per second of signal received (the module's gap rule).
     recent_s : float
         Length of the ring buffer of recent samples.
 
@@ -203,7 +343,8 @@ class EEGStream:
                  channel_index: int | None = None, units: str | None = None,
                  max_buflen_s: int = DEFAULT_BUFLEN_S, stall_timeout_s: float = STALL_TIMEOUT_S,
                  gap_tolerance_s: float = GAP_TOLERANCE_S, max_gap_fill_s: float = MAX_GAP_FILL_S,
-                 recent_s: float = RECENT_S, auto_buffer: bool = True) -> None:
+                 recent_s: float = RECENT_S, auto_buffer: bool = True, fill_rate: float = FILL_RATE,
+                 fill_reserve_s: float = FILL_RESERVE_S) -> None:
         self._resolved = info
         self.auto_buffer = auto_buffer
         self.channel = channel
@@ -215,6 +356,11 @@ class EEGStream:
         self.stall_timeout_s = float(stall_timeout_s)
         self.gap_tolerance_s = float(gap_tolerance_s)
         self.max_gap_fill_s = float(max_gap_fill_s)
+        self.fill_rate = float(fill_rate)
+        self.fill_reserve_s = float(fill_reserve_s)
+        self._reserve_s = self.fill_reserve_s
+        self._first_arrival: float | None = None
+        self._warned_at: dict[str, tuple[float, int]] = {}
         self.recent_s = float(recent_s)
         self._inlet: pylsl.StreamInlet | None = None
         self._subscribed = False
@@ -247,7 +393,8 @@ class EEGStream:
         Raises
         ------
         StreamError
-            Irregular rate, text samples, no such channel, unknown units, or no answer.
+            A stream refused by :func:`check_stream_info` (rate, channels, sample
+            format), no such channel, unknown units, or no answer.
         """
         if self._inlet is not None:
             if subscribe:
@@ -257,8 +404,10 @@ class EEGStream:
         desc = self.description
         self._ring = RingBuffer(max(1, int(round(self.recent_s * desc.sfreq_hz))))
         # Large pulls drain a backlog with little overhead per sample; a pull returns what has
-        # arrived, so its size costs nothing in latency. At most ~1 MB of float32 per pull.
-        self._max_pull = max(int(desc.sfreq_hz * 10), min(65536, 2**18 // max(1, desc.channel_count)))
+        # arrived, so its size costs nothing in latency. Bounded in bytes: pylsl allocates
+        # max_pull x (channels x value + 8-byte timestamp) for each pull.
+        per_sample = desc.channel_count * VALUE_BYTES.get(self._resolved.channel_format(), 8) + 8
+        self._max_pull = max(1, min(MAX_PULL_SAMPLES, MAX_PULL_BYTES // per_sample))
         self._last_arrival = pylsl.local_clock()
         return desc
 
@@ -375,22 +524,23 @@ class EEGStream:
     # -- internals ----------------------------------------------------------------------
     def _open(self, info: pylsl.StreamInfo, timeout_s: float, subscribe: bool = True) -> None:
         name = info.name()
-        rate = info.nominal_srate()
-        if rate <= 0:
-            raise StreamError(f"stream '{name}' has an irregular rate; sleepstream needs a regularly "
-                              "sampled EEG stream (nominal rate > 0)")
-        if info.channel_format() == pylsl.cf_string:
-            raise StreamError(f"stream '{name}' carries text, not signal samples")
-        inlet = pylsl.StreamInlet(info, max_buflen=self.max_buflen_s, recover=False)
+        check_stream_info(info)                # before liblsl allocates anything for it
+        buflen = inlet_buffer_s(info, self.max_buflen_s)
+        if buflen < self.max_buflen_s:
+            log.warning("stream '%s' (%g Hz x %d channels): inlet buffer %d s instead of %d s, the most that "
+                        "fits %d MiB; if the scorer falls further behind, the oldest samples are dropped and "
+                        "show as a gap", name, info.nominal_srate(), info.channel_count(), buflen,
+                        self.max_buflen_s, MAX_INLET_BUFFER_BYTES // 2**20)
+        inlet = pylsl.StreamInlet(info, max_buflen=buflen, recover=False)
         try:
             full = inlet.info(timeout=timeout_s)
+            check_stream_info(full)
             desc = self._describe(full)
             if self._desc is not None:
                 self._check_same_layout(desc)
             wanted = replay_buffer_s(full) if self.auto_buffer else None
-            if wanted is not None and wanted > self.max_buflen_s:
-                log.info("stream '%s' is a fast replay: inlet buffer %d s instead of %d s", name, wanted,
-                         self.max_buflen_s)
+            if wanted is not None and wanted > buflen:
+                log.info("stream '%s' is a fast replay: inlet buffer %d s instead of %d s", name, wanted, buflen)
                 del inlet
                 inlet = pylsl.StreamInlet(info, max_buflen=wanted, recover=False)
             self._tc = inlet.time_correction(timeout=timeout_s)   # ~0.6 s the first time: before the flow
@@ -487,38 +637,73 @@ class EEGStream:
         else:
             steps = np.diff(t, prepend=self._last_ts)
         gap_at = np.flatnonzero(steps - period > self.gap_tolerance_s)
-        back = np.flatnonzero(steps < -self.gap_tolerance_s)
-        if len(back):
-            log.warning("stream '%s': timestamps went back by %.3f s (a restarted source with another "
-                        "clock?); no gap can be measured there, samples are counted on",
-                        desc.name, -float(steps[back[0]]))
+        back_at = np.flatnonzero(steps < -self.gap_tolerance_s)
         bad = int(np.count_nonzero(~np.isfinite(x)))
         self.samples_received += len(x)
         self.samples_missing += bad
-        gap_set = set(gap_at.tolist())
-        bounds = [0, *sorted(gap_set - {0}), len(x)]
+        breaks = set(gap_at.tolist()) | set(back_at.tolist())
+        bounds = [0, *sorted(breaks - {0}), len(x)]
         chunks: list[SampleChunk] = []
-        cap = int(round(self.max_gap_fill_s * fs))
+        credit_s = self._fill_credit_s(arrival)
         for a, b in zip(bounds[:-1], bounds[1:]):
             if b <= a:
                 continue
             missing = 0
-            if a in gap_set:
+            if a in breaks:
                 step = float(steps[a])
-                missing = max(1, int(round(step * fs)) - 1)
-                if missing > cap:
-                    log.warning("stream '%s': gap of %.0f s exceeds %.0f s; filling only %.0f s",
-                                desc.name, step, self.max_gap_fill_s, self.max_gap_fill_s)
-                    missing = cap
+                if step < 0:
+                    missing = 1        # a break: nothing measures what is missing there
+                    self._warn("back", "stream '%s': timestamps went back by %.3f s at t=%.3f (a restarted "
+                               "source, a clock set back): a break, counted as one missing sample; later "
+                               "gaps are measured from here", desc.name, -step, float(t[a]))
+                else:
+                    missing = max(1, int(round(step * fs)) - 1)
+                    allowed = int(min(self.max_gap_fill_s, credit_s + self._reserve_s) * fs)
+                    if missing > allowed:
+                        self._warn("cut", "stream '%s': gap of %.0f s at t=%.3f filled with only %.0f s (%s); "
+                                   "the epochs after it follow on", desc.name, missing / fs, float(t[a]),
+                                   max(1, allowed) / fs,
+                                   f"at most {self.max_gap_fill_s:.0f} s a gap" if allowed >= self.max_gap_fill_s * fs
+                                   else "the fill budget of the gap rule: timestamps jumping?")
+                        missing = max(1, allowed)
+                    used_s = missing / fs
+                    take = min(credit_s, used_s)
+                    credit_s -= take
+                    self._reserve_s = max(0.0, self._reserve_s - (used_s - take))
+                    self._warn("gap", "stream '%s': %d samples (%.2f s) missing before t=%.3f; marked as a gap",
+                               desc.name, missing, missing / fs, float(t[a]))
                 self.gaps += 1
                 self.samples_missing += missing
                 self._ring.append_missing(missing)
-                log.warning("stream '%s': %d samples (%.2f s) missing before t=%.3f; marked as a gap",
-                            desc.name, missing, missing / fs, t[a])
             self._ring.append(x[a:b])
             chunks.append(SampleChunk(samples_uv=x[a:b], timestamps=t[a:b], missing_before=missing,
                                       arrival_time=arrival))
+        self._reserve_s = min(self.fill_reserve_s, self._reserve_s + len(x) / fs)
         return chunks
+
+    def _fill_credit_s(self, arrival: float) -> float:
+        """Missing time this pull may fill beyond the reserve: ``fill_rate`` x the wall
+        time since the previous pull x the stream's pace (signal seconds received per
+        wall second since the first sample, at least 1)."""
+        if self._first_arrival is None:
+            self._first_arrival = arrival
+        fs = self.description.sfreq_hz
+        elapsed = max(1.0, arrival - self._first_arrival)
+        pace = max(1.0, self.samples_received / fs / elapsed)
+        return self.fill_rate * pace * max(0.0, arrival - self._last_arrival)
+
+    def _warn(self, kind: str, msg: str, *args: object) -> None:
+        """Log a warning of ``kind`` at most once per ``WARN_EVERY_S`` of wall time (a
+        clock that lies would otherwise log at every pull); says how many were held back."""
+        now = time.monotonic()
+        last, held = self._warned_at.get(kind, (-math.inf, 0))
+        if now - last < WARN_EVERY_S:
+            self._warned_at[kind] = (last, held + 1)
+            return
+        if held:
+            msg += f" ({held} more like it in the last {now - last:.0f} s)"
+        log.warning(msg, *args)
+        self._warned_at[kind] = (now, 0)
 
     def _update_stall(self, now: float) -> None:
         silent = now - self._last_arrival

@@ -247,6 +247,19 @@ def test_live_command_with_no_matching_stream_says_so_in_one_line(tmp_path):
     assert "visible streams:" in r.stderr
 
 
+def test_live_command_refuses_a_stream_out_of_bounds_in_one_line_with_exit_2():
+    """A 30-kHz stream (the other refusals are pinned in test_streamer, in process)."""
+    name, sid = unique_ids()
+    info = pylsl.StreamInfo(name, "EEG", 1, 30000.0, "float32", sid)
+    info.set_channel_labels(["Fpz-Cz"])
+    outlet = pylsl.StreamOutlet(info)
+    r = run_cli("live", "--source-id", sid, "--timeout", "5", "--no-display", "--no-outlets")
+    del outlet
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr, r.stderr
+    assert f"stream '{name}' has a nominal rate of 30000 Hz" in r.stderr and "50 Hz to 20 kHz" in r.stderr
+
+
 def test_live_command_with_unwritable_out_fails_before_anything_starts(tmp_path):
     r = run_cli("live", "--source-id", "whatever", "--out", str(tmp_path / "missing" / "night.tsv"), "--no-display")
     assert r.returncode == 2
@@ -297,3 +310,91 @@ def test_live_command_killed_with_sigkill_leaves_its_hypnogram_intact_and_a_rest
             proc.wait()
         stop.set()
         player.join(10)
+
+
+def test_a_long_session_holds_flat_memory_and_its_summary_still_counts_every_epoch(model):
+    """4400 epochs (37 h) with true stages through the loop's own record keeping (the
+    stream is a real, connected inlet; epochs are real preprocessed ones, renumbered):
+    memory stops growing once the bounded histories are full, and the summary's agreement
+    and latency percentiles are those of every epoch (reference: all kept by the test,
+    in arrays made before memory is measured)."""
+    import dataclasses
+    import gc
+    import tracemalloc
+
+    from sleepnet.metrics import agreement
+    from sleepnet.preprocess import Preprocessor
+    from streamer.epochs import TimedEpoch
+    from streamer.resolve import StreamQuery, resolve_stream
+    from streamer.stream import EEGStream
+    from streamer.truth import TruthMarker
+
+    n, batch = 4400, 50
+    x, _ = simulated_eeg(100.0, 12, seed=3)
+    base = Preprocessor(100.0, model.preprocess).push(x.astype(np.float64))
+    for i in range(12):                             # a sixth scored (the model's time), the rest unscored
+        if i % 6:
+            base[i] = dataclasses.replace(base[i], scorable=False, flags=("gap",) if i % 2 else ("flat",))
+    rng = np.random.default_rng(2)
+    true_codes = rng.integers(0, 5, n)
+    scored = np.full(n, -1, dtype=np.int64)
+    latencies = np.full(n, np.nan)
+
+    class Keep:                                     # a sink keeping into preallocated arrays
+        def publish(self, r):
+            scored[r.epoch] = STAGES.index(r.stage) if r.stage in STAGES else -1
+            latencies[r.epoch] = r.latency_ms
+
+        def truth(self, epoch, stage): ...
+        def status(self, status): ...
+        def close(self): ...
+
+    class Markers:                                  # what the truth inlet's poll() gives the loop
+        def __init__(self):
+            self.pending: list = []
+
+        def poll(self):
+            out, self.pending[:] = list(self.pending), []
+            return out
+
+        def disconnect(self): ...
+
+    name, sid = unique_ids()
+    info = pylsl.StreamInfo(name, "EEG", 1, 100.0, "float32", sid)
+    info.set_channel_labels(["Fpz-Cz"])
+    outlet = pylsl.StreamOutlet(info)
+    stream = EEGStream(resolve_stream(StreamQuery(source_id=sid), 5.0))
+    stream.connect(5.0, subscribe=False)
+    markers = Markers()
+    scorer = LiveScorer(stream, model, [Keep()], truth=markers)
+
+    def run(a: int, b: int) -> None:
+        for k in range(a, b, batch):
+            now = pylsl.local_clock()
+            timed = [TimedEpoch(dataclasses.replace(base[i % 12], index=i), 30.0 * i, 30.0 * i + 29.99,
+                                now - float(rng.lognormal(-5, 1.0))) for i in range(k, k + batch)]
+            scorer._score(timed)
+            markers.pending += [TruthMarker(30.0 * i + 29.99, STAGES[true_codes[i]]) for i in range(k, k + batch)]
+            scorer._poll_truth()
+
+    try:
+        tracemalloc.start()
+        run(0, 1400)                                # the bounded histories fill (1024 at most)
+        gc.collect()                                # a full collection also empties CPython's free lists
+        mid = tracemalloc.take_snapshot()
+        run(1400, 2100)
+        gc.collect()
+        grown = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(mid, "filename"))
+        tracemalloc.stop()
+        run(2100, n)                                # past the 4096 latencies kept exactly
+        summary = scorer.summary()
+    finally:
+        scorer.close()
+        del outlet
+    assert grown < 20_000, f"{grown} bytes more after 700 more epochs"            # flat
+    assert summary.epochs == n and len(summary.latencies_ms) <= 1024 and len(summary.truth) <= 1024
+    assert summary.agreement() == agreement(true_codes, scored)                      # every epoch
+    lat = summary.latency_percentiles()
+    assert lat["max_ms"] == latencies.max()
+    for key, q in (("median_ms", 50), ("p95_ms", 95)):
+        assert lat[key] == pytest.approx(np.percentile(latencies, q), rel=0.012)   # histogram bins

@@ -295,11 +295,12 @@ def test_stream_whose_real_rate_is_not_its_nominal_rate_is_cut_by_counting_witho
 
 @pytest.mark.parametrize("jump_s, fill_cap_s, filled", [
     (95.5, None, 9550),               # the clock steps forward: 95.5 s are missing
-    (-600.0, None, 0),                # steps back (a source restarted on another clock): counted on
+    (-600.0, None, 1),                # steps back (a source restarted on another clock): a break,
+                                      # one missing sample (gap flag, the gate closes), then counted on
     (3 * 86400.0, 60.0, 6000),        # forward by days: only max_gap_fill_s is filled
 ])
-def test_clock_jump_in_the_timestamps_is_a_bounded_gap_forward_and_no_gap_backward(make_rig, model, jump_s,
-                                                                                  fill_cap_s, filled):
+def test_clock_jump_in_the_timestamps_is_a_bounded_gap_forward_and_a_one_sample_break_backward(
+        make_rig, model, jump_s, fill_cap_s, filled):
     fs = 100.0
     x = night(fs, 6, seed=39)
     at = int(2.2 * EPOCH) + 17

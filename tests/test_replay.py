@@ -214,5 +214,6 @@ def test_a_fast_replay_tells_consumers_how_much_buffer_it_needs():
     long_src = ReplaySource.from_arrays(np.zeros((100 * 3600 * 2, 1), np.float32), 100.0, ["Fpz-Cz"])
     player = Player(long_src, name=unique_ids()[0], source_id=unique_ids()[1], speed=None)
     player.open()
-    assert replay_buffer_s(player.stream_info(), max_samples=100_000) == 1000   # capped
+    # capped in bytes: one float32 channel costs ~100 B a queued sample, so 10 MB hold 1000 s at 100 Hz
+    assert replay_buffer_s(player.stream_info(), max_bytes=10_000_000) == 1000
     player.close()

@@ -52,7 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a shipped model's name or a weights folder (default: %s, the default "
                         "model named in weights/__init__.py)" % DEFAULT_MODEL)
     p.add_argument("--buffer-s", type=int, default=360, metavar="S",
-                   help="inlet buffer in seconds of signal (default: %(default)s); a sleepstream replay "
+                   help="inlet buffer in seconds of signal (default: %(default)s; fewer where liblsl's queue "
+                        "would hold more than 256 MiB: a fast or wide stream); a sleepstream replay "
                         "faster than real time says how fast and long it is, and the buffer grows to match")
     p.add_argument("--epochs", type=int, metavar="N", help="stop after N epochs (default: run until Ctrl-C)")
     from sleepstream.lsl_config import add_lsl_arguments
@@ -171,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
     from scorer.lsl_outlets import LslOutletSink
     from streamer.errors import StreamError, StreamNotFoundError
     from streamer.resolve import StreamQuery, resolve
-    from streamer.stream import EEGStream, unit_scale_to_uv
+    from streamer.stream import EEGStream, check_stream_info, unit_scale_to_uv
     from streamer.truth import TruthStream
 
     if args.channel_index is not None and args.channel_index < 0:
@@ -192,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
         found = resolve(query, args.timeout)
     except StreamNotFoundError as exc:
         raise StreamNotFoundError(f"{exc}; {lsl.search_hint()}") from None
+    check_stream_info(found.info)             # a stream out of bounds: refused before the model loads
     from scorer.live import LiveScorer, release_session  # the model only once there is something to score
     from sleepnet.normalised import STREAM_KIND, describe_input, is_level_free, model_for_input, quality_thresholds
     from sleepnet.weights import load_model
