@@ -36,7 +36,6 @@ templates_path = ["_templates"]
 autosummary_generate = False
 autodoc_default_options = {"member-order": "bysource"}
 autodoc_typehints = "signature"
-autodoc_preserve_defaults = True
 # numpydoc renders the sections; its validation stays off here until every public name has
 # its sections (issue 22, item 4 adds them and turns the checks on in the test suite).
 numpydoc_show_class_members = False
@@ -54,8 +53,10 @@ html_title = f"sleepstream {release}"
 html_static_path = ["_static"]
 html_css_files = ["sleepstream.css"]
 html_show_sourcelink = False
+html_copy_source = False
 html_theme_options = {
     "navigation_depth": 2,
+    "collapse_navigation": True,  # the sidebar of 100 API pages costs seconds per page otherwise
     "show_toc_level": 2,
     "navbar_align": "left",
     "footer_start": ["copyright"],
