@@ -172,9 +172,6 @@ class EEGStream:
     max_buflen_s : int
         Inlet buffer in seconds of signal; a replay faster than real time needs it to
         cover how far the producer may run ahead of the scorer.
-    auto_buffer : bool
-        Enlarge the buffer for a fast replay that says so in its description
-        (:func:`replay_buffer_s`).
     stall_timeout_s : float
         No sample for this long means "signal lost".
     gap_tolerance_s : float
@@ -183,6 +180,9 @@ class EEGStream:
         Longest gap filled with missing samples (a longer one is cut to this).
     recent_s : float
         Length of the ring buffer of recent samples.
+    auto_buffer : bool
+        Enlarge the buffer for a fast replay that says so in its description
+        (:func:`replay_buffer_s`).
 
     Attributes
     ----------
