@@ -41,6 +41,7 @@ autodoc_typehints = "signature"
 # one without a type or a description, a return value without one. Checks that ask for
 # sections a docstring lacks (PR01, RT01, SA01, EX01, ...) stay off until every public name has
 # its sections (issue 22, item 4).
+numpydoc_show_class_members = False
 numpydoc_validation_checks = {"GL06", "GL07", "GL10", "PR02", "PR03", "PR04", "PR07", "PR10", "RT02", "RT03"}
 
 myst_heading_anchors = 3

@@ -12,6 +12,8 @@
   itself (``docs/models/generated/``), so a card has one source.
 * Code-block markers (:mod:`docblocks`): ``<!-- run -->`` and ``<!-- not-run: REASON -->``
   become a visible line above their block.
+* A public class or function without a docstring is listed all the same (its signature),
+  so the reference shows every public name.
 * A Python cross-reference written in a page (not in a generated API page) that finds no
   target is a warning, so prose that names a renamed class fails the ``-W`` build.
 """
@@ -19,9 +21,11 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import os
 import pkgutil
 import re
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
@@ -215,6 +219,22 @@ def show_markers(app: Sphinx, doctree: nodes.document) -> None:
         raw.replace_self(note)
 
 
+def include_undocumented(app: Sphinx, what: str, name: str, obj, skip: bool, options) -> bool | None:
+    """A module's public class or function is on its page even without a docstring yet.
+
+    Its signature shows; what it lacks shows too (the numpydoc checks find it). Members of a
+    class, names left out of ``__all__`` and names imported from elsewhere stay out.
+    """
+    if what != "module" or not skip or name.startswith("_") or getattr(obj, "__doc__", None):
+        return None
+    if not (inspect.isfunction(obj) or inspect.isclass(obj)) or getattr(obj, "__name__", None) != name:
+        return None
+    module = sys.modules.get(getattr(obj, "__module__", "") or "")
+    if module is None or name not in getattr(module, "__all__", (name,)):
+        return None
+    return False
+
+
 def warn_unresolved(app: Sphinx, env, node, contnode) -> None:
     """A py cross-reference in a written page that finds nothing is a warning."""
     source = node.source or ""
@@ -229,6 +249,7 @@ def setup(app: Sphinx) -> dict:
     app.connect("builder-inited", write_model_cards)
     app.connect("doctree-read", show_markers)
     app.connect("missing-reference", warn_unresolved)
+    app.connect("autodoc-skip-member", include_undocumented)
     app.add_directive("public-names", PublicNames)
     app.add_directive("command-help", CommandHelp)
     app.add_directive("command-list", CommandList)
