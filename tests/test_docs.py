@@ -70,6 +70,18 @@ def test_every_command_has_its_section_on_the_command_line_page():
     assert not missing, f"docs/reference/cli.md has no section for: {missing}"
 
 
+def test_proposed_readme_is_short_and_its_links_resolve():
+    """docs/_proposed_README.md becomes README.md: its relative links are read from the repository root."""
+    readme = DOCS / "_proposed_README.md"
+    text = readme.read_text(encoding="utf-8")
+    assert len(text.splitlines()) < 200
+    targets = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text)
+    local = [t for t in targets if "://" not in t]
+    assert local, "the proposed README links no page"
+    missing = [t for t in local if not (REPO / t).exists()]
+    assert not missing, f"links to nothing: {missing}"
+
+
 def _squeeze(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
