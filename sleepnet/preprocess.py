@@ -91,15 +91,23 @@ class QualityThresholds:
 class Epoch:
     """A model-ready 30-s epoch.
 
-    index: 0-based epoch number since the preprocessor started.
-    data: (epoch_samples,) float32, filtered and scaled (model units = µV / scale_uv).
-    missing_fraction: share of its samples that were missing (NaN/Inf/gap).
-    flags: quality flags among gap, flat, clipped, artefact.
-    scorable: False when the epoch must be recorded as unscored (too much missing,
-        flat, or mostly clipped) rather than given a made-up stage.
-    features: (9,) float64, :func:`sleepnet.features.base_features` of the epoch's
-        signal resampled to 100 Hz but NOT band-passed, in volts (the definitions of the
-        shared Sleep-EDF feature files); None for an epoch made by hand without them.
+    Attributes
+    ----------
+    index : int
+        0-based epoch number since the preprocessor started.
+    data : numpy.ndarray
+        (epoch_samples,) float32, filtered and scaled (model units = µV / scale_uv).
+    missing_fraction : float
+        Share of its samples that were missing (NaN/Inf/gap).
+    flags : tuple of str
+        Quality flags among gap, flat, clipped, artefact.
+    scorable : bool
+        False when the epoch must be recorded as unscored (too much missing, flat, or
+        mostly clipped) rather than given a made-up stage.
+    features : numpy.ndarray or None
+        (9,) float64, :func:`sleepnet.features.base_features` of the epoch's signal
+        resampled to 100 Hz but NOT band-passed, in volts (the definitions of the shared
+        Sleep-EDF feature files); None for an epoch made by hand without them.
     """
 
     index: int

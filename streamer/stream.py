@@ -314,22 +314,22 @@ class EEGStream:
         cover how far the producer may run ahead of the scorer. Fewer seconds are asked
         for where liblsl's queue would hold more than ``MAX_INLET_BUFFER_BYTES``
         (:func:`inlet_buffer_s`).
-    auto_buffer : bool
-        Enlarge the buffer for a fast replay that says so in its description
-        (:func:`replay_buffer_s`).
     stall_timeout_s : float
         No sample for this long means "signal lost".
     gap_tolerance_s : float
         Timestamp steps longer than one sample period by more than this are gaps.
     max_gap_fill_s : float
         Longest gap filled with missing samples (a longer one is cut to this).
+    recent_s : float
+        Length of the ring buffer of recent samples.
+    auto_buffer : bool
+        Enlarge the buffer for a fast replay that says so in its description
+        (:func:`replay_buffer_s`).
     fill_rate : float
         Missing time filled per second of wall time between pulls, at the stream's pace.
     fill_reserve_s : float
         Missing time that may be filled with no silence before it; refills by one second
         per second of signal received (the module's gap rule).
-    recent_s : float
-        Length of the ring buffer of recent samples.
 
     Attributes
     ----------

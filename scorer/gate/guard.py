@@ -70,7 +70,7 @@ class GuardThresholds:
     alpha_ratio: alpha power alone over the baseline median raises ``arousal: alpha``
     (None: not judged; off by default: alpha alone is a weak and spindle-prone sign).
     ptp_ratio: hop peak-to-peak over the baseline median raises ``movement``.
-    flat_std_uv: std below this (µV) is a flat line. rail_abs_uv: |x| at or above this (µV)
+    flat_std_uv: std below this (µV) is a flat line. rail_abs_uv: ``|x|`` at or above this (µV)
     is a railing amplifier. window_s / hop_s: the analysis window and how often it is
     judged (s). baseline_s: seconds of calm hops in the running baseline.
     min_baseline_hops: fewer than this (or than ``baseline_s`` holds) and the guard judges

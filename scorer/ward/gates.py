@@ -114,6 +114,7 @@ def gate_plan(gate: str | None, gate_beds: list[str] | tuple[str, ...] = ()) -> 
     Returns
     -------
     GatePlan
+        The default rule and the per-bed rules.
 
     Raises
     ------
@@ -150,6 +151,7 @@ def rule_toml(rule: GateRule, header: str = "") -> str:
     Returns
     -------
     str
+        The TOML text.
     """
     lines = [f"# {ln}" for ln in header.splitlines()]
     stages = ", ".join(_toml_value(s) for s in STAGES if s in rule.stages)

@@ -30,7 +30,7 @@ class FeatureSummary:
     per_epoch: (n_slots, 7) features (NaN where no recording epoch or a gap).
     means: stage -> feature -> mean (relative powers as shares 0-1; the indices as
     geometric means). effect: stage -> feature -> Cohen's d against all other scored
-    epochs (indices on log10). distinctive: stage -> the features with the largest |d|.
+    epochs (indices on log10). distinctive: stage -> the features with the largest ``|d|``.
     counts: stage -> epochs with features.
     """
 

@@ -60,10 +60,15 @@ _EPOCHS_PER_MIN = 60.0 / EPOCH_S
 class RealNight:
     """One real night, trimmed, with its stage codes (0..4; unscored filled).
 
-    labels: int8 per 30-s epoch.
-    lights_off_known: True when epoch 0 is lights off (telemetry nights), so sleep onset
-        latency and final wake are meaningful.
-    source: file name.
+    Attributes
+    ----------
+    labels : numpy.ndarray
+        int8 per 30-s epoch.
+    lights_off_known : bool
+        True when epoch 0 is lights off (telemetry nights), so sleep onset latency and
+        final wake are meaningful.
+    source : str
+        File name.
     """
 
     labels: np.ndarray
@@ -75,13 +80,19 @@ class RealNight:
 class HypnogramModel:
     """Fitted parameters (see module docstring).
 
-    transitions: (5, n_t, 2, n_c, 5) probabilities of the next stage given the current
-        stage, the t-bin, the first-cycle flag (1 = no REM yet) and the c-bin; the
-        diagonal is zero.
-    onset_stage: (5,) probabilities of the first sleep stage after the sleep-onset wake.
-    bout_epochs: per stage, per t-bin, the pool of real bout lengths (epochs).
-    sol_log_min: (mean, sd) of ln(sleep onset latency in minutes).
-    final_wake_log_min: (mean, sd) of ln(1 + wake after the final awakening in minutes).
+    Attributes
+    ----------
+    transitions : numpy.ndarray
+        (5, n_t, 2, n_c, 5) probabilities of the next stage given the current stage, the
+        t-bin, the first-cycle flag (1 = no REM yet) and the c-bin; the diagonal is zero.
+    onset_stage : numpy.ndarray
+        (5,) probabilities of the first sleep stage after the sleep-onset wake.
+    bout_epochs : tuple of tuple of numpy.ndarray
+        Per stage, per t-bin, the pool of real bout lengths (epochs).
+    sol_log_min : tuple of float
+        (mean, sd) of ln(sleep onset latency in minutes).
+    final_wake_log_min : tuple of float
+        (mean, sd) of ln(1 + wake after the final awakening in minutes).
     """
 
     transitions: np.ndarray

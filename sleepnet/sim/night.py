@@ -78,14 +78,23 @@ DEMO_SFREQ = 100.0
 class SimulatedNight:
     """A simulated recording: one Fpz-Cz channel and its hypnogram.
 
-    eeg_uv: (n_samples,) float32 signal in µV.
-    sfreq: sampling rate, Hz.
-    labels: (n_epochs,) int8 stage code per 30-s epoch from the start (the stage covering
+    Attributes
+    ----------
+    eeg_uv : numpy.ndarray
+        (n_samples,) float32 signal in µV.
+    sfreq : float
+        Sampling rate, Hz.
+    labels : numpy.ndarray
+        (n_epochs,) int8 stage code per 30-s epoch from the start (the stage covering
         most of the epoch).
-    subject: the simulated person.
-    seed: the seed that reproduces this night.
-    stage_changes_s: (n_bouts,) start time of each stage bout, s (off the epoch grid).
-    channel: channel label.
+    subject : SubjectParams
+        The simulated person.
+    seed : int
+        The seed that reproduces this night.
+    stage_changes_s : numpy.ndarray
+        (n_bouts,) start time of each stage bout, s (off the epoch grid).
+    channel : str
+        Channel label.
     """
 
     eeg_uv: np.ndarray

@@ -76,16 +76,26 @@ AROUSAL_GAIN = {"alpha": 3.0, "beta": 2.0, "emg": 4.0, "slow": 0.4, "theta": 1.3
 class SubjectParams:
     """What makes one simulated person differ from another.
 
-    amplitude: overall scale of the recorded signal, brain and eyes and muscle alike
-        (x0.5-2, 1 = calibrated median); without effect when the parameters carry a
-        spectral envelope, which sets each epoch's band powers itself.
-    alpha_hz: alpha peak frequency, Hz (8.5-11.5).
-    spindle_hz: spindle frequency at Fpz, Hz (11-14; frontal spindles are slow).
-    slow_wave_scale: slow-wave amplitude relative to the median (falls with age).
-    noise_uv_per_sqrt_hz: amplifier/electrode white-noise density, µV/sqrt(Hz).
-    electrode_quality: 0-1 (1 = perfect): worse electrodes drift more and pop.
-    eye_scale: how strongly eye movements reach Fpz (electrode position, anatomy).
-    emg_scale: muscle tone pickup.
+    Attributes
+    ----------
+    amplitude : float
+        Overall scale of the recorded signal, brain and eyes and muscle alike (x0.5-2,
+        1 = calibrated median); without effect when the parameters carry a spectral
+        envelope, which sets each epoch's band powers itself.
+    alpha_hz : float
+        Alpha peak frequency, Hz (8.5-11.5).
+    spindle_hz : float
+        Spindle frequency at Fpz, Hz (11-14; frontal spindles are slow).
+    slow_wave_scale : float
+        Slow-wave amplitude relative to the median (falls with age).
+    noise_uv_per_sqrt_hz : float
+        Amplifier/electrode white-noise density, µV/sqrt(Hz).
+    electrode_quality : float
+        0-1 (1 = perfect): worse electrodes drift more and pop.
+    eye_scale : float
+        How strongly eye movements reach Fpz (electrode position, anatomy).
+    emg_scale : float
+        Muscle tone pickup.
     """
 
     amplitude: float = 1.0
@@ -102,13 +112,21 @@ class SubjectParams:
 class StageSignalParams:
     """Calibrated per-stage signal parameters (arrays indexed by stage 0..4).
 
-    gains_uv: (5, n_components) µV: rms of continuous components, peak amplitude of events.
-    sigma_common: (5,) sd of a log-gain wander shared by all components.
-    sigma_indep: (5,) sd of each component's own log-gain wander.
-    sigma_depth: (5,) sd of the within-stage state wander (relaxation in W, drowsiness in
-        N1, depth in N2/N3, phasic activity in REM; loadings STATE_LOADINGS).
-    sigma_eye: (5,) extra sd of the eye/muscle/movement log gains (wake behaviour).
-    slow_wave_decay_per_h: fall of slow-wave log amplitude per hour since sleep onset.
+    Attributes
+    ----------
+    gains_uv : numpy.ndarray
+        (5, n_components) µV: rms of continuous components, peak amplitude of events.
+    sigma_common : numpy.ndarray
+        (5,) sd of a log-gain wander shared by all components.
+    sigma_indep : numpy.ndarray
+        (5,) sd of each component's own log-gain wander.
+    sigma_depth : numpy.ndarray
+        (5,) sd of the within-stage state wander (relaxation in W, drowsiness in N1, depth
+        in N2/N3, phasic activity in REM; loadings STATE_LOADINGS).
+    sigma_eye : numpy.ndarray
+        (5,) extra sd of the eye/muscle/movement log gains (wake behaviour).
+    slow_wave_decay_per_h : float
+        Fall of slow-wave log amplitude per hour since sleep onset.
     """
 
     gains_uv: np.ndarray

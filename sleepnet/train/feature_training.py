@@ -53,7 +53,8 @@ class FeatureTrainConfig:
         Session starts drawn per training night.
     isolated_fraction : float
         Share of each training night's epochs added again as isolated epochs.
-    rounds, learning_rate, num_leaves, min_data_in_leaf : LightGBM settings.
+    rounds, learning_rate, num_leaves, min_data_in_leaf : int, float, int, int
+        LightGBM settings (boosting rounds, learning rate, leaves per tree, data per leaf).
     threads : int
         LightGBM threads.
     seed : int
