@@ -28,6 +28,7 @@ def score_recording(rec: Recording, model: StagingModel,
     Returns
     -------
     list of StagePrediction
+        One per complete epoch of the recording, in order (``UNS`` where unscorable).
     """
     epochs = Preprocessor(rec.sfreq, model.preprocess, thresholds).push(rec.eeg_uv)
     return model.new_stager().score(epochs)

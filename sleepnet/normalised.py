@@ -53,6 +53,7 @@ def epoch_sds(eeg: np.ndarray, sfreq: float, epoch_s: float = EPOCH_S) -> np.nda
     Returns
     -------
     ndarray, shape (n_epochs,)
+        Each complete epoch's standard deviation, in the signal's units.
     """
     n = int(round(sfreq * epoch_s))
     x = np.asarray(eeg, dtype=np.float64)
@@ -183,6 +184,7 @@ def nothing_scored_reason(flags: Sequence[Sequence[str]], eeg: np.ndarray, sfreq
     Returns
     -------
     str or None
+        One line saying why no epoch could be scored; None when there is no epoch.
     """
     from .preprocess import FLAG_FLAT, FLAG_GAP
 

@@ -172,6 +172,7 @@ def resolve_derivation(available: list[str] | tuple[str, ...], wanted: str, sour
     Returns
     -------
     Derivation
+        The electrodes' channel indices and weights, and the name to show.
 
     Raises
     ------
