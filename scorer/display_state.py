@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from sleepnet.stages import EPOCH_S, UNSCORED, stage_code
 
 from .records import ScoredEpoch
 from .sinks import StreamStatus
+
+if TYPE_CHECKING:   # no import at run time: the state loads neither rich nor the file sink
+    from .hypnogram_file import RecordingState
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +38,8 @@ class DisplayState:
     codes: stage code per epoch since the first record (-1 unscored or never received).
     truth: true stage codes by epoch index. anchor_wall_s: wall-clock time (POSIX s) of
     the start of epoch ``first_epoch``. stalled_since_s: ``elapsed_s`` of the status
-    that first reported the stall (None while samples flow).
+    that first reported the stall (None while samples flow). recording: the hypnogram
+    file's state (:class:`scorer.hypnogram_file.RecordingState`; None without a file).
     """
 
     def __init__(self, title: str = "sleepstream live") -> None:
@@ -49,6 +54,7 @@ class DisplayState:
         self.latencies_ms: deque[float] = deque(maxlen=LATENCY_HISTORY)
         self.running = RunningSleepStats()
         self.n_unscored = 0
+        self.recording: RecordingState | None = None
 
     # -- updates (called by DisplaySink) --
     def add_record(self, record: ScoredEpoch, wall_now_s: float) -> None:
@@ -84,6 +90,10 @@ class DisplayState:
     def add_truth(self, epoch: int, stage: str) -> None:
         code = stage_code(stage)
         self.truth[int(epoch)] = UNSCORED if code is None else code
+
+    def set_recording(self, recording: "RecordingState | None") -> None:
+        """The hypnogram file's state (the screen says NOT RECORDING while it fails)."""
+        self.recording = recording
 
     def set_status(self, status: StreamStatus) -> None:
         if status.stalled and self.stalled_since_s is None:
