@@ -254,10 +254,11 @@ class HypnogramFile:
         self.rows_lost = 0
         self._stream_name = stream_name or "-"
         self._model_id = model_id or "-"
-        self._pending: deque[tuple[bytes, bool]] = deque()   # (line, is an epoch row) not on disk yet
+        # lines not on disk yet, oldest first: [text, kind] with kind "row" (an epoch row), or
+        # [None, "lost", first, last] (rows given up: a comment line made when it is written)
+        self._pending: deque[list] = deque()
         self._head_done = 0                         # bytes of the first pending line already written
         self._n_pending = 0                         # epoch rows among them
-        self._lost_epochs: list[int] = []           # first and last epoch given up since the last write
         self._error: str | None = None
         self._since: float | None = None
         self._last_try = -math.inf
@@ -282,7 +283,7 @@ class HypnogramFile:
         log.info("hypnogram %s: session %d, epochs from %d", self.path, self.session, self.first_epoch)
 
     def __repr__(self) -> str:
-        state = "recording" if self.recording else f"NOT RECORDING ({self._error}), {len(self._pending)} rows kept"
+        state = "recording" if self.recording else f"NOT RECORDING ({self._error}), {self._n_pending} rows kept"
         return f"<HypnogramFile {self.path} session {self.session}: {state}, {self.rows_written} rows written>"
 
     # -- state --
@@ -303,7 +304,7 @@ class HypnogramFile:
 
     # -- Sink protocol --
     def publish(self, record: ScoredEpoch) -> None:
-        self._keep(format_row(self.first_epoch + record.epoch, record).encode("utf-8"), row=True)
+        self._keep(format_row(self.first_epoch + record.epoch, record).encode("utf-8"))
         self._try_write()
 
     def truth(self, epoch: int, stage: str) -> None:
@@ -345,13 +346,17 @@ class HypnogramFile:
             pass                            # a file system without locks: write anyway
         return fd
 
-    def _keep(self, data: bytes, row: bool) -> None:
-        self._pending.append((data, row))
-        self._n_pending += row
+    def _keep(self, row: bytes) -> None:
+        """Queue an epoch row (written by :meth:`_try_write`)."""
+        self._pending.append([row, "row"])
+        self._n_pending += 1
+
+    def _trim(self) -> None:
+        """Past ``max_pending`` rows waiting, give up the oldest not begun on disk (a row cut
+        short must be finished); one comment line in the file says where they were."""
         while self._n_pending > self.max_pending:
-            # give up the oldest row not begun on disk (a row cut short must be finished)
             k = 1 if self._head_done else 0
-            while k < len(self._pending) and not self._pending[k][1]:
+            while k < len(self._pending) and self._pending[k][1] != "row":
                 k += 1
             if k >= len(self._pending):
                 break
@@ -359,26 +364,25 @@ class HypnogramFile:
             del self._pending[k]
             self._n_pending -= 1
             self.rows_lost += 1
-            if not self._lost_epochs:
+            prev = self._pending[k - 1] if k > 0 else None
+            if prev is not None and prev[1] == "lost" and not (k == 1 and self._head_done):
+                prev[3] = epoch                   # the same stretch of lost rows, one note (not begun)
+            else:
+                self._pending.insert(k, [None, "lost", epoch, epoch])
                 log.error("%s: more than %d rows wait for the disk: the oldest are given up from epoch %d on",
                           self.path, self.max_pending, epoch)
-                self._lost_epochs = [epoch, epoch]
-            self._lost_epochs[1] = epoch
 
     def _try_write(self) -> None:
         """Write what is kept, in order, then fsync; on failure keep the rest and say so."""
         self._last_try = time.monotonic()
+        written = 0
         try:
             self._check_same_file()
-            if self._lost_epochs:
-                a, b = self._lost_epochs
-                note = (f"# rows of epochs {a}-{b} were lost: the file could not be written for longer than "
-                        f"{self.max_pending} rows are kept\n").encode("utf-8")
-                self._pending.insert(1 if self._head_done else 0, (note, False))
-                self._lost_epochs = []
-            written = 0
             while self._pending:
-                line, row = self._pending[0]
+                entry = self._pending[0]
+                line = entry[0] if entry[1] == "row" else (   # a stretch of lost rows: said in the file
+                    f"# rows of epochs {entry[2]}-{entry[3]} were lost: the file could not be written for longer "
+                    f"than {self.max_pending} rows are kept\n").encode("utf-8")
                 data = memoryview(line)[self._head_done:]
                 while data:
                     n = os.write(self._fd, data)
@@ -386,14 +390,17 @@ class HypnogramFile:
                     data = data[n:]
                 self._pending.popleft()
                 self._head_done = 0
-                self._n_pending -= row
-                written += row
+                if entry[1] == "row":
+                    self._n_pending -= 1
+                    written += 1
             if written or self._error is not None:
                 os.fsync(self._fd)
-            self.rows_written += written
         except (OSError, HypnogramFileError) as exc:
+            self.rows_written += written
             self._failed(exc)
+            self._trim()
             return
+        self.rows_written += written
         if self._error is not None:
             log.warning("%s: RECORDING again; %d rows kept in memory written (%s before)", self.path,
                         written, self._error)
@@ -448,9 +455,9 @@ class HypnogramFile:
         self._fd, self._ident, self._head_done = fd, os.fstat(fd), 0
 
     def _first_pending_epoch(self) -> int | None:
-        for data, row in self._pending:
-            if row:
-                return int(data.split(b"\t", 1)[0])
+        for entry in self._pending:
+            if entry[1] == "row":
+                return int(entry[0].split(b"\t", 1)[0])
         return None
 
     def _fsync_dir(self) -> None:

@@ -123,7 +123,7 @@ class GateSink:
         arrival = now - record.latency_ms / 1000.0
         self._last_data_time = np.nanmax([self._last_data_time, record.end_time])
         if not self._recording():
-            self._emit(self.window.on_break("not recording", record.end_time, arrival))
+            self._emit(self.window.on_break("not recording", record.end_time, arrival, record.epoch))
             return
         self._emit(self.window.on_epoch(record, arrival, now))
 

@@ -125,14 +125,16 @@ class GateWindow:
             return []
         return [self._close(verdict.reason, verdict.time, None, verdict.arrival_time)]
 
-    def on_break(self, reason: str, time: float, arrival_time: float = float("nan")) -> list[GateEvent]:
-        """A gap or a lost signal (``reason``): closes an open window, and the rule must
-        be met again by epochs that begin after ``time``."""
+    def on_break(self, reason: str, time: float, arrival_time: float = float("nan"),
+                 epoch: int | None = None) -> list[GateEvent]:
+        """A gap, a lost signal, a night not recorded (``reason``): closes an open window,
+        and the rule must be met again by epochs that begin after ``time``. ``epoch``: the
+        epoch that decided it, when one did."""
         self._streak = 0
         self._not_before = max(self._not_before, time)
         if not self._open:
             return []
-        return [self._close(reason, time, None, arrival_time)]
+        return [self._close(reason, time, epoch, arrival_time)]
 
     def on_time(self, time: float, arrival_time: float = float("nan")) -> list[GateEvent]:
         """The data clock moved on to ``time``: closes a window open too long."""
