@@ -7,10 +7,14 @@ pipe scored 169 of 960 epochs; a Ctrl-S'd terminal, 0 of 960 (NOTES.md, "Failing
 
 * :class:`BoundedWriter`: text handed over with :meth:`BoundedWriter.offer` (never
   blocks: a full queue drops the text and counts it) and written, in order, by a thread of
-  its own. A real file descriptor (stdout, stderr) is written with ``os.write``, so no
+  its own. While the reader keeps up (nothing queued, and ``poll`` says the descriptor
+  takes a write of up to ``PIPE_BUF`` bytes without blocking) a line is written at once in
+  the caller's thread, so it is out before anything that follows it (a SIGKILLed worker
+  loses no line its ward could have read); only a reader that lags gets the queue. A real file descriptor (stdout, stderr) is written with ``os.write``, so no
   Python-level lock is held while the thread waits on a stalled reader (a daemon thread
-  blocked holding ``sys.stdout``'s lock would abort the interpreter at exit); other
-  streams (``io.StringIO`` in tests) with ``write`` + ``flush``.
+  blocked holding ``sys.stdout``'s lock would abort the interpreter at exit). A stream
+  without a file descriptor (in memory: ``io.StringIO``) cannot stall, so it is written at
+  once in the caller's thread, with no thread at all.
 * :class:`BoundedLogHandler`: a logging handler that formats in the caller's thread and
   offers the line to a :class:`BoundedWriter`; a line that does not fit is dropped and
   counted (:attr:`BoundedLogHandler.dropped`).
@@ -27,6 +31,7 @@ import io
 import logging
 import os
 import queue
+import select
 import threading
 import time
 from contextlib import contextmanager
@@ -36,6 +41,7 @@ log = logging.getLogger(__name__)
 
 MAX_QUEUED = 1000           # items waiting for the writer thread before new ones are dropped
 CLOSE_WAIT_S = 2.0          # how long closing waits for a stalled reader
+PIPE_BUF = 4096             # a pipe takes a write up to this size at once when poll says POLLOUT
 
 _STOP = object()
 
@@ -87,8 +93,11 @@ class BoundedWriter:
         self.dropped = 0
         self.broken: str | None = None
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name=f"sleepstream-{name}", daemon=True)
-        self._thread.start()
+        self._lock = threading.Lock()          # held while writing: one writer at a time
+        self._thread: threading.Thread | None = None
+        if self._fd is not None:
+            self._thread = threading.Thread(target=self._run, name=f"sleepstream-{name}", daemon=True)
+            self._thread.start()
 
     def __repr__(self) -> str:
         where = f"fd {self._fd}" if self._fd is not None else type(self.target).__name__
@@ -107,6 +116,29 @@ class BoundedWriter:
         if self._closed or self.broken is not None:
             self.dropped += 1
             return False
+        if self._thread is None:               # in memory: cannot stall
+            try:
+                self._write(text)
+            except (OSError, ValueError) as exc:
+                self.broken = str(exc) or type(exc).__name__
+                self.dropped += 1
+                return False
+            self.written += 1
+            return True
+        if not self._q.unfinished_tasks and self._lock.acquire(blocking=False):
+            try:                                # the reader keeps up: write now, in order
+                data = text.encode(self._encoding, errors="replace")
+                if not self._q.unfinished_tasks and self._takes_now(len(data)):
+                    try:
+                        self._write_bytes(data)
+                    except (OSError, ValueError) as exc:
+                        self.broken = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+                        self.dropped += 1
+                        return False
+                    self.written += 1
+                    return True
+            finally:
+                self._lock.release()
         try:
             self._q.put_nowait(text)
         except queue.Full:
@@ -120,7 +152,7 @@ class BoundedWriter:
         with self._q.all_tasks_done:
             while self._q.unfinished_tasks:
                 left = deadline - time.monotonic()
-                if left <= 0 or not self._thread.is_alive():
+                if left <= 0 or self._thread is None or not self._thread.is_alive():
                     return False
                 self._q.all_tasks_done.wait(left)
         return True
@@ -137,7 +169,7 @@ class BoundedWriter:
             self._q.put_nowait(_STOP)
         except queue.Full:
             pass
-        if done:
+        if done and self._thread is not None:
             self._thread.join(0.5)
         return done
 
@@ -152,7 +184,8 @@ class BoundedWriter:
                     self.dropped += 1
                     continue
                 try:
-                    self._write(str(item))
+                    with self._lock:
+                        self._write(str(item))
                     self.written += 1
                 except (OSError, ValueError) as exc:   # the reader is gone (EPIPE), the stream closed
                     self.broken = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
@@ -165,10 +198,24 @@ class BoundedWriter:
             self.target.write(text)          # type: ignore[union-attr]
             self.target.flush()              # type: ignore[union-attr]
             return
-        data = memoryview(text.encode(self._encoding, errors="replace"))
-        while data:
-            n = os.write(self._fd, data)
-            data = data[n:]
+        self._write_bytes(text.encode(self._encoding, errors="replace"))
+
+    def _write_bytes(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.write(self._fd, view)      # type: ignore[arg-type]
+            view = view[n:]
+
+    def _takes_now(self, n_bytes: int) -> bool:
+        """Whether a write of ``n_bytes`` goes through without waiting for the reader."""
+        if n_bytes > PIPE_BUF:
+            return False
+        try:
+            p = select.poll()
+            p.register(self._fd, select.POLLOUT)
+            return any(ev & select.POLLOUT for _, ev in p.poll(0))
+        except (OSError, ValueError):
+            return False
 
 
 class BoundedLogHandler(logging.StreamHandler):
