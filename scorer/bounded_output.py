@@ -37,8 +37,6 @@ import time
 from contextlib import contextmanager
 from typing import Iterator, TextIO
 
-log = logging.getLogger(__name__)
-
 MAX_QUEUED = 1000           # items waiting for the writer thread before new ones are dropped
 CLOSE_WAIT_S = 2.0          # how long closing waits for a stalled reader
 PIPE_BUF = 4096             # a pipe takes a write up to this size at once when poll says POLLOUT

@@ -322,6 +322,7 @@ class HypnogramFile:
         if self._pending:
             log.error("%s: %d rows could not be written before the scorer stopped (%s): they are lost",
                       self.path, self.rows_pending, self._error)
+            self.rows_lost += self._n_pending
         if self._fd >= 0:
             os.close(self._fd)              # releases the lock
             self._fd = -1

@@ -11,8 +11,6 @@ from typing import Iterator
 
 from weights import DEFAULT_MODEL
 
-log = logging.getLogger(__name__)
-
 HELP = "score a live LSL EEG stream every 30 s: on screen, on LSL stage outlets and in a hypnogram file"
 EXAMPLE = "sleepstream live --stream-name sleepstream-replay --out night.tsv"
 
