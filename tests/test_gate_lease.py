@@ -24,6 +24,7 @@ from scorer.gate.outlet import LEASE_REASON, LEASE_S
 from scorer.gate.rules import GateRule
 from scorer.gate.sink import GateSink
 from scorer.gate.window import CLOSE, OPEN
+from scorer.sinks import StreamStatus
 from test_gate import FS, WAKE_EPOCHS, gated_source, rec, start_listener
 
 MARGIN_S = 1.0          # the listener polls every 50 ms; the rest is a loaded machine's slack
@@ -124,6 +125,35 @@ def test_shipped_listener_follows_one_stream_renewals_keep_it_open_and_silence_c
         decoy.close()
         del dup
     assert repr(listener).startswith(f"<GateListener '{name}-gate' (sleepstream-scorer:{name}-gate): stopped")
+
+
+@pytest.mark.timeout(60)
+def test_shipped_listener_takes_a_vanished_outlet_as_closed_and_follows_the_restarted_scorer():
+    import sleepstream
+
+    name, _ = unique_ids()
+    heard: list[tuple[str, str]] = []
+    gate = GateSink(FS, GateRule(epochs=1, guard=False), outlet_name=name, linger_s=0.0)
+    with sleepstream.GateListener(name + "-gate", on_open=lambda r, t: heard.append((OPEN, r)),
+                                  on_close=lambda r, t: heard.append((CLOSE, r))) as listener:
+        assert listener.wait_connected(20), listener
+        wait_for(lambda: gate.outlet.have_consumers(), 10, "the listener's inlet")
+        gate.publish(rec(0))
+        assert listener.wait_open(5), listener
+        gate.outlet._outlet = None                     # the scorer is killed: its outlet vanishes
+        assert listener.wait_closed(1.0), listener     # LostError at once, well within the lease
+        wait_for(lambda: heard[-1:] == [(CLOSE, "stream lost")], 2, "the close callback")
+        again = GateSink(FS, GateRule(epochs=1, guard=False), outlet_name=name, linger_s=1.0)   # restarted
+        wait_for(lambda: listener.connected and again.outlet.have_consumers(), 20,
+                 "the listener to find the restarted scorer")
+        again.status(StreamStatus("eeg", FS, "Fpz-Cz"))    # its status tick says its state to the newcomer
+        wait_for(lambda: listener.reason == "restart", 5, "the restarted scorer's close / restart")
+        again.publish(rec(1))
+        assert listener.wait_open(5) and listener.reason == "N2/N3 p>=0.80 x1", listener
+        again.close()                                  # lingers 1 s: its listeners get the last marker
+        wait_for(lambda: len(heard) >= 4, 2, "the last close")
+    assert heard[:2] == [(OPEN, "N2/N3 p>=0.80 x1"), (CLOSE, "stream lost")]
+    assert heard[2:] == [(OPEN, "N2/N3 p>=0.80 x1"), (CLOSE, "scorer stopped")], heard
 
 
 # -- real processes: a SIGSTOPped `sleepstream live --gate` -------------------------------------

@@ -30,7 +30,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument("--units", help="override the channel's declared unit: uV, mV or V")
     o = p.add_argument_group("outputs")
     o.add_argument("--out", metavar="FILE", help="hypnogram TSV, one row per epoch, fsync'ed; appended to "
-                                                 "when it exists (a new session), never truncated")
+                                                 "when it exists (a new session), never truncated; locked while "
+                                                 "scoring (a second scorer on it is refused); rows that cannot be "
+                                                 "written are kept and written when the disk comes back (NOT "
+                                                 "RECORDING meanwhile)")
     o.add_argument("--outlet-name", default="sleepstream",
                    help="LSL outlets <name>-stage and <name>-probabilities (default: %(default)s)")
     o.add_argument("--no-outlets", action="store_true", help="do not publish stages on LSL")
@@ -38,7 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--status-json", action="store_true",
                    help="instead of the screen or the log: one JSON line per epoch, truth label, status "
                         "tick and (with --gate) window event on stdout (for a supervisor; sleepstream ward "
-                        "runs its workers this way)")
+                        "runs its workers this way); numbered by 'seq': a reader that does not keep up loses "
+                        "lines, never holds up scoring")
     o.add_argument("--gate", nargs="?", const="", metavar="RULES",
                    help="stimulation windows on the LSL Markers stream <outlet-name>-gate (open/close and "
                         "why) with an arousal guard; RULES: a .toml file or key=value pairs, e.g. "
@@ -168,7 +172,29 @@ def print_bounded(console, write, timeout_s: float = 2.0) -> None:
     out.close(timeout_s)
 
 
-def print_summary(console, summary, out: str | None) -> None:
+def output_notes(sinks: list, log_handlers: list) -> list[str]:
+    """What the outputs lost, for the summary: hypnogram rows not written, frames not drawn,
+    status and log lines dropped because their reader did not keep up."""
+    from scorer.hypnogram_file import HypnogramFile
+
+    notes = []
+    for s in sinks:
+        if isinstance(s, HypnogramFile):
+            st = s.recording_state()
+            notes.append(f"hypnogram rows written this session: {st.rows_written}"
+                         + (f", {st.rows_lost} LOST (the file could not be written)" if st.rows_lost else ""))
+    dropped = {"screen frames not drawn": sum(getattr(s, "frames_dropped", 0) for s in sinks),
+               "status lines dropped": sum(getattr(s, "dropped_lines", 0) for s in sinks),
+               "log lines dropped": sum(h.dropped for h in log_handlers)}
+    epoch_log = [h for h in logging.getLogger("sleepstream.epochs").handlers if hasattr(h, "dropped")]
+    dropped["log lines dropped"] += sum(h.dropped for h in epoch_log)
+    lost = [f"{n} {what}" for what, n in dropped.items() if n]
+    if lost:
+        notes.append("the terminal or reader did not keep up: " + ", ".join(lost) + " (no epoch was held up)")
+    return notes
+
+
+def print_summary(console, summary, out: str | None, notes: list[str] | tuple[str, ...] = ()) -> None:
     from sleepstream.console import agreement_tables
 
     lat = summary.latency_percentiles()
@@ -181,6 +207,8 @@ def print_summary(console, summary, out: str | None) -> None:
             console.print(t)
     if out:
         console.print(f"hypnogram: {out}")
+    for note in notes:
+        console.print(note)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -230,7 +258,7 @@ def run(args: argparse.Namespace) -> int:
     scorer = None
     console = Console(stderr=True)
     # While the night runs, no log line, screen frame or status line may block the loop.
-    with logging_without_blocking():
+    with logging_without_blocking() as log_handlers:
         try:
             # Samples flow from run() on: whatever arrives meanwhile would wait in liblsl's queue.
             desc = stream.connect(timeout_s=max(2.0, min(args.timeout, 10.0)), subscribe=False)
@@ -268,5 +296,6 @@ def run(args: argparse.Namespace) -> int:
                 summary = scorer.run(stop=stop, max_epochs=args.epochs)
         finally:
             release_session(scorer, sinks, stream, truth)
-        print_bounded(console, lambda c: print_summary(c, summary, args.out))
+        notes = output_notes(sinks, log_handlers)
+        print_bounded(console, lambda c: print_summary(c, summary, args.out, notes))
     return 0
