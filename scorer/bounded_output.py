@@ -61,7 +61,8 @@ class BoundedWriter:
     ----------
     target : TextIO or int
         A stream (stdout) or a file descriptor. A stream with a real file descriptor is
-        flushed once, then written through its descriptor.
+        written through its descriptor, past the stream's own buffer (flush it before, if
+        it may hold text: flushing here could block on the very reader we must not wait for).
     max_queued : int
         Items (lines, frames) waiting to be written; an item offered when the queue is
         full is dropped and counted.
@@ -80,11 +81,6 @@ class BoundedWriter:
         self.name = name
         self.target = target
         self._fd = _fileno(target)
-        if self._fd is not None and not isinstance(target, int):
-            try:
-                target.flush()          # what was printed before goes first
-            except (OSError, ValueError):
-                pass
         self._encoding = getattr(target, "encoding", None) or "utf-8"
         self._q: queue.Queue[object] = queue.Queue(maxsize=max(1, int(max_queued)))
         self.written = 0

@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import pty
+import select
 import signal
 import struct
 import subprocess
@@ -119,26 +120,47 @@ def test_status_json_into_a_pipe_nobody_reads_scores_every_epoch_into_the_tsv(tm
     assert len(data) <= 1 << 17 and len(lines) < 2 * N_EPOCHS
 
 
+def takes_output(tty_fd: int) -> bool:
+    """Whether the terminal would take a write now (poll: POLLOUT on the pty's slave side)."""
+    p = select.poll()
+    p.register(tty_fd, select.POLLOUT)
+    return bool(p.poll(0))
+
+
 @pytest.mark.timeout(150)
 def test_the_screen_on_a_pty_nobody_reads_never_stops_scoring_and_catches_up_when_read(tmp_path):
+    """The terminal (stdout and stderr, a pty) is not read: every epoch reaches the TSV; a
+    second scorer on the same file is refused; read again, the screen shows the latest
+    epoch; left unread again and stopped, the scorer ends in bounded time (the final screen
+    and summary wait at most 2 s each for a dead terminal)."""
     player, stop, sid = replay()
     out = tmp_path / "night.tsv"
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
     env = dict(os.environ, TERM="xterm-256color", COLUMNS="100", LINES="30")
     env.pop("NO_COLOR", None)
-    proc = subprocess.Popen(live_cmd(sid, out), cwd=REPO, env=env, stdin=slave, stdout=slave,
-                            stderr=open(tmp_path / "live.stderr", "w"), start_new_session=True)
+    proc = subprocess.Popen(live_cmd(sid, out), cwd=REPO, env=env, stdin=slave, stdout=slave, stderr=slave,
+                            start_new_session=True)
+    probe = os.dup(slave)                    # to see from here whether the terminal takes output
     os.close(slave)
     screen = bytearray()
     try:
-        # nobody reads the terminal: the pty's buffer fills within a few frames
+        # nobody reads the terminal: the pty's buffer (~17 kB) fills within a few frames
         wait_for(lambda: out.exists() and len(read_rows(out)) >= N_EPOCHS, 90,
                  f"{N_EPOCHS} epochs in the TSV behind a terminal nobody reads")
         assert proc.poll() is None
         assert [r["epoch"] for r in read_rows(out)] == list(range(N_EPOCHS))
         # a second scorer on the same --out is refused at once, with one line, and touches nothing
         state = out.with_name(out.name + ".state.json")
+
+        def state_saved() -> bool:            # the state is written after each batch's rows
+            try:
+                saved = json.loads(state.read_text())["last_end_time"]
+            except (OSError, ValueError, KeyError):
+                return False
+            return abs(saved - read_rows(out)[-1]["end_time"]) < 1e-3
+
+        wait_for(state_saved, 10, "the night state of the last epoch")
         before = (out.read_bytes(), state.read_bytes())
         second = subprocess.run(live_cmd(sid, out, "--no-display"), cwd=REPO, env=dict(os.environ),
                                 capture_output=True, text=True, timeout=60)
@@ -158,23 +180,20 @@ def test_the_screen_on_a_pty_nobody_reads_never_stops_scoring_and_catches_up_whe
 
         os.set_blocking(master, False)
         wait_for(read_some, 30, f"'{last}' on the screen once the terminal is read")
+        # unread again until the pty is full (the 1-Hz redraws), then stopped: a bounded end
+        wait_for(lambda: not takes_output(probe), 30, "the terminal to fill up again")
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(30)
+        except subprocess.TimeoutExpired:
+            pytest.fail("live hung on its way out behind a terminal nobody reads")
+        assert rc == 0 and time.monotonic() - t0 < 15, (rc, bytes(screen[-3000:]))
     finally:
         if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-
-        def drain() -> None:
-            while proc.poll() is None:
-                try:
-                    os.read(master, 1 << 16)
-                except OSError:
-                    time.sleep(0.02)
-        threading.Thread(target=drain, daemon=True).start()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
         os.close(master)
+        os.close(probe)
         stop.set()
         player.join(10)
-    assert proc.returncode == 0, (tmp_path / "live.stderr").read_text()[-2000:]

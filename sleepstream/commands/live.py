@@ -161,14 +161,20 @@ def ignore_file_size_signal() -> None:
 
 
 def print_bounded(console, write, timeout_s: float = 2.0) -> None:
-    """Print what ``write(console)`` prints without hanging on a dead reader: rendered to
-    text first, then written by a thread that is given ``timeout_s``."""
+    """Print what ``write(c)`` prints on ``console`` without hanging on a dead reader:
+    rendered to text on a console of its own (same width and colours; the real one would
+    write and flush its file), then written by a thread that is given ``timeout_s``."""
+    import io
+
+    from rich.console import Console
+
     from scorer.bounded_output import BoundedWriter
 
-    with console.capture() as cap:
-        write(console)
+    text = Console(file=io.StringIO(), width=console.width, color_system=console.color_system,
+                   force_terminal=console.is_terminal, legacy_windows=False)
+    write(text)
     out = BoundedWriter(console.file, max_queued=1, name="summary")
-    out.offer(cap.get())
+    out.offer(text.file.getvalue())
     out.close(timeout_s)
 
 
