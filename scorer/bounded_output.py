@@ -212,6 +212,50 @@ class BoundedWriter:
             return False
 
 
+class FdFile(io.TextIOBase):
+    """A text file over a file descriptor, written with ``os.write`` (no Python buffer, so
+    no lock held while a write waits for the reader: the thread that owns a terminal may
+    be left blocked at exit without stalling the interpreter's final flush of stdout).
+
+    Parameters
+    ----------
+    fd : int
+        The descriptor (1 for stdout); not closed by this object.
+    encoding : str
+        How text becomes bytes.
+    """
+
+    def __init__(self, fd: int, encoding: str = "utf-8") -> None:
+        super().__init__()
+        self._fd = fd
+        self._encoding = encoding
+
+    def __repr__(self) -> str:
+        return f"<FdFile fd {self._fd}>"
+
+    @property
+    def encoding(self) -> str:           # type: ignore[override]
+        return self._encoding
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def isatty(self) -> bool:
+        return os.isatty(self._fd)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        view = memoryview(text.encode(self._encoding, errors="replace"))
+        while view:
+            view = view[os.write(self._fd, view):]
+        return len(text)
+
+    def flush(self) -> None:
+        """Nothing is buffered here."""
+
+
 class BoundedLogHandler(logging.StreamHandler):
     """A console log handler that never blocks: each record is formatted in the caller's
     thread and offered to a :class:`BoundedWriter` on the same stream.

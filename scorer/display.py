@@ -170,6 +170,20 @@ class _ScreenLogHandler(logging.Handler):
         self.writer.log(Text(line, style=_LEVEL_STYLE.get(record.levelname, "")))
 
 
+def _stdout_file():
+    """stdout for the screen: through its descriptor when it has one (see FdFile)."""
+    import sys
+
+    from .bounded_output import FdFile
+
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return sys.stdout
+    sys.stdout.flush()
+    return FdFile(fd, getattr(sys.stdout, "encoding", None) or "utf-8")
+
+
 # --------------------------------------------------------------------------- the sink
 
 class DisplaySink:
@@ -178,7 +192,8 @@ class DisplaySink:
     Parameters
     ----------
     console : rich.console.Console, optional
-        Where to draw (default: a new Console on stdout).
+        Where to draw (default: a new Console on stdout, written through its file
+        descriptor: :class:`scorer.bounded_output.FdFile`).
     title : str
         First words of the header.
     screen : bool
@@ -209,7 +224,8 @@ class DisplaySink:
                  screen: bool = False, capture_logging: bool = True, max_fps: float = 20.0,
                  wall_clock: Callable[[], float] = time.time,
                  recording: "Callable[[], RecordingState] | None" = None) -> None:
-        self.console = console or Console()
+        # the terminal is written by os.write (FdFile): no Python lock is held while it stalls
+        self.console = console or Console(file=_stdout_file())
         self.state = DisplayState(title)
         self._wall_clock = wall_clock
         self._recording = recording
