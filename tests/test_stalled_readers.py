@@ -77,6 +77,34 @@ def test_bounded_writer_never_blocks_on_an_unread_pipe_counts_what_it_drops_and_
         os.close(r)
 
 
+def test_log_lines_to_a_stream_nobody_reads_never_block_and_are_counted():
+    """While live runs, the root logger's console handlers are swapped for bounded ones on the
+    same streams (and put back after)."""
+    import logging
+
+    from scorer.bounded_output import BoundedLogHandler, logging_without_blocking
+
+    r, w = os.pipe()
+    stream = os.fdopen(w, "w")
+    plain = logging.StreamHandler(stream)
+    lg = logging.getLogger("test-stalled-log")
+    lg.addHandler(plain)
+    lg.propagate = False
+    try:
+        with logging_without_blocking(("test-stalled-log",), wait_s=0.3) as handlers:
+            assert plain not in lg.handlers and [type(h) for h in lg.handlers] == [BoundedLogHandler]
+            t0 = time.monotonic()
+            for k in range(3000):                                 # ~300 kB into a 64-kB pipe
+                lg.warning("line %d %s", k, "x" * 90)
+            assert time.monotonic() - t0 < 5.0
+            assert handlers[0].dropped > 0
+        assert lg.handlers == [plain]
+    finally:
+        lg.removeHandler(plain)
+        os.close(r)                                               # the writer thread gets EPIPE
+        stream.close()
+
+
 @pytest.mark.timeout(120)
 def test_status_json_into_a_pipe_nobody_reads_scores_every_epoch_into_the_tsv(tmp_path):
     player, stop, sid = replay()
