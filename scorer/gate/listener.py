@@ -246,7 +246,10 @@ class GateListener:
                         self._reason = "stream lost"
             self._report()
         if inlet is not None:
-            inlet.close_stream()
+            try:
+                inlet.close_stream()
+            except Exception:               # the stream may be gone already
+                pass
             del inlet
 
     def _marker(self, event: str, reason: str, stamp: float) -> None:
