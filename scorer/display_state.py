@@ -15,6 +15,7 @@ import copy
 import logging
 import math
 from collections import deque
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +26,9 @@ from sleepnet.stages import EPOCH_S, UNSCORED, stage_code
 from .history import AgreementCounts
 from .records import ScoredEpoch
 from .sinks import StreamStatus
+
+if TYPE_CHECKING:   # no import at run time: the state loads neither rich nor the file sink
+    from .hypnogram_file import RecordingState
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,8 @@ class DisplayState:
     ``first_epoch``. stalled_since_s: ``elapsed_s`` of the status that first reported
     the stall (None while samples flow). n_unscored, :attr:`n_epochs`, :attr:`stats`
     and :meth:`agreement`: over the whole session.
+    recording: the hypnogram file's state (:class:`scorer.hypnogram_file.RecordingState`;
+    None without a file).
     """
 
     def __init__(self, title: str = "sleepstream live", keep_epochs: int = HYPNOGRAM_KEEP_EPOCHS) -> None:
@@ -66,6 +72,7 @@ class DisplayState:
         self.latencies_ms: deque[float] = deque(maxlen=LATENCY_HISTORY)
         self.running = RunningSleepStats()
         self.n_unscored = 0
+        self.recording: RecordingState | None = None
 
     # -- updates (called by DisplaySink) --
     def add_record(self, record: ScoredEpoch, wall_now_s: float) -> None:
@@ -142,6 +149,10 @@ class DisplayState:
             self.anchor_wall_s += extra * EPOCH_S
         for k in [k for k in self.truth if k < self.first_epoch]:
             del self.truth[k]
+
+    def set_recording(self, recording: "RecordingState | None") -> None:
+        """The hypnogram file's state (the screen says NOT RECORDING while it fails)."""
+        self.recording = recording
 
     def set_status(self, status: StreamStatus) -> None:
         if status.stalled and self.stalled_since_s is None:

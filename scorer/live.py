@@ -13,6 +13,12 @@ sent to the sinks with ``truth(epoch, stage)``.
 A sink that raises is logged once and skipped for that call: a broken display never
 stops the hypnogram file from being written.
 
+A sink may also have ``tick(now)``: the loop calls it on every turn, after each pull
+while it drains and after each record it publishes (``now``: the scorer's LSL clock, s),
+so it runs many times a second while the loop runs and never while it hangs. The
+stimulation gate renews an open window's lease there: a promise made from the loop
+itself, which lapses when the loop stops (DESIGN.md, "The loop is the heartbeat").
+
 Backlog (a flood: a fast replay, or a source sending what it held through a long
 disconnection): each turn of the loop first drains what has arrived from the inlet, in
 pulls of at most :attr:`streamer.stream.EEGStream.max_pull` samples, through the
@@ -238,6 +244,8 @@ class LiveScorer:
         self._backlog: deque[TimedEpoch] = deque()
         # Sinks that also take the raw samples as pulled (``samples(chunk)``: the gate's arousal guard).
         self._taps = [s for s in self.sinks if callable(getattr(s, "samples", None))]
+        # Sinks that keep a promise over time (``tick(now)``: the gate's lease), renewed from the loop.
+        self._tickers = [s for s in self.sinks if callable(getattr(s, "tick", None))]
 
     # -- the loop -----------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None, max_epochs: int | None = None,
@@ -259,6 +267,7 @@ class LiveScorer:
                 self._score(timed)
             self._poll_truth()
             now = pylsl.local_clock()
+            self._tick(now)
             since = now - last_status
             if since >= self.status_every_s or (timed and since >= STATUS_MIN_INTERVAL_S):
                 self._each("status", self.make_status(now))
@@ -286,6 +295,7 @@ class LiveScorer:
                 pulled += len(chunk.samples_uv)
                 timed += self._assembler.push(chunk)
                 self._tap(chunk)
+            self._tick()
             if pulled < self.stream.max_pull or len(self._backlog) + len(timed) >= MAX_BACKLOG_EPOCHS:
                 return timed
             timeout = 0.0
@@ -359,6 +369,7 @@ class LiveScorer:
                                  probabilities=tuple(p.probabilities), confidence=p.confidence,
                                  flags=tuple(p.flags), latency_ms=latency)
             self._each("publish", record)
+            self._tick()
             self._matcher.add_epoch(record)
             self._stages[record.epoch] = record.stage
             self._latencies.append(latency)
@@ -388,6 +399,20 @@ class LiveScorer:
                 if key not in self._failed:
                     self._failed.add(key)
                     log.exception("sink %s.samples failed; scoring goes on", type(sink).__name__)
+
+    def _tick(self, now: float | None = None) -> None:
+        """A turn of the loop to the sinks with a ``tick`` method."""
+        if not self._tickers:
+            return
+        now = pylsl.local_clock() if now is None else now
+        for sink in self._tickers:
+            try:
+                sink.tick(now)
+            except Exception:
+                key = (id(sink), "tick")
+                if key not in self._failed:
+                    self._failed.add(key)
+                    log.exception("sink %s.tick failed; scoring goes on", type(sink).__name__)
 
     def _each(self, method: str, *args: object) -> None:
         for sink in self.sinks:

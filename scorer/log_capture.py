@@ -11,10 +11,13 @@ from rich.console import Console
 class LogAboveScreen:
     """Route the root logger's console output through ``console`` between :meth:`start`
     and :meth:`stop` (file handlers are left alone; the level is the lowest of the
-    handlers taken, WARNING when there were none)."""
+    handlers taken, WARNING when there were none). ``handler``: use this one instead of
+    a ``RichHandler`` printing on ``console`` (the live screen's hands records to the
+    thread that owns the terminal, so logging never blocks on it)."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, handler: logging.Handler | None = None) -> None:
         self.console = console
+        self._handler = handler
         self._saved: list[logging.Handler] = []
         self._rich: logging.Handler | None = None
 
@@ -27,7 +30,11 @@ class LogAboveScreen:
                 self._saved.append(h)
                 root.removeHandler(h)
         level = min((h.level for h in self._saved), default=logging.WARNING)
-        self._rich = RichHandler(console=self.console, show_path=False, level=level)
+        if self._handler is not None:
+            self._handler.setLevel(level)
+            self._rich = self._handler
+        else:
+            self._rich = RichHandler(console=self.console, show_path=False, level=level)
         root.addHandler(self._rich)
 
     def stop(self) -> None:

@@ -7,6 +7,8 @@ is :class:`scorer.display.DisplaySink`.
 What the screen shows (top to bottom)
 -------------------------------------
 * a header: source stream, rate, channel, "receiving" or SIGNAL LOST, time since start;
+  NOT RECORDING (white on red, with the rows kept in memory) while the hypnogram file
+  cannot be written, and the same with the reason on the stream-health line;
 * the current stage in large coloured letters with its five probabilities as bars, the
   confidence and the epoch's quality flags; beside it the night's running sleep
   statistics (:mod:`sleepnet.report.sleep_stats`) and, when a truth stream is present, the
@@ -319,7 +321,10 @@ def _header(state: DisplayState, width: int) -> Text:
     if st is not None:
         left.append(f"  {st.source_name}", style="bold cyan")
         left.append(f" · {st.sfreq_hz:g} Hz · {st.channel}")
-    if st is None:
+    rec = state.recording
+    if rec is not None and not rec.recording:
+        right = Text(f" NOT RECORDING ({rec.rows_pending} rows kept) ", style="bold white on red")
+    elif st is None:
         right = Text("waiting for the stream", style="bright_yellow")
     elif st.stalled:
         since = state.stalled_since_s if state.stalled_since_s is not None else st.elapsed_s
@@ -491,6 +496,11 @@ def _health(state: DisplayState) -> list[Text]:
     if st.stalled:
         since = state.stalled_since_s if state.stalled_since_s is not None else st.elapsed_s
         lat.append(f" · SIGNAL LOST for {st.elapsed_s - since:.0f} s, waiting", style="bold bright_red")
+    rec = state.recording
+    if rec is not None and not rec.recording:
+        lost = f", {rec.rows_lost} lost" if rec.rows_lost else ""
+        t = Text(f"NOT RECORDING: the hypnogram file cannot be written ({rec.error}); {rec.rows_pending} rows "
+                 f"kept in memory{lost}, retrying each epoch · ", style="bold white on red") + t
     return [t, lat]
 
 

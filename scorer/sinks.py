@@ -4,6 +4,8 @@ knows which sinks there are: adding a sink never touches the loop.
 A sink may also have ``samples(chunk)`` (a :class:`streamer.stream.SampleChunk`): the
 loop then hands it every chunk of the scored channel as pulled, before scoring (the
 stimulation gate's arousal guard judges the newest second this way, whatever the pace).
+And ``tick(now)``: called on every turn of the loop (``now``: the scorer's LSL clock, s),
+for a promise kept over time from the loop itself (the gate's lease).
 """
 from __future__ import annotations
 

@@ -259,7 +259,9 @@ def test_display_sink_draws_the_final_frame_and_routes_logging_through_the_conso
     text = con.export_text()
     assert "a message while the screen is up" in text
     assert "N2  NREM 2" in text and "acc 100.0%" in text and "5 epochs" in text
-    assert sink.frames >= 5
+    # every redraw asked for is drawn or, when the terminal was still taking the one before,
+    # counted as dropped (the writer thread owns the terminal; the loop never waits for it)
+    assert sink.frames >= 1 and sink.frames + sink.frames_dropped >= 5
 
 
 def test_epochs_that_never_arrived_count_as_unscored():

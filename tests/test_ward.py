@@ -240,7 +240,9 @@ def test_status_json_lines_carry_records_and_status_exactly_and_number_epochs_li
     assert back == ScoredEpoch(9, 100.5, 130.49, "N2", rec.probabilities, 0.7, ("warmup",), 3.25)
     back_uns = record_from_event(events[1])
     assert back_uns.epoch == 10 and back_uns.stage == "UNS" and np.isnan(back_uns.probabilities).all()
-    assert events[2] == {"event": "truth", "epoch": 9, "stage": "N3"}
+    assert [e["seq"] for e in events] == [0, 1, 2, 3, 4]          # numbered, so a reader sees a dropped line
+    assert events[2] == {"event": "truth", "seq": 2, "epoch": 9, "stage": "N3"}
+    assert events[3]["dropped_lines"] == 0
     s = status_from_event(events[3])
     assert (s.samples_received, s.samples_missing, s.gaps, s.stalled) == (1000, 12, 1, True)
 

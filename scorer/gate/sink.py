@@ -7,6 +7,25 @@ of the scored channel, which feeds the arousal guard while a window is open and 
 gaps the moment they arrive. Events go, in order, to the ``<name>-gate`` outlet and to
 each listener (``listener(event, stamp)``; a listener that raises is logged and
 skipped).
+
+The lease (:mod:`scorer.gate.outlet`): the live loop calls :meth:`GateSink.tick` on every
+turn (between pulls and between records too). While a window is open, ``tick`` re-sends
+``open`` / ``lease`` on the outlet every ``renew_s`` (0.25 s), and closes the window:
+
+* ``max open time``: ``max_open_s`` after it opened on the scorer's monotonic clock, even
+  while no data arrives;
+* ``lease lapsed``: the loop came back after more than ``lease_s`` without a turn (it hung:
+  a stalled disk, SIGSTOP). Its listeners have taken the window as closed by then; the
+  scorer agrees, and the rule must be met again by epochs after the hang.
+
+NOT RECORDING: given ``recording`` (the hypnogram file's
+:attr:`scorer.hypnogram_file.HypnogramFile.recording`), a window never opens while the
+night is not being recorded, and an open one closes with reason ``not recording``. The live
+command puts the file before the gate in the sinks, so the file has tried to write an
+epoch's row before the gate decides on that epoch: an epoch whose row could not be written
+never opens a window. (This costs the markers decided on an epoch one fsync'ed append; the
+guard's and the gaps' closes come from the raw-sample tap, before any sink, and are not
+delayed.)
 """
 from __future__ import annotations
 
@@ -22,7 +41,7 @@ from scorer.sinks import StreamStatus
 from streamer.stream import SampleChunk
 
 from .guard import ArousalGuard
-from .outlet import GateOutlet
+from .outlet import LEASE_S, RENEW_S, GateOutlet
 from .rules import DEFAULT_RULE, GateRule
 from .window import CLOSE, OPEN, GateEvent, GateWindow
 
@@ -46,16 +65,33 @@ class GateSink:
         Called as ``listener(event, stamp)`` for each event, after it is published.
     source_stream : str
         The EEG stream's name (for the outlet description).
+    linger_s : float
+        On :meth:`close`, how long connected listeners get to pull the last markers (s).
+    lease_s : float
+        How long an ``open`` holds without renewal (s); said in the outlet's description.
+    renew_s : float
+        How often an open window is renewed (s); below ``lease_s``.
+    recording : callable, optional
+        Returns whether the night is being recorded (the hypnogram file's
+        ``recording``); while it returns False no window opens.
     """
 
     def __init__(self, sfreq_hz: float, rule: GateRule = DEFAULT_RULE, outlet_name: str | None = None,
                  listeners: tuple[Listener, ...] | list[Listener] = (), source_stream: str = "",
-                 linger_s: float = 0.5) -> None:
+                 linger_s: float = 0.5, lease_s: float = LEASE_S, renew_s: float = RENEW_S,
+                 recording: Callable[[], bool] | None = None) -> None:
+        if not 0 < renew_s < lease_s:
+            raise ValueError(f"renew_s must be positive and below lease_s, got renew_s={renew_s}, lease_s={lease_s}")
         self.rule = rule
         self.window = GateWindow(rule)
         self.guard = ArousalGuard(sfreq_hz, rule.thresholds) if rule.guard else None
-        self.outlet = GateOutlet(outlet_name, rule.describe(), source_stream) if outlet_name else None
+        self.outlet = GateOutlet(outlet_name, rule.describe(), source_stream, lease_s) if outlet_name else None
         self.linger_s = linger_s
+        self.lease_s = float(lease_s)
+        self.renew_s = float(renew_s)
+        self.recording = recording
+        self.renewals = 0
+        self._last_push = float("nan")      # local clock of the newest open or renewal (NaN: closed)
         self._listeners: list[Listener] = list(listeners)
         self._failed: set[int] = set()
         self._last: tuple[str, str] = (CLOSE, "restart")
@@ -69,7 +105,7 @@ class GateSink:
 
     def __repr__(self) -> str:
         where = self.outlet.name if self.outlet is not None else "no outlet"
-        return f"<GateSink {where}: {self.window!r}>"
+        return f"<GateSink {where}: {self.window!r}, lease {self.lease_s:g} s>"
 
     # -- API for programs in the same process ------------------------------------------
     def add_listener(self, listener: Listener) -> None:
@@ -83,9 +119,33 @@ class GateSink:
 
     # -- the Sink protocol -------------------------------------------------------------
     def publish(self, record: ScoredEpoch) -> None:
-        arrival = pylsl.local_clock() - record.latency_ms / 1000.0
+        now = pylsl.local_clock()
+        arrival = now - record.latency_ms / 1000.0
         self._last_data_time = np.nanmax([self._last_data_time, record.end_time])
-        self._emit(self.window.on_epoch(record, arrival))
+        if not self._recording():
+            self._emit(self.window.on_break("not recording", record.end_time, arrival, record.epoch))
+            return
+        self._emit(self.window.on_epoch(record, arrival, now))
+
+    def tick(self, now: float | None = None) -> None:
+        """A turn of the live loop (``now``: the scorer's LSL clock, s): renew an open
+        window's lease, or close it (``max open time``, ``lease lapsed``, ``not
+        recording``). Cheap; the loop calls it often."""
+        if not self.window.is_open:
+            return
+        now = pylsl.local_clock() if now is None else now
+        t = self._last_data_time
+        if not self._recording():
+            self._emit(self.window.on_break("not recording", t, now))
+        elif now - self._last_push > self.lease_s:
+            self._emit(self.window.on_break("lease lapsed", t, now))
+        else:
+            expired = self.window.on_clock(now, t, now)
+            if expired:
+                self._emit(expired)
+            elif now - self._last_push >= self.renew_s:
+                self._last_push = self.outlet.renew() if self.outlet is not None else now
+                self.renewals += 1
 
     def samples(self, chunk: SampleChunk) -> None:
         """Raw samples (µV) as pulled: gaps at once, the guard while a window is open."""
@@ -127,6 +187,15 @@ class GateSink:
             self.outlet.close(self.linger_s)
 
     # -- internals ---------------------------------------------------------------------
+    def _recording(self) -> bool:
+        if self.recording is None:
+            return True
+        try:
+            return bool(self.recording())
+        except Exception:
+            log.exception("gate: the recording check failed; no window opens")
+            return False
+
     def _announce(self) -> None:
         """Listeners that connect later (e.g. back to a restarted scorer) missed what was
         pushed before: when the first one appears, say the current state again."""
@@ -145,6 +214,7 @@ class GateSink:
                 else:
                     self.guard.disarm()
             stamp = self.outlet.push(ev.kind, ev.reason) if self.outlet is not None else pylsl.local_clock()
+            self._last_push = stamp if ev.kind == OPEN else float("nan")
             self._last = (ev.kind, ev.reason)
             self.history.append((ev, stamp, (stamp - ev.arrival_time) * 1000.0))
             log.info("gate %s (%s)", ev.kind, ev.reason)

@@ -14,6 +14,11 @@ the data's (s, the scorer's LSL clock).
   alarm, a gap, signal lost, or ``rule.max_open_s`` after opening. Every close restarts
   the count: after a close the rule must be met again, from the next epoch on, by
   epochs that began after the close.
+
+``max_open_s`` counts on the scorer's monotonic clock (:meth:`GateWindow.on_clock`, fed
+``pylsl.local_clock()`` by the live loop on every turn, so it fires while no data
+arrives), and on the data clock too (:meth:`GateWindow.on_time`: a replay faster than real
+time, and offline runs without a clock).
 """
 from __future__ import annotations
 
@@ -54,6 +59,7 @@ class GateWindow:
         self.rule = rule
         self._open = False
         self._opened_at = float("nan")
+        self._opened_clock = float("nan")
         self._streak = 0
         self._not_before = -float("inf")   # epochs must start after this to count
 
@@ -91,8 +97,11 @@ class GateWindow:
             return "after a close"
         return None
 
-    def on_epoch(self, record: ScoredEpoch, arrival_time: float = float("nan")) -> list[GateEvent]:
-        """A newly scored epoch: may open or close the window."""
+    def on_epoch(self, record: ScoredEpoch, arrival_time: float = float("nan"),
+                 now: float | None = None) -> list[GateEvent]:
+        """A newly scored epoch: may open or close the window. ``now``: the scorer's
+        monotonic clock (s) at this decision, from which :meth:`on_clock` counts
+        ``max_open_s`` (None: the record's end time)."""
         why = self.why_not(record)
         if self._open:
             if why is not None:
@@ -106,6 +115,7 @@ class GateWindow:
         if self._streak >= self.rule.epochs:
             self._open = True
             self._opened_at = record.end_time
+            self._opened_clock = record.end_time if now is None else float(now)
             return [GateEvent(OPEN, self.rule.describe(), record.end_time, record.epoch, arrival_time)]
         return []
 
@@ -115,14 +125,16 @@ class GateWindow:
             return []
         return [self._close(verdict.reason, verdict.time, None, verdict.arrival_time)]
 
-    def on_break(self, reason: str, time: float, arrival_time: float = float("nan")) -> list[GateEvent]:
-        """A gap or a lost signal (``reason``): closes an open window, and the rule must
-        be met again by epochs that begin after ``time``."""
+    def on_break(self, reason: str, time: float, arrival_time: float = float("nan"),
+                 epoch: int | None = None) -> list[GateEvent]:
+        """A gap, a lost signal, a night not recorded (``reason``): closes an open window,
+        and the rule must be met again by epochs that begin after ``time``. ``epoch``: the
+        epoch that decided it, when one did."""
         self._streak = 0
         self._not_before = max(self._not_before, time)
         if not self._open:
             return []
-        return [self._close(reason, time, None, arrival_time)]
+        return [self._close(reason, time, epoch, arrival_time)]
 
     def on_time(self, time: float, arrival_time: float = float("nan")) -> list[GateEvent]:
         """The data clock moved on to ``time``: closes a window open too long."""
@@ -130,6 +142,14 @@ class GateWindow:
             return []
         expired = self._expired(time, arrival_time, None)
         return [expired] if expired else []
+
+    def on_clock(self, now: float, time: float = float("nan"), arrival_time: float = float("nan")) -> list[GateEvent]:
+        """The scorer's monotonic clock is at ``now`` (s): closes a window open for
+        ``max_open_s`` on it, whether or not data arrives. ``time``: the newest data time
+        (the close's decision time)."""
+        if not self._open or not now - self._opened_clock >= self.rule.max_open_s:
+            return []
+        return [self._close("max open time", time, None, arrival_time)]
 
     def _expired(self, time: float, arrival_time: float, epoch: int | None) -> GateEvent | None:
         if time - self._opened_at >= self.rule.max_open_s:

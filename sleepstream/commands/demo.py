@@ -143,9 +143,11 @@ def run(args: argparse.Namespace) -> int:
     sinks: list = []
     scorer = None
     try:
-        sinks.append(HypnogramFile(out, name, model.model_id))
+        hyp = HypnogramFile(out, name, model.model_id)
+        sinks.append(hyp)
         sinks.append(LslOutletSink("sleepstream-demo", model.model_id, source_stream=name))
-        sinks.append(make_view_sink(args.no_display, f"sleepstream demo: {recording.name} at {speed}"))
+        sinks.append(make_view_sink(args.no_display, f"sleepstream demo: {recording.name} at {speed}",
+                                    hyp.recording_state))
         scorer = LiveScorer(stream, model, sinks, truth)
         with stop_on_signals() as stop:
             summary = scorer.run(stop=stop, max_epochs=source.n_epochs, idle_exit_s=10.0)

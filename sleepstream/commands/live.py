@@ -34,7 +34,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "model and level-free quality checks (a sleepstream replay of such a file says so itself)")
     o = p.add_argument_group("outputs")
     o.add_argument("--out", metavar="FILE", help="hypnogram TSV, one row per epoch, fsync'ed; appended to "
-                                                 "when it exists (a new session), never truncated")
+                                                 "when it exists (a new session), never truncated; locked while "
+                                                 "scoring (a second scorer on it is refused); rows that cannot be "
+                                                 "written are kept and written when the disk comes back (NOT "
+                                                 "RECORDING meanwhile)")
     o.add_argument("--outlet-name", default="sleepstream",
                    help="LSL outlets <name>-stage and <name>-probabilities (default: %(default)s)")
     o.add_argument("--no-outlets", action="store_true", help="do not publish stages on LSL")
@@ -42,7 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--status-json", action="store_true",
                    help="instead of the screen or the log: one JSON line per epoch, truth label, status "
                         "tick and (with --gate) window event on stdout (for a supervisor; sleepstream ward "
-                        "runs its workers this way)")
+                        "runs its workers this way); numbered by 'seq': a reader that does not keep up loses "
+                        "lines, never holds up scoring")
     o.add_argument("--gate", nargs="?", const="", metavar="RULES",
                    help="stimulation windows on the LSL Markers stream <outlet-name>-gate (open/close and "
                         "why) with an arousal guard; RULES: a .toml file or key=value pairs, e.g. "
@@ -73,17 +77,24 @@ def use_one_torch_thread() -> None:
 
 
 def setup_epoch_log() -> None:
-    """Route the per-epoch lines of the log sink to stdout, plainly."""
+    """Route the per-epoch lines of the log sink to stdout, plainly, without ever blocking
+    the loop (a bounded, drop-counting handler: a stalled terminal loses lines, not epochs)."""
     from scorer.log_sink import EPOCH_LOGGER
 
-    route_logger_to_stdout(EPOCH_LOGGER)
+    route_logger_to_stdout(EPOCH_LOGGER, bounded=True)
 
 
-def route_logger_to_stdout(name: str) -> None:
-    """Lines of logger ``name`` go to stdout with a time stamp, and nowhere else."""
+def route_logger_to_stdout(name: str, bounded: bool = False) -> None:
+    """Lines of logger ``name`` go to stdout with a time stamp, and nowhere else;
+    ``bounded``: through a :class:`scorer.bounded_output.BoundedLogHandler` (never blocks)."""
     lg = logging.getLogger(name)
     if not any(getattr(h, "_sleepstream", False) for h in lg.handlers):
-        h = logging.StreamHandler(sys.stdout)
+        if bounded:
+            from scorer.bounded_output import BoundedLogHandler
+
+            h: logging.Handler = BoundedLogHandler(sys.stdout)
+        else:
+            h = logging.StreamHandler(sys.stdout)
         h.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
         h._sleepstream = True  # type: ignore[attr-defined]
         lg.addHandler(h)
@@ -91,16 +102,17 @@ def route_logger_to_stdout(name: str) -> None:
     lg.propagate = False
 
 
-def make_view_sink(no_display: bool, title: str):
+def make_view_sink(no_display: bool, title: str, recording=None):
     """The Rich display (scorer.display.DisplaySink), or the log sink with --no-display
-    or when the display module is not available."""
+    or when the display module is not available. ``recording``: the hypnogram file's
+    ``recording_state`` (the screen shows NOT RECORDING)."""
     if not no_display:
         try:
             from scorer.display import DisplaySink
         except ImportError:
             logging.getLogger(__name__).warning("the live display is not available; logging epochs instead")
         else:
-            return DisplaySink(title=title)
+            return DisplaySink(title=title, recording=recording)
     from scorer.log_sink import LogSink
 
     setup_epoch_log()
@@ -146,7 +158,54 @@ def state_path_for(out: str | None):
     return state
 
 
-def print_summary(console, summary, out: str | None) -> None:
+def ignore_file_size_signal() -> None:
+    """A file-size limit (``ulimit -f``) makes a write fail with EFBIG instead of killing the
+    scorer with SIGXFSZ: the hypnogram sink turns it into NOT RECORDING and scoring goes on."""
+    if hasattr(signal, "SIGXFSZ") and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def print_bounded(console, write, timeout_s: float = 2.0) -> None:
+    """Print what ``write(c)`` prints on ``console`` without hanging on a dead reader:
+    rendered to text on a console of its own (same width and colours; the real one would
+    write and flush its file), then written by a thread that is given ``timeout_s``."""
+    import io
+
+    from rich.console import Console
+
+    from scorer.bounded_output import BoundedWriter
+
+    text = Console(file=io.StringIO(), width=console.width, color_system=console.color_system,
+                   force_terminal=console.is_terminal, legacy_windows=False)
+    write(text)
+    out = BoundedWriter(console.file, max_queued=1, name="summary")
+    out.offer(text.file.getvalue())
+    out.close(timeout_s)
+
+
+def output_notes(sinks: list, log_handlers: list) -> list[str]:
+    """What the outputs lost, for the summary: hypnogram rows not written, frames not drawn,
+    status and log lines dropped because their reader did not keep up."""
+    from scorer.hypnogram_file import HypnogramFile
+
+    notes = []
+    for s in sinks:
+        if isinstance(s, HypnogramFile):
+            st = s.recording_state()
+            notes.append(f"hypnogram rows written this session: {st.rows_written}"
+                         + (f", {st.rows_lost} LOST (the file could not be written)" if st.rows_lost else ""))
+    dropped = {"screen frames not drawn": sum(getattr(s, "frames_dropped", 0) for s in sinks),
+               "status lines dropped": sum(getattr(s, "dropped_lines", 0) for s in sinks),
+               "log lines dropped": sum(h.dropped for h in log_handlers)}
+    epoch_log = [h for h in logging.getLogger("sleepstream.epochs").handlers if hasattr(h, "dropped")]
+    dropped["log lines dropped"] += sum(h.dropped for h in epoch_log)
+    lost = [f"{n} {what}" for what, n in dropped.items() if n]
+    if lost:
+        notes.append("the terminal or reader did not keep up: " + ", ".join(lost) + " (no epoch was held up)")
+    return notes
+
+
+def print_summary(console, summary, out: str | None, notes: list[str] | tuple[str, ...] = ()) -> None:
     from sleepstream.console import agreement_tables
 
     lat = summary.latency_percentiles()
@@ -159,6 +218,8 @@ def print_summary(console, summary, out: str | None) -> None:
             console.print(t)
     if out:
         console.print(f"hypnogram: {out}")
+    for note in notes:
+        console.print(note)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -168,6 +229,7 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
+    from scorer.bounded_output import logging_without_blocking
     from scorer.hypnogram_file import HypnogramFile, check_writable
     from scorer.lsl_outlets import LslOutletSink
     from streamer.errors import StreamError, StreamNotFoundError
@@ -182,12 +244,13 @@ def run(args: argparse.Namespace) -> int:
     if args.epochs is not None and args.epochs < 1:
         raise StreamError(f"--epochs must be at least 1, got {args.epochs}")
     if args.out:
-        check_writable(args.out)
+        check_writable(args.out)     # also: another scorer holds it (before anything starts)
     gate_rule = None
     if getattr(args, "gate", None) is not None:
         from scorer.gate.rules import parse_rule
 
         gate_rule = parse_rule(args.gate)
+    ignore_file_size_signal()
     query = StreamQuery.from_options(args.stream_name, args.stream_type, args.source_id)
     try:
         found = resolve(query, args.timeout)
@@ -207,41 +270,54 @@ def run(args: argparse.Namespace) -> int:
     sinks: list = []
     scorer = None
     console = Console(stderr=True)
-    try:
-        # Samples flow from run() on: whatever arrives meanwhile would wait in liblsl's queue.
-        desc = stream.connect(timeout_s=max(2.0, min(args.timeout, 10.0)), subscribe=False)
-        normalised_by = ("--normalized" if args.normalized
-                         else "stream" if desc.normalisation == STREAM_KIND else None)
-        model = load_model(model_for_input(args.weights, normalised_by is not None))
-        use_one_torch_thread()
-        console.print(f"sleepstream live: model {model.summary}", highlight=False, soft_wrap=True)
-        if normalised_by:
-            console.print(describe_input(normalised_by, model.model_id, is_level_free(model)), highlight=False,
-                          soft_wrap=True)
-        if gate_rule is not None:  # first: its markers' latency counts from the epoch's record
-            from scorer.gate.sink import GateSink
+    # While the night runs, no log line, screen frame or status line may block the loop.
+    with logging_without_blocking() as log_handlers:
+        try:
+            # Samples flow from run() on: whatever arrives meanwhile would wait in liblsl's queue.
+            desc = stream.connect(timeout_s=max(2.0, min(args.timeout, 10.0)), subscribe=False)
+            normalised_by = ("--normalized" if args.normalized
+                             else "stream" if desc.normalisation == STREAM_KIND else None)
+            model = load_model(model_for_input(args.weights, normalised_by is not None))
+            use_one_torch_thread()
+            print_bounded(console, lambda c: c.print(f"sleepstream live: model {model.summary}", highlight=False,
+                                                     soft_wrap=True))
+            if normalised_by:
+                line = describe_input(normalised_by, model.model_id, is_level_free(model))
+                print_bounded(console, lambda c: c.print(line, highlight=False, soft_wrap=True))
+            # The durable record first: the gate then knows whether an epoch's row is on disk
+            # before it decides on that epoch (NOT RECORDING never opens a window).
+            hyp = HypnogramFile(args.out, desc.name, model.model_id) if args.out else None
+            if hyp is not None:
+                sinks.append(hyp)
+            recording = hyp.recording_state if hyp is not None else None
+            gate = None
+            if gate_rule is not None:
+                from scorer.gate.sink import GateSink
 
-            sinks.append(GateSink(desc.sfreq_hz, gate_rule, args.outlet_name, source_stream=desc.name))
-        if args.out:
-            sinks.append(HypnogramFile(args.out, desc.name, model.model_id))
-        if not args.no_outlets:
-            sinks.append(LslOutletSink(args.outlet_name, model.model_id, source_stream=desc.name,
-                                       source_channel=desc.channel_label))
-        if args.status_json:
-            from scorer.json_lines import JsonLinesSink
+                gate = GateSink(desc.sfreq_hz, gate_rule, args.outlet_name, source_stream=desc.name,
+                                recording=(lambda: hyp.recording) if hyp is not None else None)
+                sinks.append(gate)
+            if not args.no_outlets:
+                sinks.append(LslOutletSink(args.outlet_name, model.model_id, source_stream=desc.name,
+                                           source_channel=desc.channel_label))
+            if args.status_json:
+                from scorer.json_lines import JsonLinesSink
 
-            first = next((s.first_epoch for s in sinks if isinstance(s, HypnogramFile)), 0)
-            json_sink = JsonLinesSink(sys.stdout, first)       # epochs numbered as in the file
-            if gate_rule is not None:                            # and the gate's events (the ward's screen)
-                json_sink.follow_gate(next(s for s in sinks if isinstance(s, GateSink)))
-            sinks.append(json_sink)
-        else:
-            sinks.append(make_view_sink(args.no_display, f"sleepstream live: {desc.name} / {desc.channel_label}"))
-        scorer = LiveScorer(stream, model, sinks, truth, state_path=state_path_for(args.out),
-                            thresholds=quality_thresholds(normalised_by is not None))
-        with stop_on_signals() as stop:
-            summary = scorer.run(stop=stop, max_epochs=args.epochs)
-    finally:
-        release_session(scorer, sinks, stream, truth)
-    print_summary(console, summary, args.out)
+                # epochs numbered as in the file
+                json_sink = JsonLinesSink(sys.stdout, hyp.first_epoch if hyp is not None else 0,
+                                          recording=recording)
+                if gate is not None:                                 # and the gate's events (the ward's screen)
+                    json_sink.follow_gate(gate)
+                sinks.append(json_sink)
+            else:
+                sinks.append(make_view_sink(args.no_display, f"sleepstream live: {desc.name} / {desc.channel_label}",
+                                            recording))
+            scorer = LiveScorer(stream, model, sinks, truth, state_path=state_path_for(args.out),
+                                thresholds=quality_thresholds(normalised_by is not None))
+            with stop_on_signals() as stop:
+                summary = scorer.run(stop=stop, max_epochs=args.epochs)
+        finally:
+            release_session(scorer, sinks, stream, truth)
+        notes = output_notes(sinks, log_handlers)
+        print_bounded(console, lambda c: print_summary(c, summary, args.out, notes))
     return 0
