@@ -35,9 +35,15 @@ def _fmt(v: float) -> str:
 
 def spreadsheet_safe(text: str) -> str:
     """A text cell a spreadsheet shows as text: one starting with ``= + - @``, a tab or a
-    carriage return gets a leading apostrophe (OWASP's advice against CSV injection).
-    Only for text: numbers are written as numbers (a negative number stays one)."""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    carriage return (after any apostrophes) gets a leading apostrophe, OWASP's advice
+    against CSV injection; :func:`spreadsheet_unescape` undoes it exactly. Only for text:
+    numbers are written as numbers (a negative number stays one)."""
+    return "'" + text if text.lstrip("'").startswith(FORMULA_STARTS) else text
+
+
+def spreadsheet_unescape(cell: str) -> str:
+    """The text :func:`spreadsheet_safe` was given for ``cell``."""
+    return cell[1:] if cell.startswith("'") and cell.lstrip("'").startswith(FORMULA_STARTS) else cell
 
 
 def metrics_paths(stem: Path) -> tuple[Path, Path]:
