@@ -638,3 +638,28 @@ def test_default_night_timeout_grows_with_the_file_and_has_a_floor():
 
     assert default_night_timeout_s(0) == default_night_timeout_s(6_800_000) == TIMEOUT_FLOOR_S
     assert default_night_timeout_s(1_000_000_000) == pytest.approx(20 * 0.11 * 1000)   # 1 GB: 2200 s
+
+
+def test_a_run_pauses_the_workers_profiler_and_resumes_it(cluster, archive, tmp_path):
+    from sleepnet.archive import DaskRunner, model_identity, plan_jobs
+    from sleepnet.archive.runners import _pause_profiler, _resume_profiler
+
+    _address, client, _marker = cluster
+
+    def running():
+        return set(map(tuple, client.run(lambda dask_worker: tuple(
+            dask_worker.periodic_callbacks[k].is_running() for k in ("profile", "profile-cycle"))).values()))
+
+    assert running() == {(True, True)}
+    jobs, _ = plan_jobs(find_nights([str(archive / "bedroom.edf")]), tmp_path, "EEG Fpz-Cz", model_identity())
+    rows = DaskRunner(client).run(jobs)
+    assert next(rows).status == "scored"
+    assert running() == {(False, False)}                  # paused while the run lasts
+    assert list(rows) == []
+    assert running() == {(True, True)}                    # and resumed after it
+    client.run(_pause_profiler)
+    client.run(_pause_profiler)                           # two runs at once
+    client.run(_resume_profiler)
+    assert running() == {(False, False)}                  # the other run still goes on
+    client.run(_resume_profiler)
+    assert running() == {(True, True)}
