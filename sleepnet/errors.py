@@ -11,3 +11,8 @@ class InputFileError(SleepstreamError):
 
 class WeightsError(SleepstreamError):
     """Missing, corrupt or mismatched model weights."""
+
+
+class OutputWriteError(SleepstreamError):
+    """An output file that could not be written whole (full disk, unwritable folder, a file
+    too large for the process's limit); the file it would have replaced is unchanged."""

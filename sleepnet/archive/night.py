@@ -7,18 +7,25 @@ confusion when labelled) and, last, ``<name>_night.json``: the night's cohort ro
 file is the mark of a finished night: a later run with the same model id and weights hash
 and an unchanged recording reuses the row instead of scoring again (:func:`finished_row`).
 
-Any error of the night (unreadable, truncated, too short, a hypnogram that does not fit)
-becomes the row's one-line ``error``; nothing is raised, so one bad file never stops the
-others.
+Any error of the night (unreadable, truncated, too short, a hypnogram that does not fit,
+a file it cannot write) becomes the row's one-line ``error``; nothing is raised, so one bad
+file never stops the others. Every file is written whole or not at all
+(:func:`sleepnet.io.atomic.atomic_write`).
+
+In a worker process, :func:`worker_model` loads the model once (the row's ``model_loads``
+counts this process's loads) and :func:`prepare_worker_process` sets glibc's allocation
+thresholds once.
 """
 from __future__ import annotations
 
+import ctypes
 import functools
 import hashlib
 import json
 import logging
 import math
 import os
+import platform
 import signal
 import socket
 import sys
@@ -30,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SleepstreamError
+from ..io.atomic import write_text_atomic
 from .discover import NightInput
 
 log = logging.getLogger(__name__)
@@ -41,6 +49,20 @@ STATUS_SCORED, STATUS_REUSED, STATUS_FAILED = "scored", "reused", "failed"
 #: job of that recording kill its own worker process once (when the marker does not exist
 #: yet; it writes the pid there); "<recording file name>:" kills it every time.
 TEST_KILL_WORKER_ONCE_ENV = "SLEEPSTREAM_TEST_KILL_WORKER_ONCE"
+#: Default per-night time limit (``--night-timeout``): TIMEOUT_FACTOR times the time a night
+#: takes at the measured rate, never under TIMEOUT_FLOOR_S. Rate: 0.73 s of CPU for an 8-h
+#: 100-Hz EDF+ night of 6.8 MB (benchmarks.archive, README), i.e. 0.11 s per MB of
+#: recording file; the file's size stands for the night's length x channels x rate, known
+#: without opening the file (a file with more channels than the one read gets more time).
+TIMEOUT_S_PER_MB = 0.11
+TIMEOUT_FACTOR = 20.0
+TIMEOUT_FLOOR_S = 120.0
+#: glibc allocation thresholds a worker sets for itself (:func:`set_malloc_thresholds`):
+#: the largest values glibc's own dynamic rule reaches (mmap threshold 32 MiB on 64-bit,
+#: trim threshold twice that), fixed from the start.
+MMAP_THRESHOLD_BYTES = 32 * 1024 * 1024
+TRIM_THRESHOLD_BYTES = 2 * MMAP_THRESHOLD_BYTES
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3    # glibc's malloc.h
 
 
 @dataclass(frozen=True)
@@ -68,6 +90,9 @@ class NightJob:
         The model every night of the run is scored with.
     torch_threads : int or None
         Torch threads in the worker (None: leave the worker's setting).
+    timeout_s : float
+        Wall-clock limit for the night once a worker starts it, s (``math.inf``: none); the
+        runners enforce it (:mod:`sleepnet.archive.runners`).
     """
 
     night: NightInput
@@ -75,6 +100,7 @@ class NightJob:
     channel: str
     model: ModelIdentity
     torch_threads: int | None = None
+    timeout_s: float = math.inf
 
     @property
     def stages_csv(self) -> Path:
@@ -91,8 +117,10 @@ class NightRow:
     minutes, % and counts, see :data:`sleepnet.report.sleep_stats.STAT_UNITS`).
 
     ``unscored_reasons``: ``flag:count`` of the unscored epochs' quality flags, space
-    separated. ``confusion``: the agreement's confusion matrix (rows true W..REM) for the
-    pooled agreement; not a column of the CSV.
+    separated. ``model_loads``: how many times the worker process that scored the night had
+    loaded a model by then (1 when it loaded it once for all its nights). ``confusion``: the
+    agreement's confusion matrix (rows true W..REM) for the pooled agreement; not a column
+    of the CSV.
     """
 
     night: str
@@ -117,6 +145,7 @@ class NightRow:
     seconds: float = math.nan
     cpu_seconds: float = math.nan
     worker: str = ""
+    model_loads: int = 0
     stages_csv: str = ""
     recording_bytes: int = -1
     recording_mtime_ns: int = -1
@@ -168,11 +197,53 @@ def limit_torch_threads(n_threads: int | None) -> None:
         sys.modules["torch"].set_num_threads(n_threads)
 
 
+@functools.lru_cache(maxsize=2)
 def worker_model(weights_dir: str | None):
-    """The model, loaded once per worker process (and per weights folder)."""
+    """The model, loaded once per worker process (and per weights folder): later calls
+    return the same object (:func:`model_loads` counts the loads)."""
     from ..weights import load_model
 
     return load_model(weights_dir)
+
+
+def model_loads() -> int:
+    """How many times this process has loaded a model through :func:`worker_model`."""
+    return worker_model.cache_info().misses
+
+
+def set_malloc_thresholds() -> bool:
+    """Fix glibc's mmap and trim thresholds (:data:`MMAP_THRESHOLD_BYTES`,
+    :data:`TRIM_THRESHOLD_BYTES`) in this process; False (and nothing done) off glibc.
+
+    A night's arrays (tens of MB) then come from the heap and go back to it, instead of
+    being mapped and unmapped one by one (a page fault per 4 KiB each time): what glibc's
+    dynamic thresholds reach by themselves, but an environment with ``MALLOC_TRIM_THRESHOLD_``
+    set (Dask's nannies set 65536) turns that rule off and keeps the 128-KiB default.
+    """
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+                    and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+    except (OSError, AttributeError):
+        return False
+
+
+@functools.lru_cache(maxsize=1)
+def prepare_worker_process() -> bool:
+    """Once per worker process (local or Dask), before its first night: glibc's
+    allocation thresholds (:func:`set_malloc_thresholds`). Returns whether they were set."""
+    done = set_malloc_thresholds()
+    log.debug("worker %d: malloc thresholds %s", os.getpid(), "set" if done else "left (not glibc)")
+    return done
+
+
+def default_night_timeout_s(recording_bytes: int) -> float:
+    """The default time limit of a night whose recording file has ``recording_bytes``
+    bytes: :data:`TIMEOUT_FACTOR` x :data:`TIMEOUT_S_PER_MB` per MB, at least
+    :data:`TIMEOUT_FLOOR_S` (s)."""
+    return max(TIMEOUT_FLOOR_S, TIMEOUT_FACTOR * TIMEOUT_S_PER_MB * max(recording_bytes, 0) / 1e6)
 
 
 @functools.lru_cache(maxsize=2)
@@ -244,6 +315,7 @@ def score_night(job: NightJob) -> NightRow:
                     hypnogram=str(night.hypnogram) if night.hypnogram else "",
                     model_id=job.model.model_id, weights_sha256=job.model.weights_sha256,
                     worker=f"{socket.gethostname()}:{os.getpid()}")
+    prepare_worker_process()
     try:
         _maybe_die_for_test(night)
         row = _score(job, base)
@@ -252,11 +324,13 @@ def score_night(job: NightJob) -> NightRow:
     except Exception as exc:  # a bug or a library's surprise: still one line, the rest goes on
         log.exception("%s: unexpected error", night.recording)
         row = replace(base, error=f"{night.recording}: {exc.__class__.__name__}: {exc}".splitlines()[0])
-    row = replace(row, seconds=round(time.perf_counter() - t0, 4), cpu_seconds=round(time.process_time() - c0, 4))
+    row = replace(row, seconds=round(time.perf_counter() - t0, 4), cpu_seconds=round(time.process_time() - c0, 4),
+                  model_loads=model_loads())
     if row.ok:
-        tmp = job.night_file.with_name(job.night_file.name + ".tmp")
-        tmp.write_text(json.dumps(row.as_dict(), indent=1, default=_json_default) + "\n")
-        tmp.replace(job.night_file)
+        try:
+            write_text_atomic(job.night_file, json.dumps(row.as_dict(), indent=1, default=_json_default) + "\n")
+        except SleepstreamError as exc:
+            row = replace(row, status=STATUS_FAILED, error=str(exc))
     return row
 
 
@@ -315,7 +389,8 @@ def _score(job: NightJob, base: NightRow) -> NightRow:
 
 
 def plan_jobs(nights: list[NightInput], out_dir: str | Path, channel: str, model: ModelIdentity,
-              torch_threads: int | None = None, force: bool = False) -> tuple[list[NightJob], list[NightRow]]:
+              torch_threads: int | None = None, force: bool = False,
+              night_timeout_s: float | None = None) -> tuple[list[NightJob], list[NightRow]]:
     """Split an archive into the nights to score and the rows of nights already scored.
 
     Parameters
@@ -332,6 +407,9 @@ def plan_jobs(nights: list[NightInput], out_dir: str | Path, channel: str, model
         Torch threads per worker.
     force : bool
         Score every night again, even one finished with the same model.
+    night_timeout_s : float or None
+        Each night's time limit once a worker starts it, s: None for the default
+        (:func:`default_night_timeout_s` of its file's size), ``0`` or ``math.inf`` for none.
 
     Returns
     -------
@@ -342,7 +420,12 @@ def plan_jobs(nights: list[NightInput], out_dir: str | Path, channel: str, model
     out = str(Path(out_dir).resolve())
     jobs, reused = [], []
     for night in nights:
-        job = NightJob(night=night, out_dir=out, channel=channel, model=model, torch_threads=torch_threads)
+        if night_timeout_s is None:
+            limit = default_night_timeout_s(_file_stamp(night.recording)[0])
+        else:
+            limit = night_timeout_s if night_timeout_s > 0 else math.inf
+        job = NightJob(night=night, out_dir=out, channel=channel, model=model, torch_threads=torch_threads,
+                       timeout_s=limit)
         row = None if force else finished_row(job)
         if row is None:
             jobs.append(job)

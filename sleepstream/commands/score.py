@@ -47,14 +47,20 @@ def run(args: argparse.Namespace) -> int:
 
     from sleepnet.io.hypnograms import read_hypnogram
     from sleepnet.metrics import agreement
-    from sleepnet.io.exports import check_writable, write_metrics, write_stage_csv
+    from sleepnet.io.exports import (check_writable, metrics_paths, refuse_overwriting_inputs, write_metrics,
+                                     write_stage_csv)
     from sleepnet.io.recordings import read_recording, with_labels
     from sleepstream.console import agreement_tables, progress_bar
 
     args.recording = args.recording[0]
-    rec = read_recording(args.recording, args.channel)
     out = Path(args.out) if args.out else Path(f"{Path(args.recording).stem}_stages.csv")
+    flag = f"--out {out}" if args.out else f"the default output {out}"
+    refuse_overwriting_inputs(
+        [(flag, out), *((f"{flag} (its {kind} file {p.name})", p)
+                        for kind, p in zip(("metrics", "confusion"), metrics_paths(out.with_suffix(""))))],
+        [("the recording", Path(args.recording)), ("the hypnogram", Path(args.hypnogram) if args.hypnogram else None)])
     check_writable(out)
+    rec = read_recording(args.recording, args.channel)
     if args.hypnogram:
         rec = with_labels(rec, read_hypnogram(args.hypnogram, rec.n_epochs))
     if rec.n_epochs == 0:
