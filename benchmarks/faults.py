@@ -899,6 +899,7 @@ def run(args: argparse.Namespace) -> dict:
                               {k: v for k, v in bad.items() if k != "cases"}))
 
     body.update({f.name: f.value for f in figures})
+    body["epochs_expected_while_stalled"] = args.epochs
     if bad is not None:
         body["bad_streams_tried"] = bad["bad_streams_tried"]
     body.update({"figures": figures, "load_avg_1_at_start": round(load0, 2),
