@@ -4,7 +4,7 @@ Each scenario starts the real command, does to it what a bad night does, and mea
 the user would see:
 
 * ``gate_close_after_scorer_stop_s``: ``sleepstream live --gate`` (a looping N2/N3 stretch
-  of a simulated night replayed at 30x, rule ``epochs=1,guard=false,min_probability=0.5``)
+  of a simulated night replayed at 30x, rule ``epochs=1,guard=false,min_probability=0.5,max_open_s=7200``)
   with a window open is SIGSTOPped; seconds from the SIGSTOP until a listener process using
   the shipped ``sleepstream.GateListener`` reports closed (its ``on_close`` callback; when
   ``is_open``, polled every 5 ms, turned false is in the detail), and apart until the plain
@@ -685,6 +685,15 @@ def not_recording(folder: Path, n_epochs: int = 36, limit_bytes: int = 1400) -> 
             "stderr_tail": err[-600:]}
 
 
+def bed_of(pid: int) -> str | None:
+    """The bed (``--outlet-name``) of a ward worker process, None for any other process."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    except OSError:
+        return None
+    return argv[argv.index("--outlet-name") + 1] if "--outlet-name" in argv[:-1] else None
+
+
 def ward_children(ward_pid: int) -> dict[str, int]:
     """The ward's live workers, by bed (their --outlet-name)."""
     out: dict[str, int] = {}
@@ -698,12 +707,9 @@ def ward_children(ward_pid: int) -> dict[str, int]:
         except OSError:
             continue
         for pid in pids:
-            try:
-                argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
-            except OSError:
-                continue
-            if "--outlet-name" in argv:
-                out[argv[argv.index("--outlet-name") + 1]] = int(pid)
+            bed = bed_of(int(pid))
+            if bed is not None:
+                out[bed] = int(pid)
     return out
 
 
@@ -736,6 +742,7 @@ def hung_worker(hang_s: float, folder: Path) -> dict:
     err_lines: list[str] = []
     threading.Thread(target=lambda: err_lines.extend(ward.stderr), daemon=True).start()
     restart_s = killed_s = None
+    stopped = bed = None
     try:
         lines.wait(lambda d: " epoch " in d["event"], 120, "the bed's first epoch")
         (bed, pid), = ward_children(ward.pid).items()
@@ -743,6 +750,7 @@ def hung_worker(hang_s: float, folder: Path) -> dict:
         wait(lambda: distinct_rows(tsv)[0] >= 3, 60, "the bed's first 3 epochs")
         rows0 = distinct_rows(tsv)[0]
         os.kill(pid, signal.SIGSTOP)            # alive, silent: a hang
+        stopped = pid
         t0 = time.monotonic()
         wait(lambda: not alive(pid) or ward_children(ward.pid).get(bed, pid) != pid, hang_s + 60,
              "the hung worker to be killed")
@@ -761,10 +769,8 @@ def hung_worker(hang_s: float, folder: Path) -> dict:
             ward.wait()
         stop.set()
         player.join(10)
-        try:
-            os.kill(pid, signal.SIGKILL)        # never leave a stopped process behind
-        except (ProcessLookupError, NameError, UnboundLocalError):
-            pass
+        if stopped is not None and alive(stopped) and bed_of(stopped) == bed:
+            os.kill(stopped, signal.SIGKILL)    # the ward did not: never leave our stopped worker behind
     time.sleep(0.2)
     err = "".join(err_lines)
     m = WARD_SUMMARY_RE.findall(err)
