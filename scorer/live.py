@@ -460,12 +460,20 @@ def connect_stream(query: StreamQuery, channel: str = DEFAULT_CHANNEL, channel_i
     ----------
     query : StreamQuery
         Which stream.
-    channel, channel_index, units, buffer_s, auto_buffer
-        As for :class:`streamer.stream.EEGStream` (``buffer_s`` is its ``max_buflen_s``).
+    channel : str
+        Channel label, or a derivation (:class:`streamer.stream.EEGStream`).
+    channel_index : int, optional
+        Pick the channel by 0-based index instead.
+    units : str, optional
+        Override the channel's declared unit (``uV``, ``mV``, ``V``).
     timeout_s : float
         How long to look for the stream, s.
+    buffer_s : int
+        Inlet buffer, s of signal (the stream's ``max_buflen_s``).
     with_truth : bool
         Also open its truth stream, when there is one.
+    auto_buffer : bool
+        Enlarge the buffer for a fast replay that says so in its description.
 
     Returns
     -------
@@ -499,12 +507,20 @@ def open_resolved(found: Resolved, channel: str = DEFAULT_CHANNEL, channel_index
     ----------
     found : streamer.resolve.Resolved
         The stream (and the streams visible with it, where its truth stream is looked for).
-    channel, channel_index, units, buffer_s, auto_buffer
-        As for :class:`streamer.stream.EEGStream` (``buffer_s`` is its ``max_buflen_s``).
+    channel : str
+        Channel label, or a derivation (:class:`streamer.stream.EEGStream`).
+    channel_index : int, optional
+        Pick the channel by 0-based index instead.
+    units : str, optional
+        Override the channel's declared unit (``uV``, ``mV``, ``V``).
     timeout_s : float
         How long the stream may take to answer (at least 2 s, at most 10 s are used), s.
+    buffer_s : int
+        Inlet buffer, s of signal (the stream's ``max_buflen_s``).
     with_truth : bool
         Also open its truth stream, when there is one.
+    auto_buffer : bool
+        Enlarge the buffer for a fast replay that says so in its description.
     subscribe : bool
         Start the flow of samples now; False: at the first pull (:meth:`EEGStream.connect`).
 
