@@ -253,8 +253,9 @@ class LiveSession:
     options : SessionOptions
         What to score and where the stages go.
     model : StagingModel, optional
-        A model already loaded (a benchmark's): used as it is, whatever the input, and its
-        torch threads are left as they are. Default: chosen when the session opens.
+        A model already loaded (a benchmark's): used as it is, whatever the input
+        (``options.weights`` is then not used), and its torch threads are left as they are.
+        Default: chosen when the session opens.
     first_sinks : sequence of Sink
         Sinks before the session's own (each record reaches them first).
     last_sinks : sequence of Sink

@@ -1,4 +1,5 @@
-"""Terminal helpers for the commands: a Rich progress bar and the metrics tables.
+"""Terminal helpers for the commands: a Rich progress bar, the metrics tables, and the end of
+a live session (its summary, what its outputs lost, printed without hanging on a dead reader).
 (Library code never draws; commands do, through these.)"""
 from __future__ import annotations
 
