@@ -368,7 +368,7 @@ def live_latency(model_dir, speed: float, n_epochs: int) -> dict:
     from replay.player import Player, ReplaySource
     from scorer.gate.rules import DEFAULT_RULE
     from scorer.gate.sink import GateSink
-    from scorer.live import LiveScorer, connect_stream
+    from scorer.session import LiveSession, SessionOptions
     from sleepnet.sim.night import simulate_night
     from sleepnet.weights import load_model
     from streamer.resolve import StreamQuery
@@ -414,16 +414,17 @@ def live_latency(model_dir, speed: float, n_epochs: int) -> dict:
     player = Player(src, name=name, source_id=sid, speed=speed, linger_s=30.0)
     stop_player = threading.Event()
     player.start(stop_player)
-    stream, truth = connect_stream(StreamQuery(source_id=sid), timeout_s=10.0, buffer_s=int(src.duration_s) + 60)
-    scorer = LiveScorer(stream, model, [gate], truth)
+    session = LiveSession(SessionOptions(query=StreamQuery(source_id=sid), buffer_s=int(src.duration_s) + 60,
+                                         outlets=False, view="none", epochs=n_epochs, idle_exit_s=5.0),
+                          model=model, last_sinks=[gate])
     try:
-        scorer.run(max_epochs=n_epochs, idle_exit_s=5.0)
+        session.run()
     finally:
         stop_player.set()
         time.sleep(0.5)
         done.set()
         th.join(2.0)
-        scorer.close()
+        session.close()
         player.join(10.0)
     # every event after the start's close, but the close on the way out (no deciding sample)
     evs = [(ev, lat) for ev, _, lat in list(gate.history)[1:] if ev.reason != "scorer stopped"]

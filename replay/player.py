@@ -259,6 +259,21 @@ class Player:
         self.error: BaseException | None = None
         self._thread: threading.Thread | None = None
 
+    def __repr__(self) -> str:
+        speed = "max" if self.speed is None else f"x{self.speed:g}"
+        total = "endless" if self.loop else f"{self.per_pass} samples"
+        if self.finished.is_set():
+            state = "failed" if self.error is not None else "finished"
+        elif self.started.is_set():
+            state = "streaming"
+        elif self._outlet is not None:
+            state = "waiting for a consumer" if self.wait_for_consumer else "open"
+        else:
+            state = "not started"
+        truth = ", with truth" if self.has_truth else ""
+        return (f"<Player '{self.name}' @ {self.source.sfreq:g} Hz {speed}, {self.source.n_channels} ch{truth}: "
+                f"{state}, {self.samples_sent} of {total} sent>")
+
     @staticmethod
     def _default_chunk(sfreq: float, speed: float | None) -> int:
         if speed is None:

@@ -18,6 +18,9 @@ pipe scored 169 of 960 epochs; a Ctrl-S'd terminal, 0 of 960 (NOTES.md, "Failing
 * :class:`BoundedLogHandler`: a logging handler that formats in the caller's thread and
   offers the line to a :class:`BoundedWriter`; a line that does not fit is dropped and
   counted (:attr:`BoundedLogHandler.dropped`).
+* :func:`route_logger_to_stdout`: one logger's lines to stdout with a time stamp, and
+  nowhere else (the per-epoch log lines of ``live --no-display``, through a bounded
+  handler; the ward's lines).
 * :func:`logging_without_blocking`: while it is active, the root logger's console
   handlers (stream handlers that are not files) are replaced by bounded ones on the same
   streams; restored afterwards, after a bounded wait for what is queued.
@@ -32,6 +35,7 @@ import logging
 import os
 import queue
 import select
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -331,3 +335,26 @@ def logging_without_blocking(logger_names: tuple[str, ...] = ("",), wait_s: floa
             lg.removeHandler(b)
             b.writer.close(max(0.0, deadline - time.monotonic()))
             lg.addHandler(h)
+
+
+def route_logger_to_stdout(name: str, bounded: bool = False) -> None:
+    """Lines of logger ``name`` go to stdout with a time stamp, and nowhere else.
+
+    Done once per logger: a second call adds no second handler.
+
+    Parameters
+    ----------
+    name : str
+        The logger (e.g. :data:`scorer.log_sink.EPOCH_LOGGER`).
+    bounded : bool
+        Through a :class:`BoundedLogHandler` (never blocks; a reader that does not keep up
+        loses lines), else a plain :class:`logging.StreamHandler`.
+    """
+    lg = logging.getLogger(name)
+    if not any(getattr(h, "_sleepstream", False) for h in lg.handlers):
+        h: logging.Handler = BoundedLogHandler(sys.stdout) if bounded else logging.StreamHandler(sys.stdout)
+        h.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+        h._sleepstream = True  # type: ignore[attr-defined]
+        lg.addHandler(h)
+    lg.setLevel(logging.INFO)
+    lg.propagate = False

@@ -37,7 +37,7 @@ from .display_state import DisplayState
 from .log_capture import LogAboveScreen
 from .records import ScoredEpoch
 from .screen import render
-from .sinks import StreamStatus
+from .sinks import Sink, StreamStatus
 
 if TYPE_CHECKING:
     from .hypnogram_file import RecordingState
@@ -186,7 +186,7 @@ def _stdout_file():
 
 # --------------------------------------------------------------------------- the sink
 
-class DisplaySink:
+class DisplaySink(Sink):
     """The live screen as a sink: ``publish``, ``truth``, ``status``, ``close``.
 
     Parameters
@@ -250,7 +250,7 @@ class DisplaySink:
         """Frames the terminal took so far."""
         return self._writer.frames
 
-    # -- Sink protocol --
+    # -- Sink methods --
     def publish(self, record: ScoredEpoch) -> None:
         self.state.add_record(record, self._wall_clock())
         self._update_recording()

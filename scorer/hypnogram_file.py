@@ -51,7 +51,7 @@ from pylsl import local_clock as lsl_clock
 from sleepnet.errors import SleepstreamError
 
 from .records import ScoredEpoch
-from .sinks import StreamStatus
+from .sinks import Sink, StreamStatus
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ def read_rows(path: str | Path) -> list[dict[str, object]]:
     return out
 
 
-class HypnogramFile:
+class HypnogramFile(Sink):
     """Sink writing the hypnogram file (see the module text).
 
     Parameters
@@ -302,7 +302,7 @@ class HypnogramFile:
         """Epoch rows kept in memory, waiting for the disk."""
         return self._n_pending
 
-    # -- Sink protocol --
+    # -- Sink methods --
     def publish(self, record: ScoredEpoch) -> None:
         self._keep(format_row(self.first_epoch + record.epoch, record).encode("utf-8"))
         self._try_write()

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Callable, TextIO
 
 from .bounded_output import CLOSE_WAIT_S, MAX_QUEUED, BoundedWriter
 from .records import ScoredEpoch
-from .sinks import StreamStatus
+from .sinks import Sink, StreamStatus
 
 if TYPE_CHECKING:  # the gate is optional: only its record's type is needed here
     from .gate.sink import GateSink
@@ -115,7 +115,7 @@ def gate_from_event(event: dict[str, object]) -> tuple["GateEvent", float]:
             float(event["stamp"]))
 
 
-class JsonLinesSink:
+class JsonLinesSink(Sink):
     """Sink writing the lines above to ``stream`` (the live command: stdout), never blocking
     the loop: lines go through a bounded queue to a writer thread, and a line that does not
     fit is dropped and counted (its ``seq`` is used up).

@@ -9,12 +9,12 @@ import math
 from sleepnet.stages import UNSCORED_NAME
 
 from .records import ScoredEpoch
-from .sinks import StreamStatus
+from .sinks import Sink, StreamStatus
 
 EPOCH_LOGGER = "sleepstream.epochs"
 
 
-class LogSink:
+class LogSink(Sink):
     """Sink writing one line per epoch, e.g.
     ``epoch   12  N2   conf 0.91  flags -  latency 4.2 ms  agree 83% of 12``."""
 

@@ -36,7 +36,7 @@ import pylsl
 from sleepnet.stages import EPOCH_S, STAGES, UNSCORED_NAME
 
 from .records import ScoredEpoch
-from .sinks import StreamStatus
+from .sinks import Sink, StreamStatus
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def _describe(info: pylsl.StreamInfo, model_id: str, epoch_s: float, source_stre
     d.append_child_value("manufacturer", "sleepstream")
 
 
-class LslOutletSink:
+class LslOutletSink(Sink):
     """Sink publishing each scored epoch on the two outlets.
 
     Parameters

@@ -222,6 +222,14 @@ class Preprocessor:
         self._next_index = 0
         self.samples_in = 0
 
+    def __repr__(self) -> str:
+        c = self.config
+        rate = (f"{self.sfreq_in:g} Hz" if self._resampler is None
+                else f"{self.sfreq_in:g} -> {c.sfreq_hz:g} Hz")
+        return (f"<Preprocessor {rate}, causal band-pass {c.l_freq_hz:g}-{c.h_freq_hz:g} Hz (order "
+                f"{c.filter_order}), {c.epoch_s:g}-s epochs: {self.samples_in} samples in, "
+                f"{self._next_index} epochs out>")
+
     @property
     def epochs_emitted(self) -> int:
         return self._next_index

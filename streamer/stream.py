@@ -380,6 +380,28 @@ class EEGStream:
         self.gaps = 0
         self.stalls = 0
         self.losses = 0
+        self._disconnected = False
+
+    def __repr__(self) -> str:
+        d = self._desc
+        if d is None:
+            try:
+                name, rate = self._resolved.name(), f"{self._resolved.nominal_srate():g} Hz"
+            except Exception:  # pragma: no cover - a description liblsl cannot read
+                name, rate = "?", "? Hz"
+            channel = f"#{self.channel_index}" if self.channel_index is not None else self.channel
+            return f"<EEGStream '{name}' @ {rate}, channel {channel}, not connected>"
+        unit = d.unit or "no unit"
+        if d.scale_to_uv != 1.0:
+            unit += f", x{d.scale_to_uv:g} to µV"
+        if self._disconnected:
+            state = "disconnected"
+        elif self._inlet is None:
+            state = "lost, waiting for it to return"
+        else:
+            state = "stalled" if self._stalled else "connected"
+        return (f"<EEGStream '{d.name}' @ {d.sfreq_hz:g} Hz, channel {d.channel_label} ({unit}), {state}, "
+                f"{self.samples_received} samples>")
 
     # -- lifecycle --------------------------------------------------------------------
     def connect(self, timeout_s: float = 5.0, subscribe: bool = True) -> StreamDescription:
@@ -401,6 +423,7 @@ class EEGStream:
                 self.subscribe(timeout_s)
             return self.description
         self._open(self._resolved, timeout_s, subscribe=subscribe)
+        self._disconnected = False
         desc = self.description
         self._ring = RingBuffer(max(1, int(round(self.recent_s * desc.sfreq_hz))))
         # Large pulls drain a backlog with little overhead per sample; a pull returns what has
@@ -439,6 +462,7 @@ class EEGStream:
         self._inlet = None
         self._subscribed = False
         self._resolver = None
+        self._disconnected = True
 
     def __enter__(self) -> "EEGStream":
         self.connect()

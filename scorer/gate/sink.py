@@ -20,12 +20,12 @@ turn (between pulls and between records too). While a window is open, ``tick`` r
 
 NOT RECORDING: given ``recording`` (the hypnogram file's
 :attr:`scorer.hypnogram_file.HypnogramFile.recording`), a window never opens while the
-night is not being recorded, and an open one closes with reason ``not recording``. The live
-command puts the file before the gate in the sinks, so the file has tried to write an
-epoch's row before the gate decides on that epoch: an epoch whose row could not be written
-never opens a window. (This costs the markers decided on an epoch one fsync'ed append; the
-guard's and the gaps' closes come from the raw-sample tap, before any sink, and are not
-delayed.)
+night is not being recorded, and an open one closes with reason ``not recording``. A live
+session (:class:`scorer.session.LiveSession`) puts the file before the gate in the sinks,
+so the file has tried to write an epoch's row before the gate decides on that epoch: an
+epoch whose row could not be written never opens a window. (This costs the markers decided
+on an epoch one fsync'ed append; the guard's and the gaps' closes come from the raw-sample
+tap, before any sink, and are not delayed.)
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ import numpy as np
 import pylsl
 
 from scorer.records import ScoredEpoch
-from scorer.sinks import StreamStatus
+from scorer.sinks import Sink, StreamStatus
 from streamer.stream import SampleChunk
 
 from .guard import ArousalGuard
@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 Listener = Callable[[GateEvent, float], None]
 
 
-class GateSink:
+class GateSink(Sink):
     """Stimulation windows for a live session (see the module text).
 
     Parameters
@@ -117,7 +117,7 @@ class GateSink:
         """Whether a stimulation window is open now."""
         return self.window.is_open
 
-    # -- the Sink protocol -------------------------------------------------------------
+    # -- the Sink methods --------------------------------------------------------------
     def publish(self, record: ScoredEpoch) -> None:
         now = pylsl.local_clock()
         arrival = now - record.latency_ms / 1000.0

@@ -1,15 +1,20 @@
-"""`sleepstream live`: score a live LSL EEG stream epoch by epoch."""
+"""`sleepstream live`: score a live LSL EEG stream epoch by epoch.
+
+The session itself (resolve, open the stream and its truth, choose the model, build the
+sinks in order, run, release) is :class:`scorer.session.LiveSession`; this command turns
+its flags into :class:`scorer.session.SessionOptions`, says what the session does, and
+turns the session's errors, which name parameters, into its flags."""
 from __future__ import annotations
 
 import argparse
-import logging
-import signal
-import sys
-import threading
+import dataclasses
 from contextlib import contextmanager
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from weights import DEFAULT_MODEL
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from scorer.session import SessionOptions
 
 HELP = "score a live LSL EEG stream every 30 s: on screen, on LSL stage outlets and in a hypnogram file"
 EXAMPLE = "sleepstream live --stream-name sleepstream-replay --out night.tsv"
@@ -65,161 +70,41 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_lsl_arguments(p)
 
 
-def use_one_torch_thread() -> None:
-    """Score with one torch thread, when the model loaded is one that uses torch (the
-    CNN–LSTM; the default feature stager never imports it). Live scoring runs the model
-    on one epoch at a time: intra-op threads gain nothing there and, on a shared CPU,
-    cost a lot (measured with benchmarks/live_latency.py on 2 busy cores: median latency
-    31 ms and p95 256 ms with 2 threads, 2.3 ms and 6.4 ms with 1)."""
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.set_num_threads(1)
-
-
-def setup_epoch_log() -> None:
-    """Route the per-epoch lines of the log sink to stdout, plainly, without ever blocking
-    the loop (a bounded, drop-counting handler: a stalled terminal loses lines, not epochs)."""
-    from scorer.log_sink import EPOCH_LOGGER
-
-    route_logger_to_stdout(EPOCH_LOGGER, bounded=True)
-
-
-def route_logger_to_stdout(name: str, bounded: bool = False) -> None:
-    """Lines of logger ``name`` go to stdout with a time stamp, and nowhere else;
-    ``bounded``: through a :class:`scorer.bounded_output.BoundedLogHandler` (never blocks)."""
-    lg = logging.getLogger(name)
-    if not any(getattr(h, "_sleepstream", False) for h in lg.handlers):
-        if bounded:
-            from scorer.bounded_output import BoundedLogHandler
-
-            h: logging.Handler = BoundedLogHandler(sys.stdout)
-        else:
-            h = logging.StreamHandler(sys.stdout)
-        h.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
-        h._sleepstream = True  # type: ignore[attr-defined]
-        lg.addHandler(h)
-    lg.setLevel(logging.INFO)
-    lg.propagate = False
-
-
-def make_view_sink(no_display: bool, title: str, recording=None):
-    """The Rich display (scorer.display.DisplaySink), or the log sink with --no-display
-    or when the display module is not available. ``recording``: the hypnogram file's
-    ``recording_state`` (the screen shows NOT RECORDING)."""
-    if not no_display:
-        try:
-            from scorer.display import DisplaySink
-        except ImportError:
-            logging.getLogger(__name__).warning("the live display is not available; logging epochs instead")
-        else:
-            return DisplaySink(title=title, recording=recording)
-    from scorer.log_sink import LogSink
-
-    setup_epoch_log()
-    return LogSink()
+#: Each option of a live session (:class:`scorer.session.SessionOptions`) as this command's flag.
+FLAGS = {"channel_index": "--channel-index", "units": "--units", "epochs": "--epochs", "weights": "--weights",
+         "out": "--out", "channel": "--channel", "buffer_s": "--buffer-s", "timeout_s": "--timeout",
+         "outlet_name": "--outlet-name", "normalized": "--normalized", "gate": "--gate"}
 
 
 @contextmanager
-def stop_on_signals() -> Iterator[threading.Event]:
-    """An event set by Ctrl-C (SIGINT) or SIGTERM, so loops end cleanly; handlers restored after."""
-    stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+def flags_for_parameters(flags: dict[str, str] = FLAGS) -> Iterator[None]:
+    """A session option error names the parameter; the user gave a flag: say the flag."""
+    from scorer.session import SessionOptionError
 
-    def handler(signum, frame):
-        if stop.is_set():  # a second Ctrl-C: give up at once
-            raise KeyboardInterrupt
-        stop.set()
-
-    for s in old:
-        signal.signal(s, handler)
     try:
-        yield stop
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+        yield
+    except SessionOptionError as exc:
+        raise exc.renamed(flags.get(exc.parameter, exc.parameter)) from None
 
 
-def state_path_for(out: str | None):
-    """The night-state file beside ``--out`` (``night.tsv`` -> ``night.tsv.state.json``),
-    used only when ``out`` already holds scored epochs of an earlier session."""
-    if not out:
-        return None
-    from pathlib import Path
+def session_options(args: argparse.Namespace) -> "SessionOptions":
+    """The live session these arguments ask for (the gate's rules parsed here)."""
+    from scorer.session import SessionOptions
+    from streamer.resolve import StreamQuery
 
-    from scorer.hypnogram_file import inspect_file
+    gate_rule = None
+    view = "json" if args.status_json else "log" if args.no_display else "screen"
+    with flags_for_parameters():
+        options = SessionOptions(
+            query=StreamQuery.from_options(args.stream_name, args.stream_type, args.source_id),
+            timeout_s=args.timeout, channel=args.channel, channel_index=args.channel_index, units=args.units,
+            normalized=args.normalized, weights=args.weights, out=args.out, outlet_name=args.outlet_name,
+            outlets=not args.no_outlets, view=view, epochs=args.epochs, buffer_s=args.buffer_s)
+    if getattr(args, "gate", None) is not None:
+        from scorer.gate.rules import parse_rule
 
-    p = Path(out)
-    state = p.with_name(p.name + ".state.json")
-    if state.exists() and (not p.exists() or inspect_file(p).rows == 0):
-        state.unlink()          # a state without its hypnogram: a night that was deleted
-    return state
-
-
-def ignore_file_size_signal() -> None:
-    """A file-size limit (``ulimit -f``) makes a write fail with EFBIG instead of killing the
-    scorer with SIGXFSZ: the hypnogram sink turns it into NOT RECORDING and scoring goes on."""
-    if hasattr(signal, "SIGXFSZ") and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-
-
-def print_bounded(console, write, timeout_s: float = 2.0) -> None:
-    """Print what ``write(c)`` prints on ``console`` without hanging on a dead reader:
-    rendered to text on a console of its own (same width and colours; the real one would
-    write and flush its file), then written by a thread that is given ``timeout_s``."""
-    import io
-
-    from rich.console import Console
-
-    from scorer.bounded_output import BoundedWriter
-
-    text = Console(file=io.StringIO(), width=console.width, color_system=console.color_system,
-                   force_terminal=console.is_terminal, legacy_windows=False)
-    write(text)
-    out = BoundedWriter(console.file, max_queued=1, name="summary")
-    out.offer(text.file.getvalue())
-    out.close(timeout_s)
-
-
-def output_notes(sinks: list, log_handlers: list) -> list[str]:
-    """What the outputs lost, for the summary: hypnogram rows not written, frames not drawn,
-    status and log lines dropped because their reader did not keep up."""
-    from scorer.hypnogram_file import HypnogramFile
-
-    notes = []
-    for s in sinks:
-        if isinstance(s, HypnogramFile):
-            st = s.recording_state()
-            notes.append(f"hypnogram rows written this session: {st.rows_written}"
-                         + (f", {st.rows_lost} LOST (the file could not be written)" if st.rows_lost else ""))
-    dropped = {"screen frames not drawn": sum(getattr(s, "frames_dropped", 0) for s in sinks),
-               "status lines dropped": sum(getattr(s, "dropped_lines", 0) for s in sinks),
-               "log lines dropped": sum(h.dropped for h in log_handlers)}
-    epoch_log = [h for h in logging.getLogger("sleepstream.epochs").handlers if hasattr(h, "dropped")]
-    dropped["log lines dropped"] += sum(h.dropped for h in epoch_log)
-    lost = [f"{n} {what}" for what, n in dropped.items() if n]
-    if lost:
-        notes.append("the terminal or reader did not keep up: " + ", ".join(lost) + " (no epoch was held up)")
-    return notes
-
-
-def print_summary(console, summary, out: str | None, notes: list[str] | tuple[str, ...] = ()) -> None:
-    from sleepstream.console import agreement_tables
-
-    lat = summary.latency_percentiles()
-    lat_text = (f", latency median {lat['median_ms']:.1f} ms, p95 {lat['p95_ms']:.1f} ms" if lat else "")
-    console.print(f"{summary.epochs} epochs ({summary.scored} scored, {summary.unscored} unscored), "
-                  f"{summary.gaps} gaps, signal lost {summary.stalls}x{lat_text}")
-    a = summary.agreement()
-    if a is not None and a.n_epochs:
-        for t in agreement_tables(a, title="Agreement with the truth stream"):
-            console.print(t)
-    if out:
-        console.print(f"hypnogram: {out}")
-    for note in notes:
-        console.print(note)
+        gate_rule = parse_rule(args.gate)
+    return dataclasses.replace(options, gate=gate_rule) if gate_rule is not None else options
 
 
 def run(args: argparse.Namespace) -> int:
@@ -230,94 +115,37 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from scorer.bounded_output import logging_without_blocking
-    from scorer.hypnogram_file import HypnogramFile, check_writable
-    from scorer.lsl_outlets import LslOutletSink
-    from streamer.errors import StreamError, StreamNotFoundError
-    from streamer.resolve import StreamQuery, resolve
-    from streamer.stream import EEGStream, check_stream_info, unit_scale_to_uv
-    from streamer.truth import TruthStream
+    from scorer.session import LiveSession
+    from sleepstream.console import output_notes, print_bounded, print_live_summary
+    from sleepstream.signals import ignore_file_size_signal, stop_on_signals
+    from streamer.errors import StreamNotFoundError
 
-    if args.channel_index is not None and args.channel_index < 0:
-        raise StreamError(f"--channel-index must be 0 or more, got {args.channel_index}")
-    if args.units is not None and unit_scale_to_uv(args.units) is None:
-        raise StreamError(f"--units {args.units!r}: use uV, mV or V")
-    if args.epochs is not None and args.epochs < 1:
-        raise StreamError(f"--epochs must be at least 1, got {args.epochs}")
-    if args.out:
-        check_writable(args.out)     # also: another scorer holds it (before anything starts)
-    gate_rule = None
-    if getattr(args, "gate", None) is not None:
-        from scorer.gate.rules import parse_rule
-
-        gate_rule = parse_rule(args.gate)
+    options = session_options(args)
+    session = LiveSession(options)
+    session.check()                 # the hypnogram file (another scorer holds it?), before anything starts
     ignore_file_size_signal()
-    query = StreamQuery.from_options(args.stream_name, args.stream_type, args.source_id)
-    try:
-        found = resolve(query, args.timeout)
-    except StreamNotFoundError as exc:
-        raise StreamNotFoundError(f"{exc}; {lsl.search_hint()}") from None
-    check_stream_info(found.info)             # a stream out of bounds: refused before the model loads
-    from scorer.live import LiveScorer, release_session  # the model only once there is something to score
-    from sleepnet.normalised import STREAM_KIND, describe_input, is_level_free, model_for_input, quality_thresholds
-    from sleepnet.weights import load_model
-
-    if args.weights is not None:
-        load_model(args.weights)   # a bad --weights fails before the stream is opened
-    info = found.info
-    stream = EEGStream(info, channel=args.channel, channel_index=args.channel_index, units=args.units,
-                       max_buflen_s=args.buffer_s)
-    truth = TruthStream.find(info.name(), info.source_id(), found.visible)
-    sinks: list = []
-    scorer = None
     console = Console(stderr=True)
     # While the night runs, no log line, screen frame or status line may block the loop.
     with logging_without_blocking() as log_handlers:
         try:
-            # Samples flow from run() on: whatever arrives meanwhile would wait in liblsl's queue.
-            desc = stream.connect(timeout_s=max(2.0, min(args.timeout, 10.0)), subscribe=False)
-            normalised_by = ("--normalized" if args.normalized
-                             else "stream" if desc.normalisation == STREAM_KIND else None)
-            model = load_model(model_for_input(args.weights, normalised_by is not None))
-            use_one_torch_thread()
+            try:
+                session.open()
+            except StreamNotFoundError as exc:
+                raise StreamNotFoundError(f"{exc}; {lsl.search_hint()}") from None
+            model = session.model
             print_bounded(console, lambda c: c.print(f"sleepstream live: model {model.summary}", highlight=False,
                                                      soft_wrap=True))
-            if normalised_by:
-                line = describe_input(normalised_by, model.model_id, is_level_free(model))
+            if session.normalised_by:
+                from sleepnet.normalised import describe_input, is_level_free
+
+                why = FLAGS.get(session.normalised_by, session.normalised_by)
+                line = describe_input(why, model.model_id, is_level_free(model))
                 print_bounded(console, lambda c: c.print(line, highlight=False, soft_wrap=True))
-            # The durable record first: the gate then knows whether an epoch's row is on disk
-            # before it decides on that epoch (NOT RECORDING never opens a window).
-            hyp = HypnogramFile(args.out, desc.name, model.model_id) if args.out else None
-            if hyp is not None:
-                sinks.append(hyp)
-            recording = hyp.recording_state if hyp is not None else None
-            gate = None
-            if gate_rule is not None:
-                from scorer.gate.sink import GateSink
-
-                gate = GateSink(desc.sfreq_hz, gate_rule, args.outlet_name, source_stream=desc.name,
-                                recording=(lambda: hyp.recording) if hyp is not None else None)
-                sinks.append(gate)
-            if not args.no_outlets:
-                sinks.append(LslOutletSink(args.outlet_name, model.model_id, source_stream=desc.name,
-                                           source_channel=desc.channel_label))
-            if args.status_json:
-                from scorer.json_lines import JsonLinesSink
-
-                # epochs numbered as in the file
-                json_sink = JsonLinesSink(sys.stdout, hyp.first_epoch if hyp is not None else 0,
-                                          recording=recording)
-                if gate is not None:                                 # and the gate's events (the ward's screen)
-                    json_sink.follow_gate(gate)
-                sinks.append(json_sink)
-            else:
-                sinks.append(make_view_sink(args.no_display, f"sleepstream live: {desc.name} / {desc.channel_label}",
-                                            recording))
-            scorer = LiveScorer(stream, model, sinks, truth, state_path=state_path_for(args.out),
-                                thresholds=quality_thresholds(normalised_by is not None))
+            session.build()
             with stop_on_signals() as stop:
-                summary = scorer.run(stop=stop, max_epochs=args.epochs)
+                summary = session.run(stop)
         finally:
-            release_session(scorer, sinks, stream, truth)
-        notes = output_notes(sinks, log_handlers)
-        print_bounded(console, lambda c: print_summary(c, summary, args.out, notes))
+            session.close()
+        notes = output_notes(session.sinks, log_handlers)
+        print_bounded(console, lambda c: print_live_summary(c, summary, args.out, notes))
     return 0

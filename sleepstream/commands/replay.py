@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from replay.player import Player, ReplayError, load_source
-    from sleepstream.commands.live import stop_on_signals
+    from sleepstream.signals import stop_on_signals
 
     if args.chunk is not None and args.chunk < 1:
         raise ReplayError(f"--chunk must be at least 1 sample, got {args.chunk}")

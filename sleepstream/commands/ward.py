@@ -112,15 +112,15 @@ def summary_line(ward, out: Path) -> str:
 
 def setup_ward_log() -> None:
     """Route the ward's lines to stdout, plainly (like `live --no-display`)."""
+    from scorer.bounded_output import route_logger_to_stdout
     from scorer.ward.log_view import WARD_LOGGER
-    from sleepstream.commands.live import route_logger_to_stdout
 
     route_logger_to_stdout(WARD_LOGGER)
 
 
 def run(args: argparse.Namespace) -> int:
-    from sleepstream.commands.live import stop_on_signals
     from sleepstream.lsl_config import configure_lsl
+    from sleepstream.signals import stop_on_signals
 
     if not args.find_timeout > 0:
         from sleepnet.errors import SleepstreamError
