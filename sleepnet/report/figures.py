@@ -103,7 +103,7 @@ def write_figure(path: Path, night: Night, stats: SleepStats, truth: np.ndarray 
             x = (np.arange(night.n_epochs) + 0.5) * epoch_h
             for j, name in enumerate(features.names[:5]):
                 v = features.per_epoch[:, j]
-                k = 5
+                k = min(5, len(v))      # 'same' gives max(len(v), k) values: no longer than the night
                 smooth = np.convolve(np.nan_to_num(v), np.ones(k) / k, mode="same")
                 smooth[~np.isfinite(v)] = np.nan
                 ax.plot(x, smooth, linewidth=0.9, label=name)
