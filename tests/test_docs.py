@@ -18,12 +18,10 @@ sys.path.insert(0, str(DOCS / "_ext"))
 
 import docblocks  # noqa: E402
 
-# Pages whose every runnable-looking block must carry a marker. README.md joins this list when
-# it becomes the short one (docs/_proposed_README.md until then); the long README's marked
-# blocks run all the same (RUN_FILES).
+# Pages whose every runnable-looking block must carry a marker: the documentation's and the README.
 MARKED_FILES = sorted(p for p in DOCS.rglob("*.md")
-                      if not {"_build", "generated"} & set(p.relative_to(DOCS).parts))
-RUN_FILES = MARKED_FILES + [REPO / "README.md"]
+                      if not {"_build", "generated"} & set(p.relative_to(DOCS).parts)) + [REPO / "README.md"]
+RUN_FILES = MARKED_FILES
 PAGES_TO_RUN = [p for p in RUN_FILES if any(b.marker == "run" for b in docblocks.read_blocks(p))]
 BLOCK_TIMEOUT_S = 300
 
@@ -70,16 +68,36 @@ def test_every_command_has_its_section_on_the_command_line_page():
     assert not missing, f"docs/reference/cli.md has no section for: {missing}"
 
 
-def test_proposed_readme_is_short_and_its_links_resolve():
-    """docs/_proposed_README.md becomes README.md: its relative links are read from the repository root."""
-    readme = DOCS / "_proposed_README.md"
-    text = readme.read_text(encoding="utf-8")
+def _github_anchor(heading: str) -> str:
+    """The anchor a code host (GitHub) gives a Markdown heading: code marks and punctuation
+    dropped, lower case, spaces as hyphens."""
+    text = heading.replace("`", "").strip().lower()
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def test_readme_is_short_and_its_links_resolve():
+    """The README is the short one, and its relative links (read from the repository root, as a
+    code host reads them) name files that exist and headings those files have."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
     assert len(text.splitlines()) < 200
-    targets = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text)
-    local = [t for t in targets if "://" not in t]
-    assert local, "the proposed README links no page"
-    missing = [t for t in local if not (REPO / t).exists()]
+    targets = re.findall(r"\]\(([^)#]+)(#[^)]*)?\)", text)
+    local = [(path, anchor) for path, anchor in targets if "://" not in path]
+    assert local, "the README links no page"
+    missing = [path for path, _ in local if not (REPO / path).exists()]
     assert not missing, f"links to nothing: {missing}"
+    bad_anchors = []
+    for path, anchor in local:
+        if anchor and path.endswith(".md"):
+            page = (REPO / path).read_text(encoding="utf-8")
+            headings = {_github_anchor(m) for m in re.findall(r"^#+ (.+)$", page, re.M)}
+            if anchor[1:] not in headings:
+                bad_anchors.append(path + anchor)
+    assert not bad_anchors, f"links to headings that are not there: {bad_anchors}"
+
+
+def test_github_anchor_matches_the_code_host():
+    assert _github_anchor("Device streams: what to give `live`") == "device-streams-what-to-give-live"
+    assert _github_anchor("Per-epoch normalised input") == "per-epoch-normalised-input"
 
 
 def _squeeze(text: str) -> str:

@@ -42,7 +42,7 @@ guard (20-40 Hz over 3x a 60-s median, ptp 4) on the same nights, ties to fewer 
 closes: 88 % within 3 s at 22.9 false closes/h and 39 % coverage of stable N2/N3 there,
 against 72 % at 27.4/h and 30 %. An alpha weight of 0.25 caught the same share at more
 false closes; 0.5 (with ``hf_ratio`` 4) met p95 < 3 s there at 30.7/h and 21 % coverage
-(``benchmarks.gate.STRICT_GUARD``). The README section "Stimulation windows" has the
+(``benchmarks.gate.STRICT_GUARD``). docs/benchmarks.md, "Stimulation windows", has the
 test-night figures.
 """
 from __future__ import annotations

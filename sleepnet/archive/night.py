@@ -51,7 +51,7 @@ STATUS_SCORED, STATUS_REUSED, STATUS_FAILED = "scored", "reused", "failed"
 TEST_KILL_WORKER_ONCE_ENV = "SLEEPSTREAM_TEST_KILL_WORKER_ONCE"
 #: Default per-night time limit (``--night-timeout``): TIMEOUT_FACTOR times the time a night
 #: takes at the measured rate, never under TIMEOUT_FLOOR_S. Rate: 0.73 s of CPU for an 8-h
-#: 100-Hz EDF+ night of 6.8 MB (benchmarks.archive, README), i.e. 0.11 s per MB of
+#: 100-Hz EDF+ night of 6.8 MB (benchmarks.archive, docs/benchmarks.md), i.e. 0.11 s per MB of
 #: recording file; the file's size stands for the night's length x channels x rate, known
 #: without opening the file (a file with more channels than the one read gets more time).
 TIMEOUT_S_PER_MB = 0.11

@@ -56,7 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="stimulation windows on the LSL Markers stream <outlet-name>-gate (open/close and "
                         "why) with an arousal guard; RULES: a .toml file or key=value pairs, e.g. "
                         "stages=N3,min_probability=0.9,epochs=3,max_open_s=600 (no value: N2 or N3 "
-                        "with probability >= 0.8 for 2 epochs, at most 1800 s open); see README")
+                        "with probability >= 0.8 for 2 epochs, at most 1800 s open); see docs/tutorials/closed_loop.md")
     p.add_argument("--weights", metavar="NAME|DIR",
                    help="a shipped model's name or a weights folder (default: %s, the default "
                         "model named in weights/__init__.py)" % DEFAULT_MODEL)

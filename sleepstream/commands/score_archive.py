@@ -33,7 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--scheduler", metavar="ADDRESS",
                    help="score on an existing Dask cluster (needs sleepstream[archive]), e.g. tls://10.0.0.5:8786 "
                         "with Dask's TLS settings, or tcp://127.0.0.1:8786 through an SSH tunnel: a scheduler runs "
-                        "any code sent to it, never leave a plain tcp:// one open on a shared network (README)")
+                        "any code sent to it, never leave a plain tcp:// one open on a shared network "
+                        "(docs/tutorials/archives.md, Security)")
     g.add_argument("--force", action="store_true",
                    help="score again nights already scored with the same model and weights")
     g.add_argument("--night-timeout", type=float, metavar="S",

@@ -6,7 +6,7 @@ to a restarted scorer, as a stimulus program should), prints ``subscribed`` and 
 one JSON line per marker: ``{"event", "reason", "stamp", "received"}`` (stamp: the
 marker's timestamp; received: this process's ``local_clock()`` when pulled).
 
-It honours the gate's lease, as the README's listener does: the window is open only while
+It honours the gate's lease, as the listener of docs/tutorials/closed_loop.md does: the window is open only while
 the newest marker is an ``open`` whose stamp (plus the inlet's ``time_correction()``) is
 younger than ``lease_s`` (the stream's description says it; ``--lease-s`` overrides). The
 scorer re-sends ``open`` with reason ``lease`` while a window stays open: those renewals
