@@ -240,6 +240,7 @@ def test_a_worker_with_other_weights_than_the_run_refuses_the_night(archive, tmp
 # --------------------------------------------------------------------------- the cluster
 
 
+@pytest.mark.slow
 @pytest.mark.lsl
 def test_cluster_scores_every_night_as_score_does_alone(scored, tmp_path):
     proc, out, _hang, _before = scored
@@ -354,6 +355,7 @@ def test_a_worker_killed_mid_night_loses_only_that_night(cluster, archive, tmp_p
 # --------------------------------------------------------------------------- local workers
 
 
+@pytest.mark.slow
 @pytest.mark.lsl
 def test_local_workers_rerun_reuses_finished_nights_and_force_rescores(archive, tmp_path):
     src = tmp_path / "src"

@@ -457,6 +457,7 @@ def start_listener(name: str, tmp_path: Path, timeout: float = 120.0) -> tuple[s
     return proc, Lines(proc), stop
 
 
+@pytest.mark.slow
 @pytest.mark.lsl
 @pytest.mark.timeout(150)
 def test_stimulus_program_sees_open_only_in_sleep_close_after_arousal_and_gap(tmp_path):
@@ -516,6 +517,7 @@ def test_stimulus_program_sees_open_only_in_sleep_close_after_arousal_and_gap(tm
     assert all(np.isfinite(latency_ms)) and min(latency_ms) >= 0
 
 
+@pytest.mark.slow
 @pytest.mark.lsl
 @pytest.mark.timeout(170)
 def test_killed_scorer_leaves_no_window_open_the_restarted_one_starts_closed_and_says_so(tmp_path):

@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 PEERS = Path(__file__).resolve().parent / "peers"
 EXCERPT = REPO.parent / "shared" / "data" / "sleep-edf" / "SC4001E0-PSG-first300s.edf"
 
-pytestmark = [pytest.mark.lsl, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.slow, pytest.mark.lsl, pytest.mark.timeout(240)]
 
 # liblsl's default session, resolution on this machine only: for the peers that resolve.
 RESOLVE_ON_THIS_MACHINE = ("[ports]\nIPv6 = disable\n[multicast]\nResolveScope = machine\n"

@@ -654,6 +654,7 @@ def _case_ids() -> list[str]:
     return [c.id for c in cases(dummy, "sid", Path("w"))]
 
 
+@pytest.mark.slow
 @pytest.mark.lsl
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("case_id", _case_ids())

@@ -81,6 +81,7 @@ def n_rows(path: Path) -> int:
     return len(read_rows(path)) if path.exists() else 0
 
 
+@pytest.mark.slow
 @pytest.mark.lsl
 def test_four_beds_at_once_each_scored_like_batch_a_killed_worker_restarts_losing_no_row_and_a_new_bed_joins(
         tmp_path, model, model_dir):

@@ -241,6 +241,7 @@ class StdoutLines:
         return [(t, ln) for t, ln in list(self.got) if text in ln]
 
 
+@pytest.mark.slow
 @pytest.mark.lsl
 def test_a_sigstopped_worker_is_killed_and_restarted_and_a_bed_past_max_beds_is_refused_once(tmp_path, model_dir):
     from replay.player import Player, ReplaySource

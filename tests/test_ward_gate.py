@@ -219,6 +219,7 @@ def ward_children(ward_pid: int) -> dict[str, int]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.lsl
 @pytest.mark.timeout(240)
 def test_ward_bed_gate_markers_reach_a_plain_pylsl_listener_and_a_killed_workers_restart_says_close_restart(
