@@ -33,6 +33,19 @@ RUN_SESSION = f"sleepstream-test-{uuid.uuid4().hex[:12]}"
 os.environ[CONFIG_ENV] = str(write_machine_config(_CFG_DIR / "lsl_api.cfg", RUN_SESSION))
 
 
+def pytest_configure(config) -> None:
+    """Caches a library fills once per machine by running a process are filled here, before
+    any test: matplotlib lists the system's fonts with ``fc-list`` the first time it draws,
+    which on a fresh machine would otherwise happen inside the first unmarked test that makes
+    a figure, and the fast tier's guard would fail it."""
+    try:
+        import matplotlib
+    except ImportError:
+        return
+    if not list(Path(matplotlib.get_cachedir()).glob("fontlist-*.json")):
+        import matplotlib.font_manager  # noqa: F401  (builds the font list cache)
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
