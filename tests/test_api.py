@@ -37,6 +37,7 @@ def api_example() -> str:
     return m.group(1)
 
 
+@pytest.mark.lsl
 def test_docs_api_example_runs_exactly_as_written(shared_data, tmp_path):
     """The block is run unchanged from a folder beside ../shared, as from the repo root."""
     (tmp_path / "shared").symlink_to(shared_data.parent, target_is_directory=True)
@@ -52,6 +53,7 @@ def test_docs_api_example_runs_exactly_as_written(shared_data, tmp_path):
     assert "<StagingModel" in proc.stdout
 
 
+@pytest.mark.lsl
 def test_array_raw_and_file_give_the_score_commands_stages(shared_data, model, tmp_path):
     edf = shared_data / "sleep-edf" / "SC4001E0-PSG-first300s.edf"
     out = tmp_path / "cli.csv"
@@ -174,6 +176,7 @@ def test_raw_without_the_channel_names_what_it_has():
         sleepstream.stage(raw)
 
 
+@pytest.mark.lsl
 def test_import_sleepstream_stays_light_until_something_is_staged():
     code = "import sys, sleepstream; assert 'torch' not in sys.modules; print(sorted(sleepstream.__all__))"
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)

@@ -201,6 +201,7 @@ def test_list_files_globs_and_clashing_names(tmp_path):
         find_nights([str(tmp_path / "a"), str(tmp_path / "b")], hypnogram=str(tmp_path / "a" / "truth.txt"))
 
 
+@pytest.mark.lsl
 @pytest.mark.parametrize("args,expect", [
     (lambda d: ["score", d / "x.edf", d / "y.edf"], "needs --out DIR"),
     (lambda d: ["score", str(d / "*.edf"), "--out", d / "o"], "matches no recording"),
@@ -239,6 +240,8 @@ def test_a_worker_with_other_weights_than_the_run_refuses_the_night(archive, tmp
 # --------------------------------------------------------------------------- the cluster
 
 
+@pytest.mark.slow
+@pytest.mark.lsl
 def test_cluster_scores_every_night_as_score_does_alone(scored, tmp_path):
     proc, out, _hang, _before = scored
     assert proc.returncode == 1, proc.stderr          # two nights failed: the corrupt one, the hung one
@@ -261,6 +264,7 @@ def test_cluster_scores_every_night_as_score_does_alone(scored, tmp_path):
     assert real["epochs"] == "10" and real["epochs_compared"] == "10"
 
 
+@pytest.mark.lsl
 def test_cohort_rows_hold_the_nights_figures(scored):
     _proc, out, _hang, _before = scored
     rows = _rows(out)
@@ -291,6 +295,7 @@ def test_cohort_rows_hold_the_nights_figures(scored):
     assert table.num_rows == len(rows) and table.column_names == list(next(iter(rows.values())))
 
 
+@pytest.mark.lsl
 def test_a_corrupt_file_fails_alone_with_one_line(scored):
     proc, out, _hang, _before = scored
     rows = _rows(out)
@@ -302,6 +307,7 @@ def test_a_corrupt_file_fails_alone_with_one_line(scored):
     assert not (out / "corrupt_stages.csv").exists()
 
 
+@pytest.mark.lsl
 def test_a_hung_night_fails_alone_on_the_cluster_and_its_worker_is_restarted(scored, cluster):
     proc, out, hang, before = scored
     rows = _rows(out)
@@ -315,12 +321,14 @@ def test_a_hung_night_fails_alone_on_the_cluster_and_its_worker_is_restarted(sco
     assert not _has_reader(hang)                                    # ...and its blocked read went with it
 
 
+@pytest.mark.lsl
 def test_each_dask_worker_loads_the_model_once(scored):
     _proc, out, _hang, _before = scored
     ok = [r for r in _rows(out).values() if r["status"] == "scored"]
     assert len(ok) == 5 and {r["model_loads"] for r in ok} == {"1"}, [(r["worker"], r["model_loads"]) for r in ok]
 
 
+@pytest.mark.lsl
 def test_a_worker_killed_mid_night_loses_only_that_night(cluster, archive, tmp_path):
     address, client, marker = cluster
     shutil.copy(archive / "bedroom.edf", tmp_path / DIE_ONCE)
@@ -347,6 +355,8 @@ def test_a_worker_killed_mid_night_loses_only_that_night(cluster, archive, tmp_p
 # --------------------------------------------------------------------------- local workers
 
 
+@pytest.mark.slow
+@pytest.mark.lsl
 def test_local_workers_rerun_reuses_finished_nights_and_force_rescores(archive, tmp_path):
     src = tmp_path / "src"
     src.mkdir()
@@ -386,6 +396,7 @@ def test_local_workers_rerun_reuses_finished_nights_and_force_rescores(archive, 
     assert {r["status"] for n, r in _rows(out).items() if n != "corrupt"} == {"scored"}, forced.stderr
 
 
+@pytest.mark.lsl
 def test_local_worker_killed_mid_night_is_retried_and_others_are_kept(archive, tmp_path):
     src = tmp_path / "src"
     src.mkdir()
@@ -407,6 +418,7 @@ def test_local_worker_killed_mid_night_is_retried_and_others_are_kept(archive, t
     assert_same_stages(out / "die-once_stages.csv", reference)
 
 
+@pytest.mark.lsl
 def test_a_night_that_kills_its_worker_every_time_fails_alone(archive, tmp_path, monkeypatch):
     from sleepnet.archive import LocalRunner, model_identity, plan_jobs
     from sleepnet.archive.runners import WORKER_DIED
@@ -426,6 +438,7 @@ def test_a_night_that_kills_its_worker_every_time_fails_alone(archive, tmp_path,
     assert {r.status for n, r in rows.items() if n != "poison"} == {"scored"}
 
 
+@pytest.mark.lsl
 def test_ctrl_c_stops_cleanly_and_keeps_finished_nights(archive, tmp_path):
     src = tmp_path / "src"
     src.mkdir()
@@ -470,6 +483,7 @@ def local_scored(archive, tmp_path_factory):
     return proc, src, out, hang
 
 
+@pytest.mark.lsl
 def test_a_hung_night_fails_alone_on_local_workers(local_scored):
     proc, _src, out, hang = local_scored
     assert proc.returncode == 1, proc.stderr
@@ -483,12 +497,14 @@ def test_a_hung_night_fails_alone_on_local_workers(local_scored):
     assert not _has_reader(hang)        # the worker blocked on it is gone
 
 
+@pytest.mark.lsl
 def test_each_local_worker_loads_the_model_once(local_scored):
     _proc, _src, out, _hang = local_scored
     ok = [r for r in _rows(out).values() if r["status"] == "scored"]
     assert len(ok) == 4 and {r["model_loads"] for r in ok} == {"1"}, [(r["worker"], r["model_loads"]) for r in ok]
 
 
+@pytest.mark.lsl
 def test_cohort_cells_a_spreadsheet_would_run_are_escaped_and_numbers_stay_numbers(local_scored):
     from sleepnet.archive.cohort import COLUMNS, _cell
     from sleepnet.io.exports import spreadsheet_unescape
@@ -511,6 +527,7 @@ def test_cohort_cells_a_spreadsheet_would_run_are_escaped_and_numbers_stay_numbe
         assert spreadsheet_unescape(_cell(text)) == text
 
 
+@pytest.mark.lsl
 def test_a_full_disk_while_writing_the_cohort_table_is_one_line_and_keeps_the_previous_one(local_scored,
                                                                                           tmp_path):
     _proc, src, out, _hang = local_scored
@@ -527,6 +544,7 @@ def test_a_full_disk_while_writing_the_cohort_table_is_one_line_and_keeps_the_pr
     assert {p.name: p.read_bytes() for p in again.iterdir()} == previous     # whole, and no temp file left
 
 
+@pytest.mark.lsl
 def test_a_night_whose_files_cannot_be_written_fails_alone_and_keeps_its_previous_files(local_scored, tmp_path):
     _proc, src, out, _hang = local_scored
     again = tmp_path / "out"
@@ -544,6 +562,7 @@ def test_a_night_whose_files_cannot_be_written_fails_alone_and_keeps_its_previou
     assert {p.name: p.read_bytes() for p in again.iterdir()} == previous     # whole, and no temp file left
 
 
+@pytest.mark.lsl
 @pytest.mark.parametrize("setup,expect", [
     # an @list kept in the output folder under the table's name
     (lambda d: ((d / "out" / "cohort.csv").write_text("../night.edf\n"), [f"@{d / 'out' / 'cohort.csv'}"])[1],
@@ -566,6 +585,7 @@ def test_an_archive_output_that_is_an_input_is_refused_before_anything_is_writte
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before   # nothing written
 
 
+@pytest.mark.lsl
 def test_a_tls_scheduler_is_reached_with_dasks_own_tls_settings(archive, tmp_path):
     """`--scheduler tls://...` connects through Dask's configuration (distributed.comm.tls.*,
     as DASK_DISTRIBUTED__COMM__TLS__... variables or YAML set it), with real certificates."""
@@ -604,6 +624,7 @@ def test_a_tls_scheduler_is_reached_with_dasks_own_tls_settings(archive, tmp_pat
     assert [r.status for r in rows] == ["scored"], rows[0].error
 
 
+@pytest.mark.lsl
 def test_workers_set_glibcs_allocation_thresholds_themselves():
     """Under Dask's worker environment (MALLOC_TRIM_THRESHOLD_=65536, which turns glibc's
     dynamic thresholds off), a night-sized array is mapped and unmapped anew each time (a
@@ -640,6 +661,7 @@ def test_default_night_timeout_grows_with_the_file_and_has_a_floor():
     assert default_night_timeout_s(1_000_000_000) == pytest.approx(20 * 0.11 * 1000)   # 1 GB: 2200 s
 
 
+@pytest.mark.lsl
 def test_a_run_pauses_the_workers_profiler_and_resumes_it(cluster, archive, tmp_path):
     from sleepnet.archive import DaskRunner, model_identity, plan_jobs
     from sleepnet.archive.runners import _pause_profiler, _resume_profiler

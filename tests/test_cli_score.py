@@ -27,6 +27,7 @@ def _one_clean_line(proc):
     return lines[0]
 
 
+@pytest.mark.lsl
 def test_scores_the_real_sleep_edf_excerpt_against_its_hypnogram(shared_data, seeded_model, tmp_path):
     out = tmp_path / "preds.csv"
     proc = run_cli("score", shared_data / "sleep-edf" / "SC4001E0-PSG-first300s.edf",
@@ -46,6 +47,7 @@ def test_scores_the_real_sleep_edf_excerpt_against_its_hypnogram(shared_data, se
     assert (tmp_path / "preds_confusion.csv").exists()
 
 
+@pytest.mark.lsl
 def test_npz_labels_are_used_and_unscored_epochs_excluded(seeded_model, tmp_path):
     labels = np.array([0, 0, -1, 2, 2, 2], dtype=np.int8)
     write_continuous_npz(tmp_path / "n.npz", eeg_like(180, 256, seed=4), 256, labels)
@@ -56,6 +58,7 @@ def test_npz_labels_are_used_and_unscored_epochs_excluded(seeded_model, tmp_path
     assert m["n_epochs"] == 5 and m["n_excluded"] == 1
 
 
+@pytest.mark.lsl
 @pytest.mark.parametrize("setup,expect", [
     (lambda d: d / "missing.edf", "no such file"),
     (lambda d: (np.savez(d / "x.npz", nothing=np.zeros(3)), d / "x.npz")[1], "no signal found"),
@@ -66,12 +69,14 @@ def test_bad_recordings_give_one_line_and_exit_2(tmp_path, setup, expect):
     assert expect in line
 
 
+@pytest.mark.lsl
 def test_missing_channel_lists_the_channels(shared_data, tmp_path):
     line = _one_clean_line(run_cli("score", shared_data / "sleep-edf" / "SC4001E0-PSG-first300s.edf",
                                    "--channel", "C3", "--out", tmp_path / "o.csv"))
     assert "no channel matching 'C3'" in line and "EEG Fpz-Cz" in line
 
 
+@pytest.mark.lsl
 def test_unwritable_out_and_bad_weights_are_one_line(seeded_model, tmp_path):
     write_continuous_npz(tmp_path / "n.npz", eeg_like(60, 100), 100)
     line = _one_clean_line(run_cli("score", tmp_path / "n.npz", "--out", tmp_path / "nope" / "o.csv"))
@@ -82,6 +87,7 @@ def test_unwritable_out_and_bad_weights_are_one_line(seeded_model, tmp_path):
     assert "config.json" in line
 
 
+@pytest.mark.lsl
 def test_help_shows_an_example():
     proc = run_cli("score", "--help")
     assert proc.returncode == 0 and "example:" in proc.stdout and "sleepstream score" in proc.stdout
@@ -128,6 +134,7 @@ def test_an_out_that_is_an_input_is_refused_and_nothing_is_written(excerpt, make
     assert {n: (rec.parent / n).read_bytes() for n in before} == before      # nothing changed
 
 
+@pytest.mark.lsl
 @pytest.mark.parametrize("limit,failing", [(300, "preds.csv"), (800, "preds_metrics.json")])
 def test_a_write_that_fails_midway_is_one_line_and_keeps_the_previous_output(excerpt, tmp_path, limit, failing):
     rec, hyp = excerpt

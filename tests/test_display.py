@@ -228,6 +228,7 @@ def test_render_does_not_change_the_state():
     assert before == (list(st.codes), st.stats.as_dict().__repr__(), dict(st.truth))
 
 
+@pytest.mark.lsl
 def test_the_renderer_and_the_state_never_load_the_terminal_owner():
     """Only the sink owns the terminal: importing the renderer and the state (in a fresh
     interpreter) loads neither rich.live nor scorer.display, and the state loads no rich."""

@@ -104,6 +104,7 @@ def _squeeze(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+@pytest.mark.lsl
 @pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES_TO_RUN, ids=lambda p: str(p.relative_to(REPO)))
 def test_marked_blocks_run(page: Path, tmp_path: Path):
@@ -141,6 +142,7 @@ def test_marked_blocks_run(page: Path, tmp_path: Path):
         pytest.skip(f"{SHARED / 'data'} is absent; blocks that read it: {', '.join(skipped)}")
 
 
+@pytest.mark.lsl
 @pytest.mark.slow
 def test_docs_build_with_warnings_as_errors(tmp_path):
     out = tmp_path / "html"

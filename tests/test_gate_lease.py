@@ -83,6 +83,7 @@ def test_no_window_opens_while_not_recording_and_an_open_one_closes():
 
 # -- over LSL, in this process: a listener that stops hearing renewals ------------------------
 
+@pytest.mark.lsl
 @pytest.mark.timeout(60)
 def test_shipped_listener_follows_one_stream_renewals_keep_it_open_and_silence_closes_it():
     import sleepstream
@@ -127,6 +128,7 @@ def test_shipped_listener_follows_one_stream_renewals_keep_it_open_and_silence_c
     assert repr(listener).startswith(f"<GateListener '{name}-gate' (sleepstream-scorer:{name}-gate): stopped")
 
 
+@pytest.mark.lsl
 @pytest.mark.timeout(60)
 def test_shipped_listener_takes_a_vanished_outlet_as_closed_and_follows_the_restarted_scorer():
     import sleepstream
@@ -158,6 +160,7 @@ def test_shipped_listener_takes_a_vanished_outlet_as_closed_and_follows_the_rest
 
 # -- real processes: a SIGSTOPped `sleepstream live --gate` -------------------------------------
 
+@pytest.mark.lsl
 @pytest.mark.timeout(150)
 def test_sigstopped_scorer_leaves_no_window_open_for_the_shipped_and_the_plain_listener(tmp_path):
     import sleepstream

@@ -29,7 +29,7 @@ from sleepnet.stages import STAGES, UNSCORED_NAME, stage_name
 from streamer.resolve import StreamQuery, resolve_stream
 from streamer.stream import EEGStream
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.lsl, pytest.mark.timeout(180)]
 
 
 @pytest.mark.parametrize("sfreq, chunk", [(100.0, 1), (128.0, 77), (250.0, 1000), (256.0, 4096), (500.0, 333)])
@@ -119,7 +119,8 @@ def test_a_recording_queued_whole_before_scoring_starts_is_drained_in_bounded_ba
     scorer._scorer.score = lambda epochs: sizes.append(len(epochs)) or real_score(epochs)
     try:
         wait_for(lambda: player.samples_sent == src.n_samples, 30, "the whole recording to be sent")
-        time.sleep(0.5)                               # and to reach the inlet
+        # and to reach the inlet: liblsl counts what waits in its queue
+        wait_for(lambda: stream._inlet.samples_available() == src.n_samples, 30, "the whole recording queued")
         summary = scorer.run(max_epochs=src.n_epochs, idle_exit_s=5.0)
     finally:
         stop_player.set()
@@ -183,7 +184,9 @@ def test_outlet_killed_and_restarted_with_same_source_id_keeps_scoring_and_flags
     stop1, stop2, stop = threading.Event(), threading.Event(), threading.Event()
     p1 = Player(part1, name=name, source_id=sid, speed=None, linger_s=60.0)
     p1.start(stop1)
-    stream = EEGStream(resolve_stream(StreamQuery(source_id=sid), 5.0), stall_timeout_s=0.5, max_buflen_s=3600)
+    # the product's 2-s stall timer: the scorer is stopped well before the silence after the
+    # second outlet's last sample could make the last status a stall again
+    stream = EEGStream(resolve_stream(StreamQuery(source_id=sid), 5.0), stall_timeout_s=2.0, max_buflen_s=3600)
     stream.connect(5.0)
     sink = CollectSink()
     hyp = HypnogramFile(tmp_path / "night.tsv", name, model.model_id)
@@ -205,7 +208,9 @@ def test_outlet_killed_and_restarted_with_same_source_id_keeps_scoring_and_flags
         wait_for(lambda: stream.samples_received == n1, 20, "the first outlet's samples")
         stop1.set()
         p1.join(10)                                                  # outlet gone
-        wait_for(lambda: stream.losses == 1 and stream.stalled, 20, "loss and stall to be noticed")
+        # noticed by the stream and said to the sinks (a status goes out about once a second)
+        wait_for(lambda: stream.losses == 1 and any(st.stalled for st in sink.statuses), 20,
+                 "loss and stall to be noticed")
         assert len(sink.records) == 4
         # Same source_id, its clock 2.5 s on (a max-speed replay runs ahead of the wall
         # clock, so the restart continues the recording's clock as a real device would).
@@ -214,6 +219,8 @@ def test_outlet_killed_and_restarted_with_same_source_id_keeps_scoring_and_flags
         wait_for(lambda: stream.samples_received == n1 + part2.n_samples, 20, "the second outlet's samples")
         expected = (n1 + 250 + part2.n_samples) // 3000              # real samples plus the gap
         wait_for(lambda: len(sink.records) == expected or errors, 20, f"{expected} epochs")
+        wait_for(lambda: any(st.samples_received == n1 + part2.n_samples for st in sink.statuses) or errors, 20,
+                 "a status after every sample came back")
         assert not errors, errors
     finally:
         stop.set()

@@ -81,6 +81,7 @@ def test_the_designs_windows_label_their_last_epoch(tmp_path):
     assert np.array_equal(rec.eeg_uv, e.reshape(-1)) and rec.labels.tolist() == [-1] * 4 + [3] + [-1] * 4 + [4]
 
 
+@pytest.mark.lsl
 def test_score_recognises_a_zscored_file_says_so_and_scores_it_with_the_scale_free_model(zscored_excerpt, tmp_path):
     path, _ = zscored_excerpt
     out = tmp_path / "stages.csv"
@@ -93,6 +94,7 @@ def test_score_recognises_a_zscored_file_says_so_and_scores_it_with_the_scale_fr
     assert "accuracy" in r.stdout and "1.000" in r.stdout
 
 
+@pytest.mark.lsl
 def test_score_says_why_in_one_line_when_no_epoch_can_be_scored(zscored_excerpt, tmp_path):
     """Epochs scaled to SD 0.98 (not recognised): every one is flat in µV; one line, exit 2;
     with --normalized the same file is scored."""
@@ -123,6 +125,7 @@ def test_api_stages_zscored_input_level_free(zscored_excerpt):
     assert not forced.normalised and any("flat" in f for f in forced.flags)
 
 
+@pytest.mark.lsl
 def test_a_zscored_file_replayed_is_scored_live_with_the_scores_stages(zscored_excerpt, tmp_path):
     """`replay` says in the stream's description that the signal is per-epoch z-scored;
     `live` reads it, says so, picks the scale-free model and level-free checks, and gives

@@ -155,6 +155,7 @@ WRAPPER = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.S
            "from sleepstream.cli import main; sys.exit(main(sys.argv[2:]))")
 
 
+@pytest.mark.lsl
 @pytest.mark.timeout(150)
 def test_live_process_with_a_failing_disk_says_not_recording_keeps_the_gate_closed_and_loses_no_row(tmp_path):
     from replay.player import Player

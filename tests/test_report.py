@@ -298,6 +298,7 @@ def test_features_view_finds_each_stages_textbook_signature(full_report):
 
 # --------------------------------------------------------------------------- CLI
 
+@pytest.mark.lsl
 def test_cli_report_prints_the_summary_and_writes_the_folder(tmp_path):
     night = write_live_night(tmp_path / "n.tsv", CODES)
     proc = subprocess.run([sys.executable, "-m", "sleepstream.cli", "report", str(night)], cwd=tmp_path,

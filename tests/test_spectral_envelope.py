@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from sleepnet.features import base_features
 from sleepnet.sim.calibrate import CALIBRATION_SUBJECTS, ENVELOPE_COMPONENTS, fit_envelope, load_feature_nights
@@ -32,6 +33,7 @@ def test_hours_count_from_the_first_sleep_epoch():
     np.testing.assert_allclose(h * 120, [0, 0, 0, 1, 2, 3])
 
 
+@pytest.mark.slow
 def test_imposed_envelope_reaches_its_targets_at_100_and_256_hz():
     params = load_params()
     labels = _night_labels()
@@ -100,6 +102,7 @@ def test_fit_recovers_a_known_two_stage_model():
     assert 0.4 < env.ar1[N2] < 0.8
 
 
+@pytest.mark.slow
 def test_committed_envelope_is_what_the_calibration_nights_give(shared_data):
     committed = load_params().envelope.to_dict()
     fresh = fit_envelope(shared_data)
@@ -109,6 +112,7 @@ def test_committed_envelope_is_what_the_calibration_nights_give(shared_data):
         np.testing.assert_allclose(np.asarray(fresh[key]), np.asarray(committed[key]), atol=1e-4, err_msg=key)
 
 
+@pytest.mark.slow
 def test_drawn_envelopes_match_the_calibration_nights_stage_medians(shared_data):
     """Targets drawn on the real calibration hypnograms have the real stage medians of the
     five band powers and the variance (pooled over ten draws of each night, within 0.35 in log units,

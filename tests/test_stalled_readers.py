@@ -105,6 +105,7 @@ def test_log_lines_to_a_stream_nobody_reads_never_block_and_are_counted():
         stream.close()
 
 
+@pytest.mark.lsl
 @pytest.mark.timeout(120)
 def test_status_json_into_a_pipe_nobody_reads_scores_every_epoch_into_the_tsv(tmp_path):
     player, stop, sid = replay()
@@ -155,6 +156,7 @@ def takes_output(tty_fd: int) -> bool:
     return bool(p.poll(0))
 
 
+@pytest.mark.lsl
 @pytest.mark.timeout(150)
 def test_the_screen_on_a_pty_nobody_reads_never_stops_scoring_and_catches_up_when_read(tmp_path):
     """The terminal (stdout and stderr, a pty) is not read: every epoch reaches the TSV; a

@@ -13,6 +13,8 @@ from sleepnet.weights import load_model
 from test_cli_score import run_cli
 
 
+@pytest.mark.slow
+@pytest.mark.lsl
 def test_training_on_simulated_nights_exports_a_loadable_weights_folder(tmp_path):
     out = tmp_path / "w"
     proc = run_cli("train", "--kind", "cnn-lstm", "--dataset", "simulated", "--subjects", "0-3", "--hours", "1.5",

@@ -121,6 +121,7 @@ def run_ward(ward) -> tuple[threading.Event, threading.Thread]:
     return stop, th
 
 
+@pytest.mark.lsl
 @pytest.mark.parametrize("mode", ["drop", "drop-noseq"])
 def test_epochs_whose_lines_a_worker_dropped_are_read_from_the_beds_file(tmp_path, mode):
     go = tmp_path / "go"
@@ -144,6 +145,7 @@ def test_epochs_whose_lines_a_worker_dropped_are_read_from_the_beds_file(tmp_pat
     assert bed.last_record.epoch == 7 and bed.display.n_unscored == 0
 
 
+@pytest.mark.lsl
 def test_a_dead_workers_late_open_does_not_reopen_its_bed_after_the_restart(tmp_path):
     from scorer.ward.state import GateState
 
@@ -167,6 +169,7 @@ def test_a_dead_workers_late_open_does_not_reopen_its_bed_after_the_restart(tmp_
         (tmp_path / "late").touch()
 
 
+@pytest.mark.lsl
 def test_a_flooding_worker_holds_at_most_its_share_of_the_wards_queue_and_loses_nothing(tmp_path):
     from scorer.ward.worker import MAX_QUEUED_LINES
 
@@ -197,6 +200,7 @@ class Notes:
         self.notes.append(message)
 
 
+@pytest.mark.lsl
 def test_a_starting_worker_is_not_hung_a_silent_one_is_and_a_pause_of_the_ward_itself_is_no_hang(tmp_path):
     from scorer.ward.state import HUNG
     from scorer.ward.supervisor import PAUSE_S
@@ -237,6 +241,8 @@ class StdoutLines:
         return [(t, ln) for t, ln in list(self.got) if text in ln]
 
 
+@pytest.mark.slow
+@pytest.mark.lsl
 def test_a_sigstopped_worker_is_killed_and_restarted_and_a_bed_past_max_beds_is_refused_once(tmp_path, model_dir):
     from replay.player import Player, ReplaySource
     from test_ward_gate import ward_children
@@ -293,6 +299,7 @@ def test_a_sigstopped_worker_is_killed_and_restarted_and_a_bed_past_max_beds_is_
     assert summary and int(summary.group(1)) >= 1, stderr[-1000:]
 
 
+@pytest.mark.lsl
 @pytest.mark.parametrize("flag, value, words", [("--hang-timeout", "1", "0 (off) or at least 2 s"),
                                                 ("--hang-timeout", "nan", "0 (off) or at least 2 s"),
                                                 ("--max-beds", "0", "at least 1")])
