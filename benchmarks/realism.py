@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sleepnet.errors import SleepstreamError
 from sleepnet.features import BASE_FEATURE_NAMES, base_features
 from sleepnet.metrics import agreement
 from sleepnet.sim.calibrate import HELD_OUT_SUBJECTS, data_dir_or_error, load_feature_nights
@@ -289,8 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         data = data_dir_or_error(args.data)
-    except SystemExit as exc:
-        print(f"benchmarks.realism: {exc}", file=sys.stderr)
+    except SleepstreamError as exc:
+        print(f"benchmarks.realism: {exc.naming({'data': '--data'})}", file=sys.stderr)
         return 2
     params = load_params(str(args.params)) if args.params else None
     if args.envelope_spread is not None:

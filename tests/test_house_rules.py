@@ -81,7 +81,6 @@ def test_the_checks_find_what_they_look_for(tmp_path):
     assert private_imports(files) == ["lib.b <- .a: _g"]
 
 
-@pytest.mark.xfail(strict=True, reason="item 5: 17 raises in sleepnet, streamer, scorer and replay name flags")
 def test_library_errors_name_parameters_not_command_line_flags():
     assert flag_errors(module_files(packages=LIBRARY)) == []
 

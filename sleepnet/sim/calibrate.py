@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 from scipy import optimize, signal
 
+from ..errors import SleepstreamError, parameter
 from ..features import welch_band_means
 from ..stages import EPOCH_S, N_STAGES, STAGES
 from .control import JITTER_TAU_S
@@ -102,13 +103,27 @@ class FeatureNight:
 
 
 def data_dir_or_error(data: Path | None) -> Path:
-    """The real-data folder, or SystemExit with one clear line when it is absent."""
+    """The real-data folder, checked.
+
+    Parameters
+    ----------
+    data : Path, optional
+        The folder (default: :data:`DEFAULT_DATA`, ``../shared/data`` beside the repository).
+
+    Returns
+    -------
+    Path
+        The folder, which holds ``sleep-edf-features/`` and ``hypnograms/``.
+
+    Raises
+    ------
+    SleepstreamError
+        One line when the folder is absent or lacks either.
+    """
     d = Path(data) if data else DEFAULT_DATA
     if not (d / "sleep-edf-features").is_dir() or not (d / "hypnograms").is_dir():
-        raise SystemExit(
-            f"real data folder {d} is absent (needs sleep-edf-features/ and hypnograms/); "
-            "pass --data DIR pointing at the shared data"
-        )
+        raise SleepstreamError(f"real data folder {d} is absent (needs sleep-edf-features/ and hypnograms/); "
+                               f"pass {parameter('data')}=DIR pointing at the shared data")
     return d
 
 
@@ -413,8 +428,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         data = data_dir_or_error(args.data)
-    except SystemExit as exc:
-        log.error("calibrate: %s", exc)
+    except SleepstreamError as exc:
+        log.error("calibrate: %s", exc.naming({"data": "--data"}))
         return 2
     if args.hypnogram_only or args.envelope_only:
         try:
