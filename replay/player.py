@@ -39,13 +39,12 @@ from sleepnet.errors import SleepstreamError, parameter
 from sleepnet.io.hypnograms import read_hypnogram
 from sleepnet.io.recordings import DEFAULT_CHANNEL, Recording, list_edf_channels, read_recording
 from sleepnet.normalised import STREAM_KIND, STREAM_UNIT, input_normalisation
-from sleepnet.stages import EPOCH_S, STAGES, stage_name
+from sleepnet.stages import EPOCH_S, STAGES, TRUTH_SUFFIX, stage_name
 
 log = logging.getLogger(__name__)
 
 DEFAULT_NAME = "sleepstream-replay"
 STREAM_TYPE = "EEG"
-TRUTH_SUFFIX = "-truth"
 TRUTH_TYPE = "Markers"
 INDEX_CHANNEL = "sample_index"
 INDEX_MODULUS = 1 << 24            # float32 holds integers exactly below 2**24

@@ -82,7 +82,7 @@ from pylsl.util import LostError
 from pylsl.util import TimeoutError as LslTimeoutError
 
 from sleepnet.errors import SleepstreamError, parameter
-from sleepnet.io.derivations import Derivation, resolve_derivation
+from sleepnet.io.derivations import DEFAULT_CHANNEL, Derivation, resolve_derivation
 
 from .buffer import RingBuffer
 from .errors import StreamChangedError, StreamError
@@ -90,7 +90,6 @@ from .resolve import describe_stream, reopen_first
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHANNEL = "Fpz-Cz"
 STALL_TIMEOUT_S = 2.0
 GAP_TOLERANCE_S = 0.05
 MAX_GAP_FILL_S = 12 * 3600.0

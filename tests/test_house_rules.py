@@ -85,7 +85,6 @@ def test_library_errors_name_parameters_not_command_line_flags():
     assert flag_errors(module_files(packages=LIBRARY)) == []
 
 
-@pytest.mark.xfail(strict=True, reason="item 5: DEFAULT_CHANNEL, TRUTH_SUFFIX and WARD_PID_ENV are defined twice")
 def test_each_shared_constant_has_one_home():
     homes = constant_homes(module_files(packages=PACKAGES), SHARED_CONSTANTS)
     assert {name: mods for name, mods in homes.items() if len(mods) > 1} == {}

@@ -124,7 +124,7 @@ def write_report(night_file: str | Path, out_dir: str | Path | None = None, hypn
     recording : path, optional
         The recording that was scored (npz/EDF/BDF), for the features view.
     channel : str
-        The recording's EEG channel (default ``EEG Fpz-Cz``).
+        The recording's EEG channel (default ``Fpz-Cz``, which finds ``EEG Fpz-Cz``).
     offset_s : float
         Where the night's first epoch starts in the recording and the truth hypnogram,
         in seconds (a live session that joined a replay late); truth epochs are shifted
