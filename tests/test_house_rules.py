@@ -90,6 +90,5 @@ def test_each_shared_constant_has_one_home():
     assert {name: mods for name, mods in homes.items() if len(mods) > 1} == {}
 
 
-@pytest.mark.xfail(strict=True, reason="item 5: sim/ and report/ modules import each other's underscore names")
 def test_names_shared_between_modules_are_public():
     assert private_imports(module_files(packages=PACKAGES)) == []

@@ -50,7 +50,7 @@ from ..io.night_file import Night, read_night
 from ..io.recordings import DEFAULT_CHANNEL, read_recording
 from ..metrics import Agreement, agreement
 from ..weights import describe_model
-from .explain import FeatureSummary, _write_features, explain_features
+from .explain import FeatureSummary, explain_features, write_feature_tables
 from .figures import write_figure
 from .sleep_stats import STAT_DEFINITIONS, STAT_UNITS, SleepStats, sleep_statistics
 
@@ -164,7 +164,7 @@ def write_report(night_file: str | Path, out_dir: str | Path | None = None, hypn
         files["metrics"], files["confusion"] = write_metrics(
             stem, agree, {"night": night.source, "hypnogram": truth_source})
     if features is not None:
-        files["features"], files["features_by_stage"] = _write_features(stem, night, features)
+        files["features"], files["features_by_stage"] = write_feature_tables(stem, night, features)
         if features.note:
             notes.append(features.note)
     files["edf"] = write_edf_annotations(stem.with_name(stem.name + "_hypnogram.edf"), night.stages, night.start_wall)
