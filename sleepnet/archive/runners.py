@@ -350,8 +350,9 @@ class DaskRunner:
                                    "pip install 'sleepstream[archive]'") from None
         if scheduler.startswith("tls://") and not dask.config.get("distributed.comm.tls.ca-file", None):
             raise SleepstreamError(f"{parameter('scheduler')}={scheduler}: a tls:// scheduler needs Dask's TLS "
-                                   "settings: distributed.comm.tls.ca-file, .client.cert and .client.key (e.g. the environment "
-                                   "variables DASK_DISTRIBUTED__COMM__TLS__CA_FILE, ..._CLIENT__CERT, ..._CLIENT__KEY)")
+                                   "settings: distributed.comm.tls.ca-file, .client.cert and .client.key (e.g. the "
+                                   "environment variables DASK_DISTRIBUTED__COMM__TLS__CA_FILE, ..._CLIENT__CERT, "
+                                   "..._CLIENT__KEY)")
         try:
             client = Client(scheduler, timeout=timeout_s)
         except (OSError, TimeoutError, ValueError) as exc:
