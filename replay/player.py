@@ -35,17 +35,16 @@ from typing import Callable
 import numpy as np
 import pylsl
 
-from sleepnet.errors import SleepstreamError
+from sleepnet.errors import SleepstreamError, parameter
 from sleepnet.io.hypnograms import read_hypnogram
 from sleepnet.io.recordings import DEFAULT_CHANNEL, Recording, list_edf_channels, read_recording
 from sleepnet.normalised import STREAM_KIND, STREAM_UNIT, input_normalisation
-from sleepnet.stages import EPOCH_S, STAGES, stage_name
+from sleepnet.stages import EPOCH_S, STAGES, TRUTH_SUFFIX, stage_name
 
 log = logging.getLogger(__name__)
 
 DEFAULT_NAME = "sleepstream-replay"
 STREAM_TYPE = "EEG"
-TRUTH_SUFFIX = "-truth"
 TRUTH_TYPE = "Markers"
 INDEX_CHANNEL = "sample_index"
 INDEX_MODULUS = 1 << 24            # float32 holds integers exactly below 2**24
@@ -227,14 +226,14 @@ class Player:
         if source.n_samples == 0:
             raise ReplayError(f"{source.source}: nothing to replay (no samples)")
         if speed is not None and (not math.isfinite(speed) or speed <= 0):
-            raise ReplayError(f"speed must be a positive number or 'max', got {speed}")
+            raise ReplayError(f"{parameter('speed')} must be a positive number or 'max', got {speed}")
         if chunk is not None and chunk < 1:
-            raise ReplayError(f"chunk must be at least 1 sample, got {chunk}")
+            raise ReplayError(f"{parameter('chunk')} must be at least 1 sample, got {chunk}")
         if loop and speed is None:
-            raise ReplayError("--loop needs a finite --speed: at 'max' an endless replay outruns any consumer "
-                              "and LSL drops what does not fit its buffers")
+            raise ReplayError(f"{parameter('loop')} needs a finite {parameter('speed')}: at 'max' an endless replay "
+                              "outruns any consumer and LSL drops what does not fit its buffers")
         if loop and source.n_epochs == 0:
-            raise ReplayError(f"{source.source}: --loop needs at least one complete 30-s epoch")
+            raise ReplayError(f"{source.source}: {parameter('loop')} needs at least one complete 30-s epoch")
         self.source = source
         self.name = name
         self.source_id = source_id or default_source_id(name)

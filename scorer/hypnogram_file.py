@@ -122,7 +122,7 @@ def _locked_by_another(path: Path) -> bool:
 
 def _busy_message(p: Path) -> str:
     return (f"{p}: another scorer is writing this hypnogram (the file is locked); stop it or choose "
-            "another --out")
+            "another file")
 
 
 def check_writable(path: str | Path) -> None:
@@ -162,7 +162,7 @@ def inspect_file(path: str | Path) -> HypnogramFileState:
     if first != HEADER:
         raise HypnogramFileError(
             f"{p}: exists but is not a sleepstream hypnogram (first line {first[:40]!r}); "
-            "refusing to append to it; choose another --out")
+            "refusing to append to it; choose another file")
     rows, last, sessions = 0, -1, 0
     for line in complete[1:]:
         if line.startswith(SESSION_PREFIX):

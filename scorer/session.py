@@ -4,8 +4,8 @@ choose the model, build the sinks in order, run the loop, release everything.
 ``sleepstream live`` and ``sleepstream demo`` build their sessions here, and so do the
 benchmarks that score live in-process; the ward's workers are ``sleepstream live``
 processes. A command keeps only its arguments and its words: it turns its flags into
-:class:`SessionOptions`, and the errors, which name parameters (``channel_index``), into
-its flags (``--channel-index``).
+:class:`SessionOptions`; the errors name parameters (``channel_index``), and the command
+line says them as its flags (``--channel-index``; :meth:`sleepnet.errors.SleepstreamError.naming`).
 
 Lifecycle
 ---------
@@ -60,7 +60,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from sleepnet.errors import SleepstreamError
+from sleepnet.errors import SleepstreamError, parameter as marked
 from streamer.resolve import StreamQuery
 from streamer.stream import DEFAULT_BUFLEN_S, DEFAULT_CHANNEL, unit_scale_to_uv
 
@@ -97,26 +97,12 @@ class SessionOptionError(SleepstreamError):
     """
 
     def __init__(self, parameter: str, problem: str) -> None:
-        super().__init__(f"{parameter} {problem}")
+        super().__init__(f"{marked(parameter)} {problem}")
         self.parameter = parameter
         self.problem = problem
 
-    def renamed(self, name: str) -> "SessionOptionError":
-        """The same error naming the parameter as the caller knows it (a command's flag).
-
-        Parameters
-        ----------
-        name : str
-            E.g. ``--channel-index``.
-
-        Returns
-        -------
-        SessionOptionError
-            ``name`` followed by the same problem.
-        """
-        err = SessionOptionError(name, self.problem)
-        err.parameter = self.parameter
-        return err
+    def __reduce__(self):
+        return type(self), (self.parameter, self.problem)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ unscored (Sleep-EDF ``?``, movement time, gaps, flat signal).
 Also the one definition of what every part says about stages: the spellings read from
 hypnogram files, the EDF+ annotation texts written (:data:`EDF_STAGE_TEXTS`), the colours
 and row order of hypnograms drawn on screen and in the report (:data:`STAGE_COLOURS`,
-:data:`HYPNOGRAM_ROWS`) and the run-length encoding of a hypnogram (:func:`stage_runs`).
+:data:`HYPNOGRAM_ROWS`), the name of the stream that carries a replay's true stages
+(:data:`TRUTH_SUFFIX`) and the run-length encoding of a hypnogram (:func:`stage_runs`).
 """
 from __future__ import annotations
 
@@ -61,6 +62,11 @@ STAGE_COLOURS: dict[str, str] = {
 
 #: Hypnogram rows from the top, as clinical hypnograms are drawn.
 HYPNOGRAM_ROWS: tuple[str, ...] = ("W", "REM", "N1", "N2", "N3")
+
+#: The true stages of a replayed recording travel beside its EEG stream on a Markers stream
+#: named, and with a source_id, the EEG stream's plus this suffix (``sleepstream-replay-truth``):
+#: one stage name per 30-s epoch, written by :mod:`replay.player`, read by :mod:`streamer.truth`.
+TRUTH_SUFFIX = "-truth"
 
 
 class StageRuns(NamedTuple):

@@ -368,9 +368,10 @@ def stage(data, sfreq: float | None = None, *, ch_name: str | None = None,
     sfreq : float, optional
         Sampling rate in Hz; required for an array, ignored otherwise.
     ch_name : str, optional
-        The EEG channel of a Raw or an EDF/BDF file (default ``EEG Fpz-Cz``), or a
-        derivation of its referential channels: ``"F4-M1"``, ``"C4-(M1+M2)/2"`` (a channel
-        with that exact label wins; see :mod:`sleepnet.io.derivations`).
+        The EEG channel of a Raw or an EDF/BDF file (default ``Fpz-Cz``, which finds
+        ``EEG Fpz-Cz``), or a derivation of its referential channels: ``"F4-M1"``,
+        ``"C4-(M1+M2)/2"`` (a channel with that exact label wins; see
+        :mod:`sleepnet.io.derivations`).
     model : StagingModel, str or path-like, optional
         The model (see :func:`load_model`); default: the shipped default model, or the
         scale-free model for per-epoch normalised input.

@@ -4,6 +4,14 @@ Each subcommand module has ``HELP`` (one line), ``EXAMPLE`` (shown in --help),
 ``add_arguments(parser)`` and ``run(args) -> int``. Heavy imports (torch, pylsl, mne)
 happen inside ``run`` so ``--help`` and light commands start fast. Errors a user can
 cause (:class:`sleepnet.errors.SleepstreamError`) become one line and exit code 2.
+
+The library's errors name parameters (``channel_index=5 is out of range``); the user typed
+flags. :func:`main` is the one place that says each parameter as the command's flag
+(``--channel-index 5 is out of range``), with the map :func:`parameter_flags` makes for
+each command: every option's destination is the parameter of that name
+(``--channel-index`` is ``channel_index``), and a command module's ``FLAGS`` (a dict,
+optional) names the parameters its flags carry under another name
+(``{"timeout_s": "--timeout"}``).
 """
 from __future__ import annotations
 
@@ -26,6 +34,32 @@ def _load(name: str):
         raise
 
 
+def parameter_flags(parser: argparse.ArgumentParser, module: object = None) -> dict[str, str]:
+    """Each parameter a command's errors may name, as the flag the user types for it.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The command's parser: each option's destination maps to its first long flag
+        (``channel_index`` -> ``--channel-index``).
+    module : module, optional
+        The command's module: its ``FLAGS`` dict, when it has one, adds (or overrides) the
+        parameters its flags carry under another name (``timeout_s`` -> ``--timeout``).
+
+    Returns
+    -------
+    dict of str to str
+        Parameter -> flag.
+    """
+    flags = {}
+    for action in parser._actions:
+        long = [o for o in action.option_strings if o.startswith("--")]
+        if long and action.dest != argparse.SUPPRESS:
+            flags.setdefault(action.dest, long[0])
+    flags.update(getattr(module, "FLAGS", None) or {})
+    return flags
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sleepstream",
@@ -46,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
             from sleepnet.weights import default_model_summary
 
             p.epilog += f"\n\ndefault model (--weights NAME|DIR picks another):\n  {default_model_summary()}"
-        p.set_defaults(_module=mod)
+        p.set_defaults(_module=mod, _flags=parameter_flags(p, mod))
     return parser
 
 
@@ -62,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._module.run(args) or 0)
     except SleepstreamError as exc:
-        print(f"sleepstream {args.command}: error: {exc}", file=sys.stderr)
+        print(f"sleepstream {args.command}: error: {exc.naming(args._flags)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"sleepstream {args.command}: interrupted", file=sys.stderr)

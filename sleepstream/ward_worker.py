@@ -5,8 +5,10 @@ that is killed leaves no worker scoring on (a new ward on the same folder would 
 it). Done here, after ``exec``, rather than in a ``preexec_fn``, which can deadlock a
 child forked from a process with threads (the ward has a reader thread per worker).
 
-The ward's process id comes in ``SLEEPSTREAM_WARD_PID``: when the parent is already
-another process (the ward died before the request took effect), the worker ends at once.
+The ward's process id comes in ``SLEEPSTREAM_WARD_PID``
+(:data:`scorer.ward.worker.WARD_PID_ENV`, set where the ward starts its workers): when the
+parent is already another process (the ward died before the request took effect), the
+worker ends at once.
 """
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ import os
 import signal
 import sys
 
-WARD_PID_ENV = "SLEEPSTREAM_WARD_PID"
+from scorer.ward.worker import WARD_PID_ENV
+
 PR_SET_PDEATHSIG = 1
 
 log = logging.getLogger(__name__)

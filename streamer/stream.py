@@ -81,8 +81,8 @@ import pylsl
 from pylsl.util import LostError
 from pylsl.util import TimeoutError as LslTimeoutError
 
-from sleepnet.errors import SleepstreamError
-from sleepnet.io.derivations import Derivation, resolve_derivation
+from sleepnet.errors import SleepstreamError, parameter
+from sleepnet.io.derivations import DEFAULT_CHANNEL, Derivation, resolve_derivation
 
 from .buffer import RingBuffer
 from .errors import StreamChangedError, StreamError
@@ -90,7 +90,6 @@ from .resolve import describe_stream, reopen_first
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHANNEL = "Fpz-Cz"
 STALL_TIMEOUT_S = 2.0
 GAP_TOLERANCE_S = 0.05
 MAX_GAP_FILL_S = 12 * 3600.0
@@ -351,7 +350,7 @@ class EEGStream:
         self.channel_index = channel_index
         self.units = units
         if units is not None and unit_scale_to_uv(units) is None:
-            raise StreamError(f"unknown unit '{units}'; use uV, mV or V")
+            raise StreamError(f"{parameter('units')}={units!r}: use uV, mV or V")
         self.max_buflen_s = int(max(1, round(max_buflen_s)))
         self.stall_timeout_s = float(stall_timeout_s)
         self.gap_tolerance_s = float(gap_tolerance_s)
@@ -591,11 +590,12 @@ class EEGStream:
         if self.channel_index is not None:
             idx = int(self.channel_index)
             if not 0 <= idx < count:
-                raise StreamError(f"stream '{name}' has {count} channels; --channel-index {idx} is out of range")
+                raise StreamError(f"{parameter('channel_index')}={idx} is out of range: stream '{name}' has "
+                                  f"{count} channels")
         elif not have_labels:
             if count != 1:
                 raise StreamError(f"stream '{name}': its {count} channels carry no labels; "
-                                  "choose one with --channel-index")
+                                  f"choose one with {parameter('channel_index')}")
             log.warning("stream '%s' has no channel label; scoring its only channel", name)
             idx = 0
         else:
@@ -625,7 +625,7 @@ class EEGStream:
                 scale = 1.0            # per-epoch normalised values: no voltage to convert
             elif scale is None:
                 raise StreamError(f"stream '{name}': channel '{label_list[idx]}' has unit '{unit}', "
-                                  "not a voltage; override with --units uV|mV|V")
+                                  f"not a voltage; override with {parameter('units')}=uV|mV|V")
         return StreamDescription(
             name=name, stream_type=full.type(), source_id=full.source_id(), hostname=full.hostname(),
             sfreq_hz=float(full.nominal_srate()), channel_count=count, channel_labels=tuple(label_list),

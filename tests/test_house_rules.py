@@ -81,17 +81,14 @@ def test_the_checks_find_what_they_look_for(tmp_path):
     assert private_imports(files) == ["lib.b <- .a: _g"]
 
 
-@pytest.mark.xfail(strict=True, reason="item 5: 17 raises in sleepnet, streamer, scorer and replay name flags")
 def test_library_errors_name_parameters_not_command_line_flags():
     assert flag_errors(module_files(packages=LIBRARY)) == []
 
 
-@pytest.mark.xfail(strict=True, reason="item 5: DEFAULT_CHANNEL, TRUTH_SUFFIX and WARD_PID_ENV are defined twice")
 def test_each_shared_constant_has_one_home():
     homes = constant_homes(module_files(packages=PACKAGES), SHARED_CONSTANTS)
     assert {name: mods for name, mods in homes.items() if len(mods) > 1} == {}
 
 
-@pytest.mark.xfail(strict=True, reason="item 5: sim/ and report/ modules import each other's underscore names")
 def test_names_shared_between_modules_are_public():
     assert private_imports(module_files(packages=PACKAGES)) == []

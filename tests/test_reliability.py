@@ -596,7 +596,10 @@ def cases(f: dict[str, Path], sid: str, w: Path) -> list[Case]:
         Case("live-out-is-a-folder", ("live", "--source-id", sid, "--no-display", "--out", str(f["afile"].parent)),
              "not a regular file"),
         Case("live-unknown-units", ("live", "--source-id", sid, "--no-display", "--units", "furlongs"),
-             "use uV, mV or V"),
+             "--units 'furlongs': use uV, mV or V"),
+        Case("live-channel-index-out-of-range", ("live", "--source-id", sid, "--no-display", "--no-outlets",
+                                                 "--channel-index", "3", *W),
+             "--channel-index 3 is out of range: stream '"),
         # report
         Case("report-unknown-hypnogram", ("report", s["night.tsv"], "--hypnogram", s["unknown.txt"], "--quiet",
                                           "--out", str(f["good.npz"].parent / "r1")), "unknown stage 'S5'",

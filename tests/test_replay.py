@@ -132,7 +132,7 @@ def test_bad_options_are_refused():
         Player(src, speed=0)
     with pytest.raises(ReplayError, match="chunk"):
         Player(src, chunk=0)
-    with pytest.raises(ReplayError, match="--loop needs a finite --speed"):
+    with pytest.raises(ReplayError, match="^loop needs a finite speed"):
         Player(src, speed=None, loop=True)
     with pytest.raises(ReplayError, match="nothing to replay"):
         Player(ReplaySource.from_arrays(np.zeros((0, 1)), 100.0, ["Fpz-Cz"]))

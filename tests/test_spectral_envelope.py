@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from sleepnet.features import base_features
-from sleepnet.sim.calibrate import CALIBRATION_SUBJECTS, ENVELOPE_COMPONENTS, fit_envelope, load_feature_nights
+from sleepnet.sim.calibrate import (CALIBRATION_SUBJECTS, ENVELOPE_COMPONENTS, fit_envelope, load_feature_nights,
+                                   subject_number)
 from sleepnet.sim.envelope import (
     SpectralEnvelopeModel, draw_targets, fit_envelope_model, hours_since_sleep_onset, impose_envelope,
     measure_envelope, targets_from_base_features,
@@ -117,13 +118,13 @@ def test_drawn_envelopes_match_the_calibration_nights_stage_medians(shared_data)
     """Targets drawn on the real calibration hypnograms have the real stage medians of the
     five band powers and the variance (pooled over ten draws of each night, within 0.35 in log units,
     i.e. x1.4 in power; the within-stage spread is deliberately narrower than real)."""
-    nights = [n for n in load_feature_nights(shared_data) if n.subject in CALIBRATION_SUBJECTS]
+    nights = [n for n in load_feature_nights(shared_data) if subject_number(n) in CALIBRATION_SUBJECTS]
     env = load_params().envelope
     rng = np.random.default_rng(11)
-    drawn = np.concatenate([draw_targets(env, n.y, rng) for n in nights for _ in range(10)])
-    yy = np.concatenate([n.y for n in nights for _ in range(10)])
-    real = np.concatenate([targets_from_base_features(n.X) for n in nights])
-    yr = np.concatenate([n.y for n in nights])
+    drawn = np.concatenate([draw_targets(env, n.labels, rng) for n in nights for _ in range(10)])
+    yy = np.concatenate([n.labels for n in nights for _ in range(10)])
+    real = np.concatenate([targets_from_base_features(n.features) for n in nights])
+    yr = np.concatenate([n.labels for n in nights])
     for s in range(5):
         diff = np.abs(np.median(drawn[yy == s], axis=0) - np.median(real[yr == s], axis=0))
         assert diff.max() < 0.35, (s, diff.round(2))

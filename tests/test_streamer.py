@@ -118,8 +118,10 @@ def test_streams_that_cannot_be_scored_are_refused_with_a_clear_message():
         connected(sid)
     name2, sid2 = unique_ids()
     unlabelled = make_outlet(name2, sid2, None, n_channels=4, units=None)
-    with pytest.raises(StreamError, match="carry no labels; choose one with --channel-index"):
+    with pytest.raises(StreamError, match="carry no labels; choose one with channel_index$"):
         connected(sid2)
+    with pytest.raises(StreamError, match=f"^channel_index=4 is out of range: stream '{name2}' has 4 channels$"):
+        connected(sid2, channel_index=4)
     name3, sid3 = unique_ids()
     not_voltage = make_outlet(name3, sid3, ["Fpz-Cz"], units="bpm")
     with pytest.raises(StreamError, match="not a voltage"):

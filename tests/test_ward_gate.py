@@ -48,16 +48,20 @@ def test_gate_bed_rules_go_to_matching_beds_first_match_wins_off_means_no_gate_a
     assert not gate_plan(None, []).any
 
 
-@pytest.mark.parametrize("gate, beds, words", [
-    ("stages=N5", [], ["--gate", "N5"]),
-    (None, ["bed-2=epochs=0"], ["--gate-bed bed-2", "epochs must be at least 1"]),
-    ("", ["bed-2"], ["--gate-bed 'bed-2'", "PATTERN=RULES"]),
-    ("", ["=off"], ["PATTERN=RULES"]),
+@pytest.mark.parametrize("gate, beds, library, command", [
+    ("stages=N5", [], "gate='stages=N5': unknown stage(s) ['N5']", "--gate 'stages=N5': unknown stage(s) ['N5']"),
+    (None, ["bed-2=epochs=0"], "gate_bed bed-2: 'epochs=0': epochs must be at least 1",
+     "--gate-bed bed-2: 'epochs=0': epochs must be at least 1"),
+    ("", ["bed-2"], "gate_bed='bed-2': expected PATTERN=RULES", "--gate-bed 'bed-2': expected PATTERN=RULES"),
+    ("", ["=off"], "gate_bed='=off': expected PATTERN=RULES", "--gate-bed '=off': expected PATTERN=RULES"),
 ])
-def test_bad_ward_gate_rules_name_the_option_and_the_problem(gate, beds, words):
+def test_bad_ward_gate_rules_name_the_parameter_and_the_ward_says_its_option(gate, beds, library, command):
+    from sleepstream.cli import build_parser
+
     with pytest.raises(GateRuleError) as e:
         gate_plan(gate, beds)
-    assert all(w in str(e.value) for w in words), str(e.value)
+    assert str(e.value).startswith(library), str(e.value)
+    assert e.value.naming(build_parser().parse_args(["ward"])._flags).startswith(command)
 
 
 def test_a_beds_rule_file_reads_back_as_the_same_rule_guard_thresholds_included(tmp_path):

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scorer.gate.rules import GateRule, GateRuleError, parse_rule
+from sleepnet.errors import parameter
 from sleepnet.stages import STAGES
 
 #: ``--gate-bed PATTERN=off`` (or ``none``): no gate for those beds
@@ -66,12 +67,12 @@ class GatePlan:
 NO_PLAN = GatePlan()
 
 
-def parse_bed_gate(text: str) -> BedGate:
-    """One ``--gate-bed`` value.
+def parse_bed_gate(gate_bed: str) -> BedGate:
+    """One bed's rule (a ``sleepstream ward --gate-bed`` value).
 
     Parameters
     ----------
-    text : str
+    gate_bed : str
         ``PATTERN=RULES``: a shell pattern on bed names, then ``off`` (or ``none``), ``default``,
         a ``.toml`` file or inline ``key=value`` pairs.
 
@@ -83,21 +84,21 @@ def parse_bed_gate(text: str) -> BedGate:
     Raises
     ------
     GateRuleError
-        Naming the ``--gate-bed`` and what is wrong with it.
+        Naming ``gate_bed`` (its pattern) and what is wrong with it.
     """
-    pattern, sep, rules = text.partition("=")
+    pattern, sep, rules = gate_bed.partition("=")
     pattern, rules = pattern.strip(), rules.strip()
     if not sep or not pattern:
-        raise GateRuleError(f"--gate-bed {text!r}: expected PATTERN=RULES, e.g. 'bed-3=stages=N3,epochs=3' "
-                            f"or 'bed-4=off'")
+        raise GateRuleError(f"{parameter('gate_bed')}={gate_bed!r}: expected PATTERN=RULES, e.g. "
+                            "'bed-3=stages=N3,epochs=3' or 'bed-4=off'")
     if rules.lower() in NO_GATE_WORDS:
         return BedGate(pattern, rules, None)
     try:
         rule = parse_rule(rules)
-    except GateRuleError as exc:   # parse_rule names inline rules "--gate '...'"
-        msg = str(exc)
-        raise GateRuleError(f"--gate-bed {pattern}: {msg[len('--gate '):] if msg.startswith('--gate ') else msg}") \
-            from None
+    except GateRuleError as exc:   # parse_rule names an inline rule "gate='...'": here it is the bed's
+        inline = f"{parameter('gate')}="
+        msg = str(exc.args[0])
+        raise GateRuleError(f"{parameter('gate_bed')} {pattern}: {msg.removeprefix(inline)}") from None
     return BedGate(pattern, rules, rule)
 
 

@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from sleepnet.io.derivations import DEFAULT_CHANNEL
+
 from .gates import NO_PLAN, GatePlan
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,7 @@ EOF_GRACE_S = 0.5
 MAX_TEXT = 500
 #: ``python -m`` target of a worker: ``sleepstream live`` that also ends with its ward (see there)
 WORKER_MODULE = "sleepstream.ward_worker"
+#: environment variable that gives a worker its ward's process id (read by :mod:`sleepstream.ward_worker`)
 WARD_PID_ENV = "SLEEPSTREAM_WARD_PID"
 
 
@@ -74,7 +77,7 @@ class WorkerOptions:
     further arguments passed as they are.
     """
 
-    channel: str = "Fpz-Cz"
+    channel: str = DEFAULT_CHANNEL
     weights: str | None = None
     outlets: bool = True
     network: bool = False

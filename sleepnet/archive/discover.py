@@ -36,7 +36,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import SleepstreamError
+from ..errors import SleepstreamError, parameter
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +213,8 @@ def find_nights(inputs: list[str], hypnogram: str | None = None) -> list[NightIn
     found = expand_inputs(inputs)
     if hypnogram is not None:
         if len(found) != 1:
-            raise SleepstreamError(f"--hypnogram {hypnogram}: names the hypnogram of one recording, but the inputs "
+            raise SleepstreamError(f"{parameter('hypnogram')}={hypnogram}: names the hypnogram of one recording, "
+                                   f"but the inputs "
                                    f"name {len(found)}; pair them by name or in an @list file instead")
         found = [(found[0][0], Path(hypnogram).resolve())]
     names = _output_names([r for r, _ in found])

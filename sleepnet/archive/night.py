@@ -362,8 +362,8 @@ def _score(job: NightJob, base: NightRow) -> NightRow:
     if worker_weights_sha256(job.model.weights_dir) != job.model.weights_sha256:
         raise SleepstreamError(f"{night.recording}: the worker's weights ({model.source}, sha256 "
                                f"{worker_weights_sha256(job.model.weights_dir)[:12]}) are not the run's "
-                               f"({job.model.weights_sha256[:12]}); give every worker the same weights (--weights "
-                               "on a shared path)")
+                               f"({job.model.weights_sha256[:12]}); give every worker the same weights (a weights "
+                               "folder on a path they all share)")
     preds = score_recording(rec, model)
     write_stage_csv(job.stages_csv, preds)
     codes = np.array([p.stage_code for p in preds])

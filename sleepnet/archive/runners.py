@@ -53,7 +53,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Iterator, Sequence
 
-from ..errors import SleepstreamError
+from ..errors import SleepstreamError, parameter
 from .night import NightJob, NightRow, limit_torch_threads, prepare_worker_process, score_night, worker_model
 
 log = logging.getLogger(__name__)
@@ -159,7 +159,7 @@ class LocalRunner:
 
     def __init__(self, workers: int, weights_dir: str | None = None, torch_threads: int | None = None) -> None:
         if workers < 1:
-            raise SleepstreamError(f"--jobs must be at least 1, got {workers}")
+            raise SleepstreamError(f"{parameter('workers')} must be at least 1, got {workers}")
         self.workers = workers
         self.weights_dir = weights_dir
         self.torch_threads = torch_threads
@@ -317,12 +317,24 @@ class DaskRunner:
         return f"<DaskRunner {self.client.scheduler.address}>"
 
     @classmethod
-    def connect(cls, address: str, timeout_s: float = 20.0) -> "DaskRunner":
-        """Connect to the scheduler at ``address`` (e.g. ``tls://10.0.0.5:8786``).
+    def connect(cls, scheduler: str, timeout_s: float = 20.0) -> "DaskRunner":
+        """Connect to the Dask scheduler at the address ``scheduler`` (e.g. ``tls://10.0.0.5:8786``).
 
         The connection's security is Dask's own configuration (``distributed.comm.tls.*``
         and ``distributed.comm.require-encryption``, from Dask's YAML files or
         ``DASK_DISTRIBUTED__COMM__TLS__...`` environment variables), as for any Dask client.
+
+        Parameters
+        ----------
+        scheduler : str
+            The scheduler's address.
+        timeout_s : float
+            How long to try to reach it, s.
+
+        Returns
+        -------
+        DaskRunner
+            A runner on the cluster's client.
 
         Raises
         ------
@@ -334,15 +346,17 @@ class DaskRunner:
             import dask
             from distributed import Client
         except ImportError:
-            raise SleepstreamError("--scheduler needs dask.distributed: pip install 'sleepstream[archive]'") from None
-        if address.startswith("tls://") and not dask.config.get("distributed.comm.tls.ca-file", None):
-            raise SleepstreamError(f"--scheduler {address}: a tls:// scheduler needs Dask's TLS settings: "
-                                   "distributed.comm.tls.ca-file, .client.cert and .client.key (e.g. the environment "
-                                   "variables DASK_DISTRIBUTED__COMM__TLS__CA_FILE, ..._CLIENT__CERT, ..._CLIENT__KEY)")
+            raise SleepstreamError(f"{parameter('scheduler')}={scheduler}: needs dask.distributed: "
+                                   "pip install 'sleepstream[archive]'") from None
+        if scheduler.startswith("tls://") and not dask.config.get("distributed.comm.tls.ca-file", None):
+            raise SleepstreamError(f"{parameter('scheduler')}={scheduler}: a tls:// scheduler needs Dask's TLS "
+                                   "settings: distributed.comm.tls.ca-file, .client.cert and .client.key (e.g. the "
+                                   "environment variables DASK_DISTRIBUTED__COMM__TLS__CA_FILE, ..._CLIENT__CERT, "
+                                   "..._CLIENT__KEY)")
         try:
-            client = Client(address, timeout=timeout_s)
+            client = Client(scheduler, timeout=timeout_s)
         except (OSError, TimeoutError, ValueError) as exc:
-            raise SleepstreamError(f"--scheduler {address}: cannot reach a Dask scheduler "
+            raise SleepstreamError(f"{parameter('scheduler')}={scheduler}: cannot reach a Dask scheduler "
                                    f"({exc.__class__.__name__}: {exc})".splitlines()[0]) from None
         return cls(client)
 

@@ -32,6 +32,11 @@ import numpy as np
 
 from ..errors import InputFileError
 
+#: The channel scored when none is named: the default model's montage, Fpz–Cz. Labels are
+#: matched as rule 1 of the module text says, so it finds Sleep-EDF's ``EEG Fpz-Cz`` and a
+#: stream's ``Fpz-Cz`` alike, or derives it from referential ``Fpz`` and ``Cz`` channels.
+DEFAULT_CHANNEL = "Fpz-Cz"
+
 _REF_SUFFIX = re.compile(r"[\s_\-:./]*ref$", re.IGNORECASE)
 _EEG_PREFIX = re.compile(r"^eeg[\s_:-]*", re.IGNORECASE)
 _GROUP = re.compile(r"^\((?P<body>[^()]+)\)(?:\s*/\s*(?P<div>[0-9]*\.?[0-9]+))?$")

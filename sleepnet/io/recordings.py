@@ -14,10 +14,11 @@ Formats
   window as its context; windows sliding by one epoch are joined into the epochs they
   cover, other windows are scored back to back. The design's pipeline z-scores each
   epoch: such files are recognised downstream (:mod:`sleepnet.normalised`).
-* EDF/BDF through MNE: one channel picked by name (default ``EEG Fpz-Cz``; matching
-  ignores case, spaces, an ``EEG`` prefix and a ``-Ref`` suffix), or a derivation of
-  referential channels (``F4-M1``, ``C4-(M1+M2)/2``; :mod:`sleepnet.io.derivations`),
-  volts converted to µV.
+* EDF/BDF through MNE: one channel picked by name (default
+  :data:`~sleepnet.io.derivations.DEFAULT_CHANNEL`, ``Fpz-Cz``, which finds Sleep-EDF's
+  ``EEG Fpz-Cz``: matching ignores case, spaces, an ``EEG`` prefix and a ``-Ref``
+  suffix), or a derivation of referential channels (``F4-M1``, ``C4-(M1+M2)/2``;
+  :mod:`sleepnet.io.derivations`), volts converted to µV.
 """
 from __future__ import annotations
 
@@ -28,12 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputFileError
-from .derivations import Derivation, match_label, normalise_label, resolve_derivation
+from .derivations import DEFAULT_CHANNEL, Derivation, match_label, normalise_label, resolve_derivation
 from ..stages import EPOCH_S, N_STAGES, UNSCORED
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHANNEL = "EEG Fpz-Cz"
 WINDOWED_SFREQ = 100.0
 WINDOWED_EPOCH_SAMPLES = int(WINDOWED_SFREQ * EPOCH_S)
 

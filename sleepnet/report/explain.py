@@ -119,7 +119,25 @@ def explain_features(night: Night, rec: Recording, offset_s: float = 0.0) -> Fea
                           counts=counts, n_matched=int(n), note=note)
 
 
-def _write_features(stem: Path, night: Night, fs: FeatureSummary) -> tuple[Path, Path]:
+def write_feature_tables(stem: Path, night: Night, fs: FeatureSummary) -> tuple[Path, Path]:
+    """Write the explainability view as two CSV tables beside a report's other files.
+
+    Parameters
+    ----------
+    stem : Path
+        The report's files without their endings (``out/night``).
+    night : Night
+        The scored night: each epoch's onset and predicted stage.
+    fs : FeatureSummary
+        The features (:func:`explain_features`).
+
+    Returns
+    -------
+    tuple of Path
+        ``<stem>_features.csv`` (one row per epoch: epoch, onset_s, stage, the features;
+        empty where none) and ``<stem>_features_by_stage.csv`` (one row per stage: epochs,
+        each feature's mean, each feature's Cohen's d against the other stages).
+    """
     per = stem.with_name(stem.name + "_features.csv")
     with open(per, "w", newline="") as fh:
         w = csv.writer(fh)

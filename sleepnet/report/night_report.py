@@ -50,7 +50,7 @@ from ..io.night_file import Night, read_night
 from ..io.recordings import DEFAULT_CHANNEL, read_recording
 from ..metrics import Agreement, agreement
 from ..weights import describe_model
-from .explain import FeatureSummary, _write_features, explain_features
+from .explain import FeatureSummary, explain_features, write_feature_tables
 from .figures import write_figure
 from .sleep_stats import STAT_DEFINITIONS, STAT_UNITS, SleepStats, sleep_statistics
 
@@ -124,7 +124,7 @@ def write_report(night_file: str | Path, out_dir: str | Path | None = None, hypn
     recording : path, optional
         The recording that was scored (npz/EDF/BDF), for the features view.
     channel : str
-        The recording's EEG channel (default ``EEG Fpz-Cz``).
+        The recording's EEG channel (default ``Fpz-Cz``, which finds ``EEG Fpz-Cz``).
     offset_s : float
         Where the night's first epoch starts in the recording and the truth hypnogram,
         in seconds (a live session that joined a replay late); truth epochs are shifted
@@ -164,7 +164,7 @@ def write_report(night_file: str | Path, out_dir: str | Path | None = None, hypn
         files["metrics"], files["confusion"] = write_metrics(
             stem, agree, {"night": night.source, "hypnogram": truth_source})
     if features is not None:
-        files["features"], files["features_by_stage"] = _write_features(stem, night, features)
+        files["features"], files["features_by_stage"] = write_feature_tables(stem, night, features)
         if features.note:
             notes.append(features.note)
     files["edf"] = write_edf_annotations(stem.with_name(stem.name + "_hypnogram.edf"), night.stages, night.start_wall)

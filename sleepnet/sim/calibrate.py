@@ -35,10 +35,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import optimize, signal
 
+from ..errors import SleepstreamError, parameter
 from ..features import welch_band_means
 from ..stages import EPOCH_S, N_STAGES, STAGES
 from .control import JITTER_TAU_S
@@ -51,6 +53,9 @@ from .parameters import (
     StageSignalParams, SubjectDistribution, default_stage_params, random_subject,
 )
 from .synthesis import synthesise
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from ..train.feature_training import FeatureNight
 
 log = logging.getLogger(__name__)
 
@@ -85,42 +90,74 @@ SIGNATURE_FLOORS_UV: dict[str, dict[str, float]] = {
 }
 
 
-@dataclass(frozen=True)
-class FeatureNight:
-    """One real night of ``sleep-edf-features``: the nine Fpz-Cz base features per epoch.
-
-    subject: Sleep-EDF subject number (SC4<ss><n>E0 -> ss); night: 1 or 2;
-    X: (n_epochs, 9) features; y: (n_epochs,) stage codes; trimmed to 30 min of wake
-    before the first and after the last sleep epoch.
-    """
-
-    subject: int
-    night: int
-    X: np.ndarray
-    y: np.ndarray
-    source: str
-
-
 def data_dir_or_error(data: Path | None) -> Path:
-    """The real-data folder, or SystemExit with one clear line when it is absent."""
+    """The real-data folder, checked.
+
+    Parameters
+    ----------
+    data : Path, optional
+        The folder (default: :data:`DEFAULT_DATA`, ``../shared/data`` beside the repository).
+
+    Returns
+    -------
+    Path
+        The folder, which holds ``sleep-edf-features/`` and ``hypnograms/``.
+
+    Raises
+    ------
+    SleepstreamError
+        One line when the folder is absent or lacks either.
+    """
     d = Path(data) if data else DEFAULT_DATA
     if not (d / "sleep-edf-features").is_dir() or not (d / "hypnograms").is_dir():
-        raise SystemExit(
-            f"real data folder {d} is absent (needs sleep-edf-features/ and hypnograms/); "
-            "pass --data DIR pointing at the shared data"
-        )
+        raise SleepstreamError(f"real data folder {d} is absent (needs sleep-edf-features/ and hypnograms/); "
+                               f"pass {parameter('data')}=DIR pointing at the shared data")
     return d
 
 
 def load_feature_nights(data: Path) -> list[FeatureNight]:
-    """The 20 real nights of ``sleep-edf-features`` (Fpz-Cz base features), trimmed."""
+    """The 20 real nights of ``sleep-edf-features``, trimmed to sleep.
+
+    Read as training reads them (:func:`sleepnet.train.feature_training.read_feature_night`,
+    imported here when the nights are read: the training package brings torch).
+
+    Parameters
+    ----------
+    data : Path
+        The real-data folder (:func:`data_dir_or_error`).
+
+    Returns
+    -------
+    list of FeatureNight
+        One per ``SC4*E0.npz``, by name: the nine Fpz-Cz base features and the stage codes
+        of the epochs from 30 min of wake before the first sleep epoch to 30 min after the
+        last (:func:`sleepnet.sim.hypnogram_model.trim_to_sleep`); ``subject`` is the
+        Sleep-EDF subject number as two digits (SC4<ss><n>E0 -> ``ss``: :func:`subject_number`).
+    """
+    from ..train.feature_training import FeatureNight, read_feature_night
+
     nights = []
     for path in sorted((Path(data) / "sleep-edf-features").glob("SC4*E0.npz")):
-        with np.load(path) as d:
-            X, y = np.asarray(d["X"][:, :9], dtype=np.float64), np.asarray(d["y"], dtype=np.int8)
-        sl = trim_to_sleep(y)
-        nights.append(FeatureNight(int(path.stem[3:5]), int(path.stem[5]), X[sl], y[sl], path.name))
+        night = read_feature_night(path)
+        sl = trim_to_sleep(night.labels)
+        nights.append(FeatureNight(night.name, night.subject, night.features[sl], night.labels[sl]))
     return nights
+
+
+def subject_number(night: FeatureNight) -> int:
+    """The Sleep-EDF subject number of a feature night (``SC4011E0`` -> 1).
+
+    Parameters
+    ----------
+    night : FeatureNight
+        A night of :func:`load_feature_nights`.
+
+    Returns
+    -------
+    int
+        The number, as :data:`CALIBRATION_SUBJECTS` and :data:`HELD_OUT_SUBJECTS` hold it.
+    """
+    return int(night.subject)
 
 
 # --------------------------------------------------------------------------- unit contributions
@@ -344,11 +381,12 @@ def fit_envelope(data: Path, seed: int = 7, nights: list[FeatureNight] | None = 
     """The spectral envelope model fitted to the calibration subjects' feature nights
     (read from ``data`` unless given), JSON-ready."""
     feats = [n for n in (nights if nights is not None else load_feature_nights(data))
-             if n.subject in CALIBRATION_SUBJECTS]
+             if subject_number(n) in CALIBRATION_SUBJECTS]
     model = fit_envelope_model(
-        [(n.X, n.y) for n in feats], n_components=ENVELOPE_COMPONENTS, seed=seed, spread=ENVELOPE_SPREAD,
+        [(n.features, n.labels) for n in feats], n_components=ENVELOPE_COMPONENTS, seed=seed,
+        spread=ENVELOPE_SPREAD,
         source=("Fitted by `python -m sleepnet.sim.calibrate` to the Fpz-Cz base features of "
-                + ", ".join(n.source for n in feats)
+                + ", ".join(f"{n.name}.npz" for n in feats)
                 + " (sleep-edf-features: Sleep-EDF Expanded, PhysioNet ODC-By 1.0, via matteo-omizzolo/sleep-EDF, "
                   "MIT), nights trimmed to 30 min of wake around sleep; SC405x-SC409x held out."),
     )
@@ -361,9 +399,9 @@ def calibrate(data: Path, seed: int = 7, n_subjects: int = 40, minutes: float = 
     hyp = fit_hypnograms(data)
     hmodel = HypnogramModel.from_dict(hyp["hypnogram_model"])
     log.info("hypnogram model: %d nights (%.1f s)", hyp["hypnogram_model"]["n_nights"], time.perf_counter() - t0)
-    feats = [n for n in load_feature_nights(data) if n.subject in CALIBRATION_SUBJECTS]
-    X = np.concatenate([n.X for n in feats])
-    y = np.concatenate([n.y for n in feats])
+    feats = [n for n in load_feature_nights(data) if subject_number(n) in CALIBRATION_SUBJECTS]
+    X = np.concatenate([n.features for n in feats])
+    y = np.concatenate([n.labels for n in feats])
     gains = np.zeros((N_STAGES, len(COMPONENTS)))
     sig = np.zeros((4, N_STAGES))
     fit_report = {}
@@ -383,7 +421,7 @@ def calibrate(data: Path, seed: int = 7, n_subjects: int = 40, minutes: float = 
         "calibration": {
             "feature_subjects": [f"SC40{s}" for s in CALIBRATION_SUBJECTS],
             "held_out_subjects": [f"SC40{s}" for s in HELD_OUT_SUBJECTS],
-            "feature_nights": [n.source for n in feats],
+            "feature_nights": [f"{n.name}.npz" for n in feats],
             "trim": "30 min of wake kept before the first and after the last sleep epoch",
             "seed": seed, "segments_per_stage": n_subjects, "segment_minutes": minutes,
             "quantiles": [round(float(q), 3) for q in QUANTILES],
@@ -413,8 +451,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         data = data_dir_or_error(args.data)
-    except SystemExit as exc:
-        log.error("calibrate: %s", exc)
+    except SleepstreamError as exc:
+        log.error("calibrate: %s", exc.naming({"data": "--data"}))
         return 2
     if args.hypnogram_only or args.envelope_only:
         try:

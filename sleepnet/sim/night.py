@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from ..stages import EDF_STAGE_TEXTS, EPOCH_S, N_STAGES, edf_stage_annotations
-from .control import _control
+from .control import control_traces
 from .envelope import draw_targets, impose_envelope
 from .hypnogram_model import epochs_to_bouts, generate_bouts
 from .parameters import SimulationParams, SubjectParams, load_params, random_subject
@@ -241,7 +241,7 @@ def simulated_arousals(hours: float, seed: int, params: SimulationParams | None 
     params = params or load_params()
     _rng, _subj_rng, hyp_rng, sig_rng = _night_streams(seed)
     bouts = generate_bouts(params.hypnogram, hours, hyp_rng)
-    ctrl = _control(bouts, sig_rng)
+    ctrl = control_traces(bouts, sig_rng)
     on = np.concatenate([[False], ctrl.arousal >= level, [False]])
     edges = np.flatnonzero(np.diff(on.astype(np.int8)))
     starts, ends = edges[0::2], edges[1::2]

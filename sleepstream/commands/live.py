@@ -2,14 +2,14 @@
 
 The session itself (resolve, open the stream and its truth, choose the model, build the
 sinks in order, run, release) is :class:`scorer.session.LiveSession`; this command turns
-its flags into :class:`scorer.session.SessionOptions`, says what the session does, and
-turns the session's errors, which name parameters, into its flags."""
+its flags into :class:`scorer.session.SessionOptions` and says what the session does; the
+session's errors name parameters, which the command line says as this command's flags
+(:data:`FLAGS`, :func:`sleepstream.cli.parameter_flags`)."""
 from __future__ import annotations
 
 import argparse
 import dataclasses
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from weights import DEFAULT_MODEL
 
@@ -70,21 +70,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_lsl_arguments(p)
 
 
-#: Each option of a live session (:class:`scorer.session.SessionOptions`) as this command's flag.
+#: Each option of a live session (:class:`scorer.session.SessionOptions`) as this command's flag
+#: (the command line says the session's errors with them: :func:`sleepstream.cli.parameter_flags`).
 FLAGS = {"channel_index": "--channel-index", "units": "--units", "epochs": "--epochs", "weights": "--weights",
          "out": "--out", "channel": "--channel", "buffer_s": "--buffer-s", "timeout_s": "--timeout",
          "outlet_name": "--outlet-name", "normalized": "--normalized", "gate": "--gate"}
-
-
-@contextmanager
-def flags_for_parameters(flags: dict[str, str] = FLAGS) -> Iterator[None]:
-    """A session option error names the parameter; the user gave a flag: say the flag."""
-    from scorer.session import SessionOptionError
-
-    try:
-        yield
-    except SessionOptionError as exc:
-        raise exc.renamed(flags.get(exc.parameter, exc.parameter)) from None
 
 
 def session_options(args: argparse.Namespace) -> "SessionOptions":
@@ -94,12 +84,11 @@ def session_options(args: argparse.Namespace) -> "SessionOptions":
 
     gate_rule = None
     view = "json" if args.status_json else "log" if args.no_display else "screen"
-    with flags_for_parameters():
-        options = SessionOptions(
-            query=StreamQuery.from_options(args.stream_name, args.stream_type, args.source_id),
-            timeout_s=args.timeout, channel=args.channel, channel_index=args.channel_index, units=args.units,
-            normalized=args.normalized, weights=args.weights, out=args.out, outlet_name=args.outlet_name,
-            outlets=not args.no_outlets, view=view, epochs=args.epochs, buffer_s=args.buffer_s)
+    options = SessionOptions(
+        query=StreamQuery.from_options(args.stream_name, args.stream_type, args.source_id),
+        timeout_s=args.timeout, channel=args.channel, channel_index=args.channel_index, units=args.units,
+        normalized=args.normalized, weights=args.weights, out=args.out, outlet_name=args.outlet_name,
+        outlets=not args.no_outlets, view=view, epochs=args.epochs, buffer_s=args.buffer_s)
     if getattr(args, "gate", None) is not None:
         from scorer.gate.rules import parse_rule
 
