@@ -47,7 +47,7 @@ class StreamQuery:
         Parameters
         ----------
         name, stream_type, source_id : str, optional
-            The options (``--name``, ``--type``, ``--source-id``); an empty string counts as
+            The options (``--stream-name``, ``--stream-type``, ``--source-id``); an empty string counts as
             not given.
 
         Returns
