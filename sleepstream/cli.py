@@ -61,6 +61,18 @@ def parameter_flags(parser: argparse.ArgumentParser, module: object = None) -> d
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``sleepstream`` parser, with one subcommand per module of ``COMMANDS``.
+
+    Each subcommand gets its module's ``HELP`` and ``EXAMPLE``, its options from the
+    module's ``add_arguments``, the default model's summary in its help when it takes
+    ``--weights``, and the defaults ``_module`` and ``_flags`` (:func:`parameter_flags`)
+    that :func:`main` uses. A command whose module is absent is left out.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The parser (``-v``/``--verbose`` plus the subcommands).
+    """
     parser = argparse.ArgumentParser(
         prog="sleepstream",
         description="Real-time sleep-stage scoring of single-channel Fpz-Cz EEG over LSL.",
@@ -85,6 +97,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``sleepstream`` command line.
+
+    Sets up logging from ``-v`` (warnings; ``-v`` info, ``-vv`` debug), runs the command,
+    and turns a user's mistake (:class:`sleepnet.errors.SleepstreamError`) into one line
+    on stderr that names the flags the user typed, without a traceback.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after ``sleepstream``; None reads ``sys.argv``.
+
+    Returns
+    -------
+    int
+        The exit code: the command's (0 when it returns None), 2 for a user's mistake or
+        no command (the help is printed), 130 on Ctrl-C.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_module", None):

@@ -19,12 +19,31 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 
 def stderr_console() -> Console:
+    """A Rich console on stderr (where progress and messages go; stdout stays for data).
+
+    Returns
+    -------
+    rich.console.Console
+        A new console writing to stderr.
+    """
     return Console(stderr=True)
 
 
 @contextmanager
 def progress_bar(quiet: bool = False) -> Iterator["ProgressFn"]:
-    """Yields ``update(description, done, total)``; draws nothing when quiet."""
+    """A transient Rich progress bar on stderr, one task per description.
+
+    Parameters
+    ----------
+    quiet : bool
+        Draw nothing (the update function then does nothing).
+
+    Yields
+    ------
+    callable
+        ``update(description, done, total)``: adds the task ``description`` on its first
+        call, then sets how much of ``total`` is done.
+    """
     if quiet:
         yield lambda desc, done, total: None
         return
@@ -44,6 +63,22 @@ ProgressFn = "Callable[[str, int, int], None]"
 
 
 def agreement_tables(a: Agreement, title: str = "Agreement") -> list[Table]:
+    """The metrics tables of an agreement between true and predicted stages.
+
+    Parameters
+    ----------
+    a : sleepnet.metrics.Agreement
+        The agreement (unscored epochs excluded).
+    title : str
+        Title of the first table.
+
+    Returns
+    -------
+    list of rich.table.Table
+        Three tables: the summary (epochs, excluded, accuracy, macro-F1, kappa), precision,
+        recall, F1 and support per stage, and the confusion matrix (rows true, columns
+        predicted).
+    """
     summary = Table(title=title, show_header=True)
     for col in ("epochs", "excluded (unscored)", "accuracy", "macro-F1", "kappa"):
         summary.add_column(col, justify="right")

@@ -25,7 +25,14 @@ log = logging.getLogger(__name__)
 
 
 def end_with_parent() -> bool:
-    """Ask for SIGTERM when the parent ends (Linux only); False when the ward is gone already."""
+    """Ask for SIGTERM when the parent ends (Linux only).
+
+    Returns
+    -------
+    bool
+        False when the ward is gone already (the parent is not the process that
+        ``SLEEPSTREAM_WARD_PID`` names); True otherwise, also when that is not set.
+    """
     if sys.platform.startswith("linux"):
         try:
             import ctypes
@@ -38,6 +45,19 @@ def end_with_parent() -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``sleepstream ARGS`` as a ward's worker, ending with the ward.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The command line after ``sleepstream`` (``live ...``); None reads ``sys.argv``.
+
+    Returns
+    -------
+    int
+        The command's exit code (:func:`sleepstream.cli.main`); 0 without running it when
+        the ward is gone already.
+    """
     if not end_with_parent():
         return 0
     from sleepstream.cli import main as cli_main

@@ -125,8 +125,18 @@ _UNIT_SCALES_TO_UV: dict[str, float] = {
 def unit_scale_to_uv(unit: str | None) -> float | None:
     """Factor from ``unit`` to µV, or None when the unit is not a voltage we know.
 
-    Accepts names (``uV``, ``µV``, ``microvolts``, ``mV``, ``V``, ``volts``, ``nV``) and
-    the power-of-ten codes of pylsl/MNE (``-6`` for µV, ``-3`` for mV, ``0`` for V).
+    Parameters
+    ----------
+    unit : str or None
+        A unit name (``uV``, ``µV``, ``microvolts``, ``mV``, ``V``, ``volts``, ``nV``; case,
+        surrounding spaces and a Greek mu ignored) or a power-of-ten code of pylsl/MNE
+        (``-6`` for µV, ``-3`` for mV, ``0`` for V).
+
+    Returns
+    -------
+    float or None
+        What a value in ``unit`` is multiplied by to give µV (1e3 for mV); None for None or
+        a unit that is not a voltage we know.
     """
     if unit is None:
         return None
@@ -182,15 +192,25 @@ def check_stream_info(info: pylsl.StreamInfo) -> None:
 
 
 def queued_sample_bytes(info: pylsl.StreamInfo) -> int:
-    """Bytes one sample of ``info`` costs in liblsl's inlet queue: its values plus
-    ``LSL_SAMPLE_OVERHEAD_BYTES`` (slot, header and allocation; measured with pylsl
-    1.18.6 at 100 B a sample for one float32 channel, 350-410 B for 64)."""
+    """Bytes one sample of ``info`` costs in liblsl's inlet queue.
+
+    Parameters
+    ----------
+    info : pylsl.StreamInfo
+        The stream's description (channel count and format).
+
+    Returns
+    -------
+    int
+        Its values (``VALUE_BYTES`` of the format, 8 when unknown, x channels) plus
+        ``LSL_SAMPLE_OVERHEAD_BYTES`` (slot, header and allocation; measured with pylsl
+        1.18.6 at 100 B a sample for one float32 channel, 350-410 B for 64).
+    """
     return LSL_SAMPLE_OVERHEAD_BYTES + max(1, info.channel_count()) * VALUE_BYTES.get(info.channel_format(), 8)
 
 
 def inlet_buffer_s(info: pylsl.StreamInfo, wanted_s: float, max_bytes: int = MAX_INLET_BUFFER_BYTES) -> int:
-    """The inlet buffer (whole seconds, liblsl's unit, at least 1) to ask for: ``wanted_s``,
-    or fewer so that the queue, full, holds at most ``max_bytes``.
+    """The inlet buffer (whole seconds, liblsl's unit, at least 1) to ask for.
 
     liblsl sizes the queue as seconds x nominal rate samples and allocates its slots up
     front (~16-32 bytes each); each queued sample then costs :func:`queued_sample_bytes`.
@@ -199,6 +219,23 @@ def inlet_buffer_s(info: pylsl.StreamInfo, wanted_s: float, max_bytes: int = MAX
     oldest part of what waits, keeps the newest, and the hole becomes a gap. One second
     at the largest stream accepted (20 kHz x 1024 double64 channels) is ~170 MB, so the
     bound always leaves at least one second.
+
+    Parameters
+    ----------
+    info : pylsl.StreamInfo
+        The stream's description (nominal rate, channel count and format).
+    wanted_s : float
+        The buffer wanted, s of signal.
+    max_bytes : int
+        Most bytes liblsl's queue may hold when full (default ``MAX_INLET_BUFFER_BYTES``,
+        256 MiB).
+
+    Returns
+    -------
+    int
+        ``wanted_s``, or fewer seconds so that the full queue holds at most ``max_bytes``;
+        at least 1. ``wanted_s`` as it is (whole, at least 1) for a rate that is not finite
+        and positive.
     """
     rate = info.nominal_srate()
     if not (math.isfinite(rate) and rate > 0):
@@ -208,9 +245,19 @@ def inlet_buffer_s(info: pylsl.StreamInfo, wanted_s: float, max_bytes: int = MAX
 
 
 def replay_speed(info: pylsl.StreamInfo) -> tuple[float, float] | None:
-    """(speed, duration_s) of a sleepstream replay, from the ``replay/speed`` and
-    ``replay/duration_s`` of its description (speed ``max`` is infinite); None for other
-    streams."""
+    """The speed and length of a sleepstream replay, from its description.
+
+    Parameters
+    ----------
+    info : pylsl.StreamInfo
+        A full stream description (an inlet's ``info()``).
+
+    Returns
+    -------
+    tuple of (float, float) or None
+        ``(speed, duration_s)`` from its ``replay/speed`` and ``replay/duration_s`` (speed
+        ``max`` is infinite); None for other streams or values that are not numbers.
+    """
     rp = info.desc().child("replay")
     if rp.empty():
         return None
@@ -231,6 +278,20 @@ def replay_buffer_s(info: pylsl.StreamInfo, max_bytes: int = MAX_INLET_BUFFER_BY
     read much of it, so the buffer covers it all; at N times real time it covers ten
     seconds of wall time (N x 10 s of signal, at least 360 s). Capped so that liblsl's
     queue, full, holds at most ``max_bytes`` (see :func:`inlet_buffer_s`).
+
+    Parameters
+    ----------
+    info : pylsl.StreamInfo
+        A full stream description (an inlet's ``info()``).
+    max_bytes : int
+        Most bytes liblsl's queue may hold when full.
+
+    Returns
+    -------
+    int or None
+        The buffer to ask for, s (what is covered plus 60 s, capped; a warning is logged
+        when the cap cuts it); None for a stream that is not a replay, or one at real
+        time or slower.
     """
     found = replay_speed(info)
     if found is None:
@@ -253,13 +314,30 @@ def replay_buffer_s(info: pylsl.StreamInfo, max_bytes: int = MAX_INLET_BUFFER_BY
 class StreamDescription:
     """What was found when connecting.
 
-    sfreq_hz: nominal rate. channel_index/channel_label: the channel scored (the first
-    of a derivation's, and the derivation's name). unit: its declared unit (None when
-    absent). scale_to_uv: factor applied to reach µV. derivation: the channels and
-    weights the scored signal is computed from, sample by sample
-    (:class:`sleepnet.io.derivations.Derivation`; one channel as it is, or ``F4-M1``).
-    normalisation: ``normalisation/kind`` of the description (``per-epoch-zscore``: not
-    µV but each 30-s epoch z-scored), None when absent.
+    Parameters
+    ----------
+    name, stream_type, source_id, hostname : str
+        The stream's name, content type, source identifier (empty when none) and host.
+    sfreq_hz : float
+        Nominal rate, Hz.
+    channel_count : int
+        Channels in the stream.
+    channel_labels : tuple of str
+        Their labels (``ch<i>`` where the stream gives none).
+    channel_index : int
+        The channel scored (0-based; the first of a derivation's).
+    channel_label : str
+        Its label, or the derivation's name.
+    unit : str or None
+        Its declared unit (or the ``units`` override); None when absent.
+    scale_to_uv : float
+        Factor applied to reach µV.
+    derivation : sleepnet.io.derivations.Derivation, optional
+        The channels and weights the scored signal is computed from, sample by sample
+        (:class:`sleepnet.io.derivations.Derivation`; one channel as it is, or ``F4-M1``).
+    normalisation : str, optional
+        ``normalisation/kind`` of the description (``per-epoch-zscore``: not µV but each
+        30-s epoch z-scored), None when absent.
     """
 
     name: str
@@ -281,12 +359,18 @@ class StreamDescription:
 class SampleChunk:
     """Consecutive samples of the picked channel, as pulled.
 
-    samples_uv: (n,) float64 µV (NaN/Inf kept as sent: they mark missing samples).
-    timestamps: (n,) float64 s in this machine's LSL clock (source stamps plus
-    time_correction()). missing_before: samples missing between the previous chunk's
-    last sample and this chunk's first (0 when none; 1 for a break, where the timestamps
-    went back: see the module's gap rule). arrival_time: local LSL clock (s) when the
-    pull returned.
+    Parameters
+    ----------
+    samples_uv : numpy.ndarray
+        (n,) float64 µV (NaN/Inf kept as sent: they mark missing samples).
+    timestamps : numpy.ndarray
+        (n,) float64 s in this machine's LSL clock (source stamps plus time_correction()).
+    missing_before : int
+        Samples missing between the previous chunk's last sample and this chunk's first
+        (0 when none; 1 for a break, where the timestamps went back: see the module's gap
+        rule).
+    arrival_time : float
+        Local LSL clock (s) when the pull returned.
     """
 
     samples_uv: np.ndarray
@@ -409,7 +493,20 @@ class EEGStream:
         With ``subscribe=False`` samples start flowing only at :meth:`subscribe` (or
         the first :meth:`acquire`): a caller with more to set up first (sinks, the
         model) then does not find the stream's first seconds, or a fast replay's whole
-        night, queued in liblsl (about 80 bytes a sample) when it starts pulling.
+        night, queued in liblsl (:func:`queued_sample_bytes` a sample) when it starts pulling.
+
+        Parameters
+        ----------
+        timeout_s : float
+            How long to wait for the outlet's description and answer, s.
+        subscribe : bool
+            Start the flow of samples now (default); False to start it later.
+
+        Returns
+        -------
+        StreamDescription
+            What was found: rate, channel picked, unit and scale to µV. Connecting again
+            while connected returns it unchanged (and subscribes when asked).
 
         Raises
         ------
@@ -435,6 +532,11 @@ class EEGStream:
 
     def subscribe(self, timeout_s: float = 5.0) -> None:
         """Start the flow of samples (after ``connect(subscribe=False)``; else a no-op).
+
+        Parameters
+        ----------
+        timeout_s : float
+            How long to wait for the outlet to answer, s.
 
         Raises
         ------
@@ -473,6 +575,7 @@ class EEGStream:
     # -- state --------------------------------------------------------------------------
     @property
     def description(self) -> StreamDescription:
+        """What :meth:`connect` found (a :class:`StreamDescription`); RuntimeError before it."""
         if self._desc is None:
             raise RuntimeError("EEGStream.connect() first")
         return self._desc
@@ -494,12 +597,34 @@ class EEGStream:
         return self._max_pull
 
     def silent_s(self, now: float | None = None) -> float:
-        """Seconds since the last sample arrived (or since connecting)."""
+        """Seconds since the last sample arrived (or since connecting).
+
+        Parameters
+        ----------
+        now : float, optional
+            Local LSL clock (s) to measure at; default ``pylsl.local_clock()``.
+
+        Returns
+        -------
+        float
+            Seconds of silence.
+        """
         now = pylsl.local_clock() if now is None else now
         return now - self._last_arrival
 
     def recent_uv(self, seconds: float | None = None) -> np.ndarray:
-        """The last ``seconds`` of the channel in µV (NaN where missing), oldest first."""
+        """The last ``seconds`` of the channel in µV (NaN where missing), oldest first.
+
+        Parameters
+        ----------
+        seconds : float, optional
+            How much, s (at most ``recent_s`` is held); None for all held.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 µV, oldest first; empty before :meth:`connect`.
+        """
         if self._ring is None:
             return np.zeros(0, dtype=np.float32)
         n = None if seconds is None else int(round(seconds * self.description.sfreq_hz))
@@ -509,9 +634,29 @@ class EEGStream:
     def acquire(self, timeout_s: float = 0.1) -> list[SampleChunk]:
         """Pull what has arrived (waiting up to ``timeout_s`` for the first sample).
 
-        Returns the samples split at gaps: each :class:`SampleChunk` says how many
-        samples were missing before it. Returns [] while nothing arrives, while the
-        stream is lost, and between the loss and the return of its outlet.
+        While the stream is lost, each call looks once for its outlet to return (and
+        otherwise waits ``timeout_s``). Updates the stall state and the counters.
+
+        Parameters
+        ----------
+        timeout_s : float
+            Longest wait for a first sample, s.
+
+        Returns
+        -------
+        list of SampleChunk
+            The samples split at gaps: each :class:`SampleChunk` says how many samples
+            were missing before it. [] while nothing arrives, while the stream is lost,
+            and between the loss and the return of its outlet.
+
+        Raises
+        ------
+        StreamChangedError
+            The stream came back at another rate or scale to µV.
+        StreamError
+            The stream did not answer when subscribing.
+        RuntimeError
+            Called before :meth:`connect`.
         """
         if self._desc is None:
             raise RuntimeError("EEGStream.connect() first")

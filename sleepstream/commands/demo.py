@@ -19,6 +19,14 @@ SHARED_EXCERPT_HYPNOGRAM = Path("../shared/data/sleep-edf/SC4001EC-Hypnogram.edf
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``sleepstream demo``.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The subcommand's parser: gets ``--recording``, ``--hypnogram``, ``--channel``,
+        ``--speed``, ``--out``, ``--no-display``, ``--weights`` and the LSL options.
+    """
     from sleepstream.commands.replay import parse_speed
 
     p.add_argument("--recording", help="recording to replay (default: the demo night demo-night.npz in "
@@ -41,7 +49,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def demo_recording(console) -> tuple[Path, Path | None]:
     """The demo night (simulated on first use), or the real Sleep-EDF excerpt when the
-    simulator is not available."""
+    simulator is not available.
+
+    Parameters
+    ----------
+    console : rich.console.Console
+        Where to say that the night is being simulated, or that the excerpt is used.
+
+    Returns
+    -------
+    tuple of (Path, Path or None)
+        The recording, and its separate hypnogram (None for the demo night, whose npz
+        holds its labels).
+
+    Raises
+    ------
+    SleepstreamError
+        The simulator is not available and the shared excerpt is absent.
+    """
     try:
         from sleepnet.sim.night import ensure_demo_recording
     except ImportError:
@@ -64,13 +89,26 @@ def after_scoring(night_file: Path, recording: Path, hypnogram: Path | None, con
                   channel: str = "EEG Fpz-Cz", replay_t0: float | None = None) -> None:
     """Write the night's report (sleepnet.report) once the live session has ended.
 
-    ``night_file`` is the complete hypnogram TSV, ``recording`` what was replayed,
-    ``hypnogram`` its true stages when they came from a separate file (otherwise the
-    labels inside the npz are used). ``replay_t0``: the replay's LSL time of its sample
-    0 (same process, same clock), so a session that missed the replay's first samples
-    is still matched to the right part of the recording. The report goes to
-    ``<night_file stem>_report/``. A report that cannot be written is said in one line:
-    the night itself is on disk.
+    The report goes to ``<night_file stem>_report/`` and its summary is printed. A report
+    that cannot be written is said in one line: the night itself is on disk.
+
+    Parameters
+    ----------
+    night_file : Path
+        The complete hypnogram TSV.
+    recording : Path
+        What was replayed.
+    hypnogram : Path or None
+        Its true stages when they came from a separate file (otherwise the labels inside
+        the npz are used).
+    console : rich.console.Console
+        Where to print.
+    channel : str
+        The recording's channel that was replayed.
+    replay_t0 : float, optional
+        The replay's LSL time of its sample 0 (same process, same clock), s, so a session
+        that missed the replay's first samples is still matched to the right part of the
+        recording.
     """
     import math
 
@@ -96,6 +134,25 @@ def after_scoring(night_file: Path, recording: Path, hypnogram: Path | None, con
 
 
 def run(args: argparse.Namespace) -> int:
+    """Replay the night in a thread and score it live in this process, then report.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options of :func:`add_arguments`.
+
+    Returns
+    -------
+    int
+        0 when the night was scored to its end (summary and report printed), 130 when
+        stopped (Ctrl-C, SIGTERM).
+
+    Raises
+    ------
+    SleepstreamError
+        A recording that cannot be read or is shorter than one 30-s epoch, no demo
+        recording, a hypnogram file or weights that cannot be used.
+    """
     from sleepstream.lsl_config import configure_lsl
 
     configure_lsl(network=args.network, session_id=args.session_id)

@@ -9,7 +9,23 @@ EXAMPLE = ("sleepstream replay ../shared/data/sleep-edf/SC4001E0-PSG-first300s.e
 
 
 def parse_speed(text: str) -> float | None:
-    """'max' -> None (as fast as possible); a positive number otherwise."""
+    """The ``--speed`` option's type.
+
+    Parameters
+    ----------
+    text : str
+        ``max`` (any case) or a positive finite number.
+
+    Returns
+    -------
+    float or None
+        The speed factor (1 = real time); None for ``max`` (as fast as possible).
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Anything else (argparse turns it into a usage error).
+    """
     if text.strip().lower() == "max":
         return None
     try:
@@ -22,6 +38,14 @@ def parse_speed(text: str) -> float | None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``sleepstream replay``.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The subcommand's parser: gets the recording, ``--channel``, ``--speed``, ``--loop``,
+        the stream's name and source_id, and the other replay and LSL options.
+    """
     p.add_argument("recording", help="recording: .npz (continuous or windowed), .edf or .bdf")
     p.add_argument("--channel", default="EEG Fpz-Cz",
                    help="EDF/BDF channel to stream, or a derivation of referential channels streamed as one "
@@ -52,6 +76,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Stream the recording into LSL (:class:`replay.player.Player`) until its end or Ctrl-C.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options of :func:`add_arguments`.
+
+    Returns
+    -------
+    int
+        0 when the whole recording was sent, 130 when stopped before the end.
+
+    Raises
+    ------
+    SleepstreamError
+        A recording or hypnogram that cannot be read, or bad replay options
+        (:class:`replay.player.ReplayError`).
+    """
     from sleepstream.lsl_config import configure_lsl
 
     lsl = configure_lsl(network=args.network, session_id=args.session_id)

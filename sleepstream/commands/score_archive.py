@@ -27,7 +27,14 @@ TORCH_THREADS_PER_WORKER = 1
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The score command's options for many recordings."""
+    """The score command's options for many recordings.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The score command's parser: gets the group ``--jobs``, ``--scheduler``, ``--force``
+        and ``--night-timeout``.
+    """
     g = p.add_argument_group("many recordings (an archive)")
     g.add_argument("--jobs", type=int, metavar="N", help="local worker processes (default: the machine's cores)")
     g.add_argument("--scheduler", metavar="ADDRESS",
@@ -44,9 +51,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def wanted(args: argparse.Namespace) -> bool:
-    """True when the score command's inputs and options ask for the archive path: several
-    recordings, a folder, a glob or an @list, ``--out`` an existing folder, or
-    ``--scheduler``."""
+    """Whether the score command's inputs and options ask for the archive path.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The score command's options (``recording``, ``out``, ``scheduler``).
+
+    Returns
+    -------
+    bool
+        True for several recordings, a folder, a glob or an @list, ``--out`` an existing
+        folder, or ``--scheduler``.
+    """
     from sleepnet.archive import is_many
 
     return (len(args.recording) > 1 or any(is_many(r) for r in args.recording)
@@ -92,6 +109,26 @@ def _refuse_inputs_as_outputs(nights, out: str | None, inputs: list[str]) -> Non
 
 
 def run(args: argparse.Namespace) -> int:
+    """Score many recordings (locally or on a Dask cluster) and write ``cohort.csv``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The score command's options, with those of :func:`add_arguments`.
+
+    Returns
+    -------
+    int
+        0 when all nights were scored (or reused), 1 (``EXIT_SOME_FAILED``) when some
+        failed, 130 (``EXIT_INTERRUPTED``) on Ctrl-C (what finished is kept).
+
+    Raises
+    ------
+    SleepstreamError
+        A user error before any night ran (``--out`` missing, a file or one of the inputs,
+        ``--jobs`` or ``--night-timeout`` out of range, inputs that cannot be found), or a
+        ``cohort.csv`` that cannot be written (:class:`sleepnet.errors.OutputWriteError`).
+    """
     from sleepnet.archive import (DaskRunner, LocalRunner, find_nights, model_identity, plan_jobs, write_cohort,
                                   write_pooled)
     from sleepnet.archive.cohort import pooled_agreement

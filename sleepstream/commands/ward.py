@@ -13,6 +13,15 @@ EXAMPLE = "sleepstream ward --name 'bed-*' --out ward-tonight"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``sleepstream ward``.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The subcommand's parser: gets which streams are beds, the outputs, the stimulation
+        windows (``--gate``, ``--gate-bed``), ``--channel``, ``--weights``, the supervision
+        limits and the LSL options.
+    """
     g = p.add_argument_group("which streams are beds (each needs a source_id; default: every EEG stream)")
     g.add_argument("--stream-type", default="EEG", help="LSL content type of a bed's stream (default: %(default)s; "
                                                         "'any' for every type)")
@@ -63,8 +72,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def out_folder(out: str | None) -> Path:
-    """``--out``, or ``./ward-<YYYY-MM-DD>``; made when missing. Raises a one-line error
-    when it cannot be."""
+    """The ward's output folder, made when missing.
+
+    Parameters
+    ----------
+    out : str or None
+        ``--out``; None for ``./ward-<YYYY-MM-DD>`` (today's date).
+
+    Returns
+    -------
+    Path
+        The folder, which exists.
+
+    Raises
+    ------
+    scorer.hypnogram_file.HypnogramFileError
+        One line when it exists and is not a folder, or cannot be made.
+    """
     from scorer.hypnogram_file import HypnogramFileError
 
     d = Path(out) if out else Path(f"ward-{datetime.now():%Y-%m-%d}")
@@ -78,8 +102,21 @@ def out_folder(out: str | None) -> Path:
 
 
 def check_supervision(hang_timeout_s: float, max_beds: int) -> None:
-    """Refuse, in one line, a ``--hang-timeout`` that is not 0 (off) or at least 2 s (a
-    worker writes a status line about once a second) and a ``--max-beds`` below 1."""
+    """Refuse, in one line, supervision limits that cannot work.
+
+    Parameters
+    ----------
+    hang_timeout_s : float
+        ``--hang-timeout``, s: 0 (off) or at least 2 s and finite (a worker writes a
+        status line about once a second).
+    max_beds : int
+        ``--max-beds``: at least 1.
+
+    Raises
+    ------
+    SleepstreamError
+        Either is out of range.
+    """
     import math
 
     from sleepnet.errors import SleepstreamError
@@ -92,7 +129,21 @@ def check_supervision(hang_timeout_s: float, max_beds: int) -> None:
 
 
 def summary_line(ward, out: Path) -> str:
-    """The ward's closing line: beds, epochs, restarts (and hangs), windows, refusals, lost lines."""
+    """The ward's closing line.
+
+    Parameters
+    ----------
+    ward : scorer.ward.supervisor.Ward
+        The ward that ran (its state and ``max_beds``).
+    out : Path
+        Its output folder.
+
+    Returns
+    -------
+    str
+        Beds, epochs, restarts (and hangs), windows, refusals, lost lines, and where the
+        hypnograms are.
+    """
     beds = ward.state.beds
     gated = [b.gate for b in beds if b.gate is not None]
     opened = sum(g.opens for g in gated)
@@ -119,6 +170,27 @@ def setup_ward_log() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Follow the beds until stopped (Ctrl-C, SIGTERM), then print the summary line.
+
+    Every option is checked (gate rules, weights, supervision limits, the folder) before
+    any worker starts.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options of :func:`add_arguments`.
+
+    Returns
+    -------
+    int
+        0 once the ward has stopped.
+
+    Raises
+    ------
+    SleepstreamError
+        A ``--find-timeout`` that is not positive, supervision limits out of range, gate
+        rules or weights that cannot be used, or an ``--out`` that cannot be made.
+    """
     from sleepstream.lsl_config import configure_lsl
     from sleepstream.signals import stop_on_signals
 
