@@ -123,8 +123,14 @@ class ReplaySource:
 
     @property
     def n_epochs(self) -> int:
-        """Complete 30-s epochs."""
-        return int(self.n_samples // round(self.sfreq * EPOCH_S))
+        """Complete 30-s epochs: those whose last sample (:meth:`epoch_last_sample`) is in
+        the recording, also where 30 s is not a whole number of samples."""
+        n = int(self.n_samples // (self.sfreq * EPOCH_S))
+        while n > 0 and self.epoch_last_sample(n - 1) >= self.n_samples:
+            n -= 1
+        while self.epoch_last_sample(n) < self.n_samples:
+            n += 1
+        return n
 
     def epoch_last_sample(self, k: int) -> int:
         """Index of the last sample of epoch ``k`` (epochs are cut by counting samples).

@@ -230,3 +230,13 @@ def test_a_fast_replay_tells_consumers_how_much_buffer_it_needs():
     # capped in bytes: one float32 channel costs ~100 B a queued sample, so 10 MB hold 1000 s at 100 Hz
     assert replay_buffer_s(player.stream_info(), max_bytes=10_000_000) == 1000
     player.close()
+
+
+def test_epochs_counted_where_30_s_is_not_a_whole_number_of_samples():
+    """At 100.01 Hz an epoch is 3000.3 samples: 30 000 samples hold 9 complete epochs (the
+    10th would end at sample 30 002), not 30 000 // 3000 = 10; a loop's pass ends inside the
+    data and every epoch counted has its last sample (its truth marker's time) in the file."""
+    src = ReplaySource.from_arrays(np.zeros((30_000, 1), dtype=np.float32), 100.01, ["Fpz-Cz"])
+    assert src.n_epochs == 9
+    assert src.epoch_last_sample(src.n_epochs - 1) < src.n_samples <= src.epoch_last_sample(src.n_epochs)
+    assert ReplaySource.from_arrays(np.zeros((30_000, 1), dtype=np.float32), 100.0, ["Fpz-Cz"]).n_epochs == 10
