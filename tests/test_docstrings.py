@@ -2,8 +2,8 @@
 one test per module.
 
 Public names: the classes and functions a module defines and exports (its ``__all__``, or
-every name without a leading underscore), and the public methods and properties those
-classes define. Each is run through :func:`numpydoc.validate.validate` and must pass the
+every name without a leading underscore), and the public methods (class and static methods too) and properties
+those classes define. Each is run through :func:`numpydoc.validate.validate` and must pass the
 checks in :data:`CHECKS`: a docstring with a summary; every parameter documented, with a
 type and a description, in the signature's order, and no parameter that is not there; a
 ``Returns`` section (typed and described) wherever the function returns a value; known
@@ -43,7 +43,7 @@ def public_modules() -> list[str]:
 
 def public_objects(module_name: str) -> list[str]:
     """Dotted names of the public classes and functions ``module_name`` defines, and of the
-    public methods and properties of those classes."""
+    public methods (class and static ones too) and properties of those classes."""
     module = importlib.import_module(module_name)
     exported = getattr(module, "__all__", None) or [n for n in vars(module) if not n.startswith("_")]
     out = []
@@ -54,7 +54,8 @@ def public_objects(module_name: str) -> list[str]:
         out.append(f"{module_name}.{name}")
         if inspect.isclass(obj):
             out += [f"{module_name}.{name}.{attr}" for attr, value in vars(obj).items()
-                    if not attr.startswith("_") and (inspect.isfunction(value) or isinstance(value, property))]
+                    if not attr.startswith("_")
+                    and (inspect.isfunction(value) or isinstance(value, (property, classmethod, staticmethod)))]
     return out
 
 
