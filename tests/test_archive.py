@@ -218,6 +218,14 @@ def test_archive_user_errors_are_one_line_and_exit_2(tmp_path, args, expect):
     assert len(lines) == 1 and expect in lines[0] and "Traceback" not in proc.stderr, proc.stderr
 
 
+@pytest.mark.lsl
+def test_a_bad_jobs_count_is_refused_before_the_out_folder_is_made(tmp_path):
+    proc = run_cli("score", tmp_path / "x.edf", tmp_path / "y.edf", "--out", tmp_path / "new", "--jobs", "0",
+                   timeout=60)
+    assert proc.returncode == 2 and "--jobs must be at least 1" in proc.stderr, proc.stderr
+    assert not (tmp_path / "new").exists()
+
+
 def test_an_unreachable_scheduler_is_one_clear_error():
     from sleepnet.archive import DaskRunner
 

@@ -138,11 +138,11 @@ def run(args: argparse.Namespace) -> int:
     if args.night_timeout is not None and not args.night_timeout >= 0:
         raise SleepstreamError(f"--night-timeout must be 0 (no limit) or a positive number of seconds, "
                                f"got {args.night_timeout:g}")
+    if args.jobs is not None and args.jobs < 1:     # before anything is made on disk
+        raise SleepstreamError(f"--jobs must be at least 1, got {args.jobs}")
     nights = find_nights(args.recording, args.hypnogram)
     _refuse_inputs_as_outputs(nights, args.out, args.recording)
     out = _out_dir(args.out)
-    if args.jobs is not None and args.jobs < 1:
-        raise SleepstreamError(f"--jobs must be at least 1, got {args.jobs}")
     jobs = args.jobs or os.cpu_count() or 1
     model = model_identity(args.weights)
     todo, reused = plan_jobs(nights, out, args.channel, model, torch_threads=TORCH_THREADS_PER_WORKER,
