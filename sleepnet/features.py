@@ -51,6 +51,16 @@ def welch_psd(x: np.ndarray, sfreq: float, nperseg: int) -> tuple[np.ndarray, np
     the segments) to rounding, with all segments of all epochs in one FFT call instead of
     a Python loop per epoch (~10x faster for (960, 3000) epochs).
 
+    Parameters
+    ----------
+    x : ndarray, shape (..., n_times)
+        The signal, any unit (float64 is best); shorter than ``nperseg``, scipy's own
+        ``welch`` is used (it shortens the segment and warns).
+    sfreq : float
+        Sampling rate, Hz.
+    nperseg : int
+        Welch segment length, samples.
+
     Returns
     -------
     freqs : ndarray, shape (nperseg // 2 + 1,)
@@ -95,7 +105,21 @@ def welch_band_means(epochs: np.ndarray, sfreq: float, nperseg: int = BASE_NPERS
 
 
 def base_features(epochs_v: np.ndarray, sfreq: float = 100.0) -> np.ndarray:
-    """(n_epochs, n_times) signal in VOLTS -> (n_epochs, 9) features (see module doc)."""
+    """The nine base features of the shared Sleep-EDF feature files (see the module docstring).
+
+    Parameters
+    ----------
+    epochs_v : ndarray, shape (n_epochs, n_times)
+        The signal in VOLTS.
+    sfreq : float, default 100.0
+        Sampling rate, Hz (the shared files were computed at 100 Hz; the Welch segment
+        stays 256 samples).
+
+    Returns
+    -------
+    ndarray, shape (n_epochs, 9)
+        Columns as :data:`BASE_FEATURE_NAMES`.
+    """
     x = np.asarray(epochs_v, dtype=np.float64)
     means = welch_band_means(x, sfreq)
     d, t, a, b, g = (np.log(means[:, j] + 1e-10) for j in range(len(BASE_BANDS_HZ)))
@@ -105,9 +129,25 @@ def base_features(epochs_v: np.ndarray, sfreq: float = 100.0) -> np.ndarray:
 
 
 def relative_band_powers(epochs_uv: np.ndarray, sfreq: float = 100.0) -> np.ndarray:
-    """(n_epochs, n_times) µV -> (n_epochs, 7): relative delta, theta, alpha, sigma, beta
-    power (share of 0.5-30 Hz), slow-wave index (delta / (alpha + beta)) and spindle
-    index (sigma / (alpha + theta)); columns as in EXPLAIN_FEATURE_NAMES."""
+    """Relative band powers and the slow-wave and spindle indices of each epoch.
+
+    Welch over 4-s segments (the whole epoch when shorter), band powers integrated with
+    the trapezoid rule.
+
+    Parameters
+    ----------
+    epochs_uv : ndarray, shape (n_epochs, n_times)
+        The signal, µV (the result does not depend on the unit).
+    sfreq : float, default 100.0
+        Sampling rate, Hz.
+
+    Returns
+    -------
+    ndarray, shape (n_epochs, 7)
+        Relative delta, theta, alpha, sigma, beta power (share of 0.5-30 Hz), slow-wave
+        index (delta / (alpha + beta)) and spindle index (sigma / (alpha + theta));
+        columns as in :data:`EXPLAIN_FEATURE_NAMES`.
+    """
     x = np.asarray(epochs_uv, dtype=np.float64)
     nper = min(x.shape[1], int(4 * sfreq))
     f, psd = signal.welch(x, fs=sfreq, nperseg=nper, axis=-1)
@@ -174,6 +214,19 @@ def scale_free_features(base: np.ndarray) -> np.ndarray:
 
 def feature_transform(feature_set: str, base: np.ndarray) -> np.ndarray:
     """The features of ``feature_set`` (see :data:`FEATURE_SETS`) from base features.
+
+    Parameters
+    ----------
+    feature_set : str
+        ``"base"`` or ``"scale-free"``.
+    base : ndarray, shape (n_epochs, 9)
+        Base features (:func:`base_features`).
+
+    Returns
+    -------
+    ndarray
+        ``base`` as float64 for ``"base"``; :func:`scale_free_features` (n_epochs, 6)
+        for ``"scale-free"``.
 
     Raises
     ------

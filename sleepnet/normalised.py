@@ -106,6 +106,11 @@ def input_normalisation(eeg: np.ndarray, sfreq: float, forced: bool | None = Non
         recognised by :func:`looks_normalised` (returns ``"detected"``).
     flag : str
         How the caller's user forces it (``--normalized``, ``normalized=True``).
+
+    Returns
+    -------
+    str or None
+        ``flag`` when forced, ``"detected"`` when recognised, None for µV input.
     """
     if forced:
         return flag
@@ -116,7 +121,20 @@ def input_normalisation(eeg: np.ndarray, sfreq: float, forced: bool | None = Non
 
 def model_for_input(weights: str | Path | None, normalised: bool) -> str | Path | None:
     """The model to load: ``weights`` when the user named one, else the scale-free model
-    for normalised input, else None (the default model)."""
+    for normalised input, else None (the default model).
+
+    Parameters
+    ----------
+    weights : str or Path or None
+        The model the user named (a weights folder or a model id), or None.
+    normalised : bool
+        Whether the input is taken as per-epoch normalised.
+
+    Returns
+    -------
+    str or Path or None
+        ``weights``, :data:`SCALE_FREE_MODEL` or None.
+    """
     if weights is not None:
         return weights
     return SCALE_FREE_MODEL if normalised else None
@@ -124,7 +142,21 @@ def model_for_input(weights: str | Path | None, normalised: bool) -> str | Path 
 
 def quality_thresholds(normalised: bool, base: QualityThresholds | None = None) -> QualityThresholds:
     """The quality rules for µV input (``normalised=False``: ``base`` as it is) or for
-    per-epoch normalised input (flat below SD 1e-3, no µV artefact threshold)."""
+    per-epoch normalised input (flat below SD 1e-3, no µV artefact threshold).
+
+    Parameters
+    ----------
+    normalised : bool
+        Whether the input is taken as per-epoch normalised.
+    base : QualityThresholds, optional
+        The rules for µV input (default: :class:`~sleepnet.preprocess.QualityThresholds`'s
+        defaults).
+
+    Returns
+    -------
+    QualityThresholds
+        ``base``, or a copy with ``flat_std_uv`` 1e-3 and ``artefact_abs_uv`` infinite.
+    """
     from .preprocess import QualityThresholds
 
     base = base or QualityThresholds()
@@ -134,7 +166,18 @@ def quality_thresholds(normalised: bool, base: QualityThresholds | None = None) 
 
 
 def is_level_free(model: object) -> bool:
-    """True for a model that reads no absolute level (the scale-free feature stager)."""
+    """True for a model that reads no absolute level (the scale-free feature stager).
+
+    Parameters
+    ----------
+    model : object
+        A loaded model.
+
+    Returns
+    -------
+    bool
+        Whether its ``context.feature_set`` is ``"scale-free"``.
+    """
     return getattr(getattr(model, "context", None), "feature_set", None) == "scale-free"
 
 
@@ -152,6 +195,11 @@ def describe_input(normalised_by: str | None, model_id: str, level_free: bool = 
     level_free : bool
         Whether that model reads no absolute level (:func:`is_level_free`); when it does,
         the line says its stages mean little here.
+
+    Returns
+    -------
+    str
+        The line, or ``""`` for µV input.
     """
     if normalised_by is None:
         return ""
@@ -164,7 +212,7 @@ def describe_input(normalised_by: str | None, model_id: str, level_free: bool = 
 
 def nothing_scored_reason(flags: Sequence[Sequence[str]], eeg: np.ndarray, sfreq: float,
                           normalised: bool, epoch_s: float = EPOCH_S, flag: str = "--normalized") -> str | None:
-    """Why no epoch could be scored, in one line; None when some epoch was.
+    """Why no epoch could be scored, in one line; None when there is no epoch.
 
     Parameters
     ----------

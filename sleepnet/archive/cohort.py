@@ -73,6 +73,14 @@ def write_cohort(out_dir: Path, rows: Sequence[NightRow]) -> list[Path]:
     """Write ``cohort.csv`` (and ``cohort.parquet`` when pyarrow is importable), each whole
     or not at all.
 
+    Parameters
+    ----------
+    out_dir : Path
+        The run's output folder (it must exist).
+    rows : sequence of NightRow
+        One row per night, in table order; the statistics fill their own columns
+        (:data:`COLUMNS`).
+
     Returns
     -------
     list of Path
@@ -113,14 +121,38 @@ def write_cohort(out_dir: Path, rows: Sequence[NightRow]) -> list[Path]:
 
 def read_cohort(path: Path) -> list[dict[str, str]]:
     """The rows of a ``cohort.csv`` as text (the spreadsheet escapes undone:
-    :func:`sleepnet.io.exports.spreadsheet_unescape`)."""
+    :func:`sleepnet.io.exports.spreadsheet_unescape`).
+
+    Parameters
+    ----------
+    path : Path
+        A ``cohort.csv`` written by :func:`write_cohort`.
+
+    Returns
+    -------
+    list of dict of str to str
+        One dict per night, keyed by column name; numbers stay text (NaN as an empty cell).
+    """
     with open(path, newline="") as fh:
         return [{k: spreadsheet_unescape(v) for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
 def pooled_agreement(rows: Sequence[NightRow]) -> tuple[Agreement | None, int]:
     """Agreement over every epoch of every labelled night (their confusions summed), and
-    the number of nights pooled; (None, 0) without a labelled night."""
+    the number of nights pooled; (None, 0) without a labelled night.
+
+    Parameters
+    ----------
+    rows : sequence of NightRow
+        The nights; those failed or without a confusion matrix are left out.
+
+    Returns
+    -------
+    agreement : Agreement or None
+        The pooled agreement, or None without a labelled night.
+    n_nights : int
+        The nights pooled.
+    """
     cms = [np.asarray(r.confusion, dtype=np.int64) for r in rows if r.ok and r.confusion is not None]
     if not cms:
         return None, 0
@@ -132,7 +164,28 @@ def pooled_agreement(rows: Sequence[NightRow]) -> tuple[Agreement | None, int]:
 
 def write_pooled(out_dir: Path, rows: Sequence[NightRow]) -> Path | None:
     """``cohort_agreement.json``: the pooled agreement and the nights it pools (None when
-    no night is labelled), written whole or not at all (:class:`OutputWriteError`)."""
+    no night is labelled), written whole or not at all.
+
+    Beside the agreement, ``nights`` (how many are pooled) and ``n_excluded`` (epochs of
+    those nights not compared).
+
+    Parameters
+    ----------
+    out_dir : Path
+        The run's output folder.
+    rows : sequence of NightRow
+        The nights (:func:`pooled_agreement`).
+
+    Returns
+    -------
+    Path or None
+        The file written, or None when no night is labelled (nothing written).
+
+    Raises
+    ------
+    OutputWriteError
+        It could not be written (the previous file, if any, is unchanged).
+    """
     a, n = pooled_agreement(rows)
     if a is None:
         return None

@@ -67,7 +67,17 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3    # glibc's malloc.h
 
 @dataclass(frozen=True)
 class ModelIdentity:
-    """Which model scores: its weights folder (None: the default), id and weights hash."""
+    """Which model scores: its weights folder (None: the default), id and weights hash.
+
+    Parameters
+    ----------
+    weights_dir : str or None
+        The weights folder (resolved), or None for the default model.
+    model_id : str
+        The model's id.
+    weights_sha256 : str
+        :func:`weights_sha256` of its weights folder.
+    """
 
     weights_dir: str | None
     model_id: str
@@ -104,10 +114,12 @@ class NightJob:
 
     @property
     def stages_csv(self) -> Path:
+        """The night's stage CSV: ``<out_dir>/<name>_stages.csv``."""
         return Path(self.out_dir) / f"{self.night.name}{STAGES_SUFFIX}"
 
     @property
     def night_file(self) -> Path:
+        """The night's finished-row file: ``<out_dir>/<name>_night.json``."""
         return Path(self.out_dir) / f"{self.night.name}{NIGHT_FILE_SUFFIX}"
 
 
@@ -116,11 +128,71 @@ class NightRow:
     """One row of the cohort table (durations in s, statistics as in the night's report:
     minutes, % and counts, see :data:`sleepnet.report.sleep_stats.STAT_UNITS`).
 
-    ``unscored_reasons``: ``flag:count`` of the unscored epochs' quality flags, space
-    separated. ``model_loads``: how many times the worker process that scored the night had
-    loaded a model by then (1 when it loaded it once for all its nights). ``confusion``: the
-    agreement's confusion matrix (rows true W..REM) for the pooled agreement; not a column
-    of the CSV.
+    Parameters
+    ----------
+    night : str
+        The night's output name.
+    recording : str
+        The recording file.
+    hypnogram : str, default ""
+        The hypnogram file, or empty.
+    status : str, default "failed"
+        ``scored``, ``reused`` (from an earlier run with the same model) or ``failed``.
+    channel : str, default ""
+        The channel scored (its label, or the derivation's name).
+    sfreq_hz : float, default nan
+        Sampling rate, Hz.
+    duration_s : float, default nan
+        Length of the recording, s.
+    epochs : int, default 0
+        30-s epochs scored or left unscored.
+    epochs_scored : int, default 0
+        Epochs given a stage.
+    epochs_unscored : int, default 0
+        Epochs left unscored.
+    unscored_reasons : str, default ""
+        ``flag:count`` of the unscored epochs' quality flags, space separated.
+    mean_confidence : float, default nan
+        Mean confidence of the scored epochs.
+    stats : dict of str to float, default {}
+        The sleep statistics of the predicted hypnogram, by
+        :data:`~sleepnet.report.sleep_stats.STAT_UNITS` key.
+    epochs_compared : int, default 0
+        Epochs compared with the hypnogram (0 without one).
+    accuracy : float, default nan
+        Agreement with the hypnogram, 0-1.
+    macro_f1 : float, default nan
+        Macro-averaged F1 against the hypnogram.
+    kappa : float, default nan
+        Cohen's kappa against the hypnogram.
+    model_id : str, default ""
+        The model's id.
+    weights_sha256 : str, default ""
+        The model's weights hash.
+    seconds : float, default nan
+        The night's wall time in its worker, s.
+    cpu_seconds : float, default nan
+        The worker process's CPU time for the night, s.
+    worker : str, default ""
+        ``host:pid`` of the worker.
+    model_loads : int, default 0
+        How many times the worker process that scored the night had loaded a model by
+        then (1 when it loaded it once for all its nights).
+    stages_csv : str, default ""
+        The stage CSV written.
+    recording_bytes : int, default -1
+        Size of the recording file when it was scored (-1: unknown).
+    recording_mtime_ns : int, default -1
+        Its modification time, ns (-1: unknown).
+    hypnogram_bytes : int, default -1
+        Size of the hypnogram file (-1: none).
+    hypnogram_mtime_ns : int, default -1
+        Its modification time, ns (-1: none).
+    error : str, default ""
+        One line, failed nights only.
+    confusion : list of list of int, optional
+        The agreement's confusion matrix (rows true W..REM) for the pooled agreement;
+        not a column of the CSV.
     """
 
     night: str
@@ -156,19 +228,50 @@ class NightRow:
 
     @property
     def ok(self) -> bool:
+        """True unless the night failed (``scored`` or ``reused``)."""
         return self.status != STATUS_FAILED
 
     def as_dict(self) -> dict:
+        """The row as a dict (what ``<name>_night.json`` holds).
+
+        Returns
+        -------
+        dict
+            Every field by name (``stats`` a dict, ``confusion`` lists).
+        """
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "NightRow":
+        """The row of :meth:`as_dict`'s form; unknown keys are ignored.
+
+        Parameters
+        ----------
+        d : dict
+            Fields by name.
+
+        Returns
+        -------
+        NightRow
+            The row.
+        """
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
 def weights_sha256(weights_dir: str | Path) -> str:
-    """sha256 over the files of a weights folder (relative names and contents, sorted)."""
+    """sha256 over the files of a weights folder (relative names and contents, sorted).
+
+    Parameters
+    ----------
+    weights_dir : str or Path
+        The weights folder.
+
+    Returns
+    -------
+    str
+        The hex digest.
+    """
     root = Path(weights_dir)
     h = hashlib.sha256()
     for p in sorted(q for q in root.rglob("*") if q.is_file()):
@@ -181,7 +284,18 @@ def weights_sha256(weights_dir: str | Path) -> str:
 
 
 def model_identity(weights_dir: str | Path | None = None) -> ModelIdentity:
-    """Load the model once (checking it) and name it: id and weights hash."""
+    """Load the model once (checking it) and name it: id and weights hash.
+
+    Parameters
+    ----------
+    weights_dir : str or Path, optional
+        The weights folder (None: the default model).
+
+    Returns
+    -------
+    ModelIdentity
+        The model's identity (``weights_dir`` resolved, or None for the default).
+    """
     from ..weights import load_model
 
     model = load_model(weights_dir)
@@ -192,7 +306,13 @@ def model_identity(weights_dir: str | Path | None = None) -> ModelIdentity:
 @functools.lru_cache(maxsize=2)
 def limit_torch_threads(n_threads: int | None) -> None:
     """One process's torch threads, when its model runs on torch (a CNN-LSTM imports torch
-    as it loads); a model that needs no torch never imports it here."""
+    as it loads); a model that needs no torch never imports it here.
+
+    Parameters
+    ----------
+    n_threads : int or None
+        Torch threads (None or 0: leave torch's setting).
+    """
     if n_threads and "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(n_threads)
 
@@ -200,14 +320,31 @@ def limit_torch_threads(n_threads: int | None) -> None:
 @functools.lru_cache(maxsize=2)
 def worker_model(weights_dir: str | None):
     """The model, loaded once per worker process (and per weights folder): later calls
-    return the same object (:func:`model_loads` counts the loads)."""
+    return the same object (:func:`model_loads` counts the loads).
+
+    Parameters
+    ----------
+    weights_dir : str or None
+        The weights folder (None: the default model).
+
+    Returns
+    -------
+    StagingModel
+        The loaded model (:func:`sleepnet.weights.load_model`).
+    """
     from ..weights import load_model
 
     return load_model(weights_dir)
 
 
 def model_loads() -> int:
-    """How many times this process has loaded a model through :func:`worker_model`."""
+    """How many times this process has loaded a model through :func:`worker_model`.
+
+    Returns
+    -------
+    int
+        The loads (cache misses of :func:`worker_model`).
+    """
     return worker_model.cache_info().misses
 
 
@@ -219,6 +356,11 @@ def set_malloc_thresholds() -> bool:
     being mapped and unmapped one by one (a page fault per 4 KiB each time): what glibc's
     dynamic thresholds reach by themselves, but an environment with ``MALLOC_TRIM_THRESHOLD_``
     set (Dask's nannies set 65536) turns that rule off and keeps the 128-KiB default.
+
+    Returns
+    -------
+    bool
+        True when both thresholds were set.
     """
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
@@ -233,7 +375,13 @@ def set_malloc_thresholds() -> bool:
 @functools.lru_cache(maxsize=1)
 def prepare_worker_process() -> bool:
     """Once per worker process (local or Dask), before its first night: glibc's
-    allocation thresholds (:func:`set_malloc_thresholds`). Returns whether they were set."""
+    allocation thresholds (:func:`set_malloc_thresholds`).
+
+    Returns
+    -------
+    bool
+        Whether they were set (the first call's answer, cached).
+    """
     done = set_malloc_thresholds()
     log.debug("worker %d: malloc thresholds %s", os.getpid(), "set" if done else "left (not glibc)")
     return done
@@ -242,13 +390,35 @@ def prepare_worker_process() -> bool:
 def default_night_timeout_s(recording_bytes: int) -> float:
     """The default time limit of a night whose recording file has ``recording_bytes``
     bytes: :data:`TIMEOUT_FACTOR` x :data:`TIMEOUT_S_PER_MB` per MB, at least
-    :data:`TIMEOUT_FLOOR_S` (s)."""
+    :data:`TIMEOUT_FLOOR_S` (s).
+
+    Parameters
+    ----------
+    recording_bytes : int
+        Size of the recording file, bytes (a negative size counts as 0).
+
+    Returns
+    -------
+    float
+        The limit, s.
+    """
     return max(TIMEOUT_FLOOR_S, TIMEOUT_FACTOR * TIMEOUT_S_PER_MB * max(recording_bytes, 0) / 1e6)
 
 
 @functools.lru_cache(maxsize=2)
 def worker_weights_sha256(weights_dir: str | None) -> str:
-    """The weights hash of :func:`worker_model`'s folder, computed once per worker process."""
+    """The weights hash of :func:`worker_model`'s folder, computed once per worker process.
+
+    Parameters
+    ----------
+    weights_dir : str or None
+        The weights folder (None: the default model).
+
+    Returns
+    -------
+    str
+        :func:`weights_sha256` of the loaded model's folder.
+    """
     return weights_sha256(worker_model(weights_dir).source)
 
 
@@ -262,7 +432,20 @@ def _file_stamp(path: Path | None) -> tuple[int, int]:
 
 def finished_row(job: NightJob) -> NightRow | None:
     """The row of a night an earlier run finished with this model, if its files are all
-    there and its recording and hypnogram are unchanged (same size and mtime); else None."""
+    there and its recording and hypnogram are unchanged (same size and mtime); else None.
+
+    Parameters
+    ----------
+    job : NightJob
+        The night and the run's model.
+
+    Returns
+    -------
+    NightRow or None
+        The earlier row with status ``reused``, or None when the night must be scored
+        (no or unreadable ``_night.json``, a failed row, another model or weights hash,
+        a changed recording or hypnogram, or a missing stage CSV).
+    """
     try:
         row = NightRow.from_dict(json.loads(job.night_file.read_text()))
         stamp = _file_stamp(job.night.recording)

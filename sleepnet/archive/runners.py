@@ -77,7 +77,18 @@ _worker_reports: dict[str, object] = {}
 
 
 def timed_out_error(limit_s: float) -> str:
-    """A night's error when it ran past its time limit."""
+    """A night's error when it ran past its time limit.
+
+    Parameters
+    ----------
+    limit_s : float
+        The night's limit, s.
+
+    Returns
+    -------
+    str
+        ``timed out after <limit_s> s (--night-timeout)``.
+    """
     return f"timed out after {limit_s:g} s (--night-timeout)"
 
 
@@ -109,8 +120,18 @@ def _local_night(job: NightJob) -> NightRow:
 @functools.lru_cache(maxsize=2)
 def warm_model(weights_dir: str | None = None) -> str:
     """Once per process (and weights folder): load the model, import the recording reader
-    (MNE) and score 3 min of noise, so the first night does not pay for the start-up;
-    returns the model id."""
+    (MNE) and score 3 min of noise, so the first night does not pay for the start-up.
+
+    Parameters
+    ----------
+    weights_dir : str or None, optional
+        The weights folder (None: the default model).
+
+    Returns
+    -------
+    str
+        The model id.
+    """
     import mne  # noqa: F401  (the EDF reader's import, a second or two)
     import numpy as np
 
@@ -187,16 +208,35 @@ class LocalRunner:
 
     @property
     def pool(self) -> ProcessPoolExecutor:
+        """The worker pool, started on first use (and again after a broken one)."""
         if self._pool is None:
             self._pool = self._new_pool()
         return self._pool
 
     def warm(self) -> list[int]:
-        """Start every worker and warm its model (:func:`warm_model`); returns the workers' pids."""
+        """Start every worker and warm its model (:func:`warm_model`).
+
+        Returns
+        -------
+        list of int
+            The pids of the workers that answered, sorted.
+        """
         return sorted({f.result() for f in [self.pool.submit(_worker_pid) for _ in range(self.workers)]})
 
     def run(self, jobs: Sequence[NightJob]) -> Iterator[NightRow]:
-        """Score ``jobs``; yields each night's row as it finishes (in finishing order)."""
+        """Score ``jobs``; yields each night's row as it finishes (in finishing order).
+
+        Parameters
+        ----------
+        jobs : sequence of NightJob
+            The nights to score.
+
+        Yields
+        ------
+        NightRow
+            One per job: scored, or failed with its one-line error (timed out, worker
+            died twice, workers dying over and over).
+        """
         todo: deque[NightJob] = deque(jobs)
         retry: deque[NightJob] = deque()
         lost: dict[str, int] = {}
@@ -367,11 +407,29 @@ class DaskRunner:
         self.close()
 
     def warm(self, weights_dir: str | None = None) -> None:
-        """Load and warm the model on every worker now (otherwise each does it with its first night)."""
+        """Load and warm the model on every worker now (otherwise each does it with its first night).
+
+        Parameters
+        ----------
+        weights_dir : str or None, optional
+            The weights folder (None: the default model), as the workers see it.
+        """
         self.client.run(warm_model, weights_dir)
 
     def run(self, jobs: Sequence[NightJob]) -> Iterator[NightRow]:
-        """Score ``jobs`` on the cluster; yields each night's row as it finishes."""
+        """Score ``jobs`` on the cluster; yields each night's row as it finishes.
+
+        Parameters
+        ----------
+        jobs : sequence of NightJob
+            The nights to score.
+
+        Yields
+        ------
+        NightRow
+            One per job: scored, or failed with its one-line error (timed out,
+            ``KilledWorker``, a job the cluster could not run).
+        """
         from distributed import as_completed
 
         run_id = uuid.uuid4().hex[:8]

@@ -30,6 +30,11 @@ def _reason(exc: OSError) -> str:
 def fsync_folder(folder: Path) -> None:
     """Make a rename in ``folder`` durable (a no-op where folders cannot be opened, e.g. Windows).
 
+    Parameters
+    ----------
+    folder : Path
+        The folder the renamed file is in.
+
     Raises
     ------
     OSError
@@ -107,7 +112,20 @@ def atomic_write(path: str | Path, mode: str = "w", *, newline: str | None = Non
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` whole or not at all (:func:`atomic_write`)."""
+    """Write ``text`` (UTF-8) to ``path`` whole or not at all (:func:`atomic_write`).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to write (its folder must exist).
+    text : str
+        The whole content.
+
+    Raises
+    ------
+    OutputWriteError
+        It could not be written (``path`` is unchanged).
+    """
     with atomic_write(path) as fh:
         fh.write(text)
 

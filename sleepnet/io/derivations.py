@@ -43,8 +43,21 @@ _GROUP = re.compile(r"^\((?P<body>[^()]+)\)(?:\s*/\s*(?P<div>[0-9]*\.?[0-9]+))?$
 
 
 def normalise_label(name: str) -> str:
-    """``'EEG Fpz-Cz'`` -> ``'fpzcz'``, ``'F3-REF'`` -> ``'f3'``: case, spaces, separators, an
-    ``EEG`` prefix and a ``-Ref`` suffix ignored (the file readers' matching)."""
+    """The key a channel label is matched by.
+
+    ``'EEG Fpz-Cz'`` -> ``'fpzcz'``, ``'F3-REF'`` -> ``'f3'``: case, spaces, separators, an
+    ``EEG`` prefix and a ``-Ref`` suffix ignored (the file readers' matching).
+
+    Parameters
+    ----------
+    name : str
+        A channel label.
+
+    Returns
+    -------
+    str
+        The lower-case key (a channel called just ``Ref`` keeps its name).
+    """
     s = name.strip()
     s = _EEG_PREFIX.sub("", s)
     stripped = _REF_SUFFIX.sub("", s)
@@ -54,7 +67,21 @@ def normalise_label(name: str) -> str:
 
 
 def match_label(available: list[str] | tuple[str, ...], wanted: str) -> int | None:
-    """Index of the channel ``wanted`` names (exact label first, then tolerant), or None."""
+    """Index of the channel ``wanted`` names (exact label first, then tolerant), or None.
+
+    Parameters
+    ----------
+    available : list or tuple of str
+        Channel labels, in channel order.
+    wanted : str
+        The label asked for.
+
+    Returns
+    -------
+    int or None
+        The first channel whose label is ``wanted``, else the first whose
+        :func:`normalise_label` key is the same; None when none is.
+    """
     for i, ch in enumerate(available):
         if ch == wanted:
             return i
@@ -65,7 +92,18 @@ def match_label(available: list[str] | tuple[str, ...], wanted: str) -> int | No
 
 
 def display_label(label: str) -> str:
-    """A channel label without its ``EEG`` prefix and ``-Ref`` suffix (``'EEG F3'`` -> ``'F3'``)."""
+    """A channel label without its ``EEG`` prefix and ``-Ref`` suffix (``'EEG F3'`` -> ``'F3'``).
+
+    Parameters
+    ----------
+    label : str
+        A channel label.
+
+    Returns
+    -------
+    str
+        The label to show (the label itself, stripped, when nothing else is left).
+    """
     s = _EEG_PREFIX.sub("", label.strip())
     return _REF_SUFFIX.sub("", s) or label.strip()
 

@@ -37,23 +37,70 @@ def spreadsheet_safe(text: str) -> str:
     """A text cell a spreadsheet shows as text: one starting with ``= + - @``, a tab or a
     carriage return (after any apostrophes) gets a leading apostrophe, OWASP's advice
     against CSV injection; :func:`spreadsheet_unescape` undoes it exactly. Only for text:
-    numbers are written as numbers (a negative number stays one)."""
+    numbers are written as numbers (a negative number stays one).
+
+    Parameters
+    ----------
+    text : str
+        The cell's text.
+
+    Returns
+    -------
+    str
+        ``text``, with a leading apostrophe where a spreadsheet would read a formula.
+    """
     return "'" + text if text.lstrip("'").startswith(FORMULA_STARTS) else text
 
 
 def spreadsheet_unescape(cell: str) -> str:
-    """The text :func:`spreadsheet_safe` was given for ``cell``."""
+    """The text :func:`spreadsheet_safe` was given for ``cell``.
+
+    Parameters
+    ----------
+    cell : str
+        A text cell as written.
+
+    Returns
+    -------
+    str
+        The cell without the apostrophe :func:`spreadsheet_safe` added, if it added one.
+    """
     return cell[1:] if cell.startswith("'") and cell.lstrip("'").startswith(FORMULA_STARTS) else cell
 
 
 def metrics_paths(stem: Path) -> tuple[Path, Path]:
-    """``<stem>_metrics.json`` and ``<stem>_confusion.csv``: where :func:`write_metrics` writes."""
+    """``<stem>_metrics.json`` and ``<stem>_confusion.csv``: where :func:`write_metrics` writes.
+
+    Parameters
+    ----------
+    stem : Path
+        The output path without the suffixes.
+
+    Returns
+    -------
+    metrics : Path
+        ``<stem>_metrics.json``.
+    confusion : Path
+        ``<stem>_confusion.csv``.
+    """
     return stem.with_name(stem.name + "_metrics.json"), stem.with_name(stem.name + "_confusion.csv")
 
 
 def check_writable(path: Path) -> None:
     """Fail early, with one line, when ``path`` cannot be written (its folder is missing or
-    unwritable, or it is a folder); creates nothing that stays."""
+    unwritable, or it is a folder); creates nothing that stays.
+
+    Parameters
+    ----------
+    path : Path
+        The file that will be written.
+
+    Raises
+    ------
+    SleepstreamError
+        One line: the folder is missing, ``path`` is a folder, or a probe file cannot be
+        created there.
+    """
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
@@ -112,6 +159,18 @@ def refuse_overwriting_inputs(outputs: Iterable[tuple[str, Path]], inputs: Itera
 def write_stage_csv(path: Path, preds: Sequence[StagePrediction], epoch_s: float = EPOCH_S) -> None:
     """The per-epoch stage CSV (:data:`STAGE_CSV_COLUMNS`), written whole or not at all.
 
+    Probabilities and confidence with 6 decimals (empty where NaN), onsets in s with one;
+    text cells made safe for spreadsheets (:func:`spreadsheet_safe`).
+
+    Parameters
+    ----------
+    path : Path
+        The CSV to write.
+    preds : sequence of StagePrediction
+        One prediction per epoch.
+    epoch_s : float, default EPOCH_S
+        Epoch length, s (``onset_s`` is ``epoch * epoch_s``).
+
     Raises
     ------
     OutputWriteError
@@ -129,6 +188,23 @@ def write_stage_csv(path: Path, preds: Sequence[StagePrediction], epoch_s: float
 def write_metrics(stem: Path, agreement: Agreement, extra: dict | None = None) -> tuple[Path, Path]:
     """``<stem>_metrics.json`` and ``<stem>_confusion.csv`` (:func:`metrics_paths`), each
     written whole or not at all.
+
+    Parameters
+    ----------
+    stem : Path
+        The output path without the suffixes.
+    agreement : Agreement
+        The agreement with the reference hypnogram (its ``as_dict()`` goes into the JSON,
+        its confusion matrix into the CSV).
+    extra : dict, optional
+        More JSON fields, written first (the agreement's fields win on a clash).
+
+    Returns
+    -------
+    metrics : Path
+        The JSON written.
+    confusion : Path
+        The confusion CSV written (rows true stages, columns predicted).
 
     Raises
     ------

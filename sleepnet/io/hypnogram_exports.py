@@ -22,7 +22,23 @@ def write_edf_annotations(path: Path, codes: np.ndarray, start: datetime | None 
     """EDF+ file holding only the hypnogram as annotations (one per run of equal stages).
 
     Texts as the Sleep-EDF/HMC hypnograms: ``Sleep stage W``, ``N1``, ``N2``, ``N3``,
-    ``R`` and ``?`` for unscored epochs. ``start`` sets the file's start date and time.
+    ``R`` and ``?`` for unscored epochs.
+
+    Parameters
+    ----------
+    path : Path
+        The EDF+ file to write.
+    codes : numpy.ndarray
+        Stage codes per epoch (-1 unscored).
+    start : datetime, optional
+        The file's start date and time (whole seconds); default: edfio's default.
+    epoch_s : float, default EPOCH_S
+        Epoch length, s.
+
+    Returns
+    -------
+    Path
+        ``path``.
     """
     from edfio import Edf, EdfAnnotation, Recording
 
@@ -38,7 +54,24 @@ BIDS_EVENT_COLUMNS = ("onset", "duration", "trial_type", "stage", "epoch", "conf
 
 
 def write_bids_events(path: Path, night: Night) -> tuple[Path, Path]:
-    """BIDS-style ``_events.tsv`` (one row per 30-s epoch) and its JSON sidecar."""
+    """BIDS-style ``_events.tsv`` (one row per 30-s epoch) and its JSON sidecar.
+
+    Columns :data:`BIDS_EVENT_COLUMNS`; ``n/a`` where a slot has no row or no confidence.
+
+    Parameters
+    ----------
+    path : Path
+        The TSV to write; the sidecar is the same path with ``.json``.
+    night : Night
+        The scored night (:func:`~sleepnet.io.night_file.read_night`).
+
+    Returns
+    -------
+    events : Path
+        The TSV written.
+    sidecar : Path
+        The JSON sidecar written (column descriptions, units and stage levels).
+    """
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh, delimiter="\t", lineterminator="\n")
         w.writerow(BIDS_EVENT_COLUMNS)

@@ -42,12 +42,19 @@ WINDOWED_EPOCH_SAMPLES = int(WINDOWED_SFREQ * EPOCH_S)
 class Recording:
     """One EEG channel of a recording.
 
-    eeg_uv: (n_samples,) signal in µV: float32 as read, float64 for a derivation (computed
-    in float64 from float32 channels, as the live streamer computes it).
-    sfreq: sampling rate in Hz.
-    labels: (n_epochs,) int8 stage codes per 30-s epoch from the start, or None.
-    channel: the channel's label.
-    source: the file it came from.
+    Parameters
+    ----------
+    eeg_uv : numpy.ndarray
+        (n_samples,) signal in µV: float32 as read, float64 for a derivation (computed
+        in float64 from float32 channels, as the live streamer computes it).
+    sfreq : float
+        Sampling rate, Hz.
+    channel : str
+        The channel's label.
+    source : str
+        The file it came from.
+    labels : numpy.ndarray, optional
+        (n_epochs,) int8 stage codes per 30-s epoch from the start, or None.
     """
 
     eeg_uv: np.ndarray
@@ -58,6 +65,7 @@ class Recording:
 
     @property
     def duration_s(self) -> float:
+        """Length of the signal, s."""
         return len(self.eeg_uv) / self.sfreq
 
     @property
@@ -68,7 +76,18 @@ class Recording:
 
 def normalise_channel_name(name: str) -> str:
     """'EEG Fpz-Cz' -> 'fpzcz': case, spaces, separators, an EEG prefix and a -Ref suffix
-    ignored (:func:`sleepnet.io.derivations.normalise_label`)."""
+    ignored (:func:`sleepnet.io.derivations.normalise_label`).
+
+    Parameters
+    ----------
+    name : str
+        A channel label.
+
+    Returns
+    -------
+    str
+        The key labels are matched by.
+    """
     return normalise_label(name)
 
 
@@ -76,6 +95,25 @@ def pick_channel(available: list[str], wanted: str, source: str) -> int:
     """Index of ``wanted`` among ``available`` (tolerant match), or a clear error.
 
     A derivation (``A-B``) is not one channel: see :func:`resolve_channel`.
+
+    Parameters
+    ----------
+    available : list of str
+        Channel labels, in channel order.
+    wanted : str
+        The label asked for.
+    source : str
+        The file or stream, for the error message.
+
+    Returns
+    -------
+    int
+        The channel's index.
+
+    Raises
+    ------
+    InputFileError
+        No channel matches (the message lists those there are).
     """
     idx = match_label(available, wanted)
     if idx is not None:
@@ -87,7 +125,27 @@ def pick_channel(available: list[str], wanted: str, source: str) -> int:
 
 def resolve_channel(available: list[str], wanted: str, source: str) -> Derivation:
     """The channel ``wanted`` names, or the derivation (``A-B``, ``A-(B+C)/2``) it writes
-    from referential channels (:func:`sleepnet.io.derivations.resolve_derivation`)."""
+    from referential channels (:func:`sleepnet.io.derivations.resolve_derivation`).
+
+    Parameters
+    ----------
+    available : list of str
+        Channel labels, in channel order.
+    wanted : str
+        A channel label, or a derivation ``A-B`` / ``A-(B+C)/2``.
+    source : str
+        The file or stream, for the error message.
+
+    Returns
+    -------
+    Derivation
+        The channel indices, weights and name to show.
+
+    Raises
+    ------
+    InputFileError
+        Nothing fits (see :func:`~sleepnet.io.derivations.resolve_derivation`).
+    """
     return resolve_derivation(available, wanted, source)
 
 
@@ -95,7 +153,20 @@ def derived_signal_uv(channels_v: np.ndarray, derivation: Derivation) -> np.ndar
     """The signal to score from ``channels_v`` (n_picked, n_samples) in VOLTS, one row per
     index of ``derivation``: each channel to float32 µV (as one channel is read), then
     the derivation in float64 (:meth:`Derivation.apply`, as the live streamer does it on
-    a stream of those float32 µV channels); one channel as it is stays float32."""
+    a stream of those float32 µV channels); one channel as it is stays float32.
+
+    Parameters
+    ----------
+    channels_v : numpy.ndarray
+        (n_picked, n_samples) the picked channels, V, row ``k`` for ``derivation.indices[k]``.
+    derivation : Derivation
+        What to compute from them.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n_samples,) µV: float32 for one channel as it is, float64 for a derivation.
+    """
     uv = (np.asarray(channels_v) * 1e6).astype(np.float32)
     if derivation.is_single:
         return uv[0]
@@ -105,7 +176,28 @@ def derived_signal_uv(channels_v: np.ndarray, derivation: Derivation) -> np.ndar
 
 
 def read_recording(path: str | Path, channel: str = DEFAULT_CHANNEL) -> Recording:
-    """Read an npz, EDF or BDF file into a :class:`Recording` (µV)."""
+    """Read an npz, EDF or BDF file into a :class:`Recording` (µV).
+
+    Parameters
+    ----------
+    path : str or Path
+        A continuous or windowed npz, or an EDF/BDF (``.rec`` too) file (see the module
+        docstring).
+    channel : str, default DEFAULT_CHANNEL
+        For EDF/BDF: the channel label, or a derivation of referential channels
+        (``F4-M1``, ``C4-(M1+M2)/2``). npz files hold one channel and ignore it.
+
+    Returns
+    -------
+    Recording
+        The signal in µV, with the labels an npz file carries.
+
+    Raises
+    ------
+    InputFileError
+        One line: no such file, an unknown suffix, an unreadable or truncated file, a
+        missing or misshapen array, bad labels, or no channel matching ``channel``.
+    """
     path = Path(path)
     if not path.exists():
         raise InputFileError(f"{path}: no such file")
@@ -238,6 +330,23 @@ def _read_windowed_npz(path: Path, data, key: str) -> Recording:
 
 
 def list_edf_channels(path: str | Path) -> list[str]:
+    """The channel labels of an EDF/BDF file, in channel order.
+
+    Parameters
+    ----------
+    path : str or Path
+        The EDF/BDF file (checked complete, :func:`check_edf_complete`).
+
+    Returns
+    -------
+    list of str
+        The labels as MNE reads them.
+
+    Raises
+    ------
+    InputFileError
+        The file is truncated or not readable EDF/BDF.
+    """
     raw = _open_edf(Path(path))
     return list(raw.ch_names)
 
@@ -246,6 +355,17 @@ def check_edf_complete(path: Path) -> None:
     """Refuse an EDF/BDF file shorter than its header says (a truncated copy or download).
 
     MNE would silently read the records that are there; a sleep researcher wants to know.
+    A header announcing -1 records (still being recorded) is not checked.
+
+    Parameters
+    ----------
+    path : Path
+        The EDF/BDF file (``.bdf``: 3 bytes per sample, else 2).
+
+    Raises
+    ------
+    InputFileError
+        The header is truncated or invalid, or the file is shorter than it announces.
     """
     bytes_per_sample = 3 if path.suffix.lower() == ".bdf" else 2
     try:
@@ -301,14 +421,47 @@ def _read_edf(path: Path, channel: str) -> Recording:
 
 
 def with_labels(rec: Recording, labels: np.ndarray) -> Recording:
-    """A copy of ``rec`` carrying ``labels`` (checked against its length)."""
+    """A copy of ``rec`` carrying ``labels`` (checked against its length).
+
+    Parameters
+    ----------
+    rec : Recording
+        The recording.
+    labels : numpy.ndarray
+        Stage codes 0..4 or -1 per 30-s epoch; one more than ``rec.n_epochs`` (a last,
+        incomplete epoch) is cut.
+
+    Returns
+    -------
+    Recording
+        ``rec`` with ``labels``.
+
+    Raises
+    ------
+    InputFileError
+        The labels are not 1-D integer codes 0..4 or -1, or more than one too many.
+    """
     labels = _check_labels(Path(rec.source), np.asarray(labels), rec.n_epochs)
     return Recording(eeg_uv=rec.eeg_uv, sfreq=rec.sfreq, channel=rec.channel, source=rec.source, labels=labels)
 
 
 def write_continuous_npz(path: str | Path, eeg_uv: np.ndarray, sfreq: float,
                          labels: np.ndarray | None = None, channel: str = "Fpz-Cz") -> None:
-    """Write our continuous npz format (see module docstring)."""
+    """Write our continuous npz format (see module docstring).
+
+    Parameters
+    ----------
+    path : str or Path
+        The npz to write (numpy adds ``.npz`` when the name lacks it).
+    eeg_uv : numpy.ndarray
+        (n_samples,) signal, µV (written as float32).
+    sfreq : float
+        Sampling rate, Hz.
+    labels : numpy.ndarray, optional
+        int8 stage codes per 30-s epoch from the start.
+    channel : str, default "Fpz-Cz"
+        The channel's label.
+    """
     arrays: dict[str, np.ndarray] = {
         "eeg": np.asarray(eeg_uv, dtype=np.float32),
         "sfreq": np.asarray(float(sfreq)),
@@ -333,8 +486,13 @@ def write_windowed_npz(path: str | Path, epochs: np.ndarray, labels: np.ndarray 
         Consecutive 30-s epochs at 100 Hz (µV, or per-epoch normalised).
     labels : ndarray, shape (n_epochs,), optional
         Stage codes per epoch; window k gets epoch ``k + seq - 1``'s.
-    seq : int
+    seq : int, default 5
         Epochs per window.
+
+    Raises
+    ------
+    ValueError
+        ``epochs`` is not (n >= seq, 3000).
     """
     e = np.asarray(epochs, dtype=np.float32)
     if e.ndim != 2 or e.shape[1] != WINDOWED_EPOCH_SAMPLES or len(e) < seq:

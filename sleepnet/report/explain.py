@@ -27,11 +27,31 @@ N_DISTINCTIVE = 3
 class FeatureSummary:
     """The explainability view: classical features per epoch and per predicted stage.
 
-    per_epoch: (n_slots, 7) features (NaN where no recording epoch or a gap).
-    means: stage -> feature -> mean (relative powers as shares 0-1; the indices as
-    geometric means). effect: stage -> feature -> Cohen's d against all other scored
-    epochs (indices on log10). distinctive: stage -> the features with the largest ``|d|``.
-    counts: stage -> epochs with features.
+    Parameters
+    ----------
+    recording : str
+        The recording the features come from.
+    channel : str
+        Its channel.
+    sfreq : float
+        Its sampling rate, Hz.
+    names : tuple of str
+        The features, in column order (:data:`sleepnet.features.EXPLAIN_FEATURE_NAMES`).
+    per_epoch : numpy.ndarray
+        (n_slots, 7) features (NaN where no recording epoch or a gap).
+    means : dict of str to dict of str to float
+        Stage -> feature -> mean (relative powers as shares 0-1; the indices as
+        geometric means).
+    effect : dict of str to dict of str to float
+        Stage -> feature -> Cohen's d against all other scored epochs (indices on log10).
+    distinctive : dict of str to list of tuple of (str, float)
+        Stage -> the features with the largest ``|d|`` (at most 3), with their d.
+    counts : dict of str to int
+        Stage -> epochs with features.
+    n_matched : int
+        Night slots matched with recording epochs.
+    note : str, default ""
+        Why recording and night differ in length, when they do.
     """
 
     recording: str
@@ -47,6 +67,14 @@ class FeatureSummary:
     note: str = ""
 
     def as_dict(self) -> dict:
+        """The summary for the report's JSON (without the per-epoch table).
+
+        Returns
+        -------
+        dict
+            recording, channel, sfreq_hz, epochs_matched, note, counts, means,
+            cohens_d_vs_other_stages and distinctive (a list of ``{feature, d}`` per stage).
+        """
         return {"recording": self.recording, "channel": self.channel, "sfreq_hz": self.sfreq,
                 "epochs_matched": self.n_matched, "note": self.note, "counts": self.counts,
                 "means": self.means, "cohens_d_vs_other_stages": self.effect,
@@ -68,6 +96,27 @@ def explain_features(night: Night, rec: Recording, offset_s: float = 0.0) -> Fea
 
     The night's slot i is the recording's 30 s from ``offset_s + 30 i`` (``offset_s``:
     where the night started in the recording; 0 when it was scored from the start).
+
+    Parameters
+    ----------
+    night : Night
+        The scored night (:func:`~sleepnet.io.night_file.read_night`).
+    rec : Recording
+        The recording that was scored.
+    offset_s : float, default 0.0
+        Where the night's first slot starts in the recording, s.
+
+    Returns
+    -------
+    FeatureSummary
+        The features per slot and per predicted stage; epochs are matched by position
+        (a note, and a warning, when the lengths differ by more than one epoch).
+
+    Raises
+    ------
+    InputFileError
+        The recording is shorter than one epoch, ``offset_s`` is past its end, or its
+        rate is under 60 Hz.
     """
     spe = int(round(rec.sfreq * EPOCH_S))
     first = int(round(offset_s * rec.sfreq))

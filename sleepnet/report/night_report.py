@@ -57,7 +57,31 @@ from .sleep_stats import STAT_DEFINITIONS, STAT_UNITS, SleepStats, sleep_statist
 
 @dataclass(frozen=True)
 class ReportResult:
-    """What :func:`write_report` made: the night, its statistics and the files written."""
+    """What :func:`write_report` made: the night, its statistics and the files written.
+
+    Parameters
+    ----------
+    night : Night
+        The scored night.
+    stats : SleepStats
+        Its sleep statistics.
+    out_dir : Path
+        The report folder.
+    files : dict of str to Path
+        The files written, by kind (``stats``, ``png``, ``edf``, ``events``,
+        ``events_json``, and ``metrics``/``confusion``, ``features``/``features_by_stage``
+        when made).
+    truth : numpy.ndarray, optional
+        The truth hypnogram fitted to the night, if any.
+    truth_source : str, optional
+        Where the truth came from.
+    agreement : Agreement, optional
+        The agreement with the truth, if any.
+    features : FeatureSummary, optional
+        The explainability view, when the recording was given.
+    notes : tuple of str, default ()
+        What the report noticed (from reading the night, the models, the features, the offset).
+    """
 
     night: Night
     stats: SleepStats
@@ -92,7 +116,18 @@ def _jsonable(v):
 # --------------------------------------------------------------------------- the report
 
 def models_of(night: Night) -> list[str]:
-    """Model ids named in the night's session markers (``model=<id>``), in order, once each."""
+    """Model ids named in the night's session markers (``model=<id>``), in order, once each.
+
+    Parameters
+    ----------
+    night : Night
+        The scored night.
+
+    Returns
+    -------
+    list of str
+        The model ids.
+    """
     out: list[str] = []
     for s in night.sessions:
         m = re.search(r"\bmodel=(\S+)", s.text)
@@ -102,6 +137,18 @@ def models_of(night: Night) -> list[str]:
 
 
 def default_out_dir(night_file: str | Path) -> Path:
+    """The report folder when none is given: ``<night stem>_report`` beside the night file.
+
+    Parameters
+    ----------
+    night_file : str or Path
+        The night file.
+
+    Returns
+    -------
+    Path
+        The folder.
+    """
     p = Path(night_file)
     return p.with_name(p.stem + "_report")
 
@@ -129,6 +176,19 @@ def write_report(night_file: str | Path, out_dir: str | Path | None = None, hypn
         Where the night's first epoch starts in the recording and the truth hypnogram,
         in seconds (a live session that joined a replay late); truth epochs are shifted
         by the nearest whole number of epochs, the features by the exact sample.
+
+    Returns
+    -------
+    ReportResult
+        The night, its statistics, the truth and agreement, the features, and the files
+        written.
+
+    Raises
+    ------
+    SleepstreamError
+        One line: an unreadable night, recording or hypnogram (:class:`~sleepnet.errors.InputFileError`),
+        an output path that is not a folder or cannot be made, a negative offset, or an
+        offset past the truth or the recording.
     """
     night = read_night(night_file)
     out = Path(out_dir) if out_dir is not None else default_out_dir(night_file)

@@ -93,6 +93,31 @@ def synthesise(bouts: Bouts, sfreq: float, subject: SubjectParams, stage_params:
     already slept when the bouts begin (slow waves fade across the night), and ``jitter=False``
     removes the gain wander: the calibration uses these to measure each component's
     contribution at unit gain.
+
+    Parameters
+    ----------
+    bouts : Bouts
+        The night's stage bouts; the signal lasts ``bouts.duration_s``.
+    sfreq : float
+        Sampling rate, Hz (components are defined in Hz; nothing is resampled).
+    subject : SubjectParams
+        The simulated person.
+    stage_params : StageSignalParams
+        The per-stage gains (µV) and wander sds.
+    rng : numpy.random.Generator
+        The signal's random stream; the same stream gives the same signal.
+    component : str, optional
+        Keep only this component: a name of ``COMPONENTS``, or ``"electrode"`` (default:
+        all of them).
+    jitter : bool, default True
+        Whether the gains wander (False: constant gain per stage).
+    hours_offset : float, default 0.0
+        Hours already slept when the bouts begin.
+
+    Returns
+    -------
+    numpy.ndarray
+        (round(duration_s * sfreq),) float32 signal, µV.
     """
     duration = bouts.duration_s
     n = int(round(duration * sfreq))
