@@ -60,27 +60,6 @@ class Agreement:
         return asdict(self)
 
 
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-    """Counts of (true, predicted) stage pairs.
-
-    Parameters
-    ----------
-    y_true : numpy.ndarray
-        True stage codes, 0..4 only: drop unscored epochs first (:func:`agreement`
-        excludes them itself).
-    y_pred : numpy.ndarray
-        Predicted stage codes, 0..4 only, the same length.
-
-    Returns
-    -------
-    numpy.ndarray
-        (5, 5) int64, rows true W..REM, columns predicted W..REM.
-    """
-    cm = np.zeros((N_STAGES, N_STAGES), dtype=np.int64)
-    np.add.at(cm, (y_true, y_pred), 1)
-    return cm
-
-
 def pair_counts(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     """(N_STAGES + 1, N_STAGES + 1) counts of (true, predicted) pairs; row and column 0
     count unscored codes (anything outside 0..4), 1..5 the stages W..REM. A running sum

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..stages import EPOCH_S, STAGES, edf_stage_annotations, stage_name
+from .atomic import atomic_write
 from .night_file import Night
 
 
@@ -46,7 +47,8 @@ def write_edf_annotations(path: Path, codes: np.ndarray, start: datetime | None 
     kwargs = {}
     if start is not None:
         kwargs = {"recording": Recording(startdate=start.date()), "starttime": start.time().replace(microsecond=0)}
-    Edf(signals=[], annotations=anns, **kwargs).write(path)
+    with atomic_write(path, "wb", encoding=None) as fh:      # whole or not at all
+        Edf(signals=[], annotations=anns, **kwargs).write(fh)
     return path
 
 
@@ -72,7 +74,7 @@ def write_bids_events(path: Path, night: Night) -> tuple[Path, Path]:
     sidecar : Path
         The JSON sidecar written (column descriptions, units and stage levels).
     """
-    with open(path, "w", newline="") as fh:
+    with atomic_write(path, "w", newline="") as fh:
         w = csv.writer(fh, delimiter="\t", lineterminator="\n")
         w.writerow(BIDS_EVENT_COLUMNS)
         for i in range(night.n_epochs):
@@ -85,7 +87,7 @@ def write_bids_events(path: Path, night: Night) -> tuple[Path, Path]:
     sidecar = path.with_suffix(".json")
     levels = {s: f"sleep stage {s} (AASM)" for s in STAGES}
     levels["UNS"] = "unscored: gap, flat or artefacted signal, or no scorer output for this epoch"
-    sidecar.write_text(json.dumps({
+    sidecar_text = json.dumps({
         "onset": {"Description": "start of the 30-s epoch from the start of the night", "Units": "s"},
         "duration": {"Description": "epoch length", "Units": "s"},
         "trial_type": {"Description": "sleep stage scored by sleepstream", "Levels": levels},
@@ -93,5 +95,7 @@ def write_bids_events(path: Path, night: Night) -> tuple[Path, Path]:
         "epoch": {"Description": "epoch number in the scored night file"},
         "confidence": {"Description": "largest of the five stage probabilities"},
         "flags": {"Description": "quality flags, '|'-separated: warmup, gap, flat, clipped, artefact"},
-    }, indent=2) + "\n")
+    }, indent=2) + "\n"
+    with atomic_write(sidecar) as fh:
+        fh.write(sidecar_text)
     return path, sidecar

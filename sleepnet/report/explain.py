@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import InputFileError
 from ..features import EXPLAIN_FEATURE_NAMES, relative_band_powers
+from ..io.atomic import atomic_write
 from ..io.night_file import Night
 from ..io.recordings import Recording
 from ..stages import EPOCH_S, STAGES, stage_name
@@ -188,7 +189,7 @@ def write_feature_tables(stem: Path, night: Night, fs: FeatureSummary) -> tuple[
         each feature's mean, each feature's Cohen's d against the other stages).
     """
     per = stem.with_name(stem.name + "_features.csv")
-    with open(per, "w", newline="") as fh:
+    with atomic_write(per, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["epoch", "onset_s", "stage", *fs.names])
         for i in range(night.n_epochs):
@@ -196,7 +197,7 @@ def write_feature_tables(stem: Path, night: Night, fs: FeatureSummary) -> tuple[
             w.writerow([i, f"{i * night.epoch_s:.1f}", stage_name(int(night.stages[i])),
                         *("" if not math.isfinite(v) else f"{v:.6g}" for v in row)])
     by = stem.with_name(stem.name + "_features_by_stage.csv")
-    with open(by, "w", newline="") as fh:
+    with atomic_write(by, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["stage", "epochs", *(f"mean_{f}" for f in fs.names), *(f"d_{f}" for f in fs.names)])
         for s in STAGES:

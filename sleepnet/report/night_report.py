@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputFileError, SleepstreamError
+from ..errors import InputFileError, SleepstreamError, parameter
 from ..io.hypnogram_exports import write_bids_events, write_edf_annotations
 from ..io.hypnograms import fit_to_recording, read_hypnogram
 from ..io.night_file import Night, read_night
@@ -195,7 +195,7 @@ def write_report(night_file: str | Path, out_dir: str | Path | None = None, hypn
     if out.exists() and not out.is_dir():
         raise SleepstreamError(f"{out}: exists and is not a folder")
     if not (math.isfinite(offset_s) and offset_s >= 0):
-        raise SleepstreamError(f"offset must be 0 or more seconds, got {offset_s}")
+        raise SleepstreamError(f"{parameter('offset_s')}={offset_s} must be 0 or more seconds")
     rec = read_recording(recording, channel) if recording is not None else None
     truth, truth_source = None, None
     skip = int(round(offset_s / night.epoch_s))          # truth epochs before the night's start

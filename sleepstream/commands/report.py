@@ -9,6 +9,9 @@ EXAMPLE = ("sleepstream report night.tsv --hypnogram ../shared/data/sleep-edf/SC
            "--recording ../shared/data/sleep-edf/SC4001E0-PSG-first300s.edf --out night_report")
 
 
+#: library parameters whose flag has another name (see :func:`sleepstream.cli.parameter_flags`)
+FLAGS = {"offset_s": "--offset"}
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``sleepstream report``.
 
