@@ -144,8 +144,9 @@ def rule_toml(rule: GateRule, header: str = "") -> str:
     Parameters
     ----------
     rule : GateRule
-        The rule: ``[gate]``, and every guard threshold in ``[guard]`` (thresholds that are
-        None are left out, which reads back as None only where that is their default).
+        The rule: ``[gate]``, and every guard threshold in ``[guard]`` (a check that is
+        off, None, is written ``false``, which :func:`~scorer.gate.rules.parse_rule`
+        reads back as off).
     header : str
         Comment lines written first.
 
@@ -161,8 +162,7 @@ def rule_toml(rule: GateRule, header: str = "") -> str:
               f"guard = {_toml_value(bool(rule.guard))}", "", "[guard]"]
     for f in dataclasses.fields(rule.thresholds):
         v = getattr(rule.thresholds, f.name)
-        if v is not None:
-            lines.append(f"{f.name} = {_toml_value(v)}")
+        lines.append(f"{f.name} = {_toml_value(False if v is None else v)}")   # TOML has no null: false = off
     return "\n".join(lines) + "\n"
 
 
