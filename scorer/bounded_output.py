@@ -109,8 +109,23 @@ class BoundedWriter:
         return self._q.unfinished_tasks
 
     def offer(self, text: str) -> bool:
-        """Queue ``text`` for writing; False (and counted in :attr:`dropped`) when it
-        cannot be queued. Never blocks."""
+        """Hand ``text`` over for writing; never blocks.
+
+        While the reader keeps up (nothing queued and the descriptor takes the bytes now)
+        it is written at once, in the caller's thread; else it is queued for the writer
+        thread.
+
+        Parameters
+        ----------
+        text : str
+            The text (a line, a frame), written as it is.
+
+        Returns
+        -------
+        bool
+            True when it was written or queued; False (and counted in :attr:`dropped`)
+            when it could not be: the queue is full, the writer is closed or broken.
+        """
         if self._closed or self.broken is not None:
             self.dropped += 1
             return False
@@ -145,7 +160,19 @@ class BoundedWriter:
         return True
 
     def flush(self, timeout_s: float = CLOSE_WAIT_S) -> bool:
-        """Wait at most ``timeout_s`` for everything queued to be written; True when it was."""
+        """Wait, bounded, for everything queued to be written.
+
+        Parameters
+        ----------
+        timeout_s : float
+            The longest wait, s.
+
+        Returns
+        -------
+        bool
+            True when the queue was written out; False when the wait ran out or the writer
+            thread is gone.
+        """
         deadline = time.monotonic() + max(0.0, timeout_s)
         with self._q.all_tasks_done:
             while self._q.unfinished_tasks:
@@ -156,9 +183,21 @@ class BoundedWriter:
         return True
 
     def close(self, timeout_s: float = CLOSE_WAIT_S) -> bool:
-        """Write what is queued (waiting at most ``timeout_s``), then end the thread. A
-        writer stuck on a dead reader is left behind (a daemon thread): the caller goes
-        on. Returns whether everything was written."""
+        """Write what is queued, waiting at most ``timeout_s``, then end the thread.
+
+        A writer stuck on a dead reader is left behind (a daemon thread): the caller goes
+        on. Items offered afterwards are dropped.
+
+        Parameters
+        ----------
+        timeout_s : float
+            The longest wait for the queue, s.
+
+        Returns
+        -------
+        bool
+            Whether everything was written.
+        """
         if self._closed:
             return not self._q.unfinished_tasks
         done = self.flush(timeout_s)
@@ -239,18 +278,53 @@ class FdFile(io.TextIOBase):
 
     @property
     def encoding(self) -> str:           # type: ignore[override]
+        """How text becomes bytes (the codec's name)."""
         return self._encoding
 
     def fileno(self) -> int:
+        """The descriptor written to.
+
+        Returns
+        -------
+        int
+            The descriptor given.
+        """
         return self._fd
 
     def isatty(self) -> bool:
+        """Whether the descriptor is a terminal.
+
+        Returns
+        -------
+        bool
+            As :func:`os.isatty` says.
+        """
         return os.isatty(self._fd)
 
     def writable(self) -> bool:
+        """Always writable.
+
+        Returns
+        -------
+        bool
+            True.
+        """
         return True
 
     def write(self, text: str) -> int:
+        """Write ``text`` with ``os.write`` until all of it is out (blocks while the reader
+        does not read).
+
+        Parameters
+        ----------
+        text : str
+            The text; characters the encoding cannot take are replaced.
+
+        Returns
+        -------
+        int
+            ``len(text)``: characters written.
+        """
         view = memoryview(text.encode(self._encoding, errors="replace"))
         while view:
             view = view[os.write(self._fd, view):]
@@ -288,6 +362,13 @@ class BoundedLogHandler(logging.StreamHandler):
         return self.writer.dropped
 
     def emit(self, record: logging.LogRecord) -> None:
+        """Format ``record`` here and offer the line to the writer (dropped when full).
+
+        Parameters
+        ----------
+        record : logging.LogRecord
+            The record to write.
+        """
         try:
             line = self.format(record) + self.terminator
         except Exception:          # as logging.StreamHandler does
@@ -299,6 +380,7 @@ class BoundedLogHandler(logging.StreamHandler):
         """Nothing to do here: the writer thread flushes (:meth:`close` waits, bounded)."""
 
     def close(self) -> None:
+        """Close the writer (a bounded wait for queued lines), then the handler."""
         self.writer.close()
         super().close()
 
@@ -311,10 +393,24 @@ def _console_handlers(logger: logging.Logger) -> list[logging.StreamHandler]:
 @contextmanager
 def logging_without_blocking(logger_names: tuple[str, ...] = ("",), wait_s: float = CLOSE_WAIT_S
                              ) -> Iterator[list[BoundedLogHandler]]:
-    """Replace the console handlers of the loggers named (the root logger by default) with
-    :class:`BoundedLogHandler` on the same streams, with the same level and formatter; put
-    the old ones back on exit, after waiting at most ``wait_s`` for queued lines. Yields
-    the bounded handlers (their :attr:`~BoundedLogHandler.dropped` counts)."""
+    """Replace console log handlers with bounded ones while the context is active.
+
+    The console handlers of the loggers named (stream handlers that are not files) become
+    :class:`BoundedLogHandler` on the same streams, with the same level, formatter and
+    filters; the old ones are put back on exit, after waiting, bounded, for queued lines.
+
+    Parameters
+    ----------
+    logger_names : tuple of str
+        The loggers whose handlers are replaced (``""``: the root logger, the default).
+    wait_s : float
+        The longest wait on exit for queued lines, s, over all handlers together.
+
+    Yields
+    ------
+    list of BoundedLogHandler
+        The bounded handlers (their :attr:`~BoundedLogHandler.dropped` counts).
+    """
     swapped: list[tuple[logging.Logger, logging.StreamHandler, BoundedLogHandler]] = []
     for name in logger_names:
         lg = logging.getLogger(name)

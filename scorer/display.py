@@ -49,7 +49,13 @@ _LEVEL_STYLE = {"WARNING": "yellow", "ERROR": "bold red", "CRITICAL": "bold whit
 
 class Frame:
     """A screen already rendered into lines of segments (pure data: safe to hand to
-    another thread)."""
+    another thread).
+
+    Parameters
+    ----------
+    lines : list of list of rich.segment.Segment
+        The screen's lines, top to bottom, each its segments.
+    """
 
     def __init__(self, lines: list[list[Segment]]) -> None:
         self.lines = lines
@@ -101,13 +107,25 @@ class ScreenWriter:
         return self._frame is None and not self._busy
 
     def show(self, frame: Frame) -> None:
-        """Draw ``frame`` next (replacing one not drawn yet)."""
+        """Draw ``frame`` next (replacing one not drawn yet); never waits.
+
+        Parameters
+        ----------
+        frame : Frame
+            The screen to draw.
+        """
         with self._cond:
             self._frame = frame
             self._cond.notify()
 
     def log(self, line: Text) -> None:
-        """Print ``line`` above the screen (dropped and counted when too many wait)."""
+        """Print ``line`` above the screen (dropped and counted when too many wait).
+
+        Parameters
+        ----------
+        line : rich.text.Text
+            The log line, styled.
+        """
         with self._cond:
             if len(self._logs) >= self._max_logs:
                 self.log_dropped += 1
@@ -116,8 +134,20 @@ class ScreenWriter:
             self._cond.notify()
 
     def close(self, final: Frame | None, timeout_s: float = CLOSE_WAIT_S) -> bool:
-        """Draw ``final`` and what waits, stop the Live (at most ``timeout_s``); True when
-        the terminal took it all, False when the thread is left stuck on it."""
+        """Draw ``final`` and what waits, then stop the Live, waiting at most ``timeout_s``.
+
+        Parameters
+        ----------
+        final : Frame or None
+            The last screen to draw (None: keep the one waiting, if any).
+        timeout_s : float
+            The longest wait for the thread, s.
+
+        Returns
+        -------
+        bool
+            True when the terminal took it all; False when the thread is left stuck on it.
+        """
         with self._cond:
             if final is not None:
                 self._frame = final
@@ -252,19 +282,44 @@ class DisplaySink(Sink):
 
     # -- Sink methods --
     def publish(self, record: ScoredEpoch) -> None:
+        """Add the epoch to the state and redraw (at most ``max_fps`` times a second).
+
+        Parameters
+        ----------
+        record : ScoredEpoch
+            The newly scored epoch.
+        """
         self.state.add_record(record, self._wall_clock())
         self._update_recording()
         self._draw()
 
     def truth(self, epoch: int, stage: str) -> None:
+        """Add a true stage to the state (drawn with the next frame).
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch's index, as in its record.
+        stage : str
+            W, N1, N2, N3, REM or UNS.
+        """
         self.state.add_truth(epoch, stage)
 
     def status(self, status: StreamStatus) -> None:
+        """Take the stream's health into the state and redraw (whatever ``max_fps`` says).
+
+        Parameters
+        ----------
+        status : StreamStatus
+            The stream's health now.
+        """
         self.state.set_status(status)
         self._update_recording()
         self._draw(force=True)
 
     def close(self) -> None:
+        """Draw the last frame (a bounded wait: a warning when the terminal does not take
+        it) and give the console log handlers back; a second call does nothing."""
         if self._closed:
             return
         self._closed = True
@@ -284,6 +339,14 @@ class DisplaySink(Sink):
 
     # -- drawing --
     def renderable(self) -> RenderableType:
+        """The screen now, as a Rich renderable of the console's size.
+
+        Returns
+        -------
+        rich.console.RenderableType
+            What :func:`scorer.screen.render` makes of the state (one line short of the
+            console's height).
+        """
         w, h = self.console.size
         return render(self.state, w, h - 1)
 

@@ -42,17 +42,34 @@ TRIM_EPOCHS = 120                  # codes beyond the keep are dropped an hour a
 class DisplayState:
     """Everything the screen shows, updated by the sink; :func:`scorer.screen.render` reads it.
 
-    codes: stage code per epoch from ``first_epoch`` on (-1 unscored or never received):
-    the whole session, or its last ``keep_epochs`` to ``keep_epochs + TRIM_EPOCHS``
-    epochs once it is longer (``dropped_epochs`` then counts the epochs dropped from its
-    start, and ``first_epoch`` and ``anchor_wall_s`` move on with them).
-    truth: true stage codes by epoch index, for the epochs held (and those not yet
-    received). anchor_wall_s: wall-clock time (POSIX s) of the start of epoch
-    ``first_epoch``. stalled_since_s: ``elapsed_s`` of the status that first reported
-    the stall (None while samples flow). n_unscored, :attr:`n_epochs`, :attr:`stats`
-    and :meth:`agreement`: over the whole session.
-    recording: the hypnogram file's state (:class:`scorer.hypnogram_file.RecordingState`;
-    None without a file).
+    ``n_unscored``, :attr:`n_epochs`, :attr:`stats` and :meth:`agreement` are over the
+    whole session, however long.
+
+    Parameters
+    ----------
+    title : str
+        First words of the screen's header.
+    keep_epochs : int
+        Stage codes held for the hypnogram strip (default 48 h of epochs); beyond it the
+        oldest are dropped an hour (``TRIM_EPOCHS``) at a time.
+
+    Attributes
+    ----------
+    codes : list of int
+        Stage code per epoch from ``first_epoch`` on (-1 unscored or never received): the
+        whole session, or its last ``keep_epochs`` to ``keep_epochs + TRIM_EPOCHS`` epochs
+        once it is longer (``dropped_epochs`` then counts the epochs dropped from its
+        start, and ``first_epoch`` and ``anchor_wall_s`` move on with them).
+    truth : dict of int to int
+        True stage codes by epoch index, for the epochs held (and those not yet received).
+    anchor_wall_s : float or None
+        Wall-clock time (POSIX s) of the start of epoch ``first_epoch``.
+    stalled_since_s : float or None
+        ``elapsed_s`` of the status that first reported the stall (None while samples
+        flow).
+    recording : RecordingState or None
+        The hypnogram file's state (:class:`scorer.hypnogram_file.RecordingState`; None
+        without a file).
     """
 
     def __init__(self, title: str = "sleepstream live", keep_epochs: int = HYPNOGRAM_KEEP_EPOCHS) -> None:
@@ -76,6 +93,20 @@ class DisplayState:
 
     # -- updates (called by DisplaySink) --
     def add_record(self, record: ScoredEpoch, wall_now_s: float) -> None:
+        """Take a scored epoch in.
+
+        The first record anchors the strip's wall clock (its arrival less its latency and
+        one epoch). Epochs skipped are held as unscored; a repeat of an epoch already held
+        replaces its code (the statistics and agreement are counted again); one before
+        the first held is ignored with a warning.
+
+        Parameters
+        ----------
+        record : ScoredEpoch
+            The newly scored epoch.
+        wall_now_s : float
+            Wall-clock time now, POSIX s.
+        """
         if self.first_epoch is None:
             self.first_epoch = record.epoch
             latency_s = record.latency_ms / 1000.0 if math.isfinite(record.latency_ms) else 0.0
@@ -106,6 +137,18 @@ class DisplayState:
             self.latencies_ms.append(record.latency_ms)
 
     def add_truth(self, epoch: int, stage: str) -> None:
+        """Take a true stage in, paired with the epoch's scored stage when it is held.
+
+        A truth for an epoch before those held is ignored; one for an epoch not yet
+        received waits for it (a bounded number wait).
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch's index, as in its record.
+        stage : str
+            W, N1, N2, N3, REM or UNS.
+        """
         code = stage_code(stage)
         code = UNSCORED if code is None else code
         e = int(epoch)
@@ -151,10 +194,23 @@ class DisplayState:
             del self.truth[k]
 
     def set_recording(self, recording: "RecordingState | None") -> None:
-        """The hypnogram file's state (the screen says NOT RECORDING while it fails)."""
+        """Take the hypnogram file's state in (the screen says NOT RECORDING while it fails).
+
+        Parameters
+        ----------
+        recording : RecordingState or None
+            The file's state; None without a file.
+        """
         self.recording = recording
 
     def set_status(self, status: StreamStatus) -> None:
+        """Take the stream's health in; a stall is timed from the first status reporting it.
+
+        Parameters
+        ----------
+        status : StreamStatus
+            The stream's health now.
+        """
         if status.stalled and self.stalled_since_s is None:
             self.stalled_since_s = status.elapsed_s
         elif not status.stalled:
@@ -164,6 +220,7 @@ class DisplayState:
     # -- reads --
     @property
     def stats(self) -> SleepStats:
+        """Sleep statistics over the whole session, epochs dropped from the strip included."""
         return self.running.stats()
 
     @property
@@ -172,7 +229,15 @@ class DisplayState:
         return self.dropped_epochs + len(self.codes)
 
     def paired_truth(self) -> tuple[np.ndarray, np.ndarray]:
-        """(y_true, y_pred) over the epochs held (:attr:`codes`) that have both."""
+        """True and scored codes of the epochs held (:attr:`codes`) that have both.
+
+        Returns
+        -------
+        y_true : numpy.ndarray
+            The true int64 stage codes, one per epoch paired (empty without pairs).
+        y_pred : numpy.ndarray
+            The scored int64 stage codes of the same epochs.
+        """
         if self.first_epoch is None or not self.truth:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         f, n = self.first_epoch, len(self.codes)
@@ -183,6 +248,11 @@ class DisplayState:
         return arr[:, 0], arr[:, 1]
 
     def agreement(self) -> Agreement | None:
-        """Running agreement with the truth stream over the whole session (pair counts,
-        kept as records and truth come), None without pairs."""
+        """Running agreement with the truth stream over the whole session.
+
+        Returns
+        -------
+        Agreement or None
+            From pair counts kept as records and truth come; None without pairs.
+        """
         return self._pairs.agreement()

@@ -55,7 +55,13 @@ class LatencyStats:
         return self.count <= len(self._exact)
 
     def add(self, latency_ms: float) -> None:
-        """Count one latency (ms); NaN and infinities are ignored."""
+        """Count one latency; NaN and infinities are ignored.
+
+        Parameters
+        ----------
+        latency_ms : float
+            A record's latency, ms.
+        """
         v = float(latency_ms)
         if not math.isfinite(v):
             return
@@ -71,7 +77,19 @@ class LatencyStats:
         self._hist[min(max(b, -1), _N_BINS) + 1] += 1
 
     def percentile(self, q: float) -> float:
-        """The ``q``-th percentile (0-100) in ms; NaN before any record."""
+        """The ``q``-th percentile of the latencies counted.
+
+        Parameters
+        ----------
+        q : float
+            The percentile, 0-100.
+
+        Returns
+        -------
+        float
+            The percentile in ms (exact while :attr:`exact`, else within about 1.2 %);
+            NaN before any record.
+        """
         if self.count == 0:
             return float("nan")
         if self.exact:
@@ -87,15 +105,24 @@ class LatencyStats:
         return float(min(max(v, self.min_ms), self.max_ms))
 
     def summary(self) -> dict[str, float]:
-        """``median_ms``, ``p95_ms``, ``max_ms`` over every record ({} before any)."""
+        """The latency figures a session's summary reports.
+
+        Returns
+        -------
+        dict of str to float
+            ``median_ms``, ``p95_ms``, ``max_ms`` over every record (ms); ``{}`` before any.
+        """
         if self.count == 0:
             return {}
         return {"median_ms": self.percentile(50), "p95_ms": self.percentile(95), "max_ms": float(self.max_ms)}
 
 
 class AgreementCounts:
-    """Running counts of (true, scored) stage-code pairs (-1 or any code outside 0..4:
-    unscored), in a (6, 6) table; pairs can be taken back when an epoch is rescored."""
+    """Running counts of (true, scored) stage-code pairs, in a (6, 6) table.
+
+    -1 or any code outside 0..4 counts as unscored; pairs can be taken back when an epoch
+    is rescored.
+    """
 
     def __init__(self) -> None:
         self.counts = np.zeros((N_STAGES + 1, N_STAGES + 1), dtype=np.int64)
@@ -113,16 +140,41 @@ class AgreementCounts:
         return int(code) + 1 if 0 <= int(code) < N_STAGES else 0
 
     def add(self, true_code: int, scored_code: int, n: int = 1) -> None:
-        """Count a pair (``n=-1`` takes one back)."""
+        """Count a pair.
+
+        Parameters
+        ----------
+        true_code : int
+            The true stage code 0-4 (-1 or any other code: unscored).
+        scored_code : int
+            The scored stage code 0-4 (-1 or any other code: unscored).
+        n : int
+            How many to add; ``n=-1`` takes one back.
+        """
         self.counts[self._slot(true_code), self._slot(scored_code)] += n
 
     def agreement(self) -> Agreement | None:
-        """Agreement over every pair counted; None before any pair."""
+        """Agreement over every pair counted.
+
+        Returns
+        -------
+        Agreement or None
+            As :func:`sleepnet.metrics.agreement_from_counts` gives it over the table;
+            None before any pair.
+        """
         return agreement_from_counts(self.counts) if self.total else None
 
 
 class RecentDict(OrderedDict, Generic[K, V]):
-    """A dict keeping only the ``maxlen`` most recently inserted keys."""
+    """A dict keeping only the ``maxlen`` most recently inserted keys.
+
+    Setting a key already there makes it the most recent.
+
+    Parameters
+    ----------
+    maxlen : int
+        How many keys it keeps.
+    """
 
     def __init__(self, maxlen: int) -> None:
         super().__init__()

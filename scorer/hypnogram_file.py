@@ -69,9 +69,19 @@ class HypnogramFileError(SleepstreamError):
 
 @dataclass(frozen=True)
 class HypnogramFileState:
-    """What an existing file holds. rows: complete epoch rows. last_epoch: the highest
-    epoch number (-1 when none). sessions: session marker lines. torn: the last line
-    lacks its newline (cut short by a crash during a write)."""
+    """What an existing file holds.
+
+    Parameters
+    ----------
+    rows : int
+        Complete epoch rows.
+    last_epoch : int
+        The highest epoch number (-1 when none).
+    sessions : int
+        Session marker lines.
+    torn : bool
+        The last line lacks its newline (cut short by a crash during a write).
+    """
 
     rows: int
     last_epoch: int
@@ -83,11 +93,20 @@ class HypnogramFileState:
 class RecordingState:
     """Whether the night is being recorded (the hypnogram file's health).
 
-    recording: the last row (and everything before it) is on disk. rows_written: rows
-    written this session. rows_pending: rows kept in memory, waiting for the disk.
-    rows_lost: rows given up (more than the sink keeps). error: why the file cannot be
-    written (None while recording). since: when recording stopped (s, the scorer's LSL
-    clock; None while recording).
+    Parameters
+    ----------
+    recording : bool
+        The last row (and everything before it) is on disk.
+    rows_written : int
+        Rows written this session.
+    rows_pending : int
+        Rows kept in memory, waiting for the disk.
+    rows_lost : int
+        Rows given up (more than the sink keeps).
+    error : str, optional
+        Why the file cannot be written (None while recording).
+    since : float, optional
+        When recording stopped (s, the scorer's LSL clock; None while recording).
     """
 
     recording: bool = True
@@ -98,7 +117,14 @@ class RecordingState:
     since: float | None = None
 
     def as_dict(self) -> dict[str, object]:
-        """The keys of a ``--status-json`` status line."""
+        """The keys of a ``--status-json`` status line.
+
+        Returns
+        -------
+        dict of str to object
+            ``recording``, ``rows_written``, ``rows_pending``, ``rows_lost`` and
+            ``recording_error`` (``since`` is not among them).
+        """
         return {"recording": self.recording, "rows_written": self.rows_written, "rows_pending": self.rows_pending,
                 "rows_lost": self.rows_lost, "recording_error": self.error}
 
@@ -126,8 +152,22 @@ def _busy_message(p: Path) -> str:
 
 
 def check_writable(path: str | Path) -> None:
-    """Raise :class:`HypnogramFileError` (one line) unless ``path`` can be appended to
-    as a hypnogram by this process; creates nothing. Call it before anything starts."""
+    """Check that ``path`` can be appended to as a hypnogram by this process.
+
+    Creates nothing; call it before anything starts. A file that does not exist yet must
+    have a writable folder; one that exists must be a regular, writable hypnogram of ours
+    that no other scorer holds.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``--out`` file.
+
+    Raises
+    ------
+    HypnogramFileError
+        One line naming the file and what is wrong.
+    """
     p = Path(path)
     if p.exists():
         if not p.is_file():
@@ -146,7 +186,23 @@ def check_writable(path: str | Path) -> None:
 
 
 def inspect_file(path: str | Path) -> HypnogramFileState:
-    """Read an existing hypnogram file; refuse one whose first line is not our header."""
+    """Read an existing hypnogram file; refuse one whose first line is not our header.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file (an empty file holds nothing and is accepted).
+
+    Returns
+    -------
+    HypnogramFileState
+        Its complete rows, last epoch, session lines and whether its last line is torn.
+
+    Raises
+    ------
+    HypnogramFileError
+        The file cannot be read, or is not a sleepstream hypnogram.
+    """
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -185,7 +241,21 @@ def _num(x: float, digits: int) -> str:
 
 
 def format_row(epoch: int, record: ScoredEpoch) -> str:
-    """One TSV line (with its newline) for ``record`` numbered ``epoch``."""
+    """One TSV row of the hypnogram file.
+
+    Parameters
+    ----------
+    epoch : int
+        The epoch number written (the file's numbering, continued across sessions).
+    record : ScoredEpoch
+        The scored epoch.
+
+    Returns
+    -------
+    str
+        The row in :data:`COLUMNS` order, with its newline: times and probabilities to 6
+        decimals, latency to 1, ``nan`` where not finite.
+    """
     probs = [_num(p, 6) for p in record.probabilities]
     fields = [str(epoch), _num(record.start_time, 6), _num(record.end_time, 6), record.stage, *probs,
               _num(record.confidence, 6), ",".join(record.flags), _num(record.latency_ms, 1)]
@@ -193,8 +263,21 @@ def format_row(epoch: int, record: ScoredEpoch) -> str:
 
 
 def read_rows(path: str | Path) -> list[dict[str, object]]:
-    """Epoch rows of a hypnogram file as dicts (numbers parsed, flags as a tuple);
-    comment lines and rows cut short by a crash are skipped."""
+    """Epoch rows of a hypnogram file.
+
+    Comment lines and rows cut short by a crash are skipped.
+
+    Parameters
+    ----------
+    path : str or Path
+        The hypnogram file.
+
+    Returns
+    -------
+    list of dict
+        One dict per row, keyed by the header's columns: ``epoch`` an int, ``stage`` a
+        str, ``flags`` a tuple of str, the rest floats (s, probabilities, ms).
+    """
     out: list[dict[str, object]] = []
     with open(path, encoding="utf-8") as fh:
         header = fh.readline().rstrip("\n").split("\t")
@@ -293,7 +376,13 @@ class HypnogramFile(Sink):
         return self._error is None
 
     def recording_state(self) -> RecordingState:
-        """The file's health now (for the screen, ``--status-json`` and the gate)."""
+        """The file's health now (for the screen, ``--status-json`` and the gate).
+
+        Returns
+        -------
+        RecordingState
+            Recording or not, with the row counts, the error and since when.
+        """
         return RecordingState(self._error is None, self.rows_written, self.rows_pending, self.rows_lost,
                               self._error, self._since)
 
@@ -304,19 +393,43 @@ class HypnogramFile(Sink):
 
     # -- Sink methods --
     def publish(self, record: ScoredEpoch) -> None:
+        """Append the epoch's row (numbered after the rows already in the file) and fsync;
+        on failure keep it in memory and say NOT RECORDING.
+
+        Parameters
+        ----------
+        record : ScoredEpoch
+            The newly scored epoch.
+        """
         self._keep(format_row(self.first_epoch + record.epoch, record).encode("utf-8"))
         self._try_write()
 
     def truth(self, epoch: int, stage: str) -> None:
-        """The file holds what was scored; true stages are not part of it."""
+        """The file holds what was scored; true stages are not part of it.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch's index, as in its record.
+        stage : str
+            W, N1, N2, N3, REM or UNS.
+        """
 
     def status(self, status: StreamStatus) -> None:
         """Stream health is not written (gaps show in the rows' flags); while not recording,
-        try the disk again (at most once a second)."""
+        try the disk again (at most once a second).
+
+        Parameters
+        ----------
+        status : StreamStatus
+            The stream's health now.
+        """
         if self._error is not None and time.monotonic() - self._last_try >= RETRY_EVERY_S:
             self._try_write()
 
     def close(self) -> None:
+        """Try once more to write the rows kept (those that cannot be are logged and
+        counted lost), then close the file and release its lock."""
         if self._pending:
             self._try_write()
         if self._pending:

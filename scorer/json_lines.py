@@ -63,7 +63,21 @@ GATE = "gate"
 
 
 def epoch_event(record: ScoredEpoch, epoch_offset: int = 0) -> dict[str, object]:
-    """The ``epoch`` line of ``record`` as a dict."""
+    """The ``epoch`` line of a record, as a dict.
+
+    Parameters
+    ----------
+    record : ScoredEpoch
+        The scored epoch.
+    epoch_offset : int
+        Added to the record's epoch (the hypnogram file's first new epoch number).
+
+    Returns
+    -------
+    dict of str to object
+        ``event`` (``epoch``) and the record's fields, probabilities and flags as lists
+        (no ``seq``: the sink adds it).
+    """
     d = asdict(record)
     d["epoch"] = epoch_offset + record.epoch
     d["probabilities"] = list(record.probabilities)
@@ -72,7 +86,18 @@ def epoch_event(record: ScoredEpoch, epoch_offset: int = 0) -> dict[str, object]
 
 
 def record_from_event(event: dict[str, object]) -> ScoredEpoch:
-    """The :class:`ScoredEpoch` an ``epoch`` line describes (its epoch: the file's number)."""
+    """The record an ``epoch`` line describes.
+
+    Parameters
+    ----------
+    event : dict of str to object
+        The parsed ``epoch`` line.
+
+    Returns
+    -------
+    ScoredEpoch
+        The record; its epoch is the file's number, as on the line.
+    """
     return ScoredEpoch(epoch=int(event["epoch"]), start_time=float(event["start_time"]),
                        end_time=float(event["end_time"]), stage=str(event["stage"]),
                        probabilities=tuple(float(p) for p in event["probabilities"]),
@@ -81,7 +106,19 @@ def record_from_event(event: dict[str, object]) -> ScoredEpoch:
 
 
 def status_event(status: StreamStatus) -> dict[str, object]:
-    """The ``status`` line of ``status`` as a dict (without the recent signal)."""
+    """The ``status`` line of a stream status, as a dict (without the recent signal).
+
+    Parameters
+    ----------
+    status : StreamStatus
+        The stream's health.
+
+    Returns
+    -------
+    dict of str to object
+        ``event`` (``status``) and the status's fields but ``recent_uv`` and
+        ``recent_sfreq_hz``.
+    """
     return {"event": STATUS, "source_name": status.source_name, "sfreq_hz": status.sfreq_hz,
             "channel": status.channel, "samples_received": status.samples_received,
             "samples_missing": status.samples_missing, "gaps": status.gaps, "stalled": status.stalled,
@@ -89,7 +126,18 @@ def status_event(status: StreamStatus) -> dict[str, object]:
 
 
 def status_from_event(event: dict[str, object]) -> StreamStatus:
-    """The :class:`StreamStatus` a ``status`` line describes (no recent signal)."""
+    """The stream status a ``status`` line describes.
+
+    Parameters
+    ----------
+    event : dict of str to object
+        The parsed ``status`` line.
+
+    Returns
+    -------
+    StreamStatus
+        The status, with no recent signal.
+    """
     return StreamStatus(source_name=str(event["source_name"]), sfreq_hz=float(event["sfreq_hz"]),
                         channel=str(event["channel"]), samples_received=int(event["samples_received"]),
                         samples_missing=int(event["samples_missing"]), gaps=int(event["gaps"]),
@@ -98,13 +146,46 @@ def status_from_event(event: dict[str, object]) -> StreamStatus:
 
 
 def gate_event(event: "GateEvent", stamp: float, epoch_offset: int = 0) -> dict[str, object]:
-    """The ``gate`` line of a stimulation-window event published at ``stamp`` (s, LSL clock)."""
+    """The ``gate`` line of a stimulation-window event, as a dict.
+
+    Parameters
+    ----------
+    event : GateEvent
+        The open or close.
+    stamp : float
+        When it was published, s (the worker's LSL clock: the marker's stamp).
+    epoch_offset : int
+        Added to the deciding epoch (the hypnogram file's first new epoch number).
+
+    Returns
+    -------
+    dict of str to object
+        ``event`` (``gate``), ``kind``, ``reason``, ``time``, ``stamp`` and ``epoch``
+        (None when no epoch decided it).
+    """
     return {"event": GATE, "kind": event.kind, "reason": event.reason, "time": float(event.time),
             "stamp": float(stamp), "epoch": None if event.epoch is None else epoch_offset + int(event.epoch)}
 
 
 def gate_from_event(event: dict[str, object]) -> tuple["GateEvent", float]:
-    """The :class:`scorer.gate.window.GateEvent` and stamp a ``gate`` line describes."""
+    """The stimulation-window event and stamp a ``gate`` line describes.
+
+    Parameters
+    ----------
+    event : dict of str to object
+        The parsed ``gate`` line.
+
+    Returns
+    -------
+    tuple of (GateEvent, float)
+        The :class:`scorer.gate.window.GateEvent` (its arrival time unknown: NaN) and
+        the marker's stamp, s.
+
+    Raises
+    ------
+    ValueError
+        ``kind`` is neither ``open`` nor ``close``.
+    """
     from .gate.window import CLOSE, OPEN, GateEvent
 
     kind = str(event["kind"])
@@ -164,10 +245,28 @@ class JsonLinesSink(Sink):
             return {}
 
     def flush(self, timeout_s: float = CLOSE_WAIT_S) -> bool:
-        """Wait at most ``timeout_s`` for the lines queued to be written."""
+        """Wait, bounded, for the lines queued to be written.
+
+        Parameters
+        ----------
+        timeout_s : float
+            The longest wait, s.
+
+        Returns
+        -------
+        bool
+            True when every line queued was written.
+        """
         return self._writer.flush(timeout_s)
 
     def publish(self, record: ScoredEpoch) -> None:
+        """Write the epoch's ``epoch`` line (with ``recording`` when there is a file).
+
+        Parameters
+        ----------
+        record : ScoredEpoch
+            The newly scored epoch.
+        """
         line = epoch_event(record, self.epoch_offset)
         rec = self._recording()
         if rec:
@@ -175,25 +274,61 @@ class JsonLinesSink(Sink):
         self._line(line)
 
     def gate(self, event: "GateEvent", stamp: float) -> None:
-        """A gate listener (``GateSink.add_listener``): one ``gate`` line per event."""
+        """A gate listener (``GateSink.add_listener``): one ``gate`` line per event.
+
+        Parameters
+        ----------
+        event : GateEvent
+            The open or close.
+        stamp : float
+            Its marker's stamp, s (LSL clock).
+        """
         self._line(gate_event(event, stamp, self.epoch_offset))
 
     def follow_gate(self, gate: "GateSink") -> None:
         """Write a line for each event ``gate`` has published so far (its start's ``close`` /
-        ``restart``), then one for each later event."""
+        ``restart``), then one for each later event.
+
+        Parameters
+        ----------
+        gate : GateSink
+            The session's gate.
+        """
         for event, stamp, _ in list(gate.history):
             self.gate(event, stamp)
         gate.add_listener(self.gate)
 
     def truth(self, epoch: int, stage: str) -> None:
+        """Write a ``truth`` line.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch's index, as in its record (the line gives the file's number).
+        stage : str
+            W, N1, N2, N3, REM or UNS.
+        """
         self._line({"event": TRUTH, "epoch": self.epoch_offset + int(epoch), "stage": stage})
 
     def status(self, status: StreamStatus) -> None:
+        """Write a ``status`` line, with ``dropped_lines`` and the ``recording`` keys.
+
+        Parameters
+        ----------
+        status : StreamStatus
+            The stream's health now.
+        """
         self._line({**status_event(status), "dropped_lines": self.dropped_lines, **self._recording()})
 
     def close(self, timeout_s: float = CLOSE_WAIT_S) -> None:
         """The ``end`` line, then wait at most ``timeout_s`` for the reader (a dead one
-        costs that wait, never a hang)."""
+        costs that wait, never a hang); a second call does nothing.
+
+        Parameters
+        ----------
+        timeout_s : float
+            The longest wait, s.
+        """
         if self._closed:
             return
         self._closed = True

@@ -49,7 +49,21 @@ PROBABILITY_CHANNELS: tuple[str, ...] = tuple(f"p_{s}" for s in STAGES) + ("conf
 
 
 def outlet_source_id(name: str, suffix: str) -> str:
-    """The stable source_id of an outlet of the scorer named ``name``."""
+    """The stable source_id of an outlet of the scorer named ``name``.
+
+    Parameters
+    ----------
+    name : str
+        The outlet name prefix (``--outlet-name``).
+    suffix : str
+        The outlet's suffix (``-stage``, ``-probabilities``, ``-gate``).
+
+    Returns
+    -------
+    str
+        ``sleepstream-scorer:<name><suffix>``: the same across restarts, so consumers
+        recover.
+    """
     return f"sleepstream-scorer:{name}{suffix}"
 
 
@@ -99,13 +113,15 @@ class LslOutletSink(Sink):
         Outlet name prefix (``--outlet-name``).
     model_id : str
         Written into both descriptions.
+    epoch_s : float
+        The epoch length, s (``epoch_s`` in the descriptions).
     source_stream : str
         Name of the EEG stream being scored (for the description).
+    linger_s : float
+        On close, wait this long (s) when consumers are connected, so they can pull the
+        last stages before the outlets disappear.
     source_channel : str
         The channel scored, or the derivation computed from the stream's channels.
-    linger_s : float
-        On close, wait this long when consumers are connected, so they can pull the
-        last stages before the outlets disappear.
     """
 
     def __init__(self, name: str = DEFAULT_OUTLET_NAME, model_id: str = "", epoch_s: float = EPOCH_S,
@@ -125,16 +141,38 @@ class LslOutletSink(Sink):
                  PROBABILITIES_SUFFIX)
 
     def publish(self, record: ScoredEpoch) -> None:
+        """Push the stage and the probabilities, stamped at the epoch's last sample
+        (nothing after :meth:`close`).
+
+        Parameters
+        ----------
+        record : ScoredEpoch
+            The newly scored epoch.
+        """
         if self._stage is None or self._probs is None:
             return
         self._stage.push_sample([record.stage], record.end_time)
         self._probs.push_sample([*record.probabilities, record.confidence], record.end_time)
 
     def truth(self, epoch: int, stage: str) -> None:
-        """Truth is not republished."""
+        """Truth is not republished.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch's index, as in its record.
+        stage : str
+            W, N1, N2, N3, REM or UNS.
+        """
 
     def status(self, status: StreamStatus) -> None:
-        """Stream health is not published on LSL."""
+        """Stream health is not published on LSL.
+
+        Parameters
+        ----------
+        status : StreamStatus
+            The stream's health now.
+        """
 
     def close(self) -> None:
         """Close the outlets, first giving connected consumers ``linger_s`` to pull the

@@ -45,12 +45,29 @@ log = logging.getLogger(__name__)
 class StreamStatus:
     """Stream health, sent to sinks on each scored epoch and on a ~1 Hz tick.
 
-    source_name: the EEG stream's name. sfreq_hz: its nominal rate. channel: the channel
-    scored. samples_received / samples_missing: counts since start. gaps: number of
-    detected gaps. stalled: no sample for the stall timeout ("signal lost").
-    elapsed_s: time since the scorer started. last_latency_ms: latency of the latest
-    published epoch. recent_uv: the last <= 30 s of the scored channel, µV, at
-    recent_sfreq_hz (for a compact trace).
+    Parameters
+    ----------
+    source_name : str
+        The EEG stream's name.
+    sfreq_hz : float
+        Its nominal rate, Hz.
+    channel : str
+        The channel scored.
+    samples_received, samples_missing : int
+        Counts since the start.
+    gaps : int
+        Number of detected gaps.
+    stalled : bool
+        No sample for the stall timeout ("signal lost").
+    elapsed_s : float
+        Time since the scorer started, s.
+    last_latency_ms : float
+        Latency of the latest published epoch, ms (NaN before the first).
+    recent_uv : numpy.ndarray
+        The last <= 30 s of the scored channel, µV, at ``recent_sfreq_hz`` (for a compact
+        trace).
+    recent_sfreq_hz : float
+        The rate of ``recent_uv``, Hz.
     """
 
     source_name: str

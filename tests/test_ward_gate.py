@@ -74,6 +74,17 @@ def test_a_beds_rule_file_reads_back_as_the_same_rule_guard_thresholds_included(
     assert parse_rule(str(toml)).thresholds.hf_ratio == 5.5
 
 
+def test_a_beds_rule_file_keeps_a_guard_check_turned_off(tmp_path):
+    """``sustained_ratio = false`` (off, None) must read back off, not as its default 2.5:
+    else a ward given such a rule refuses to start ('does not read back as written')."""
+    toml = tmp_path / "rules.toml"
+    toml.write_text("[gate]\n[guard]\nsustained_ratio = false\n")
+    rule = parse_rule(str(toml))
+    assert rule.thresholds.sustained_ratio is None
+    path = write_rule_file(rule, tmp_path / "bed.gate.toml")
+    assert parse_rule(str(path)) == rule
+
+
 def test_worker_command_runs_live_gate_with_the_beds_rule_file(tmp_path):
     from scorer.ward.worker import WorkerOptions, worker_command
 

@@ -75,6 +75,11 @@ class GateListener:
     resolve_timeout_s : float
         Each search for the stream waits this long (s) before trying again.
 
+    Raises
+    ------
+    ValueError
+        ``lease_s`` is not a positive number of seconds.
+
     Examples
     --------
     >>> with sleepstream.GateListener("sleepstream-gate") as gate:  # doctest: +SKIP
@@ -117,7 +122,13 @@ class GateListener:
 
     # -- lifecycle --
     def start(self) -> "GateListener":
-        """Start following the stream (a thread); returns self."""
+        """Start following the stream, on a thread of its own (again after :meth:`stop`).
+
+        Returns
+        -------
+        GateListener
+            This listener (started already: returned as it is).
+        """
         if self._thread is not None and self._thread.is_alive():
             return self
         self._stop.clear()
@@ -126,7 +137,13 @@ class GateListener:
         return self
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop following: the window is closed for this listener (reason ``listener stopped``)."""
+        """Stop following: the window is closed for this listener (reason ``listener stopped``).
+
+        Parameters
+        ----------
+        timeout_s : float
+            The longest wait for the thread to end, s.
+        """
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
@@ -164,16 +181,48 @@ class GateListener:
         return self._connected
 
     def wait_open(self, timeout: float | None = None) -> bool:
-        """Wait until the window is open (at most ``timeout`` s; None: for ever); True when
-        it is open on return."""
+        """Wait until the window is open.
+
+        Parameters
+        ----------
+        timeout : float, optional
+            The longest wait, s (None: for ever).
+
+        Returns
+        -------
+        bool
+            True when it is open on return.
+        """
         return self._wait(lambda: self._open_at(pylsl.local_clock()), timeout)
 
     def wait_closed(self, timeout: float | None = None) -> bool:
-        """Wait until the window is closed (lease expiry included); True when it is."""
+        """Wait until the window is closed (lease expiry included).
+
+        Parameters
+        ----------
+        timeout : float, optional
+            The longest wait, s (None: for ever).
+
+        Returns
+        -------
+        bool
+            True when it is closed on return.
+        """
         return self._wait(lambda: not self._open_at(pylsl.local_clock()), timeout)
 
     def wait_connected(self, timeout: float | None = None) -> bool:
-        """Wait until the stream is found and its inlet open; True when it is."""
+        """Wait until the stream is found and its inlet open.
+
+        Parameters
+        ----------
+        timeout : float, optional
+            The longest wait, s (None: for ever).
+
+        Returns
+        -------
+        bool
+            True when it is connected on return.
+        """
         return self._wait(lambda: self._connected, timeout)
 
     # -- internals --

@@ -88,14 +88,35 @@ class GateOutlet:
         log.info("publishing stimulation windows on LSL stream '%s'", self.name)
 
     def push(self, event: str, reason: str) -> float:
-        """Push one event; returns its stamp (s, local LSL clock)."""
+        """Push one event, stamped with this machine's LSL clock now.
+
+        After :meth:`close` nothing is pushed (the stamp is still returned).
+
+        Parameters
+        ----------
+        event : str
+            ``open`` or ``close``.
+        reason : str
+            Why: the rule for a new window, ``lease`` for a renewal, the close's cause.
+
+        Returns
+        -------
+        float
+            The event's stamp, s (local LSL clock).
+        """
         stamp = pylsl.local_clock()
         if self._outlet is not None:
             self._outlet.push_sample([event, reason], stamp)
         return stamp
 
     def renew(self) -> float:
-        """Re-send ``open`` / ``lease`` for the window already open; returns its stamp."""
+        """Re-send ``open`` / ``lease`` for the window already open.
+
+        Returns
+        -------
+        float
+            The renewal's stamp, s (local LSL clock).
+        """
         self.renewals += 1
         return self.push(OPEN_EVENT, LEASE_REASON)
 
@@ -103,10 +124,23 @@ class GateOutlet:
         return f"<GateOutlet {self.name}: lease {self.lease_s:g} s, {self.renewals} renewals>"
 
     def have_consumers(self) -> bool:
+        """Whether a listener is connected to the outlet.
+
+        Returns
+        -------
+        bool
+            False after :meth:`close`.
+        """
         return self._outlet is not None and self._outlet.have_consumers()
 
     def close(self, linger_s: float = 0.5) -> None:
-        """Give connected listeners ``linger_s`` to pull the last events, then close."""
+        """Give connected listeners ``linger_s`` to pull the last events, then close.
+
+        Parameters
+        ----------
+        linger_s : float
+            How long to wait (s) when a listener is connected; 0: close at once.
+        """
         if self._outlet is not None and linger_s > 0 and self._outlet.have_consumers():
             time.sleep(linger_s)
         self._outlet = None

@@ -43,10 +43,20 @@ class GateRuleError(SleepstreamError):
 class GateRule:
     """When a stimulation window opens and how long it may stay open.
 
-    stages: stages a window may open in. min_probability: the scored stage's
-    probability must reach this (0-1). epochs: consecutive epochs meeting both before a
-    window opens. max_open_s: longest a window stays open (s). guard: whether the
-    arousal guard closes windows inside the epoch. thresholds: the guard's.
+    Parameters
+    ----------
+    stages : frozenset of str
+        Stages a window may open in.
+    min_probability : float
+        The scored stage's probability must reach this (0-1).
+    epochs : int
+        Consecutive epochs meeting both before a window opens.
+    max_open_s : float
+        Longest a window stays open, s.
+    guard : bool
+        Whether the arousal guard closes windows inside the epoch.
+    thresholds : GuardThresholds
+        The guard's thresholds.
     """
 
     stages: frozenset[str] = frozenset({"N2", "N3"})
@@ -57,7 +67,13 @@ class GateRule:
     thresholds: GuardThresholds = DEFAULT_THRESHOLDS
 
     def describe(self) -> str:
-        """One line, e.g. ``N2/N3 p>=0.80 x2``."""
+        """The rule in one line (the reason of a new window's ``open``).
+
+        Returns
+        -------
+        str
+            E.g. ``N2/N3 p>=0.80 x2``: stages in stage order, probability, epochs.
+        """
         order = [s for s in STAGES if s in self.stages]
         return f"{'/'.join(order)} p>={self.min_probability:.2f} x{self.epochs}"
 

@@ -74,6 +74,11 @@ class GateSink(Sink):
     recording : callable, optional
         Returns whether the night is being recorded (the hypnogram file's
         ``recording``); while it returns False no window opens.
+
+    Raises
+    ------
+    ValueError
+        ``renew_s`` is not positive or not below ``lease_s``.
     """
 
     def __init__(self, sfreq_hz: float, rule: GateRule = DEFAULT_RULE, outlet_name: str | None = None,
@@ -109,7 +114,14 @@ class GateSink(Sink):
 
     # -- API for programs in the same process ------------------------------------------
     def add_listener(self, listener: Listener) -> None:
-        """Call ``listener(event, stamp)`` on every later event."""
+        """Call ``listener(event, stamp)`` on every later event.
+
+        Parameters
+        ----------
+        listener : callable
+            ``fn(event, stamp)`` with the :class:`~scorer.gate.window.GateEvent` and its
+            stamp (s, local LSL clock); one that raises is logged once and skipped.
+        """
         self._listeners.append(listener)
 
     @property
@@ -119,6 +131,14 @@ class GateSink(Sink):
 
     # -- the Sink methods --------------------------------------------------------------
     def publish(self, record: ScoredEpoch) -> None:
+        """Decide on a scored epoch: a window may open (or close, when it no longer meets
+        the rule); while the night is not recorded it closes with ``not recording``.
+
+        Parameters
+        ----------
+        record : ScoredEpoch
+            The newly scored epoch (its latency dates the data's arrival).
+        """
         now = pylsl.local_clock()
         arrival = now - record.latency_ms / 1000.0
         self._last_data_time = np.nanmax([self._last_data_time, record.end_time])
@@ -128,9 +148,16 @@ class GateSink(Sink):
         self._emit(self.window.on_epoch(record, arrival, now))
 
     def tick(self, now: float | None = None) -> None:
-        """A turn of the live loop (``now``: the scorer's LSL clock, s): renew an open
-        window's lease, or close it (``max open time``, ``lease lapsed``, ``not
-        recording``). Cheap; the loop calls it often."""
+        """A turn of the live loop: renew an open window's lease, or close it.
+
+        A window closes with ``max open time``, ``lease lapsed`` or ``not recording``.
+        Cheap; the loop calls it often.
+
+        Parameters
+        ----------
+        now : float, optional
+            The scorer's LSL clock, s (default: read it now).
+        """
         if not self.window.is_open:
             return
         now = pylsl.local_clock() if now is None else now
@@ -148,7 +175,14 @@ class GateSink(Sink):
                 self.renewals += 1
 
     def samples(self, chunk: SampleChunk) -> None:
-        """Raw samples (µV) as pulled: gaps at once, the guard while a window is open."""
+        """Raw samples as pulled: gaps close a window at once, the guard judges them while
+        one is open.
+
+        Parameters
+        ----------
+        chunk : streamer.stream.SampleChunk
+            µV samples with their timestamps and the samples missing before them.
+        """
         if not len(chunk.samples_uv) and not chunk.missing_before:
             return
         events: list[GateEvent] = []
@@ -168,9 +202,25 @@ class GateSink(Sink):
         self._emit(events)
 
     def truth(self, epoch: int, stage: str) -> None:
-        """Truth does not move windows."""
+        """Truth does not move windows: nothing is done.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch's index, as in its record.
+        stage : str
+            W, N1, N2, N3, REM or UNS.
+        """
 
     def status(self, status: StreamStatus) -> None:
+        """Close a window when the signal is lost (``signal lost``), and say the current
+        state again when the first listener connects to the outlet.
+
+        Parameters
+        ----------
+        status : StreamStatus
+            The stream's health now.
+        """
         if status.stalled and not self._lost:
             self._lost = True
             if self.guard is not None:

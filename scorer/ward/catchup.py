@@ -31,9 +31,14 @@ _INDEX = {c: k for k, c in enumerate(COLUMNS)}
 class LineCount:
     """The sequence numbers of one bed's worker lines.
 
-    generation: the worker start whose lines are followed (0: none yet). last_seq: the
-    newest ``seq`` of that generation (None: none seen). lost: lines missing so far, over
-    all generations.
+    Parameters
+    ----------
+    generation : int
+        The worker start whose lines are followed (0: none yet).
+    last_seq : int, optional
+        The newest ``seq`` of that generation (None: none seen).
+    lost : int
+        Lines missing so far, over all generations.
     """
 
     generation: int = 0

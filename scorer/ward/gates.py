@@ -30,8 +30,17 @@ RULE_FILE_SUFFIX = ".gate.toml"
 
 @dataclass(frozen=True)
 class BedGate:
-    """One ``--gate-bed PATTERN=RULES``: the beds named like ``pattern`` run ``rule``
-    (None: no gate). ``text``: the rule as given."""
+    """One ``--gate-bed PATTERN=RULES``: the beds named like ``pattern`` run ``rule``.
+
+    Parameters
+    ----------
+    pattern : str
+        A shell pattern on bed names.
+    text : str
+        The rule as given.
+    rule : GateRule or None
+        The parsed rule (None: no gate).
+    """
 
     pattern: str
     text: str
@@ -40,7 +49,15 @@ class BedGate:
 
 @dataclass(frozen=True)
 class GatePlan:
-    """The rule of every bed: ``per_bed`` (first match wins), else ``default`` (None: no gate)."""
+    """The rule of every bed: ``per_bed`` (first match wins), else ``default``.
+
+    Parameters
+    ----------
+    default : GateRule or None
+        The rule of a bed no pattern matches (None: no gate).
+    per_bed : tuple of BedGate
+        The ``--gate-bed`` rules, in the order given.
+    """
 
     default: GateRule | None = None
     per_bed: tuple[BedGate, ...] = ()
@@ -51,14 +68,31 @@ class GatePlan:
         return self.default is not None or any(b.rule is not None for b in self.per_bed)
 
     def rule_for(self, bed: str) -> GateRule | None:
-        """The rule bed ``bed`` runs (None: no gate)."""
+        """The rule a bed runs.
+
+        Parameters
+        ----------
+        bed : str
+            The bed's name.
+
+        Returns
+        -------
+        GateRule or None
+            The first matching ``per_bed`` rule, else ``default``; None: no gate.
+        """
         for b in self.per_bed:
             if fnmatch.fnmatchcase(bed, b.pattern):
                 return b.rule
         return self.default
 
     def describe(self) -> str:
-        """One line for the ward's log, e.g. ``gate N2/N3 p>=0.80 x2; bed-3*: off``."""
+        """The plan in one line, for the ward's log.
+
+        Returns
+        -------
+        str
+            E.g. ``gate N2/N3 p>=0.80 x2; bed-3*: off``.
+        """
         parts = [f"gate {self.default.describe()}" if self.default is not None else "no gate"]
         parts += [f"{b.pattern}: {b.rule.describe() if b.rule is not None else 'off'}" for b in self.per_bed]
         return "; ".join(parts)
@@ -144,8 +178,9 @@ def rule_toml(rule: GateRule, header: str = "") -> str:
     Parameters
     ----------
     rule : GateRule
-        The rule: ``[gate]``, and every guard threshold in ``[guard]`` (thresholds that are
-        None are left out, which reads back as None only where that is their default).
+        The rule: ``[gate]``, and every guard threshold in ``[guard]`` (a check that is
+        off, None, is written ``false``, which :func:`~scorer.gate.rules.parse_rule`
+        reads back as off).
     header : str
         Comment lines written first.
 
@@ -161,8 +196,7 @@ def rule_toml(rule: GateRule, header: str = "") -> str:
               f"guard = {_toml_value(bool(rule.guard))}", "", "[guard]"]
     for f in dataclasses.fields(rule.thresholds):
         v = getattr(rule.thresholds, f.name)
-        if v is not None:
-            lines.append(f"{f.name} = {_toml_value(v)}")
+        lines.append(f"{f.name} = {_toml_value(False if v is None else v)}")   # TOML has no null: false = off
     return "\n".join(lines) + "\n"
 
 

@@ -46,7 +46,21 @@ def _fit(t: Text, width: int) -> Text:
 
 
 def strip(codes: list[int], width: int) -> Text:
-    """The night of one bed on ``width`` cells (see the module text)."""
+    """The night of one bed on ``width`` cells (see the module text).
+
+    Parameters
+    ----------
+    codes : list of int
+        The bed's stage codes per epoch, oldest first (-1 unscored).
+    width : int
+        Cells.
+
+    Returns
+    -------
+    rich.text.Text
+        One bar per column (W highest, N3 lowest, ``·`` unscored, ``┊`` the start of the
+        one-epoch-per-column zone), exactly ``width`` cells.
+    """
     out = Text()
     for col in strip_columns(codes, width):
         if col.major == SEPARATOR:
@@ -67,7 +81,19 @@ def _tst(minutes: float) -> str:
 
 
 def signal_text(bed: BedState) -> Text:
-    """The bed's state in a word or two: the worker first, then the stream."""
+    """The bed's state in a word or two: the worker first, then the stream.
+
+    Parameters
+    ----------
+    bed : BedState
+        The bed.
+
+    Returns
+    -------
+    rich.text.Text
+        ``HUNG rst 5s``, ``restart 5s``, ``stopped``, ``starting``, ``waiting``, ``SIGNAL
+        LOST``, ``gaps N`` or ``receiving``, styled.
+    """
     if bed.worker in (RESTARTING, HUNG):
         wait = f" {bed.retry_in_s:.0f}s" if bed.retry_in_s is not None else ""
         if bed.worker == HUNG:
@@ -96,10 +122,24 @@ def _ago(seconds: float) -> str:
 
 
 def gate_text(gate: GateState | None, now_wall_s: float | None = None, width: int | None = None) -> Text:
-    """A bed's stimulation window in a few words: ``open 12m``, ``closed 4m stage REM``
-    (how long since it changed, then why it last closed), ``waiting`` (its worker has not
-    said yet), ``—`` (no gate). Within ``width`` cells the reason is shortened first, and
-    left out when fewer than 4 cells are left for it."""
+    """A bed's stimulation window in a few words.
+
+    Parameters
+    ----------
+    gate : GateState or None
+        The bed's window (None: no gate).
+    now_wall_s : float, optional
+        Wall-clock time now, POSIX s (None: no duration shown).
+    width : int, optional
+        Cells available: the reason is shortened first, and left out when fewer than 4
+        cells are left for it (None: no limit).
+
+    Returns
+    -------
+    rich.text.Text
+        ``open 12m``, ``closed 4m stage REM`` (how long since it changed, then why it last
+        closed), ``waiting`` (its worker has not said yet) or ``—`` (no gate).
+    """
     if gate is None:
         return Text("—", style="grey50")
     if gate.open is None:
@@ -121,8 +161,30 @@ def gate_text(gate: GateState | None, now_wall_s: float | None = None, width: in
 
 def bed_row(k: int, bed: BedState, name_w: int, strip_w: int, selected: bool, gate_w: int = 0,
             now_wall_s: float | None = None) -> Text:
-    """One bed's row, ``3 + name_w + strip_w + ...`` cells wide; a gate column ``gate_w``
-    wide when ``gate_w`` > 0."""
+    """One bed's row of the overview.
+
+    Parameters
+    ----------
+    k : int
+        The bed's number shown (1-based).
+    bed : BedState
+        The bed.
+    name_w : int
+        Cells of the name column.
+    strip_w : int
+        Cells of the hypnogram strip.
+    selected : bool
+        The row is highlighted (the cursor is on it).
+    gate_w : int
+        Cells of the gate column; 0: no gate column.
+    now_wall_s : float, optional
+        Wall-clock time now, POSIX s (for the gate column's durations).
+
+    Returns
+    -------
+    rich.text.Text
+        The row, ``3 + name_w + strip_w + ...`` cells wide.
+    """
     rec = bed.last_record
     t = Text(f"{'>' if selected else ' '}{k:<2}"[:W_NUM], style="bold reverse" if selected else "bold")
     t.append(" ")
@@ -177,8 +239,29 @@ def _header(state: WardState, width: int, now_wall_s: float | None) -> Text:
 
 def render_overview(state: WardState, width: int = 80, height: int = 24, cursor: int = 0,
                     now_wall_s: float | None = None, note: str = "") -> RenderableType:
-    """Every bed on one screen (see the module text); ``cursor``: the highlighted bed (0-based);
-    ``note``: the latest supervision event, shown above the key line."""
+    """Every bed on one screen (see the module text).
+
+    Parameters
+    ----------
+    state : WardState
+        The ward.
+    width : int
+        Terminal columns (at least 60 are used).
+    height : int
+        Terminal rows (at least 6 are used); with more beds than rows the list scrolls to
+        keep the cursor in sight.
+    cursor : int
+        The highlighted bed, 0-based.
+    now_wall_s : float, optional
+        Wall-clock time now, POSIX s (the header's clock, the gate durations).
+    note : str
+        The latest supervision event, shown above the key line.
+
+    Returns
+    -------
+    rich.console.RenderableType
+        The screen, a Rich group of lines.
+    """
     width, height = max(60, int(width)), max(6, int(height))
     name_w, strip_w, gate_w = _layout(width, any(b.gate is not None for b in state.beds))
     night = "night (newest right)" if strip_w >= 20 else "night"
@@ -210,7 +293,31 @@ def render_overview(state: WardState, width: int = 80, height: int = 24, cursor:
 
 def render(state: WardState, width: int = 80, height: int = 24, selected: int | None = None, cursor: int = 0,
            now_wall_s: float | None = None, note: str = "") -> RenderableType:
-    """The ward screen: the overview, or bed ``selected`` (0-based) on the ``live`` screen."""
+    """The ward screen: the overview, or one bed on the ``live`` screen.
+
+    Parameters
+    ----------
+    state : WardState
+        The ward.
+    width : int
+        Terminal columns.
+    height : int
+        Terminal rows.
+    selected : int, optional
+        The bed shown on the ``live`` screen, 0-based (None, or out of range: the
+        overview).
+    cursor : int
+        The overview's highlighted bed, 0-based.
+    now_wall_s : float, optional
+        Wall-clock time now, POSIX s.
+    note : str
+        The overview's latest supervision event.
+
+    Returns
+    -------
+    rich.console.RenderableType
+        The screen.
+    """
     if selected is None or not 0 <= selected < len(state.beds):
         return render_overview(state, width, height, cursor, now_wall_s, note)
     bed = state.beds[selected]

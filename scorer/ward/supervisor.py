@@ -51,22 +51,69 @@ CommandFactory = Callable[[str, Path, str, WorkerOptions, "Path | None"], list]
 
 
 class WardView(Protocol):
-    """The screen or the log: told about each epoch and supervision event, and ticked."""
+    """The screen or the log: told about each epoch and supervision event, and ticked.
+
+    A view need not derive from it (a structural type); a method a view lacks is skipped,
+    and one that raises is logged once and the ward goes on.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        None: a protocol is a type to check views against, not a class to make
+        (:class:`typing.Protocol` gives it this signature).
+    """
 
     def epoch(self, bed: BedState, record: ScoredEpoch) -> None:
-        """A bed's new epoch."""
+        """A bed's new epoch.
+
+        Parameters
+        ----------
+        bed : BedState
+            The bed.
+        record : ScoredEpoch
+            The epoch, numbered as in the bed's file (from its worker's line, or read from
+            the file when the line was lost).
+        """
 
     def note(self, bed: BedState, message: str) -> None:
-        """Something happened to a bed (found, worker ended, restarted)."""
+        """Something happened to a bed (found, worker ended, restarted).
+
+        Parameters
+        ----------
+        bed : BedState
+            The bed.
+        message : str
+            What happened, in words.
+        """
 
     def gate(self, bed: BedState, change: GateChange) -> None:
-        """A bed's stimulation window opened or closed."""
+        """A bed's stimulation window opened or closed.
+
+        Parameters
+        ----------
+        bed : BedState
+            The bed.
+        change : GateChange
+            The open or close.
+        """
 
     def message(self, text: str) -> None:
-        """Something happened to the ward as a whole (a stream refused past --max-beds)."""
+        """Something happened to the ward as a whole (a stream refused past --max-beds).
+
+        Parameters
+        ----------
+        text : str
+            What happened, in words.
+        """
 
     def tick(self, state: WardState) -> None:
-        """Once per turn of the loop (about 10 Hz): redraw when due."""
+        """Once per turn of the loop (about 10 Hz): redraw when due.
+
+        Parameters
+        ----------
+        state : WardState
+            The ward now.
+        """
 
     def close(self) -> None:
         """The ward is ending."""
@@ -74,8 +121,13 @@ class WardView(Protocol):
 
 class StreamWatch:
     """The streams LSL shows, through one ``pylsl.ContinuousResolver`` (all types; the
-    selector filters). ``forget_after_s``: a stream unseen this long drops out of the list
-    (a bed, once found, stays)."""
+    selector filters).
+
+    Parameters
+    ----------
+    forget_after_s : float
+        A stream unseen this long (s) drops out of the list (a bed, once found, stays).
+    """
 
     def __init__(self, forget_after_s: float = 5.0) -> None:
         import pylsl
@@ -83,6 +135,13 @@ class StreamWatch:
         self._resolver = pylsl.ContinuousResolver(forget_after=forget_after_s)
 
     def streams(self) -> list[StreamSeen]:
+        """The streams in sight now.
+
+        Returns
+        -------
+        list of StreamSeen
+            Every stream the resolver holds, of any type.
+        """
         return [StreamSeen(i.name(), i.type(), i.source_id(), i.nominal_srate(), i.hostname())
                 for i in self._resolver.results()]
 
@@ -151,7 +210,15 @@ class Ward:
 
     # -- the loop --
     def run(self, stop: threading.Event, poll_s: float = POLL_S) -> None:
-        """Turn until ``stop`` is set, then stop every worker."""
+        """Turn until ``stop`` is set, then stop every worker (:meth:`close`).
+
+        Parameters
+        ----------
+        stop : threading.Event
+            Set to end the ward (the command sets it on Ctrl-C or SIGTERM).
+        poll_s : float
+            How long a turn waits for a worker line, s.
+        """
         try:
             while not stop.is_set():
                 self.step(poll_s)
@@ -159,8 +226,16 @@ class Ward:
             self.close()
 
     def step(self, wait_s: float = POLL_S) -> None:
-        """One turn: worker lines (waiting up to ``wait_s`` for the first), hangs, restarts,
-        new beds, views."""
+        """One turn: worker lines, hangs, restarts, new beds, views.
+
+        A turn that comes more than ``PAUSE_S`` after the previous one (the ward was
+        paused) restarts the count of every worker's silence.
+
+        Parameters
+        ----------
+        wait_s : float
+            How long to wait for the first worker line, s.
+        """
         now = time.monotonic()
         if self._last_turn_s is not None and now - self._last_turn_s > PAUSE_S:
             log.warning("ward: its loop did not turn for %.1f s (paused?); worker silences count from now",
@@ -196,7 +271,13 @@ class Ward:
 
     def scan(self) -> list[BedState]:
         """Add a bed (and start its worker) for each new matching stream, up to
-        ``max_beds``; returns the new beds."""
+        ``max_beds``; a matching stream past them is refused (:meth:`refuse`).
+
+        Returns
+        -------
+        list of BedState
+            The new beds.
+        """
         new = []
         for s in self.watch.streams():
             if s.source_id in self._by_source or s.source_id in self.state.refused or not self.selector.matches(s):
@@ -208,7 +289,14 @@ class Ward:
         return new
 
     def refuse(self, s: StreamSeen) -> None:
-        """Say once that stream ``s`` gets no bed: the ward follows ``max_beds`` already."""
+        """Say once that a stream gets no bed: the ward follows ``max_beds`` already.
+
+        Parameters
+        ----------
+        s : StreamSeen
+            The stream refused (remembered, so it is said once; the newest
+            ``MAX_REFUSED_KEPT`` are).
+        """
         refused = self.state.refused
         if len(refused) >= MAX_REFUSED_KEPT:
             del refused[next(iter(refused))]
@@ -220,7 +308,20 @@ class Ward:
         self._view("message", text)
 
     def add_bed(self, s: StreamSeen) -> BedState:
-        """A bed for stream ``s``, its worker started."""
+        """A bed for a stream, its worker started.
+
+        A gated bed's rule is written to ``<bed>.gate.toml`` first, for its worker.
+
+        Parameters
+        ----------
+        s : StreamSeen
+            The stream.
+
+        Returns
+        -------
+        BedState
+            The new bed (named by :func:`scorer.ward.beds.bed_name`).
+        """
         name = bed_name(s.name, s.source_id, set(self._beds))
         out = self.out_dir / f"{name}.tsv"
         bed = BedState(name=name, source_id=s.source_id, stream_name=s.name, sfreq_hz=s.sfreq_hz, out_path=out,
@@ -330,7 +431,13 @@ class Ward:
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Stop every worker (SIGTERM, then SIGKILL after ``timeout_s``), take their last
-        lines, close the views. Once only."""
+        lines, close the views. Once only.
+
+        Parameters
+        ----------
+        timeout_s : float
+            How long the workers get, all together, before SIGKILL, s.
+        """
         if self._closed:
             return
         self._closed = True

@@ -69,12 +69,26 @@ WARD_PID_ENV = "SLEEPSTREAM_WARD_PID"
 class WorkerOptions:
     """The ``live`` options every worker of a ward gets.
 
-    channel: channel label (``--channel``). weights: model folder (None: the shipped
-    one). outlets: publish ``<bed>-stage``/``-probabilities``. network / session_id: as
-    ``live --network`` / ``--session-id``. find_timeout_s: how long a (re)started worker
-    looks for its stream before it exits and is started again. gate: which bed runs
-    which stimulation-window rule (``live --gate``; see :mod:`scorer.ward.gates`). extra:
-    further arguments passed as they are.
+    Parameters
+    ----------
+    channel : str
+        Channel label (``--channel``).
+    weights : str or None
+        Model folder (None: the shipped one).
+    outlets : bool
+        Publish ``<bed>-stage``/``-probabilities``.
+    network : bool
+        As ``live --network``.
+    session_id : str or None
+        As ``live --session-id``.
+    find_timeout_s : float
+        How long a (re)started worker looks for its stream (s) before it exits and is
+        started again.
+    gate : GatePlan
+        Which bed runs which stimulation-window rule (``live --gate``; see
+        :mod:`scorer.ward.gates`).
+    extra : tuple of str
+        Further arguments passed as they are.
     """
 
     channel: str = DEFAULT_CHANNEL
@@ -89,9 +103,29 @@ class WorkerOptions:
 
 def worker_command(source_id: str, out_path: Path, bed: str, opts: WorkerOptions,
                    gate_file: Path | None = None) -> list[str]:
-    """The command line of a bed's worker: exactly ``sleepstream live`` for ``source_id``
-    (through :mod:`sleepstream.ward_worker`, which only adds ending with the ward), with
-    ``--gate gate_file`` when the bed runs a gate (the rule file the ward wrote)."""
+    """The command line of a bed's worker.
+
+    Exactly ``sleepstream live`` for ``source_id`` (through
+    :mod:`sleepstream.ward_worker`, which only adds ending with the ward).
+
+    Parameters
+    ----------
+    source_id : str
+        The bed's stream (``--source-id``).
+    out_path : Path
+        The bed's hypnogram file (``--out``).
+    bed : str
+        The bed's name (``--outlet-name``).
+    opts : WorkerOptions
+        The ward's ``live`` options.
+    gate_file : Path, optional
+        The rule file the ward wrote, when the bed runs a gate (``--gate``).
+
+    Returns
+    -------
+    list of str
+        The arguments, this Python first, ``opts.extra`` last.
+    """
     cmd = [sys.executable, "-m", WORKER_MODULE, "live", "--source-id", source_id, "--out", str(out_path),
            "--outlet-name", bed, "--no-display", "--status-json", "--channel", opts.channel,
            "--timeout", f"{opts.find_timeout_s:g}"]
@@ -110,9 +144,18 @@ def worker_command(source_id: str, out_path: Path, bed: str, opts: WorkerOptions
 
 @dataclass
 class Heartbeat:
-    """What one worker generation's reader has seen: ``last_line_s`` (monotonic s of the
-    newest line read; None: none yet), ``lines`` read, and ``waiting`` (the reader waits
-    for room in the ward's queue: the worker writes, the ward is behind)."""
+    """What one worker generation's reader has seen.
+
+    Parameters
+    ----------
+    last_line_s : float or None
+        Monotonic time (s) of the newest line read; None: none yet.
+    lines : int
+        Lines read.
+    waiting : bool
+        The reader waits for room in the ward's queue: the worker writes, the ward is
+        behind.
+    """
 
     last_line_s: float | None = None
     lines: int = 0
@@ -159,7 +202,20 @@ def _read_lines(bed: str, generation: int, pipe: IO[str], events: "queue.Queue[I
 
 
 def last_line(path: Path, max_bytes: int = 4096) -> str:
-    """The last non-empty line of ``path`` ('' when none): a failed worker's error message."""
+    """The last non-empty line of a file: a failed worker's error message.
+
+    Parameters
+    ----------
+    path : Path
+        The worker's ``<bed>.log``.
+    max_bytes : int
+        Only the file's last ``max_bytes`` bytes are read.
+
+    Returns
+    -------
+    str
+        The line, stripped; ``''`` when there is none or the file cannot be read.
+    """
     try:
         with open(path, "rb") as fh:
             fh.seek(0, os.SEEK_END)
@@ -229,14 +285,17 @@ class Worker:
 
     @property
     def pid(self) -> int | None:
+        """The current process's id (None before the first start)."""
         return self.proc.pid if self.proc is not None else None
 
     @property
     def running(self) -> bool:
+        """Whether the current process has not ended."""
         return self.proc is not None and self.proc.poll() is None
 
     @property
     def reader_alive(self) -> bool:
+        """Whether the current process's reader thread still runs (lines may follow)."""
         return self._reader is not None and self._reader.is_alive()
 
     def taken(self) -> None:
@@ -244,7 +303,13 @@ class Worker:
         self.slots.release()
 
     def start(self, now_s: float) -> None:
-        """Start the process (a restart when it ran before) and its reader thread."""
+        """Start the process (a restart when it ran before) and its reader thread.
+
+        Parameters
+        ----------
+        now_s : float
+            Monotonic clock now, s (its silence counts from here plus ``startup_s``).
+        """
         if self.generation:
             self.restarts += 1
         self.generation += 1
@@ -268,12 +333,30 @@ class Worker:
 
     def excuse(self, now_s: float) -> None:
         """The ward itself was paused (its loop did not turn): count this worker's silence
-        from ``now_s`` at the earliest, so a pause of the ward is not taken for a hang."""
+        from ``now_s`` at the earliest, so a pause of the ward is not taken for a hang.
+
+        Parameters
+        ----------
+        now_s : float
+            Monotonic clock now, s.
+        """
         self._excused_s = now_s
 
     def silent_s(self, now_s: float) -> float:
-        """How long the worker has been silent (s), less its start-up allowance before its
-        first line; 0 while its reader waits for room in the ward's queue."""
+        """How long the worker has been silent.
+
+        Parameters
+        ----------
+        now_s : float
+            Monotonic clock now, s.
+
+        Returns
+        -------
+        float
+            Seconds since its newest line (before its first line: since its start plus
+            ``startup_s``, negative during it), not before a pause of the ward; 0 while
+            its reader waits for room in the ward's queue.
+        """
         beat = self.beat
         if beat.waiting:
             return 0.0
@@ -281,8 +364,22 @@ class Worker:
         return now_s - max(since, self._excused_s)
 
     def check(self, now_s: float) -> str | None:
-        """Notice an ended process (returns a one-line description, and schedules the
-        restart), kill a hung one, or start the one whose back-off is over (returns None)."""
+        """Notice an ended process, kill a hung one, or start the one whose back-off is over.
+
+        An ended process's restart is scheduled after the back-off (once its reader has
+        handed over its last lines, or ``EOF_GRACE_S`` after it ended).
+
+        Parameters
+        ----------
+        now_s : float
+            Monotonic clock now, s.
+
+        Returns
+        -------
+        str or None
+            A one-line description when a process is found ended (or killed as hung),
+            with the restart's delay; None otherwise.
+        """
         if self.proc is not None and self.retry_at_s is None:
             rc = self.proc.poll()
             if rc is None:
@@ -340,7 +437,13 @@ class Worker:
 
     def wait(self, timeout_s: float) -> None:
         """Wait for the process after :meth:`terminate`; kill it (its process group) when
-        it takes longer."""
+        it takes longer.
+
+        Parameters
+        ----------
+        timeout_s : float
+            How long to wait before SIGKILL, s.
+        """
         if self.proc is None:
             return
         try:
