@@ -345,6 +345,7 @@ class HypnogramFile(Sink):
         self._error: str | None = None
         self._since: float | None = None
         self._last_try = -math.inf
+        self._closed = False
         self._ident = os.fstat(self._fd)
         lines = []
         if os.fstat(self._fd).st_size == 0:
@@ -429,13 +430,20 @@ class HypnogramFile(Sink):
 
     def close(self) -> None:
         """Try once more to write the rows kept (those that cannot be are logged and
-        counted lost), then close the file and release its lock."""
+        counted lost), then close the file and release its lock; a second call does
+        nothing (it neither writes, counts nor logs again)."""
+        if self._closed:
+            return
         if self._pending:
             self._try_write()
+        self._closed = True                 # from here on nothing is written: the lock is let go
         if self._pending:
             log.error("%s: %d rows could not be written before the scorer stopped (%s): they are lost",
                       self.path, self.rows_pending, self._error)
             self.rows_lost += self._n_pending
+            self._pending.clear()
+            self._n_pending = 0
+            self._head_done = 0
         if self._fd >= 0:
             os.close(self._fd)              # releases the lock
             self._fd = -1
@@ -487,7 +495,10 @@ class HypnogramFile(Sink):
                           self.path, self.max_pending, epoch)
 
     def _try_write(self) -> None:
-        """Write what is kept, in order, then fsync; on failure keep the rest and say so."""
+        """Write what is kept, in order, then fsync; on failure keep the rest and say so
+        (nothing once closed)."""
+        if self._closed:
+            return
         self._last_try = time.monotonic()
         written = 0
         try:

@@ -107,3 +107,27 @@ def test_unwritable_or_foreign_out_files_are_refused_with_one_line_and_left_unto
                 check_writable(ro / "night.tsv")
         finally:
             ro.chmod(0o700)
+
+
+def test_a_second_close_is_a_no_op_it_neither_writes_nor_counts_nor_logs_again(tmp_path, caplog):
+    """close() after close(): rows kept for a disk that never came back are lost once
+    (counted and said once), and nothing is written afterwards, not even when the disk
+    comes back between the two calls."""
+    folder = tmp_path / "night"
+    folder.mkdir()
+    path = folder / "night.tsv"
+    hf = HypnogramFile(path, "eeg", "m")
+    hf.publish(rec(0))
+    path.unlink()
+    folder.rmdir()                                      # the folder is gone: rows wait in memory
+    hf.publish(rec(1))
+    hf.publish(rec(2))
+    assert not hf.recording and hf.rows_pending == 2
+    with caplog.at_level("ERROR", logger="scorer.hypnogram_file"):
+        hf.close()
+        assert hf.rows_lost == 2 and hf.rows_pending == 0
+        folder.mkdir()                                  # the disk is back, too late
+        hf.close()
+        hf.status(None)                                 # and no retry after close either
+    assert hf.rows_lost == 2 and not path.exists()
+    assert sum("they are lost" in r.getMessage() for r in caplog.records) == 1
