@@ -211,3 +211,39 @@ def test_sigstopped_scorer_leaves_no_window_open_for_the_shipped_and_the_plain_l
     print(f"closed after SIGSTOP: shipped listener {shipped_s:.2f} s, plain listener {plain_s:.2f} s")
     assert shipped_s <= LEASE_S + MARGIN_S and plain_s <= LEASE_S + MARGIN_S
     assert not [m for m in lines.got if m.get("reason") == LEASE_REASON and m["event"] == OPEN]
+
+
+@pytest.mark.lsl
+@pytest.mark.timeout(60)
+def test_shipped_listener_takes_an_absurd_lease_in_the_description_as_the_default_and_warns_once(caplog):
+    """A gate stream whose description says lease_s = inf (a broken or hostile
+    scorer): the listener uses the default 2 s (fail-closed), says so in one warning, and an
+    ``open`` with no renewal lapses within that lease, not never. The rule itself, for
+    every bad text (missing, not a number, nan, inf, <= 0, > 60 s): the default; a sane
+    lease said is taken as it is."""
+    import sleepstream
+    from scorer.gate.listener import MAX_LEASE_S
+
+    said = "inf"
+    name, _ = unique_ids()
+    info = pylsl.StreamInfo(name + "-gate", "Markers", 2, pylsl.IRREGULAR_RATE, "string", f"{name}-sid")
+    info.desc().append_child_value("lease_s", said)
+    outlet = pylsl.StreamOutlet(info)
+    listener = sleepstream.GateListener(name + "-gate")
+    try:
+        with caplog.at_level("WARNING", logger="scorer.gate.listener"), listener:
+            assert listener.wait_connected(20), listener
+            assert listener.lease_s == LEASE_S
+            wait_for(outlet.have_consumers, 10, "the listener's inlet")
+            outlet.push_sample(["open", "N2/N3 p>=0.80 x2"], pylsl.local_clock())
+            assert listener.wait_open(5), listener
+            opened = time.monotonic()
+            assert listener.wait_closed(LEASE_S + MARGIN_S), listener      # no renewal: it lapses
+            assert time.monotonic() - opened <= LEASE_S + MARGIN_S and listener.reason == "lease expired"
+        warned = [r.getMessage() for r in caplog.records if "lease_s" in r.getMessage()]
+        assert len(warned) == 1 and repr(said) in warned[0], warned
+    finally:
+        del outlet
+    for bad in ("", "  ", "soon", "nan", "inf", "-inf", "-1", "0", str(MAX_LEASE_S + 1), "1e9"):
+        assert listener._said_lease(bad) == LEASE_S, bad
+    assert listener._said_lease("0.5") == 0.5 and listener._said_lease(f"{MAX_LEASE_S:g}") == MAX_LEASE_S

@@ -51,6 +51,9 @@ DEFAULT_GATE_NAME = "sleepstream" + GATE_SUFFIX
 SCORER_PREFIX = "sleepstream-scorer:"   # the scorer's gate source_id: this + the stream's name
 POLL_S = 0.05                 # the thread checks the lease at least this often (s)
 CLOCK_REFRESH_S = 10.0        # time_correction() again after this long (s)
+#: The longest lease a stream's description may say (s); a longer one (or none, or one not
+#: a positive finite number) is taken as :data:`LEASE_S`: a window never holds for ever.
+MAX_LEASE_S = 60.0
 
 
 def _xpath_literal(value: str) -> str:
@@ -69,7 +72,8 @@ class GateListener:
         Follow the stream with this source_id (default: the first found by ``name``).
     lease_s : float, optional
         How long an ``open`` holds without renewal (s). Default: the stream's
-        description says (``lease_s``); 2.0 for a stream that says none.
+        description says (``lease_s``); 2.0 for a stream that says none, or a value
+        that is not a positive finite number of seconds up to :data:`MAX_LEASE_S` (60).
     on_open, on_close : callable, optional
         ``fn(reason, stamp)`` when the window opens / closes for this listener.
     resolve_timeout_s : float
@@ -97,6 +101,7 @@ class GateListener:
         self._want_sid = source_id
         self._lease_arg = lease_s
         self.lease_s = float(lease_s) if lease_s is not None else LEASE_S
+        self._lease_warned: set[str] = set()     # lease_s texts of the stream already warned about
         self.on_open = on_open
         self.on_close = on_close
         self.resolve_timeout_s = float(resolve_timeout_s)
@@ -325,6 +330,36 @@ class GateListener:
             pylsl.resolve_byprop("name", self.name, 1, self.resolve_timeout_s)
         return found[0] if found else None
 
+    def _said_lease(self, said: str) -> float:
+        """The lease the stream's description says, fail-closed: a value that is missing,
+        not a number, not finite, not positive or longer than :data:`MAX_LEASE_S` gives
+        :data:`LEASE_S` (a window that lapses soon, never one that holds for ever), with
+        one warning per value said.
+
+        Parameters
+        ----------
+        said : str
+            The description's ``lease_s`` text ("" when absent).
+
+        Returns
+        -------
+        float
+            The lease to use, s.
+        """
+        try:
+            value = float(said)
+        except ValueError:
+            value = math.nan
+        if math.isfinite(value) and 0 < value <= MAX_LEASE_S:
+            return value
+        if said not in self._lease_warned:
+            self._lease_warned.add(said)
+            why = ("says no lease_s (a scorer from before the lease?)" if not said.strip()
+                   else f"says lease_s={said!r}, not a number of seconds in (0, {MAX_LEASE_S:g}]")
+            log.warning("gate stream %s %s: using %g s; its windows close that long after each open",
+                        self.name, why, LEASE_S)
+        return LEASE_S
+
     def _connect(self) -> tuple[pylsl.StreamInlet | None, float]:
         try:
             info = self._find()
@@ -341,13 +376,7 @@ class GateListener:
             return None, 0.0
         self.source_id, self.hostname = info.source_id(), info.hostname()
         if self._lease_arg is None:
-            said = full.desc().child_value("lease_s")
-            try:
-                self.lease_s = float(said)
-            except ValueError:
-                log.warning("gate stream %s says no lease_s (a scorer from before the lease?): using %g s; "
-                            "its windows close that long after each open", self.name, LEASE_S)
-                self.lease_s = LEASE_S
+            self.lease_s = self._said_lease(full.desc().child_value("lease_s"))
         with self._cond:
             self._connected = True
             if self._event is None:
