@@ -17,6 +17,9 @@ screen: only stale frames are lost. While the screen is up, log records are rout
 writer too (printed above the screen), through a bounded queue that drops and counts what
 does not fit (:attr:`ScreenWriter.log_dropped`). Closing waits a bounded time for the
 final frame (a dead terminal costs that wait, never a hang).
+
+:class:`ScreenFeed` is that loop's side, for any screen: the ward's screen
+(:class:`scorer.ward.display.WardDisplay`) draws through it the same way.
 """
 from __future__ import annotations
 
@@ -214,6 +217,117 @@ def _stdout_file():
     return FdFile(fd, getattr(sys.stdout, "encoding", None) or "utf-8")
 
 
+class ScreenFeed:
+    """A screen fed by a loop that must never wait for the terminal.
+
+    The loop asks for a frame with :meth:`draw`; the feed renders it in the loop's own
+    thread (so the renderer never reads a state another thread is changing) and hands it
+    to a :class:`ScreenWriter`, the one thread that writes to the terminal, only when the
+    writer is free; otherwise the frame is not rendered and is counted in
+    :attr:`frames_dropped`. While the screen is up, the root logger's console output is
+    routed to the writer (printed above the screen, dropped and counted when too many
+    lines wait). Used by the live screen (:class:`DisplaySink`) and the ward's screen.
+
+    Parameters
+    ----------
+    console : rich.console.Console, optional
+        Where to draw (default: a new Console on stdout, written through its file
+        descriptor: :class:`scorer.bounded_output.FdFile`).
+    screen : bool
+        Use the terminal's alternate screen (the frame vanishes at the end).
+    capture_logging : bool
+        Route the root logger's console output above the screen until :meth:`close`.
+
+    Attributes
+    ----------
+    frames_dropped : int
+        Frames asked for and not drawn: the terminal was still taking an earlier one.
+    """
+
+    def __init__(self, console: Console | None = None, *, screen: bool = False,
+                 capture_logging: bool = True) -> None:
+        # the terminal is written by os.write (FdFile): no Python lock is held while it stalls
+        self.console = console or Console(file=_stdout_file())
+        # the loop renders with a console of its own: the writer thread owns self.console
+        self._render_console = Console(file=io.StringIO(), color_system=self.console.color_system,
+                                       force_terminal=self.console.is_terminal, legacy_windows=False)
+        self._writer = ScreenWriter(self.console, screen=screen)
+        self._log = LogAboveScreen(self.console, handler=_ScreenLogHandler(self._writer, logging.WARNING))
+        if capture_logging:
+            self._log.start()
+        self.frames_dropped = 0
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return (f"<ScreenFeed {self.frames} frames drawn, {self.frames_dropped} dropped, "
+                f"{self.log_dropped} log lines dropped>")
+
+    @property
+    def frames(self) -> int:
+        """Frames the terminal took so far."""
+        return self._writer.frames
+
+    @property
+    def log_dropped(self) -> int:
+        """Log lines dropped so far because too many waited for the terminal."""
+        return self._writer.log_dropped
+
+    def draw(self, make: Callable[[int, int], RenderableType]) -> bool:
+        """Render ``make(width, height)`` here and hand it to the terminal's thread, when
+        that thread is free; never waits.
+
+        Parameters
+        ----------
+        make : callable
+            ``make(width, height)`` returns the screen for a terminal of that size
+            (characters, lines); it runs in the caller's thread.
+
+        Returns
+        -------
+        bool
+            True when the frame was handed over; False (counted in :attr:`frames_dropped`,
+            ``make`` not called) while the terminal is still taking an earlier frame.
+        """
+        if self._closed or not self._writer.ready:
+            self.frames_dropped += 1
+            return False
+        self._writer.show(self._frame(make))
+        return True
+
+    def close(self, make: Callable[[int, int], RenderableType] | None = None,
+              timeout_s: float = CLOSE_WAIT_S) -> bool:
+        """Draw the last frame and stop the screen, waiting at most ``timeout_s`` for the
+        terminal, then give the log handlers back; a second call does nothing.
+
+        Parameters
+        ----------
+        make : callable, optional
+            Makes the last screen, as for :meth:`draw` (None: the frame waiting, if any).
+        timeout_s : float
+            The longest wait for the terminal, s.
+
+        Returns
+        -------
+        bool
+            True when the terminal took it all (or the feed was closed already); False
+            when the writer thread is left stuck on a terminal that takes nothing.
+        """
+        if self._closed:
+            return True
+        self._closed = True
+        try:
+            return self._writer.close(self._frame(make) if make is not None else None, timeout_s)
+        finally:
+            self._log.stop()
+
+    def _frame(self, make: Callable[[int, int], RenderableType]) -> Frame:
+        """``make``'s screen at the console's size, rendered in this thread."""
+        w, h = self.console.size
+        rc = self._render_console
+        options = rc.options.update(width=w, min_width=w, max_width=w, height=h)
+        return Frame(rc.render_lines(make(w, h), options, pad=False))
+
+
 # --------------------------------------------------------------------------- the sink
 
 class DisplaySink(Sink):
@@ -254,21 +368,13 @@ class DisplaySink(Sink):
                  screen: bool = False, capture_logging: bool = True, max_fps: float = 20.0,
                  wall_clock: Callable[[], float] = time.time,
                  recording: "Callable[[], RecordingState] | None" = None) -> None:
-        # the terminal is written by os.write (FdFile): no Python lock is held while it stalls
-        self.console = console or Console(file=_stdout_file())
+        self._feed = ScreenFeed(console, screen=screen, capture_logging=capture_logging)
+        self.console = self._feed.console
         self.state = DisplayState(title)
         self._wall_clock = wall_clock
         self._recording = recording
         self._min_interval_s = 1.0 / max_fps if max_fps > 0 else 0.0
         self._last_draw = -math.inf
-        self.frames_dropped = 0
-        # the loop renders with a console of its own: the writer thread owns self.console
-        self._render_console = Console(file=io.StringIO(), color_system=self.console.color_system,
-                                       force_terminal=self.console.is_terminal, legacy_windows=False)
-        self._writer = ScreenWriter(self.console, screen=screen)
-        self._log = LogAboveScreen(self.console, handler=_ScreenLogHandler(self._writer, logging.WARNING))
-        if capture_logging:
-            self._log.start()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -278,7 +384,12 @@ class DisplaySink(Sink):
     @property
     def frames(self) -> int:
         """Frames the terminal took so far."""
-        return self._writer.frames
+        return self._feed.frames
+
+    @property
+    def frames_dropped(self) -> int:
+        """Redraws not drawn because the terminal was still taking an earlier frame."""
+        return self._feed.frames_dropped
 
     # -- Sink methods --
     def publish(self, record: ScoredEpoch) -> None:
@@ -325,11 +436,10 @@ class DisplaySink(Sink):
         self._closed = True
         try:
             self._update_recording()
-            if not self._writer.close(self._frame(), CLOSE_WAIT_S):
+        finally:
+            if not self._feed.close(self._screen, CLOSE_WAIT_S):
                 logging.getLogger(__name__).warning("the terminal did not take the last screen within %.0f s",
                                                     CLOSE_WAIT_S)
-        finally:
-            self._log.stop()
 
     def __enter__(self) -> "DisplaySink":
         return self
@@ -350,12 +460,10 @@ class DisplaySink(Sink):
         w, h = self.console.size
         return render(self.state, w, h - 1)
 
-    def _frame(self) -> Frame:
-        """The screen now, rendered in this thread (the one that changes the state)."""
-        w, h = self.console.size
-        rc = self._render_console
-        options = rc.options.update(width=w, min_width=w, max_width=w, height=h)
-        return Frame(rc.render_lines(render(self.state, w, h - 1), options, pad=False))
+    def _screen(self, width: int, height: int) -> RenderableType:
+        """The screen now for a terminal of that size (rendered by the feed in this thread,
+        the one that changes the state)."""
+        return render(self.state, width, height - 1)
 
     def _update_recording(self) -> None:
         if self._recording is not None:
@@ -369,8 +477,5 @@ class DisplaySink(Sink):
         now = time.monotonic()
         if not force and now - self._last_draw < self._min_interval_s:
             return
-        if not self._writer.ready:            # the terminal is still taking an earlier frame
-            self.frames_dropped += 1
-            return
-        self._last_draw = now
-        self._writer.show(self._frame())
+        if self._feed.draw(self._screen):     # else the terminal is still taking an earlier frame
+            self._last_draw = now

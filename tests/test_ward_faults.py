@@ -309,3 +309,96 @@ def test_bad_supervision_options_are_one_line_exit_2_before_any_folder(tmp_path,
                        cwd=REPO, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr, r.stderr
     assert flag in r.stderr and words in r.stderr and not out.exists()
+
+
+def fill_terminal(slave_path: str) -> int:
+    """Write to the terminal until it takes no more (what a terminal nobody reads becomes).
+
+    Through a descriptor of its own (non-blocking here only: the ward's stdout stays as it
+    is). Returns the bytes written."""
+    fd = os.open(slave_path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    n = 0
+    try:
+        while True:
+            try:
+                n += os.write(fd, b"." * 1024)
+            except BlockingIOError:
+                return n
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.lsl
+@pytest.mark.parametrize("view", ["screen", "no-display"])
+def test_a_ward_whose_terminal_nobody_reads_still_finds_new_beds_and_stops_in_bounded_time(tmp_path, view):
+    """The ward's stdout and stderr are a pty: once the ward is up, the terminal is filled
+    and nobody reads it (a Ctrl-S'd or unread terminal). A bed that appears then still gets
+    its worker (the ward's loop turns: scans, hang checks, restarts), the screen catches up
+    when the terminal is read again, and SIGTERM ends the ward in bounded time."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    from replay.player import Player, ReplaySource
+    from test_stalled_readers import takes_output
+    from test_ward_gate import ward_children
+
+    tag = f"wt{uuid.uuid4().hex[:8]}"
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    slave_path = os.ttyname(slave)
+    env = dict(os.environ, TERM="xterm-256color", COLUMNS="100", LINES="30")
+    env.pop("NO_COLOR", None)
+    out = tmp_path / "ward"
+    ward = subprocess.Popen([sys.executable, "-m", "sleepstream.cli", "ward", "--name", f"{tag}-*", "--out", str(out),
+                             "--no-outlets", "--find-timeout", "20", *(["--no-display"] if view != "screen" else [])],
+                            cwd=REPO, env=env, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    probe = os.open(slave_path, os.O_WRONLY | os.O_NOCTTY)    # to see whether the terminal takes output
+    os.close(slave)
+    os.set_blocking(master, False)
+    seen = bytearray()
+
+    def read_some(text: bytes) -> bool:
+        try:
+            seen.extend(os.read(master, 1 << 16))
+        except OSError:
+            pass
+        return text in seen
+
+    stop = threading.Event()
+    player = None
+    try:
+        up = b"waiting for streams" if view == "screen" else b"ward: following"
+        wait_for(lambda: read_some(up) or ward.poll() is not None, 60, "the ward to start")
+        assert ward.poll() is None, bytes(seen[-2000:])
+        fill_terminal(slave_path)                  # from now on nobody reads the terminal
+        assert not takes_output(probe)
+        x, _ = simulated_eeg(100.0, 4, seed=71)
+        player = Player(ReplaySource.from_arrays(x[:, None], 100.0, ["Fpz-Cz"]), name=f"{tag}-new",
+                        source_id=f"{tag}-sid", speed=1.0, loop=True)
+        player.start(stop)
+        wait_for(lambda: f"{tag}-new" in ward_children(ward.pid), 30,
+                 "a worker for the bed that appeared while the terminal was stalled")
+        assert not takes_output(probe) and ward.poll() is None      # still stalled: the ward was not held up
+        if view == "screen":                       # read again: the screen catches up with the new bed
+            wait_for(lambda: read_some(f"{tag}-new".encode()), 30, "the new bed on the screen once read")
+            fill_terminal(slave_path)              # and unread again for the ward's way out
+        t0 = time.monotonic()
+        ward.send_signal(signal.SIGTERM)
+        try:
+            rc = ward.wait(40)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the ward hung on its way out behind a terminal nobody reads")
+        assert rc == 0 and time.monotonic() - t0 < 30
+    finally:
+        if ward.poll() is None:
+            for pid in ward_children(ward.pid).values():
+                os.kill(pid, signal.SIGKILL)
+            ward.kill()
+            ward.wait()
+        os.close(master)
+        os.close(probe)
+        stop.set()
+        if player is not None:
+            player.join(10)

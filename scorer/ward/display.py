@@ -7,9 +7,17 @@ are restored on close): ``1``-``9`` open that bed's ``live`` screen, ``↑``/``�
 highlight and ``Enter`` opens the highlighted bed, ``←``/``→`` step through beds in the
 detail view, ``Esc``, ``0`` or ``q`` go back to all beds. Without a terminal on stdin no
 key is read. While the screen is up, log records print above it.
+
+The terminal never holds up the ward's loop (its hang detection, restarts and new beds): it
+draws as the live screen does, through :class:`scorer.display.ScreenFeed`. The loop
+renders each frame itself and hands it to a thread that owns the terminal, only when that
+thread is free; a frame the terminal cannot take yet (a Ctrl-S, a paused SSH session, a
+pty nobody reads) is not drawn and counted (:attr:`WardDisplay.frames_dropped`), and the
+next tick (within a second) draws the ward as it is then.
 """
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import select
@@ -19,9 +27,8 @@ import time
 from typing import Callable
 
 from rich.console import Console, RenderableType
-from rich.live import Live
 
-from scorer.log_capture import LogAboveScreen
+from scorer.display import CLOSE_WAIT_S, ScreenFeed
 from scorer.records import ScoredEpoch
 
 from .screen import render
@@ -157,7 +164,8 @@ class WardDisplay:
     Parameters
     ----------
     console : rich.console.Console, optional
-        Where to draw (default: a new Console on stdout).
+        Where to draw (default: a new Console on stdout, written through its file
+        descriptor by the terminal's own thread: :class:`scorer.display.ScreenFeed`).
     keys : bool
         Read keys from stdin when it is a terminal.
     max_fps : float
@@ -168,10 +176,10 @@ class WardDisplay:
 
     def __init__(self, console: Console | None = None, *, keys: bool = True,
                  max_fps: float = 10.0, wall_clock: Callable[[], float] = time.time) -> None:
-        self.console = console or Console()
+        self._feed = ScreenFeed(console)
+        self.console = self._feed.console
         self.nav = Navigation()
         self.last_note = ""
-        self.frames = 0
         self._wall_clock = wall_clock
         self._min_interval_s = 1.0 / max_fps if max_fps > 0 else 0.0
         self._last_draw = -1e9
@@ -183,12 +191,26 @@ class WardDisplay:
                 self._keys = KeyReader(sys.stdin.fileno())
             except (OSError, ImportError):   # no termios (not a POSIX terminal): no keys
                 self._keys = None
-        self._log = LogAboveScreen(self.console)
-        self._log.start()
-        self._live = Live(console=self.console, auto_refresh=False, redirect_stdout=False, redirect_stderr=False,
-                          screen=False, transient=False)
-        self._live.start()
         self._closed = False
+
+    def __repr__(self) -> str:
+        beds = len(self._state.beds) if self._state is not None else 0
+        return f"<WardDisplay {beds} beds: {self.frames} frames drawn, {self.frames_dropped} dropped>"
+
+    @property
+    def frames(self) -> int:
+        """Frames the terminal took so far."""
+        return self._feed.frames
+
+    @property
+    def frames_dropped(self) -> int:
+        """Redraws not drawn because the terminal was still taking an earlier frame."""
+        return self._feed.frames_dropped
+
+    @property
+    def log_dropped(self) -> int:
+        """Log lines not printed above the screen because too many waited for the terminal."""
+        return self._feed.log_dropped
 
     # -- WardView --
     def epoch(self, bed: BedState, record: ScoredEpoch) -> None:
@@ -259,10 +281,9 @@ class WardDisplay:
         now = time.monotonic()
         since = now - self._last_draw
         if (self._dirty and since >= self._min_interval_s) or since >= 1.0:
-            self._live.update(self.renderable(), refresh=True)
-            self._last_draw = now
-            self._dirty = False
-            self.frames += 1
+            self._last_draw = now                # a frame dropped is tried again after as long
+            if self._feed.draw(self._screen):
+                self._dirty = False
 
     def renderable(self) -> RenderableType:
         """The screen now, of the console's size.
@@ -274,23 +295,29 @@ class WardDisplay:
             the first tick).
         """
         w, h = self.console.size
-        state = self._state
-        if state is None:
-            from rich.text import Text
-
-            return Text("sleepstream ward: starting ...")
-        return render(state, w, h - 1, self.nav.selected, self.nav.cursor, self._wall_clock(), self.last_note)
+        return self._screen(w, h)
 
     def close(self) -> None:
-        """Restore the terminal's keys, draw the last screen, stop the Live and give the
-        log handlers back; a second call does nothing."""
+        """Restore the terminal's keys, draw the last screen (a bounded wait: a warning when
+        the terminal does not take it) and give the log handlers back; a second call does
+        nothing."""
         if self._closed:
             return
         self._closed = True
         try:
             if self._keys is not None:
                 self._keys.close()
-            self._live.update(self.renderable(), refresh=False)
-            self._live.stop()
         finally:
-            self._log.stop()
+            if not self._feed.close(self._screen, CLOSE_WAIT_S):
+                logging.getLogger(__name__).warning("the terminal did not take the ward's last screen within "
+                                                    "%.0f s", CLOSE_WAIT_S)
+
+    def _screen(self, width: int, height: int) -> RenderableType:
+        """The ward for a terminal of that size (rendered in the loop's thread)."""
+        state = self._state
+        if state is None:
+            from rich.text import Text
+
+            return Text("sleepstream ward: starting ...")
+        return render(state, width, height - 1, self.nav.selected, self.nav.cursor, self._wall_clock(),
+                      self.last_note)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -128,21 +127,23 @@ def check_supervision(hang_timeout_s: float, max_beds: int) -> None:
         raise SleepstreamError(f"--max-beds must be at least 1, got {max_beds}")
 
 
-def summary_line(ward, out: Path) -> str:
+def summary_line(ward, out: Path, log_handlers=()) -> str:
     """The ward's closing line.
 
     Parameters
     ----------
     ward : scorer.ward.supervisor.Ward
-        The ward that ran (its state and ``max_beds``).
+        The ward that ran (its state, ``max_beds`` and views).
     out : Path
         Its output folder.
+    log_handlers : sequence of scorer.bounded_output.BoundedLogHandler
+        The console handlers the ward logged through (their lines dropped are said).
 
     Returns
     -------
     str
-        Beds, epochs, restarts (and hangs), windows, refusals, lost lines, and where the
-        hypnograms are.
+        Beds, epochs, restarts (and hangs), windows, refusals, lost lines, where the
+        hypnograms are, and what the terminal did not take (screen frames, log lines).
     """
     beds = ward.state.beds
     gated = [b.gate for b in beds if b.gate is not None]
@@ -157,16 +158,22 @@ def summary_line(ward, out: Path) -> str:
     refused = ward.state.refused_total
     if refused:
         extra += f", {refused} stream{'s' if refused != 1 else ''} refused (--max-beds {ward.max_beds})"
+    dropped = {"screen frames not drawn": sum(getattr(v, "frames_dropped", 0) for v in ward.views),
+               "log lines dropped": sum(getattr(v, "log_dropped", 0) for v in ward.views)
+               + sum(getattr(h, "dropped", 0) for h in log_handlers)}
+    lost = [f"{n} {what}" for what, n in dropped.items() if n]
+    behind = f"; the terminal did not keep up: {', '.join(lost)} (the ward was not held up)" if lost else ""
     return (f"ward: {len(beds)} beds, {sum(b.epochs for b in beds)} epochs, "
-            f"{sum(b.restarts for b in beds)} worker restarts{windows}{extra}; hypnograms in {out}")
+            f"{sum(b.restarts for b in beds)} worker restarts{windows}{extra}; hypnograms in {out}{behind}")
 
 
 def setup_ward_log() -> None:
-    """Route the ward's lines to stdout, plainly (like `live --no-display`)."""
+    """Route the ward's lines to stdout, plainly (like `live --no-display`), through a
+    bounded handler: a stdout nobody reads loses lines (counted), never holds up the ward."""
     from scorer.bounded_output import route_logger_to_stdout
     from scorer.ward.log_view import WARD_LOGGER
 
-    route_logger_to_stdout(WARD_LOGGER)
+    route_logger_to_stdout(WARD_LOGGER, bounded=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -219,23 +226,36 @@ def run(args: argparse.Namespace) -> int:
     opts = WorkerOptions(channel=args.channel, weights=weights, outlets=not args.no_outlets,
                          network=args.network, session_id=args.session_id, find_timeout_s=args.find_timeout,
                          gate=gates)
+    from rich.console import Console
+
+    from scorer.bounded_output import logging_without_blocking
+    from scorer.ward.log_view import WARD_LOGGER
+    from sleepstream.console import print_bounded
+
     if args.no_display:
-        from scorer.ward.log_view import WARD_LOGGER, WardLog
-
         setup_ward_log()
-        view = WardLog()
-        logging.getLogger(WARD_LOGGER).info("ward: following %s on %s; writing to %s", selector.describe(),
-                                            lsl.describe(), out)
-        if gates.any:
-            logging.getLogger(WARD_LOGGER).info("ward: stimulation windows: %s", gates.describe())
-    else:
-        from scorer.ward.display import WardDisplay
+    # While the ward runs, no log line or screen frame may hold up its loop (hangs, restarts, new beds).
+    with logging_without_blocking() as log_handlers:
+        if args.no_display:
+            from scorer.ward.log_view import WardLog
 
-        view = WardDisplay()
-    logging.getLogger(__name__).info("ward: following %s on %s; writing to %s", selector.describe(),
-                                     lsl.describe(), out)
-    ward = Ward(out, selector, opts, [view], hang_timeout_s=args.hang_timeout, max_beds=args.max_beds)
-    with stop_on_signals() as stop:
-        ward.run(stop)
-    print(summary_line(ward, out), file=sys.stderr)
+            view = WardLog()
+            logging.getLogger(WARD_LOGGER).info("ward: following %s on %s; writing to %s", selector.describe(),
+                                                lsl.describe(), out)
+            if gates.any:
+                logging.getLogger(WARD_LOGGER).info("ward: stimulation windows: %s", gates.describe())
+        else:
+            from scorer.ward.display import WardDisplay
+
+            view = WardDisplay()
+        logging.getLogger(__name__).info("ward: following %s on %s; writing to %s", selector.describe(),
+                                         lsl.describe(), out)
+        ward = Ward(out, selector, opts, [view], hang_timeout_s=args.hang_timeout, max_beds=args.max_beds)
+        with stop_on_signals() as stop:
+            ward.run(stop)
+        ward_log = [h for h in logging.getLogger(WARD_LOGGER).handlers if hasattr(h, "dropped")]
+        line = summary_line(ward, out, [*log_handlers, *ward_log])
+        for h in ward_log:                  # the ward's last lines, a bounded wait for a dead reader
+            h.writer.flush()
+        print_bounded(Console(stderr=True), lambda c: c.print(line, highlight=False, markup=False, soft_wrap=True))
     return 0
