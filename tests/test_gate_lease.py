@@ -247,3 +247,34 @@ def test_shipped_listener_takes_an_absurd_lease_in_the_description_as_the_defaul
     for bad in ("", "  ", "soon", "nan", "inf", "-inf", "-1", "0", str(MAX_LEASE_S + 1), "1e9"):
         assert listener._said_lease(bad) == LEASE_S, bad
     assert listener._said_lease("0.5") == 0.5 and listener._said_lease(f"{MAX_LEASE_S:g}") == MAX_LEASE_S
+
+
+@pytest.mark.lsl
+@pytest.mark.timeout(30)
+def test_gate_outlet_push_and_renew_after_close_send_nothing_count_nothing_and_do_not_raise():
+    """A loop that still ticks after the gate is closed (shutdown order): push and renew are
+    no-ops, not errors; a listener gets nothing after the close, and no renewal is counted
+    that never went out."""
+    from scorer.gate.outlet import GateOutlet
+
+    name, _ = unique_ids()
+    out = GateOutlet(name)
+    (info,) = pylsl.resolve_byprop("source_id", f"sleepstream-scorer:{name}-gate", 1, 10) or [None]
+    assert info is not None
+    inlet = pylsl.StreamInlet(info, recover=False)
+    inlet.open_stream(timeout=5)
+    wait_for(out.have_consumers, 10, "the inlet")
+    out.push("open", "N2/N3 p>=0.80 x1")
+    out.renew()
+    got = [inlet.pull_sample(timeout=5)[0] for _ in range(2)]
+    assert got == [["open", "N2/N3 p>=0.80 x1"], ["open", LEASE_REASON]] and out.renewals == 1
+    out.close(linger_s=0.0)
+    out.close(linger_s=0.0)                                 # twice: nothing happens
+    stamp = out.push("open", "late")
+    out.renew()
+    assert stamp > 0 and out.renewals == 1 and not out.have_consumers()
+    try:
+        late = inlet.pull_sample(timeout=0.5)[0]
+    except Exception:                                       # LostError: the outlet is gone
+        late = None
+    assert late is None, late

@@ -110,14 +110,16 @@ class GateOutlet:
         return stamp
 
     def renew(self) -> float:
-        """Re-send ``open`` / ``lease`` for the window already open.
+        """Re-send ``open`` / ``lease`` for the window already open (after :meth:`close`
+        nothing is sent, and nothing counted).
 
         Returns
         -------
         float
             The renewal's stamp, s (local LSL clock).
         """
-        self.renewals += 1
+        if self._outlet is not None:
+            self.renewals += 1
         return self.push(OPEN_EVENT, LEASE_REASON)
 
     def __repr__(self) -> str:
