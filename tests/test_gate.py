@@ -185,6 +185,25 @@ def test_bad_inline_rules_name_the_problem(text, words):
         parse_rule(text)
 
 
+@pytest.mark.parametrize("line, words", [
+    ("epochs = 2.5", "epochs must be a whole number, got 2.5"), ("epochs = 2.0", "epochs must be a whole number"),
+    ("epochs = true", "epochs must be a whole number, got True"), ('epochs = "two"', "epochs must be a whole"),
+    ("min_probability = true", "min_probability must be a number, got True"),
+    ("max_open_s = false", "max_open_s must be a number, got False"),
+])
+def test_a_float_or_bool_where_a_rules_file_wants_a_whole_number_is_refused_naming_the_field(tmp_path, line, words):
+    """epochs = 2.5 was taken as 2 and epochs = true as 1, silently; now one line names the
+    file and the field (inline text too)."""
+    f = tmp_path / "gate.toml"
+    f.write_text(f"[gate]\n{line}\n")
+    with pytest.raises(GateRuleError, match=words) as err:
+        parse_rule(str(f))
+    assert str(err.value).startswith(f"{f}: ") and "\n" not in str(err.value)
+    with pytest.raises(GateRuleError, match="epochs must be a whole number, got '2.5'"):
+        parse_rule("epochs=2.5")
+    assert parse_rule("epochs= 3 ").epochs == 3
+
+
 @pytest.mark.lsl
 def test_bad_rules_file_is_one_line_and_exit_2(tmp_path):
     f = tmp_path / "bad.toml"

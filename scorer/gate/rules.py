@@ -94,6 +94,29 @@ def _stages(value: Any, where: str) -> frozenset[str]:
     return frozenset(items)
 
 
+def _whole(value: Any, name: str, where: str) -> int:
+    """``value`` (a TOML value or inline text) as a whole number; a float (``2.5``, also
+    ``2.0``: TOML says whole numbers without a point) or a bool is refused, naming ``name``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise GateRuleError(f"{where}: {name} must be a whole number, got {value!r}")
+
+
+def _number(value: Any, name: str, where: str) -> float:
+    """``value`` (a TOML value or inline text) as a number; a bool is refused, naming ``name``."""
+    if not isinstance(value, bool):
+        try:
+            return float(value.strip() if isinstance(value, str) else value)
+        except (TypeError, ValueError):
+            pass
+    raise GateRuleError(f"{where}: {name} must be a number, got {value!r}")
+
+
 def rule_from_mapping(gate: dict[str, Any], guard: dict[str, Any] | None = None, where: str = "[gate]") -> GateRule:
     """A :class:`GateRule` from the ``[gate]`` (and ``[guard]``) tables.
 
@@ -126,11 +149,11 @@ def rule_from_mapping(gate: dict[str, Any], guard: dict[str, Any] | None = None,
         if "stages" in gate:
             kw["stages"] = _stages(gate["stages"], where)
         if "min_probability" in gate:
-            kw["min_probability"] = float(gate["min_probability"])
+            kw["min_probability"] = _number(gate["min_probability"], "min_probability", where)
         if "epochs" in gate:
-            kw["epochs"] = int(gate["epochs"])
+            kw["epochs"] = _whole(gate["epochs"], "epochs", where)
         if "max_open_s" in gate:
-            kw["max_open_s"] = float(gate["max_open_s"])
+            kw["max_open_s"] = _number(gate["max_open_s"], "max_open_s", where)
         if "guard" in gate:
             g = gate["guard"]
             if isinstance(g, str):
