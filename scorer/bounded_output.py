@@ -76,7 +76,8 @@ class BoundedWriter:
     Attributes
     ----------
     written, dropped : int
-        Items written, items dropped (the queue was full, or the reader is gone).
+        Items written, items dropped (the queue was full, or the reader is gone); counted
+        under a lock of their own (callers in several threads and the writer thread).
     broken : str or None
         Why writing stopped for good (e.g. ``Broken pipe``); later items are dropped.
     """
@@ -92,6 +93,7 @@ class BoundedWriter:
         self.broken: str | None = None
         self._closed = False
         self._lock = threading.Lock()          # held while writing: one writer at a time
+        self._counts_lock = threading.Lock()   # held while counting (callers and the writer thread)
         self._thread: threading.Thread | None = None
         if self._fd is not None:
             self._thread = threading.Thread(target=self._run, name=f"sleepstream-{name}", daemon=True)
@@ -127,16 +129,16 @@ class BoundedWriter:
             when it could not be: the queue is full, the writer is closed or broken.
         """
         if self._closed or self.broken is not None:
-            self.dropped += 1
+            self._count(dropped=1)
             return False
         if self._thread is None:               # in memory: cannot stall
             try:
                 self._write(text)
             except (OSError, ValueError) as exc:
                 self.broken = str(exc) or type(exc).__name__
-                self.dropped += 1
+                self._count(dropped=1)
                 return False
-            self.written += 1
+            self._count(written=1)
             return True
         if not self._q.unfinished_tasks and self._lock.acquire(blocking=False):
             try:                                # the reader keeps up: write now, in order
@@ -146,16 +148,16 @@ class BoundedWriter:
                         self._write_bytes(data)
                     except (OSError, ValueError) as exc:
                         self.broken = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-                        self.dropped += 1
+                        self._count(dropped=1)
                         return False
-                    self.written += 1
+                    self._count(written=1)
                     return True
             finally:
                 self._lock.release()
         try:
             self._q.put_nowait(text)
         except queue.Full:
-            self.dropped += 1
+            self._count(dropped=1)
             return False
         return True
 
@@ -210,6 +212,13 @@ class BoundedWriter:
             self._thread.join(0.5)
         return done
 
+    def _count(self, written: int = 0, dropped: int = 0) -> None:
+        """Add to :attr:`written` / :attr:`dropped`, under a lock of their own: callers in
+        several threads and the writer thread count at once (never held while writing)."""
+        with self._counts_lock:
+            self.written += written
+            self.dropped += dropped
+
     # -- the thread --
     def _run(self) -> None:
         while True:
@@ -218,15 +227,15 @@ class BoundedWriter:
                 if item is _STOP:
                     return
                 if self.broken is not None:
-                    self.dropped += 1
+                    self._count(dropped=1)
                     continue
                 try:
                     with self._lock:
                         self._write(str(item))
-                    self.written += 1
+                    self._count(written=1)
                 except (OSError, ValueError) as exc:   # the reader is gone (EPIPE), the stream closed
                     self.broken = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-                    self.dropped += 1
+                    self._count(dropped=1)
             finally:
                 self._q.task_done()
 

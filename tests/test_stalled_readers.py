@@ -77,6 +77,61 @@ def test_bounded_writer_never_blocks_on_an_unread_pipe_counts_what_it_drops_and_
         os.close(r)
 
 
+def test_bounded_writer_counts_every_line_offered_from_several_threads_once_written_or_dropped():
+    """Four threads log through one writer into a pipe a fifth drains, while its writer
+    thread writes what was queued: every line offered is counted once, written or dropped.
+    The threads are made to switch between any two bytecodes of ``offer`` and the writer
+    thread's loop (an opcode tracer yields the GIL), so a counter bumped without the
+    writer's lock loses counts (it did: about a third of them)."""
+    offered, threads_n = 300, 4
+    codes = {BoundedWriter.offer.__code__, BoundedWriter._run.__code__}
+
+    def switch_often(frame, event, arg):
+        if frame.f_code not in codes:
+            return None
+        frame.f_trace_opcodes, frame.f_trace_lines = True, False
+
+        def each_opcode(frame, event, arg):
+            if event == "opcode":
+                time.sleep(0)                  # let another thread run here
+            return each_opcode
+        return each_opcode
+
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    done = threading.Event()
+
+    def drain():
+        while not done.is_set():
+            try:
+                os.read(r, 1 << 16)
+            except BlockingIOError:
+                time.sleep(0.001)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    threading.settrace(switch_often)           # threads started from here on (the writer's too)
+    try:
+        writer = BoundedWriter(w, max_queued=20, name="test-counts")
+        callers = [threading.Thread(target=lambda: [writer.offer("line\n") for _ in range(offered)])
+                   for _ in range(threads_n)]
+        for t in callers:
+            t.start()
+    finally:
+        threading.settrace(None)
+    try:
+        for t in callers:
+            t.join(60)
+        assert writer.close(10), writer
+        assert writer.written + writer.dropped == offered * threads_n, writer
+        assert writer.written > 0, writer
+    finally:
+        done.set()
+        reader.join(5)
+        os.close(r)
+        os.close(w)
+
+
 def test_log_lines_to_a_stream_nobody_reads_never_block_and_are_counted():
     """While live runs, the root logger's console handlers are swapped for bounded ones on the
     same streams (and put back after)."""
