@@ -315,15 +315,26 @@ def fill_terminal(slave_path: str) -> int:
     """Write to the terminal until it takes no more (what a terminal nobody reads becomes).
 
     Through a descriptor of its own (non-blocking here only: the ward's stdout stays as it
-    is). Returns the bytes written."""
+    is). The kernel moves what waits in the pty's buffer to the master's line discipline a
+    moment later, which makes room once more: filled again until two fills after a pause take
+    nothing, so the terminal stays full. Returns the bytes written."""
     fd = os.open(slave_path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY)
     n = 0
+    empty = 0
     try:
-        while True:
-            try:
-                n += os.write(fd, b"." * 1024)
-            except BlockingIOError:
+        for _ in range(100):
+            took = 0
+            while True:
+                try:
+                    took += os.write(fd, b"." * 1024)
+                except BlockingIOError:
+                    break
+            n += took
+            empty = empty + 1 if not took and n else 0
+            if empty == 2:
                 return n
+            time.sleep(0.1)              # let the kernel move the buffer on, then fill what it freed
+        raise AssertionError("the terminal kept taking output: is somebody reading it?")
     finally:
         os.close(fd)
 
