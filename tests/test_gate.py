@@ -418,6 +418,20 @@ def gated_source(with_events: bool = True):
     return src, labels
 
 
+def start_sleep_player(speed: float):
+    """A looping replay of :func:`gated_source`'s sleep part (no arousal, no gap) on a stream of
+    its own, started. Returns the player, the event that stops it, its stream name and source_id."""
+    from replay.player import Player
+
+    src, _ = gated_source(with_events=False)
+    sleep_only = type(src).from_arrays(src.data_uv[WAKE_EPOCHS * 3000:], FS, ["Fpz-Cz"])
+    name, sid = unique_ids()
+    player = Player(sleep_only, name=name, source_id=sid, speed=speed, loop=True)
+    stop_player = threading.Event()
+    player.start(stop_player)
+    return player, stop_player, name, sid
+
+
 class Lines:
     """The JSON lines a peer prints, read on a thread (a pipe is never left unread)."""
 
@@ -521,15 +535,8 @@ def test_stimulus_program_sees_open_only_in_sleep_close_after_arousal_and_gap(tm
 @pytest.mark.lsl
 @pytest.mark.timeout(170)
 def test_killed_scorer_leaves_no_window_open_the_restarted_one_starts_closed_and_says_so(tmp_path):
-    from replay.player import Player
-
-    src, _ = gated_source(with_events=False)
-    sleep_only = type(src).from_arrays(src.data_uv[WAKE_EPOCHS * 3000:], FS, ["Fpz-Cz"])
-    name, sid = unique_ids()
+    player, stop_player, name, sid = start_sleep_player(speed=20.0)
     gname = name + "-stim"
-    player = Player(sleep_only, name=name, source_id=sid, speed=20.0, loop=True)
-    stop_player = threading.Event()
-    player.start(stop_player)
     cmd = [sys.executable, "-m", "sleepstream.cli", "live", "--no-display", "--no-outlets", "--source-id", sid,
            "--outlet-name", gname, "--gate", "epochs=2,guard=false", "--timeout", "20"]
     procs: list[subprocess.Popen] = []
