@@ -74,21 +74,9 @@ class Recording:
         return int(len(self.eeg_uv) // round(self.sfreq * EPOCH_S))
 
 
-def normalise_channel_name(name: str) -> str:
-    """'EEG Fpz-Cz' -> 'fpzcz': case, spaces, separators, an EEG prefix and a -Ref suffix
-    ignored (:func:`sleepnet.io.derivations.normalise_label`).
-
-    Parameters
-    ----------
-    name : str
-        A channel label.
-
-    Returns
-    -------
-    str
-        The key labels are matched by.
-    """
-    return normalise_label(name)
+#: ``'EEG Fpz-Cz'`` -> ``'fpzcz'``: :func:`sleepnet.io.derivations.normalise_label` itself,
+#: under the name this module had for it.
+normalise_channel_name = normalise_label
 
 
 def pick_channel(available: list[str], wanted: str, source: str) -> int:
