@@ -25,7 +25,7 @@ from scorer.records import ScoredEpoch
 from sleepnet.stages import STAGES
 
 from conftest import eeg_like
-from live_helpers import REPO, score_live, unique_ids
+from live_helpers import REPO, score_live, terminate, unique_ids
 
 PEERS = Path(__file__).resolve().parent / "peers"
 FS = 100.0
@@ -562,12 +562,7 @@ def test_killed_scorer_leaves_no_window_open_the_restarted_one_starts_closed_and
         assert [m["event"] for m in lines.got[n_before:]].index(OPEN) > 0
     finally:
         for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            terminate(p, 20)
         stop.touch()
         proc.wait(20)
         stop_player.set()

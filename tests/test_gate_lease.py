@@ -18,7 +18,7 @@ import time
 import pylsl
 import pytest
 
-from live_helpers import REPO, unique_ids, wait_for
+from live_helpers import REPO, terminate, unique_ids, wait_for
 from scorer.gate.outlet import LEASE_REASON, LEASE_S
 from scorer.gate.rules import GateRule
 from scorer.gate.sink import GateSink
@@ -191,11 +191,7 @@ def test_sigstopped_scorer_leaves_no_window_open_for_the_shipped_and_the_plain_l
     finally:
         if stopped_at is not None:
             scorer.send_signal(signal.SIGCONT)
-        scorer.send_signal(signal.SIGTERM)
-        try:
-            scorer.wait(30)
-        except subprocess.TimeoutExpired:
-            scorer.kill()
+        terminate(scorer, 30)
         listener.stop()
         stop.touch()
         proc.wait(20)
