@@ -36,7 +36,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from .common import DATA, Figure, params_key, progress, scratch_dir, script_main, this_command
+from .common import DATA, Figure, add_weights_argument, params_key, progress, scratch_dir, script_main, this_command
 
 MODULE = "benchmarks.archive"
 TARGET_SPEEDUP = 1.7
@@ -201,12 +201,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nights", type=int, default=16, help="simulated nights in the set (default: %(default)s)")
     p.add_argument("--hours", type=float, default=8.0, help="hours per night (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=3, help="passes per setting; the fastest counts")
-    p.add_argument("--weights", help="a shipped model's name or a weights folder (default: the default model)")
-
-
-def main(argv: list[str] | None = None) -> None:
-    script_main("archive", __doc__, add_arguments, run, argv, ".3f")
+    add_weights_argument(p)
 
 
 if __name__ == "__main__":
-    main()
+    script_main("archive", __doc__, add_arguments, run, value_format=".3f")

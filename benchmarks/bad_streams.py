@@ -35,8 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .common import (Figure, configure_lsl, outputs, popen, progress, scratch_dir, shell, sleepstream,
-                     script_main, this_command, unique)
+from .common import (Figure, add_weights_argument, configure_lsl, outputs, popen, progress, scratch_dir, shell,
+                     sleepstream, script_main, this_command, unique)
 
 HWM_ENV = "SLEEPSTREAM_BENCH_HWM_FILE"
 #: ``python -c`` this, then the command's arguments: the ``sleepstream`` command, which
@@ -249,12 +249,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=2, help="epochs of the accepted 20-kHz stream (default: 2)")
     p.add_argument("--speed", type=float, default=1.0, help="its pace, x real time (default: 1)")
     p.add_argument("--timeout", type=float, default=3.0, help="live's --timeout for the bad streams (default: 3)")
-    p.add_argument("--weights", help="a shipped model's name or a weights folder (default: the default model)")
-
-
-def main(argv: list[str] | None = None) -> None:
-    script_main("bad_streams", __doc__, add_arguments, run, argv, ".1f")
+    add_weights_argument(p)
 
 
 if __name__ == "__main__":
-    main()
+    script_main("bad_streams", __doc__, add_arguments, run, value_format=".1f")

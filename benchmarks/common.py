@@ -3,11 +3,12 @@ simulated nights they use, the `sleepstream` command as a subprocess, LSL on thi
 machine only, percentiles and the memory of a process.
 
 Every benchmark module has ``run(args) -> dict`` (its figures, each with the command
-that produced it) and a ``main()`` so it runs alone as ``python -m benchmarks.<name>``;
+that produced it) and runs alone through :func:`script_main` as ``python -m benchmarks.<name>``;
 :mod:`benchmarks.run_all` runs them all and prints one table.
 """
 from __future__ import annotations
 
+import argparse
 import atexit
 import hashlib
 import json
@@ -264,12 +265,40 @@ def progress(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+WEIGHTS_HELP = "a shipped model's name or a weights folder (default: the default model)"
+
+
+def add_weights_argument(p: argparse.ArgumentParser) -> None:
+    """Add ``--weights``, the model a benchmark scores with, as every scoring benchmark names it.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The benchmark's parser (its ``add_arguments``).
+    """
+    p.add_argument("--weights", help=WEIGHTS_HELP)
+
+
 def script_main(name: str, doc: str, add_arguments: Callable, run: Callable,
                 argv: list[str] | None = None, value_format: str = ".2f") -> None:
-    """The command line of one benchmark script: parse, run, add the machine, write
-    ``benchmarks/results/<name>.json`` and print each figure."""
-    import argparse
+    """The command line of one benchmark script (its ``if __name__ == "__main__"``): parse,
+    run, add the machine, write ``benchmarks/results/<name>.json`` and print each figure.
 
+    Parameters
+    ----------
+    name : str
+        The result's name (``benchmarks/results/<name>.json``).
+    doc : str
+        The module's docstring; its first line is the ``--help`` description.
+    add_arguments : callable
+        ``add_arguments(parser)``: the benchmark's options.
+    run : callable
+        ``run(args) -> dict``: the benchmark; the dict has ``figures``.
+    argv : list of str, optional
+        The arguments (None: the command line's).
+    value_format : str
+        How each figure's value is printed (a format spec).
+    """
     p = argparse.ArgumentParser(description=doc.splitlines()[0])
     add_arguments(p)
     args = p.parse_args(argv)

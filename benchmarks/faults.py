@@ -926,9 +926,5 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="epochs of the accepted 20 kHz x 64-channel stream, at real time (default: %(default)s)")
 
 
-def main(argv: list[str] | None = None) -> None:
-    script_main("faults", __doc__, add_arguments, run, argv)
-
-
 if __name__ == "__main__":
-    main()
+    script_main("faults", __doc__, add_arguments, run)

@@ -61,7 +61,8 @@ import numpy as np
 
 from scorer.gate.evaluation import epoch_records, night_metrics
 
-from .common import EXCERPT, Figure, configure_lsl, percentiles, progress, script_main, this_command
+from .common import (EXCERPT, Figure, add_weights_argument, configure_lsl, percentiles, progress, script_main,
+                     this_command)
 
 MODULE = "benchmarks.gate"
 FS = 100.0
@@ -480,12 +481,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-live", action="store_true", help="skip the live LSL marker-latency run")
     p.add_argument("--live-epochs", type=int, default=60, help="epochs of the live run (default: 60)")
     p.add_argument("--speed", type=float, default=10.0, help="replay speed of the live run (default: 10)")
-    p.add_argument("--weights", help="a shipped model's name or a weights folder (default: the default model)")
-
-
-def main(argv: list[str] | None = None) -> None:
-    script_main("gate", __doc__, add_arguments, run, argv, ".2f")
+    add_weights_argument(p)
 
 
 if __name__ == "__main__":
-    main()
+    script_main("gate", __doc__, add_arguments, run, value_format=".2f")

@@ -30,7 +30,7 @@ import time
 import numpy as np
 
 from .common import (
-    Figure, configure_lsl, percentiles, popen, progress, scratch_dir, shell, sleepstream,
+    Figure, add_weights_argument, configure_lsl, percentiles, popen, progress, scratch_dir, shell, sleepstream,
                      stop, script_main, this_command, unique, wait_until)
 
 MODULE = "benchmarks.latency"
@@ -165,12 +165,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=5, help="epochs at real time (30 s each; default: 5)")
     p.add_argument("--fast-epochs", type=int, default=60, help="epochs of the fast replay (default: 60)")
     p.add_argument("--fast-speed", type=float, default=30.0, help="speed of the fast replay (default: 30)")
-    p.add_argument("--weights", help="a shipped model's name or a weights folder (default: the default model)")
-
-
-def main(argv: list[str] | None = None) -> None:
-    script_main("latency", __doc__, add_arguments, run, argv, ".1f")
+    add_weights_argument(p)
 
 
 if __name__ == "__main__":
-    main()
+    script_main("latency", __doc__, add_arguments, run, value_format=".1f")

@@ -129,9 +129,5 @@ def run(args: argparse.Namespace) -> dict:
                                         "scale_free_normalised": props(s_free_z)}}}
 
 
-def main(argv: list[str] | None = None) -> None:
-    script_main("normalised", __doc__, add_arguments, run, argv, ".3f")
-
-
 if __name__ == "__main__":
-    main()
+    script_main("normalised", __doc__, add_arguments, run, value_format=".3f")

@@ -217,9 +217,5 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="shipped weights folder (default: weights/)")
 
 
-def main(argv: list[str] | None = None) -> None:
-    script_main("peers", __doc__, add_arguments, run, argv, ".3f")
-
-
 if __name__ == "__main__":
-    main()
+    script_main("peers", __doc__, add_arguments, run, value_format=".3f")

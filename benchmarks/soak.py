@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .common import (
-    Figure, configure_lsl, count_rows, popen, progress, rss_mb, scratch_dir, shell,
+    Figure, add_weights_argument, configure_lsl, count_rows, popen, progress, rss_mb, scratch_dir, shell,
                      simulated_night_file, sleepstream, stop, script_main, this_command, unique, wait_until)
 from .memory import growth
 
@@ -278,12 +278,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speed", type=float, default=1000.0, help="stream speed (default: 1000)")
     p.add_argument("--every-min", type=float, default=30.0, help="mean minutes of signal between faults (default: 30)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--weights", help="a shipped model's name or a weights folder (default: the default model)")
-
-
-def main(argv: list[str] | None = None) -> None:
-    script_main("soak", __doc__, add_arguments, run, argv, "g")
+    add_weights_argument(p)
 
 
 if __name__ == "__main__":
-    main()
+    script_main("soak", __doc__, add_arguments, run, value_format="g")

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .common import (
-    REPO, Figure, configure_lsl, count_rows, popen, progress, scratch_dir, shell,
+    REPO, Figure, add_weights_argument, configure_lsl, count_rows, popen, progress, scratch_dir, shell,
                      simulated_night_file, sleepstream, stop, script_main, this_command, unique, wait_until)
 
 MODULE = "benchmarks.throughput"
@@ -114,12 +114,8 @@ def run(args: argparse.Namespace) -> dict:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--weights", help="a shipped model's name or a weights folder (default: the default model)")
-
-
-def main(argv: list[str] | None = None) -> None:
-    script_main("throughput", __doc__, add_arguments, run, argv, ".1f")
+    add_weights_argument(p)
 
 
 if __name__ == "__main__":
-    main()
+    script_main("throughput", __doc__, add_arguments, run, value_format=".1f")

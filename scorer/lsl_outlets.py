@@ -36,7 +36,7 @@ import pylsl
 from sleepnet.stages import EPOCH_S, STAGES, UNSCORED_NAME
 
 from .records import ScoredEpoch
-from .sinks import Sink, StreamStatus
+from .sinks import Sink
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,10 @@ def _describe(info: pylsl.StreamInfo, model_id: str, epoch_s: float, source_stre
 class LslOutletSink(Sink):
     """Sink publishing each scored epoch on the two outlets.
 
+    Only :meth:`publish` and :meth:`close` do anything: truth is not republished and
+    stream health is not published on LSL (the :class:`~scorer.sinks.Sink` methods, which
+    do nothing, stand).
+
     Parameters
     ----------
     name : str
@@ -153,26 +157,6 @@ class LslOutletSink(Sink):
             return
         self._stage.push_sample([record.stage], record.end_time)
         self._probs.push_sample([*record.probabilities, record.confidence], record.end_time)
-
-    def truth(self, epoch: int, stage: str) -> None:
-        """Truth is not republished.
-
-        Parameters
-        ----------
-        epoch : int
-            The epoch's index, as in its record.
-        stage : str
-            W, N1, N2, N3, REM or UNS.
-        """
-
-    def status(self, status: StreamStatus) -> None:
-        """Stream health is not published on LSL.
-
-        Parameters
-        ----------
-        status : StreamStatus
-            The stream's health now.
-        """
 
     def close(self) -> None:
         """Close the outlets, first giving connected consumers ``linger_s`` to pull the

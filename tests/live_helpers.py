@@ -1,10 +1,12 @@
 """Shared pieces for the live-path tests (streamer, replay, live, hypnogram file,
 reliability): the model under test (the repository's weights/), simulated recordings, a
 sink that keeps what it is given, one function that replays a source and scores it live
-over real LSL on loopback, the live == batch comparison, an event wait and a pipe read
-while its process runs."""
+over real LSL on loopback, the live == batch comparison, an event wait, a pipe read
+while its process runs and a process stopped as Ctrl-C would."""
 from __future__ import annotations
 
+import signal
+import subprocess
 import threading
 import time
 import uuid
@@ -63,6 +65,17 @@ def wait_for(cond, timeout: float, what: str) -> None:
         if time.monotonic() > t_end:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+def terminate(proc: subprocess.Popen, timeout: float) -> None:
+    """Stop ``proc`` as Ctrl-C would (SIGTERM) when it still runs; kill it when it has not
+    ended after ``timeout`` s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 class PipeText:

@@ -156,6 +156,14 @@ def _stages(csv_path: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(open(csv_path)))
 
 
+def assert_each_worker_loaded_the_model_once(out: Path, n_scored: int) -> None:
+    """The cohort in ``out`` has ``n_scored`` scored nights, each from a worker that had
+    loaded the model once (``model_loads`` 1)."""
+    ok = [r for r in _rows(out).values() if r["status"] == "scored"]
+    assert len(ok) == n_scored and {r["model_loads"] for r in ok} == {"1"}, \
+        [(r["worker"], r["model_loads"]) for r in ok]
+
+
 def assert_same_stages(crowd: Path, alone: Path) -> None:
     a, b = _stages(crowd), _stages(alone)
     assert [r["stage"] for r in a] == [r["stage"] for r in b]
@@ -332,8 +340,7 @@ def test_a_hung_night_fails_alone_on_the_cluster_and_its_worker_is_restarted(sco
 @pytest.mark.lsl
 def test_each_dask_worker_loads_the_model_once(scored):
     _proc, out, _hang, _before = scored
-    ok = [r for r in _rows(out).values() if r["status"] == "scored"]
-    assert len(ok) == 5 and {r["model_loads"] for r in ok} == {"1"}, [(r["worker"], r["model_loads"]) for r in ok]
+    assert_each_worker_loaded_the_model_once(out, 5)
 
 
 @pytest.mark.lsl
@@ -508,8 +515,7 @@ def test_a_hung_night_fails_alone_on_local_workers(local_scored):
 @pytest.mark.lsl
 def test_each_local_worker_loads_the_model_once(local_scored):
     _proc, _src, out, _hang = local_scored
-    ok = [r for r in _rows(out).values() if r["status"] == "scored"]
-    assert len(ok) == 4 and {r["model_loads"] for r in ok} == {"1"}, [(r["worker"], r["model_loads"]) for r in ok]
+    assert_each_worker_loaded_the_model_once(out, 4)
 
 
 @pytest.mark.lsl

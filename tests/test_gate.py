@@ -25,7 +25,7 @@ from scorer.records import ScoredEpoch
 from sleepnet.stages import STAGES
 
 from conftest import eeg_like
-from live_helpers import REPO, score_live, unique_ids
+from live_helpers import REPO, score_live, terminate, unique_ids
 
 PEERS = Path(__file__).resolve().parent / "peers"
 FS = 100.0
@@ -437,6 +437,20 @@ def gated_source(with_events: bool = True):
     return src, labels
 
 
+def start_sleep_player(speed: float):
+    """A looping replay of :func:`gated_source`'s sleep part (no arousal, no gap) on a stream of
+    its own, started. Returns the player, the event that stops it, its stream name and source_id."""
+    from replay.player import Player
+
+    src, _ = gated_source(with_events=False)
+    sleep_only = type(src).from_arrays(src.data_uv[WAKE_EPOCHS * 3000:], FS, ["Fpz-Cz"])
+    name, sid = unique_ids()
+    player = Player(sleep_only, name=name, source_id=sid, speed=speed, loop=True)
+    stop_player = threading.Event()
+    player.start(stop_player)
+    return player, stop_player, name, sid
+
+
 class Lines:
     """The JSON lines a peer prints, read on a thread (a pipe is never left unread)."""
 
@@ -540,15 +554,8 @@ def test_stimulus_program_sees_open_only_in_sleep_close_after_arousal_and_gap(tm
 @pytest.mark.lsl
 @pytest.mark.timeout(170)
 def test_killed_scorer_leaves_no_window_open_the_restarted_one_starts_closed_and_says_so(tmp_path):
-    from replay.player import Player
-
-    src, _ = gated_source(with_events=False)
-    sleep_only = type(src).from_arrays(src.data_uv[WAKE_EPOCHS * 3000:], FS, ["Fpz-Cz"])
-    name, sid = unique_ids()
+    player, stop_player, name, sid = start_sleep_player(speed=20.0)
     gname = name + "-stim"
-    player = Player(sleep_only, name=name, source_id=sid, speed=20.0, loop=True)
-    stop_player = threading.Event()
-    player.start(stop_player)
     cmd = [sys.executable, "-m", "sleepstream.cli", "live", "--no-display", "--no-outlets", "--source-id", sid,
            "--outlet-name", gname, "--gate", "epochs=2,guard=false", "--timeout", "20"]
     procs: list[subprocess.Popen] = []
@@ -574,12 +581,7 @@ def test_killed_scorer_leaves_no_window_open_the_restarted_one_starts_closed_and
         assert [m["event"] for m in lines.got[n_before:]].index(OPEN) > 0
     finally:
         for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            terminate(p, 20)
         stop.touch()
         proc.wait(20)
         stop_player.set()

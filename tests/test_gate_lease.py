@@ -13,19 +13,18 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pylsl
 import pytest
 
-from live_helpers import REPO, unique_ids, wait_for
+from live_helpers import REPO, terminate, unique_ids, wait_for
 from scorer.gate.outlet import LEASE_REASON, LEASE_S
 from scorer.gate.rules import GateRule
 from scorer.gate.sink import GateSink
 from scorer.gate.window import CLOSE, OPEN
 from scorer.sinks import StreamStatus
-from test_gate import FS, WAKE_EPOCHS, gated_source, rec, start_listener
+from test_gate import FS, rec, start_listener, start_sleep_player
 
 MARGIN_S = 1.0          # the listener polls every 50 ms; the rest is a loaded machine's slack
 
@@ -164,15 +163,9 @@ def test_shipped_listener_takes_a_vanished_outlet_as_closed_and_follows_the_rest
 @pytest.mark.timeout(150)
 def test_sigstopped_scorer_leaves_no_window_open_for_the_shipped_and_the_plain_listener(tmp_path):
     import sleepstream
-    from replay.player import Player
 
-    src, _ = gated_source(with_events=False)
-    sleep_only = type(src).from_arrays(src.data_uv[WAKE_EPOCHS * 3000:], FS, ["Fpz-Cz"])
-    name, sid = unique_ids()
+    player, stop_player, name, sid = start_sleep_player(speed=30.0)
     gname = name + "-stim"
-    player = Player(sleep_only, name=name, source_id=sid, speed=30.0, loop=True)
-    stop_player = threading.Event()
-    player.start(stop_player)
     scorer = subprocess.Popen([sys.executable, "-m", "sleepstream.cli", "live", "--no-display", "--no-outlets",
                                "--source-id", sid, "--outlet-name", gname, "--gate", "epochs=1,guard=false",
                                "--timeout", "20"], cwd=REPO, env=dict(os.environ), stdout=subprocess.DEVNULL,
@@ -198,11 +191,7 @@ def test_sigstopped_scorer_leaves_no_window_open_for_the_shipped_and_the_plain_l
     finally:
         if stopped_at is not None:
             scorer.send_signal(signal.SIGCONT)
-        scorer.send_signal(signal.SIGTERM)
-        try:
-            scorer.wait(30)
-        except subprocess.TimeoutExpired:
-            scorer.kill()
+        terminate(scorer, 30)
         listener.stop()
         stop.touch()
         proc.wait(20)

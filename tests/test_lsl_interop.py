@@ -94,6 +94,14 @@ class Procs:
         self.procs.append(p)
         return p
 
+    def live_rows(self, tsv: Path, *args: str, env: dict[str, str], timeout: float = 120) -> list[dict]:
+        """Run ``sleepstream live ... --out tsv`` to its end; it must exit 0 (else fail with
+        its stderr). Returns the rows of its hypnogram file."""
+        live = self.live(*args, "--out", str(tsv), env=env)
+        _, err = finish(live, timeout=timeout)
+        assert live.returncode == 0, err[-2000:]
+        return read_rows(tsv)
+
     def stop(self) -> None:
         for p in self.procs:
             if p.poll() is None:
@@ -173,11 +181,8 @@ def test_plain_pylsl_amplifier_is_scored_with_no_lsl_options_and_a_plain_inlet_r
     inlet = procs.peer("pylsl_inlet.py", "--name", out_name + "-stage", "--name", out_name + "-probabilities",
                        "--count", "2", "--timeout", "120", env=env_with(cfg), cwd=tmp_path)
     tsv = tmp_path / "night.tsv"
-    live = procs.live("--stream-name", name, "--epochs", "2", "--out", str(tsv), "--outlet-name", out_name,
-                      "--timeout", "20", env=env_with(None))
-    _, err = finish(live)
-    assert live.returncode == 0, err[-2000:]
-    rows = read_rows(tsv)
+    rows = procs.live_rows(tsv, "--stream-name", name, "--epochs", "2", "--outlet-name", out_name, "--timeout", "20",
+                           env=env_with(None))
     assert [r["epoch"] for r in rows] == [0, 1]
     assert all(r["stage"] in STAGES and "flat" not in r["flags"] for r in rows), rows   # Fpz-Cz, in µV
     got = peer_json(inlet)
@@ -226,11 +231,8 @@ def test_mne_lsl_player_of_the_real_excerpt_is_scored_and_mne_lsl_streamlsl_read
     consumer = procs.peer("mne_lsl_stream.py", "--name", out_name + "-probabilities", "--count", "1",
                           "--timeout", "150", env=env_with(cfg), cwd=tmp_path)
     tsv = tmp_path / "night.tsv"
-    live = procs.live("--stream-name", name, "--channel", "EEG Fpz-Cz", "--epochs", "1", "--out", str(tsv),
-                      "--outlet-name", out_name, "--timeout", "30", env=env_with(None))
-    _, err = finish(live, timeout=150)
-    assert live.returncode == 0, err[-2000:]
-    (row,) = read_rows(tsv)
+    (row,) = procs.live_rows(tsv, "--stream-name", name, "--channel", "EEG Fpz-Cz", "--epochs", "1",
+                             "--outlet-name", out_name, "--timeout", "30", env=env_with(None), timeout=150)
     assert row["stage"] in STAGES and not {"flat", "clipped"} & set(row["flags"]), row   # volts -> µV
     got = peer_json(consumer, timeout=150)
     assert got["ch_names"] == [f"p_{s}" for s in STAGES] + ["confidence"]
@@ -269,11 +271,8 @@ def test_scorer_and_peers_in_another_session_find_each_other_through_lslapicfg_o
     # loosened check, judged in issue 22: LSL delivers only what is pushed after an inlet
     # subscribes, and when a peer process subscribes is not ours to wait for; the stage it
     # gets must still be exactly the row stamped the same, to 1 ms.)
-    live = procs.live("--stream-name", name, "--epochs", "4", "--out", str(tsv), "--outlet-name", out_name,
-                      "--timeout", "20", env=env_with(cfg))
-    _, err = finish(live)
-    assert live.returncode == 0, err[-2000:]
-    rows = read_rows(tsv)
+    rows = procs.live_rows(tsv, "--stream-name", name, "--epochs", "4", "--outlet-name", out_name, "--timeout", "20",
+                           env=env_with(cfg))
     got = peer_json(inlet)
     ((stage,),), (stamp,) = got[out_name + "-stage"]["samples"][:1], got[out_name + "-stage"]["timestamps"][:1]
     row = min(rows, key=lambda r: abs(r["end_time"] - stamp))
@@ -281,8 +280,5 @@ def test_scorer_and_peers_in_another_session_find_each_other_through_lslapicfg_o
     assert ET.fromstring(got[out_name + "-stage"]["xml"]).findtext("session_id") == session
 
     tsv2 = tmp_path / "night2.tsv"
-    live2 = procs.live("--stream-name", name, "--epochs", "1", "--out", str(tsv2), "--outlet-name", out_name,
-                       "--timeout", "20", "--session-id", session, env=env_with(None))
-    _, err = finish(live2)
-    assert live2.returncode == 0, err[-2000:]
-    assert len(read_rows(tsv2)) == 1
+    assert len(procs.live_rows(tsv2, "--stream-name", name, "--epochs", "1", "--outlet-name", out_name,
+                               "--timeout", "20", "--session-id", session, env=env_with(None))) == 1

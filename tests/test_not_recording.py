@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from live_helpers import REPO, unique_ids, wait_for
+from live_helpers import REPO, wait_for
 from scorer.gate.rules import GateRule
 from scorer.gate.sink import GateSink
 from scorer.gate.window import CLOSE, OPEN
 from scorer.hypnogram_file import HypnogramFile, HypnogramFileError, check_writable, inspect_file, read_rows
-from test_gate import FS, WAKE_EPOCHS, gated_source, rec
+from test_gate import FS, rec, start_sleep_player
 
 
 @contextmanager
@@ -158,14 +158,7 @@ WRAPPER = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.S
 @pytest.mark.lsl
 @pytest.mark.timeout(150)
 def test_live_process_with_a_failing_disk_says_not_recording_keeps_the_gate_closed_and_loses_no_row(tmp_path):
-    from replay.player import Player
-
-    src, _ = gated_source(with_events=False)
-    sleep_only = type(src).from_arrays(src.data_uv[WAKE_EPOCHS * 3000:], FS, ["Fpz-Cz"])
-    name, sid = unique_ids()
-    player = Player(sleep_only, name=name, source_id=sid, speed=120.0, loop=True)
-    stop_player = threading.Event()
-    player.start(stop_player)
+    player, stop_player, name, sid = start_sleep_player(speed=120.0)
     out = tmp_path / "night.tsv"
     n = 36
     limit = 1400                                             # the header and about 8 rows

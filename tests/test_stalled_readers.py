@@ -49,6 +49,21 @@ def live_cmd(sid: str, out: Path, *extra: str) -> list[str]:
             "--timeout", "20", *extra]
 
 
+def read_what_is_there(fd: int) -> bytes:
+    """Everything the pipe ``fd`` holds now, without waiting for more (``fd`` is left non-blocking)."""
+    os.set_blocking(fd, False)
+    data = b""
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 def test_bounded_writer_never_blocks_on_an_unread_pipe_counts_what_it_drops_and_closes_in_bounded_time():
     r, w = os.pipe()
     try:
@@ -62,16 +77,7 @@ def test_bounded_writer_never_blocks_on_an_unread_pipe_counts_what_it_drops_and_
         t0 = time.monotonic()
         assert out.close(timeout_s=0.5) is False                  # the reader is dead: give up
         assert time.monotonic() - t0 < 1.5
-        got = b""
-        os.set_blocking(r, False)
-        while True:
-            try:
-                chunk = os.read(r, 1 << 16)
-            except BlockingIOError:
-                break
-            if not chunk:
-                break
-            got += chunk
+        got = read_what_is_there(r)
         assert got.startswith(line.encode() * 3)                  # whole lines, in order
     finally:
         os.close(r)
@@ -180,16 +186,7 @@ def test_status_json_into_a_pipe_nobody_reads_scores_every_epoch_into_the_tsv(tm
         assert rc == 0, (tmp_path / "live.stderr").read_text()[-2000:]
         rows = read_rows(out)
         assert [r_["epoch"] for r_ in rows] == list(range(N_EPOCHS))
-        os.set_blocking(r, False)
-        data = b""
-        while True:
-            try:
-                chunk = os.read(r, 1 << 16)
-            except BlockingIOError:
-                break
-            if not chunk:
-                break
-            data += chunk
+        data = read_what_is_there(r)
     finally:
         os.close(r)
         stop.set()

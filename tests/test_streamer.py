@@ -36,6 +36,16 @@ def connected(sid: str, **kw) -> EEGStream:
     return s
 
 
+def fpz_cz_stream(sfreq: float, **kw) -> tuple[pylsl.StreamOutlet, EEGStream, str, str]:
+    """A one-channel ``Fpz-Cz`` outlet (µV) on a stream of its own and an :class:`EEGStream`
+    connected to it with ``kw``, once the outlet sees it. Returns both, the name and the source_id."""
+    name, sid = unique_ids()
+    out = make_outlet(name, sid, ["Fpz-Cz"], sfreq=sfreq)
+    s = connected(sid, **kw)
+    assert out.wait_for_consumers(5)
+    return out, s, name, sid
+
+
 def pull_until(stream: EEGStream, n: int, timeout: float = 10.0) -> list[SampleChunk]:
     chunks: list[SampleChunk] = []
     t_end = time.monotonic() + timeout
@@ -131,11 +141,8 @@ def test_streams_that_cannot_be_scored_are_refused_with_a_clear_message():
 
 @pytest.mark.lsl
 def test_gap_in_timestamps_becomes_missing_samples_and_a_gap_flag():
-    name, sid = unique_ids()
     fs = 100.0
-    out = make_outlet(name, sid, ["Fpz-Cz"])
-    s = connected(sid, recent_s=60.0)
-    assert out.wait_for_consumers(5)
+    out, s, name, sid = fpz_cz_stream(fs, recent_s=60.0)
     t0 = pylsl.local_clock()
     rng = np.random.default_rng(0)
     x = rng.standard_normal(6000) * 30
@@ -161,11 +168,8 @@ def test_gap_in_timestamps_becomes_missing_samples_and_a_gap_flag():
 
 @pytest.mark.lsl
 def test_stall_timer_says_signal_lost_then_back_and_a_dead_outlet_is_reopened_by_source_id():
-    name, sid = unique_ids()
     fs = 100.0
-    out = make_outlet(name, sid, ["Fpz-Cz"])
-    s = connected(sid, stall_timeout_s=0.5)
-    assert out.wait_for_consumers(5)
+    out, s, name, sid = fpz_cz_stream(fs, stall_timeout_s=0.5)
     t0 = pylsl.local_clock()
     push(out, np.zeros(100), t0, fs)
     assert len(np.concatenate([c.samples_uv for c in pull_until(s, 100)])) == 100
@@ -321,11 +325,8 @@ def test_pulls_and_the_inlet_queue_are_bounded_in_bytes_and_a_full_queue_keeps_t
 
 @pytest.mark.lsl
 def test_timestamps_going_back_are_a_break_and_later_gaps_count_from_the_new_origin():
-    name, sid = unique_ids()
     fs = 100.0
-    out = make_outlet(name, sid, ["Fpz-Cz"])
-    s = connected(sid)
-    assert out.wait_for_consumers(5)
+    out, s, name, sid = fpz_cz_stream(fs)
     t0 = pylsl.local_clock()
     x = np.arange(6000, dtype=float)
     push(out, x[:1000], t0, fs)                        # 0..999 on the first clock
@@ -361,11 +362,8 @@ def test_timestamps_jumping_back_and_forth_fill_a_bounded_time_not_hours_per_jum
     """A clock that lies: every second of signal it jumps an hour ahead, then back. Each
     forward jump once filled an hour of missing samples (30 h for a minute of signal);
     now the time filled is held to the gap rule's budget."""
-    name, sid = unique_ids()
     fs = 100.0
-    out = make_outlet(name, sid, ["Fpz-Cz"])
-    s = connected(sid, fill_reserve_s=120.0)
-    assert out.wait_for_consumers(5)
+    out, s, name, sid = fpz_cz_stream(fs, fill_reserve_s=120.0)
     start = time.monotonic()
     t0 = pylsl.local_clock()
     n = 6000                                           # 60 s of signal

@@ -53,6 +53,9 @@ Listener = Callable[[GateEvent, float], None]
 class GateSink(Sink):
     """Stimulation windows for a live session (see the module text).
 
+    Truth does not move windows: :meth:`~scorer.sinks.Sink.truth` is the base's, which does
+    nothing.
+
     Parameters
     ----------
     sfreq_hz : float
@@ -200,17 +203,6 @@ class GateSink(Sink):
                     events += self.window.on_alarm(v)
             events += self.window.on_time(t_end, chunk.arrival_time)
         self._emit(events)
-
-    def truth(self, epoch: int, stage: str) -> None:
-        """Truth does not move windows: nothing is done.
-
-        Parameters
-        ----------
-        epoch : int
-            The epoch's index, as in its record.
-        stage : str
-            W, N1, N2, N3, REM or UNS.
-        """
 
     def status(self, status: StreamStatus) -> None:
         """Close a window when the signal is lost (``signal lost``), and say the current

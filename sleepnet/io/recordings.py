@@ -74,27 +74,16 @@ class Recording:
         return int(len(self.eeg_uv) // round(self.sfreq * EPOCH_S))
 
 
-def normalise_channel_name(name: str) -> str:
-    """'EEG Fpz-Cz' -> 'fpzcz': case, spaces, separators, an EEG prefix and a -Ref suffix
-    ignored (:func:`sleepnet.io.derivations.normalise_label`).
-
-    Parameters
-    ----------
-    name : str
-        A channel label.
-
-    Returns
-    -------
-    str
-        The key labels are matched by.
-    """
-    return normalise_label(name)
+#: ``'EEG Fpz-Cz'`` -> ``'fpzcz'``: :func:`sleepnet.io.derivations.normalise_label` itself,
+#: under the name this module had for it.
+normalise_channel_name = normalise_label
 
 
 def pick_channel(available: list[str], wanted: str, source: str) -> int:
     """Index of ``wanted`` among ``available`` (tolerant match), or a clear error.
 
-    A derivation (``A-B``) is not one channel: see :func:`resolve_channel`.
+    A derivation (``A-B``) is not one channel: see
+    :func:`~sleepnet.io.derivations.resolve_derivation`.
 
     Parameters
     ----------
@@ -123,30 +112,10 @@ def pick_channel(available: list[str], wanted: str, source: str) -> int:
     )
 
 
-def resolve_channel(available: list[str], wanted: str, source: str) -> Derivation:
-    """The channel ``wanted`` names, or the derivation (``A-B``, ``A-(B+C)/2``) it writes
-    from referential channels (:func:`sleepnet.io.derivations.resolve_derivation`).
-
-    Parameters
-    ----------
-    available : list of str
-        Channel labels, in channel order.
-    wanted : str
-        A channel label, or a derivation ``A-B`` / ``A-(B+C)/2``.
-    source : str
-        The file or stream, for the error message.
-
-    Returns
-    -------
-    Derivation
-        The channel indices, weights and name to show.
-
-    Raises
-    ------
-    InputFileError
-        Nothing fits (see :func:`~sleepnet.io.derivations.resolve_derivation`).
-    """
-    return resolve_derivation(available, wanted, source)
+#: The channel ``wanted`` names, or the derivation (``A-B``, ``A-(B+C)/2``) it writes from
+#: referential channels: :func:`sleepnet.io.derivations.resolve_derivation` itself, under
+#: the name the readers of recordings (and :mod:`sleepstream.api`) know it by.
+resolve_channel = resolve_derivation
 
 
 def derived_signal_uv(channels_v: np.ndarray, derivation: Derivation) -> np.ndarray:
@@ -407,7 +376,7 @@ def _open_edf(path: Path):
 
 def _read_edf(path: Path, channel: str) -> Recording:
     raw = _open_edf(path)
-    deriv = resolve_channel(list(raw.ch_names), channel, str(path))
+    deriv = resolve_derivation(list(raw.ch_names), channel, str(path))
     try:
         sig = raw.get_data(picks=list(deriv.indices))
     except Exception as exc:

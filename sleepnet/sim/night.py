@@ -57,7 +57,7 @@ import numpy as np
 from ..stages import EDF_STAGE_TEXTS, EPOCH_S, N_STAGES, edf_stage_annotations
 from .control import control_traces
 from .envelope import draw_targets, impose_envelope
-from .hypnogram_model import epochs_to_bouts, generate_bouts
+from .hypnogram_model import Bouts, epochs_to_bouts, generate_bouts
 from .parameters import SimulationParams, SubjectParams, load_params, random_subject
 from .synthesis import synthesise
 
@@ -130,6 +130,34 @@ def _night_streams(seed: int, *salt: int) -> tuple[np.random.Generator, ...]:
     return rng, subj_rng, hyp_rng, sig_rng
 
 
+def _night_setup(seed: int, subject: SubjectParams | None, params: SimulationParams | None,
+                 *salt: int) -> tuple[SimulationParams, SubjectParams, np.random.Generator, np.random.Generator,
+                                      np.random.Generator]:
+    """What a night starts from: ``params`` (None: the shipped ones), ``subject`` (None: drawn
+    from the night's subject stream) and the night's streams (parent, hypnogram, signal) of
+    :func:`_night_streams` ``(seed, *salt)``."""
+    params = params or load_params()
+    rng, subj_rng, hyp_rng, sig_rng = _night_streams(seed, *salt)
+    if subject is None:
+        subject = random_subject(subj_rng, params.subjects)
+    return params, subject, rng, hyp_rng, sig_rng
+
+
+def _synthesised_night(bouts: Bouts, n_epochs: int | None, seed: int, sfreq: float, subject: SubjectParams,
+                       params: SimulationParams, rng: np.random.Generator,
+                       sig_rng: np.random.Generator) -> SimulatedNight:
+    """The night of ``bouts``: its signal synthesised at ``sfreq`` from ``sig_rng``, the
+    envelope imposed (``rng``), labelled for its first ``n_epochs`` epochs (None: every
+    complete 30-s epoch of the signal)."""
+    eeg = synthesise(bouts, sfreq, subject, params.stages, sig_rng)
+    if n_epochs is None:
+        n_epochs = int(len(eeg) // round(sfreq * EPOCH_S))
+    labels = bouts.labels[:n_epochs]
+    eeg = _with_envelope(eeg, sfreq, labels, params, rng)
+    return SimulatedNight(eeg_uv=eeg, sfreq=float(sfreq), labels=labels.astype(np.int8),
+                          subject=subject, seed=int(seed), stage_changes_s=bouts.start_s.copy())
+
+
 def simulate_night(hours: float, seed: int, sfreq: float = 100.0, subject: SubjectParams | None = None,
                    params: SimulationParams | None = None) -> SimulatedNight:
     """Simulate one night of ``hours`` in bed (from lights off) at ``sfreq`` Hz.
@@ -165,16 +193,9 @@ def simulate_night(hours: float, seed: int, sfreq: float = 100.0, subject: Subje
         raise ValueError(f"hours must be positive, got {hours}")
     if not np.isfinite(sfreq) or sfreq < 50.0:
         raise ValueError(f"sfreq must be at least 50 Hz, got {sfreq}")
-    params = params or load_params()
-    rng, subj_rng, hyp_rng, sig_rng = _night_streams(seed)
-    if subject is None:
-        subject = random_subject(subj_rng, params.subjects)
+    params, subject, rng, hyp_rng, sig_rng = _night_setup(seed, subject, params)
     bouts = generate_bouts(params.hypnogram, hours, hyp_rng)
-    eeg = synthesise(bouts, sfreq, subject, params.stages, sig_rng)
-    n_epochs = int(len(eeg) // round(sfreq * EPOCH_S))
-    eeg = _with_envelope(eeg, sfreq, bouts.labels[:n_epochs], params, rng)
-    return SimulatedNight(eeg_uv=eeg, sfreq=float(sfreq), labels=bouts.labels[:n_epochs].astype(np.int8),
-                          subject=subject, seed=int(seed), stage_changes_s=bouts.start_s.copy())
+    return _synthesised_night(bouts, None, seed, sfreq, subject, params, rng, sig_rng)
 
 
 def simulate_hypnogram(labels: np.ndarray, seed: int, sfreq: float = 100.0, subject: SubjectParams | None = None,
@@ -209,15 +230,9 @@ def simulate_hypnogram(labels: np.ndarray, seed: int, sfreq: float = 100.0, subj
     labels = np.asarray(labels)
     if labels.ndim != 1 or len(labels) == 0 or labels.min() < 0 or labels.max() >= N_STAGES:
         raise ValueError("labels must be a non-empty 1-D array of stage codes 0..4")
-    params = params or load_params()
-    rng, subj_rng, bout_rng, sig_rng = _night_streams(seed, 1)
-    if subject is None:
-        subject = random_subject(subj_rng, params.subjects)
+    params, subject, rng, bout_rng, sig_rng = _night_setup(seed, subject, params, 1)
     bouts = epochs_to_bouts(labels.astype(np.int8), bout_rng)
-    eeg = synthesise(bouts, sfreq, subject, params.stages, sig_rng)
-    eeg = _with_envelope(eeg, sfreq, bouts.labels, params, rng)
-    return SimulatedNight(eeg_uv=eeg, sfreq=float(sfreq), labels=bouts.labels.astype(np.int8),
-                          subject=subject, seed=int(seed), stage_changes_s=bouts.start_s.copy())
+    return _synthesised_night(bouts, len(bouts.labels), seed, sfreq, subject, params, rng, sig_rng)
 
 
 def simulate_subjects(n: int, hours: float, seed: int, sfreq: float = 100.0,
@@ -379,9 +394,7 @@ def simulated_movements(hours: float, seed: int, sfreq: float = 100.0,
     numpy.ndarray
         (n, 2) onset and offset times, s.
     """
-    params = params or load_params()
-    _rng, subj_rng, hyp_rng, sig_rng = _night_streams(seed)
-    subject = random_subject(subj_rng, params.subjects)
+    params, subject, _rng, hyp_rng, sig_rng = _night_setup(seed, None, params)
     bouts = generate_bouts(params.hypnogram, hours, hyp_rng)
     mv = synthesise(bouts, sfreq, subject, params.stages, sig_rng, component="movement")
     on = np.concatenate([[False], mv != 0, [False]])
