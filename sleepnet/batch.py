@@ -10,8 +10,11 @@ if TYPE_CHECKING:  # the core reads no files: any object with eeg_uv (µV) and s
     from .io.recordings import Recording
 
 
-def score_recording(rec: Recording, model: StagingModel) -> list[StagePrediction]:
+def score_recording(rec: Recording, model: StagingModel, session_start: str | None = None
+                    ) -> list[StagePrediction]:
     """Stages for every complete 30-s epoch of ``rec`` (the file fed as one chunk), by a
-    fresh stager of ``model`` (any kind)."""
+    fresh stager of ``model`` (any kind); ``session_start`` (``lights-off`` or
+    ``unknown``; None: the model's default) is passed to the stager."""
     epochs = Preprocessor(rec.sfreq, model.preprocess).push(rec.eeg_uv)
-    return model.new_stager().score(epochs)
+    stager = model.new_stager() if session_start is None else model.new_stager(session_start=session_start)
+    return stager.score(epochs)

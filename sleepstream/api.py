@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from sleepnet.errors import InputFileError
+from sleepnet.errors import InputFileError, SleepstreamError
 from sleepnet.io.recordings import DEFAULT_CHANNEL, Recording, pick_channel, read_recording
 from sleepnet.report.sleep_stats import SleepStats, sleep_statistics
 from sleepnet.stages import EPOCH_S, STAGES, UNSCORED, UNSCORED_NAME
@@ -346,7 +346,7 @@ def _array_to_recording(data, sfreq: float | None) -> Recording:
 
 
 def stage(data, sfreq: float | None = None, *, ch_name: str | None = None,
-          model: StagingModel | str | Path | None = None) -> StagingResult:
+          model: StagingModel | str | Path | None = None, session_start: str | None = None) -> StagingResult:
     """Stage a recording: one stage per complete 30-s epoch from its start.
 
     Parameters
@@ -363,6 +363,10 @@ def stage(data, sfreq: float | None = None, *, ch_name: str | None = None,
         The EEG channel of a Raw or an EDF/BDF file (default ``EEG Fpz-Cz``).
     model : StagingModel, str or path-like, optional
         The model (see :func:`load_model`); default: the shipped default model.
+    session_start : {"lights-off", "unknown"}, optional
+        Did the recording start at lights-off? ``lights-off``: the time since its start
+        counts as the night's clock; ``unknown``: no clock (a recording started mid-night,
+        a nap). Default: the model's own (``unknown`` for the default model).
 
     Returns
     -------
@@ -373,8 +377,8 @@ def stage(data, sfreq: float | None = None, *, ch_name: str | None = None,
     ------
     sleepnet.errors.SleepstreamError
         Bad input (named in the message): a missing file or channel, an array that is
-        not one channel, a missing rate, a signal shorter than one 30-s epoch, or
-        weights that do not load.
+        not one channel, a missing rate, a signal shorter than one 30-s epoch, an
+        unknown ``session_start``, or weights that do not load.
 
     Examples
     --------
@@ -382,6 +386,8 @@ def stage(data, sfreq: float | None = None, *, ch_name: str | None = None,
     >>> result = sleepstream.stage(eeg_uv, sfreq=100.0)      # doctest: +SKIP
     >>> result.stages[:3], result.sleep_statistics().tst_min  # doctest: +SKIP
     """
+    if session_start is not None and session_start not in ("lights-off", "unknown"):
+        raise SleepstreamError(f"session_start={session_start!r}: use 'lights-off' or 'unknown'")
     if isinstance(data, Recording):
         rec = data
     elif isinstance(data, (str, Path)):
@@ -395,7 +401,7 @@ def stage(data, sfreq: float | None = None, *, ch_name: str | None = None,
     from sleepnet.batch import score_recording  # torch: only once the input is known good
 
     m = load_model(model)
-    preds = score_recording(rec, m.loaded)
+    preds = score_recording(rec, m.loaded, session_start)
     return StagingResult(predictions=tuple(preds), sfreq=float(rec.sfreq), channel=rec.channel,
                          source=rec.source, model_id=m.model_id)
 

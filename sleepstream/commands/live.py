@@ -47,6 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", metavar="NAME|DIR",
                    help="a shipped model's name or a weights folder (default: %s, the default "
                         "model named in weights/__init__.py)" % DEFAULT_MODEL)
+    add_session_start_argument(p)
     p.add_argument("--buffer-s", type=int, default=360, metavar="S",
                    help="inlet buffer in seconds of signal (default: %(default)s); a sleepstream replay "
                         "faster than real time says how fast and long it is, and the buffer grows to match")
@@ -54,6 +55,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from sleepstream.lsl_config import add_lsl_arguments
 
     add_lsl_arguments(p)
+
+
+def add_session_start_argument(p: argparse.ArgumentParser, live: bool = True) -> None:
+    """``--session-start lights-off|unknown`` (live, score)."""
+    where = ("; a restart on the same --out carries on with the session start of its state file"
+             if live else "")
+    p.add_argument("--session-start", choices=("lights-off", "unknown"),
+                   help="did the recording start at lights-off? 'lights-off': the time since the start counts "
+                        "as the night's clock (what the model learned of when REM and deep sleep come); "
+                        "'unknown': no clock, for a session started mid-night or a nap (default: the model's "
+                        "own: unknown for the default model" + where + ")")
+
+
+def session_start_line(session_start: str | None) -> str:
+    """What the session start means, in one line for the console."""
+    if session_start is None:
+        return "session start: not used by this model (it keeps no night clock)"
+    if session_start == "lights-off":
+        return "session start: lights-off (the time since this session started is the night's clock)"
+    return ("session start: unknown (no night clock; pass --session-start lights-off when the recording "
+            "started at lights-off)")
 
 
 def use_one_torch_thread() -> None:
@@ -222,7 +244,12 @@ def run(args: argparse.Namespace) -> int:
             sinks.append(json_sink)
         else:
             sinks.append(make_view_sink(args.no_display, f"sleepstream live: {desc.name} / {desc.channel_label}"))
-        scorer = LiveScorer(stream, model, sinks, truth, state_path=state_path_for(args.out))
+        scorer = LiveScorer(stream, model, sinks, truth, state_path=state_path_for(args.out),
+                            session_start=getattr(args, "session_start", None))
+        console.print(session_start_line(scorer.session_start), highlight=False, soft_wrap=True)
+        view = sinks[-1]
+        if scorer.session_start is not None and hasattr(view, "state"):     # the live screen's header
+            view.state.title += f" · start: {scorer.session_start}"
         with stop_on_signals() as stop:
             summary = scorer.run(stop=stop, max_epochs=args.epochs)
     finally:

@@ -1,0 +1,186 @@
+"""An ensemble of stagers (model kind ``ensemble``): several models of any kind fed the same
+epochs, their probabilities averaged with fixed weights.
+
+A folder of this kind holds ``config.json`` (``kind``, the members and their weights),
+``label_map.json``, ``MODEL_CARD.md`` and one sub-folder per member, each a complete
+weights folder of its own kind (loaded as such). The members must share one
+preprocessing. Averaging the probabilities of models that make different mistakes is
+the oldest trick of the trade (Dietterich 2000); the weights are fixed when the ensemble
+is made (chosen without the nights it is measured on).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..errors import WeightsError
+from ..night_context import UNKNOWN_START, check_session_start
+from ..predictions import StagePrediction
+from ..preprocess import Epoch, PreprocessConfig
+from ..stages import STAGES, UNSCORED_NAME
+from ..weights import CONFIG_FILE, FORMAT_VERSION, LABEL_MAP_FILE, label_map
+
+KIND = "ensemble"
+
+
+@dataclass(frozen=True, repr=False)
+class EnsembleModel:
+    """A loaded ensemble.
+
+    Parameters
+    ----------
+    members : tuple
+        Loaded models (any kind with ``new_stager(session_start=...)``).
+    weights : tuple of float
+        One per member, summing to 1.
+    preprocess : PreprocessConfig
+        The members' shared preprocessing.
+    model_id : str
+        Its name in ``config.json``.
+    source : Path
+        The folder it was loaded from.
+    summary : str
+        One line for people: what it is, what it was trained on, its real figures.
+    default_session_start : str
+        The session start its stagers assume unless told.
+    """
+
+    members: tuple
+    weights: tuple[float, ...]
+    preprocess: PreprocessConfig
+    model_id: str
+    source: Path
+    summary: str = "ensemble"
+    kind: str = KIND
+    default_session_start: str = UNKNOWN_START
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{m.model_id} x {w:g}" for m, w in zip(self.members, self.weights))
+        return f"<EnsembleModel {self.model_id} ({parts}) from {self.source}>"
+
+    def new_stager(self, session_start: str | None = None) -> "EnsembleStager":
+        """A fresh stager for one night.
+
+        Parameters
+        ----------
+        session_start : str, optional
+            ``lights-off`` or ``unknown``, passed to every member; None:
+            :attr:`default_session_start`.
+        """
+        return EnsembleStager(self, session_start)
+
+
+class EnsembleStager:
+    """Every member's stager fed the same epochs; each epoch's probabilities are the
+    weighted mean of the members' (summed in member order, so live equals batch bit for
+    bit when each member's does); flags are the union of theirs."""
+
+    def __init__(self, model: EnsembleModel, session_start: str | None = None) -> None:
+        self.model = model
+        self.session_start = check_session_start(session_start or model.default_session_start)
+        self._stagers = [m.new_stager(session_start=self.session_start) for m in model.members]
+
+    def __repr__(self) -> str:
+        return f"<EnsembleStager {self.model.model_id}: {', '.join(repr(s) for s in self._stagers)}>"
+
+    def reset(self) -> None:
+        for s in self._stagers:
+            s.reset()
+
+    def skip(self, n_epochs: int) -> None:
+        for s in self._stagers:
+            s.skip(n_epochs)
+
+    def state(self) -> dict:
+        return {"kind": KIND, "model_id": self.model.model_id, "session_start": self.session_start,
+                "members": [s.state() for s in self._stagers]}
+
+    def restore(self, state: dict) -> None:
+        """Carry on from :meth:`state`; raises ValueError (and leaves this stager fresh
+        rather than half restored) on a state of another model or shape."""
+        if state.get("kind") != KIND or state.get("model_id") != self.model.model_id:
+            raise ValueError(f"night state of model {state.get('model_id')!r}, not {self.model.model_id!r}")
+        members = state.get("members")
+        if not isinstance(members, list) or len(members) != len(self._stagers):
+            raise ValueError(f"night state of {len(members) if isinstance(members, list) else 'no'} members, "
+                             f"this ensemble has {len(self._stagers)}")
+        start = check_session_start(state.get("session_start", ""))
+        try:
+            for s, m in zip(self._stagers, members):
+                s.restore(m)
+        except (ValueError, KeyError, TypeError):
+            self.reset()
+            raise
+        self.session_start = start
+
+    def score(self, epochs: Sequence[Epoch]) -> list[StagePrediction]:
+        """Stages of ``epochs`` in order (see :class:`sleepnet.predictions.Stager`)."""
+        per = [s.score(epochs) for s in self._stagers]
+        out: list[StagePrediction] = []
+        w = self.model.weights
+        for i, first in enumerate(per[0]):
+            if not first.scored:
+                out.append(first)
+                continue
+            p = w[0] * np.asarray(first.probabilities)
+            flags = list(first.flags)
+            for k in range(1, len(per)):
+                q = per[k][i]
+                p = p + w[k] * np.asarray(q.probabilities)
+                flags += [f for f in q.flags if f not in flags]
+            best = int(p.argmax())
+            stage = STAGES[best] if np.isfinite(p).all() else UNSCORED_NAME
+            out.append(StagePrediction(first.epoch, stage, tuple(float(v) for v in p), float(p[best]), tuple(flags)))
+        return out
+
+
+def load_ensemble_folder(d: Path, cfg: dict, load_member: Callable[[Path], object]) -> EnsembleModel:
+    """The ensemble of folder ``d`` whose ``config.json`` is ``cfg``; each member is loaded
+    from its sub-folder by ``load_member`` (:func:`sleepnet.weights.load_model`). One-line
+    :class:`WeightsError` on any problem."""
+    try:
+        spec = cfg["members"]
+        folders = [str(m["folder"]) for m in spec]
+        raw = [float(m["weight"]) for m in spec]
+        start = check_session_start(str(cfg.get("default_session_start", UNKNOWN_START)))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WeightsError(f"{d / CONFIG_FILE}: incomplete or invalid config ({exc.__class__.__name__}: {exc})") from None
+    if len(folders) < 1 or any(not np.isfinite(w) or w <= 0 for w in raw):
+        raise WeightsError(f"{d / CONFIG_FILE}: an ensemble needs members with positive weights, got {raw}")
+    members = []
+    for f in folders:
+        sub = (d / f).resolve()
+        if d.resolve() not in sub.parents:
+            raise WeightsError(f"{d / CONFIG_FILE}: member folder {f!r} is not inside the ensemble's folder")
+        members.append(load_member(sub))
+    pre = members[0].preprocess
+    for f, m in zip(folders, members):
+        if m.preprocess != pre:
+            raise WeightsError(f"{d / f}: its preprocessing differs from the other members'")
+    total = sum(raw)
+    return EnsembleModel(members=tuple(members), weights=tuple(w / total for w in raw), preprocess=pre,
+                         model_id=str(cfg.get("model_id", d.name)), source=d,
+                         summary=str(cfg.get("summary", f"ensemble {cfg.get('model_id', d.name)}")),
+                         default_session_start=start)
+
+
+def save_ensemble_config(out_dir: str | Path, members: Sequence[tuple[str, float]], model_id: str, summary: str,
+                         extra: dict | None = None) -> Path:
+    """Write an ``ensemble`` folder's config and label map; the members' folders
+    (``out_dir/<folder>``) are written by their own kinds."""
+    d = Path(out_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    cfg = {"format_version": FORMAT_VERSION, "kind": KIND, "model_id": model_id, "summary": summary,
+           "members": [{"folder": f, "weight": w} for f, w in members],
+           "default_session_start": UNKNOWN_START, "label_map": LABEL_MAP_FILE,
+           "scoring": {"inputs": "every member's, fed the same epochs", "labels": "current epoch",
+                       "combination": "weighted mean of the members' probabilities"}}
+    if extra:
+        cfg.update(extra)
+    (d / CONFIG_FILE).write_text(json.dumps(cfg, indent=2) + "\n")
+    (d / LABEL_MAP_FILE).write_text(json.dumps(label_map(), indent=2) + "\n")
+    return d

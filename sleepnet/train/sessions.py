@@ -1,0 +1,164 @@
+"""Evaluating any model's stager on real feature nights, for sessions that start at
+lights-off and for sessions that do not.
+
+Every figure here comes from the stager the scorer itself uses (``model.new_stager()``,
+fed :class:`sleepnet.preprocess.Epoch` objects that carry the night's features), so what
+is measured is what live and batch scoring do. The cases (all on nights trimmed to 30 min
+of wake either side of sleep, :func:`sleepnet.train.training.trim_range`):
+
+* ``lights-off``: the protocol's session, started 5-60 min before sleep onset
+  (:func:`sleepnet.train.feature_training.eval_start`), to the end of the trimmed night;
+* ``2h`` / ``4h``: a session started 2 h / 4 h after that start, to the end;
+* ``rem-onsets``: a 30-min session around each REM onset (15 min before it to 15 min
+  after; an onset is a REM epoch after at least 10 min without REM), each a fresh
+  stager; REM recall and F1 are the figures that matter there;
+* ``isolated``: every trimmed, scored epoch staged alone by a fresh stager.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..metrics import Agreement, agreement
+from ..preprocess import Epoch
+from .feature_training import FeatureNight, eval_start
+from .training import trim_range
+
+EPOCHS_PER_HOUR = 120
+CASES = ("lights-off", "2h", "4h", "rem-onsets")
+REM_WINDOW_EPOCHS = 60            # 30 min
+REM_FREE_BEFORE_EPOCHS = 20       # an onset follows at least 10 min without REM
+REM = 4
+_EMPTY = np.zeros(0, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A session over epochs [start, stop) of a night, scored over [score_from, stop)."""
+
+    start: int
+    stop: int
+    score_from: int
+
+
+def feature_epochs(night: FeatureNight, start: int, stop: int) -> list[Epoch]:
+    """Epochs [start, stop) of ``night`` as the stager takes them (features, scorable; no signal)."""
+    return [Epoch(index=i, data=_EMPTY, scorable=bool(night.scorable[i]), features=night.features[i])
+            for i in range(start, stop)]
+
+
+def rem_onsets(labels: np.ndarray) -> list[int]:
+    """Epochs that open a REM period: REM after at least 10 min without REM."""
+    y = np.asarray(labels)
+    return [t for t in np.flatnonzero(y == REM)
+            if t >= REM_FREE_BEFORE_EPOCHS and not np.any(y[t - REM_FREE_BEFORE_EPOCHS:t] == REM)]
+
+
+def cuts(night: FeatureNight, case: str, seed: int = 0) -> list[Cut]:
+    """The sessions of ``case`` (one of :data:`CASES`) in ``night``."""
+    a, b = trim_range(night.labels)
+    lo = eval_start(night, seed)
+    if case == "lights-off":
+        return [Cut(lo, b, max(a, lo))]
+    if case in ("2h", "4h"):
+        s = lo + EPOCHS_PER_HOUR * int(case[0])
+        return [Cut(s, b, max(a, s))] if s < b - 20 else []
+    if case == "rem-onsets":
+        half = REM_WINDOW_EPOCHS // 2
+        return [Cut(t - half, t + half, t - half) for t in rem_onsets(night.labels) if a <= t - half and t + half <= b]
+    raise ValueError(f"case={case!r}: use one of {', '.join(CASES)}")
+
+
+def session_codes(model, night: FeatureNight, cut: Cut, session_start: str | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """True and predicted codes of the scored epochs of one session of ``night`` by a
+    fresh stager of ``model`` (any kind)."""
+    stager = model.new_stager(session_start=session_start)
+    preds = stager.score(feature_epochs(night, cut.start, cut.stop))
+    idx = np.arange(cut.start, cut.stop)
+    keep = (idx >= cut.score_from) & (night.labels[idx] >= 0) & night.scorable[idx]
+    codes = np.array([p.stage_code for p in preds], dtype=np.int64)
+    return night.labels[idx][keep], codes[keep]
+
+
+def case_codes(model, nights: Sequence[FeatureNight], case: str, session_start: str | None = None,
+               seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """True and predicted codes of every session of ``case`` in ``nights``, stacked."""
+    yt, yp = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+    for n in nights:
+        for c in cuts(n, case, seed):
+            t, p = session_codes(model, n, c, session_start)
+            yt.append(t)
+            yp.append(p)
+    return np.concatenate(yt), np.concatenate(yp)
+
+
+def isolated_codes(model, nights: Sequence[FeatureNight], session_start: str | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """True and predicted codes of every trimmed, scored epoch of ``nights``, each staged
+    by a fresh stager of ``model`` that has seen nothing before it."""
+    yt, yp = [], []
+    for n in nights:
+        a, b = trim_range(n.labels)
+        for i in range(a, b):
+            if n.labels[i] < 0 or not n.scorable[i]:
+                continue
+            p = model.new_stager(session_start=session_start).score(feature_epochs(n, i, i + 1))[0]
+            yt.append(int(n.labels[i]))
+            yp.append(p.stage_code)
+    return np.array(yt, dtype=np.int64), np.array(yp, dtype=np.int64)
+
+
+def summarise(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
+    """Accuracy, macro-F1, kappa, N1 F1, REM recall and F1, epochs."""
+    a = agreement(y_true, y_pred)
+    return {"n_epochs": a.n_epochs, "accuracy": a.accuracy, "macro_f1": a.macro_f1, "kappa": a.kappa,
+            "n1_f1": a.f1["N1"], "rem_recall": a.recall["REM"], "rem_f1": a.f1["REM"]}
+
+
+@dataclass
+class LosoCodes:
+    """Per model (and session start), per case, per held-out subject: true and predicted codes."""
+
+    codes: dict
+
+    def add(self, key: str, case: str, subject: str, t: np.ndarray, p: np.ndarray) -> None:
+        self.codes.setdefault(key, {}).setdefault(case, {})[subject] = (t, p)
+
+    def pooled(self, key: str, case: str) -> Agreement:
+        parts = self.codes[key][case].values()
+        return agreement(np.concatenate([t for t, _ in parts]), np.concatenate([p for _, p in parts]))
+
+    def per_subject(self, key: str, case: str) -> dict[str, Agreement]:
+        return {s: agreement(t, p) for s, (t, p) in sorted(self.codes[key][case].items())}
+
+    def table(self, key: str, case: str) -> dict:
+        parts = self.codes[key][case].values()
+        return summarise(np.concatenate([t for t, _ in parts]), np.concatenate([p for _, p in parts]))
+
+
+def leave_one_subject_out(nights: Sequence[FeatureNight],
+                          build: Callable[[Sequence[FeatureNight], str], dict],
+                          evaluations: Sequence[tuple[str, str, str | None]],
+                          on_fold: Callable[[int, int], None] | None = None, seed: int = 0) -> LosoCodes:
+    """For each subject: ``build(training nights, subject)`` returns {name: model}
+    trained without that subject; every (name, case, session_start) of ``evaluations``
+    is scored on the held-out subject's nights (case ``isolated`` included). Returns the
+    codes, keyed ``name`` or ``name@session_start``."""
+    subjects = sorted({n.subject for n in nights})
+    out = LosoCodes({})
+    for k, s in enumerate(subjects):
+        models = build([n for n in nights if n.subject != s], s)
+        test = [n for n in nights if n.subject == s]
+        for name, case, start in evaluations:
+            key = name if start is None else f"{name}@{start}"
+            if case == "isolated":
+                t, p = isolated_codes(models[name], test, start)
+            else:
+                t, p = case_codes(models[name], test, case, start, seed)
+            out.add(key, case, s, t, p)
+        if on_fold:
+            on_fold(k + 1, len(subjects))
+    return out
