@@ -7,9 +7,11 @@ For each subject, trained on the other nine subjects' nights only:
   lights-off only; the hours since the session start are an input);
 * the default's recipe (``sleepstream train --kind ensemble``): ``gbm-any``, a GBM
   trained for sessions that start at lights-off or anywhere, with and without the
-  clock; ``gru``, the causal recurrent stager; ``ensemble``, the mean of their
-  probabilities (weights fixed in advance, 0.5 / 0.5: nothing is chosen on the
-  held-out subject).
+  clock; ``gru``, the causal recurrent stager (3 GRUs from 3 seeds); ``ensemble``, the
+  weighted mean of their probabilities, the GBM's weight chosen by 3-fold
+  cross-validation over the nine training subjects alone
+  (:func:`sleepnet.train.gru_training.choose_gbm_weight`: three more GBMs and GRUs per
+  fold; nothing is chosen on the held-out subject).
 
 Each held-out night is scored by fresh stagers as a live session would be
 (:mod:`sleepnet.train.sessions`): the protocol's session (started 5-60 min before sleep
@@ -62,46 +64,57 @@ def _key(d: dict) -> str:
 
 
 def fold_models(train, subject: str, args, cache: Path | None) -> dict:
-    """The models of one fold, trained without ``subject``."""
+    """The models of one fold, trained without ``subject`` (the ensemble's weight too:
+    chosen by cross-validation over ``train`` alone)."""
     import numpy as np
 
     from sleepnet.models.gru import GruNets
     from sleepnet.night_context import ContextConfig
     from sleepnet.train.feature_training import FeatureTrainConfig, fit_trees, in_memory_model
-    from sleepnet.train.gru_training import EnsembleTrainConfig, ensemble_in_memory, fit_gru, in_memory_gru
+    from sleepnet.train.gru_training import (EnsembleTrainConfig, choose_gbm_weight, ensemble_in_memory, fit_gru,
+                                             in_memory_gru, weight_folds)
 
-    def trees(cfg: FeatureTrainConfig):
-        p = cache / f"gbm-{_key(cfg.as_dict())}" / f"{subject}.json" if cache else None
+    def held_tag(nights) -> str:
+        left = sorted({n.subject for n in args.all_nights} - {n.subject for n in nights})
+        return "-".join(left)
+
+    def trees(nights, cfg: FeatureTrainConfig):
+        p = cache / f"gbm-{_key(cfg.as_dict())}" / f"{held_tag(nights)}.json" if cache else None
         if p is not None and p.exists():
             d = json.loads(p.read_text())
             return d["text"], ContextConfig.from_dict(d["context"])
-        text, context = fit_trees(train, cfg)
+        text, context = fit_trees(nights, cfg)
         if p is not None:
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(json.dumps({"text": text, "context": context.as_dict()}))
         return text, context
 
+    def gru_nets(nights, cfg):
+        p = cache / f"gru-{_key(cfg.as_dict())}" / f"{held_tag(nights)}.npz" if cache else None
+        if p is not None and p.exists():
+            with np.load(p, allow_pickle=False) as z:
+                return GruNets.from_arrays(dict(z))
+        nets, _ = fit_gru(nights, cfg)
+        if p is not None:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(p, **nets.arrays())
+        return nets
+
     v1 = FeatureTrainConfig(threads=args.threads)
-    text, context = trees(v1)
+    text, context = trees(train, v1)
     out = {"gbm": in_memory_model(text, context, "gbm")}
     if args.models == "gbm":
         return out
     ens = EnsembleTrainConfig()
-    ens = EnsembleTrainConfig(gbm=FeatureTrainConfig(**{**ens.gbm.as_dict(), "threads": args.threads}), gru=ens.gru,
-                              weights=ens.weights)
-    text, context = trees(ens.gbm)
-    p = cache / f"gru-{_key(ens.gru.as_dict())}" / f"{subject}.npz" if cache else None
-    if p is not None and p.exists():
-        with np.load(p, allow_pickle=False) as z:
-            nets = GruNets.from_arrays(dict(z))
-    else:
-        nets, _ = fit_gru(train, ens.gru)
-        if p is not None:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(p, **nets.arrays())
+    ens = EnsembleTrainConfig(gbm=FeatureTrainConfig(**{**ens.gbm.as_dict(), "threads": args.threads}), gru=ens.gru)
+    w, scores = choose_gbm_weight(train, ens, trees, gru_nets)
+    args.weights_chosen[subject] = {"gbm_weight": w, "kappa_by_weight": scores,
+                                    "folds": weight_folds(train, ens.weight_folds)}
+    text, context = trees(train, ens.gbm)
+    nets = gru_nets(train, ens.gru)
     out["gbm-any"] = in_memory_model(text, context, "gbm-any", default_session_start=ens.gbm.default_session_start)
     out["gru"] = in_memory_gru(nets, context, "gru")
-    out["ensemble"] = ensemble_in_memory(text, nets, context, ens, "ensemble")
+    out["ensemble"] = ensemble_in_memory(text, nets, context, ens, w, "ensemble")
     return out
 
 
@@ -112,8 +125,9 @@ def evaluations(models: str, sessions: bool) -> list[tuple[str, str, str | None]
         for name in ("gbm-any", "gru", "ensemble"):
             ev += [(name, c, "unknown") for c in cases]
             ev += [(name, c, "lights-off") for c in ("lights-off", "isolated")]
-        if sessions:
+        if sessions:     # the GBM alone without a clock; the ensemble told lights-off when it is not so
             ev += [("gbm", c, "unknown") for c in ("lights-off", "2h", "4h", "rem-onsets")]
+            ev += [("ensemble", c, "lights-off") for c in ("2h", "4h", "rem-onsets")]
     return ev
 
 
@@ -126,6 +140,7 @@ def run(args: argparse.Namespace) -> dict:
     from sleepstream.console import agreement_tables
 
     nights = read_feature_folder(args.folder)
+    args.all_nights, args.weights_chosen = nights, {}
     cache = Path(args.cache) if args.cache else None
     t0 = time.perf_counter()
     res = leave_one_subject_out(nights, lambda train, s: fold_models(train, s, args, cache),
@@ -196,6 +211,7 @@ def run(args: argparse.Namespace) -> dict:
     return {"figures": figs, "default": default, "accuracy": pooled.accuracy, "macro_f1": pooled.macro_f1,
             "kappa": pooled.kappa, "n_epochs": pooled.n_epochs, "per_stage_f1": pooled.f1,
             "confusion": pooled.confusion, "isolated": iso, "models": models, "session_cases": cases,
+            "ensemble_weights": args.weights_chosen,
             "nights": [n.name for n in nights], "seconds": round(secs, 1)}
 
 

@@ -309,3 +309,46 @@ def test_default_model_live_on_the_real_excerpt_restarted_on_its_state_equals_ba
     assert saved["stager"]["members"][0]["context"]["n_scored"] == 10
     unknown = score_recording(rec, model)              # the default: no clock
     assert [p.probabilities for p in unknown] != [p.probabilities for p in batch]
+
+
+def test_gru_training_is_reproducible_from_its_seed():
+    """The same recipe and seed give the same arrays, bit for bit (what lets `sleepstream
+    train --kind ensemble` rebuild the shipped weights); another seed gives others."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder {SHARED_DATA} is absent")
+    pytest.importorskip("torch")
+    from sleepnet.train.feature_training import read_feature_night
+    from sleepnet.train.gru_training import GruTrainConfig, fit_gru
+
+    night = [read_feature_night(SHARED_DATA / "sleep-edf-features" / "SC4012E0.npz")]
+    cfg = GruTrainConfig(hidden=4, members=2, passes=1, lights_off_draws=1, anywhere_draws=1, short_draws=4)
+    a, ctx = fit_gru(night, cfg)
+    b, _ = fit_gru(night, cfg)
+    c, _ = fit_gru(night, GruTrainConfig(**{**cfg.as_dict(), "seed": 1}))
+    assert a.n_members == 2 and a.hidden == 4 and ctx.shrink_epochs == cfg.shrink_epochs
+    for k, v in a.arrays().items():
+        np.testing.assert_array_equal(v, b.arrays()[k])
+    assert not np.array_equal(a.w_ih, c.w_ih)
+
+
+def test_train_command_builds_an_ensemble_folder(tmp_path):
+    """`sleepstream train --kind ensemble` on feature nights (a one-pass recipe on two
+    subjects, to keep it short): a folder of a GBM and a GRU that loads and scores, its
+    weight chosen on the training subjects (two folds here)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder {SHARED_DATA} is absent")
+    pytest.importorskip("lightgbm")
+    out = tmp_path / "e"
+    r = subprocess.run([sys.executable, "-m", "sleepstream.cli", "train", "--kind", "ensemble", "--dataset", "features",
+                        "--subjects", "1-2", "--max-passes", "1", "--out", str(out), "--quiet"],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    ens = load_model(out)
+    assert ens.kind == "ensemble" and [m.kind for m in ens.members] == ["feature-gbm", "gru"]
+    assert ens.members[0].default_session_start == "unknown" and ens.members[1].nets.n_members == 3
+    meta = json.loads((out / "metrics.json").read_text())
+    assert meta["train_nights"] == ["SC4011E0", "SC4012E0", "SC4021E0", "SC4022E0"]
+    assert meta["settings"]["weight_choice"]["folds"] == [["01"], ["02"]]
+    assert ens.weights[0] == meta["settings"]["gbm_weight_chosen"]
+    rec = Recording(eeg_uv=eeg_like(120.0, 100.0, seed=4), sfreq=100.0, channel="Fpz-Cz", source="x")
+    assert len(score_recording(rec, ens)) == 4

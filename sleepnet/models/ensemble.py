@@ -120,18 +120,21 @@ class EnsembleStager:
     def score(self, epochs: Sequence[Epoch]) -> list[StagePrediction]:
         """Stages of ``epochs`` in order (see :class:`sleepnet.predictions.Stager`)."""
         per = [s.score(epochs) for s in self._stagers]
-        out: list[StagePrediction] = []
+        if not per[0]:
+            return []
         w = self.model.weights
+        probs = w[0] * np.array([p.probabilities for p in per[0]], dtype=np.float64)
+        for k in range(1, len(per)):      # element by element: the same bits in any batch
+            probs = probs + w[k] * np.array([p.probabilities for p in per[k]], dtype=np.float64)
+        out: list[StagePrediction] = []
         for i, first in enumerate(per[0]):
             if not first.scored:
                 out.append(first)
                 continue
-            p = w[0] * np.asarray(first.probabilities)
+            p = probs[i]
             flags = list(first.flags)
             for k in range(1, len(per)):
-                q = per[k][i]
-                p = p + w[k] * np.asarray(q.probabilities)
-                flags += [f for f in q.flags if f not in flags]
+                flags += [f for f in per[k][i].flags if f not in flags]
             best = int(p.argmax())
             stage = STAGES[best] if np.isfinite(p).all() else UNSCORED_NAME
             out.append(StagePrediction(first.epoch, stage, tuple(float(v) for v in p), float(p[best]), tuple(flags)))

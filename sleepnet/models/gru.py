@@ -130,19 +130,6 @@ class GruNets:
     def arrays(self) -> dict[str, np.ndarray]:
         return {k: getattr(self, k) for k in ARRAYS}
 
-    def __post_init__(self) -> None:
-        # The M GRUs as one: input weights stacked, hidden and read-out weights block-diagonal,
-        # so one epoch is three matrix-vector products whatever M is.
-        m, h3, i = self.w_ih.shape
-        h = h3 // 3
-        w_hh = np.zeros((m * h3, m * h))
-        w_out = np.zeros((m * N_STAGES, m * h))
-        for k in range(m):
-            w_hh[k * h3:(k + 1) * h3, k * h:(k + 1) * h] = self.w_hh[k]
-            w_out[k * N_STAGES:(k + 1) * N_STAGES, k * h:(k + 1) * h] = self.w_out[k]
-        object.__setattr__(self, "_flat", (self.w_ih.reshape(m * h3, i), self.b_ih.reshape(-1), w_hh,
-                                           self.b_hh.reshape(-1), w_out, self.b_out.reshape(-1)))
-
     def zero_state(self) -> np.ndarray:
         """(M, H) zeros: the hidden vectors of a fresh night."""
         return np.zeros((self.n_members, self.hidden))
@@ -153,16 +140,15 @@ class GruNets:
 
         Always the same operations on arrays of the same shapes, one epoch at a time:
         an epoch scored alone gives bit for bit what it gives in a whole night."""
-        w_ih, b_ih, w_hh, b_hh, w_out, b_out = self._flat
         m, hid = h.shape
         x = (x_raw - self.input_mean) / self.input_scale
-        gi = (w_ih @ x + b_ih).reshape(m, 3, hid)                 # gates r, z, n of every member
-        gh = (w_hh @ h.reshape(-1) + b_hh).reshape(m, 3, hid)
+        gi = (np.matmul(self.w_ih, x) + self.b_ih).reshape(m, 3, hid)                    # gates r, z, n
+        gh = (np.matmul(self.w_hh, h[:, :, None])[:, :, 0] + self.b_hh).reshape(m, 3, hid)
         rz = _sigmoid(gi[:, :2] + gh[:, :2])
         n = np.tanh(gi[:, 2] + rz[:, 0] * gh[:, 2])
         z = rz[:, 1]
         h_new = (1.0 - z) * n + z * h
-        logits = (w_out @ h_new.reshape(-1) + b_out).reshape(m, N_STAGES)
+        logits = np.matmul(self.w_out, h_new[:, :, None])[:, :, 0] + self.b_out               # (M, 5)
         e = np.exp(logits - logits.max(axis=1, keepdims=True))
         p = e / e.sum(axis=1, keepdims=True)
         return h_new, p.sum(axis=0) / m

@@ -76,7 +76,7 @@ class GruTrainConfig:
     """
 
     hidden: int = 64
-    members: int = 1
+    members: int = 3
     passes: int = 30
     batch_size: int = 8
     learning_rate: float = 3e-3
@@ -95,17 +95,37 @@ class GruTrainConfig:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+WEIGHT_GRID: tuple[float, ...] = tuple(round(0.2 + 0.05 * i, 2) for i in range(13))   # the GBM's weight, 0.2-0.8
+
+
 @dataclass(frozen=True)
 class EnsembleTrainConfig:
-    """The ensemble's recipe: a GBM trained for both session starts, a GRU, and the
-    weights of their probabilities (fixed in advance, never chosen on held-out nights)."""
+    """The ensemble's recipe: a GBM trained for both session starts, a GRU, and the GBM's
+    weight in the mean of their probabilities (the GRU's is one minus it).
+
+    Parameters
+    ----------
+    gbm, gru : FeatureTrainConfig, GruTrainConfig
+        The members' recipes.
+    gbm_weight : float, optional
+        A fixed weight; None (the default): chosen on the training nights alone by
+        :func:`choose_gbm_weight`.
+    weight_folds : int
+        Subject-grouped folds of that choice.
+    weight_gru_members : int
+        GRUs per member model in that choice's folds (fewer than the shipped ones, to
+        save time).
+    """
 
     gbm: FeatureTrainConfig = field(default_factory=lambda: FeatureTrainConfig(unknown_clock=True, anywhere_draws=3))
     gru: GruTrainConfig = field(default_factory=GruTrainConfig)
-    weights: tuple[float, float] = (0.5, 0.5)
+    gbm_weight: float | None = None
+    weight_folds: int = 3
+    weight_gru_members: int = 1
 
     def as_dict(self) -> dict:
-        return {"gbm": self.gbm.as_dict(), "gru": self.gru.as_dict(), "weights": list(self.weights)}
+        return {"gbm": self.gbm.as_dict(), "gru": self.gru.as_dict(), "gbm_weight": self.gbm_weight,
+                "weight_folds": self.weight_folds, "weight_gru_members": self.weight_gru_members}
 
 
 @dataclass(frozen=True)
@@ -258,32 +278,82 @@ def in_memory_gru(nets: GruNets, context: ContextConfig, model_id: str = "in-mem
     return GruModel(nets, context, PreprocessConfig(), model_id, Path("."))
 
 
+def weight_folds(nights: Sequence[FeatureNight], folds: int) -> list[list[str]]:
+    """Subject-grouped folds of the weight's choice: sorted subjects dealt round-robin."""
+    subjects = sorted({n.subject for n in nights})
+    if len(subjects) < 2:
+        raise SleepstreamError("choosing the ensemble's weight needs nights of at least two subjects")
+    k = min(folds, len(subjects))
+    return [subjects[j::k] for j in range(k)]
+
+
+def choose_gbm_weight(nights: Sequence[FeatureNight], cfg: EnsembleTrainConfig,
+                      fit_gbm: Callable | None = None, fit_gru_nets: Callable | None = None,
+                      on_fold: Callable[[int, int], None] | None = None) -> tuple[float, dict[float, float]]:
+    """The GBM's weight in the ensemble, chosen on ``nights`` alone (never on nights that
+    will measure the result): subject-grouped ``cfg.weight_folds``-fold cross-validation;
+    in each fold both members are trained on the other folds' nights and score this
+    fold's nights as the default does (sessions from lights-off, no clock); the weight of
+    :data:`WEIGHT_GRID` whose mixed probabilities give the highest Cohen's kappa over every
+    out-of-fold epoch wins (ties: the one nearest 0.5).
+
+    ``fit_gbm(train, cfg) -> (text, context)`` and ``fit_gru_nets(train, cfg) -> GruNets``
+    default to :func:`sleepnet.train.feature_training.fit_trees` and :func:`fit_gru` (a
+    caller may cache them). Returns (weight, {weight: kappa})."""
+    from ..metrics import agreement
+    from .sessions import cuts, session_probabilities
+
+    fit_gbm = fit_gbm or fit_trees
+    fit_gru_nets = fit_gru_nets or (lambda train, c: fit_gru(train, c)[0])
+    gru_cfg = GruTrainConfig(**{**cfg.gru.as_dict(), "members": cfg.weight_gru_members})
+    groups = weight_folds(nights, cfg.weight_folds)
+    yt, pg, pr = [], [], []
+    for j, held in enumerate(groups):
+        train = [n for n in nights if n.subject not in held]
+        text, context = fit_gbm(train, cfg.gbm)
+        gbm = in_memory_model(text, context, "weight-fold-gbm", default_session_start=cfg.gbm.default_session_start)
+        gru = in_memory_gru(fit_gru_nets(train, gru_cfg), context, "weight-fold-gru")
+        for n in (n for n in nights if n.subject in held):
+            for c in cuts(n, "lights-off"):
+                t, p = session_probabilities(gbm, n, c, "unknown")
+                _, q = session_probabilities(gru, n, c, "unknown")
+                yt.append(t)
+                pg.append(p)
+                pr.append(q)
+        if on_fold:
+            on_fold(j + 1, len(groups))
+    y, P, Q = np.concatenate(yt), np.concatenate(pg), np.concatenate(pr)
+    scores = {w: agreement(y, (w * P + (1 - w) * Q).argmax(axis=1)).kappa for w in WEIGHT_GRID}
+    best = max(scores.values())
+    w = min((w for w, k in scores.items() if k == best), key=lambda w: (abs(w - 0.5), w))
+    return w, scores
+
+
 def fit_ensemble(nights: Sequence[FeatureNight], cfg: EnsembleTrainConfig,
                  on_step: Callable[[str, int, int], None] | None = None):
-    """Train both members on ``nights``; returns (GBM text model, GRU arrays, context,
-    in-memory :class:`sleepnet.models.ensemble.EnsembleModel`)."""
-    from ..models.ensemble import EnsembleModel
-
+    """Train both members on ``nights`` and choose the GBM's weight on them; returns (GBM
+    text model, GRU arrays, context, GBM weight, {weight: kappa} of the choice)."""
     if cfg.gbm.shrink_epochs != cfg.gru.shrink_epochs:
         raise SleepstreamError("the ensemble's members must share the night baseline's shrink_epochs")
-    if on_step:
-        on_step("training trees", 0, 1)
+    say = on_step or (lambda *_: None)
+    scores: dict[float, float] = {}
+    if cfg.gbm_weight is None:
+        w, scores = choose_gbm_weight(nights, cfg, on_fold=lambda j, n: say("choosing the members' weights", j, n))
+    else:
+        w = float(cfg.gbm_weight)
+    say("training trees", 0, 1)
     text, context = fit_trees(nights, cfg.gbm)
-    if on_step:
-        on_step("training trees", 1, 1)
-    nets, _ = fit_gru(nights, cfg.gru, (lambda p, n: on_step("training the GRU", p, n)) if on_step else None)
-    model = ensemble_in_memory(text, nets, context, cfg)
-    assert isinstance(model, EnsembleModel)
-    return text, nets, context, model
+    say("training trees", 1, 1)
+    nets, _ = fit_gru(nights, cfg.gru, lambda p, n: say("training the GRU", p, n))
+    return text, nets, context, w, scores
 
 
 def ensemble_in_memory(text: str, nets: GruNets, context: ContextConfig, cfg: EnsembleTrainConfig,
-                       model_id: str = "in-memory-ensemble"):
+                       gbm_weight: float, model_id: str = "in-memory-ensemble"):
     """An :class:`sleepnet.models.ensemble.EnsembleModel` of a GBM text model and GRU arrays, without a folder."""
     from ..models.ensemble import EnsembleModel
 
     gbm = in_memory_model(text, context, model_id + "-gbm", default_session_start=cfg.gbm.default_session_start)
     gru = in_memory_gru(nets, context, model_id + "-gru")
-    w = np.asarray(cfg.weights, dtype=np.float64)
-    return EnsembleModel(members=(gbm, gru), weights=tuple(float(v) for v in w / w.sum()), preprocess=PreprocessConfig(),
-                         model_id=model_id, source=Path("."))
+    return EnsembleModel(members=(gbm, gru), weights=(float(gbm_weight), 1.0 - float(gbm_weight)),
+                         preprocess=PreprocessConfig(), model_id=model_id, source=Path("."))

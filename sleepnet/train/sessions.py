@@ -43,6 +43,16 @@ class Cut:
     score_from: int
 
 
+def scores_from_features(model) -> bool:
+    """Whether ``model`` stages from each epoch's features alone (so feature nights, which
+    hold no signal, can be scored): a model with night-context settings, or an ensemble
+    of such models."""
+    members = getattr(model, "members", None)
+    if members is not None:
+        return all(scores_from_features(m) for m in members)
+    return getattr(model, "context", None) is not None
+
+
 def feature_epochs(night: FeatureNight, start: int, stop: int) -> list[Epoch]:
     """Epochs [start, stop) of ``night`` as the stager takes them (features, scorable; no signal)."""
     return [Epoch(index=i, data=_EMPTY, scorable=bool(night.scorable[i]), features=night.features[i])
@@ -71,16 +81,24 @@ def cuts(night: FeatureNight, case: str, seed: int = 0) -> list[Cut]:
     raise ValueError(f"case={case!r}: use one of {', '.join(CASES)}")
 
 
-def session_codes(model, night: FeatureNight, cut: Cut, session_start: str | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """True and predicted codes of the scored epochs of one session of ``night`` by a
-    fresh stager of ``model`` (any kind)."""
+def session_probabilities(model, night: FeatureNight, cut: Cut, session_start: str | None = None
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """True codes and predicted probabilities (n, 5) of the scored epochs of one session
+    of ``night`` by a fresh stager of ``model`` (any kind)."""
     stager = model.new_stager(session_start=session_start)
     preds = stager.score(feature_epochs(night, cut.start, cut.stop))
     idx = np.arange(cut.start, cut.stop)
     keep = (idx >= cut.score_from) & (night.labels[idx] >= 0) & night.scorable[idx]
-    codes = np.array([p.stage_code for p in preds], dtype=np.int64)
-    return night.labels[idx][keep], codes[keep]
+    probs = np.array([p.probabilities for p in preds], dtype=np.float64).reshape(-1, 5)
+    return night.labels[idx][keep], probs[keep]
+
+
+def session_codes(model, night: FeatureNight, cut: Cut, session_start: str | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """True and predicted codes of the scored epochs of one session of ``night`` by a
+    fresh stager of ``model`` (any kind)."""
+    t, p = session_probabilities(model, night, cut, session_start)
+    return t, p.argmax(axis=1).astype(np.int64) if len(p) else np.zeros(0, dtype=np.int64)
 
 
 def case_codes(model, nights: Sequence[FeatureNight], case: str, session_start: str | None = None,

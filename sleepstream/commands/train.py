@@ -36,7 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hours", type=float, default=8.0, help="simulated night length in hours (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed for splits, initialisation and simulation (default: %(default)s)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="share of subjects held out for early stopping (default: %(default)s)")
-    p.add_argument("--max-passes", type=int, default=30, help="passes over the training nights at most (default: %(default)s)")
+    p.add_argument("--max-passes", type=int,
+                   help="passes over the training nights (at most, for the CNN-LSTM; default: 30 for the "
+                        "CNN-LSTM, the shipped recipe's for the GRU)")
     p.add_argument("--patience", type=int, default=4, help="passes without validation gain before stopping (default: %(default)s)")
     p.add_argument("--max-minutes", type=float, help="stop after this much training time")
     p.add_argument("--out", default="weights-trained", help="weights folder to write (default: %(default)s)")
@@ -135,16 +137,17 @@ def train_recurrent_model(args: argparse.Namespace, out: Path, console) -> int:
     from sleepnet.models.feature_gbm import save_feature_model
     from sleepnet.models.gru import save_gru_model
     from sleepnet.train.feature_training import fit_trees
-    from sleepnet.train.gru_training import EnsembleTrainConfig, fit_gru
+    from sleepnet.train.gru_training import EnsembleTrainConfig, choose_gbm_weight, fit_gru, weight_folds
     from sleepstream.console import progress_bar
 
     cfg = EnsembleTrainConfig()
-    cfg = EnsembleTrainConfig(gbm=replace(cfg.gbm, seed=args.seed), gru=replace(cfg.gru, seed=args.seed),
-                              weights=cfg.weights)
+    gru = replace(cfg.gru, seed=args.seed, passes=args.max_passes or cfg.gru.passes)
+    cfg = replace(cfg, gbm=replace(cfg.gbm, seed=args.seed), gru=gru)
     with progress_bar(args.quiet) as update:
         nights = feature_nights_for(args, update)
         subjects = sorted({n.subject for n in nights})
-        what = f"{len(nights)} {args.dataset} nights (subjects {', '.join(subjects)})"
+        kind_of = "real feature" if args.dataset == "features" else args.dataset
+        what = f"{len(nights)} {kind_of} nights (subjects {', '.join(subjects)})"
         model_id = args.model_id or f"{args.kind}-{args.dataset}-{len(nights)}n-seed{args.seed}"
         gru_dir = out if args.kind == "gru" else out / "gru"
         nets, context = fit_gru(nights, cfg.gru, lambda p, n: update("training the GRU", p, n))
@@ -154,6 +157,7 @@ def train_recurrent_model(args: argparse.Namespace, out: Path, console) -> int:
                        extra={"trained_on": args.dataset})
         settings: dict = {"gru": cfg.gru.as_dict()}
         if args.kind == "ensemble":
+            w, scores = choose_gbm_weight(nights, cfg, on_fold=lambda j, n: update("choosing the members' weights", j, n))
             update("training trees", 0, 1)
             text, gbm_context = fit_trees(nights, cfg.gbm)
             update("training trees", 1, 1)
@@ -163,11 +167,14 @@ def train_recurrent_model(args: argparse.Namespace, out: Path, console) -> int:
                                f"context, trained on {what} for sessions started at lights-off or anywhere",
                                extra={"trained_on": args.dataset,
                                       "default_session_start": cfg.gbm.default_session_start})
-            save_ensemble_config(out, [("gbm", cfg.weights[0]), ("gru", cfg.weights[1])], model_id,
-                                 f"{model_id}: mean of gradient-boosted trees and a causal GRU over spectral "
-                                 f"features and night context, trained on {what}",
+            save_ensemble_config(out, [("gbm", w), ("gru", round(1.0 - w, 10))], model_id,
+                                 f"{model_id}: weighted mean of gradient-boosted trees and a causal GRU over "
+                                 f"spectral features and night context, trained on {what}",
                                  extra={"trained_on": args.dataset})
-            settings = cfg.as_dict()
+            settings = {**cfg.as_dict(), "gbm_weight_chosen": w,
+                        "weight_choice": {"folds": weight_folds(nights, cfg.weight_folds),
+                                          "kappa_by_gbm_weight": {str(k): v for k, v in scores.items()},
+                                          "sessions": "from lights-off, no clock (the default's use)"}}
     n_epochs = int(sum(((n.labels >= 0) & n.scorable).sum() for n in nights))
     metrics = {"model_id": model_id, "kind": args.kind, "dataset": args.dataset, "subjects": subjects,
                "train_nights": [n.name for n in nights], "train_epochs": n_epochs, "settings": settings,
@@ -206,6 +213,8 @@ def run(args: argparse.Namespace) -> int:
     check_out_folder(out)
     if not 0 <= args.val_fraction < 1:
         raise SleepstreamError(f"--val-fraction {args.val_fraction}: must be in [0, 1)")
+    if args.max_passes is not None and args.max_passes < 1:
+        raise SleepstreamError(f"--max-passes {args.max_passes}: must be at least 1")
     if args.kind == "feature-gbm":
         return train_feature_model(args, out, console)
     if args.kind in ("gru", "ensemble"):
@@ -225,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
         for i, n in enumerate(train_src + val_src):
             (prepared_train if i < len(train_src) else prepared_val).append(prepare_night(n, pcfg))
             update("preprocessing nights", i + 1, len(nights))
-        cfg = TrainConfig(max_passes=args.max_passes, patience=args.patience, seed=args.seed,
+        cfg = TrainConfig(max_passes=args.max_passes or 30, patience=args.patience, seed=args.seed,
                           max_minutes=args.max_minutes)
         net, info = train(prepared_train, prepared_val, mcfg, pcfg, cfg, progress=update)
     model_id = args.model_id or f"cnn-lstm-{args.dataset}-{len(prepared_train)}n-seed{args.seed}"
