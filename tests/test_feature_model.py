@@ -259,6 +259,7 @@ def test_live_command_with_the_default_model_never_imports_torch(tmp_path):
     imported = {ln.rsplit("|", 1)[-1].strip() for ln in r.stderr.splitlines() if ln.startswith("import time:")}
     assert "scorer.live" in imported and "sleepnet.models.feature_gbm" in imported   # the listing is real
     assert "sleepnet.models.gru" in imported and "sleepnet.models.ensemble" in imported
+    assert "session start: unknown (no night clock" in r.stderr      # said once, at the start
     assert not {m for m in imported if m == "torch" or m.startswith("torch.")}
     assert (tmp_path / "night.tsv.state.json").exists()
 

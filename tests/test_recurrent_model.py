@@ -352,3 +352,25 @@ def test_train_command_builds_an_ensemble_folder(tmp_path):
     assert ens.weights[0] == meta["settings"]["gbm_weight_chosen"]
     rec = Recording(eeg_uv=eeg_like(120.0, 100.0, seed=4), sfreq=100.0, channel="Fpz-Cz", source="x")
     assert len(score_recording(rec, ens)) == 4
+
+
+def test_a_bad_session_start_is_one_line_and_archives_take_the_models_own(tmp_path):
+    import sleepstream
+    from sleepnet.errors import SleepstreamError
+    from sleepnet.io.recordings import write_continuous_npz
+
+    x = eeg_like(60, 100)
+    with pytest.raises(SleepstreamError, match="session_start='noon'"):
+        sleepstream.stage(x, sfreq=100.0, session_start="noon")
+    assert len(sleepstream.stage(x, sfreq=100.0, session_start="lights-off").stages) == 2
+    for name in ("a.npz", "b.npz"):
+        write_continuous_npz(tmp_path / name, x, 100)
+    r = subprocess.run([sys.executable, "-m", "sleepstream.cli", "score", str(tmp_path / "a.npz"),
+                        str(tmp_path / "b.npz"), "--out", str(tmp_path / "scored"), "--session-start", "unknown"],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln]
+    assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "--session-start applies to one recording" in lines[0]
+    r = subprocess.run([sys.executable, "-m", "sleepstream.cli", "score", str(tmp_path / "a.npz"),
+                        "--session-start", "noon"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "invalid choice: 'noon'" in r.stderr
