@@ -278,5 +278,6 @@ def script_main(name: str, doc: str, add_arguments: Callable, run: Callable,
     body["machine"] = machine()
     path = write_result(name, body)
     for f in body["figures"]:
-        print(f"{f.name}: {f.value:{value_format}} {f.unit} ({f.note})")
+        value = "—" if f.value is None else f"{f.value:{value_format}}"   # None: not measured (the note says why)
+        print(f"{f.name}: {value} {f.unit} ({f.note})")
     print(f"-> {path}")

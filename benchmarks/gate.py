@@ -1,6 +1,7 @@
 """Stimulation windows (``live --gate``) on simulated nights with known truth.
 
-Offline part (the pure gate, exactly as the live loop drives it): each simulated night
+Offline part (the pure gate, exactly as the live loop drives it; the figures are
+:func:`scorer.gate.evaluation.night_metrics`'s): each simulated night
 is scored by the shipped model in batch (the live scorer gives the same records), then
 its samples (in 0.5-s chunks, as pulled) and its records are fed, in data order, to a
 :class:`scorer.gate.sink.GateSink` without an outlet. From its events:
@@ -34,7 +35,7 @@ marker's push, over every event, and apart for the two kinds; also every decisio
 Real nights (:mod:`benchmarks.gate_real_nights`, ``real_feature_nights``): window precision
 and coverage on the real Sleep-EDF feature nights, each scored by the real-trained feature
 stager as a live session would score it, its records fed to the pure gate with the same
-rule and measured by :func:`night_metrics` (no arousals; the guard cannot run: the files
+rule and measured by :func:`scorer.gate.evaluation.night_metrics` (no arousals; the guard cannot run: the files
 hold no signal): always subject 0 with the shipped default model (never trained on it);
 with ``--real-loso`` also all 20 nights leave-one-subject-out (ten LightGBM fits, minutes).
 
@@ -58,12 +59,13 @@ import time
 
 import numpy as np
 
+from scorer.gate.evaluation import epoch_records, night_metrics
+
 from .common import EXCERPT, Figure, configure_lsl, percentiles, progress, script_main, this_command
 
 MODULE = "benchmarks.gate"
 FS = 100.0
 CHUNK_S = 0.5
-STABLE = (2, 3)
 #: First seed of the TEST nights (the figures) and of the CALIBRATION nights (the sweep
 #: that chose the guard's defaults): disjoint, so the figures are not the nights that chose.
 TEST_SEED0 = 500
@@ -119,23 +121,14 @@ def choose(sweep: dict) -> str:
     return max(ok, key=lambda k: (sweep[k]["arousal_closed_within_3s"], -sweep[k]["false_closes_per_h"]))
 
 
-def epoch_records(preds) -> list:
-    """The live scorer's records of a model's predictions (times: the epoch's first and
-    last sample, s from the start)."""
-    from scorer.records import ScoredEpoch
-
-    return [ScoredEpoch(epoch=p.epoch, start_time=p.epoch * 30.0, end_time=p.epoch * 30.0 + 30.0 - 1 / FS,
-                        stage=p.stage, probabilities=tuple(p.probabilities), confidence=p.confidence,
-                        flags=tuple(p.flags), latency_ms=0.0) for p in preds]
-
-
 def scored_records(eeg_uv: np.ndarray, model) -> list:
     """The live scorer's records for a whole recording (batch scoring gives the same
     stages; times: the epoch's first and last sample, s from the recording's start)."""
     from sleepnet.batch import score_recording
     from sleepnet.io.recordings import Recording
 
-    return epoch_records(score_recording(Recording(eeg_uv.astype(np.float32), FS, "Fpz-Cz", "simulated"), model))
+    return epoch_records(score_recording(Recording(eeg_uv.astype(np.float32), FS, "Fpz-Cz", "simulated"), model),
+                         FS)
 
 
 def replay_offline(eeg_uv: np.ndarray, records: list, rule) -> list:
@@ -155,86 +148,6 @@ def replay_offline(eeg_uv: np.ndarray, records: list, rule) -> list:
             gate.samples(SampleChunk(seg, ts, 0, float("nan")))
         gate.publish(r)
     return [ev for ev, _, _ in gate.history][1:]
-
-
-def intervals(events: list, end_s: float) -> list[tuple[float, float, str]]:
-    """(open, close, close reason) of every window."""
-    out, t_open = [], None
-    for e in events:
-        if e.kind == "open":
-            t_open = e.time
-        elif t_open is not None:
-            out.append((t_open, e.time, e.reason))
-            t_open = None
-    if t_open is not None:
-        out.append((t_open, end_s, "end"))
-    return out
-
-
-def night_metrics(labels: np.ndarray, arousals: np.ndarray, events: list,
-                  movements: np.ndarray | None = None) -> dict:
-    """One night's figures (see the module text); ``movements``: true movement artefacts
-    ((n, 2) s), whose closes are counted apart (``closes_on_movement``), not as false."""
-    n = len(labels)
-    end_s = n * 30.0
-    wins = intervals(events, end_s)
-    grid = np.arange(0, end_s, 0.1)                 # 0.1-s grid for time shares
-    lab = labels[np.minimum((grid // 30).astype(int), n - 1)]
-    open_ = np.zeros(len(grid), bool)
-    for a, b, _ in wins:
-        open_[(grid >= a) & (grid < b)] = True
-    sleep = np.isin(labels, STABLE)
-    stable_ep = np.zeros(n, bool)
-    k = 0
-    while k < n:
-        if sleep[k]:
-            j = k
-            while j < n and sleep[j]:
-                j += 1
-            if j - k >= 3:
-                stable_ep[k + 2:j] = True
-            k = j
-        else:
-            k += 1
-    near = np.zeros(len(grid), bool)
-    for a0, a1 in arousals:
-        near |= (grid >= a0 - 1.0) & (grid <= a1 + 10.0)
-    on_move = np.zeros(len(grid), bool)
-    for m0, m1 in (movements if movements is not None else np.zeros((0, 2))):
-        on_move |= (grid >= m0 - 1.0) & (grid <= m1 + 10.0)
-    stable = stable_ep[np.minimum((grid // 30).astype(int), n - 1)]
-    lat, closed_at_onset = [], 0
-    closes = [e for e in events if e.kind == "close"]
-    for a0, a1 in arousals:
-        if not any(a <= a0 < b for a, b, _ in wins):
-            closed_at_onset += 1
-            continue
-        nxt = next((c.time for c in closes if c.time >= a0 - 0.5), None)
-        lat.append(max(0.0, nxt - a0) if nxt is not None and nxt <= a1 + 10.0 else float("inf"))
-    mv_judged = mv_closed = 0
-    for m0, m1 in (movements if movements is not None else np.zeros((0, 2))):
-        i = min(int(max(m0, 0.0) / 0.1), len(grid) - 1)
-        if stable[i] and any(a <= m0 < b for a, b, _ in wins):
-            mv_judged += 1
-            mv_closed += any(m0 - 0.5 <= c.time <= m1 + 1.0 for c in closes)
-    false: dict[str, int] = {}
-    moved: dict[str, int] = {}
-    for c in closes:
-        i = min(int(c.time / 0.1), len(grid) - 1)
-        if stable[i] and not near[i]:
-            key = c.reason.split(" ")[0] if c.reason.startswith(("stage", "confidence", "flag")) else c.reason
-            into = moved if on_move[i] else false
-            into[key] = into.get(key, 0) + 1
-    return {"open_s": float(open_.sum() * 0.1), "open_true_sleep_s": float((open_ & np.isin(lab, STABLE)).sum() * 0.1),
-            "open_in_arousal_s": float((open_ & near).sum() * 0.1),
-            "stable_s": float(stable.sum() * 0.1), "stable_covered_s": float((stable & open_).sum() * 0.1),
-            "stable_clear_h": float((stable & ~near).sum() * 0.1 / 3600), "arousal_latency_s": lat,
-            "arousals": int(len(arousals)), "arousals_while_closed": closed_at_onset, "false_closes": false,
-            "closes_on_movement": moved, "movements_judged": mv_judged, "movements_closed": mv_closed,
-            "movements_in_stable": int(sum(
-                bool(stable[min(int(max(m0, 0.0) / 0.1), len(grid) - 1)]) for m0, _ in
-                (movements if movements is not None else np.zeros((0, 2))))),
-            "windows": len(wins)}
 
 
 def summarise(per_night: list[dict]) -> dict:
@@ -368,7 +281,7 @@ def live_latency(model_dir, speed: float, n_epochs: int) -> dict:
     from replay.player import Player, ReplaySource
     from scorer.gate.rules import DEFAULT_RULE
     from scorer.gate.sink import GateSink
-    from scorer.live import LiveScorer, connect_stream
+    from scorer.session import LiveSession, SessionOptions
     from sleepnet.sim.night import simulate_night
     from sleepnet.weights import load_model
     from streamer.resolve import StreamQuery
@@ -414,16 +327,17 @@ def live_latency(model_dir, speed: float, n_epochs: int) -> dict:
     player = Player(src, name=name, source_id=sid, speed=speed, linger_s=30.0)
     stop_player = threading.Event()
     player.start(stop_player)
-    stream, truth = connect_stream(StreamQuery(source_id=sid), timeout_s=10.0, buffer_s=int(src.duration_s) + 60)
-    scorer = LiveScorer(stream, model, [gate], truth)
+    session = LiveSession(SessionOptions(query=StreamQuery(source_id=sid), buffer_s=int(src.duration_s) + 60,
+                                         outlets=False, view="none", epochs=n_epochs, idle_exit_s=5.0),
+                          model=model, last_sinks=[gate])
     try:
-        scorer.run(max_epochs=n_epochs, idle_exit_s=5.0)
+        session.run()
     finally:
         stop_player.set()
         time.sleep(0.5)
         done.set()
         th.join(2.0)
-        scorer.close()
+        session.close()
         player.join(10.0)
     # every event after the start's close, but the close on the way out (no deciding sample)
     evs = [(ev, lat) for ev, _, lat in list(gate.history)[1:] if ev.reason != "scorer stopped"]

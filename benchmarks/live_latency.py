@@ -56,9 +56,7 @@ class _Stamp:
 
 def _session(model, eeg: np.ndarray, rate: float, speed: float | None, n_epochs: int, with_sinks: bool) -> dict:
     from replay.player import Player, ReplaySource
-    from scorer.hypnogram_file import HypnogramFile
-    from scorer.live import LiveScorer, connect_stream
-    from scorer.lsl_outlets import LslOutletSink
+    from scorer.session import LiveSession, SessionOptions
     from streamer.resolve import StreamQuery
 
     tag = uuid.uuid4().hex[:8]
@@ -68,16 +66,6 @@ def _session(model, eeg: np.ndarray, rate: float, speed: float | None, n_epochs:
                     consumer_position=(lambda: reader["s"].samples_received if reader else 0))
     stop = threading.Event()
     player.start(stop)
-    stream, _ = connect_stream(StreamQuery(source_id=player.source_id), with_truth=False, auto_buffer=False)
-    reader["s"] = stream
-    first, last = _Stamp(), _Stamp()
-    sinks: list = [first]
-    tmp = tempfile.TemporaryDirectory()
-    if with_sinks:
-        sinks += [HypnogramFile(Path(tmp.name) / "night.tsv", "bench", model.model_id),
-                  LslOutletSink(f"bench-{tag}-scorer", model.model_id, linger_s=0.0)]
-    sinks.append(last)
-    scorer = LiveScorer(stream, model, sinks)
     lat: list[float] = []
 
     class _Lat:
@@ -90,12 +78,21 @@ def _session(model, eeg: np.ndarray, rate: float, speed: float | None, n_epochs:
 
         def close(self) -> None: ...
 
-    scorer.sinks.insert(0, _Lat())
+    first, last = _Stamp(), _Stamp()
+    tmp = tempfile.TemporaryDirectory()
+    # the file and the outlets (with_sinks) between the two stamps: what they cost is measured
+    session = LiveSession(SessionOptions(query=StreamQuery(source_id=player.source_id), auto_buffer=False,
+                                         out=Path(tmp.name) / "night.tsv" if with_sinks else None, keep_state=False,
+                                         outlets=with_sinks, outlet_name=f"bench-{tag}-scorer", view="none",
+                                         epochs=n_epochs, idle_exit_s=10.0),
+                          model=model, first_sinks=[_Lat(), first], last_sinks=[last])
+    reader["s"] = session
+    session.build()
     cpu0, wall0 = time.thread_time(), time.perf_counter()
-    summary = scorer.run(max_epochs=n_epochs, idle_exit_s=10.0)
+    summary = session.run()
     cpu, wall = time.thread_time() - cpu0, time.perf_counter() - wall0
     stop.set()
-    scorer.close()
+    session.close()
     player.join(10)
     tmp.cleanup()
     pub = [lat[i] + (last.at[e] - first.at[e]) * 1000.0 for i, e in enumerate(sorted(first.at))]

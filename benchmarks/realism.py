@@ -30,9 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
+from sleepnet.errors import SleepstreamError
 from sleepnet.features import BASE_FEATURE_NAMES, base_features
 from sleepnet.metrics import agreement
-from sleepnet.sim.calibrate import HELD_OUT_SUBJECTS, data_dir_or_error, load_feature_nights
+from sleepnet.sim.calibrate import HELD_OUT_SUBJECTS, data_dir_or_error, load_feature_nights, subject_number
 from sleepnet.sim.hypnogram_model import (
     HYPNOGRAM_STAT_NAMES, TRIM_WAKE_EPOCHS, generate_epochs, hypnogram_statistics, load_real_nights,
 )
@@ -100,11 +101,12 @@ def real_to_real_loso(nights) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Leave-one-subject-out on real nights: for each subject, (true, predicted) labels of
     its nights from a classifier trained on all the other subjects."""
     out = {}
-    for s in sorted({n.subject for n in nights}):
-        train = [n for n in nights if n.subject != s]
-        test = [n for n in nights if n.subject == s]
-        clf = _classifier().fit(np.concatenate([n.X for n in train]), np.concatenate([n.y for n in train]))
-        out[s] = (np.concatenate([n.y for n in test]), clf.predict(np.concatenate([n.X for n in test])))
+    for s in sorted({subject_number(n) for n in nights}):
+        train = [n for n in nights if subject_number(n) != s]
+        test = [n for n in nights if subject_number(n) == s]
+        clf = _classifier().fit(np.concatenate([n.features for n in train]),
+                                np.concatenate([n.labels for n in train]))
+        out[s] = (np.concatenate([n.labels for n in test]), clf.predict(np.concatenate([n.features for n in test])))
     return out
 
 
@@ -228,16 +230,16 @@ def report(res: dict) -> str:
 
 def run(data: Path, n_nights: int, hours: float, seed: int, params=None) -> dict:
     nights = load_feature_nights(data)
-    X_real = np.concatenate([n.X for n in nights])
-    y_real = np.concatenate([n.y for n in nights])
+    X_real = np.concatenate([n.features for n in nights])
+    y_real = np.concatenate([n.labels for n in nights])
     X_sim, y_sim, _ = simulated_features(n_nights, hours, seed, params)
 
     real_clf = _classifier().fit(X_real, y_real)
     r2s = _agreement_dict(y_sim, real_clf.predict(X_sim))
 
-    held = [n for n in nights if n.subject in HELD_OUT_SUBJECTS]
-    X_held = np.concatenate([n.X for n in held])
-    y_held = np.concatenate([n.y for n in held])
+    held = [n for n in nights if subject_number(n) in HELD_OUT_SUBJECTS]
+    X_held = np.concatenate([n.features for n in held])
+    y_held = np.concatenate([n.labels for n in held])
     sim_clf = _classifier().fit(X_sim, y_sim)
     s2r = _agreement_dict(y_held, sim_clf.predict(X_held))
     excerpt = excerpt_check(data, sim_clf)
@@ -289,8 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         data = data_dir_or_error(args.data)
-    except SystemExit as exc:
-        print(f"benchmarks.realism: {exc}", file=sys.stderr)
+    except SleepstreamError as exc:
+        print(f"benchmarks.realism: {exc.naming({'data': '--data'})}", file=sys.stderr)
         return 2
     params = load_params(str(args.params)) if args.params else None
     if args.envelope_spread is not None:

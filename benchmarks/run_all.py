@@ -1,17 +1,18 @@
 """``make bench``: every benchmark, one table, JSON and Markdown in ``benchmarks/results/``.
 
-Runs, in order: start-up, batch, throughput, latency, memory, soak, archive, peers, ward, gate
-and real nights (the default model's recipe, leave-one-subject-out on the 20 real Sleep-EDF nights; see each
-module's docstring for what exactly is timed and how), on this machine, with the
-shipped weights. Each figure carries the command that produced it; the table says
+Runs, in order: start-up, batch, throughput, latency, memory, soak, archive, peers, ward, gate,
+the fault matrix (``faults``: hung scorer, dropped network, stalled readers, full disk, hung ward
+worker, bad streams) and real nights (the default model's recipe, leave-one-subject-out on the 20
+real Sleep-EDF nights; see each module's docstring for what exactly is timed and how), on this
+machine, with the shipped weights. Each figure carries the command that produced it; the table says
 PASS or MISS against the project's targets. Results: ``results/<benchmark>.json`` for
 the raw runs, ``results/summary.json`` and ``results/summary.md`` for the table.
 
     .venv/bin/python -m benchmarks.run_all [--quick] [--only latency,batch] [--skip peers]
 
 ``--quick`` shortens everything (2 real-time epochs, 1 repeat, 6-hour memory and soak
-runs, archive on 4 one-hour nights, peers without training, a 2-bed ward) to check the machinery,
-not to quote.
+runs, archive on 4 one-hour nights, peers without training, a 2-bed ward, 2 trials per gate
+fault, a 240-epoch stall and one hang timeout) to check the machinery, not to quote.
 """
 from __future__ import annotations
 
@@ -25,13 +26,14 @@ import traceback
 from .common import RESULTS, Figure, configure_lsl, machine, progress, write_result
 
 ORDER = ("startup", "batch", "throughput", "latency", "memory", "soak", "archive", "peers", "ward", "gate",
-         "real_nights")
+         "faults", "real_nights")
 QUICK = {"startup": ["--repeats", "2"], "batch": ["--repeats", "1"], "throughput": ["--repeats", "1"],
          "latency": ["--epochs", "2", "--fast-epochs", "20"], "memory": ["--hours", "6"],
          "soak": ["--hours", "6", "--every-min", "20"], "archive": ["--nights", "4", "--hours", "1", "--repeats", "1"],
          "peers": ["--no-train", "--subjects", "900-901"],
          "ward": ["--beds", "2", "--window", "35", "--fast-beds", "1", "--fast-window", "15"],
-         "gate": ["--nights", "1", "--hours", "3", "--live-epochs", "20"]}
+         "gate": ["--nights", "1", "--hours", "3", "--live-epochs", "20"],
+         "faults": ["--repeats", "2", "--epochs", "240", "--hang-timeouts", "5"]}
 
 
 def run_one(name: str, argv: list[str]) -> tuple[list[Figure], dict | None, float, str | None]:
@@ -62,7 +64,7 @@ def fmt(v: float | None, unit: str) -> str:
         return f"{v:.1f} ms"
     if unit.startswith("/"):
         return f"{v:g} {unit}"
-    if unit == "epochs":
+    if unit in ("epochs", "lines", "rows", "streams"):
         return f"{v:g}"
     return f"{v:.3f}" if isinstance(v, float) else str(v)
 

@@ -35,16 +35,16 @@ from typing import Callable
 import numpy as np
 import pylsl
 
-from sleepnet.errors import SleepstreamError
+from sleepnet.errors import SleepstreamError, parameter
 from sleepnet.io.hypnograms import read_hypnogram
 from sleepnet.io.recordings import DEFAULT_CHANNEL, Recording, list_edf_channels, read_recording
-from sleepnet.stages import EPOCH_S, STAGES, stage_name
+from sleepnet.normalised import STREAM_KIND, STREAM_UNIT, input_normalisation
+from sleepnet.stages import EPOCH_S, STAGES, TRUTH_SUFFIX, stage_name
 
 log = logging.getLogger(__name__)
 
 DEFAULT_NAME = "sleepstream-replay"
 STREAM_TYPE = "EEG"
-TRUTH_SUFFIX = "-truth"
 TRUTH_TYPE = "Markers"
 INDEX_CHANNEL = "sample_index"
 INDEX_MODULUS = 1 << 24            # float32 holds integers exactly below 2**24
@@ -59,7 +59,19 @@ class ReplayError(SleepstreamError):
 
 
 def default_source_id(name: str) -> str:
-    """The source_id a replay named ``name`` uses unless told otherwise."""
+    """The source_id a replay named ``name`` uses unless told otherwise.
+
+    Parameters
+    ----------
+    name : str
+        The replay's stream name.
+
+    Returns
+    -------
+    str
+        ``sleepstream-replay:<name>``: stable, so a live scorer reconnects when a replay
+        of the same name restarts.
+    """
     return f"sleepstream-replay:{name}"
 
 
@@ -67,10 +79,22 @@ def default_source_id(name: str) -> str:
 class ReplaySource:
     """What a replay streams.
 
-    data_uv: (n_samples, n_channels) float32, µV (the index channel holds sample numbers).
-    sfreq: rate in Hz. channels/units/kinds: per-channel label, unit and LSL channel type.
-    labels: (n_epochs,) stage codes per 30-s epoch (-1 unscored), or None.
-    source: where it came from.
+    Parameters
+    ----------
+    data_uv : numpy.ndarray
+        (n_samples, n_channels) float32, µV (the index channel holds sample numbers).
+    sfreq : float
+        Rate, Hz.
+    channels, units, kinds : tuple of str
+        Per-channel label, unit and LSL channel type.
+    labels : numpy.ndarray or None
+        (n_epochs,) stage codes per 30-s epoch (-1 unscored), or None.
+    source : str
+        Where it came from.
+    normalised : bool
+        True when the signal is per-epoch normalised (each 30-s epoch z-scored, not µV):
+        the stream's description then says so (``normalisation/kind``) and its channels'
+        unit is ``normalized``.
     """
 
     data_uv: np.ndarray
@@ -80,31 +104,64 @@ class ReplaySource:
     kinds: tuple[str, ...]
     labels: np.ndarray | None
     source: str
+    normalised: bool = False
 
     @property
     def n_samples(self) -> int:
+        """Samples per channel."""
         return int(self.data_uv.shape[0])
 
     @property
     def n_channels(self) -> int:
+        """Channels streamed (the index channel included when added)."""
         return int(self.data_uv.shape[1])
 
     @property
     def duration_s(self) -> float:
+        """Length of the recording, s."""
         return self.n_samples / self.sfreq
 
     @property
     def n_epochs(self) -> int:
-        """Complete 30-s epochs."""
-        return int(self.n_samples // round(self.sfreq * EPOCH_S))
+        """Complete 30-s epochs: those whose last sample (:meth:`epoch_last_sample`) is in
+        the recording, also where 30 s is not a whole number of samples."""
+        n = int(self.n_samples // (self.sfreq * EPOCH_S))
+        while n > 0 and self.epoch_last_sample(n - 1) >= self.n_samples:
+            n -= 1
+        while self.epoch_last_sample(n) < self.n_samples:
+            n += 1
+        return n
 
     def epoch_last_sample(self, k: int) -> int:
-        """Index of the last sample of epoch ``k`` (epochs are cut by counting samples)."""
+        """Index of the last sample of epoch ``k`` (epochs are cut by counting samples).
+
+        Parameters
+        ----------
+        k : int
+            Epoch number (0-based, 30-s epochs).
+
+        Returns
+        -------
+        int
+            ``round((k + 1) * 30 * sfreq) - 1``; the truth marker of epoch ``k`` is stamped
+            at this sample's time.
+        """
         return int(round((k + 1) * EPOCH_S * self.sfreq)) - 1
 
     @classmethod
     def from_recording(cls, rec: Recording) -> "ReplaySource":
-        """One channel from :func:`sleepnet.io.recordings.read_recording`."""
+        """One channel from :func:`sleepnet.io.recordings.read_recording`.
+
+        Parameters
+        ----------
+        rec : sleepnet.io.recordings.Recording
+            The recording read (its channel in µV, rate, labels and source).
+
+        Returns
+        -------
+        ReplaySource
+            One ``EEG`` channel in ``microvolts``, with the recording's labels.
+        """
         return cls(data_uv=np.ascontiguousarray(rec.eeg_uv, dtype=np.float32).reshape(-1, 1),
                    sfreq=float(rec.sfreq), channels=(rec.channel,), units=(UNIT_UV,), kinds=("EEG",),
                    labels=rec.labels, source=rec.source)
@@ -112,7 +169,31 @@ class ReplaySource:
     @classmethod
     def from_arrays(cls, data_uv: np.ndarray, sfreq: float, channels: list[str] | tuple[str, ...],
                     labels: np.ndarray | None = None, source: str = "arrays") -> "ReplaySource":
-        """Several channels given as (n_samples, n_channels) µV."""
+        """Several channels given as (n_samples, n_channels) µV.
+
+        Parameters
+        ----------
+        data_uv : numpy.ndarray
+            (n_samples, n_channels) µV; another shape is reshaped to (n_samples, -1).
+        sfreq : float
+            Rate, Hz.
+        channels : list or tuple of str
+            One label per column.
+        labels : numpy.ndarray, optional
+            Stage codes per 30-s epoch (-1 unscored).
+        source : str
+            Where it came from (names it in messages).
+
+        Returns
+        -------
+        ReplaySource
+            ``EEG`` channels in ``microvolts``.
+
+        Raises
+        ------
+        ReplayError
+            The number of columns differs from the number of labels.
+        """
         data = np.asarray(data_uv, dtype=np.float32)
         data = np.ascontiguousarray(data.reshape(len(data), -1) if data.ndim != 2 else data)
         if data.shape[1] != len(channels):
@@ -122,8 +203,15 @@ class ReplaySource:
                    labels=labels, source=source)
 
     def with_index_channel(self) -> "ReplaySource":
-        """A copy with one more channel, ``sample_index``, holding each sample's number
-        (modulo 2**24) so a consumer can prove nothing was dropped or reordered."""
+        """A copy with one more channel, ``sample_index``.
+
+        Returns
+        -------
+        ReplaySource
+            This source plus a ``MISC`` channel (unit ``none``) holding each sample's
+            number (modulo 2**24, exact in float32) so a consumer can prove nothing was
+            dropped or reordered.
+        """
         idx = (np.arange(self.n_samples) % INDEX_MODULUS).astype(np.float32)[:, None]
         return replace(self, data_uv=np.ascontiguousarray(np.hstack([self.data_uv, idx])),
                        channels=self.channels + (INDEX_CHANNEL,), units=self.units + ("none",),
@@ -131,7 +219,7 @@ class ReplaySource:
 
 
 def load_source(path: str | Path, channel: str = DEFAULT_CHANNEL, all_channels: bool = False,
-                hypnogram: str | Path | None = None) -> ReplaySource:
+                hypnogram: str | Path | None = None, normalized: bool | None = None) -> ReplaySource:
     """Read a recording for replay.
 
     Parameters
@@ -139,20 +227,39 @@ def load_source(path: str | Path, channel: str = DEFAULT_CHANNEL, all_channels: 
     path : str or Path
         npz (either format) or EDF/BDF.
     channel : str
-        EDF/BDF channel to stream (tolerant match, as the file readers do).
+        EDF/BDF channel to stream (tolerant match, as the file readers do), or a
+        derivation of its referential channels (``F4-M1``), streamed as one channel.
     all_channels : bool
         EDF/BDF: stream every channel of the file (at the file's common rate).
     hypnogram : str or Path, optional
         True stages for the ``-truth`` stream (otherwise labels inside the npz, if any).
+    normalized : bool, optional
+        The signal is per-epoch normalised (the stream's description will say so); None:
+        recognised when every epoch's SD is 1 +/- 0.001
+        (:func:`sleepnet.normalised.looks_normalised`).
+
+    Returns
+    -------
+    ReplaySource
+        The channel (or, with ``all_channels``, every channel, cut to the shortest), with
+        the true stages of ``hypnogram`` or the npz's labels (None when neither has any).
+
+    Raises
+    ------
+    sleepnet.errors.InputFileError
+        The file cannot be read, has no such channel, or the hypnogram does not fit
+        (the readers' errors).
     """
     rec = read_recording(path, channel)
-    src = ReplaySource.from_recording(rec)
+    normalised = input_normalisation(rec.eeg_uv, rec.sfreq, normalized) is not None
+    src = replace(ReplaySource.from_recording(rec), normalised=normalised)
     if all_channels and Path(path).suffix.lower() in (".edf", ".bdf", ".rec"):
         names = list_edf_channels(path)
         recs = [rec if n == rec.channel else read_recording(path, n) for n in names]
         n = min(len(r.eeg_uv) for r in recs)
         data = np.stack([r.eeg_uv[:n] for r in recs], axis=1)
-        src = ReplaySource.from_arrays(data, rec.sfreq, [r.channel for r in recs], source=str(path))
+        src = replace(ReplaySource.from_arrays(data, rec.sfreq, [r.channel for r in recs], source=str(path)),
+                      normalised=normalised)
     labels = rec.labels
     if hypnogram is not None:
         labels = read_hypnogram(hypnogram, n_epochs=src.n_epochs)
@@ -161,9 +268,21 @@ def load_source(path: str | Path, channel: str = DEFAULT_CHANNEL, all_channels: 
 
 @dataclass(frozen=True)
 class ReplayResult:
-    """How a replay ended. samples_sent: samples pushed (all loops). markers_sent: truth
-    markers pushed. loops: complete passes. elapsed_s: wall time streaming.
-    stopped: True when stopped before the end (stop event or Ctrl-C)."""
+    """How a replay ended.
+
+    Parameters
+    ----------
+    samples_sent : int
+        Samples pushed (all loops).
+    markers_sent : int
+        Truth markers pushed.
+    loops : int
+        Complete passes.
+    elapsed_s : float
+        Wall time streaming, s.
+    stopped : bool
+        True when stopped before the end (stop event or Ctrl-C).
+    """
 
     samples_sent: int
     markers_sent: int
@@ -205,6 +324,14 @@ class Player:
         demo): the player then never runs more than ``max_lead_s`` of signal ahead of
         it, which makes "max" truly "as fast as the consumer takes" with bounded
         buffers.
+    max_lead_s : float
+        How far (s of signal) the player may run ahead of ``consumer_position``.
+
+    Raises
+    ------
+    ReplayError
+        An empty source, a speed that is not a positive number, a chunk under 1 sample,
+        ``loop`` at "max", or ``loop`` without one complete 30-s epoch.
     """
 
     def __init__(self, source: ReplaySource, name: str = DEFAULT_NAME, source_id: str | None = None,
@@ -215,14 +342,14 @@ class Player:
         if source.n_samples == 0:
             raise ReplayError(f"{source.source}: nothing to replay (no samples)")
         if speed is not None and (not math.isfinite(speed) or speed <= 0):
-            raise ReplayError(f"speed must be a positive number or 'max', got {speed}")
+            raise ReplayError(f"{parameter('speed')} must be a positive number or 'max', got {speed}")
         if chunk is not None and chunk < 1:
-            raise ReplayError(f"chunk must be at least 1 sample, got {chunk}")
+            raise ReplayError(f"{parameter('chunk')} must be at least 1 sample, got {chunk}")
         if loop and speed is None:
-            raise ReplayError("--loop needs a finite --speed: at 'max' an endless replay outruns any consumer "
-                              "and LSL drops what does not fit its buffers")
+            raise ReplayError(f"{parameter('loop')} needs a finite {parameter('speed')}: at 'max' an endless replay "
+                              "outruns any consumer and LSL drops what does not fit its buffers")
         if loop and source.n_epochs == 0:
-            raise ReplayError(f"{source.source}: --loop needs at least one complete 30-s epoch")
+            raise ReplayError(f"{source.source}: {parameter('loop')} needs at least one complete 30-s epoch")
         self.source = source
         self.name = name
         self.source_id = source_id or default_source_id(name)
@@ -247,6 +374,21 @@ class Player:
         self.error: BaseException | None = None
         self._thread: threading.Thread | None = None
 
+    def __repr__(self) -> str:
+        speed = "max" if self.speed is None else f"x{self.speed:g}"
+        total = "endless" if self.loop else f"{self.per_pass} samples"
+        if self.finished.is_set():
+            state = "failed" if self.error is not None else "finished"
+        elif self.started.is_set():
+            state = "streaming"
+        elif self._outlet is not None:
+            state = "waiting for a consumer" if self.wait_for_consumer else "open"
+        else:
+            state = "not started"
+        truth = ", with truth" if self.has_truth else ""
+        return (f"<Player '{self.name}' @ {self.source.sfreq:g} Hz {speed}, {self.source.n_channels} ch{truth}: "
+                f"{state}, {self.samples_sent} of {total} sent>")
+
     @staticmethod
     def _default_chunk(sfreq: float, speed: float | None) -> int:
         if speed is None:
@@ -255,6 +397,7 @@ class Player:
 
     @property
     def has_truth(self) -> bool:
+        """Whether the source has true stages, so a ``<name>-truth`` stream is sent."""
         return self.source.labels is not None and len(self.source.labels) > 0
 
     @property
@@ -277,8 +420,12 @@ class Player:
         for label, unit, kind in zip(src.channels, src.units, src.kinds):
             ch = chans.append_child("channel")
             ch.append_child_value("label", label)
-            ch.append_child_value("unit", unit)
+            ch.append_child_value("unit", STREAM_UNIT if src.normalised and unit == UNIT_UV else unit)
             ch.append_child_value("type", kind)
+        if src.normalised:  # not µV: each 30-s epoch z-scored (sleepstream live reads this)
+            norm = info.desc().append_child("normalisation")
+            norm.append_child_value("kind", STREAM_KIND)
+            norm.append_child_value("epoch_s", f"{EPOCH_S:g}")
         info.desc().append_child_value("manufacturer", "sleepstream replay")
         info.desc().append_child_value("source_file", Path(src.source).name)
         # How fast and how long: a consumer sizes its inlet buffer from this, so a
@@ -302,7 +449,18 @@ class Player:
                  src.n_channels, src.sfreq, src.duration_s, ", with truth" if self.has_truth else "")
 
     def stream_info(self) -> pylsl.StreamInfo:
-        """The EEG stream's full description, as consumers see it (after :meth:`open`)."""
+        """The EEG stream's full description, as consumers see it (after :meth:`open`).
+
+        Returns
+        -------
+        pylsl.StreamInfo
+            The outlet's description (channels, ``replay/speed``, ``replay/duration_s``, ...).
+
+        Raises
+        ------
+        RuntimeError
+            Called before :meth:`open`.
+        """
         if self._outlet is None:
             raise RuntimeError("Player.open() first")
         return self._outlet.get_info()
@@ -314,7 +472,21 @@ class Player:
 
     def start(self, stop: threading.Event | None = None,
               progress: Callable[[int, int | None], None] | None = None) -> threading.Thread:
-        """Run in a background thread; returns it (see :attr:`result`, :attr:`error`)."""
+        """Run in a background thread (opening the outlets first).
+
+        Parameters
+        ----------
+        stop : threading.Event, optional
+            Set it to stop the replay.
+        progress : callable, optional
+            ``progress(samples_sent, total_or_None)``, as for :meth:`run`.
+
+        Returns
+        -------
+        threading.Thread
+            The daemon thread running :meth:`run`; afterwards see :attr:`result`, or
+            :attr:`error` for what it raised.
+        """
         self.open()
         self._thread = threading.Thread(target=self._run_thread, args=(stop, progress),
                                         name=f"replay-{self.name}", daemon=True)
@@ -322,6 +494,19 @@ class Player:
         return self._thread
 
     def join(self, timeout: float | None = None) -> ReplayResult | None:
+        """Wait for the thread of :meth:`start` to end.
+
+        Parameters
+        ----------
+        timeout : float, optional
+            Longest wait, s; None waits until it ends.
+
+        Returns
+        -------
+        ReplayResult or None
+            How the replay ended; None while it still runs or when it failed (see
+            :attr:`error`).
+        """
         if self._thread is not None:
             self._thread.join(timeout)
         return self.result
@@ -337,7 +522,21 @@ class Player:
             progress: Callable[[int, int | None], None] | None = None) -> ReplayResult:
         """Stream until the end (or forever with ``loop``), or until ``stop`` is set.
 
-        ``progress(samples_sent, total_or_None)`` is called about 10 times a second.
+        Opens the outlets, waits for a consumer (with ``wait_for_consumer``), streams, then
+        lingers for consumers still pulling; the outlets are closed on the way out.
+
+        Parameters
+        ----------
+        stop : threading.Event, optional
+            Set it to stop the replay.
+        progress : callable, optional
+            ``progress(samples_sent, total_or_None)``, called about 10 times a second and
+            once at the end (``total_or_None`` is None with ``loop``).
+
+        Returns
+        -------
+        ReplayResult
+            How the replay ended.
         """
         stop = stop or threading.Event()
         try:

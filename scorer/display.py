@@ -1,43 +1,235 @@
 """The live screen as one more sink of the live scorer: :class:`DisplaySink`.
 
-The sink owns the terminal: it holds a ``rich.live.Live``, feeds each scored epoch,
-truth label and status tick into a :class:`~scorer.display_state.DisplayState`, and
-redraws the screen that :func:`scorer.screen.render` makes from that state on each
-scored epoch and on each status tick (about 1 Hz), never on a timer of its own, at most
-``max_fps`` times a second. While the screen is up it routes log records through the
-console so they print above it.
+The sink feeds each scored epoch, truth label and status tick into a
+:class:`~scorer.display_state.DisplayState`, and asks for a redraw of the screen that
+:func:`scorer.screen.render` makes from that state on each scored epoch and on each status
+tick (about 1 Hz), never on a timer of its own, at most ``max_fps`` times a second.
+
+The terminal never holds up the loop (a Ctrl-S, a paused SSH session, a pty nobody reads:
+measured before, 0 of 960 epochs reached the TSV behind a Ctrl-S'd terminal). A thread of
+its own, :class:`ScreenWriter`, owns the terminal (a ``rich.live.Live``) and is the only
+one that writes to it. The loop renders the state into lines of segments itself (so the
+renderer never reads a state the loop is changing: no lock, no copy) and hands the frame
+over only when the writer is free; otherwise the frame is not drawn and counted
+(:attr:`DisplaySink.frames_dropped`). The state is always current, so when the terminal
+takes output again the next epoch or status tick (within a second) draws the latest
+screen: only stale frames are lost. While the screen is up, log records are routed to the
+writer too (printed above the screen), through a bounded queue that drops and counts what
+does not fit (:attr:`ScreenWriter.log_dropped`). Closing waits a bounded time for the
+final frame (a dead terminal costs that wait, never a hang).
 """
 from __future__ import annotations
 
+import io
+import logging
 import math
+import threading
 import time
-from typing import Callable
+from collections import deque
+from typing import TYPE_CHECKING, Callable
 
-from rich.console import Console, RenderableType
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.live import Live
+from rich.segment import Segment
+from rich.text import Text
 
 from .display_state import DisplayState
 from .log_capture import LogAboveScreen
 from .records import ScoredEpoch
 from .screen import render
-from .sinks import StreamStatus
+from .sinks import Sink, StreamStatus
+
+if TYPE_CHECKING:
+    from .hypnogram_file import RecordingState
+
+CLOSE_WAIT_S = 2.0            # how long closing waits for the terminal to take the last frame
+MAX_LOG_LINES = 200           # log lines waiting for the terminal before new ones are dropped
+_LEVEL_STYLE = {"WARNING": "yellow", "ERROR": "bold red", "CRITICAL": "bold white on red"}
+
+
+class Frame:
+    """A screen already rendered into lines of segments (pure data: safe to hand to
+    another thread).
+
+    Parameters
+    ----------
+    lines : list of list of rich.segment.Segment
+        The screen's lines, top to bottom, each its segments.
+    """
+
+    def __init__(self, lines: list[list[Segment]]) -> None:
+        self.lines = lines
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        new_line = Segment.line()
+        for i, line in enumerate(self.lines):
+            yield from line
+            if i < len(self.lines) - 1:
+                yield new_line
+
+
+class ScreenWriter:
+    """The thread that owns the terminal: draws the newest :class:`Frame` handed over and
+    prints log lines above it; the caller never waits.
+
+    Parameters
+    ----------
+    console : rich.console.Console
+        The terminal (only this thread writes to it once started).
+    screen : bool
+        Use the terminal's alternate screen.
+    max_log_lines : int
+        Log lines waiting before new ones are dropped (counted in :attr:`log_dropped`).
+    """
+
+    def __init__(self, console: Console, screen: bool = False, max_log_lines: int = MAX_LOG_LINES) -> None:
+        self.console = console
+        self._live = Live(console=console, auto_refresh=False, redirect_stdout=False, redirect_stderr=False,
+                          screen=screen, transient=False)
+        self._cond = threading.Condition()
+        self._frame: Frame | None = None
+        self._logs: deque[Text] = deque()
+        self._max_logs = max(1, int(max_log_lines))
+        self._busy = True                      # until the Live has started
+        self._stopping = False
+        self.frames = 0
+        self.log_dropped = 0
+        self._thread = threading.Thread(target=self._run, name="sleepstream-screen", daemon=True)
+        self._thread.start()
+
+    def __repr__(self) -> str:
+        return (f"<ScreenWriter {'busy' if self._busy else 'idle'}: {self.frames} frames drawn, "
+                f"{self.log_dropped} log lines dropped>")
+
+    @property
+    def ready(self) -> bool:
+        """Whether a new frame would be drawn now (nothing waiting, nothing being written)."""
+        return self._frame is None and not self._busy
+
+    def show(self, frame: Frame) -> None:
+        """Draw ``frame`` next (replacing one not drawn yet); never waits.
+
+        Parameters
+        ----------
+        frame : Frame
+            The screen to draw.
+        """
+        with self._cond:
+            self._frame = frame
+            self._cond.notify()
+
+    def log(self, line: Text) -> None:
+        """Print ``line`` above the screen (dropped and counted when too many wait).
+
+        Parameters
+        ----------
+        line : rich.text.Text
+            The log line, styled.
+        """
+        with self._cond:
+            if len(self._logs) >= self._max_logs:
+                self.log_dropped += 1
+                return
+            self._logs.append(line)
+            self._cond.notify()
+
+    def close(self, final: Frame | None, timeout_s: float = CLOSE_WAIT_S) -> bool:
+        """Draw ``final`` and what waits, then stop the Live, waiting at most ``timeout_s``.
+
+        Parameters
+        ----------
+        final : Frame or None
+            The last screen to draw (None: keep the one waiting, if any).
+        timeout_s : float
+            The longest wait for the thread, s.
+
+        Returns
+        -------
+        bool
+            True when the terminal took it all; False when the thread is left stuck on it.
+        """
+        with self._cond:
+            if final is not None:
+                self._frame = final
+            self._stopping = True
+            self._cond.notify()
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            self._live.start()
+            with self._cond:
+                self._busy = False
+            while True:
+                with self._cond:
+                    while self._frame is None and not self._logs and not self._stopping:
+                        self._cond.wait()
+                    frame, self._frame = self._frame, None
+                    logs = list(self._logs)
+                    self._logs.clear()
+                    stopping = self._stopping and self._frame is None
+                    self._busy = True
+                for line in logs:
+                    self.console.print(line)
+                if frame is not None:
+                    self._live.update(frame, refresh=True)
+                    self.frames += 1
+                with self._cond:
+                    self._busy = False
+                    if stopping and self._frame is None and not self._logs:
+                        break
+        finally:
+            self._live.stop()                 # the final frame on a non-terminal; the cursor back
+
+
+class _ScreenLogHandler(logging.Handler):
+    """Log records to a :class:`ScreenWriter` (formatted in the caller's thread)."""
+
+    def __init__(self, writer: ScreenWriter, level: int) -> None:
+        super().__init__(level)
+        self.writer = writer
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)-8s %(message)s", datefmt="%H:%M:%S"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        self.writer.log(Text(line, style=_LEVEL_STYLE.get(record.levelname, "")))
+
+
+def _stdout_file():
+    """stdout for the screen: through its descriptor when it has one (see FdFile)."""
+    import sys
+
+    from .bounded_output import FdFile
+
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return sys.stdout
+    sys.stdout.flush()
+    return FdFile(fd, getattr(sys.stdout, "encoding", None) or "utf-8")
 
 
 # --------------------------------------------------------------------------- the sink
 
-class DisplaySink:
+class DisplaySink(Sink):
     """The live screen as a sink: ``publish``, ``truth``, ``status``, ``close``.
 
     Parameters
     ----------
     console : rich.console.Console, optional
-        Where to draw (default: a new Console on stdout).
+        Where to draw (default: a new Console on stdout, written through its file
+        descriptor: :class:`scorer.bounded_output.FdFile`).
     title : str
         First words of the header.
     screen : bool
         Use the terminal's alternate screen (the frame vanishes at the end).
     capture_logging : bool
-        While the display is up, route the root logger's records through the console
+        While the display is up, route the root logger's records to the screen's writer
         (printed above the screen) instead of letting stream handlers write to the
         terminal underneath it; restored on :meth:`close`.
     max_fps : float
@@ -46,45 +238,96 @@ class DisplaySink:
         :meth:`close` draws it.
     wall_clock : callable
         POSIX time in seconds (time.time); tests pass a fixed clock.
+    recording : callable, optional
+        Returns the hypnogram file's :class:`scorer.hypnogram_file.RecordingState`: the
+        screen shows NOT RECORDING while the file cannot be written.
+
+    Attributes
+    ----------
+    frames : int
+        Frames the terminal took.
+    frames_dropped : int
+        Redraws not drawn because the terminal was still taking an earlier frame.
     """
 
     def __init__(self, console: Console | None = None, *, title: str = "sleepstream live",
                  screen: bool = False, capture_logging: bool = True, max_fps: float = 20.0,
-                 wall_clock: Callable[[], float] = time.time) -> None:
-        self.console = console or Console()
+                 wall_clock: Callable[[], float] = time.time,
+                 recording: "Callable[[], RecordingState] | None" = None) -> None:
+        # the terminal is written by os.write (FdFile): no Python lock is held while it stalls
+        self.console = console or Console(file=_stdout_file())
         self.state = DisplayState(title)
         self._wall_clock = wall_clock
+        self._recording = recording
         self._min_interval_s = 1.0 / max_fps if max_fps > 0 else 0.0
         self._last_draw = -math.inf
-        self.frames = 0
-        self._live = Live(console=self.console, auto_refresh=False, redirect_stdout=False,
-                          redirect_stderr=False, screen=screen, transient=False)
-        self._log = LogAboveScreen(self.console)
+        self.frames_dropped = 0
+        # the loop renders with a console of its own: the writer thread owns self.console
+        self._render_console = Console(file=io.StringIO(), color_system=self.console.color_system,
+                                       force_terminal=self.console.is_terminal, legacy_windows=False)
+        self._writer = ScreenWriter(self.console, screen=screen)
+        self._log = LogAboveScreen(self.console, handler=_ScreenLogHandler(self._writer, logging.WARNING))
         if capture_logging:
             self._log.start()
-        self._live.start()
         self._closed = False
 
-    # -- Sink protocol --
+    def __repr__(self) -> str:
+        return (f"<DisplaySink {self.state.title!r}: {len(self.state.codes)} epochs, {self.frames} frames drawn, "
+                f"{self.frames_dropped} dropped>")
+
+    @property
+    def frames(self) -> int:
+        """Frames the terminal took so far."""
+        return self._writer.frames
+
+    # -- Sink methods --
     def publish(self, record: ScoredEpoch) -> None:
+        """Add the epoch to the state and redraw (at most ``max_fps`` times a second).
+
+        Parameters
+        ----------
+        record : ScoredEpoch
+            The newly scored epoch.
+        """
         self.state.add_record(record, self._wall_clock())
+        self._update_recording()
         self._draw()
 
     def truth(self, epoch: int, stage: str) -> None:
+        """Add a true stage to the state (drawn with the next frame).
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch's index, as in its record.
+        stage : str
+            W, N1, N2, N3, REM or UNS.
+        """
         self.state.add_truth(epoch, stage)
 
     def status(self, status: StreamStatus) -> None:
+        """Take the stream's health into the state and redraw (whatever ``max_fps`` says).
+
+        Parameters
+        ----------
+        status : StreamStatus
+            The stream's health now.
+        """
         self.state.set_status(status)
+        self._update_recording()
         self._draw(force=True)
 
     def close(self) -> None:
+        """Draw the last frame (a bounded wait: a warning when the terminal does not take
+        it) and give the console log handlers back; a second call does nothing."""
         if self._closed:
             return
         self._closed = True
         try:
-            self._live.update(self.renderable(), refresh=False)
-            self._live.stop()                 # draws the final frame
-            self.frames += 1
+            self._update_recording()
+            if not self._writer.close(self._frame(), CLOSE_WAIT_S):
+                logging.getLogger(__name__).warning("the terminal did not take the last screen within %.0f s",
+                                                    CLOSE_WAIT_S)
         finally:
             self._log.stop()
 
@@ -96,13 +339,38 @@ class DisplaySink:
 
     # -- drawing --
     def renderable(self) -> RenderableType:
+        """The screen now, as a Rich renderable of the console's size.
+
+        Returns
+        -------
+        rich.console.RenderableType
+            What :func:`scorer.screen.render` makes of the state (one line short of the
+            console's height).
+        """
         w, h = self.console.size
         return render(self.state, w, h - 1)
+
+    def _frame(self) -> Frame:
+        """The screen now, rendered in this thread (the one that changes the state)."""
+        w, h = self.console.size
+        rc = self._render_console
+        options = rc.options.update(width=w, min_width=w, max_width=w, height=h)
+        return Frame(rc.render_lines(render(self.state, w, h - 1), options, pad=False))
+
+    def _update_recording(self) -> None:
+        if self._recording is not None:
+            try:
+                self.state.set_recording(self._recording())
+            except Exception:
+                logging.getLogger(__name__).exception("display: the recording state could not be read")
+                self._recording = None
 
     def _draw(self, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._last_draw < self._min_interval_s:
             return
+        if not self._writer.ready:            # the terminal is still taking an earlier frame
+            self.frames_dropped += 1
+            return
         self._last_draw = now
-        self._live.update(self.renderable(), refresh=True)
-        self.frames += 1
+        self._writer.show(self._frame())

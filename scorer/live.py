@@ -10,8 +10,21 @@ second while epochs flow. When a ``<name>-truth`` stream exists (a replay with l
 each true stage is matched to the scored epoch whose span contains its timestamp and
 sent to the sinks with ``truth(epoch, stage)``.
 
-A sink that raises is logged once and skipped for that call: a broken display never
-stops the hypnogram file from being written.
+Every sink is a :class:`scorer.sinks.Sink` (an object that is not one is adapted once,
+:func:`scorer.sinks.as_sink`), and the loop calls its methods directly, each through one
+:class:`scorer.sinks.SafeCaller`: a sink that raises is logged once and skipped for that
+call, so a broken display never stops the hypnogram file from being written.
+
+Each pulled chunk goes to every sink's ``samples`` before it is scored (the gate's
+arousal guard). ``tick(now)`` is called on every turn, after each pull while the loop
+drains and after each record it publishes (``now``: the scorer's LSL clock, s), so it
+runs many times a second while the loop runs and never while it hangs. The stimulation
+gate renews an open window's lease there: a promise made from the loop itself, which
+lapses when the loop stops (DESIGN.md, "The loop is the heartbeat").
+
+A whole session (resolve, open the stream and its truth, choose the model, build the
+sinks in order, run, release) is :class:`scorer.session.LiveSession`, which builds a
+:class:`LiveScorer`.
 
 Backlog (a flood: a fast replay, or a source sending what it held through a long
 disconnection): each turn of the loop first drains what has arrived from the inlet, in
@@ -33,6 +46,12 @@ from it: the epochs it missed while down advance the night clock (from the strea
 timestamps) and break the 4-epoch context, exactly as an unscored stretch would. The
 session start (``lights-off`` or ``unknown``) is the state file's when there is one, else
 the one asked for, else the model's own default.
+
+Memory: every history the session keeps is bounded (:mod:`scorer.history`), so a
+7-day session holds what a night does. The latencies feed a :class:`LatencyStats`
+(percentiles exact over the first 4096 records, then from a fixed histogram), the truth
+pairs running counts (the agreement over every pair, exactly), and only the latest
+``RECENT_KEEP`` latencies, truth pairs and scored stages are kept as they are.
 """
 from __future__ import annotations
 
@@ -43,24 +62,26 @@ import os
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 import pylsl
 
-from sleepnet.metrics import Agreement, agreement
+from sleepnet.metrics import Agreement, agreement, agreement_from_counts
 from sleepnet.predictions import StagingModel
+from sleepnet.preprocess import QualityThresholds
 from sleepnet.stages import EPOCH_S, STAGES, UNSCORED_NAME
 from streamer.epochs import EpochAssembler, TimedEpoch
-from streamer.resolve import StreamQuery, resolve
+from streamer.resolve import Resolved, StreamQuery, resolve
 from streamer.stream import DEFAULT_BUFLEN_S, DEFAULT_CHANNEL, EEGStream
 from streamer.stream import SampleChunk
 from streamer.truth import TruthMarker, TruthStream
 
+from .history import AgreementCounts, LatencyStats, RecentDict
 from .records import ScoredEpoch
-from .sinks import Sink, StreamStatus
+from .sinks import SafeCaller, Sink, StreamStatus, as_sink, sink_name
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +92,10 @@ STATUS_MIN_INTERVAL_S = 0.1
 RECENT_S = 30.0
 SCORE_BATCH = 8               # epochs scored per turn of the loop
 MAX_BACKLOG_EPOCHS = 1440     # 12 h of epochs waiting (~17 MB at 100 Hz) before draining pauses
+RECENT_KEEP = 1024            # latest latencies, truth pairs and scored stages kept as they are
+
+
+_CODE = {s: i for i, s in enumerate(STAGES)}
 
 
 @dataclass(frozen=True)
@@ -87,8 +112,12 @@ class LiveSummary:
     """How a live session went.
 
     epochs / scored / unscored: records made. gaps, stalls, losses: stream events.
-    latencies_ms: per record. truth: epochs with a true stage. elapsed_s: wall time.
-    ended_by: 'stop', 'max_epochs' or 'idle'.
+    latencies_ms: the latest (at most ``RECENT_KEEP``) records' latencies, oldest first.
+    truth: the latest (at most ``RECENT_KEEP``) epochs with a true stage. elapsed_s: wall
+    time. ended_by: 'stop', 'max_epochs' or 'idle'. latency_ms: median_ms, p95_ms and
+    max_ms over EVERY record (:class:`scorer.history.LatencyStats`). truth_counts: (6, 6)
+    counts of (true, scored) pairs over every epoch with a true stage, unscored first
+    (:func:`sleepnet.metrics.pair_counts`).
     """
 
     epochs: int
@@ -103,9 +132,14 @@ class LiveSummary:
     truth: tuple[TruthPair, ...]
     elapsed_s: float
     ended_by: str
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    truth_counts: tuple[tuple[int, ...], ...] = ()
 
     def agreement(self) -> Agreement | None:
         """Agreement over epochs that are scored and have a scored true stage."""
+        if self.truth_counts:
+            counts = np.asarray(self.truth_counts, dtype=np.int64)
+            return agreement_from_counts(counts) if counts.sum() else None
         if not self.truth:
             return None
         code = {s: i for i, s in enumerate(STAGES)}
@@ -114,6 +148,9 @@ class LiveSummary:
         return agreement(y_true, y_pred)
 
     def latency_percentiles(self) -> dict[str, float]:
+        """median_ms, p95_ms and max_ms over every record ({} without any)."""
+        if self.latency_ms:
+            return dict(self.latency_ms)
         if not self.latencies_ms:
             return {}
         lat = np.asarray(self.latencies_ms)
@@ -176,27 +213,32 @@ class LiveScorer:
     model : StagingModel
         From :func:`sleepnet.weights.load_model` (any kind).
     sinks : sequence of Sink
-        Every record goes to each of them, in order.
+        Every record goes to each of them, in order (an object that is not a
+        :class:`scorer.sinks.Sink` is adapted, :func:`scorer.sinks.as_sink`).
     truth : TruthStream, optional
         True stages of a replay.
     state_path : Path, optional
         Where the night-level state is kept across restarts (see the module doc); when
         it holds a state of this model, scoring carries on from it.
+    thresholds : QualityThresholds, optional
+        Epoch quality rules (default: the µV ones; per-epoch normalised input takes
+        :func:`sleepnet.normalised.quality_thresholds`).
     session_start : str, optional
         ``lights-off`` or ``unknown``: whether the time since this session started is the
         night's clock (None: the model's default). A state file carried on from wins.
     """
 
-    def __init__(self, stream: EEGStream, model: StagingModel, sinks: Sequence[Sink],
+    def __init__(self, stream: EEGStream, model: StagingModel, sinks: Sequence[Sink | object],
                  truth: TruthStream | None = None, status_every_s: float = STATUS_EVERY_S,
-                 state_path: str | Path | None = None, session_start: str | None = None) -> None:
+                 state_path: str | Path | None = None, thresholds: QualityThresholds | None = None,
+                 session_start: str | None = None) -> None:
         self.stream = stream
         self.desc = stream.description
         self.model = model
-        self.sinks = list(sinks)
+        self.sinks: tuple[Sink, ...] = tuple(as_sink(s) for s in sinks)
         self.truth_stream = truth
         self.status_every_s = status_every_s
-        self._assembler = EpochAssembler(self.desc.sfreq_hz, model.preprocess)
+        self._assembler = EpochAssembler(self.desc.sfreq_hz, model.preprocess, thresholds=thresholds)
         self._scorer = model.new_stager() if session_start is None else model.new_stager(session_start=session_start)
         self._asked_start = session_start
         self.state_path = Path(state_path) if state_path is not None else None
@@ -206,16 +248,24 @@ class LiveScorer:
             self._restore_state()
         self._matcher = TruthMatcher(tolerance_s=0.5 / self.desc.sfreq_hz + 1e-3)
         self._failed: set[tuple[int, str]] = set()
-        self._stages: dict[int, str] = {}
-        self._truth: list[TruthPair] = []
-        self._latencies: list[float] = []
+        self._call = SafeCaller(log)
+        self._stages: RecentDict[int, str] = RecentDict(RECENT_KEEP)   # for truth that comes later
+        self._truth: deque[TruthPair] = deque(maxlen=RECENT_KEEP)
+        self._truth_counts = AgreementCounts()
+        self._latencies: deque[float] = deque(maxlen=RECENT_KEEP)
+        self._latency = LatencyStats()
         self.n_epochs = 0
         self.n_scored = 0
         self._last_latency = float("nan")
         self._t_start = pylsl.local_clock()
         self._backlog: deque[TimedEpoch] = deque()
-        # Sinks that also take the raw samples as pulled (``samples(chunk)``: the gate's arousal guard).
-        self._taps = [s for s in self.sinks if callable(getattr(s, "samples", None))]
+        self._closed = False
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return (f"<LiveScorer {self.model.model_id} on '{self.desc.name}' / {self.desc.channel_label} "
+                f"@ {self.desc.sfreq_hz:g} Hz: {self.n_epochs} epochs ({self.n_scored} scored), "
+                f"{len(self.sinks)} sinks ({', '.join(sink_name(s) for s in self.sinks) or 'none'}), {state}>")
 
     # -- the loop -----------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None, max_epochs: int | None = None,
@@ -237,9 +287,10 @@ class LiveScorer:
                 self._score(timed)
             self._poll_truth()
             now = pylsl.local_clock()
+            self._tick(now)
             since = now - last_status
             if since >= self.status_every_s or (timed and since >= STATUS_MIN_INTERVAL_S):
-                self._each("status", self.make_status(now))
+                self._status(self.make_status(now))
                 last_status = now
             if max_epochs is not None and self.n_epochs >= max_epochs:
                 ended_by = "max_epochs"
@@ -248,7 +299,7 @@ class LiveScorer:
                 ended_by = "idle"
                 break
         self.finish_truth()
-        self._each("status", self.make_status(pylsl.local_clock()))
+        self._status(self.make_status(pylsl.local_clock()))
         return self.summary(ended_by)
 
     def _drain(self, poll_s: float) -> list[TimedEpoch]:
@@ -264,6 +315,7 @@ class LiveScorer:
                 pulled += len(chunk.samples_uv)
                 timed += self._assembler.push(chunk)
                 self._tap(chunk)
+            self._tick()
             if pulled < self.stream.max_pull or len(self._backlog) + len(timed) >= MAX_BACKLOG_EPOCHS:
                 return timed
             timeout = 0.0
@@ -276,7 +328,7 @@ class LiveScorer:
         deadline = pylsl.local_clock() + wait_s
         while True:
             self._poll_truth()
-            if len(self._truth) >= self.n_epochs or pylsl.local_clock() >= deadline:
+            if self._truth_counts.total >= self.n_epochs or pylsl.local_clock() >= deadline:
                 return
             time.sleep(0.02)
 
@@ -345,10 +397,13 @@ class LiveScorer:
             record = ScoredEpoch(epoch=t.index, start_time=t.start_time, end_time=t.end_time, stage=p.stage,
                                  probabilities=tuple(p.probabilities), confidence=p.confidence,
                                  flags=tuple(p.flags), latency_ms=latency)
-            self._each("publish", record)
+            for sink in self.sinks:
+                self._call(sink.publish, record)
+            self._tick()
             self._matcher.add_epoch(record)
             self._stages[record.epoch] = record.stage
             self._latencies.append(latency)
+            self._latency.add(latency)
             self._last_latency = latency
             self.n_epochs += 1
             self.n_scored += int(record.stage != UNSCORED_NAME)
@@ -359,29 +414,26 @@ class LiveScorer:
             return
         self._matcher.add_markers(self.truth_stream.poll())
         for epoch, stage in self._matcher.matches():
-            self._each("truth", epoch, stage)
-            self._truth.append(TruthPair(epoch, stage, self._stages.get(epoch, UNSCORED_NAME)))
+            for sink in self.sinks:
+                self._call(sink.truth, epoch, stage)
+            pair = TruthPair(epoch, stage, self._stages.get(epoch, UNSCORED_NAME))
+            self._truth.append(pair)
+            self._truth_counts.add(_CODE.get(pair.true_stage, -1), _CODE.get(pair.scored_stage, -1))
 
     def _tap(self, chunk: SampleChunk) -> None:
-        """Each pulled chunk to the sinks with a ``samples`` method, before it is scored."""
-        for sink in self._taps:
-            try:
-                sink.samples(chunk)
-            except Exception:
-                key = (id(sink), "samples")
-                if key not in self._failed:
-                    self._failed.add(key)
-                    log.exception("sink %s.samples failed; scoring goes on", type(sink).__name__)
-
-    def _each(self, method: str, *args: object) -> None:
+        """Each pulled chunk to every sink, before it is scored."""
         for sink in self.sinks:
-            try:
-                getattr(sink, method)(*args)
-            except Exception:
-                key = (id(sink), method)
-                if key not in self._failed:
-                    self._failed.add(key)
-                    log.exception("sink %s.%s failed; scoring goes on", type(sink).__name__, method)
+            self._call(sink.samples, chunk)
+
+    def _tick(self, now: float | None = None) -> None:
+        """A turn of the loop to every sink."""
+        now = pylsl.local_clock() if now is None else now
+        for sink in self.sinks:
+            self._call(sink.tick, now)
+
+    def _status(self, status: StreamStatus) -> None:
+        for sink in self.sinks:
+            self._call(sink.status, status)
 
     # -- reporting ----------------------------------------------------------------------
     def make_status(self, now: float | None = None) -> StreamStatus:
@@ -399,11 +451,16 @@ class LiveScorer:
                            gaps=s.gaps, stalls=s.stalls, losses=s.losses, samples_received=s.samples_received,
                            samples_missing=s.samples_missing, latencies_ms=tuple(self._latencies),
                            truth=tuple(self._truth), elapsed_s=pylsl.local_clock() - self._t_start,
-                           ended_by=ended_by)
+                           ended_by=ended_by, latency_ms=self._latency.summary(),
+                           truth_counts=tuple(map(tuple, self._truth_counts.counts.tolist())))
 
     def close(self) -> None:
-        """Close every sink (each once, failures logged) and disconnect the streams."""
-        self._each("close")
+        """Close every sink (in order, failures logged) and disconnect the streams; a
+        second call does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        self._call.close_all(self.sinks)
         if self.truth_stream is not None:
             self.truth_stream.disconnect()
         self.stream.disconnect()
@@ -414,8 +471,33 @@ def connect_stream(query: StreamQuery, channel: str = DEFAULT_CHANNEL, channel_i
                    with_truth: bool = True, auto_buffer: bool = True) -> tuple[EEGStream, TruthStream | None]:
     """Find and open the EEG stream (and its ``-truth`` stream, when there is one).
 
-    The truth stream is subscribed before the EEG stream, so a replay waiting for its
-    consumer has both subscribers when it starts sending.
+    :func:`streamer.resolve.resolve` then :func:`open_resolved` (subscribed at once).
+
+    Parameters
+    ----------
+    query : StreamQuery
+        Which stream.
+    channel : str
+        Channel label, or a derivation (:class:`streamer.stream.EEGStream`).
+    channel_index : int, optional
+        Pick the channel by 0-based index instead.
+    units : str, optional
+        Override the channel's declared unit (``uV``, ``mV``, ``V``).
+    timeout_s : float
+        How long to look for the stream, s.
+    buffer_s : int
+        Inlet buffer, s of signal (the stream's ``max_buflen_s``).
+    with_truth : bool
+        Also open its truth stream, when there is one.
+    auto_buffer : bool
+        Enlarge the buffer for a fast replay that says so in its description.
+
+    Returns
+    -------
+    stream : EEGStream
+        Connected and subscribed.
+    truth : TruthStream or None
+        Its truth stream.
 
     Raises
     ------
@@ -424,27 +506,63 @@ def connect_stream(query: StreamQuery, channel: str = DEFAULT_CHANNEL, channel_i
         an irregular rate, a missing channel, or units that are not a voltage.
     """
     found = resolve(query, timeout_s)
+    return open_resolved(found, channel=channel, channel_index=channel_index, units=units, timeout_s=timeout_s,
+                       buffer_s=buffer_s, with_truth=with_truth, auto_buffer=auto_buffer)
+
+
+def open_resolved(found: Resolved, channel: str = DEFAULT_CHANNEL, channel_index: int | None = None,
+                units: str | None = None, timeout_s: float = 10.0, buffer_s: int = DEFAULT_BUFLEN_S,
+                with_truth: bool = True, auto_buffer: bool = True,
+                subscribe: bool = True) -> tuple[EEGStream, TruthStream | None]:
+    """Open a resolved EEG stream and its ``-truth`` stream, when there is one.
+
+    The truth stream is subscribed before the EEG stream, so a replay waiting for its
+    consumer has both subscribers when it starts sending. When opening the EEG stream
+    fails, the truth stream is closed again.
+
+    Parameters
+    ----------
+    found : streamer.resolve.Resolved
+        The stream (and the streams visible with it, where its truth stream is looked for).
+    channel : str
+        Channel label, or a derivation (:class:`streamer.stream.EEGStream`).
+    channel_index : int, optional
+        Pick the channel by 0-based index instead.
+    units : str, optional
+        Override the channel's declared unit (``uV``, ``mV``, ``V``).
+    timeout_s : float
+        How long the stream may take to answer (at least 2 s, at most 10 s are used), s.
+    buffer_s : int
+        Inlet buffer, s of signal (the stream's ``max_buflen_s``).
+    with_truth : bool
+        Also open its truth stream, when there is one.
+    auto_buffer : bool
+        Enlarge the buffer for a fast replay that says so in its description.
+    subscribe : bool
+        Start the flow of samples now; False: at the first pull (:meth:`EEGStream.connect`).
+
+    Returns
+    -------
+    stream : EEGStream
+        Connected.
+    truth : TruthStream or None
+        Its truth stream.
+
+    Raises
+    ------
+    streamer.errors.StreamError
+        A stream refused by :func:`streamer.stream.check_stream_info`, a missing channel,
+        units that are not a voltage, or no answer.
+    """
     info = found.info
     stream = EEGStream(info, channel=channel, channel_index=channel_index, units=units, max_buflen_s=buffer_s,
                        auto_buffer=auto_buffer)
     truth = TruthStream.find(info.name(), info.source_id(), found.visible) if with_truth else None
     try:
-        stream.connect(timeout_s=max(2.0, min(timeout_s, 10.0)))
+        stream.connect(timeout_s=max(2.0, min(timeout_s, 10.0)), subscribe=subscribe)
     except BaseException:
         if truth is not None:
             truth.disconnect()
+        stream.disconnect()
         raise
     return stream, truth
-
-
-def release_session(scorer: "LiveScorer | None", sinks: list, stream, truth) -> None:
-    """Close a live session whether or not its scorer was built: the scorer closes what it
-    holds; before it exists, the sinks, the stream and the truth stream are closed here."""
-    if scorer is not None:
-        scorer.close()
-        return
-    for s in sinks:
-        s.close()
-    stream.disconnect()
-    if truth is not None:
-        truth.disconnect()

@@ -9,14 +9,24 @@ import math
 from sleepnet.stages import UNSCORED_NAME
 
 from .records import ScoredEpoch
-from .sinks import StreamStatus
+from .sinks import Sink, StreamStatus
 
 EPOCH_LOGGER = "sleepstream.epochs"
 
 
-class LogSink:
-    """Sink writing one line per epoch, e.g.
-    ``epoch   12  N2   conf 0.91  flags -  latency 4.2 ms  agree 83% of 12``."""
+class LogSink(Sink):
+    """Sink writing one line per epoch.
+
+    For example ``epoch   12  N2   conf 0.91  flags -  latency 4.2 ms  agree 83% of 12``;
+    a warning when the signal is lost, comes back, or a gap is found.
+
+    Parameters
+    ----------
+    logger : logging.Logger, optional
+        Where the lines go (default: the ``sleepstream.epochs`` logger).
+    level : int
+        The level of the epoch lines (default INFO).
+    """
 
     def __init__(self, logger: logging.Logger | None = None, level: int = logging.INFO) -> None:
         self.log = logger or logging.getLogger(EPOCH_LOGGER)
@@ -29,6 +39,13 @@ class LogSink:
         self.lines = 0
 
     def publish(self, record: ScoredEpoch) -> None:
+        """Log the epoch's line (with the agreement so far when truth came).
+
+        Parameters
+        ----------
+        record : ScoredEpoch
+            The newly scored epoch.
+        """
         conf = f"{record.confidence:.2f}" if math.isfinite(record.confidence) else " -  "
         agree = (f"  agree {100.0 * self._agree / self._compared:.0f}% of {self._compared}"
                  if self._compared else "")
@@ -41,6 +58,18 @@ class LogSink:
         self.lines += 1
 
     def truth(self, epoch: int, stage: str) -> None:
+        """Count agreement of a true stage with the stage logged for its epoch.
+
+        Epochs scored UNS, true stages UNS and epochs no longer remembered (the last 4096
+        are) are not counted.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch's index, as in its record.
+        stage : str
+            The true stage: W, N1, N2, N3, REM or UNS.
+        """
         scored = self._stages.get(epoch)
         if scored is None or scored == UNSCORED_NAME or stage == UNSCORED_NAME:
             return
@@ -48,6 +77,13 @@ class LogSink:
         self._agree += int(scored == stage)
 
     def status(self, status: StreamStatus) -> None:
+        """Warn when the signal is lost, when it comes back and when a new gap is found.
+
+        Parameters
+        ----------
+        status : StreamStatus
+            The stream's health now.
+        """
         if status.stalled and not self._stalled:
             self.log.warning("signal lost: no sample from '%s' for a while; waiting", status.source_name)
         elif self._stalled and not status.stalled:
@@ -59,6 +95,7 @@ class LogSink:
         self._gaps = status.gaps
 
     def close(self) -> None:
+        """Log the agreement with truth over the night, when there was any truth."""
         if self._compared:
             self.log.log(self.level, "agreement with truth: %.1f%% over %d epochs",
                          100.0 * self._agree / self._compared, self._compared)

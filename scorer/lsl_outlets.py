@@ -21,7 +21,9 @@ specification, as LabRecorder, mne-lsl and vendor apps write and read them):
   and ``software_version``;
 * ``label_map`` with one ``label`` (``code``, ``stage``) per class, plus the same map
   as JSON in ``label_map_json``; ``unscored``, ``model_id``, ``epoch_s``,
-  ``timestamp`` (what the stamps mean) and ``source_stream`` (the EEG scored).
+  ``timestamp`` (what the stamps mean), ``source_stream`` (the EEG scored) and
+  ``source_channel`` (its channel, or the derivation computed from its channels, e.g.
+  ``F4-(TP9+TP10)/2``).
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ import pylsl
 from sleepnet.stages import EPOCH_S, STAGES, UNSCORED_NAME
 
 from .records import ScoredEpoch
-from .sinks import StreamStatus
+from .sinks import Sink, StreamStatus
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,21 @@ PROBABILITY_CHANNELS: tuple[str, ...] = tuple(f"p_{s}" for s in STAGES) + ("conf
 
 
 def outlet_source_id(name: str, suffix: str) -> str:
-    """The stable source_id of an outlet of the scorer named ``name``."""
+    """The stable source_id of an outlet of the scorer named ``name``.
+
+    Parameters
+    ----------
+    name : str
+        The outlet name prefix (``--outlet-name``).
+    suffix : str
+        The outlet's suffix (``-stage``, ``-probabilities``, ``-gate``).
+
+    Returns
+    -------
+    str
+        ``sleepstream-scorer:<name><suffix>``: the same across restarts, so consumers
+        recover.
+    """
     return f"sleepstream-scorer:{name}{suffix}"
 
 
@@ -60,7 +76,7 @@ def _software_version() -> str:
 
 
 def _describe(info: pylsl.StreamInfo, model_id: str, epoch_s: float, source_stream: str,
-              channels: tuple[tuple[str, str, str], ...]) -> None:
+              channels: tuple[tuple[str, str, str], ...], source_channel: str = "") -> None:
     """Write the description (see the module text); ``channels``: (label, unit, type) each."""
     d = info.desc()
     chans = d.append_child("channels")
@@ -84,10 +100,11 @@ def _describe(info: pylsl.StreamInfo, model_id: str, epoch_s: float, source_stre
     d.append_child_value("epoch_s", f"{epoch_s:g}")
     d.append_child_value("timestamp", "last sample of the epoch, scorer's LSL clock")
     d.append_child_value("source_stream", source_stream)
+    d.append_child_value("source_channel", source_channel)
     d.append_child_value("manufacturer", "sleepstream")
 
 
-class LslOutletSink:
+class LslOutletSink(Sink):
     """Sink publishing each scored epoch on the two outlets.
 
     Parameters
@@ -96,40 +113,66 @@ class LslOutletSink:
         Outlet name prefix (``--outlet-name``).
     model_id : str
         Written into both descriptions.
+    epoch_s : float
+        The epoch length, s (``epoch_s`` in the descriptions).
     source_stream : str
         Name of the EEG stream being scored (for the description).
     linger_s : float
-        On close, wait this long when consumers are connected, so they can pull the
+        On close, wait this long (s) when consumers are connected, so they can pull the
         last stages before the outlets disappear.
+    source_channel : str
+        The channel scored, or the derivation computed from the stream's channels.
     """
 
     def __init__(self, name: str = DEFAULT_OUTLET_NAME, model_id: str = "", epoch_s: float = EPOCH_S,
-                 source_stream: str = "", linger_s: float = 0.5) -> None:
+                 source_stream: str = "", linger_s: float = 0.5, source_channel: str = "") -> None:
         self.name = name
         self.linger_s = float(linger_s)
         sinfo = pylsl.StreamInfo(name + STAGE_SUFFIX, STAGE_TYPE, 1, pylsl.IRREGULAR_RATE, "string",
                                  outlet_source_id(name, STAGE_SUFFIX))
-        _describe(sinfo, model_id, epoch_s, source_stream, (("stage", "none", STAGE_TYPE),))
+        _describe(sinfo, model_id, epoch_s, source_stream, (("stage", "none", STAGE_TYPE),), source_channel)
         pinfo = pylsl.StreamInfo(name + PROBABILITIES_SUFFIX, PROBABILITIES_TYPE, len(PROBABILITY_CHANNELS),
                                  pylsl.IRREGULAR_RATE, "float32", outlet_source_id(name, PROBABILITIES_SUFFIX))
         _describe(pinfo, model_id, epoch_s, source_stream,
-                  tuple((label, "probability", "MISC") for label in PROBABILITY_CHANNELS))
+                  tuple((label, "probability", "MISC") for label in PROBABILITY_CHANNELS), source_channel)
         self._stage: pylsl.StreamOutlet | None = pylsl.StreamOutlet(sinfo)
         self._probs: pylsl.StreamOutlet | None = pylsl.StreamOutlet(pinfo)
         log.info("publishing stages on LSL streams '%s%s' and '%s%s'", name, STAGE_SUFFIX, name,
                  PROBABILITIES_SUFFIX)
 
     def publish(self, record: ScoredEpoch) -> None:
+        """Push the stage and the probabilities, stamped at the epoch's last sample
+        (nothing after :meth:`close`).
+
+        Parameters
+        ----------
+        record : ScoredEpoch
+            The newly scored epoch.
+        """
         if self._stage is None or self._probs is None:
             return
         self._stage.push_sample([record.stage], record.end_time)
         self._probs.push_sample([*record.probabilities, record.confidence], record.end_time)
 
     def truth(self, epoch: int, stage: str) -> None:
-        """Truth is not republished."""
+        """Truth is not republished.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch's index, as in its record.
+        stage : str
+            W, N1, N2, N3, REM or UNS.
+        """
 
     def status(self, status: StreamStatus) -> None:
-        """Stream health is not published on LSL."""
+        """Stream health is not published on LSL.
+
+        Parameters
+        ----------
+        status : StreamStatus
+            The stream's health now.
+        """
 
     def close(self) -> None:
         """Close the outlets, first giving connected consumers ``linger_s`` to pull the

@@ -10,12 +10,23 @@ from sleepnet.stages import UNSCORED_NAME
 class ScoredEpoch:
     """One epoch as published by the live scorer.
 
-    epoch: 0-based index since the scorer started. start_time/end_time: the epoch's first
-    and last sample time in the scorer's own LSL clock (s; source timestamps plus
-    time_correction()). stage: W/N1/N2/N3/REM or UNS. probabilities: five floats in
-    label-map order (NaN when unscored). confidence: largest probability (NaN when
-    unscored). flags: warmup, gap, flat, clipped, artefact. latency_ms: from the epoch's
-    last sample arriving to this record being made.
+    Parameters
+    ----------
+    epoch : int
+        0-based index since the scorer started.
+    start_time, end_time : float
+        The epoch's first and last sample time in the scorer's own LSL clock (s; source
+        timestamps plus ``time_correction()``).
+    stage : str
+        W, N1, N2, N3, REM or UNS.
+    probabilities : tuple of float
+        Five floats in label-map order (NaN when unscored).
+    confidence : float
+        The largest probability (NaN when unscored).
+    flags : tuple of str
+        Any of warmup, gap, flat, clipped, artefact.
+    latency_ms : float
+        From the epoch's last sample arriving to this record being made, ms.
     """
 
     epoch: int
@@ -29,4 +40,5 @@ class ScoredEpoch:
 
     @property
     def scored(self) -> bool:
+        """Whether the epoch has a stage (not UNS)."""
         return self.stage != UNSCORED_NAME

@@ -7,6 +7,8 @@ is :class:`scorer.display.DisplaySink`.
 What the screen shows (top to bottom)
 -------------------------------------
 * a header: source stream, rate, channel, "receiving" or SIGNAL LOST, time since start;
+  NOT RECORDING (white on red, with the rows kept in memory) while the hypnogram file
+  cannot be written, and the same with the reason on the stream-health line;
 * the current stage in large coloured letters with its five probabilities as bars, the
   confidence and the epoch's quality flags; beside it the night's running sleep
   statistics (:mod:`sleepnet.report.sleep_stats`) and, when a truth stream is present, the
@@ -111,7 +113,18 @@ _HALF = {(False, False): " ", (True, False): "▀", (False, True): "▄", (True,
 
 
 def big_text(word: str) -> list[str]:
-    """Three text rows spelling ``word`` (W, N1-N3, REM, UNS) in half-block letters."""
+    """Three text rows spelling ``word`` in half-block letters.
+
+    Parameters
+    ----------
+    word : str
+        A stage name (W, N1-N3, REM, UNS); a character without a glyph is drawn as ``-``.
+
+    Returns
+    -------
+    list of str
+        Three rows of the same width (6 pixel rows, two per text row).
+    """
     rows = ["", "", ""]
     for n, ch in enumerate(word):
         px = _PIXELS.get(ch.upper(), _PIXELS["-"])
@@ -130,6 +143,23 @@ def braille_trace(x_uv: np.ndarray, width: int, rows: int, scale_uv: float) -> l
 
     Each of the 2*width dot columns spans the min..max of its samples, from -scale_uv
     (bottom) to +scale_uv (top), clipped; columns with no finite sample stay blank.
+
+    Parameters
+    ----------
+    x_uv : numpy.ndarray
+        The signal, µV, oldest first (NaN where missing).
+    width : int
+        Characters per line (at least 1).
+    rows : int
+        Lines (at least 1); each holds 4 dot rows.
+    scale_uv : float
+        The half-height of the trace, µV.
+
+    Returns
+    -------
+    list of str
+        ``rows`` strings of ``width`` Braille characters, top line first (all blank for
+        an empty signal).
     """
     width, rows = max(1, width), max(1, rows)
     ncol, nrow = 2 * width, 4 * rows
@@ -154,7 +184,19 @@ def braille_trace(x_uv: np.ndarray, width: int, rows: int, scale_uv: float) -> l
 
 
 def trace_scale_uv(x_uv: np.ndarray) -> float:
-    """The smallest sensitivity in TRACE_SCALES_UV that holds 98 % of the signal."""
+    """The smallest sensitivity in ``TRACE_SCALES_UV`` that holds 98 % of the signal.
+
+    Parameters
+    ----------
+    x_uv : numpy.ndarray
+        The signal, µV (non-finite samples are left out).
+
+    Returns
+    -------
+    float
+        The sensitivity, µV: the 98th percentile of ``|x|`` rounded up to a scale (the
+        largest, 5000 µV, when none holds it; 100 µV without a finite sample).
+    """
     x = np.asarray(x_uv, dtype=np.float64)
     x = x[np.isfinite(x)]
     if not len(x):
@@ -170,7 +212,18 @@ SEPARATOR = -2     # StripColumn.major of the column between the older and the r
 
 @dataclass(frozen=True)
 class StripColumn:
-    """One column of the hypnogram strip: epochs [start, stop) since the first epoch."""
+    """One column of the hypnogram strip: epochs [start, stop) since the first epoch.
+
+    Parameters
+    ----------
+    start, stop : int
+        The column's epochs, [start, stop), counted from the first epoch held (equal for
+        the separator).
+    major : int
+        The most frequent stage code (-1 mostly unscored, -2 the separator).
+    present : frozenset of int
+        Every scored stage code in the column.
+    """
 
     start: int
     stop: int
@@ -185,6 +238,18 @@ def strip_columns(codes: list[int] | np.ndarray, width: int) -> list[StripColumn
     a third of the width at one epoch per column, then comes a separator column
     (``major == SEPARATOR``), and the older zone on the left shows k epochs per column
     (k as small as fits; its first column may hold fewer).
+
+    Parameters
+    ----------
+    codes : list of int or numpy.ndarray
+        Stage codes per epoch, oldest first (-1 unscored).
+    width : int
+        Columns available (at least 3 are used).
+
+    Returns
+    -------
+    list of StripColumn
+        The columns, oldest at the left.
     """
     c = np.asarray(codes, dtype=np.int64)
     n, width = len(c), max(3, width)
@@ -275,10 +340,24 @@ def _runs(cells: list[tuple[str, str]]) -> Text:
 
 
 def render_hypnogram(state: DisplayState, width: int) -> list[Text]:
-    """Five stage rows (W, REM, N1, N2, N3 from the top) and a clock-time axis,
-    ``width`` characters wide. A full block is the stage of the column (its most
-    frequent stage when it summarises several epochs), a light shade another stage
-    present in it, a dot an unscored epoch, ┊ the start of the one-epoch-per-column zone."""
+    """Five stage rows (W, REM, N1, N2, N3 from the top) and a clock-time axis.
+
+    A full block is the stage of the column (its most frequent stage when it summarises
+    several epochs), a light shade another stage present in it, a dot an unscored epoch,
+    ┊ the start of the one-epoch-per-column zone.
+
+    Parameters
+    ----------
+    state : DisplayState
+        The codes held and the wall-clock anchor.
+    width : int
+        Characters per row, the 4-character stage labels included.
+
+    Returns
+    -------
+    list of rich.text.Text
+        Six lines: the five stage rows, then the axis.
+    """
     label_w = 4
     cols = strip_columns(state.codes, max(3, width - label_w))
     rows = []
@@ -319,7 +398,10 @@ def _header(state: DisplayState, width: int) -> Text:
     if st is not None:
         left.append(f"  {st.source_name}", style="bold cyan")
         left.append(f" · {st.sfreq_hz:g} Hz · {st.channel}")
-    if st is None:
+    rec = state.recording
+    if rec is not None and not rec.recording:
+        right = Text(f" NOT RECORDING ({rec.rows_pending} rows kept) ", style="bold white on red")
+    elif st is None:
         right = Text("waiting for the stream", style="bright_yellow")
     elif st.stalled:
         since = state.stalled_since_s if state.stalled_since_s is not None else st.elapsed_s
@@ -486,11 +568,16 @@ def _health(state: DisplayState) -> list[Text]:
         arr = np.fromiter(state.latencies_ms, dtype=np.float64)
         lat.append(f" (median {np.median(arr):.0f}, max {arr.max():.0f})", style="grey70")
     lat.append(" · ", style="grey70")
-    lat.append(_plural(len(state.codes), "epoch"), style="bold")
+    lat.append(_plural(state.n_epochs, "epoch"), style="bold")
     lat.append(f" ({state.n_unscored} unscored)", style="grey70")
     if st.stalled:
         since = state.stalled_since_s if state.stalled_since_s is not None else st.elapsed_s
         lat.append(f" · SIGNAL LOST for {st.elapsed_s - since:.0f} s, waiting", style="bold bright_red")
+    rec = state.recording
+    if rec is not None and not rec.recording:
+        lost = f", {rec.rows_lost} lost" if rec.rows_lost else ""
+        t = Text(f"NOT RECORDING: the hypnogram file cannot be written ({rec.error}); {rec.rows_pending} rows "
+                 f"kept in memory{lost}, retrying each epoch · ", style="bold white on red") + t
     return [t, lat]
 
 
@@ -517,6 +604,20 @@ def render(state: DisplayState, width: int = 80, height: int = 24) -> Renderable
     truth stream adds an accuracy/kappa line, and a confusion matrix beside the
     statistics on wide screens (about 140 columns), or under them when the height
     allows. Under 82 columns the statistics go under the current stage.
+
+    Parameters
+    ----------
+    state : DisplayState
+        What the screen shows.
+    width : int
+        Terminal columns (at least 40 are used).
+    height : int
+        Terminal rows (at least 12 are used).
+
+    Returns
+    -------
+    rich.console.RenderableType
+        The screen, a Rich group of the header and the sections.
     """
     width, height = max(40, int(width)), max(12, int(height))
     bordered = height >= 32
@@ -540,8 +641,10 @@ def render(state: DisplayState, width: int = 80, height: int = 24) -> Renderable
     hyp = render_hypnogram(state, inner)
     sig = _signal(state, inner, trace_rows)
     health = _health(state)
-    n = len(state.codes)
+    n = state.n_epochs
     hyp_title = f"hypnogram · {_plural(n, 'epoch')} ({format_minutes(n * EPOCH_S / 60)})"
+    if state.dropped_epochs:                     # a session longer than the strip keeps
+        hyp_title += f", the last {format_minutes(len(state.codes) * EPOCH_S / 60)} shown"
 
     frames = 2 * 5 if bordered else 1
     used = 1 + len(top) + len(hyp) + len(sig) + len(health) + frames

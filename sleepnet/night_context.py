@@ -5,7 +5,10 @@ base features, the four epochs before it, and what the night has shown so far.
 It is fed epochs in order; for each scorable epoch it returns a row of
 :data:`N_INPUTS` floats:
 
-* ``cur_*`` (9): the epoch's base features (:data:`sleepnet.features.BASE_FEATURE_NAMES`);
+* ``cur_*`` (9): the epoch's base features (:data:`sleepnet.features.BASE_FEATURE_NAMES`),
+  or the features of another set named by the config (``feature_set``: ``scale-free``
+  reads :data:`sleepnet.features.SCALE_FREE_FEATURE_NAMES`, made from the base features
+  here, so every caller still feeds base features);
 * ``lag{1..4}_*`` (36): the four epochs before it. After an unscored epoch, a session
   start or a restart, missing lags repeat the oldest epoch the history holds (the current
   one when it holds none), as the CNN–LSTM's window does;
@@ -34,19 +37,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .features import BASE_FEATURE_NAMES
+from .features import BASE_FEATURE_NAMES, FEATURE_SETS, feature_transform
 from .stages import EPOCH_S
 
 N_BASE = len(BASE_FEATURE_NAMES)
 N_LAGS = 4
-INPUT_NAMES: tuple[str, ...] = (
-    tuple(f"cur_{n}" for n in BASE_FEATURE_NAMES)
-    + tuple(f"lag{k}_{n}" for k in range(1, N_LAGS + 1) for n in BASE_FEATURE_NAMES)
-    + tuple(f"rel_{n}" for n in BASE_FEATURE_NAMES)
-    + ("hours", "night_weight")
-)
+
+
+def input_names(feature_names: tuple[str, ...] = BASE_FEATURE_NAMES) -> tuple[str, ...]:
+    """The names of a row's inputs for features named ``feature_names``."""
+    return (tuple(f"cur_{n}" for n in feature_names)
+            + tuple(f"lag{k}_{n}" for k in range(1, N_LAGS + 1) for n in feature_names)
+            + tuple(f"rel_{n}" for n in feature_names)
+            + ("hours", "night_weight"))
+
+
+INPUT_NAMES: tuple[str, ...] = input_names()
 N_INPUTS = len(INPUT_NAMES)
-HOURS_COLUMN = INPUT_NAMES.index("hours")
+HOURS_COLUMN = -2
+"""Where ``hours`` sits in a row of any feature set (second to last)."""
 STATE_VERSION = 1
 LIGHTS_OFF, UNKNOWN_START = "lights-off", "unknown"
 SESSION_STARTS: tuple[str, ...] = (LIGHTS_OFF, UNKNOWN_START)
@@ -56,6 +65,16 @@ clock) or unknown (mid-night, a nap, a restart without its state: no clock)."""
 
 def check_session_start(session_start: str) -> str:
     """``session_start`` itself when it is one of :data:`SESSION_STARTS`.
+
+    Parameters
+    ----------
+    session_start : str
+        ``lights-off`` or ``unknown``.
+
+    Returns
+    -------
+    str
+        ``session_start``, checked.
 
     Raises
     ------
@@ -74,28 +93,51 @@ class ContextConfig:
     Parameters
     ----------
     pop_mean : tuple of float
-        The nine base features' population means (training nights, trimmed), in the
-        units of the features (log V²/Hz, ratios, log V², mobility).
+        The features' population means (training nights, trimmed), in the units of the
+        features (base: log V²/Hz, ratios, log V², mobility).
     shrink_epochs : float
         k of the shrunk baseline: the night's own mean counts as much as the population
         mean once the night has shown k scored epochs (k * 30 s).
+    feature_set : str
+        Which features rows are made of (:data:`sleepnet.features.FEATURE_SETS`):
+        ``base`` (the default model's) or ``scale-free``.
     """
 
     pop_mean: tuple[float, ...]
     shrink_epochs: float = 40.0
+    feature_set: str = "base"
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return FEATURE_SETS[self.feature_set]
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return input_names(self.feature_names)
+
+    @property
+    def n_inputs(self) -> int:
+        return len(self.input_names)
 
     def as_dict(self) -> dict:
-        return {"pop_mean": list(self.pop_mean), "shrink_epochs": self.shrink_epochs,
-                "n_lags": N_LAGS, "inputs": list(INPUT_NAMES)}
+        d = {"pop_mean": list(self.pop_mean), "shrink_epochs": self.shrink_epochs,
+             "n_lags": N_LAGS, "inputs": list(self.input_names)}
+        if self.feature_set != "base":          # folders of the base set stay as they were
+            d["feature_set"] = self.feature_set
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "ContextConfig":
-        if int(d.get("n_lags", N_LAGS)) != N_LAGS or list(d.get("inputs", INPUT_NAMES)) != list(INPUT_NAMES):
+        fset = str(d.get("feature_set", "base"))
+        if fset not in FEATURE_SETS:
+            raise ValueError(f"unknown feature set {fset!r} (this code reads {', '.join(FEATURE_SETS)})")
+        names = input_names(FEATURE_SETS[fset])
+        if int(d.get("n_lags", N_LAGS)) != N_LAGS or list(d.get("inputs", names)) != list(names):
             raise ValueError("the model's inputs differ from this code's night context")
         pop = tuple(float(v) for v in d["pop_mean"])
-        if len(pop) != N_BASE:
-            raise ValueError(f"pop_mean has {len(pop)} values, expected {N_BASE}")
-        return cls(pop_mean=pop, shrink_epochs=float(d["shrink_epochs"]))
+        if len(pop) != len(FEATURE_SETS[fset]):
+            raise ValueError(f"pop_mean has {len(pop)} values, expected {len(FEATURE_SETS[fset])}")
+        return cls(pop_mean=pop, shrink_epochs=float(d["shrink_epochs"]), feature_set=fset)
 
 
 class NightContext:
@@ -114,6 +156,8 @@ class NightContext:
         self.config = config
         self.clock_known = bool(clock_known)
         self._pop = np.asarray(config.pop_mean, dtype=np.float64)
+        self._n = len(config.feature_names)
+        self._n_inputs = config.n_inputs
         self.reset()
 
     def __repr__(self) -> str:
@@ -129,7 +173,7 @@ class NightContext:
     def reset(self) -> None:
         """Forget the night: a new session."""
         self._lags: deque[np.ndarray] = deque(maxlen=N_LAGS)
-        self._sum = np.zeros(N_BASE)
+        self._sum = np.zeros(self._n)
         self.n_scored = 0
         self.n_epochs = 0
 
@@ -149,10 +193,16 @@ class NightContext:
         self.n_epochs += 1
         self._lags.clear()
 
+    def features(self, base: np.ndarray) -> np.ndarray:
+        """The config's features of (n, 9) base features (the base ones as they are)."""
+        return feature_transform(self.config.feature_set, np.asarray(base, dtype=np.float64).reshape(-1, N_BASE))
+
     def row(self, features: np.ndarray) -> np.ndarray:
-        """The model row for a scorable epoch with ``features`` (9,), then take the epoch
-        into the night (lags, baseline, clock)."""
-        f = np.asarray(features, dtype=np.float64).reshape(N_BASE)
+        """The model row for a scorable epoch with base ``features`` (9,), then take the
+        epoch into the night (lags, baseline, clock)."""
+        return self._row(self.features(features)[0])
+
+    def _row(self, f: np.ndarray) -> np.ndarray:
         k = self.config.shrink_epochs
         n = self.n_scored
         base = (self._sum + k * self._pop) / (n + k)
@@ -168,23 +218,24 @@ class NightContext:
         return out
 
     def rows_for_night(self, features: np.ndarray, scorable: np.ndarray | None = None) -> np.ndarray:
-        """Rows for a whole night of (n, 9) features fed in order (NaN rows where an
+        """Rows for a whole night of (n, 9) base features fed in order (NaN rows where an
         epoch is not scorable)."""
         F = np.asarray(features, dtype=np.float64)
         ok = np.ones(len(F), dtype=bool) if scorable is None else np.asarray(scorable, dtype=bool)
-        out = np.full((len(F), N_INPUTS), np.nan)
+        out = np.full((len(F), self._n_inputs), np.nan)
+        T = self.features(F) if len(F) else np.zeros((0, self._n))
         for i in range(len(F)):
             if ok[i]:
-                out[i] = self.row(F[i])
+                out[i] = self._row(T[i])
             else:
                 self.unscored()
         return out
 
     def isolated_rows(self, features: np.ndarray) -> np.ndarray:
-        """Rows for (n, 9) epochs each seen alone, as a FRESH context would make them
-        (no lags, population baseline, hour 0, or no hour without a clock); this context
-        is left untouched."""
-        F = np.asarray(features, dtype=np.float64).reshape(-1, N_BASE)
+        """Rows for (n, 9) base features of epochs each seen alone, as a FRESH context
+        would make them (no lags, population baseline, hour 0, or no hour without a
+        clock); this context is left untouched."""
+        F = self.features(features)
         pop = np.broadcast_to(self._pop, F.shape)
         zeros = np.zeros((len(F), 2))
         if not self.clock_known:
@@ -203,7 +254,7 @@ class NightContext:
             raise ValueError(f"night state version {state.get('version')!r}, this code reads {STATE_VERSION}")
         s = np.asarray(state["sum"], dtype=np.float64)
         lags = [np.asarray(f, dtype=np.float64) for f in state["lags"]]
-        if s.shape != (N_BASE,) or any(f.shape != (N_BASE,) for f in lags) or len(lags) > N_LAGS:
+        if s.shape != (self._n,) or any(f.shape != (self._n,) for f in lags) or len(lags) > N_LAGS:
             raise ValueError("night state has the wrong shape")
         self.reset()
         self._sum = s

@@ -35,10 +35,24 @@ FLAG_WARMUP = "warmup"
 class PreprocessConfig:
     """Everything that defines the model's input; stored in ``weights/config.json``.
 
-    sfreq_hz: model rate. epoch_s: epoch length. l_freq_hz/h_freq_hz/filter_order:
-    causal Butterworth band-pass. scale_uv: fixed normalisation, model units = µV /
-    scale_uv (amplitude differences between stages are kept). clip_units: model-unit
-    values are clipped to +-clip_units (artefacts of thousands of µV do not dominate).
+    Parameters
+    ----------
+    sfreq_hz : float, default 100.0
+        Model rate, Hz.
+    epoch_s : float, default EPOCH_S
+        Epoch length, s.
+    l_freq_hz : float, default 0.3
+        Low edge of the causal Butterworth band-pass, Hz.
+    h_freq_hz : float, default 35.0
+        Its high edge, Hz.
+    filter_order : int, default 4
+        Its order.
+    scale_uv : float, default 50.0
+        Fixed normalisation: model units = µV / scale_uv (amplitude differences between
+        stages are kept).
+    clip_units : float, default 20.0
+        Model-unit values are clipped to +-clip_units (artefacts of thousands of µV do
+        not dominate).
     """
 
     sfreq_hz: float = 100.0
@@ -51,9 +65,18 @@ class PreprocessConfig:
 
     @property
     def epoch_samples(self) -> int:
+        """Samples per epoch at the model rate."""
         return int(round(self.sfreq_hz * self.epoch_s))
 
     def as_dict(self) -> dict:
+        """The config as ``config.json`` holds it (:meth:`from_dict` reads it back).
+
+        Returns
+        -------
+        dict
+            ``sfreq_hz``, ``epoch_s``, ``filter`` (kind, edges, order) and
+            ``normalisation`` (kind, scale_uv, clip_units).
+        """
         return {
             "sfreq_hz": self.sfreq_hz, "epoch_s": self.epoch_s,
             "filter": {"kind": "butterworth_bandpass_causal_sos", "l_freq_hz": self.l_freq_hz,
@@ -64,6 +87,24 @@ class PreprocessConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "PreprocessConfig":
+        """The config from :meth:`as_dict`'s form.
+
+        Parameters
+        ----------
+        d : dict
+            As :meth:`as_dict` writes it.
+
+        Returns
+        -------
+        PreprocessConfig
+            The config.
+
+        Raises
+        ------
+        ValueError
+            A filter other than the causal Butterworth SOS band-pass, or a normalisation
+            other than the fixed µV scale.
+        """
         f, n = d["filter"], d["normalisation"]
         if f.get("kind") != "butterworth_bandpass_causal_sos":
             raise ValueError(f"unsupported filter kind {f.get('kind')!r}")
@@ -77,7 +118,23 @@ class PreprocessConfig:
 
 @dataclass(frozen=True)
 class QualityThresholds:
-    """Per-epoch quality rules (on the µV signal before scaling)."""
+    """Per-epoch quality rules (on the µV signal before scaling).
+
+    Parameters
+    ----------
+    flat_std_uv : float, default 1.0
+        Raw SD below this, µV: flat line / no electrode (``flat``; not scored).
+    clip_fraction : float, default 0.05
+        This share of raw samples pinned at the epoch's max or min: ``clipped``.
+    artefact_abs_uv : float, default 500.0
+        Filtered ``|x|`` above this, µV...
+    artefact_fraction : float, default 0.01
+        ...in more than this share of samples: ``artefact``.
+    unscored_missing_fraction : float, default 0.25
+        More missing than this share: not scored.
+    unscored_clip_fraction : float, default 0.5
+        This share clipped or more: not scored.
+    """
 
     flat_std_uv: float = 1.0          # raw std below this: flat line / no electrode
     clip_fraction: float = 0.05       # this share of raw samples pinned at the epoch's max or min
@@ -91,15 +148,23 @@ class QualityThresholds:
 class Epoch:
     """A model-ready 30-s epoch.
 
-    index: 0-based epoch number since the preprocessor started.
-    data: (epoch_samples,) float32, filtered and scaled (model units = µV / scale_uv).
-    missing_fraction: share of its samples that were missing (NaN/Inf/gap).
-    flags: quality flags among gap, flat, clipped, artefact.
-    scorable: False when the epoch must be recorded as unscored (too much missing,
-        flat, or mostly clipped) rather than given a made-up stage.
-    features: (9,) float64, :func:`sleepnet.features.base_features` of the epoch's
-        signal resampled to 100 Hz but NOT band-passed, in volts (the definitions of the
-        shared Sleep-EDF feature files); None for an epoch made by hand without them.
+    Parameters
+    ----------
+    index : int
+        0-based epoch number since the preprocessor started.
+    data : numpy.ndarray
+        (epoch_samples,) float32, filtered and scaled (model units = µV / scale_uv).
+    missing_fraction : float, default 0.0
+        Share of its samples that were missing (NaN/Inf/gap).
+    flags : tuple of str, default ()
+        Quality flags among gap, flat, clipped, artefact.
+    scorable : bool, default True
+        False when the epoch must be recorded as unscored (too much missing, flat, or
+        mostly clipped) rather than given a made-up stage.
+    features : numpy.ndarray or None, default None
+        (9,) float64, :func:`sleepnet.features.base_features` of the epoch's signal
+        resampled to 100 Hz but NOT band-passed, in volts (the definitions of the shared
+        Sleep-EDF feature files); None for an epoch made by hand without them.
     """
 
     index: int
@@ -111,7 +176,27 @@ class Epoch:
 
 
 def rational_ratio(sfreq_in: float, sfreq_out: float) -> tuple[int, int]:
-    """(up, down) with sfreq_out / sfreq_in == up / down."""
+    """(up, down) with sfreq_out / sfreq_in == up / down.
+
+    Parameters
+    ----------
+    sfreq_in : float
+        Input rate, Hz.
+    sfreq_out : float
+        Output rate, Hz.
+
+    Returns
+    -------
+    up : int
+        Upsampling factor.
+    down : int
+        Downsampling factor (at most 10000).
+
+    Raises
+    ------
+    ValueError
+        No such ratio with a denominator up to 10000 (within 1e-6).
+    """
     frac = Fraction(sfreq_out / sfreq_in).limit_denominator(10000)
     if abs(float(frac) * sfreq_in - sfreq_out) > 1e-6 * sfreq_out:
         raise ValueError(f"cannot resample {sfreq_in} Hz to {sfreq_out} Hz with a rational ratio")
@@ -126,6 +211,13 @@ class StreamingResampler:
     the chunk, so the result is bit-identical to one call on the whole signal. The FIR
     (scipy's resample_poly design) delays the signal by about its half length
     (~0.1 s at 256 Hz).
+
+    Parameters
+    ----------
+    sfreq_in : float
+        Input rate, Hz.
+    sfreq_out : float
+        Output rate, Hz (a rational ratio to ``sfreq_in``: :func:`rational_ratio`).
     """
 
     def __init__(self, sfreq_in: float, sfreq_out: float) -> None:
@@ -143,7 +235,22 @@ class StreamingResampler:
         self._started = False
 
     def process(self, x: np.ndarray, missing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Resample a chunk; returns (outputs, missing mask of the nearest inputs)."""
+        """Resample a chunk.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            (n,) the next input samples (no NaN: hold missing ones first).
+        missing : numpy.ndarray
+            (n,) bool, which of them were missing.
+
+        Returns
+        -------
+        y : numpy.ndarray
+            The outputs this chunk completes, float64.
+        missing : numpy.ndarray
+            Bool, whether the nearest input (at or before each output's time) was missing.
+        """
         y, out_missing, _ = self.process_with_nearest(x, missing)
         return y, out_missing
 
@@ -152,7 +259,24 @@ class StreamingResampler:
         """Like :meth:`process`, plus the nearest input value (µV, the latest input at or
         before each output's time), for quality checks that need input values as they
         were (a rail or a flat line stays exactly constant there; the FIR output rings
-        by ~8 % of a step and ripples by ~0.5 µV)."""
+        by ~8 % of a step and ripples by ~0.5 µV).
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            (n,) the next input samples, µV (no NaN: hold missing ones first).
+        missing : numpy.ndarray
+            (n,) bool, which of them were missing.
+
+        Returns
+        -------
+        y : numpy.ndarray
+            The outputs this chunk completes, float64.
+        missing : numpy.ndarray
+            Bool, whether the nearest input was missing.
+        nearest : numpy.ndarray
+            The nearest input value of each output, µV.
+        """
         x = np.asarray(x, dtype=np.float64)
         if not self._started and len(x):
             self._history = np.full(self.n_taps_per_phase, x[0])
@@ -189,6 +313,21 @@ class Preprocessor:
     Lifecycle: create once per recording (or per stream), call :meth:`push` with each
     chunk of µV samples (NaN marks a missing sample), collect the epochs it returns.
     Samples of an unfinished last epoch stay inside until more arrive.
+
+    Parameters
+    ----------
+    sfreq_in : float
+        Rate of the samples pushed, Hz (resampled to ``config.sfreq_hz`` when different).
+    config : PreprocessConfig, optional
+        The model's input definition (default: :class:`PreprocessConfig`'s defaults).
+    thresholds : QualityThresholds, optional
+        The quality rules (default: :class:`QualityThresholds`'s defaults).
+
+    Raises
+    ------
+    ValueError
+        ``sfreq_in`` is not a positive finite rate, or has no rational ratio to the
+        model rate.
     """
 
     def __init__(self, sfreq_in: float, config: PreprocessConfig | None = None,
@@ -214,12 +353,32 @@ class Preprocessor:
         self._next_index = 0
         self.samples_in = 0
 
+    def __repr__(self) -> str:
+        c = self.config
+        rate = (f"{self.sfreq_in:g} Hz" if self._resampler is None
+                else f"{self.sfreq_in:g} -> {c.sfreq_hz:g} Hz")
+        return (f"<Preprocessor {rate}, causal band-pass {c.l_freq_hz:g}-{c.h_freq_hz:g} Hz (order "
+                f"{c.filter_order}), {c.epoch_s:g}-s epochs: {self.samples_in} samples in, "
+                f"{self._next_index} epochs out>")
+
     @property
     def epochs_emitted(self) -> int:
+        """Epochs returned so far."""
         return self._next_index
 
     def push(self, samples_uv: np.ndarray) -> list[Epoch]:
-        """Feed µV samples (1-D, any length; NaN/Inf = missing); return completed epochs."""
+        """Feed µV samples; return the epochs they complete.
+
+        Parameters
+        ----------
+        samples_uv : numpy.ndarray
+            The next samples, µV (flattened; any length; NaN/Inf = missing).
+
+        Returns
+        -------
+        list of Epoch
+            The epochs completed by these samples, in order (often none).
+        """
         x = np.asarray(samples_uv, dtype=np.float64).reshape(-1)
         if not len(x):
             return []
@@ -304,5 +463,21 @@ class Preprocessor:
 
 
 def preprocess_signal(eeg_uv: np.ndarray, sfreq: float, config: PreprocessConfig | None = None) -> list[Epoch]:
-    """Batch use: the whole signal as one chunk through a fresh :class:`Preprocessor`."""
+    """Batch use: the whole signal as one chunk through a fresh :class:`Preprocessor`.
+
+    Parameters
+    ----------
+    eeg_uv : numpy.ndarray
+        (n_samples,) the signal, µV (NaN = missing).
+    sfreq : float
+        Its rate, Hz.
+    config : PreprocessConfig, optional
+        The model's input definition (default: :class:`PreprocessConfig`'s defaults);
+        the quality rules are :class:`QualityThresholds`'s defaults.
+
+    Returns
+    -------
+    list of Epoch
+        Every complete epoch; a last incomplete one is dropped.
+    """
     return Preprocessor(sfreq, config).push(eeg_uv)

@@ -6,7 +6,8 @@ unscored (Sleep-EDF ``?``, movement time, gaps, flat signal).
 Also the one definition of what every part says about stages: the spellings read from
 hypnogram files, the EDF+ annotation texts written (:data:`EDF_STAGE_TEXTS`), the colours
 and row order of hypnograms drawn on screen and in the report (:data:`STAGE_COLOURS`,
-:data:`HYPNOGRAM_ROWS`) and the run-length encoding of a hypnogram (:func:`stage_runs`).
+:data:`HYPNOGRAM_ROWS`), the name of the stream that carries a replay's true stages
+(:data:`TRUTH_SUFFIX`) and the run-length encoding of a hypnogram (:func:`stage_runs`).
 """
 from __future__ import annotations
 
@@ -35,16 +36,51 @@ _ALIASES: dict[str, int] = {
 
 
 def stage_code(text: str) -> int | None:
-    """Integer code for a stage spelling, or None when the text is not a stage."""
+    """Integer code for a stage spelling, or None when the text is not a stage.
+
+    Parameters
+    ----------
+    text : str
+        A stage as hypnogram files spell it (``W``, ``N2``, ``Sleep stage 4``, ``R``,
+        ``?``...); case and repeated spaces are ignored.
+
+    Returns
+    -------
+    int or None
+        0..4, -1 for unscored spellings, None for anything else.
+    """
     return _ALIASES.get(" ".join(str(text).strip().upper().split()))
 
 
 def stage_name(code: int) -> str:
-    """'W'..'REM' for 0..4, 'UNS' for anything else."""
+    """'W'..'REM' for 0..4, 'UNS' for anything else.
+
+    Parameters
+    ----------
+    code : int
+        A stage code.
+
+    Returns
+    -------
+    str
+        The stage's name.
+    """
     return STAGES[code] if 0 <= int(code) < N_STAGES else UNSCORED_NAME
 
 
 def names(codes: np.ndarray) -> list[str]:
+    """The names of stage codes (:func:`stage_name` of each).
+
+    Parameters
+    ----------
+    codes : numpy.ndarray
+        Stage codes.
+
+    Returns
+    -------
+    list of str
+        One name per code.
+    """
     return [stage_name(int(c)) for c in codes]
 
 
@@ -62,9 +98,24 @@ STAGE_COLOURS: dict[str, str] = {
 #: Hypnogram rows from the top, as clinical hypnograms are drawn.
 HYPNOGRAM_ROWS: tuple[str, ...] = ("W", "REM", "N1", "N2", "N3")
 
+#: The true stages of a replayed recording travel beside its EEG stream on a Markers stream
+#: named, and with a source_id, the EEG stream's plus this suffix (``sleepstream-replay-truth``):
+#: one stage name per 30-s epoch, written by :mod:`replay.player`, read by :mod:`streamer.truth`.
+TRUTH_SUFFIX = "-truth"
+
 
 class StageRuns(NamedTuple):
-    """Runs of equal stage codes: ``codes[i]`` repeated ``lengths[i]`` epochs from ``starts[i]``."""
+    """Runs of equal stage codes: ``codes[i]`` repeated ``lengths[i]`` epochs from ``starts[i]``.
+
+    Parameters
+    ----------
+    codes : numpy.ndarray
+        The value of each run.
+    starts : numpy.ndarray
+        Its first epoch, int64.
+    lengths : numpy.ndarray
+        Its number of epochs, int64.
+    """
 
     codes: np.ndarray
     starts: np.ndarray
@@ -95,7 +146,20 @@ def stage_runs(codes) -> StageRuns:
 
 def edf_stage_annotations(codes, epoch_s: float = EPOCH_S) -> list[tuple[float, float, str]]:
     """(onset s, duration s, :data:`EDF_STAGE_TEXTS` text) per run of equal stages; any
-    code that is not a stage is written as unscored (``Sleep stage ?``)."""
+    code that is not a stage is written as unscored (``Sleep stage ?``).
+
+    Parameters
+    ----------
+    codes : array_like of int
+        Stage codes per epoch.
+    epoch_s : float, default EPOCH_S
+        Epoch length, s.
+
+    Returns
+    -------
+    list of tuple of (float, float, str)
+        Onset (s), duration (s) and text of each run.
+    """
     runs = stage_runs(np.asarray(codes, dtype=np.int64))
     return [(float(s * epoch_s), float(n * epoch_s), EDF_STAGE_TEXTS.get(int(c), EDF_STAGE_TEXTS[UNSCORED]))
             for c, s, n in zip(*runs)]

@@ -32,5 +32,11 @@ def data_dir() -> Path:
 
 
 def demo_recording_path() -> Path:
-    """Where the demo night (``sleepstream demo``, ``make demo``) is simulated on first use."""
+    """Where the demo night (``sleepstream demo``, ``make demo``) is simulated on first use.
+
+    Returns
+    -------
+    Path
+        ``demo-night.npz`` in :func:`data_dir`.
+    """
     return data_dir() / DEMO_FILENAME

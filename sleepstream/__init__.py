@@ -7,6 +7,12 @@ The Python API (:mod:`sleepstream.api`) stages an array, an ``mne.io.Raw`` or a 
     result = sleepstream.stage(raw, ch_name="EEG Fpz-Cz")
     result.stages, result.probabilities, result.sleep_statistics(), result.to_csv("stages.csv")
 
+A stimulus program follows a scorer's stimulation windows (``sleepstream live --gate``)
+with :class:`GateListener` (``scorer.gate.listener``), which honours the gate's lease::
+
+    with sleepstream.GateListener("sleepstream-gate") as gate:
+        if gate.wait_open(timeout=1.0): ...
+
 The API is imported on first use, so ``import sleepstream`` (and the command line's
 ``--help``) stays light: torch is loaded only when something is scored.
 """
@@ -14,7 +20,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["SleepstreamError", "StagingModel", "StagingResult", "__version__", "load_model", "stage"]
+__all__ = ["GateListener", "SleepstreamError", "StagingModel", "StagingResult", "__version__", "load_model", "stage"]
 
 _API = {"StagingModel", "StagingResult", "load_model", "stage"}
 
@@ -24,6 +30,10 @@ def __getattr__(name: str):
         from . import api
 
         return getattr(api, name)
+    if name == "GateListener":
+        from scorer.gate.listener import GateListener
+
+        return GateListener
     if name == "SleepstreamError":
         from sleepnet.errors import SleepstreamError
 

@@ -17,6 +17,7 @@ Only the public, stable functions of sleepnet are used here:
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -24,8 +25,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from sleepnet.errors import InputFileError, SleepstreamError
-from sleepnet.io.recordings import DEFAULT_CHANNEL, Recording, pick_channel, read_recording
+from sleepnet.errors import InputFileError, SleepstreamError, parameter
+from sleepnet.io.recordings import DEFAULT_CHANNEL, Recording, derived_signal_uv, read_recording, resolve_channel
 from sleepnet.report.sleep_stats import SleepStats, sleep_statistics
 from sleepnet.stages import EPOCH_S, STAGES, UNSCORED, UNSCORED_NAME
 
@@ -35,6 +36,8 @@ if TYPE_CHECKING:  # torch only once something is scored
     from sleepnet.predictions import StagingModel as LoadedModel
 
 __all__ = ["StagingModel", "StagingResult", "load_model", "stage"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, repr=False)
@@ -110,6 +113,8 @@ class StagingResult:
         The model that scored it.
     epoch_s : float
         Epoch length, s (30).
+    normalised : bool
+        True when the input was taken as per-epoch normalised (scored level-free).
     """
 
     predictions: tuple[StagePrediction, ...]
@@ -118,6 +123,7 @@ class StagingResult:
     source: str
     model_id: str
     epoch_s: float = EPOCH_S
+    normalised: bool = False
     _cache: dict = field(default_factory=dict, compare=False)
 
     # ------------------------------------------------------------------ arrays
@@ -303,7 +309,8 @@ class StagingResult:
         counts = ", ".join(f"{s} {int(np.count_nonzero(self.stages == s))}" for s in (*STAGES, UNSCORED_NAME)
                            if np.count_nonzero(self.stages == s))
         return (f"<StagingResult: {n} epochs of {self.epoch_s:g} s ({n * self.epoch_s / 3600:.2f} h), "
-                f"{scored} scored ({counts or 'none'}) | {self.channel} at {self.sfreq:g} Hz from {self.source} "
+                f"{scored} scored ({counts or 'none'}) | {self.channel}{' (per-epoch normalised)' if self.normalised else ''} "
+                f"at {self.sfreq:g} Hz from {self.source} "
                 f"| model {self.model_id}>")
 
     def __len__(self) -> int:
@@ -320,12 +327,13 @@ def _writable(path: str | Path) -> Path:
 
 
 def _raw_to_recording(raw, ch_name: str | None) -> Recording:
-    """One channel of an ``mne.io.Raw`` (volts) as a :class:`Recording` in µV."""
+    """One channel, or a derivation of referential channels, of an ``mne.io.Raw`` (volts)
+    as a :class:`Recording` in µV, computed as the EDF reader computes it."""
     names = list(raw.ch_names)
-    idx = pick_channel(names, ch_name or DEFAULT_CHANNEL, "mne.io.Raw")
-    sig = raw.get_data(picks=[idx])[0]
-    return Recording(eeg_uv=(sig * 1e6).astype(np.float32), sfreq=float(raw.info["sfreq"]),
-                     channel=names[idx], source="mne.io.Raw")
+    deriv = resolve_channel(names, ch_name or DEFAULT_CHANNEL, "mne.io.Raw")
+    sig = raw.get_data(picks=list(deriv.indices))
+    return Recording(eeg_uv=derived_signal_uv(sig, deriv), sfreq=float(raw.info["sfreq"]),
+                     channel=deriv.name, source="mne.io.Raw")
 
 
 def _array_to_recording(data, sfreq: float | None) -> Recording:
@@ -346,7 +354,8 @@ def _array_to_recording(data, sfreq: float | None) -> Recording:
 
 
 def stage(data, sfreq: float | None = None, *, ch_name: str | None = None,
-          model: StagingModel | str | Path | None = None, session_start: str | None = None) -> StagingResult:
+          model: StagingModel | str | Path | None = None, normalized: bool | None = None,
+          session_start: str | None = None) -> StagingResult:
     """Stage a recording: one stage per complete 30-s epoch from its start.
 
     Parameters
@@ -360,9 +369,18 @@ def stage(data, sfreq: float | None = None, *, ch_name: str | None = None,
     sfreq : float, optional
         Sampling rate in Hz; required for an array, ignored otherwise.
     ch_name : str, optional
-        The EEG channel of a Raw or an EDF/BDF file (default ``EEG Fpz-Cz``).
+        The EEG channel of a Raw or an EDF/BDF file (default ``Fpz-Cz``, which finds
+        ``EEG Fpz-Cz``), or a derivation of its referential channels: ``"F4-M1"``,
+        ``"C4-(M1+M2)/2"`` (a channel with that exact label wins; see
+        :mod:`sleepnet.io.derivations`).
     model : StagingModel, str or path-like, optional
-        The model (see :func:`load_model`); default: the shipped default model.
+        The model (see :func:`load_model`); default: the shipped default model, or the
+        scale-free model for per-epoch normalised input.
+    normalized : bool, optional
+        Whether the signal is per-epoch normalised (each 30-s epoch z-scored, as the
+        design's ``sample.npz``): such input is scored with the scale-free model and
+        level-free quality checks. None (default): recognised when every epoch's SD is
+        1 +/- 0.001; True or False: taken as said.
     session_start : {"lights-off", "unknown"}, optional
         Did the recording start at lights-off? ``lights-off``: the time since its start
         counts as the night's clock; ``unknown``: no clock (a recording started mid-night,
@@ -387,7 +405,7 @@ def stage(data, sfreq: float | None = None, *, ch_name: str | None = None,
     >>> result.stages[:3], result.sleep_statistics().tst_min  # doctest: +SKIP
     """
     if session_start is not None and session_start not in ("lights-off", "unknown"):
-        raise SleepstreamError(f"session_start={session_start!r}: use 'lights-off' or 'unknown'")
+        raise SleepstreamError(f"{parameter('session_start')}={session_start!r}: use 'lights-off' or 'unknown'")
     if isinstance(data, Recording):
         rec = data
     elif isinstance(data, (str, Path)):
@@ -399,9 +417,14 @@ def stage(data, sfreq: float | None = None, *, ch_name: str | None = None,
     if rec.n_epochs == 0:
         raise InputFileError(f"{rec.source}: shorter than one 30-s epoch ({rec.duration_s:.1f} s)")
     from sleepnet.batch import score_recording  # torch: only once the input is known good
+    from sleepnet.normalised import (describe_input, input_normalisation, is_level_free, model_for_input,
+                                     quality_thresholds)
 
-    m = load_model(model)
-    preds = score_recording(rec, m.loaded, session_start)
+    normalised_by = input_normalisation(rec.eeg_uv, rec.sfreq, normalized, flag="normalized=True")
+    m = load_model(model_for_input(model, normalised_by is not None))
+    if normalised_by:
+        log.info("%s: %s", rec.source, describe_input(normalised_by, m.model_id, is_level_free(m.loaded)))
+    preds = score_recording(rec, m.loaded, quality_thresholds(normalised_by is not None), session_start=session_start)
     return StagingResult(predictions=tuple(preds), sfreq=float(rec.sfreq), channel=rec.channel,
-                         source=rec.source, model_id=m.model_id)
+                         source=rec.source, model_id=m.model_id, normalised=normalised_by is not None)
 

@@ -4,6 +4,14 @@ Each subcommand module has ``HELP`` (one line), ``EXAMPLE`` (shown in --help),
 ``add_arguments(parser)`` and ``run(args) -> int``. Heavy imports (torch, pylsl, mne)
 happen inside ``run`` so ``--help`` and light commands start fast. Errors a user can
 cause (:class:`sleepnet.errors.SleepstreamError`) become one line and exit code 2.
+
+The library's errors name parameters (``channel_index=5 is out of range``); the user typed
+flags. :func:`main` is the one place that says each parameter as the command's flag
+(``--channel-index 5 is out of range``), with the map :func:`parameter_flags` makes for
+each command: every option's destination is the parameter of that name
+(``--channel-index`` is ``channel_index``), and a command module's ``FLAGS`` (a dict,
+optional) names the parameters its flags carry under another name
+(``{"timeout_s": "--timeout"}``).
 """
 from __future__ import annotations
 
@@ -26,7 +34,45 @@ def _load(name: str):
         raise
 
 
+def parameter_flags(parser: argparse.ArgumentParser, module: object = None) -> dict[str, str]:
+    """Each parameter a command's errors may name, as the flag the user types for it.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The command's parser: each option's destination maps to its first long flag
+        (``channel_index`` -> ``--channel-index``).
+    module : module, optional
+        The command's module: its ``FLAGS`` dict, when it has one, adds (or overrides) the
+        parameters its flags carry under another name (``timeout_s`` -> ``--timeout``).
+
+    Returns
+    -------
+    dict of str to str
+        Parameter -> flag.
+    """
+    flags = {}
+    for action in parser._actions:
+        long = [o for o in action.option_strings if o.startswith("--")]
+        if long and action.dest != argparse.SUPPRESS:
+            flags.setdefault(action.dest, long[0])
+    flags.update(getattr(module, "FLAGS", None) or {})
+    return flags
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``sleepstream`` parser, with one subcommand per module of ``COMMANDS``.
+
+    Each subcommand gets its module's ``HELP`` and ``EXAMPLE``, its options from the
+    module's ``add_arguments``, the default model's summary in its help when it takes
+    ``--weights``, and the defaults ``_module`` and ``_flags`` (:func:`parameter_flags`)
+    that :func:`main` uses. A command whose module is absent is left out.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The parser (``-v``/``--verbose`` plus the subcommands).
+    """
     parser = argparse.ArgumentParser(
         prog="sleepstream",
         description="Real-time sleep-stage scoring of single-channel Fpz-Cz EEG over LSL.",
@@ -46,11 +92,28 @@ def build_parser() -> argparse.ArgumentParser:
             from sleepnet.weights import default_model_summary
 
             p.epilog += f"\n\ndefault model (--weights NAME|DIR picks another):\n  {default_model_summary()}"
-        p.set_defaults(_module=mod)
+        p.set_defaults(_module=mod, _flags=parameter_flags(p, mod))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``sleepstream`` command line.
+
+    Sets up logging from ``-v`` (warnings; ``-v`` info, ``-vv`` debug), runs the command,
+    and turns a user's mistake (:class:`sleepnet.errors.SleepstreamError`) into one line
+    on stderr that names the flags the user typed, without a traceback.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after ``sleepstream``; None reads ``sys.argv``.
+
+    Returns
+    -------
+    int
+        The exit code: the command's (0 when it returns None), 2 for a user's mistake or
+        no command (the help is printed), 130 on Ctrl-C.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_module", None):
@@ -62,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._module.run(args) or 0)
     except SleepstreamError as exc:
-        print(f"sleepstream {args.command}: error: {exc}", file=sys.stderr)
+        print(f"sleepstream {args.command}: error: {exc.naming(args._flags)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"sleepstream {args.command}: interrupted", file=sys.stderr)

@@ -47,8 +47,23 @@ SESSION_HELP = ("join LSL session ID instead of liblsl's default session, which 
 
 def config_search_paths(env: dict[str, str] | None = None, cwd: Path | None = None,
                         home: Path | None = None) -> list[Path]:
-    """Where liblsl looks for its configuration file, first hit wins: ``$LSLAPICFG``,
-    ``./lsl_api.cfg``, ``~/lsl_api/lsl_api.cfg``, ``/etc/lsl_api/lsl_api.cfg``."""
+    """Where liblsl looks for its configuration file, first hit wins.
+
+    Parameters
+    ----------
+    env : dict of str to str, optional
+        The environment (default ``os.environ``).
+    cwd : Path, optional
+        The working folder (default the process's).
+    home : Path, optional
+        The home folder (default the user's).
+
+    Returns
+    -------
+    list of Path
+        ``$LSLAPICFG`` (when set and not empty), ``./lsl_api.cfg``,
+        ``~/lsl_api/lsl_api.cfg``, ``/etc/lsl_api/lsl_api.cfg``, in that order.
+    """
     env = os.environ if env is None else env
     cwd = Path.cwd() if cwd is None else cwd
     home = Path.home() if home is None else home
@@ -58,8 +73,24 @@ def config_search_paths(env: dict[str, str] | None = None, cwd: Path | None = No
 
 def find_user_config(env: dict[str, str] | None = None, cwd: Path | None = None,
                      home: Path | None = None) -> Path | None:
-    """The LSL configuration file liblsl would load, or None when there is none (a
-    ``LSLAPICFG`` naming an unreadable file is skipped, as liblsl skips it)."""
+    """The LSL configuration file liblsl would load, or None when there is none.
+
+    Parameters
+    ----------
+    env : dict of str to str, optional
+        The environment (default ``os.environ``).
+    cwd : Path, optional
+        The working folder (default the process's).
+    home : Path, optional
+        The home folder (default the user's).
+
+    Returns
+    -------
+    Path or None
+        The first path of :func:`config_search_paths` that can be opened for reading (a
+        ``LSLAPICFG`` naming an unreadable file is skipped, as liblsl skips it); None
+        when none can.
+    """
     for p in config_search_paths(env, cwd, home):
         try:
             with open(p, "rb"):
@@ -70,7 +101,19 @@ def find_user_config(env: dict[str, str] | None = None, cwd: Path | None = None,
 
 
 def session_of(config_text: str) -> str:
-    """The SessionID a configuration text sets (liblsl's ``default`` when none)."""
+    """The SessionID a configuration text sets.
+
+    Parameters
+    ----------
+    config_text : str
+        The text of an ``lsl_api.cfg``.
+
+    Returns
+    -------
+    str
+        Its ``[lab] SessionID``; liblsl's ``default`` when it sets none, sets an empty
+        one, or cannot be parsed.
+    """
     cp = configparser.ConfigParser(strict=False, interpolation=None, inline_comment_prefixes=(";", "#"))
     cp.optionxform = str  # type: ignore[assignment,method-assign]
     try:
@@ -81,8 +124,21 @@ def session_of(config_text: str) -> str:
 
 
 def with_session(config_text: str, session_id: str) -> str:
-    """``config_text`` with its ``[lab] SessionID`` set to ``session_id`` (every other
-    line kept as it is)."""
+    """A configuration text with its ``[lab] SessionID`` set.
+
+    Parameters
+    ----------
+    config_text : str
+        The text of an ``lsl_api.cfg``.
+    session_id : str
+        The SessionID to set.
+
+    Returns
+    -------
+    str
+        ``config_text`` with its ``[lab] SessionID`` replaced, or added (with a ``[lab]``
+        section when it has none); every other line kept as it is.
+    """
     out: list[str] = []
     section = ""
     placed = False
@@ -110,10 +166,17 @@ def with_session(config_text: str, session_id: str) -> str:
 class LslSetup:
     """How liblsl was configured.
 
-    user_config: the user's configuration file in use (None: sleepstream's own).
-    network: liblsl's network defaults (True) or this machine only (False); with a
-    user configuration, whatever it says. session_id: the LSL session joined.
-    content: the text given to liblsl (None: liblsl loads ``user_config`` itself).
+    Parameters
+    ----------
+    user_config : Path or None
+        The user's configuration file in use (None: sleepstream's own).
+    network : bool
+        liblsl's network defaults (True) or this machine only (False); with a user
+        configuration, whatever it says.
+    session_id : str
+        The LSL session joined.
+    content : str or None
+        The text given to liblsl (None: liblsl loads ``user_config`` itself).
     """
 
     user_config: Path | None
@@ -122,7 +185,13 @@ class LslSetup:
     content: str | None
 
     def describe(self) -> str:
-        """Where streams are looked for, in words."""
+        """Where streams are looked for, in words.
+
+        Returns
+        -------
+        str
+            E.g. ``this machine only, liblsl's default session``.
+        """
         session = ("liblsl's default session" if self.session_id == DEFAULT_SESSION
                    else f"LSL session {self.session_id!r}")
         if self.user_config is not None:
@@ -131,7 +200,14 @@ class LslSetup:
         return f"{where}, {session}"
 
     def search_hint(self) -> str:
-        """How to look further when a stream was not found."""
+        """How to look further when a stream was not found.
+
+        Returns
+        -------
+        str
+            ``searched <describe()>; to look further: ...``, with the options that would
+            widen the search (``--network``, ``--session-id``, an ``lsl_api.cfg``).
+        """
         tips = []
         if self.user_config is None and not self.network:
             tips.append("--network to look on other machines")
@@ -159,6 +235,13 @@ def plan_lsl(network: bool = False, session_id: str | None = None,
         else liblsl's default session).
     user_config : Path, optional
         The user's configuration file (see :func:`find_user_config`).
+
+    Returns
+    -------
+    LslSetup
+        The decision: the user's file as it is (or its text with only the SessionID
+        replaced), else sleepstream's own text (this machine only, or liblsl's network
+        defaults with ``network``; liblsl's log silenced either way).
     """
     session_id = session_id.strip() if session_id else None
     if user_config is not None:
@@ -174,6 +257,14 @@ def plan_lsl(network: bool = False, session_id: str | None = None,
 def configure_lsl(network: bool = False, session_id: str | None = None) -> LslSetup:
     """Configure liblsl (see the module text); must run before the first stream,
     outlet or inlet of the process.
+
+    Parameters
+    ----------
+    network : bool
+        ``--network``: liblsl's network defaults when there is no user configuration.
+    session_id : str, optional
+        ``--session-id``: the LSL session to join (default: the user's configuration's,
+        else liblsl's default session).
 
     Returns
     -------
@@ -192,7 +283,13 @@ def configure_lsl(network: bool = False, session_id: str | None = None) -> LslSe
 
 
 def add_lsl_arguments(p: argparse.ArgumentParser) -> None:
-    """``--network`` and ``--session-id``, for every command that makes LSL calls."""
+    """``--network`` and ``--session-id``, for every command that makes LSL calls.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The command's parser; the options go in a group of their own.
+    """
     g = p.add_argument_group("LSL (default: liblsl's default session; your lsl_api.cfg if you have one, "
                              "else this machine only)")
     g.add_argument("--network", action="store_true", help=NETWORK_HELP)
@@ -200,9 +297,22 @@ def add_lsl_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def write_machine_config(path: Path, session_id: str | None = None) -> Path:
-    """Write sleepstream's this-machine-only configuration to ``path`` (with a
-    ``SessionID`` when given), e.g. for tests and benchmarks that point ``LSLAPICFG``
-    at a session of their own."""
+    """Write sleepstream's this-machine-only configuration to ``path``.
+
+    E.g. for tests and benchmarks that point ``LSLAPICFG`` at a session of their own.
+
+    Parameters
+    ----------
+    path : Path
+        The file to write (replaced when it exists).
+    session_id : str, optional
+        A ``[lab] SessionID`` to set; None sets none (liblsl's default session).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     text = MACHINE_ONLY if session_id is None else with_session(MACHINE_ONLY, session_id)
     path.write_text(text)
     return path

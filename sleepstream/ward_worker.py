@@ -5,8 +5,10 @@ that is killed leaves no worker scoring on (a new ward on the same folder would 
 it). Done here, after ``exec``, rather than in a ``preexec_fn``, which can deadlock a
 child forked from a process with threads (the ward has a reader thread per worker).
 
-The ward's process id comes in ``SLEEPSTREAM_WARD_PID``: when the parent is already
-another process (the ward died before the request took effect), the worker ends at once.
+The ward's process id comes in ``SLEEPSTREAM_WARD_PID``
+(:data:`scorer.ward.worker.WARD_PID_ENV`, set where the ward starts its workers): when the
+parent is already another process (the ward died before the request took effect), the
+worker ends at once.
 """
 from __future__ import annotations
 
@@ -15,14 +17,22 @@ import os
 import signal
 import sys
 
-WARD_PID_ENV = "SLEEPSTREAM_WARD_PID"
+from scorer.ward.worker import WARD_PID_ENV
+
 PR_SET_PDEATHSIG = 1
 
 log = logging.getLogger(__name__)
 
 
 def end_with_parent() -> bool:
-    """Ask for SIGTERM when the parent ends (Linux only); False when the ward is gone already."""
+    """Ask for SIGTERM when the parent ends (Linux only).
+
+    Returns
+    -------
+    bool
+        False when the ward is gone already (the parent is not the process that
+        ``SLEEPSTREAM_WARD_PID`` names); True otherwise, also when that is not set.
+    """
     if sys.platform.startswith("linux"):
         try:
             import ctypes
@@ -35,6 +45,19 @@ def end_with_parent() -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``sleepstream ARGS`` as a ward's worker, ending with the ward.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The command line after ``sleepstream`` (``live ...``); None reads ``sys.argv``.
+
+    Returns
+    -------
+    int
+        The command's exit code (:func:`sleepstream.cli.main`); 0 without running it when
+        the ward is gone already.
+    """
     if not end_with_parent():
         return 0
     from sleepstream.cli import main as cli_main

@@ -22,13 +22,20 @@ class RingBuffer:
 
     @property
     def capacity(self) -> int:
+        """Number of samples the buffer keeps at most."""
         return len(self._data)
 
     def __len__(self) -> int:
         return self._count
 
     def append(self, samples: np.ndarray) -> None:
-        """Add samples (oldest first); only the last ``capacity`` are kept."""
+        """Add samples (oldest first); only the last ``capacity`` are kept.
+
+        Parameters
+        ----------
+        samples : numpy.ndarray
+            The new samples, oldest first, in the channel's unit (flattened, stored as float32).
+        """
         x = np.asarray(samples, dtype=np.float32).reshape(-1)
         n = len(x)
         if n == 0:
@@ -47,12 +54,29 @@ class RingBuffer:
         self._count = min(cap, self._count + n)
 
     def append_missing(self, n: int) -> None:
-        """Add ``n`` missing samples (NaN) without allocating more than ``capacity``."""
+        """Add ``n`` missing samples (NaN) without allocating more than ``capacity``.
+
+        Parameters
+        ----------
+        n : int
+            Number of missing samples; zero or less adds nothing.
+        """
         if n > 0:
             self.append(np.full(min(n, self.capacity), np.nan, dtype=np.float32))
 
     def latest(self, n: int | None = None) -> np.ndarray:
-        """A copy of the last ``n`` samples (all held when None), oldest first."""
+        """A copy of the last ``n`` samples (all held when None), oldest first.
+
+        Parameters
+        ----------
+        n : int, optional
+            Number of samples wanted, clipped to those held; None (default) for all held.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 copy of at most ``n`` samples, oldest first (empty when none is held).
+        """
         n = self._count if n is None else max(0, min(n, self._count))
         if n == 0:
             return np.zeros(0, dtype=np.float32)

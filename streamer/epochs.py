@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sleepnet.preprocess import Epoch, PreprocessConfig, Preprocessor
+from sleepnet.preprocess import Epoch, PreprocessConfig, Preprocessor, QualityThresholds
 
 from .errors import StreamError
 from .stream import SampleChunk
@@ -41,10 +41,14 @@ from .stream import SampleChunk
 class TimedEpoch:
     """A model-ready epoch with its place in time.
 
-    epoch: the preprocessed epoch (index, data, missing fraction, flags, scorable).
-    start_time / end_time: LSL time (s, this machine's clock) of its first and last
-    input sample. arrival_time: local LSL clock (s) when its last sample was pulled;
-    latency is measured from here.
+    Parameters
+    ----------
+    epoch : sleepnet.preprocess.Epoch
+        The preprocessed epoch (index, data, missing fraction, flags, scorable).
+    start_time, end_time : float
+        LSL time (s, this machine's clock) of its first and last input sample.
+    arrival_time : float
+        Local LSL clock (s) when its last sample was pulled; latency is measured from here.
     """
 
     epoch: Epoch = field(repr=False)
@@ -54,6 +58,7 @@ class TimedEpoch:
 
     @property
     def index(self) -> int:
+        """The epoch's number, counted from the stream's first sample (0-based)."""
         return self.epoch.index
 
 
@@ -68,11 +73,14 @@ class EpochAssembler:
         The model's preprocessing (from the loaded weights).
     block_s : float
         Longest run of missing samples fed to the preprocessor at once.
+    thresholds : QualityThresholds, optional
+        Quality rules (default: the µV ones; see :func:`sleepnet.normalised.quality_thresholds`).
     """
 
-    def __init__(self, sfreq_hz: float, config: PreprocessConfig, block_s: float = 30.0) -> None:
+    def __init__(self, sfreq_hz: float, config: PreprocessConfig, block_s: float = 30.0,
+                 thresholds: QualityThresholds | None = None) -> None:
         try:
-            self._pre = Preprocessor(sfreq_hz, config)
+            self._pre = Preprocessor(sfreq_hz, config, thresholds)
         except ValueError as exc:
             raise StreamError(f"cannot score a stream at {sfreq_hz:g} Hz: {exc}") from None
         self.sfreq_hz = float(sfreq_hz)
@@ -92,11 +100,34 @@ class EpochAssembler:
         return self._n_in
 
     def first_sample(self, k: int) -> int:
-        """Index of the first input sample of epoch ``k``."""
+        """Index of the first input sample of epoch ``k``.
+
+        Parameters
+        ----------
+        k : int
+            Epoch number (0-based).
+
+        Returns
+        -------
+        int
+            ``round(k * epoch_s * sfreq_hz)``: the input sample (gap fills counted) that starts it.
+        """
         return int(round(k * self._epoch_in))
 
     def push(self, chunk: SampleChunk) -> list[TimedEpoch]:
-        """Feed one chunk (its gap first); return the epochs it completes."""
+        """Feed one chunk (its gap first); return the epochs it completes.
+
+        Parameters
+        ----------
+        chunk : SampleChunk
+            The next chunk from the stream; its ``missing_before`` samples are fed as NaN
+            first (in blocks of at most ``block_s``), then its samples (µV).
+
+        Returns
+        -------
+        list of TimedEpoch
+            The epochs whose last input sample this chunk brought, in order (often none).
+        """
         out: list[TimedEpoch] = []
         missing = int(chunk.missing_before)
         if missing and self._last_ts is not None:

@@ -5,6 +5,20 @@ in the stream description (or by index), converts it to µV from the channel uni
 detects missing samples from the timestamps, keeps a bounded ring buffer of recent
 samples, and watches for stalls and loss.
 
+Bounded input
+-------------
+What a stream may be is checked before any inlet is made (:func:`check_stream_info`):
+a nominal rate from 50 Hz to 20 kHz (finite; irregular streams are refused), 1 to 1024
+channels, samples of float32, double64 or int8/16/32/64. Anything else is a
+:class:`~streamer.errors.StreamError` of one line naming the stream. Memory is then
+bounded in bytes, whatever the stream: each pull takes at most ``MAX_PULL_BYTES`` (4 MiB)
+of samples and timestamps, and liblsl's queue for the inlet holds at most
+``MAX_INLET_BUFFER_BYTES`` (256 MiB, counted at ``LSL_SAMPLE_OVERHEAD_BYTES`` plus the
+values per queued sample, as measured with pylsl 1.18.6; see :func:`inlet_buffer_s`).
+When the scorer falls further behind than that queue holds, liblsl keeps the newest
+samples and drops the oldest (measured); the hole shows in the timestamps and becomes a
+gap by the rule below.
+
 Gap rule
 --------
 Timestamps are used only to find gaps; samples are counted, never placed by time.
@@ -13,10 +27,32 @@ is declared when ``dt - 1/fs`` exceeds ``gap_tolerance_s`` (default 0.05 s, so t
 timestamp jitter of real amplifiers is not mistaken for loss); then
 ``round(dt * fs) - 1`` samples are missing and are delivered as
 :attr:`SampleChunk.missing_before`, which :class:`streamer.epochs.EpochAssembler` turns
-into NaN samples so the preprocessor marks them missing. A gap longer than
-``max_gap_fill_s`` (default 12 h, e.g. a clock jump) is filled only up to that length.
-Timestamps that go backwards (a source restarted with another clock origin) cannot
-measure a gap: a warning is logged and samples are counted on.
+into NaN samples so the preprocessor marks them missing.
+
+Timestamps that go back by more than ``gap_tolerance_s`` (a source restarted on another
+clock, a clock that was set back) are a break: nothing measures how much is missing
+there, so the break counts as ONE missing sample. The epoch holding it is flagged
+``gap`` and, like any gap, closes a stimulation window; live equals batch scoring of
+the same samples with one NaN inserted at the break, exactly as for a forward gap.
+The clock is re-anchored there: later gaps are measured from the samples after it.
+
+Missing time is filled within a budget, so a clock that lies (jumping back and forth)
+cannot make the scorer produce hours of unscored epochs in a burst:
+
+* one gap fills at most ``max_gap_fill_s`` (default 12 h);
+* one pull fills at most ``fill_rate`` (default 2) x the wall time since the previous
+  pull x the stream's pace (seconds of signal received per second of wall time since
+  its first sample, at least 1): a real gap is silence on the wall clock too, so a gap
+  of any length in a stream sent at real time or faster is filled whole;
+* plus what is left of a reserve of ``fill_reserve_s`` (default 600 s), which refills
+  by one second per second of signal received, for gaps that come with no silence
+  before them (samples dropped from a queue, a clock stepping forward).
+
+So the time filled is at most ``fill_rate`` x pace x wall time, plus the signal
+received, plus the reserve. What the budget leaves unfilled is a shorter gap: the
+epochs after it follow on (their times still come from the timestamps), and the
+hypnogram's epoch count falls behind the clock by the time not filled; a warning says
+how much.
 How much missing signal an epoch tolerates, and what the model's context does after a
 long gap, is decided downstream: see :mod:`streamer.epochs`.
 
@@ -45,8 +81,8 @@ import pylsl
 from pylsl.util import LostError
 from pylsl.util import TimeoutError as LslTimeoutError
 
-from sleepnet.errors import SleepstreamError
-from sleepnet.io.recordings import pick_channel
+from sleepnet.errors import SleepstreamError, parameter
+from sleepnet.io.derivations import DEFAULT_CHANNEL, Derivation, resolve_derivation
 
 from .buffer import RingBuffer
 from .errors import StreamChangedError, StreamError
@@ -54,14 +90,29 @@ from .resolve import describe_stream, reopen_first
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHANNEL = "Fpz-Cz"
 STALL_TIMEOUT_S = 2.0
 GAP_TOLERANCE_S = 0.05
 MAX_GAP_FILL_S = 12 * 3600.0
+FILL_RATE = 2.0              # s of missing signal filled per s of wall time, at the stream's pace
+FILL_RESERVE_S = 600.0       # s of missing signal that may be filled with no silence before
 DEFAULT_BUFLEN_S = 360
 RECENT_S = 30.0
 TIME_CORRECTION_EVERY_S = 5.0
-MAX_AUTO_BUFFER_SAMPLES = 8_000_000   # ~256 MB of liblsl queue; 22 h at 100 Hz
+MIN_RATE_HZ = 50.0
+MAX_RATE_HZ = 20_000.0
+MAX_CHANNELS = 1024
+MAX_PULL_SAMPLES = 65536
+MAX_PULL_BYTES = 4 * 2**20           # values plus timestamps taken by one pull
+MAX_INLET_BUFFER_BYTES = 256 * 2**20  # liblsl's queue for the inlet, when full
+LSL_SAMPLE_OVERHEAD_BYTES = 96       # per queued sample beyond its values (pylsl 1.18.6, measured)
+WARN_EVERY_S = 10.0                  # at most one warning a kind in this time (a clock that lies)
+
+#: Bytes per value of each numeric LSL channel format.
+VALUE_BYTES: dict[int, int] = {pylsl.cf_float32: 4, pylsl.cf_double64: 8, pylsl.cf_int8: 1,
+                               pylsl.cf_int16: 2, pylsl.cf_int32: 4, pylsl.cf_int64: 8}
+_FORMAT_NAMES = {pylsl.cf_float32: "float32", pylsl.cf_double64: "double64", pylsl.cf_string: "string",
+                 pylsl.cf_int8: "int8", pylsl.cf_int16: "int16", pylsl.cf_int32: "int32",
+                 pylsl.cf_int64: "int64", pylsl.cf_undefined: "undefined"}
 
 _UNIT_SCALES_TO_UV: dict[str, float] = {
     "uv": 1.0, "µv": 1.0, "microvolt": 1.0, "microvolts": 1.0,
@@ -74,8 +125,18 @@ _UNIT_SCALES_TO_UV: dict[str, float] = {
 def unit_scale_to_uv(unit: str | None) -> float | None:
     """Factor from ``unit`` to µV, or None when the unit is not a voltage we know.
 
-    Accepts names (``uV``, ``µV``, ``microvolts``, ``mV``, ``V``, ``volts``, ``nV``) and
-    the power-of-ten codes of pylsl/MNE (``-6`` for µV, ``-3`` for mV, ``0`` for V).
+    Parameters
+    ----------
+    unit : str or None
+        A unit name (``uV``, ``µV``, ``microvolts``, ``mV``, ``V``, ``volts``, ``nV``; case,
+        surrounding spaces and a Greek mu ignored) or a power-of-ten code of pylsl/MNE
+        (``-6`` for µV, ``-3`` for mV, ``0`` for V).
+
+    Returns
+    -------
+    float or None
+        What a value in ``unit`` is multiplied by to give µV (1e3 for mV); None for None or
+        a unit that is not a voltage we know.
     """
     if unit is None:
         return None
@@ -89,14 +150,113 @@ def unit_scale_to_uv(unit: str | None) -> float | None:
     return float(10.0 ** (exponent + 6))
 
 
-def replay_buffer_s(info: pylsl.StreamInfo, max_samples: int = MAX_AUTO_BUFFER_SAMPLES) -> int | None:
-    """Inlet buffer (s) that a replay faster than real time needs, from the
-    ``replay/speed`` and ``replay/duration_s`` of its description; None for other streams.
+def check_stream_info(info: pylsl.StreamInfo) -> None:
+    """Refuse, before any inlet is made, a stream that cannot be scored or whose
+    samples could not be held in bounded memory.
 
-    At "max" the producer may run through the whole recording before the scorer has
-    read much of it, so the buffer covers it all; at N times real time it covers ten
-    seconds of wall time (N x 10 s of signal, at least 360 s). Capped at
-    ``max_samples`` queued samples (liblsl allocates the queue up front, ~32 bytes each).
+    Parameters
+    ----------
+    info : pylsl.StreamInfo
+        A resolved (or full) stream description.
+
+    Raises
+    ------
+    StreamError
+        One line naming the stream: a description liblsl could not read (what liblsl
+        makes of a rate that is not a number, or of a channel format it does not know),
+        an irregular rate, a nominal rate that is not finite or lies outside
+        ``MIN_RATE_HZ``..``MAX_RATE_HZ`` (50 Hz to 20 kHz), no channel or more than
+        ``MAX_CHANNELS`` (1024), or samples that are not float32, double64 or int8/16/32/64.
+    """
+    name = info.name()
+    if name.startswith("(invalid"):
+        raise StreamError(f"stream {name}: liblsl could not read its description (a nominal rate that is not "
+                          "a number, or a channel format it does not know?); fix the stream's outlet")
+    rate = info.nominal_srate()
+    if rate == pylsl.IRREGULAR_RATE:
+        raise StreamError(f"stream '{name}' has an irregular rate; sleepstream needs a regularly "
+                          "sampled EEG stream (nominal rate > 0)")
+    if not (math.isfinite(rate) and MIN_RATE_HZ <= rate <= MAX_RATE_HZ):
+        raise StreamError(f"stream '{name}' has a nominal rate of {rate:g} Hz; sleepstream scores EEG sampled "
+                          f"at {MIN_RATE_HZ:g} Hz to {MAX_RATE_HZ / 1000:g} kHz")
+    count = info.channel_count()
+    if not 1 <= count <= MAX_CHANNELS:
+        raise StreamError(f"stream '{name}' has {count} channels; sleepstream reads streams of 1 to "
+                          f"{MAX_CHANNELS} channels")
+    fmt = info.channel_format()
+    if fmt == pylsl.cf_string:
+        raise StreamError(f"stream '{name}' carries text, not signal samples")
+    if fmt not in VALUE_BYTES:
+        raise StreamError(f"stream '{name}' has channel format {_FORMAT_NAMES.get(fmt, str(fmt))}; sleepstream "
+                          "reads float32, double64 and int8/16/32/64 samples")
+
+
+def queued_sample_bytes(info: pylsl.StreamInfo) -> int:
+    """Bytes one sample of ``info`` costs in liblsl's inlet queue.
+
+    Parameters
+    ----------
+    info : pylsl.StreamInfo
+        The stream's description (channel count and format).
+
+    Returns
+    -------
+    int
+        Its values (``VALUE_BYTES`` of the format, 8 when unknown, x channels) plus
+        ``LSL_SAMPLE_OVERHEAD_BYTES`` (slot, header and allocation; measured with pylsl
+        1.18.6 at 100 B a sample for one float32 channel, 350-410 B for 64).
+    """
+    return LSL_SAMPLE_OVERHEAD_BYTES + max(1, info.channel_count()) * VALUE_BYTES.get(info.channel_format(), 8)
+
+
+def inlet_buffer_s(info: pylsl.StreamInfo, wanted_s: float, max_bytes: int = MAX_INLET_BUFFER_BYTES) -> int:
+    """The inlet buffer (whole seconds, liblsl's unit, at least 1) to ask for.
+
+    liblsl sizes the queue as seconds x nominal rate samples and allocates its slots up
+    front (~16-32 bytes each); each queued sample then costs :func:`queued_sample_bytes`.
+    When the queue is full liblsl drops the OLDEST sample for each new one (measured
+    with pylsl 1.18.6): a scorer that falls behind by more than the buffer loses the
+    oldest part of what waits, keeps the newest, and the hole becomes a gap. One second
+    at the largest stream accepted (20 kHz x 1024 double64 channels) is ~170 MB, so the
+    bound always leaves at least one second.
+
+    Parameters
+    ----------
+    info : pylsl.StreamInfo
+        The stream's description (nominal rate, channel count and format).
+    wanted_s : float
+        The buffer wanted, s of signal.
+    max_bytes : int
+        Most bytes liblsl's queue may hold when full (default ``MAX_INLET_BUFFER_BYTES``,
+        256 MiB).
+
+    Returns
+    -------
+    int
+        ``wanted_s``, or fewer seconds so that the full queue holds at most ``max_bytes``;
+        at least 1. ``wanted_s`` as it is (whole, at least 1) for a rate that is not finite
+        and positive.
+    """
+    rate = info.nominal_srate()
+    if not (math.isfinite(rate) and rate > 0):
+        return max(1, int(wanted_s))
+    cap = max_bytes / (rate * queued_sample_bytes(info))
+    return max(1, int(min(float(wanted_s), cap)))
+
+
+def replay_speed(info: pylsl.StreamInfo) -> tuple[float, float] | None:
+    """The speed and length of a sleepstream replay, from its description.
+
+    Parameters
+    ----------
+    info : pylsl.StreamInfo
+        A full stream description (an inlet's ``info()``).
+
+    Returns
+    -------
+    tuple of (float, float) or None
+        ``(speed, duration_s)`` from its ``replay/speed`` and ``replay/duration_s`` (speed
+        ``max`` is infinite); None for other streams or values that are not numbers.
     """
     rp = info.desc().child("replay")
     if rp.empty():
@@ -107,23 +267,77 @@ def replay_buffer_s(info: pylsl.StreamInfo, max_samples: int = MAX_AUTO_BUFFER_S
         speed = math.inf if speed_text == "max" else float(speed_text)
     except ValueError:
         return None
+    return speed, duration
+
+
+def replay_buffer_s(info: pylsl.StreamInfo, max_bytes: int = MAX_INLET_BUFFER_BYTES) -> int | None:
+    """Inlet buffer (s) that a replay faster than real time needs, from the
+    ``replay/speed`` and ``replay/duration_s`` of its description; None for other streams.
+
+    At "max" the producer may run through the whole recording before the scorer has
+    read much of it, so the buffer covers it all; at N times real time it covers ten
+    seconds of wall time (N x 10 s of signal, at least 360 s). Capped so that liblsl's
+    queue, full, holds at most ``max_bytes`` (see :func:`inlet_buffer_s`).
+
+    Parameters
+    ----------
+    info : pylsl.StreamInfo
+        A full stream description (an inlet's ``info()``).
+    max_bytes : int
+        Most bytes liblsl's queue may hold when full.
+
+    Returns
+    -------
+    int or None
+        The buffer to ask for, s (what is covered plus 60 s, capped; a warning is logged
+        when the cap cuts it); None for a stream that is not a replay, or one at real
+        time or slower.
+    """
+    found = replay_speed(info)
+    if found is None:
+        return None
+    speed, duration = found
     if not speed > 1.0 or not duration > 0:
         return None
     ahead = duration if math.isinf(speed) else min(duration, max(360.0, 10.0 * speed))
-    cap = max_samples / max(info.nominal_srate(), 1e-9)
-    if ahead + 60 > cap:
-        log.warning("stream '%s' replays %.0f s at %s: more than the %.0f s an inlet buffer may hold; "
-                    "samples may be dropped (they show as gaps); use a finite --speed", info.name(), duration,
-                    speed_text, cap)
-    return int(math.ceil(min(ahead + 60.0, cap)))
+    wanted = int(math.ceil(ahead + 60.0))
+    got = inlet_buffer_s(info, wanted, max_bytes)
+    if got < wanted:
+        log.warning("stream '%s' replays %.0f s at %s: more than the %d s an inlet buffer of %d MiB may hold; "
+                    "if the scorer falls that far behind, the oldest samples are dropped (they show as gaps); "
+                    "use a finite --speed", info.name(), duration, "max" if math.isinf(speed) else f"{speed:g}",
+                    got, max_bytes // 2**20)
+    return got
 
 
 @dataclass(frozen=True)
 class StreamDescription:
     """What was found when connecting.
 
-    sfreq_hz: nominal rate. channel_index/channel_label: the channel scored.
-    unit: its declared unit (None when absent). scale_to_uv: factor applied to reach µV.
+    Parameters
+    ----------
+    name, stream_type, source_id, hostname : str
+        The stream's name, content type, source identifier (empty when none) and host.
+    sfreq_hz : float
+        Nominal rate, Hz.
+    channel_count : int
+        Channels in the stream.
+    channel_labels : tuple of str
+        Their labels (``ch<i>`` where the stream gives none).
+    channel_index : int
+        The channel scored (0-based; the first of a derivation's).
+    channel_label : str
+        Its label, or the derivation's name.
+    unit : str or None
+        Its declared unit (or the ``units`` override); None when absent.
+    scale_to_uv : float
+        Factor applied to reach µV.
+    derivation : sleepnet.io.derivations.Derivation, optional
+        The channels and weights the scored signal is computed from, sample by sample
+        (:class:`sleepnet.io.derivations.Derivation`; one channel as it is, or ``F4-M1``).
+    normalisation : str, optional
+        ``normalisation/kind`` of the description (``per-epoch-zscore``: not µV but each
+        30-s epoch z-scored), None when absent.
     """
 
     name: str
@@ -137,17 +351,26 @@ class StreamDescription:
     channel_label: str
     unit: str | None
     scale_to_uv: float
+    derivation: Derivation | None = None
+    normalisation: str | None = None
 
 
 @dataclass(frozen=True)
 class SampleChunk:
     """Consecutive samples of the picked channel, as pulled.
 
-    samples_uv: (n,) float64 µV (NaN/Inf kept as sent: they mark missing samples).
-    timestamps: (n,) float64 s in this machine's LSL clock (source stamps plus
-    time_correction()). missing_before: samples missing between the previous chunk's
-    last sample and this chunk's first (0 when none). arrival_time: local LSL clock (s)
-    when the pull returned.
+    Parameters
+    ----------
+    samples_uv : numpy.ndarray
+        (n,) float64 µV (NaN/Inf kept as sent: they mark missing samples).
+    timestamps : numpy.ndarray
+        (n,) float64 s in this machine's LSL clock (source stamps plus time_correction()).
+    missing_before : int
+        Samples missing between the previous chunk's last sample and this chunk's first
+        (0 when none; 1 for a break, where the timestamps went back: see the module's gap
+        rule).
+    arrival_time : float
+        Local LSL clock (s) when the pull returned.
     """
 
     samples_uv: np.ndarray
@@ -171,10 +394,9 @@ class EEGStream:
         Override the declared unit (``uV``, ``mV``, ``V``).
     max_buflen_s : int
         Inlet buffer in seconds of signal; a replay faster than real time needs it to
-        cover how far the producer may run ahead of the scorer.
-    auto_buffer : bool
-        Enlarge the buffer for a fast replay that says so in its description
-        (:func:`replay_buffer_s`).
+        cover how far the producer may run ahead of the scorer. Fewer seconds are asked
+        for where liblsl's queue would hold more than ``MAX_INLET_BUFFER_BYTES``
+        (:func:`inlet_buffer_s`).
     stall_timeout_s : float
         No sample for this long means "signal lost".
     gap_tolerance_s : float
@@ -183,6 +405,14 @@ class EEGStream:
         Longest gap filled with missing samples (a longer one is cut to this).
     recent_s : float
         Length of the ring buffer of recent samples.
+    auto_buffer : bool
+        Enlarge the buffer for a fast replay that says so in its description
+        (:func:`replay_buffer_s`).
+    fill_rate : float
+        Missing time filled per second of wall time between pulls, at the stream's pace.
+    fill_reserve_s : float
+        Missing time that may be filled with no silence before it; refills by one second
+        per second of signal received (the module's gap rule).
 
     Attributes
     ----------
@@ -196,18 +426,24 @@ class EEGStream:
                  channel_index: int | None = None, units: str | None = None,
                  max_buflen_s: int = DEFAULT_BUFLEN_S, stall_timeout_s: float = STALL_TIMEOUT_S,
                  gap_tolerance_s: float = GAP_TOLERANCE_S, max_gap_fill_s: float = MAX_GAP_FILL_S,
-                 recent_s: float = RECENT_S, auto_buffer: bool = True) -> None:
+                 recent_s: float = RECENT_S, auto_buffer: bool = True, fill_rate: float = FILL_RATE,
+                 fill_reserve_s: float = FILL_RESERVE_S) -> None:
         self._resolved = info
         self.auto_buffer = auto_buffer
         self.channel = channel
         self.channel_index = channel_index
         self.units = units
         if units is not None and unit_scale_to_uv(units) is None:
-            raise StreamError(f"unknown unit '{units}'; use uV, mV or V")
+            raise StreamError(f"{parameter('units')}={units!r}: use uV, mV or V")
         self.max_buflen_s = int(max(1, round(max_buflen_s)))
         self.stall_timeout_s = float(stall_timeout_s)
         self.gap_tolerance_s = float(gap_tolerance_s)
         self.max_gap_fill_s = float(max_gap_fill_s)
+        self.fill_rate = float(fill_rate)
+        self.fill_reserve_s = float(fill_reserve_s)
+        self._reserve_s = self.fill_reserve_s
+        self._first_arrival: float | None = None
+        self._warned_at: dict[str, tuple[float, int]] = {}
         self.recent_s = float(recent_s)
         self._inlet: pylsl.StreamInlet | None = None
         self._subscribed = False
@@ -227,6 +463,28 @@ class EEGStream:
         self.gaps = 0
         self.stalls = 0
         self.losses = 0
+        self._disconnected = False
+
+    def __repr__(self) -> str:
+        d = self._desc
+        if d is None:
+            try:
+                name, rate = self._resolved.name(), f"{self._resolved.nominal_srate():g} Hz"
+            except Exception:  # pragma: no cover - a description liblsl cannot read
+                name, rate = "?", "? Hz"
+            channel = f"#{self.channel_index}" if self.channel_index is not None else self.channel
+            return f"<EEGStream '{name}' @ {rate}, channel {channel}, not connected>"
+        unit = d.unit or "no unit"
+        if d.scale_to_uv != 1.0:
+            unit += f", x{d.scale_to_uv:g} to µV"
+        if self._disconnected:
+            state = "disconnected"
+        elif self._inlet is None:
+            state = "lost, waiting for it to return"
+        else:
+            state = "stalled" if self._stalled else "connected"
+        return (f"<EEGStream '{d.name}' @ {d.sfreq_hz:g} Hz, channel {d.channel_label} ({unit}), {state}, "
+                f"{self.samples_received} samples>")
 
     # -- lifecycle --------------------------------------------------------------------
     def connect(self, timeout_s: float = 5.0, subscribe: bool = True) -> StreamDescription:
@@ -235,28 +493,50 @@ class EEGStream:
         With ``subscribe=False`` samples start flowing only at :meth:`subscribe` (or
         the first :meth:`acquire`): a caller with more to set up first (sinks, the
         model) then does not find the stream's first seconds, or a fast replay's whole
-        night, queued in liblsl (about 80 bytes a sample) when it starts pulling.
+        night, queued in liblsl (:func:`queued_sample_bytes` a sample) when it starts pulling.
+
+        Parameters
+        ----------
+        timeout_s : float
+            How long to wait for the outlet's description and answer, s.
+        subscribe : bool
+            Start the flow of samples now (default); False to start it later.
+
+        Returns
+        -------
+        StreamDescription
+            What was found: rate, channel picked, unit and scale to µV. Connecting again
+            while connected returns it unchanged (and subscribes when asked).
 
         Raises
         ------
         StreamError
-            Irregular rate, text samples, no such channel, unknown units, or no answer.
+            A stream refused by :func:`check_stream_info` (rate, channels, sample
+            format), no such channel, unknown units, or no answer.
         """
         if self._inlet is not None:
             if subscribe:
                 self.subscribe(timeout_s)
             return self.description
         self._open(self._resolved, timeout_s, subscribe=subscribe)
+        self._disconnected = False
         desc = self.description
         self._ring = RingBuffer(max(1, int(round(self.recent_s * desc.sfreq_hz))))
         # Large pulls drain a backlog with little overhead per sample; a pull returns what has
-        # arrived, so its size costs nothing in latency. At most ~1 MB of float32 per pull.
-        self._max_pull = max(int(desc.sfreq_hz * 10), min(65536, 2**18 // max(1, desc.channel_count)))
+        # arrived, so its size costs nothing in latency. Bounded in bytes: pylsl allocates
+        # max_pull x (channels x value + 8-byte timestamp) for each pull.
+        per_sample = desc.channel_count * VALUE_BYTES.get(self._resolved.channel_format(), 8) + 8
+        self._max_pull = max(1, min(MAX_PULL_SAMPLES, MAX_PULL_BYTES // per_sample))
         self._last_arrival = pylsl.local_clock()
         return desc
 
     def subscribe(self, timeout_s: float = 5.0) -> None:
         """Start the flow of samples (after ``connect(subscribe=False)``; else a no-op).
+
+        Parameters
+        ----------
+        timeout_s : float
+            How long to wait for the outlet to answer, s.
 
         Raises
         ------
@@ -283,6 +563,7 @@ class EEGStream:
         self._inlet = None
         self._subscribed = False
         self._resolver = None
+        self._disconnected = True
 
     def __enter__(self) -> "EEGStream":
         self.connect()
@@ -294,6 +575,7 @@ class EEGStream:
     # -- state --------------------------------------------------------------------------
     @property
     def description(self) -> StreamDescription:
+        """What :meth:`connect` found (a :class:`StreamDescription`); RuntimeError before it."""
         if self._desc is None:
             raise RuntimeError("EEGStream.connect() first")
         return self._desc
@@ -315,12 +597,34 @@ class EEGStream:
         return self._max_pull
 
     def silent_s(self, now: float | None = None) -> float:
-        """Seconds since the last sample arrived (or since connecting)."""
+        """Seconds since the last sample arrived (or since connecting).
+
+        Parameters
+        ----------
+        now : float, optional
+            Local LSL clock (s) to measure at; default ``pylsl.local_clock()``.
+
+        Returns
+        -------
+        float
+            Seconds of silence.
+        """
         now = pylsl.local_clock() if now is None else now
         return now - self._last_arrival
 
     def recent_uv(self, seconds: float | None = None) -> np.ndarray:
-        """The last ``seconds`` of the channel in µV (NaN where missing), oldest first."""
+        """The last ``seconds`` of the channel in µV (NaN where missing), oldest first.
+
+        Parameters
+        ----------
+        seconds : float, optional
+            How much, s (at most ``recent_s`` is held); None for all held.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 µV, oldest first; empty before :meth:`connect`.
+        """
         if self._ring is None:
             return np.zeros(0, dtype=np.float32)
         n = None if seconds is None else int(round(seconds * self.description.sfreq_hz))
@@ -330,9 +634,29 @@ class EEGStream:
     def acquire(self, timeout_s: float = 0.1) -> list[SampleChunk]:
         """Pull what has arrived (waiting up to ``timeout_s`` for the first sample).
 
-        Returns the samples split at gaps: each :class:`SampleChunk` says how many
-        samples were missing before it. Returns [] while nothing arrives, while the
-        stream is lost, and between the loss and the return of its outlet.
+        While the stream is lost, each call looks once for its outlet to return (and
+        otherwise waits ``timeout_s``). Updates the stall state and the counters.
+
+        Parameters
+        ----------
+        timeout_s : float
+            Longest wait for a first sample, s.
+
+        Returns
+        -------
+        list of SampleChunk
+            The samples split at gaps: each :class:`SampleChunk` says how many samples
+            were missing before it. [] while nothing arrives, while the stream is lost,
+            and between the loss and the return of its outlet.
+
+        Raises
+        ------
+        StreamChangedError
+            The stream came back at another rate or scale to µV.
+        StreamError
+            The stream did not answer when subscribing.
+        RuntimeError
+            Called before :meth:`connect`.
         """
         if self._desc is None:
             raise RuntimeError("EEGStream.connect() first")
@@ -355,7 +679,7 @@ class EEGStream:
             self._update_stall(arrival)
             return []
         self._refresh_time_correction(arrival)
-        x = np.asarray(data[:, self._desc.channel_index], dtype=np.float64)
+        x = self._desc.derivation.apply(data)       # one channel, or a derivation: float64
         if self._desc.scale_to_uv != 1.0:
             x = x * self._desc.scale_to_uv
         t = np.asarray(ts, dtype=np.float64) + self._tc
@@ -368,22 +692,23 @@ class EEGStream:
     # -- internals ----------------------------------------------------------------------
     def _open(self, info: pylsl.StreamInfo, timeout_s: float, subscribe: bool = True) -> None:
         name = info.name()
-        rate = info.nominal_srate()
-        if rate <= 0:
-            raise StreamError(f"stream '{name}' has an irregular rate; sleepstream needs a regularly "
-                              "sampled EEG stream (nominal rate > 0)")
-        if info.channel_format() == pylsl.cf_string:
-            raise StreamError(f"stream '{name}' carries text, not signal samples")
-        inlet = pylsl.StreamInlet(info, max_buflen=self.max_buflen_s, recover=False)
+        check_stream_info(info)                # before liblsl allocates anything for it
+        buflen = inlet_buffer_s(info, self.max_buflen_s)
+        if buflen < self.max_buflen_s:
+            log.warning("stream '%s' (%g Hz x %d channels): inlet buffer %d s instead of %d s, the most that "
+                        "fits %d MiB; if the scorer falls further behind, the oldest samples are dropped and "
+                        "show as a gap", name, info.nominal_srate(), info.channel_count(), buflen,
+                        self.max_buflen_s, MAX_INLET_BUFFER_BYTES // 2**20)
+        inlet = pylsl.StreamInlet(info, max_buflen=buflen, recover=False)
         try:
             full = inlet.info(timeout=timeout_s)
+            check_stream_info(full)
             desc = self._describe(full)
             if self._desc is not None:
                 self._check_same_layout(desc)
             wanted = replay_buffer_s(full) if self.auto_buffer else None
-            if wanted is not None and wanted > self.max_buflen_s:
-                log.info("stream '%s' is a fast replay: inlet buffer %d s instead of %d s", name, wanted,
-                         self.max_buflen_s)
+            if wanted is not None and wanted > buflen:
+                log.info("stream '%s' is a fast replay: inlet buffer %d s instead of %d s", name, wanted, buflen)
                 del inlet
                 inlet = pylsl.StreamInlet(info, max_buflen=wanted, recover=False)
             self._tc = inlet.time_correction(timeout=timeout_s)   # ~0.6 s the first time: before the flow
@@ -406,23 +731,32 @@ class EEGStream:
         have_labels = labels is not None and any(lbl for lbl in labels)
         label_list = [lbl or "" for lbl in labels] if have_labels else [f"ch{i}" for i in range(count)]
         label_list = (label_list + [f"ch{i}" for i in range(len(label_list), count)])[:count]
+        deriv: Derivation | None = None
         if self.channel_index is not None:
             idx = int(self.channel_index)
             if not 0 <= idx < count:
-                raise StreamError(f"stream '{name}' has {count} channels; --channel-index {idx} is out of range")
+                raise StreamError(f"{parameter('channel_index')}={idx} is out of range: stream '{name}' has "
+                                  f"{count} channels")
         elif not have_labels:
             if count != 1:
                 raise StreamError(f"stream '{name}': its {count} channels carry no labels; "
-                                  "choose one with --channel-index")
+                                  f"choose one with {parameter('channel_index')}")
             log.warning("stream '%s' has no channel label; scoring its only channel", name)
             idx = 0
         else:
             try:
-                idx = pick_channel(label_list, self.channel, f"stream '{name}'")
+                deriv = resolve_derivation(label_list, self.channel, f"stream '{name}'")
             except SleepstreamError as exc:
                 raise StreamError(str(exc)) from None
+            idx = deriv.indices[0]
+        deriv = deriv if deriv is not None else Derivation((idx,), (1.0,), label_list[idx], (label_list[idx],))
         units = full.get_channel_units()
-        unit = units[idx] if units is not None and idx < len(units) else None
+        found = [units[i] if units is not None and i < len(units) else None for i in deriv.indices]
+        if len(set(found)) > 1:
+            raise StreamError(f"stream '{name}': the channels of '{deriv.name}' differ in unit "
+                              f"({', '.join(f'{lb}: {u}' for lb, u in zip(deriv.labels, found))})")
+        unit = found[0]
+        normalisation = full.desc().child("normalisation").child_value("kind") or None
         if self.units is not None:
             scale = unit_scale_to_uv(self.units)
             unit = self.units
@@ -432,13 +766,16 @@ class EEGStream:
                 log.warning("stream '%s' declares no unit for '%s'; assuming µV (override with --units)",
                             name, label_list[idx])
                 scale = 1.0
+            elif scale is None and normalisation:
+                scale = 1.0            # per-epoch normalised values: no voltage to convert
             elif scale is None:
                 raise StreamError(f"stream '{name}': channel '{label_list[idx]}' has unit '{unit}', "
-                                  "not a voltage; override with --units uV|mV|V")
+                                  f"not a voltage; override with {parameter('units')}=uV|mV|V")
         return StreamDescription(
             name=name, stream_type=full.type(), source_id=full.source_id(), hostname=full.hostname(),
             sfreq_hz=float(full.nominal_srate()), channel_count=count, channel_labels=tuple(label_list),
-            channel_index=idx, channel_label=label_list[idx], unit=unit, scale_to_uv=float(scale))
+            channel_index=idx, channel_label=deriv.name, unit=unit, scale_to_uv=float(scale),
+            derivation=deriv, normalisation=normalisation)
 
     def _check_same_layout(self, new: StreamDescription) -> None:
         old = self._desc
@@ -469,38 +806,73 @@ class EEGStream:
         else:
             steps = np.diff(t, prepend=self._last_ts)
         gap_at = np.flatnonzero(steps - period > self.gap_tolerance_s)
-        back = np.flatnonzero(steps < -self.gap_tolerance_s)
-        if len(back):
-            log.warning("stream '%s': timestamps went back by %.3f s (a restarted source with another "
-                        "clock?); no gap can be measured there, samples are counted on",
-                        desc.name, -float(steps[back[0]]))
+        back_at = np.flatnonzero(steps < -self.gap_tolerance_s)
         bad = int(np.count_nonzero(~np.isfinite(x)))
         self.samples_received += len(x)
         self.samples_missing += bad
-        gap_set = set(gap_at.tolist())
-        bounds = [0, *sorted(gap_set - {0}), len(x)]
+        breaks = set(gap_at.tolist()) | set(back_at.tolist())
+        bounds = [0, *sorted(breaks - {0}), len(x)]
         chunks: list[SampleChunk] = []
-        cap = int(round(self.max_gap_fill_s * fs))
+        credit_s = self._fill_credit_s(arrival)
         for a, b in zip(bounds[:-1], bounds[1:]):
             if b <= a:
                 continue
             missing = 0
-            if a in gap_set:
+            if a in breaks:
                 step = float(steps[a])
-                missing = max(1, int(round(step * fs)) - 1)
-                if missing > cap:
-                    log.warning("stream '%s': gap of %.0f s exceeds %.0f s; filling only %.0f s",
-                                desc.name, step, self.max_gap_fill_s, self.max_gap_fill_s)
-                    missing = cap
+                if step < 0:
+                    missing = 1        # a break: nothing measures what is missing there
+                    self._warn("back", "stream '%s': timestamps went back by %.3f s at t=%.3f (a restarted "
+                               "source, a clock set back): a break, counted as one missing sample; later "
+                               "gaps are measured from here", desc.name, -step, float(t[a]))
+                else:
+                    missing = max(1, int(round(step * fs)) - 1)
+                    allowed = int(min(self.max_gap_fill_s, credit_s + self._reserve_s) * fs)
+                    if missing > allowed:
+                        self._warn("cut", "stream '%s': gap of %.0f s at t=%.3f filled with only %.0f s (%s); "
+                                   "the epochs after it follow on", desc.name, missing / fs, float(t[a]),
+                                   max(1, allowed) / fs,
+                                   f"at most {self.max_gap_fill_s:.0f} s a gap" if allowed >= self.max_gap_fill_s * fs
+                                   else "the fill budget of the gap rule: timestamps jumping?")
+                        missing = max(1, allowed)
+                    used_s = missing / fs
+                    take = min(credit_s, used_s)
+                    credit_s -= take
+                    self._reserve_s = max(0.0, self._reserve_s - (used_s - take))
+                    self._warn("gap", "stream '%s': %d samples (%.2f s) missing before t=%.3f; marked as a gap",
+                               desc.name, missing, missing / fs, float(t[a]))
                 self.gaps += 1
                 self.samples_missing += missing
                 self._ring.append_missing(missing)
-                log.warning("stream '%s': %d samples (%.2f s) missing before t=%.3f; marked as a gap",
-                            desc.name, missing, missing / fs, t[a])
             self._ring.append(x[a:b])
             chunks.append(SampleChunk(samples_uv=x[a:b], timestamps=t[a:b], missing_before=missing,
                                       arrival_time=arrival))
+        self._reserve_s = min(self.fill_reserve_s, self._reserve_s + len(x) / fs)
         return chunks
+
+    def _fill_credit_s(self, arrival: float) -> float:
+        """Missing time this pull may fill beyond the reserve: ``fill_rate`` x the wall
+        time since the previous pull x the stream's pace (signal seconds received per
+        wall second since the first sample, at least 1)."""
+        if self._first_arrival is None:
+            self._first_arrival = arrival
+        fs = self.description.sfreq_hz
+        elapsed = max(1.0, arrival - self._first_arrival)
+        pace = max(1.0, self.samples_received / fs / elapsed)
+        return self.fill_rate * pace * max(0.0, arrival - self._last_arrival)
+
+    def _warn(self, kind: str, msg: str, *args: object) -> None:
+        """Log a warning of ``kind`` at most once per ``WARN_EVERY_S`` of wall time (a
+        clock that lies would otherwise log at every pull); says how many were held back."""
+        now = time.monotonic()
+        last, held = self._warned_at.get(kind, (-math.inf, 0))
+        if now - last < WARN_EVERY_S:
+            self._warned_at[kind] = (last, held + 1)
+            return
+        if held:
+            msg += f" ({held} more like it in the last {now - last:.0f} s)"
+        log.warning(msg, *args)
+        self._warned_at[kind] = (now, 0)
 
     def _update_stall(self, now: float) -> None:
         silent = now - self._last_arrival

@@ -15,11 +15,12 @@ import pylsl
 from pylsl.util import LostError
 from pylsl.util import TimeoutError as LslTimeoutError
 
+from sleepnet.stages import TRUTH_SUFFIX
+
 from .resolve import StreamQuery, reopen_first
 
 log = logging.getLogger(__name__)
 
-TRUTH_SUFFIX = "-truth"
 #: How long to look for a truth stream that was not among the streams visible with its EEG
 #: stream (s). A replay makes its truth outlet right after its EEG outlet, so it is nearly
 #: always visible with it; this covers the moment between. Without the visible streams
@@ -30,23 +31,49 @@ RESOLVE_TIMEOUT_S = 1.0
 
 @dataclass(frozen=True)
 class TruthMarker:
-    """A true stage. time: LSL time (s, this machine's clock) of the epoch's last
-    sample. stage: W, N1, N2, N3, REM or UNS."""
+    """A true stage.
+
+    Parameters
+    ----------
+    time : float
+        LSL time (s, this machine's clock) of the epoch's last sample.
+    stage : str
+        W, N1, N2, N3, REM or UNS.
+    """
 
     time: float
     stage: str
 
 
 def truth_query(eeg_name: str, eeg_source_id: str) -> StreamQuery:
-    """Where the truth of an EEG stream lives: its source_id plus ``-truth`` (the replay
-    tool's convention), or its name plus ``-truth`` when it has no source_id."""
+    """Where the truth of an EEG stream lives.
+
+    Parameters
+    ----------
+    eeg_name : str
+        The EEG stream's name.
+    eeg_source_id : str
+        The EEG stream's source_id; empty when it has none.
+
+    Returns
+    -------
+    StreamQuery
+        Its source_id plus ``-truth`` (the replay tool's convention), or its name plus
+        ``-truth`` when it has no source_id.
+    """
     if eeg_source_id:
         return StreamQuery(source_id=eeg_source_id + TRUTH_SUFFIX)
     return StreamQuery(name=eeg_name + TRUTH_SUFFIX)
 
 
 class TruthStream:
-    """Markers inlet with an explicit lifecycle (:meth:`connect`, :meth:`poll`, :meth:`disconnect`)."""
+    """Markers inlet with an explicit lifecycle (:meth:`connect`, :meth:`poll`, :meth:`disconnect`).
+
+    Parameters
+    ----------
+    info : pylsl.StreamInfo
+        The truth stream's description (see :meth:`find`).
+    """
 
     def __init__(self, info: pylsl.StreamInfo) -> None:
         self._info = info
@@ -63,11 +90,22 @@ class TruthStream:
              timeout_s: float | None = None) -> "TruthStream | None":
         """Connect to the truth stream of an EEG stream, or None when there is none.
 
-        ``visible``: the streams seen when the EEG stream was found
-        (:func:`streamer.resolve.resolve`); the truth stream is taken from them, or looked
-        for ``LATE_TRUTH_S`` more. Without them the search takes up to ``RESOLVE_TIMEOUT_S``
-        (``timeout_s`` overrides either wait), which a stream without truth (any amplifier)
-        pays in full at start-up.
+        Parameters
+        ----------
+        eeg_name, eeg_source_id : str
+            The EEG stream's name and source_id (see :func:`truth_query`).
+        visible : sequence of pylsl.StreamInfo, optional
+            The streams seen when the EEG stream was found
+            (:func:`streamer.resolve.resolve`); the truth stream is taken from them, or looked
+            for ``LATE_TRUTH_S`` more. Without them the search takes up to ``RESOLVE_TIMEOUT_S``,
+            which a stream without truth (any amplifier) pays in full at start-up.
+        timeout_s : float, optional
+            Overrides either wait (s).
+
+        Returns
+        -------
+        TruthStream or None
+            The connected truth stream, or None when none was found or it did not answer.
         """
         q = truth_query(eeg_name, eeg_source_id)
         prop, value = ("source_id", q.source_id) if q.source_id else ("name", q.name)
@@ -86,6 +124,18 @@ class TruthStream:
         return ts
 
     def connect(self, timeout_s: float = 2.0) -> None:
+        """Open the inlet (without LSL's own recovery) and measure the time correction once.
+
+        Parameters
+        ----------
+        timeout_s : float
+            How long to wait for the outlet to answer, s.
+
+        Raises
+        ------
+        pylsl.util.TimeoutError
+            The outlet did not answer within ``timeout_s``.
+        """
         self._open(self._info, timeout_s)
 
     def _open(self, info: pylsl.StreamInfo, timeout_s: float) -> None:
@@ -97,7 +147,16 @@ class TruthStream:
         log.info("reading true stages from '%s'", info.name())
 
     def poll(self) -> list[TruthMarker]:
-        """Markers that have arrived since the last call (never blocks)."""
+        """Markers that have arrived since the last call (never blocks).
+
+        When the stream is lost, it watches for the same ``source_id`` and reopens it on a
+        later call.
+
+        Returns
+        -------
+        list of TruthMarker
+            The new markers, times on this machine's clock; empty while disconnected.
+        """
         if self._inlet is None:
             self._try_reconnect()
             return []
@@ -119,6 +178,7 @@ class TruthStream:
             self._resolver = None
 
     def disconnect(self) -> None:
+        """Close the inlet and stop watching for the stream to return."""
         if self._inlet is not None:
             try:
                 self._inlet.close_stream()

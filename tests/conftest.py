@@ -1,5 +1,7 @@
-"""Shared test set-up: LSL for this machine only, one LSL session per test run, paths
-to ../shared/data (tests that need it skip with a reason where it is absent)."""
+"""Shared test set-up: LSL for this machine only, one LSL session per test run (per xdist
+worker), paths to ../shared/data (tests that need it skip with a reason where it is
+absent), and the fast tier's guard (``tier_guard``: a test not marked ``lsl`` that opens
+an LSL stream or starts a process fails)."""
 from __future__ import annotations
 
 import atexit
@@ -12,6 +14,9 @@ from pathlib import Path
 import pytest
 
 from sleepstream.lsl_config import CONFIG_ENV, write_machine_config
+from tier_guard import pytest_runtest_call, pytest_runtest_setup, pytest_runtest_teardown  # noqa: F401
+
+pytest_plugins = ("pytester",)     # tests/test_tiers.py runs the guard in an inner session
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -26,6 +31,19 @@ _CFG_DIR = Path(tempfile.mkdtemp(prefix="sleepstream-test-lsl-"))
 atexit.register(shutil.rmtree, _CFG_DIR, True)
 RUN_SESSION = f"sleepstream-test-{uuid.uuid4().hex[:12]}"
 os.environ[CONFIG_ENV] = str(write_machine_config(_CFG_DIR / "lsl_api.cfg", RUN_SESSION))
+
+
+def pytest_configure(config) -> None:
+    """Caches a library fills once per machine by running a process are filled here, before
+    any test: matplotlib lists the system's fonts with ``fc-list`` the first time it draws,
+    which on a fresh machine would otherwise happen inside the first unmarked test that makes
+    a figure, and the fast tier's guard would fail it."""
+    try:
+        import matplotlib
+    except ImportError:
+        return
+    if not list(Path(matplotlib.get_cachedir()).glob("fontlist-*.json")):
+        import matplotlib.font_manager  # noqa: F401  (builds the font list cache)
 
 
 @pytest.fixture
@@ -74,3 +92,69 @@ def eeg_like(seconds: float, sfreq: float, seed: int = 0, amp_uv: float = 30.0):
     alpha = np.sin(2 * np.pi * 10 * np.arange(n) / sfreq) * (rng.random() + 0.5)
     x = pink + alpha
     return (x / x.std() * amp_uv).astype(np.float32)
+
+
+# Tests that share an expensive module-scoped fixture run on one xdist worker (``make test``
+# runs ``pytest -n 4 --dist loadgroup``), one after another, so the fixture is built once, not
+# once per worker. Keyed by the test file and the fixture's name; set-up cost beside each.
+SHARED_FIXTURE_GROUPS = {
+    "test_reliability.py::bad_runs": "bad-input-matrix",      # ~40 `sleepstream` processes: 30-60 s
+    "test_archive.py::cluster": "dask-cluster",              # a Dask LocalCluster of 2 processes
+    "test_archive.py::scored": "dask-cluster",               # the archive scored on it: ~15 s
+    "test_archive.py::local_scored": "local-workers",        # the archive on local workers: ~13 s
+    "test_packaging.py::wheel": "wheel",                     # a wheel built from a copy of the tree
+    "test_quality.py::held_out_night": "quality-night",      # an 8-h simulated night, scored: ~5 s
+    "test_simulate.py::night": "simulated-8h-night",         # an 8-h simulated night: ~5 s
+}
+
+
+def shared_fixture_groups(tests_dir: Path = Path(__file__).parent) -> dict[str, str]:
+    """``tests/FILE::test_name`` -> group, for each test function taking a fixture of
+    :data:`SHARED_FIXTURE_GROUPS` as an argument (read statically: the xdist controller
+    schedules by node id and collects nothing itself)."""
+    import ast
+
+    by_file: dict[str, dict[str, str]] = {}
+    for key, group in SHARED_FIXTURE_GROUPS.items():
+        file, fixture = key.split("::")
+        by_file.setdefault(file, {})[fixture] = group
+    out = {}
+    for file, fixtures in by_file.items():
+        tree = ast.parse((tests_dir / file).read_text(encoding="utf-8"))
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                groups = sorted({fixtures[a.arg] for a in node.args.args if a.arg in fixtures})
+                if groups:
+                    out[f"{tests_dir.name}/{file}::{node.name}"] = "+".join(groups)
+    return out
+
+
+try:
+    from xdist.scheduler import LoadScopeScheduling
+except ImportError:        # without pytest-xdist the suite runs in one process, as before
+    LoadScopeScheduling = None
+
+if LoadScopeScheduling is not None:
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        """``--dist loadgroup`` with the groups of :func:`shared_fixture_groups`; every other
+        test is a unit of its own, as with ``--dist load``.
+
+        pytest-xdist 3.8's own loadgroup reads ``xdist_group`` marks and renames
+        ``item._nodeid``, which pytest 9's ``Item.nodeid`` no longer reads: its groups are
+        silently spread over the workers (seen: the bad-input matrix built four times). The
+        scope is worked out here, on the controller, from the node id instead.
+        """
+
+        def __init__(self, config, log=None) -> None:
+            super().__init__(config, log)
+            self.groups = shared_fixture_groups()
+
+        def _split_scope(self, nodeid: str) -> str:
+            group = self.groups.get(nodeid.split("[")[0])
+            return f"group:{group}" if group else nodeid
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_xdist_make_scheduler(config, log):
+        if config.getvalue("dist") == "loadgroup":
+            return SharedFixtureScheduling(config, log)
+        return None

@@ -1,7 +1,8 @@
 """Shared pieces for the live-path tests (streamer, replay, live, hypnogram file,
 reliability): the model under test (the repository's weights/), simulated recordings, a
 sink that keeps what it is given, one function that replays a source and scores it live
-over real LSL on loopback, the live == batch comparison and an event wait."""
+over real LSL on loopback, the live == batch comparison, an event wait and a pipe read
+while its process runs."""
 from __future__ import annotations
 
 import threading
@@ -62,6 +63,29 @@ def wait_for(cond, timeout: float, what: str) -> None:
         if time.monotonic() > t_end:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+class PipeText:
+    """What a process writes to one of its pipes, read on a thread as it comes (so the
+    pipe never fills, and a test can wait for a line while the process runs)."""
+
+    def __init__(self, pipe) -> None:
+        self._lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self._thread.start()
+
+    def _read(self, pipe) -> None:
+        for line in pipe:
+            self._lines.append(line)
+
+    def text(self) -> str:
+        """Everything read so far."""
+        return "".join(list(self._lines))
+
+    def rest(self, timeout: float = 30.0) -> str:
+        """Everything, once the pipe is closed (the process ended)."""
+        self._thread.join(timeout)
+        return self.text()
 
 
 def unique_ids() -> tuple[str, str]:

@@ -4,14 +4,19 @@ EDF+ nights, the real Sleep-EDF excerpt and a corrupt file.
 
 Every night scored in the crowd must equal `sleepstream score` run on it alone; a second
 run reuses what is finished; one bad file fails alone; a worker killed in the middle of a
-night loses only that night, which is scored again.
+night loses only that night, which is scored again; a night that hangs (a FIFO nobody
+writes to as its recording) fails alone, timed out, and its worker is killed or restarted;
+each worker loads the model once; the cohort table is written whole or not at all and is
+safe to open in a spreadsheet.
 """
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import math
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -23,6 +28,7 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_DATA
+from live_helpers import wait_for
 from sleepnet.archive import find_nights, pair_hypnogram, read_cohort
 from sleepnet.archive.night import TEST_KILL_WORKER_ONCE_ENV
 from sleepnet.errors import SleepstreamError
@@ -36,6 +42,10 @@ REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.timeout(240)
 
 DIE_ONCE = "die-once.edf"          # the night whose job kills its own worker, once (test hook)
+HANG = "hang.edf"                  # a FIFO nobody writes to: reading it blocks for ever (a hung night)
+NIGHT_TIMEOUT_S = 5                # --night-timeout of the runs with a hung night
+# Recordings whose names a spreadsheet would run as formulas (cohort.csv's night column).
+FORMULA_NAMES = ('=HYPERLINK("mailto:a@b.example","click").edf', "-2+3.edf", "@SUM(A1).edf")
 # A short night that visits every stage (codes 0=W 1=N1 2=N2 3=N3 4=REM), 30 min.
 PLAN = np.array([0] * 6 + [1] * 4 + [2] * 14 + [3] * 10 + [2] * 6 + [4] * 14 + [0] * 6, dtype=np.int8)
 
@@ -43,6 +53,30 @@ PLAN = np.array([0] * 6 + [1] * 4 + [2] * 14 + [3] * 10 + [2] * 6 + [4] * 14 + [
 def run_cli(*args, env=None, timeout=180):
     return subprocess.run([sys.executable, "-m", "sleepstream.cli", *map(str, args)], cwd=REPO,
                           capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def _fifo(folder: Path) -> Path:
+    path = folder / HANG
+    os.mkfifo(path)
+    return path
+
+
+def _has_reader(fifo: Path) -> bool:
+    """True when a process has ``fifo`` open for reading (a night still blocked on it)."""
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            return False
+        raise
+    os.close(fd)     # the reader gets end of file: the hung night ends
+    return True
+
+
+def _fsize_limit(n_bytes: int):
+    """preexec_fn: the child may write no file past ``n_bytes`` (EFBIG: Python ignores
+    SIGXFSZ), as a full disk would fail its writes; needs no root."""
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (n_bytes, n_bytes))
 
 
 def _write_night(path: Path, labels: np.ndarray, seed: int, flat_epochs: tuple[int, int] | None = None) -> np.ndarray:
@@ -101,13 +135,17 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def scored(archive, cluster, tmp_path_factory):
-    """The archive and the real excerpt's folder, scored once on the cluster."""
+    """The archive, the real excerpt's folder and a night that hangs, scored once on the
+    cluster with --night-timeout: (proc, out, the hung night's FIFO, the workers before)."""
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder {SHARED_DATA} is absent")
-    address, _client, _marker = cluster
+    address, client, _marker = cluster
     out = tmp_path_factory.mktemp("scored")
-    proc = run_cli("score", archive, SHARED_DATA / "sleep-edf", "--scheduler", address, "--out", out, "--quiet")
-    return proc, out
+    hang = _fifo(tmp_path_factory.mktemp("hang"))
+    before = set(client.scheduler_info()["workers"])
+    proc = run_cli("score", archive, SHARED_DATA / "sleep-edf", hang, "--scheduler", address, "--out", out, "--quiet",
+                   "--night-timeout", NIGHT_TIMEOUT_S)
+    return proc, out, hang, before
 
 
 def _rows(out: Path) -> dict[str, dict[str, str]]:
@@ -163,6 +201,7 @@ def test_list_files_globs_and_clashing_names(tmp_path):
         find_nights([str(tmp_path / "a"), str(tmp_path / "b")], hypnogram=str(tmp_path / "a" / "truth.txt"))
 
 
+@pytest.mark.lsl
 @pytest.mark.parametrize("args,expect", [
     (lambda d: ["score", d / "x.edf", d / "y.edf"], "needs --out DIR"),
     (lambda d: ["score", str(d / "*.edf"), "--out", d / "o"], "matches no recording"),
@@ -177,6 +216,14 @@ def test_archive_user_errors_are_one_line_and_exit_2(tmp_path, args, expect):
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and expect in lines[0] and "Traceback" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.lsl
+def test_a_bad_jobs_count_is_refused_before_the_out_folder_is_made(tmp_path):
+    proc = run_cli("score", tmp_path / "x.edf", tmp_path / "y.edf", "--out", tmp_path / "new", "--jobs", "0",
+                   timeout=60)
+    assert proc.returncode == 2 and "--jobs must be at least 1" in proc.stderr, proc.stderr
+    assert not (tmp_path / "new").exists()
 
 
 def test_an_unreachable_scheduler_is_one_clear_error():
@@ -201,9 +248,11 @@ def test_a_worker_with_other_weights_than_the_run_refuses_the_night(archive, tmp
 # --------------------------------------------------------------------------- the cluster
 
 
+@pytest.mark.slow
+@pytest.mark.lsl
 def test_cluster_scores_every_night_as_score_does_alone(scored, tmp_path):
-    proc, out = scored
-    assert proc.returncode == 1, proc.stderr          # one night failed
+    proc, out, _hang, _before = scored
+    assert proc.returncode == 1, proc.stderr          # two nights failed: the corrupt one, the hung one
     rows = _rows(out)
     ok = {k: r for k, r in rows.items() if r["status"] == "scored"}
     assert sorted(ok) == ["SC4001E0-PSG-first300s", "SIM0001E0-PSG", "SIM0011E0-PSG", "SIM0021E0-PSG", "bedroom"]
@@ -223,8 +272,9 @@ def test_cluster_scores_every_night_as_score_does_alone(scored, tmp_path):
     assert real["epochs"] == "10" and real["epochs_compared"] == "10"
 
 
+@pytest.mark.lsl
 def test_cohort_rows_hold_the_nights_figures(scored):
-    _proc, out = scored
+    _proc, out, _hang, _before = scored
     rows = _rows(out)
     ids = {(r["model_id"], r["weights_sha256"]) for r in rows.values()}
     assert len(ids) == 1 and len(next(iter(ids))[1]) == 64
@@ -253,16 +303,40 @@ def test_cohort_rows_hold_the_nights_figures(scored):
     assert table.num_rows == len(rows) and table.column_names == list(next(iter(rows.values())))
 
 
+@pytest.mark.lsl
 def test_a_corrupt_file_fails_alone_with_one_line(scored):
-    proc, out = scored
-    bad = _rows(out)["corrupt"]
+    proc, out, _hang, _before = scored
+    rows = _rows(out)
+    bad = rows["corrupt"]
     assert bad["status"] == "failed" and "truncated" in bad["error"] and "\n" not in bad["error"]
     failed_lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("failed:")]
-    assert failed_lines == [f"failed: {bad['error']}"]
+    assert sorted(failed_lines) == sorted(f"failed: {rows[n]['error']}" for n in ("corrupt", "hang"))
     assert "Traceback" not in proc.stderr
     assert not (out / "corrupt_stages.csv").exists()
 
 
+@pytest.mark.lsl
+def test_a_hung_night_fails_alone_on_the_cluster_and_its_worker_is_restarted(scored, cluster):
+    proc, out, hang, before = scored
+    rows = _rows(out)
+    assert rows["hang"]["status"] == "failed"
+    assert rows["hang"]["error"] == f"{hang}: timed out after {NIGHT_TIMEOUT_S} s (--night-timeout)"
+    assert sum(r["status"] == "scored" for r in rows.values()) == 5        # the others went on
+    assert "restarting that worker" in proc.stderr and "was not restarted" not in proc.stderr, proc.stderr
+    _address, client, _marker = cluster
+    wait_for(lambda: len(client.scheduler_info()["workers"]) == 2, 60, "two workers again")
+    assert set(client.scheduler_info()["workers"]) != before        # the hung worker was replaced...
+    assert not _has_reader(hang)                                    # ...and its blocked read went with it
+
+
+@pytest.mark.lsl
+def test_each_dask_worker_loads_the_model_once(scored):
+    _proc, out, _hang, _before = scored
+    ok = [r for r in _rows(out).values() if r["status"] == "scored"]
+    assert len(ok) == 5 and {r["model_loads"] for r in ok} == {"1"}, [(r["worker"], r["model_loads"]) for r in ok]
+
+
+@pytest.mark.lsl
 def test_a_worker_killed_mid_night_loses_only_that_night(cluster, archive, tmp_path):
     address, client, marker = cluster
     shutil.copy(archive / "bedroom.edf", tmp_path / DIE_ONCE)
@@ -289,6 +363,8 @@ def test_a_worker_killed_mid_night_loses_only_that_night(cluster, archive, tmp_p
 # --------------------------------------------------------------------------- local workers
 
 
+@pytest.mark.slow
+@pytest.mark.lsl
 def test_local_workers_rerun_reuses_finished_nights_and_force_rescores(archive, tmp_path):
     src = tmp_path / "src"
     src.mkdir()
@@ -328,6 +404,7 @@ def test_local_workers_rerun_reuses_finished_nights_and_force_rescores(archive, 
     assert {r["status"] for n, r in _rows(out).items() if n != "corrupt"} == {"scored"}, forced.stderr
 
 
+@pytest.mark.lsl
 def test_local_worker_killed_mid_night_is_retried_and_others_are_kept(archive, tmp_path):
     src = tmp_path / "src"
     src.mkdir()
@@ -349,6 +426,7 @@ def test_local_worker_killed_mid_night_is_retried_and_others_are_kept(archive, t
     assert_same_stages(out / "die-once_stages.csv", reference)
 
 
+@pytest.mark.lsl
 def test_a_night_that_kills_its_worker_every_time_fails_alone(archive, tmp_path, monkeypatch):
     from sleepnet.archive import LocalRunner, model_identity, plan_jobs
     from sleepnet.archive.runners import WORKER_DIED
@@ -368,6 +446,7 @@ def test_a_night_that_kills_its_worker_every_time_fails_alone(archive, tmp_path,
     assert {r.status for n, r in rows.items() if n != "poison"} == {"scored"}
 
 
+@pytest.mark.lsl
 def test_ctrl_c_stops_cleanly_and_keeps_finished_nights(archive, tmp_path):
     src = tmp_path / "src"
     src.mkdir()
@@ -391,3 +470,226 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_nights(archive, tmp_path):
     finished = {p.name[: -len("_night.json")] for p in out.glob("*_night.json")}
     assert 1 <= len(rows) < 150 and set(rows) <= finished
     assert all(r["status"] == "scored" for r in rows.values())
+
+
+# --------------------------------------------------------------------------- a hung night, formulas, full disks
+
+
+@pytest.fixture(scope="module")
+def local_scored(archive, tmp_path_factory):
+    """Nights named as spreadsheet formulas, a labelled night and a night that hangs, scored
+    on two local workers with --night-timeout: (proc, src, out, the hung night's FIFO)."""
+    src = tmp_path_factory.mktemp("local-src")
+    for name in FORMULA_NAMES:
+        shutil.copy(archive / "bedroom.edf", src / name)
+    for name in ("SIM0001E0-PSG.edf", "SIM0001EC-Hypnogram.edf"):
+        shutil.copy(archive / name, src / name)
+    hang = _fifo(tmp_path_factory.mktemp("local-hang"))
+    out = tmp_path_factory.mktemp("local-out")
+    proc = run_cli("score", src, hang, "--out", out, "--jobs", "2", "--quiet", "--night-timeout", NIGHT_TIMEOUT_S,
+                   timeout=120)
+    return proc, src, out, hang
+
+
+@pytest.mark.lsl
+def test_a_hung_night_fails_alone_on_local_workers(local_scored):
+    proc, _src, out, hang = local_scored
+    assert proc.returncode == 1, proc.stderr
+    rows = _rows(out)
+    assert rows["hang"]["status"] == "failed"
+    assert rows["hang"]["error"] == f"{hang}: timed out after {NIGHT_TIMEOUT_S} s (--night-timeout)"
+    assert [ln for ln in proc.stderr.splitlines() if ln.startswith("failed:")] == [f"failed: {rows['hang']['error']}"]
+    assert sorted(n for n, r in rows.items() if r["status"] == "scored") == sorted(
+        ["SIM0001E0-PSG", *(Path(n).stem for n in FORMULA_NAMES)])
+    assert "killing the worker" in proc.stderr
+    assert not _has_reader(hang)        # the worker blocked on it is gone
+
+
+@pytest.mark.lsl
+def test_each_local_worker_loads_the_model_once(local_scored):
+    _proc, _src, out, _hang = local_scored
+    ok = [r for r in _rows(out).values() if r["status"] == "scored"]
+    assert len(ok) == 4 and {r["model_loads"] for r in ok} == {"1"}, [(r["worker"], r["model_loads"]) for r in ok]
+
+
+@pytest.mark.lsl
+def test_cohort_cells_a_spreadsheet_would_run_are_escaped_and_numbers_stay_numbers(local_scored):
+    from sleepnet.archive.cohort import COLUMNS, _cell
+    from sleepnet.io.exports import spreadsheet_unescape
+
+    _proc, _src, out, _hang = local_scored
+    with open(out / "cohort.csv", newline="") as fh:
+        table = list(csv.reader(fh))
+    assert table[0] == list(COLUMNS)
+    night = {r[0] for r in table[1:]}
+    assert {"'" + Path(n).stem for n in FORMULA_NAMES} <= night          # text a spreadsheet shows as text
+    for r in table[1:]:
+        for cell in r:
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), r
+    formula_row = next(r for r in table[1:] if r[0].startswith("'=HYPERLINK"))
+    assert float(formula_row[COLUMNS.index("duration_s")]) > 0          # numbers are written as numbers
+    assert (out / f"{Path(FORMULA_NAMES[0]).stem}_stages.csv").exists()
+    assert (_cell(-1.5), _cell(3), _cell(math.nan), _cell("-1.5"), _cell("+x")) == ("-1.5", "3", "", "'-1.5", "'+x")
+    assert {Path(n).stem for n in FORMULA_NAMES} <= set(_rows(out))        # read_cohort gives the names back
+    for text in ("=1+1", "'=1+1", "''@x", "'plain", "plain", "-"):
+        assert spreadsheet_unescape(_cell(text)) == text
+
+
+@pytest.mark.lsl
+def test_a_full_disk_while_writing_the_cohort_table_is_one_line_and_keeps_the_previous_one(local_scored,
+                                                                                          tmp_path):
+    _proc, src, out, _hang = local_scored
+    again = tmp_path / "out"
+    shutil.copytree(out, again)
+    previous = {p.name: p.read_bytes() for p in again.iterdir()}
+    # Every night of src is finished: the run writes only the table (4 rows), past the limit.
+    proc = subprocess.run([sys.executable, "-m", "sleepstream.cli", "score", str(src), "--out", str(again),
+                           "--quiet"], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          preexec_fn=_fsize_limit(1000))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and f"{again / 'cohort.csv'}: cannot write (File too large)" in lines[0], proc.stderr
+    assert {p.name: p.read_bytes() for p in again.iterdir()} == previous     # whole, and no temp file left
+
+
+@pytest.mark.lsl
+def test_a_night_whose_files_cannot_be_written_fails_alone_and_keeps_its_previous_files(local_scored, tmp_path):
+    _proc, src, out, _hang = local_scored
+    again = tmp_path / "out"
+    shutil.copytree(out, again)
+    previous = {p.name: p.read_bytes() for p in again.iterdir()}
+    script = ("import json, sys; from sleepnet.archive import find_nights, model_identity, plan_jobs, score_night; "
+              "(job,), _ = plan_jobs(find_nights([sys.argv[1]]), sys.argv[2], 'EEG Fpz-Cz', model_identity(), "
+              "force=True); print(json.dumps(score_night(job).as_dict()))")
+    proc = subprocess.run([sys.executable, "-c", script, str(src / "SIM0001E0-PSG.edf"), str(again)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120, preexec_fn=_fsize_limit(2000))
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(proc.stdout)
+    assert row["status"] == "failed"
+    assert row["error"].startswith(f"{again / 'SIM0001E0-PSG_stages.csv'}: cannot write (File too large)")
+    assert {p.name: p.read_bytes() for p in again.iterdir()} == previous     # whole, and no temp file left
+
+
+@pytest.mark.lsl
+@pytest.mark.parametrize("setup,expect", [
+    # an @list kept in the output folder under the table's name
+    (lambda d: ((d / "out" / "cohort.csv").write_text("../night.edf\n"), [f"@{d / 'out' / 'cohort.csv'}"])[1],
+     "(its cohort.csv): is the list"),
+    # a hypnogram that is, by a hard link, the night's stage CSV
+    (lambda d: (os.link(d / "night-hyp.txt", d / "out" / "night_stages.csv"),
+                [str(d / "night.edf"), "--hypnogram", str(d / "out" / "night_stages.csv")])[1],
+     "(night night's night_stages.csv): is the hypnogram"),
+])
+def test_an_archive_output_that_is_an_input_is_refused_before_anything_is_written(archive, tmp_path, setup, expect):
+    shutil.copy(archive / "bedroom.edf", tmp_path / "night.edf")
+    shutil.copy(archive / "bedroom-hypnogram.txt", tmp_path / "night-hyp.txt")
+    (tmp_path / "out").mkdir()
+    inputs = setup(tmp_path)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    proc = run_cli("score", *inputs, "--out", tmp_path / "out", "--quiet", timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and expect in lines[0] and "would overwrite an input" in lines[0], proc.stderr
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before   # nothing written
+
+
+@pytest.mark.lsl
+def test_a_tls_scheduler_is_reached_with_dasks_own_tls_settings(archive, tmp_path):
+    """`--scheduler tls://...` connects through Dask's configuration (distributed.comm.tls.*,
+    as DASK_DISTRIBUTED__COMM__TLS__... variables or YAML set it), with real certificates."""
+    import shutil as sh
+
+    import dask
+    from distributed import LocalCluster
+    from distributed.security import Security
+
+    from sleepnet.archive import DaskRunner, model_identity, plan_jobs
+
+    if sh.which("openssl") is None:
+        pytest.skip("openssl is needed to make the test certificates")
+    for cmd in (["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+                 "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=sleepstream-test-ca"],
+                ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "node.key",
+                 "-out", "node.csr", "-subj", "/CN=sleepstream-test-node"],
+                ["x509", "-req", "-in", "node.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out",
+                 "node.pem", "-days", "2"]):
+        subprocess.run(["openssl", *cmd], cwd=tmp_path, check=True, capture_output=True)
+    ca, cert, key = (str(tmp_path / n) for n in ("ca.pem", "node.pem", "node.key"))
+    sec = Security(require_encryption=True, tls_ca_file=ca, tls_scheduler_cert=cert, tls_scheduler_key=key,
+                   tls_worker_cert=cert, tls_worker_key=key, tls_client_cert=cert, tls_client_key=key)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tls://", host="127.0.0.1",
+                      security=sec, dashboard_address=":0") as lc:
+        assert lc.scheduler_address.startswith("tls://")
+        with pytest.raises(SleepstreamError, match="needs Dask's TLS settings"):
+            DaskRunner.connect(lc.scheduler_address)
+        (tmp_path / "out").mkdir()
+        jobs, _ = plan_jobs(find_nights([str(archive / "bedroom.edf")]), tmp_path / "out", "EEG Fpz-Cz",
+                            model_identity())
+        with dask.config.set({"distributed.comm.tls.ca-file": ca, "distributed.comm.tls.client.cert": cert,
+                              "distributed.comm.tls.client.key": key}):
+            with DaskRunner.connect(lc.scheduler_address, timeout_s=20) as runner:
+                rows = list(runner.run(jobs))
+    assert [r.status for r in rows] == ["scored"], rows[0].error
+
+
+@pytest.mark.lsl
+def test_workers_set_glibcs_allocation_thresholds_themselves():
+    """Under Dask's worker environment (MALLOC_TRIM_THRESHOLD_=65536, which turns glibc's
+    dynamic thresholds off), a night-sized array is mapped and unmapped anew each time (a
+    page fault per 4 KiB); after the worker's own set-up it comes back from the heap."""
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc only")
+    script = """
+import resource, numpy as np
+from sleepnet.archive.night import prepare_worker_process
+def faults():
+    start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(20):
+        a = np.ones(2_000_000)      # 16 MB, as a night's signal
+        del a
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start
+before = faults()
+assert prepare_worker_process()
+faults()                            # the heap grows once
+print(before, faults())
+"""
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "MALLOC_TRIM_THRESHOLD_": "65536"})
+    assert proc.returncode == 0, proc.stderr
+    before, after = map(int, proc.stdout.split())
+    assert before >= 20 and after < before / 10, (before, after)     # each time vs (almost) never
+
+
+def test_default_night_timeout_grows_with_the_file_and_has_a_floor():
+    from sleepnet.archive.night import TIMEOUT_FLOOR_S, default_night_timeout_s
+
+    assert default_night_timeout_s(0) == default_night_timeout_s(6_800_000) == TIMEOUT_FLOOR_S
+    assert default_night_timeout_s(1_000_000_000) == pytest.approx(20 * 0.11 * 1000)   # 1 GB: 2200 s
+
+
+@pytest.mark.lsl
+def test_a_run_pauses_the_workers_profiler_and_resumes_it(cluster, archive, tmp_path):
+    from sleepnet.archive import DaskRunner, model_identity, plan_jobs
+    from sleepnet.archive.runners import _pause_profiler, _resume_profiler
+
+    _address, client, _marker = cluster
+
+    def running():
+        return set(map(tuple, client.run(lambda dask_worker: tuple(
+            dask_worker.periodic_callbacks[k].is_running() for k in ("profile", "profile-cycle"))).values()))
+
+    assert running() == {(True, True)}
+    jobs, _ = plan_jobs(find_nights([str(archive / "bedroom.edf")]), tmp_path, "EEG Fpz-Cz", model_identity())
+    rows = DaskRunner(client).run(jobs)
+    assert next(rows).status == "scored"
+    assert running() == {(False, False)}                  # paused while the run lasts
+    assert list(rows) == []
+    assert running() == {(True, True)}                    # and resumed after it
+    client.run(_pause_profiler)
+    client.run(_pause_profiler)                           # two runs at once
+    client.run(_resume_profiler)
+    assert running() == {(False, False)}                  # the other run still goes on
+    client.run(_resume_profiler)
+    assert running() == {(True, True)}

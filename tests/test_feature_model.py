@@ -193,6 +193,7 @@ def test_default_model_calls_the_real_excerpts_ten_wake_epochs_wake(shared_data,
     assert len(stages) == 10 and stages.count("W") >= 9, stages
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["default", GBM_ALONE])
 def test_isolated_epochs_are_staged_about_as_well_as_by_a_current_epoch_only_model(model, gbm, subject0, others, which):
     """Each epoch of subject 0's nights staged alone (a fresh stager: no history, no
@@ -232,6 +233,7 @@ def test_population_means_come_from_the_training_nights_only(model, gbm, others,
     assert len(cfg["train_nights"]) == 18
 
 
+@pytest.mark.lsl
 @pytest.mark.timeout(180)
 def test_live_command_with_the_default_model_never_imports_torch(tmp_path):
     """`sleepstream live` scoring a real LSL stream with the default model, run under
@@ -277,6 +279,7 @@ def test_a_shipped_model_is_chosen_by_name_and_the_cnn_stays_selectable():
 
 
 
+@pytest.mark.lsl
 @pytest.mark.timeout(180)
 def test_live_scorer_restarted_on_its_state_file_gives_the_stages_of_an_uninterrupted_night(tmp_path, model):
     """Real LSL: the first 7 epochs of a night scored live, the scorer closed, a new
@@ -308,6 +311,9 @@ def _cli(*args, cwd=REPO):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
+@pytest.mark.lsl
+@pytest.mark.timeout(600)       # three CPU-bound commands, ~65 s alone on 2 cores; 300 s was hit on a machine at load 14
 def test_train_and_evaluate_commands_take_feature_nights_and_raw_nights(tmp_path, feature_nights):
     from sleepnet.weights import load_model
 
@@ -354,6 +360,7 @@ def test_report_names_the_model_that_scored_the_night_and_what_it_was_trained_on
     assert named[0] in stats["notes"]
 
 
+@pytest.mark.slow
 def test_leave_one_subject_out_holds_each_subject_out_and_pools_every_held_out_epoch(others):
     """The machinery of benchmarks.real_nights on three subjects with a short recipe."""
     pytest.importorskip("lightgbm")

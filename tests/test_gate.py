@@ -185,6 +185,7 @@ def test_bad_inline_rules_name_the_problem(text, words):
         parse_rule(text)
 
 
+@pytest.mark.lsl
 def test_bad_rules_file_is_one_line_and_exit_2(tmp_path):
     f = tmp_path / "bad.toml"
     f.write_text("[gate]\nepochs = [\n")
@@ -456,6 +457,8 @@ def start_listener(name: str, tmp_path: Path, timeout: float = 120.0) -> tuple[s
     return proc, Lines(proc), stop
 
 
+@pytest.mark.slow
+@pytest.mark.lsl
 @pytest.mark.timeout(150)
 def test_stimulus_program_sees_open_only_in_sleep_close_after_arousal_and_gap(tmp_path):
     from scorer.gate.sink import GateSink
@@ -514,6 +517,8 @@ def test_stimulus_program_sees_open_only_in_sleep_close_after_arousal_and_gap(tm
     assert all(np.isfinite(latency_ms)) and min(latency_ms) >= 0
 
 
+@pytest.mark.slow
+@pytest.mark.lsl
 @pytest.mark.timeout(170)
 def test_killed_scorer_leaves_no_window_open_the_restarted_one_starts_closed_and_says_so(tmp_path):
     from replay.player import Player
@@ -562,10 +567,10 @@ def test_killed_scorer_leaves_no_window_open_the_restarted_one_starts_closed_and
         player.join(10.0)
 
 
-# -- on the real Sleep-EDF feature nights (benchmarks.gate's real_feature_nights) -------------
+# -- on the real Sleep-EDF feature nights (scorer.gate.evaluation, benchmarks.gate's real_feature_nights) --
 
 def test_gate_on_real_subject0_feature_nights_opens_only_on_records_meeting_the_rule(shared_data, model):
-    from benchmarks.gate_real_nights import gate_events, measure, open_by_stage, subject0_sessions
+    from scorer.gate.evaluation import gate_events, measure, open_by_stage, subject0_sessions
 
     sessions = subject0_sessions(model, shared_data / "sleep-edf-features")
     assert [s.name for s in sessions] == ["SC4001E0", "SC4002E0"]
@@ -589,7 +594,7 @@ def test_gate_on_real_subject0_feature_nights_opens_only_on_records_meeting_the_
 
 
 def test_gate_real_nights_refuses_a_model_trained_on_the_held_out_subject(shared_data, model, tmp_path):
-    from benchmarks.gate_real_nights import subject0_sessions
+    from scorer.gate.evaluation import subject0_sessions
     from sleepnet.errors import SleepstreamError
 
     (tmp_path / "metrics.json").write_text(json.dumps({"train_nights": ["SC4011E0", "SC4001E0"]}))

@@ -29,7 +29,7 @@ from sleepnet.stages import STAGES, UNSCORED_NAME, stage_name
 from streamer.resolve import StreamQuery, resolve_stream
 from streamer.stream import EEGStream
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.lsl, pytest.mark.timeout(180)]
 
 
 @pytest.mark.parametrize("sfreq, chunk", [(100.0, 1), (128.0, 77), (250.0, 1000), (256.0, 4096), (500.0, 333)])
@@ -119,7 +119,8 @@ def test_a_recording_queued_whole_before_scoring_starts_is_drained_in_bounded_ba
     scorer._scorer.score = lambda epochs: sizes.append(len(epochs)) or real_score(epochs)
     try:
         wait_for(lambda: player.samples_sent == src.n_samples, 30, "the whole recording to be sent")
-        time.sleep(0.5)                               # and to reach the inlet
+        # and to reach the inlet: liblsl counts what waits in its queue
+        wait_for(lambda: stream._inlet.samples_available() == src.n_samples, 30, "the whole recording queued")
         summary = scorer.run(max_epochs=src.n_epochs, idle_exit_s=5.0)
     finally:
         stop_player.set()
@@ -183,7 +184,9 @@ def test_outlet_killed_and_restarted_with_same_source_id_keeps_scoring_and_flags
     stop1, stop2, stop = threading.Event(), threading.Event(), threading.Event()
     p1 = Player(part1, name=name, source_id=sid, speed=None, linger_s=60.0)
     p1.start(stop1)
-    stream = EEGStream(resolve_stream(StreamQuery(source_id=sid), 5.0), stall_timeout_s=0.5, max_buflen_s=3600)
+    # the product's 2-s stall timer: the scorer is stopped well before the silence after the
+    # second outlet's last sample could make the last status a stall again
+    stream = EEGStream(resolve_stream(StreamQuery(source_id=sid), 5.0), stall_timeout_s=2.0, max_buflen_s=3600)
     stream.connect(5.0)
     sink = CollectSink()
     hyp = HypnogramFile(tmp_path / "night.tsv", name, model.model_id)
@@ -205,7 +208,9 @@ def test_outlet_killed_and_restarted_with_same_source_id_keeps_scoring_and_flags
         wait_for(lambda: stream.samples_received == n1, 20, "the first outlet's samples")
         stop1.set()
         p1.join(10)                                                  # outlet gone
-        wait_for(lambda: stream.losses == 1 and stream.stalled, 20, "loss and stall to be noticed")
+        # noticed by the stream and said to the sinks (a status goes out about once a second)
+        wait_for(lambda: stream.losses == 1 and any(st.stalled for st in sink.statuses), 20,
+                 "loss and stall to be noticed")
         assert len(sink.records) == 4
         # Same source_id, its clock 2.5 s on (a max-speed replay runs ahead of the wall
         # clock, so the restart continues the recording's clock as a real device would).
@@ -214,6 +219,8 @@ def test_outlet_killed_and_restarted_with_same_source_id_keeps_scoring_and_flags
         wait_for(lambda: stream.samples_received == n1 + part2.n_samples, 20, "the second outlet's samples")
         expected = (n1 + 250 + part2.n_samples) // 3000              # real samples plus the gap
         wait_for(lambda: len(sink.records) == expected or errors, 20, f"{expected} epochs")
+        wait_for(lambda: any(st.samples_received == n1 + part2.n_samples for st in sink.statuses) or errors, 20,
+                 "a status after every sample came back")
         assert not errors, errors
     finally:
         stop.set()
@@ -245,6 +252,19 @@ def test_live_command_with_no_matching_stream_says_so_in_one_line(tmp_path):
     assert r.stderr.strip().count("\n") == 0
     assert "no LSL stream matching source_id='no-such-stream-anywhere' found within 1 s" in r.stderr
     assert "visible streams:" in r.stderr
+
+
+def test_live_command_refuses_a_stream_out_of_bounds_in_one_line_with_exit_2():
+    """A 30-kHz stream (the other refusals are pinned in test_streamer, in process)."""
+    name, sid = unique_ids()
+    info = pylsl.StreamInfo(name, "EEG", 1, 30000.0, "float32", sid)
+    info.set_channel_labels(["Fpz-Cz"])
+    outlet = pylsl.StreamOutlet(info)
+    r = run_cli("live", "--source-id", sid, "--timeout", "5", "--no-display", "--no-outlets")
+    del outlet
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr, r.stderr
+    assert f"stream '{name}' has a nominal rate of 30000 Hz" in r.stderr and "50 Hz to 20 kHz" in r.stderr
 
 
 def test_live_command_with_unwritable_out_fails_before_anything_starts(tmp_path):
@@ -298,3 +318,91 @@ def test_live_command_killed_with_sigkill_leaves_its_hypnogram_intact_and_a_rest
             proc.wait()
         stop.set()
         player.join(10)
+
+
+def test_a_long_session_holds_flat_memory_and_its_summary_still_counts_every_epoch(model):
+    """4400 epochs (37 h) with true stages through the loop's own record keeping (the
+    stream is a real, connected inlet; epochs are real preprocessed ones, renumbered):
+    memory stops growing once the bounded histories are full, and the summary's agreement
+    and latency percentiles are those of every epoch (reference: all kept by the test,
+    in arrays made before memory is measured)."""
+    import dataclasses
+    import gc
+    import tracemalloc
+
+    from sleepnet.metrics import agreement
+    from sleepnet.preprocess import Preprocessor
+    from streamer.epochs import TimedEpoch
+    from streamer.resolve import StreamQuery, resolve_stream
+    from streamer.stream import EEGStream
+    from streamer.truth import TruthMarker
+
+    n, batch = 4400, 50
+    x, _ = simulated_eeg(100.0, 12, seed=3)
+    base = Preprocessor(100.0, model.preprocess).push(x.astype(np.float64))
+    for i in range(12):                             # a sixth scored (the model's time), the rest unscored
+        if i % 6:
+            base[i] = dataclasses.replace(base[i], scorable=False, flags=("gap",) if i % 2 else ("flat",))
+    rng = np.random.default_rng(2)
+    true_codes = rng.integers(0, 5, n)
+    scored = np.full(n, -1, dtype=np.int64)
+    latencies = np.full(n, np.nan)
+
+    class Keep:                                     # a sink keeping into preallocated arrays
+        def publish(self, r):
+            scored[r.epoch] = STAGES.index(r.stage) if r.stage in STAGES else -1
+            latencies[r.epoch] = r.latency_ms
+
+        def truth(self, epoch, stage): ...
+        def status(self, status): ...
+        def close(self): ...
+
+    class Markers:                                  # what the truth inlet's poll() gives the loop
+        def __init__(self):
+            self.pending: list = []
+
+        def poll(self):
+            out, self.pending[:] = list(self.pending), []
+            return out
+
+        def disconnect(self): ...
+
+    name, sid = unique_ids()
+    info = pylsl.StreamInfo(name, "EEG", 1, 100.0, "float32", sid)
+    info.set_channel_labels(["Fpz-Cz"])
+    outlet = pylsl.StreamOutlet(info)
+    stream = EEGStream(resolve_stream(StreamQuery(source_id=sid), 5.0))
+    stream.connect(5.0, subscribe=False)
+    markers = Markers()
+    scorer = LiveScorer(stream, model, [Keep()], truth=markers)
+
+    def run(a: int, b: int) -> None:
+        for k in range(a, b, batch):
+            now = pylsl.local_clock()
+            timed = [TimedEpoch(dataclasses.replace(base[i % 12], index=i), 30.0 * i, 30.0 * i + 29.99,
+                                now - float(rng.lognormal(-5, 1.0))) for i in range(k, k + batch)]
+            scorer._score(timed)
+            markers.pending += [TruthMarker(30.0 * i + 29.99, STAGES[true_codes[i]]) for i in range(k, k + batch)]
+            scorer._poll_truth()
+
+    try:
+        tracemalloc.start()
+        run(0, 1400)                                # the bounded histories fill (1024 at most)
+        gc.collect()                                # a full collection also empties CPython's free lists
+        mid = tracemalloc.take_snapshot()
+        run(1400, 2100)
+        gc.collect()
+        grown = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(mid, "filename"))
+        tracemalloc.stop()
+        run(2100, n)                                # past the 4096 latencies kept exactly
+        summary = scorer.summary()
+    finally:
+        scorer.close()
+        del outlet
+    assert grown < 20_000, f"{grown} bytes more after 700 more epochs"            # flat
+    assert summary.epochs == n and len(summary.latencies_ms) <= 1024 and len(summary.truth) <= 1024
+    assert summary.agreement() == agreement(true_codes, scored)                      # every epoch
+    lat = summary.latency_percentiles()
+    assert lat["max_ms"] == latencies.max()
+    for key, q in (("median_ms", 50), ("p95_ms", 95)):
+        assert lat[key] == pytest.approx(np.percentile(latencies, q), rel=0.012)   # histogram bins

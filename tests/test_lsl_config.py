@@ -74,6 +74,7 @@ def test_not_found_hint_says_where_it_searched_and_how_to_look_further(tmp_path)
     assert str(cfg) in user and "'lab-7'" in user and "--network" not in user
 
 
+@pytest.mark.lsl
 @pytest.mark.parametrize("command", ["live", "replay", "demo"])
 def test_every_lsl_command_documents_network_and_session_id(command):
     r = subprocess.run([sys.executable, "-m", "sleepstream.cli", command, "--help"], cwd=REPO, capture_output=True,

@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 PEERS = Path(__file__).resolve().parent / "peers"
 EXCERPT = REPO.parent / "shared" / "data" / "sleep-edf" / "SC4001E0-PSG-first300s.edf"
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.slow, pytest.mark.lsl, pytest.mark.timeout(240)]
 
 # liblsl's default session, resolution on this machine only: for the peers that resolve.
 RESOLVE_ON_THIS_MACHINE = ("[ports]\nIPv6 = disable\n[multicast]\nResolveScope = machine\n"
@@ -265,7 +265,10 @@ def test_scorer_and_peers_in_another_session_find_each_other_through_lslapicfg_o
                        env=env_with(cfg), cwd=tmp_path)
     tsv = tmp_path / "night.tsv"
     # Four epochs (12 s at 10x) keep our outlet up long enough for the inlet to find it on a
-    # loaded machine; whichever epoch it gets first must be the hypnogram file's row.
+    # loaded machine; whichever epoch it gets first must be the hypnogram file's row. (Not a
+    # loosened check, judged in issue 22: LSL delivers only what is pushed after an inlet
+    # subscribes, and when a peer process subscribes is not ours to wait for; the stage it
+    # gets must still be exactly the row stamped the same, to 1 ms.)
     live = procs.live("--stream-name", name, "--epochs", "4", "--out", str(tsv), "--outlet-name", out_name,
                       "--timeout", "20", env=env_with(cfg))
     _, err = finish(live)

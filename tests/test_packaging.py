@@ -48,6 +48,7 @@ def wheel(tmp_path_factory) -> Path:
     return whl
 
 
+@pytest.mark.lsl
 def test_wheel_ships_weights_and_parameters_and_not_benchmarks_or_tests(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names if not n.startswith("sleepstream-")}
@@ -57,6 +58,7 @@ def test_wheel_ships_weights_and_parameters_and_not_benchmarks_or_tests(wheel):
         assert any(n == f or (n.startswith("weights/") and n.endswith("/" + Path(f).name)) for n in names), f
 
 
+@pytest.mark.lsl
 def test_wheel_installed_in_a_fresh_venv_scores_the_excerpt_from_another_folder(wheel, shared_data, tmp_path):
     t0 = time.monotonic()
     new = tmp_path / "venv"

@@ -8,6 +8,8 @@ from conftest import eeg_like
 from sleepnet.preprocess import PreprocessConfig, Preprocessor, StreamingResampler, preprocess_signal
 
 RATES = [100, 128, 200, 250, 256, 500, 512, 1000]
+# chunks of 1-10 samples at 500 Hz and more take seconds each (~10 s at 1000 Hz): the slow tier
+RATES_TIERED = [r if r < 500 else pytest.param(r, marks=pytest.mark.slow) for r in RATES]
 
 
 def _chunked(x: np.ndarray, sfreq: float, rng: np.random.Generator, max_chunk: int):
@@ -19,7 +21,7 @@ def _chunked(x: np.ndarray, sfreq: float, rng: np.random.Generator, max_chunk: i
     return out
 
 
-@pytest.mark.parametrize("sfreq", RATES)
+@pytest.mark.parametrize("sfreq", RATES_TIERED)
 def test_random_chunks_give_bit_identical_epochs(sfreq):
     x = eeg_like(30 * 4 + 7, sfreq, seed=sfreq)
     whole = preprocess_signal(x, sfreq)

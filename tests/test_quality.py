@@ -43,6 +43,7 @@ def trimmed_agreement(night, model):
     return agreement(truth[lo:hi], codes[lo:hi])
 
 
+@pytest.mark.slow
 def test_shipped_cnn_lstm_stages_a_held_out_simulated_night_well(held_out_night):
     model = load_model(CNN_LSTM_WEIGHTS)
     assert "simulated" in model.model_id, "this test is for the model trained on simulated nights"
@@ -54,6 +55,7 @@ def test_shipped_cnn_lstm_stages_a_held_out_simulated_night_well(held_out_night)
     assert min(a.f1.values()) >= MIN_STAGE_F1, a.f1
 
 
+@pytest.mark.slow
 def test_a_broken_model_fails_the_quality_thresholds(held_out_night, seeded_model):
     """The same check on random weights (a model that loads and runs, but never learnt)
     stays far below the thresholds: the thresholds can fail."""

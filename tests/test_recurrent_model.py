@@ -216,6 +216,7 @@ def test_a_damaged_gru_folder_fails_with_one_line(tiny_gru_dir, tmp_path, damage
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.lsl
 def test_a_damaged_ensemble_member_fails_with_one_line_through_the_command(tiny_gru_dir, tmp_path):
     from sleepnet.models.ensemble import save_ensemble_config
 
@@ -250,6 +251,7 @@ def test_the_default_is_the_ensemble_and_the_others_stay_selectable():
     assert load_model("feature-gbm-sleepedf-v1").kind == "feature-gbm"
 
 
+@pytest.mark.lsl
 def test_score_command_with_the_default_calls_the_real_excerpt_wake_in_either_session_start(shared_data, tmp_path):
     edf = shared_data / "sleep-edf" / "SC4001E0-PSG-first300s.edf"
     for start in ("unknown", "lights-off"):
@@ -262,6 +264,7 @@ def test_score_command_with_the_default_calls_the_real_excerpt_wake_in_either_se
         assert stages == ["W"] * 10, stages
 
 
+@pytest.mark.lsl
 @pytest.mark.timeout(180)
 def test_default_model_live_equals_batch_bit_for_bit_on_a_simulated_night():
     """Real LSL on loopback, 128 Hz (resampled to 100 Hz on the way in): every probability
@@ -280,6 +283,7 @@ def test_default_model_live_equals_batch_bit_for_bit_on_a_simulated_night():
     assert len({r.stage for r in run.records}) > 1
 
 
+@pytest.mark.lsl
 @pytest.mark.timeout(180)
 def test_default_model_live_on_the_real_excerpt_restarted_on_its_state_equals_batch_bit_for_bit(shared_data, tmp_path):
     """The real Sleep-EDF excerpt over real LSL, started at lights-off, the scorer closed
@@ -331,6 +335,7 @@ def test_gru_training_is_reproducible_from_its_seed():
     assert not np.array_equal(a.w_ih, c.w_ih)
 
 
+@pytest.mark.lsl
 def test_train_command_builds_an_ensemble_folder(tmp_path):
     """`sleepstream train --kind ensemble` on feature nights (a one-pass recipe on two
     subjects, to keep it short): a folder of a GBM and a GRU that loads and scores, its
@@ -354,6 +359,7 @@ def test_train_command_builds_an_ensemble_folder(tmp_path):
     assert len(score_recording(rec, ens)) == 4
 
 
+@pytest.mark.lsl
 def test_a_bad_session_start_is_one_line_and_archives_take_the_models_own(tmp_path):
     import sleepstream
     from sleepnet.errors import SleepstreamError

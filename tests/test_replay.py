@@ -11,7 +11,7 @@ import numpy as np
 import pylsl
 import pytest
 
-from live_helpers import REPO, unique_ids, write_simulated
+from live_helpers import REPO, unique_ids, wait_for, write_simulated
 from replay.player import INDEX_CHANNEL, Player, ReplayError, ReplaySource, load_source
 
 pytestmark = pytest.mark.timeout(90)
@@ -44,6 +44,7 @@ def source_with_labels(fs: float, n_epochs: int, extra: int = 0) -> ReplaySource
     return ReplaySource.from_arrays(x[:, None], fs, ["EEG Fpz-Cz"], labels=np.arange(n_epochs) % 5)
 
 
+@pytest.mark.lsl
 def test_replay_at_max_speed_delivers_every_sample_in_order_with_exact_timestamps():
     fs = 256.0
     src = source_with_labels(fs, 3, extra=123).with_index_channel()
@@ -67,6 +68,7 @@ def test_replay_at_max_speed_delivers_every_sample_in_order_with_exact_timestamp
     assert result.samples_sent == src.n_samples and not result.stopped
 
 
+@pytest.mark.lsl
 def test_truth_stream_carries_one_marker_per_epoch_stamped_at_its_last_sample():
     fs = 100.0
     src = source_with_labels(fs, 4, extra=1500)
@@ -89,6 +91,7 @@ def test_truth_stream_carries_one_marker_per_epoch_stamped_at_its_last_sample():
     assert player.join(10).markers_sent == 4
 
 
+@pytest.mark.lsl
 def test_paced_replay_takes_at_least_duration_over_speed_and_keeps_recording_time_stamps():
     fs = 100.0
     src = source_with_labels(fs, 1)                 # 30 s of signal
@@ -106,6 +109,7 @@ def test_paced_replay_takes_at_least_duration_over_speed_and_keeps_recording_tim
     player.join(10)
 
 
+@pytest.mark.lsl
 def test_loop_restarts_at_the_end_with_continuing_timestamps_and_stop_event_ends_it():
     fs = 100.0
     src = source_with_labels(fs, 1, extra=700)       # a partial epoch is not looped
@@ -128,7 +132,7 @@ def test_bad_options_are_refused():
         Player(src, speed=0)
     with pytest.raises(ReplayError, match="chunk"):
         Player(src, chunk=0)
-    with pytest.raises(ReplayError, match="--loop needs a finite --speed"):
+    with pytest.raises(ReplayError, match="^loop needs a finite speed"):
         Player(src, speed=None, loop=True)
     with pytest.raises(ReplayError, match="nothing to replay"):
         Player(ReplaySource.from_arrays(np.zeros((0, 1)), 100.0, ["Fpz-Cz"]))
@@ -145,6 +149,7 @@ def test_edf_is_read_with_its_channel_hypnogram_and_optionally_every_channel(sha
     np.testing.assert_array_equal(every.data_uv[:, every.channels.index("EEG Fpz-Cz")], src.data_uv[:, 0])
 
 
+@pytest.mark.lsl
 def test_replay_command_streams_an_npz_with_its_truth(tmp_path):
     rec = write_simulated(tmp_path / "rec.npz", 128.0, 2)
     name, sid = unique_ids()
@@ -172,6 +177,7 @@ def test_replay_command_streams_an_npz_with_its_truth(tmp_path):
     assert "done: 7680 samples, 2 truth markers" in err
 
 
+@pytest.mark.lsl
 def test_replay_command_bad_input_is_one_line_and_exit_2(tmp_path):
     r = subprocess.run([sys.executable, "-m", "sleepstream.cli", "replay", str(tmp_path / "missing.npz")],
                        cwd=REPO, capture_output=True, text=True, timeout=60)
@@ -179,20 +185,26 @@ def test_replay_command_bad_input_is_one_line_and_exit_2(tmp_path):
     assert r.stderr.strip().count("\n") == 0 and "missing.npz: no such file" in r.stderr
 
 
+@pytest.mark.lsl
 def test_max_speed_in_process_never_runs_further_ahead_of_its_consumer_than_the_lead():
     src = source_with_labels(100.0, 4)
     name, sid = unique_ids()
-    taken = {"n": 0}
+    taken = {"n": 0, "asked": 0}
+
+    def position() -> int:
+        taken["asked"] += 1
+        return taken["n"]
+
     player = Player(src, name=name, source_id=sid, speed=None, chunk=100, wait_for_consumer=False,
-                    consumer_position=lambda: taken["n"], max_lead_s=10.0)
+                    consumer_position=position, max_lead_s=10.0)
     stop = threading.Event()
     player.start(stop)
 
     def settles_at(n: int) -> None:
-        t_end = time.monotonic() + 10
-        while player.samples_sent < n and time.monotonic() < t_end:
-            time.sleep(0.01)
-        time.sleep(0.3)
+        wait_for(lambda: player.samples_sent >= n, 10, f"{n} samples sent")
+        asked = taken["asked"]
+        # the player asked where its consumer is 5 more times and each time held back
+        wait_for(lambda: taken["asked"] >= asked + 5, 10, "the player to ask again")
         assert player.samples_sent == n
 
     settles_at(1000)          # 10 s of signal ahead of a consumer that took nothing, and no more
@@ -202,6 +214,7 @@ def test_max_speed_in_process_never_runs_further_ahead_of_its_consumer_than_the_
     assert player.join(10).stopped
 
 
+@pytest.mark.lsl
 def test_a_fast_replay_tells_consumers_how_much_buffer_it_needs():
     from streamer.stream import replay_buffer_s
 
@@ -214,5 +227,16 @@ def test_a_fast_replay_tells_consumers_how_much_buffer_it_needs():
     long_src = ReplaySource.from_arrays(np.zeros((100 * 3600 * 2, 1), np.float32), 100.0, ["Fpz-Cz"])
     player = Player(long_src, name=unique_ids()[0], source_id=unique_ids()[1], speed=None)
     player.open()
-    assert replay_buffer_s(player.stream_info(), max_samples=100_000) == 1000   # capped
+    # capped in bytes: one float32 channel costs ~100 B a queued sample, so 10 MB hold 1000 s at 100 Hz
+    assert replay_buffer_s(player.stream_info(), max_bytes=10_000_000) == 1000
     player.close()
+
+
+def test_epochs_counted_where_30_s_is_not_a_whole_number_of_samples():
+    """At 100.01 Hz an epoch is 3000.3 samples: 30 000 samples hold 9 complete epochs (the
+    10th would end at sample 30 002), not 30 000 // 3000 = 10; a loop's pass ends inside the
+    data and every epoch counted has its last sample (its truth marker's time) in the file."""
+    src = ReplaySource.from_arrays(np.zeros((30_000, 1), dtype=np.float32), 100.01, ["Fpz-Cz"])
+    assert src.n_epochs == 9
+    assert src.epoch_last_sample(src.n_epochs - 1) < src.n_samples <= src.epoch_last_sample(src.n_epochs)
+    assert ReplaySource.from_arrays(np.zeros((30_000, 1), dtype=np.float32), 100.0, ["Fpz-Cz"]).n_epochs == 10

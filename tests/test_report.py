@@ -298,6 +298,7 @@ def test_features_view_finds_each_stages_textbook_signature(full_report):
 
 # --------------------------------------------------------------------------- CLI
 
+@pytest.mark.lsl
 def test_cli_report_prints_the_summary_and_writes_the_folder(tmp_path):
     night = write_live_night(tmp_path / "n.tsv", CODES)
     proc = subprocess.run([sys.executable, "-m", "sleepstream.cli", "report", str(night)], cwd=tmp_path,
@@ -353,3 +354,15 @@ def test_real_sleep_edf_excerpt_scored_by_the_model_against_its_expert_hypnogram
     assert result.features.counts == {s: int(np.sum(codes == k)) for k, s in enumerate(STAGES)}
     assert result.features.sfreq == 100.0
     assert result.stats.tst_min == pytest.approx(np.sum(codes > 0) * 0.5)
+
+
+def test_a_night_shorter_than_the_band_smoothing_gets_its_figure(tmp_path):
+    """Four epochs: the 5-epoch band smoothing must not return more values than epochs
+    (np.convolve 'same' gives max(len, 5) values; ``sleepstream demo --recording`` on a
+    4-epoch file ended in a traceback)."""
+    codes = np.array([0, 0, 1, 2])
+    night = write_live_night(tmp_path / "night.tsv", codes)
+    rec = tmp_path / "rec.npz"
+    write_continuous_npz(rec, synth_eeg(codes), 100.0)
+    result = write_report(night, tmp_path / "report", recording=rec)
+    assert result.files["png"].stat().st_size > 0

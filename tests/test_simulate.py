@@ -230,6 +230,7 @@ def test_simulate_command_writes_a_readable_npz_night(tmp_path):
     assert np.array_equal(rec.eeg_uv, ref.eeg_uv)
 
 
+@pytest.mark.lsl
 def test_simulate_console_command_writes_several_subjects_as_edf(tmp_path):
     out = tmp_path / "set.edf"
     proc = subprocess.run([str(SLEEPSTREAM), "simulate", "--hours", "0.25", "--seed", "4", "--sfreq", "256",
@@ -259,6 +260,7 @@ def test_bad_simulate_arguments_give_one_line_and_exit_2(args, words, capsys, tm
     assert not list(tmp_path.glob("*.npz"))
 
 
+@pytest.mark.slow
 def test_demo_recording_is_made_once_and_reads_with_labels(tmp_path):
     path = tmp_path / "data" / "demo-night.npz"
     assert ensure_demo_recording(path) == path

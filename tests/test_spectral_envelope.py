@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from sleepnet.features import base_features
-from sleepnet.sim.calibrate import CALIBRATION_SUBJECTS, ENVELOPE_COMPONENTS, fit_envelope, load_feature_nights
+from sleepnet.sim.calibrate import (CALIBRATION_SUBJECTS, ENVELOPE_COMPONENTS, fit_envelope, load_feature_nights,
+                                   subject_number)
 from sleepnet.sim.envelope import (
     SpectralEnvelopeModel, draw_targets, fit_envelope_model, hours_since_sleep_onset, impose_envelope,
     measure_envelope, targets_from_base_features,
@@ -32,6 +34,7 @@ def test_hours_count_from_the_first_sleep_epoch():
     np.testing.assert_allclose(h * 120, [0, 0, 0, 1, 2, 3])
 
 
+@pytest.mark.slow
 def test_imposed_envelope_reaches_its_targets_at_100_and_256_hz():
     params = load_params()
     labels = _night_labels()
@@ -100,6 +103,7 @@ def test_fit_recovers_a_known_two_stage_model():
     assert 0.4 < env.ar1[N2] < 0.8
 
 
+@pytest.mark.slow
 def test_committed_envelope_is_what_the_calibration_nights_give(shared_data):
     committed = load_params().envelope.to_dict()
     fresh = fit_envelope(shared_data)
@@ -109,17 +113,18 @@ def test_committed_envelope_is_what_the_calibration_nights_give(shared_data):
         np.testing.assert_allclose(np.asarray(fresh[key]), np.asarray(committed[key]), atol=1e-4, err_msg=key)
 
 
+@pytest.mark.slow
 def test_drawn_envelopes_match_the_calibration_nights_stage_medians(shared_data):
     """Targets drawn on the real calibration hypnograms have the real stage medians of the
     five band powers and the variance (pooled over ten draws of each night, within 0.35 in log units,
     i.e. x1.4 in power; the within-stage spread is deliberately narrower than real)."""
-    nights = [n for n in load_feature_nights(shared_data) if n.subject in CALIBRATION_SUBJECTS]
+    nights = [n for n in load_feature_nights(shared_data) if subject_number(n) in CALIBRATION_SUBJECTS]
     env = load_params().envelope
     rng = np.random.default_rng(11)
-    drawn = np.concatenate([draw_targets(env, n.y, rng) for n in nights for _ in range(10)])
-    yy = np.concatenate([n.y for n in nights for _ in range(10)])
-    real = np.concatenate([targets_from_base_features(n.X) for n in nights])
-    yr = np.concatenate([n.y for n in nights])
+    drawn = np.concatenate([draw_targets(env, n.labels, rng) for n in nights for _ in range(10)])
+    yy = np.concatenate([n.labels for n in nights for _ in range(10)])
+    real = np.concatenate([targets_from_base_features(n.features) for n in nights])
+    yr = np.concatenate([n.labels for n in nights])
     for s in range(5):
         diff = np.abs(np.median(drawn[yy == s], axis=0) - np.median(real[yr == s], axis=0))
         assert diff.max() < 0.35, (s, diff.round(2))

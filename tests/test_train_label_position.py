@@ -41,6 +41,7 @@ def test_centred_windows_hold_two_epochs_after_the_labelled_one_padded_at_the_en
         TrainConfig(label_position=SEQ_LEN)
 
 
+@pytest.mark.slow
 def test_centred_scoring_sees_the_future_and_causal_scoring_does_not(seeded_model):
     rng = np.random.default_rng(0)
     data = rng.standard_normal((10, 3000)).astype(np.float32)
@@ -82,6 +83,7 @@ def rhythm_night(n: int, seed: int, name: str) -> PreparedNight:
     return PreparedNight(name, name, data, labels, np.ones(n, dtype=bool), 0, n)
 
 
+@pytest.mark.slow
 def test_a_short_centred_training_run_learns_and_evaluates_with_centred_windows():
     from sleepnet.models.cnn_lstm import ModelConfig
     from sleepnet.preprocess import PreprocessConfig

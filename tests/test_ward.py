@@ -81,6 +81,8 @@ def n_rows(path: Path) -> int:
     return len(read_rows(path)) if path.exists() else 0
 
 
+@pytest.mark.slow
+@pytest.mark.lsl
 def test_four_beds_at_once_each_scored_like_batch_a_killed_worker_restarts_losing_no_row_and_a_new_bed_joins(
         tmp_path, model, model_dir):
     from scorer.ward.log_view import WardLog
@@ -206,6 +208,7 @@ def test_four_beds_at_once_each_scored_like_batch_a_killed_worker_restarts_losin
     assert log_view.lines > 0
 
 
+@pytest.mark.lsl
 def test_ward_command_with_a_file_as_out_fails_in_one_line(tmp_path):
     f = tmp_path / "not-a-folder"
     f.write_text("x")
@@ -240,7 +243,9 @@ def test_status_json_lines_carry_records_and_status_exactly_and_number_epochs_li
     assert back == ScoredEpoch(9, 100.5, 130.49, "N2", rec.probabilities, 0.7, ("warmup",), 3.25)
     back_uns = record_from_event(events[1])
     assert back_uns.epoch == 10 and back_uns.stage == "UNS" and np.isnan(back_uns.probabilities).all()
-    assert events[2] == {"event": "truth", "epoch": 9, "stage": "N3"}
+    assert [e["seq"] for e in events] == [0, 1, 2, 3, 4]          # numbered, so a reader sees a dropped line
+    assert events[2] == {"event": "truth", "seq": 2, "epoch": 9, "stage": "N3"}
+    assert events[3]["dropped_lines"] == 0
     s = status_from_event(events[3])
     assert (s.samples_received, s.samples_missing, s.gaps, s.stalled) == (1000, 12, 1, True)
 
@@ -358,6 +363,7 @@ def test_a_key_opens_a_beds_live_screen_and_esc_returns_to_all_beds(tmp_path):
     assert view.frames >= 1
 
 
+@pytest.mark.lsl
 def test_ward_command_logs_its_beds_and_a_killed_ward_leaves_no_worker_behind(tmp_path, model_dir):
     """`sleepstream ward --no-display` end to end; then SIGKILL the ward itself: its
     workers end too (a new ward on the same folder must not find them still writing)."""
@@ -404,6 +410,7 @@ def test_ward_command_logs_its_beds_and_a_killed_ward_leaves_no_worker_behind(tm
     assert (out / f"{tag}-bed.log").exists()
 
 
+@pytest.mark.lsl
 def test_the_supervisor_loads_no_rich_and_the_ward_renderer_never_loads_the_terminal_owner():
     code = ("import sys, scorer.ward.supervisor, scorer.ward.log_view; "
             "no_rich = not any(m.startswith('rich') for m in sys.modules); "

@@ -12,6 +12,9 @@ unless told ``--weights NAME_OR_FOLDER``.
   lights-off or anywhere in the night. Scores with numpy alone.
 - ``feature-gbm-sleepedf-v1``: the trees alone (the default before), trained on the same
   nights for sessions started at lights-off only.
+- ``feature-gbm-scalefree-sleepedf-v1``: the trees' recipe over scale-free features (band
+  shares and ratios, no level), for per-epoch normalised input (the design's z-scored
+  ``sample.npz``); chosen automatically for such input, never for µV input unless named.
 - ``cnn-lstm-simulated-v2``: the CNN–LSTM trained on simulated nights only; on real EEG
   it calls nearly every epoch N3 (see its model card).
 """

@@ -42,7 +42,7 @@ guard (20-40 Hz over 3x a 60-s median, ptp 4) on the same nights, ties to fewer 
 closes: 88 % within 3 s at 22.9 false closes/h and 39 % coverage of stable N2/N3 there,
 against 72 % at 27.4/h and 30 %. An alpha weight of 0.25 caught the same share at more
 false closes; 0.5 (with ``hf_ratio`` 4) met p95 < 3 s there at 30.7/h and 21 % coverage
-(``benchmarks.gate.STRICT_GUARD``). The README section "Stimulation windows" has the
+(``benchmarks.gate.STRICT_GUARD``). docs/benchmarks.md, "Stimulation windows", has the
 test-night figures.
 """
 from __future__ import annotations
@@ -62,20 +62,47 @@ SIGMA_BAND_HZ = (11.0, 16.0)
 class GuardThresholds:
     """When the guard raises an alarm.
 
-    hf_ratio: the hop's arousal score (its 20-40 Hz power over the baseline median, times
-    (alpha power over its baseline) ** ``alpha_weight``; a ratio of µV²) over this on
-    ``confirm_hops`` consecutive hops raises ``arousal: hf``. sustained_ratio: the score
-    over this lower ratio on ``sustained_hops`` consecutive hops raises it too (None: off).
-    alpha_weight: how much the alpha (8-10.5 Hz) rise adds to the score (0: 20-40 Hz only).
-    alpha_ratio: alpha power alone over the baseline median raises ``arousal: alpha``
-    (None: not judged; off by default: alpha alone is a weak and spindle-prone sign).
-    ptp_ratio: hop peak-to-peak over the baseline median raises ``movement``.
-    flat_std_uv: std below this (µV) is a flat line. rail_abs_uv: |x| at or above this (µV)
-    is a railing amplifier. window_s / hop_s: the analysis window and how often it is
-    judged (s). baseline_s: seconds of calm hops in the running baseline.
-    min_baseline_hops: fewer than this (or than ``baseline_s`` holds) and the guard judges
-    only flat and railing signal.
     The defaults were chosen on calibration nights (see the module text).
+
+    Parameters
+    ----------
+    hf_ratio : float
+        The hop's arousal score (its 20-40 Hz power over the baseline median, times
+        (alpha power over its baseline) ** ``alpha_weight``; a ratio of µV²) over this on
+        ``confirm_hops`` consecutive hops raises ``arousal: hf``.
+    alpha_ratio : float or None
+        Alpha power alone over the baseline median raises ``arousal: alpha`` (None: not
+        judged; off by default: alpha alone is a weak and spindle-prone sign).
+    ptp_ratio : float
+        Hop peak-to-peak over the baseline median raises ``movement``.
+    flat_std_uv : float
+        A standard deviation below this (µV) is a flat line.
+    rail_abs_uv : float
+        ``|x|`` at or above this (µV) is a railing amplifier.
+    confirm_hops : int
+        Consecutive hops over ``hf_ratio`` (or ``alpha_ratio``) that raise the alarm.
+    window_s : float
+        The analysis window, s.
+    hop_s : float
+        How often the window is judged, s.
+    baseline_s : float
+        Seconds of calm hops in the running baseline.
+    min_baseline_hops : int
+        Fewer hops than this in the baseline (or than ``baseline_s`` holds) and the guard
+        judges only flat and railing signal.
+    sustained_ratio : float or None
+        The score over this lower ratio on ``sustained_hops`` consecutive hops raises
+        ``arousal: hf`` too (None: off).
+    sustained_hops : int
+        Consecutive hops over ``sustained_ratio`` that raise the alarm.
+    alpha_weight : float
+        How much the alpha (8-10.5 Hz) rise adds to the score, 0-1 (0: 20-40 Hz only).
+
+    Raises
+    ------
+    ValueError
+        A ratio, level or duration that is not a positive number, an ``alpha_weight``
+        outside 0-1, or a hop count under 1.
     """
 
     hf_ratio: float = 3.2
@@ -111,8 +138,25 @@ DEFAULT_THRESHOLDS = GuardThresholds()
 
 @dataclass(frozen=True)
 class HopFeatures:
-    """One judged hop: log10 powers (µV²) 20-40, 8-10.5 and 11-16 Hz, peak-to-peak (µV),
-    flat/rail, data time (s)."""
+    """One judged hop.
+
+    Parameters
+    ----------
+    time : float
+        Data time of the hop's newest sample, s.
+    log_hf : float
+        log10 power 20-40 Hz, µV² (NaN with missing samples).
+    log_alpha : float
+        log10 power 8-10.5 Hz, µV².
+    ptp_uv : float
+        Peak-to-peak amplitude, µV (NaN with missing samples).
+    flat : bool
+        The standard deviation is under ``flat_std_uv``.
+    rail : bool
+        ``|x|`` reached ``rail_abs_uv``, or a sample is missing.
+    log_sigma : float
+        log10 power 11-16 Hz, µV².
+    """
 
     time: float
     log_hf: float
@@ -125,9 +169,18 @@ class HopFeatures:
 
 @dataclass(frozen=True)
 class GuardVerdict:
-    """An alarm: ``reason`` names what was seen (``arousal: hf``, ``arousal: alpha``,
-    ``movement``, ``flat``, ``railing``, ``missing samples``); ``time`` is the newest judged sample's time
-    (s, the caller's clock); ``arrival_time`` when that sample arrived (s)."""
+    """An alarm.
+
+    Parameters
+    ----------
+    reason : str
+        What was seen: ``arousal: hf``, ``arousal: alpha``, ``movement``, ``flat``,
+        ``railing`` or ``missing samples``.
+    time : float
+        The newest judged sample's time, s (the caller's clock).
+    arrival_time : float
+        When that sample arrived, s (NaN when not given).
+    """
 
     reason: str
     time: float
@@ -135,7 +188,25 @@ class GuardVerdict:
 
 
 def hop_features(x_uv: np.ndarray, sfreq_hz: float, t: float, th: GuardThresholds) -> HopFeatures:
-    """The features of one analysis window ``x_uv`` (µV, oldest first)."""
+    """The features of one analysis window.
+
+    Parameters
+    ----------
+    x_uv : numpy.ndarray
+        The window's samples, µV, oldest first (NaN where missing).
+    sfreq_hz : float
+        Their sampling rate, Hz (the 20-40 Hz band stops at 0.45 of it).
+    t : float
+        Data time of the newest sample, s.
+    th : GuardThresholds
+        Gives the flat and railing levels.
+
+    Returns
+    -------
+    HopFeatures
+        Band powers, peak-to-peak, flat and railing; a window with a missing sample is
+        railing with NaN powers and peak-to-peak.
+    """
     bad = ~np.isfinite(x_uv)
     if bad.any():
         return HopFeatures(t, np.nan, np.nan, np.nan, False, True, np.nan)
@@ -158,7 +229,7 @@ class ArousalGuard:
     Parameters
     ----------
     sfreq_hz : float
-        Sampling rate of the samples pushed.
+        Sampling rate of the samples pushed, Hz.
     thresholds : GuardThresholds
         When to raise an alarm.
     """
@@ -210,8 +281,22 @@ class ArousalGuard:
         self._over = self._sustained = 0
 
     def push(self, samples_uv: np.ndarray, end_time: float, arrival_time: float = float("nan")) -> list[GuardVerdict]:
-        """Feed consecutive samples (µV, NaN where missing) whose last one is at
-        ``end_time`` (s); return the alarms raised (only while armed)."""
+        """Feed consecutive samples and judge every hop they complete.
+
+        Parameters
+        ----------
+        samples_uv : numpy.ndarray
+            Consecutive samples, µV, NaN where missing.
+        end_time : float
+            Time of the last of them, s.
+        arrival_time : float
+            When they arrived, s; carried into the verdicts.
+
+        Returns
+        -------
+        list of GuardVerdict
+            The alarms raised, in time order (only while armed).
+        """
         x = np.asarray(samples_uv, dtype=np.float64)
         out: list[GuardVerdict] = []
         n = len(x)

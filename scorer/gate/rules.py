@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sleepnet.errors import SleepstreamError
+from sleepnet.errors import SleepstreamError, parameter
 from sleepnet.stages import STAGES
 
 from .guard import DEFAULT_THRESHOLDS, GuardThresholds
@@ -36,17 +36,27 @@ else:  # pragma: no cover - Python 3.10 (pyproject: tomli there)
 
 
 class GateRuleError(SleepstreamError):
-    """A --gate rule (file or inline text) that cannot be used."""
+    """A gate rule (file or inline text) that cannot be used."""
 
 
 @dataclass(frozen=True)
 class GateRule:
     """When a stimulation window opens and how long it may stay open.
 
-    stages: stages a window may open in. min_probability: the scored stage's
-    probability must reach this (0-1). epochs: consecutive epochs meeting both before a
-    window opens. max_open_s: longest a window stays open (s). guard: whether the
-    arousal guard closes windows inside the epoch. thresholds: the guard's.
+    Parameters
+    ----------
+    stages : frozenset of str
+        Stages a window may open in.
+    min_probability : float
+        The scored stage's probability must reach this (0-1).
+    epochs : int
+        Consecutive epochs meeting both before a window opens.
+    max_open_s : float
+        Longest a window stays open, s.
+    guard : bool
+        Whether the arousal guard closes windows inside the epoch.
+    thresholds : GuardThresholds
+        The guard's thresholds.
     """
 
     stages: frozenset[str] = frozenset({"N2", "N3"})
@@ -57,7 +67,13 @@ class GateRule:
     thresholds: GuardThresholds = DEFAULT_THRESHOLDS
 
     def describe(self) -> str:
-        """One line, e.g. ``N2/N3 p>=0.80 x2``."""
+        """The rule in one line (the reason of a new window's ``open``).
+
+        Returns
+        -------
+        str
+            E.g. ``N2/N3 p>=0.80 x2``: stages in stage order, probability, epochs.
+        """
         order = [s for s in STAGES if s in self.stages]
         return f"{'/'.join(order)} p>={self.min_probability:.2f} x{self.epochs}"
 
@@ -78,9 +94,30 @@ def _stages(value: Any, where: str) -> frozenset[str]:
     return frozenset(items)
 
 
-def rule_from_mapping(gate: dict[str, Any], guard: dict[str, Any] | None = None, where: str = "--gate") -> GateRule:
-    """A :class:`GateRule` from the ``[gate]`` (and ``[guard]``) tables; unknown keys and
-    out-of-range values raise :class:`GateRuleError`."""
+def rule_from_mapping(gate: dict[str, Any], guard: dict[str, Any] | None = None, where: str = "[gate]") -> GateRule:
+    """A :class:`GateRule` from the ``[gate]`` (and ``[guard]``) tables.
+
+    Parameters
+    ----------
+    gate : dict
+        The ``[gate]`` settings (``stages``, ``min_probability``, ``epochs``, ``max_open_s``,
+        ``guard``), as TOML values or inline text.
+    guard : dict, optional
+        The ``[guard]`` settings (:class:`scorer.gate.guard.GuardThresholds` fields).
+    where : str
+        Where the settings come from, first in each error (a file, or the marked
+        parameter and its text: :func:`sleepnet.errors.parameter`).
+
+    Returns
+    -------
+    GateRule
+        The rule.
+
+    Raises
+    ------
+    GateRuleError
+        An unknown key or an out-of-range value, after ``where``.
+    """
     unknown = sorted(set(gate) - set(_KEYS))
     if unknown:
         raise GateRuleError(f"{where}: unknown setting(s) {unknown}; known: {', '.join(_KEYS)}")
@@ -125,32 +162,49 @@ def rule_from_mapping(gate: dict[str, Any], guard: dict[str, Any] | None = None,
     return rule
 
 
-def parse_rule(text: str | None) -> GateRule:
-    """The rule ``--gate`` names: None or ``""`` (the default rule), a path to a TOML
-    file, or inline ``key=value,key=value`` (stages joined with ``+``)."""
-    if text is None or not text.strip() or text.strip() == "default":
+def parse_rule(gate: str | None) -> GateRule:
+    """The rule a session's ``gate`` option names (``sleepstream live --gate``).
+
+    Parameters
+    ----------
+    gate : str or None
+        None, ``""`` or ``"default"`` (the default rule), a path to a TOML file, or inline
+        ``key=value,key=value`` (stages joined with ``+``).
+
+    Returns
+    -------
+    GateRule
+        The rule.
+
+    Raises
+    ------
+    GateRuleError
+        One line naming the file, or ``gate`` and its inline text, and what is wrong.
+    """
+    if gate is None or not gate.strip() or gate.strip() == "default":
         return DEFAULT_RULE
-    path = Path(text)
-    if text.endswith(".toml") or path.is_file():
+    path = Path(gate)
+    if gate.endswith(".toml") or path.is_file():
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except OSError as exc:
-            raise GateRuleError(f"{text}: cannot read the gate rules ({exc.strerror or exc})") from None
+            raise GateRuleError(f"{gate}: cannot read the gate rules ({exc.strerror or exc})") from None
         except tomllib.TOMLDecodeError as exc:
-            raise GateRuleError(f"{text}: not valid TOML ({exc})") from None
-        gate = data.get("gate", {})
+            raise GateRuleError(f"{gate}: not valid TOML ({exc})") from None
+        table = data.get("gate", {})
         guard = data.get("guard", {})
         extra = sorted(set(data) - {"gate", "guard"})
-        if extra or not isinstance(gate, dict) or not isinstance(guard, dict):
-            raise GateRuleError(f"{text}: expected tables [gate] and [guard] only, found {sorted(data)}")
-        return rule_from_mapping(gate, guard, where=text)
+        if extra or not isinstance(table, dict) or not isinstance(guard, dict):
+            raise GateRuleError(f"{gate}: expected tables [gate] and [guard] only, found {sorted(data)}")
+        return rule_from_mapping(table, guard, where=gate)
+    where = f"{parameter('gate')}={gate!r}"
     pairs: dict[str, str] = {}
-    for part in text.split(","):
+    for part in gate.split(","):
         if not part.strip():
             continue
         key, sep, value = part.partition("=")
         if not sep:
-            raise GateRuleError(f"--gate {text!r}: expected key=value pairs (e.g. stages=N2+N3,min_probability=0.8) "
+            raise GateRuleError(f"{where}: expected key=value pairs (e.g. stages=N2+N3,min_probability=0.8) "
                                 f"or a .toml file; {part.strip()!r} has no '='")
         pairs[key.strip()] = value.strip()
-    return rule_from_mapping(pairs, None, where=f"--gate {text!r}")
+    return rule_from_mapping(pairs, None, where=where)

@@ -7,6 +7,25 @@ of the scored channel, which feeds the arousal guard while a window is open and 
 gaps the moment they arrive. Events go, in order, to the ``<name>-gate`` outlet and to
 each listener (``listener(event, stamp)``; a listener that raises is logged and
 skipped).
+
+The lease (:mod:`scorer.gate.outlet`): the live loop calls :meth:`GateSink.tick` on every
+turn (between pulls and between records too). While a window is open, ``tick`` re-sends
+``open`` / ``lease`` on the outlet every ``renew_s`` (0.25 s), and closes the window:
+
+* ``max open time``: ``max_open_s`` after it opened on the scorer's monotonic clock, even
+  while no data arrives;
+* ``lease lapsed``: the loop came back after more than ``lease_s`` without a turn (it hung:
+  a stalled disk, SIGSTOP). Its listeners have taken the window as closed by then; the
+  scorer agrees, and the rule must be met again by epochs after the hang.
+
+NOT RECORDING: given ``recording`` (the hypnogram file's
+:attr:`scorer.hypnogram_file.HypnogramFile.recording`), a window never opens while the
+night is not being recorded, and an open one closes with reason ``not recording``. A live
+session (:class:`scorer.session.LiveSession`) puts the file before the gate in the sinks,
+so the file has tried to write an epoch's row before the gate decides on that epoch: an
+epoch whose row could not be written never opens a window. (This costs the markers decided
+on an epoch one fsync'ed append; the guard's and the gaps' closes come from the raw-sample
+tap, before any sink, and are not delayed.)
 """
 from __future__ import annotations
 
@@ -18,11 +37,11 @@ import numpy as np
 import pylsl
 
 from scorer.records import ScoredEpoch
-from scorer.sinks import StreamStatus
+from scorer.sinks import Sink, StreamStatus
 from streamer.stream import SampleChunk
 
 from .guard import ArousalGuard
-from .outlet import GateOutlet
+from .outlet import LEASE_S, RENEW_S, GateOutlet
 from .rules import DEFAULT_RULE, GateRule
 from .window import CLOSE, OPEN, GateEvent, GateWindow
 
@@ -31,7 +50,7 @@ log = logging.getLogger(__name__)
 Listener = Callable[[GateEvent, float], None]
 
 
-class GateSink:
+class GateSink(Sink):
     """Stimulation windows for a live session (see the module text).
 
     Parameters
@@ -46,16 +65,38 @@ class GateSink:
         Called as ``listener(event, stamp)`` for each event, after it is published.
     source_stream : str
         The EEG stream's name (for the outlet description).
+    linger_s : float
+        On :meth:`close`, how long connected listeners get to pull the last markers (s).
+    lease_s : float
+        How long an ``open`` holds without renewal (s); said in the outlet's description.
+    renew_s : float
+        How often an open window is renewed (s); below ``lease_s``.
+    recording : callable, optional
+        Returns whether the night is being recorded (the hypnogram file's
+        ``recording``); while it returns False no window opens.
+
+    Raises
+    ------
+    ValueError
+        ``renew_s`` is not positive or not below ``lease_s``.
     """
 
     def __init__(self, sfreq_hz: float, rule: GateRule = DEFAULT_RULE, outlet_name: str | None = None,
                  listeners: tuple[Listener, ...] | list[Listener] = (), source_stream: str = "",
-                 linger_s: float = 0.5) -> None:
+                 linger_s: float = 0.5, lease_s: float = LEASE_S, renew_s: float = RENEW_S,
+                 recording: Callable[[], bool] | None = None) -> None:
+        if not 0 < renew_s < lease_s:
+            raise ValueError(f"renew_s must be positive and below lease_s, got renew_s={renew_s}, lease_s={lease_s}")
         self.rule = rule
         self.window = GateWindow(rule)
         self.guard = ArousalGuard(sfreq_hz, rule.thresholds) if rule.guard else None
-        self.outlet = GateOutlet(outlet_name, rule.describe(), source_stream) if outlet_name else None
+        self.outlet = GateOutlet(outlet_name, rule.describe(), source_stream, lease_s) if outlet_name else None
         self.linger_s = linger_s
+        self.lease_s = float(lease_s)
+        self.renew_s = float(renew_s)
+        self.recording = recording
+        self.renewals = 0
+        self._last_push = float("nan")      # local clock of the newest open or renewal (NaN: closed)
         self._listeners: list[Listener] = list(listeners)
         self._failed: set[int] = set()
         self._last: tuple[str, str] = (CLOSE, "restart")
@@ -69,11 +110,18 @@ class GateSink:
 
     def __repr__(self) -> str:
         where = self.outlet.name if self.outlet is not None else "no outlet"
-        return f"<GateSink {where}: {self.window!r}>"
+        return f"<GateSink {where}: {self.window!r}, lease {self.lease_s:g} s>"
 
     # -- API for programs in the same process ------------------------------------------
     def add_listener(self, listener: Listener) -> None:
-        """Call ``listener(event, stamp)`` on every later event."""
+        """Call ``listener(event, stamp)`` on every later event.
+
+        Parameters
+        ----------
+        listener : callable
+            ``fn(event, stamp)`` with the :class:`~scorer.gate.window.GateEvent` and its
+            stamp (s, local LSL clock); one that raises is logged once and skipped.
+        """
         self._listeners.append(listener)
 
     @property
@@ -81,14 +129,60 @@ class GateSink:
         """Whether a stimulation window is open now."""
         return self.window.is_open
 
-    # -- the Sink protocol -------------------------------------------------------------
+    # -- the Sink methods --------------------------------------------------------------
     def publish(self, record: ScoredEpoch) -> None:
-        arrival = pylsl.local_clock() - record.latency_ms / 1000.0
+        """Decide on a scored epoch: a window may open (or close, when it no longer meets
+        the rule); while the night is not recorded it closes with ``not recording``.
+
+        Parameters
+        ----------
+        record : ScoredEpoch
+            The newly scored epoch (its latency dates the data's arrival).
+        """
+        now = pylsl.local_clock()
+        arrival = now - record.latency_ms / 1000.0
         self._last_data_time = np.nanmax([self._last_data_time, record.end_time])
-        self._emit(self.window.on_epoch(record, arrival))
+        if not self._recording():
+            self._emit(self.window.on_break("not recording", record.end_time, arrival, record.epoch))
+            return
+        self._emit(self.window.on_epoch(record, arrival, now))
+
+    def tick(self, now: float | None = None) -> None:
+        """A turn of the live loop: renew an open window's lease, or close it.
+
+        A window closes with ``max open time``, ``lease lapsed`` or ``not recording``.
+        Cheap; the loop calls it often.
+
+        Parameters
+        ----------
+        now : float, optional
+            The scorer's LSL clock, s (default: read it now).
+        """
+        if not self.window.is_open:
+            return
+        now = pylsl.local_clock() if now is None else now
+        t = self._last_data_time
+        if not self._recording():
+            self._emit(self.window.on_break("not recording", t, now))
+        elif now - self._last_push > self.lease_s:
+            self._emit(self.window.on_break("lease lapsed", t, now))
+        else:
+            expired = self.window.on_clock(now, t, now)
+            if expired:
+                self._emit(expired)
+            elif now - self._last_push >= self.renew_s:
+                self._last_push = self.outlet.renew() if self.outlet is not None else now
+                self.renewals += 1
 
     def samples(self, chunk: SampleChunk) -> None:
-        """Raw samples (µV) as pulled: gaps at once, the guard while a window is open."""
+        """Raw samples as pulled: gaps close a window at once, the guard judges them while
+        one is open.
+
+        Parameters
+        ----------
+        chunk : streamer.stream.SampleChunk
+            µV samples with their timestamps and the samples missing before them.
+        """
         if not len(chunk.samples_uv) and not chunk.missing_before:
             return
         events: list[GateEvent] = []
@@ -108,9 +202,25 @@ class GateSink:
         self._emit(events)
 
     def truth(self, epoch: int, stage: str) -> None:
-        """Truth does not move windows."""
+        """Truth does not move windows: nothing is done.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch's index, as in its record.
+        stage : str
+            W, N1, N2, N3, REM or UNS.
+        """
 
     def status(self, status: StreamStatus) -> None:
+        """Close a window when the signal is lost (``signal lost``), and say the current
+        state again when the first listener connects to the outlet.
+
+        Parameters
+        ----------
+        status : StreamStatus
+            The stream's health now.
+        """
         if status.stalled and not self._lost:
             self._lost = True
             if self.guard is not None:
@@ -127,6 +237,15 @@ class GateSink:
             self.outlet.close(self.linger_s)
 
     # -- internals ---------------------------------------------------------------------
+    def _recording(self) -> bool:
+        if self.recording is None:
+            return True
+        try:
+            return bool(self.recording())
+        except Exception:
+            log.exception("gate: the recording check failed; no window opens")
+            return False
+
     def _announce(self) -> None:
         """Listeners that connect later (e.g. back to a restarted scorer) missed what was
         pushed before: when the first one appears, say the current state again."""
@@ -145,6 +264,7 @@ class GateSink:
                 else:
                     self.guard.disarm()
             stamp = self.outlet.push(ev.kind, ev.reason) if self.outlet is not None else pylsl.local_clock()
+            self._last_push = stamp if ev.kind == OPEN else float("nan")
             self._last = (ev.kind, ev.reason)
             self.history.append((ev, stamp, (stamp - ev.arrival_time) * 1000.0))
             log.info("gate %s (%s)", ev.kind, ev.reason)

@@ -14,6 +14,11 @@ the data's (s, the scorer's LSL clock).
   alarm, a gap, signal lost, or ``rule.max_open_s`` after opening. Every close restarts
   the count: after a close the rule must be met again, from the next epoch on, by
   epochs that began after the close.
+
+``max_open_s`` counts on the scorer's monotonic clock (:meth:`GateWindow.on_clock`, fed
+``pylsl.local_clock()`` by the live loop on every turn, so it fires while no data
+arrives), and on the data clock too (:meth:`GateWindow.on_time`: a replay faster than real
+time, and offline runs without a clock).
 """
 from __future__ import annotations
 
@@ -32,12 +37,20 @@ CLOSE = "close"
 class GateEvent:
     """A window opening or closing.
 
-    kind: ``open`` or ``close``. reason: why (the rule met, ``stage REM``,
-    ``confidence 0.62``, ``flag gap``, ``arousal: hf``, ``signal lost``, ``max open
-    time``, ``restart``, ...). time: the data time the decision rests on (s, the
-    scorer's LSL clock: an epoch's last sample, the newest sample the guard judged).
-    epoch: the epoch that decided it, when one did. arrival_time: when the deciding
-    data arrived (s, local LSL clock; NaN when not known).
+    Parameters
+    ----------
+    kind : str
+        ``open`` or ``close``.
+    reason : str
+        Why: the rule met, ``stage REM``, ``confidence 0.62``, ``flag gap``, ``arousal:
+        hf``, ``signal lost``, ``max open time``, ``restart``, ...
+    time : float
+        The data time the decision rests on (s, the scorer's LSL clock: an epoch's last
+        sample, the newest sample the guard judged).
+    epoch : int, optional
+        The epoch that decided it, when one did.
+    arrival_time : float
+        When the deciding data arrived (s, local LSL clock; NaN when not known).
     """
 
     kind: str
@@ -48,12 +61,19 @@ class GateEvent:
 
 
 class GateWindow:
-    """Open/closed state of one stimulation window (pure; see the module text)."""
+    """Open/closed state of one stimulation window (pure; see the module text).
+
+    Parameters
+    ----------
+    rule : GateRule
+        When the window opens and how long it may stay open.
+    """
 
     def __init__(self, rule: GateRule = DEFAULT_RULE) -> None:
         self.rule = rule
         self._open = False
         self._opened_at = float("nan")
+        self._opened_clock = float("nan")
         self._streak = 0
         self._not_before = -float("inf")   # epochs must start after this to count
 
@@ -72,13 +92,37 @@ class GateWindow:
         return self._streak
 
     def start(self, time: float) -> GateEvent:
-        """The close a (re)started scorer publishes first: it holds no window open."""
+        """The close a (re)started scorer publishes first: it holds no window open.
+
+        Parameters
+        ----------
+        time : float
+            The event's time, s.
+
+        Returns
+        -------
+        GateEvent
+            ``close`` with reason ``restart``.
+        """
         self._open = False
         self._streak = 0
         return GateEvent(CLOSE, "restart", time)
 
     def why_not(self, record: ScoredEpoch) -> str | None:
-        """Why ``record`` does not meet the rule (None when it does)."""
+        """Why a scored epoch does not meet the rule.
+
+        Parameters
+        ----------
+        record : ScoredEpoch
+            The epoch.
+
+        Returns
+        -------
+        str or None
+            ``unscored``, ``flag <flags>``, ``stage <stage>``, ``confidence <p>`` or
+            ``after a close`` (the epoch began before the latest close); None when it
+            meets the rule.
+        """
         if not record.scored:
             return "unscored"
         if record.flags:
@@ -91,8 +135,25 @@ class GateWindow:
             return "after a close"
         return None
 
-    def on_epoch(self, record: ScoredEpoch, arrival_time: float = float("nan")) -> list[GateEvent]:
-        """A newly scored epoch: may open or close the window."""
+    def on_epoch(self, record: ScoredEpoch, arrival_time: float = float("nan"),
+                 now: float | None = None) -> list[GateEvent]:
+        """A newly scored epoch: may open or close the window.
+
+        Parameters
+        ----------
+        record : ScoredEpoch
+            The epoch.
+        arrival_time : float
+            When its last sample arrived, s (local LSL clock; NaN when not known).
+        now : float, optional
+            The scorer's monotonic clock (s) at this decision, from which
+            :meth:`on_clock` counts ``max_open_s`` (None: the record's end time).
+
+        Returns
+        -------
+        list of GateEvent
+            The ``open`` or ``close`` it caused (empty for none).
+        """
         why = self.why_not(record)
         if self._open:
             if why is not None:
@@ -106,30 +167,96 @@ class GateWindow:
         if self._streak >= self.rule.epochs:
             self._open = True
             self._opened_at = record.end_time
+            self._opened_clock = record.end_time if now is None else float(now)
             return [GateEvent(OPEN, self.rule.describe(), record.end_time, record.epoch, arrival_time)]
         return []
 
     def on_alarm(self, verdict: GuardVerdict) -> list[GateEvent]:
-        """A guard alarm: closes an open window at once."""
+        """A guard alarm: closes an open window at once.
+
+        Parameters
+        ----------
+        verdict : GuardVerdict
+            The alarm; its reason becomes the close's.
+
+        Returns
+        -------
+        list of GateEvent
+            The ``close`` (empty when the window was closed).
+        """
         if not self._open:
             return []
         return [self._close(verdict.reason, verdict.time, None, verdict.arrival_time)]
 
-    def on_break(self, reason: str, time: float, arrival_time: float = float("nan")) -> list[GateEvent]:
-        """A gap or a lost signal (``reason``): closes an open window, and the rule must
-        be met again by epochs that begin after ``time``."""
+    def on_break(self, reason: str, time: float, arrival_time: float = float("nan"),
+                 epoch: int | None = None) -> list[GateEvent]:
+        """A gap, a lost signal, a night not recorded: closes an open window.
+
+        The rule must be met again by epochs that begin after ``time``.
+
+        Parameters
+        ----------
+        reason : str
+            What broke: ``gap``, ``signal lost``, ``not recording``, ...
+        time : float
+            The data time of the break, s.
+        arrival_time : float
+            When the deciding data arrived, s (NaN when not known).
+        epoch : int, optional
+            The epoch that decided it, when one did.
+
+        Returns
+        -------
+        list of GateEvent
+            The ``close`` (empty when the window was closed).
+        """
         self._streak = 0
         self._not_before = max(self._not_before, time)
         if not self._open:
             return []
-        return [self._close(reason, time, None, arrival_time)]
+        return [self._close(reason, time, epoch, arrival_time)]
 
     def on_time(self, time: float, arrival_time: float = float("nan")) -> list[GateEvent]:
-        """The data clock moved on to ``time``: closes a window open too long."""
+        """The data clock moved on: closes a window open for ``max_open_s`` of data time.
+
+        Parameters
+        ----------
+        time : float
+            The newest data time, s.
+        arrival_time : float
+            When that data arrived, s (NaN when not known).
+
+        Returns
+        -------
+        list of GateEvent
+            The ``close`` (``max open time``), or empty.
+        """
         if not self._open:
             return []
         expired = self._expired(time, arrival_time, None)
         return [expired] if expired else []
+
+    def on_clock(self, now: float, time: float = float("nan"), arrival_time: float = float("nan")) -> list[GateEvent]:
+        """The scorer's monotonic clock moved on: closes a window open for ``max_open_s``
+        on it, whether or not data arrives.
+
+        Parameters
+        ----------
+        now : float
+            The scorer's monotonic clock, s.
+        time : float
+            The newest data time (the close's decision time), s.
+        arrival_time : float
+            When that data arrived, s (NaN when not known).
+
+        Returns
+        -------
+        list of GateEvent
+            The ``close`` (``max open time``), or empty.
+        """
+        if not self._open or not now - self._opened_clock >= self.rule.max_open_s:
+            return []
+        return [self._close("max open time", time, None, arrival_time)]
 
     def _expired(self, time: float, arrival_time: float, epoch: int | None) -> GateEvent | None:
         if time - self._opened_at >= self.rule.max_open_s:

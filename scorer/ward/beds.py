@@ -18,7 +18,21 @@ MAX_NAME = 40
 
 @dataclass(frozen=True)
 class StreamSeen:
-    """What the supervisor knows of a stream before any worker opens it."""
+    """What the supervisor knows of a stream before any worker opens it.
+
+    Parameters
+    ----------
+    name : str
+        The stream's name.
+    stream_type : str
+        Its LSL content type (``EEG``).
+    source_id : str
+        Its source_id (empty when it has none: not a bed).
+    sfreq_hz : float
+        Its nominal rate, Hz (0 for an irregular stream: not a bed).
+    hostname : str
+        The machine it is served from.
+    """
 
     name: str
     stream_type: str
@@ -46,6 +60,18 @@ class BedSelector:
     source_ids: tuple[str, ...] = ()
 
     def matches(self, s: StreamSeen) -> bool:
+        """Whether a stream is a bed to follow.
+
+        Parameters
+        ----------
+        s : StreamSeen
+            The stream.
+
+        Returns
+        -------
+        bool
+            It has a source_id and a regular rate, and meets every criterion given.
+        """
         if not s.source_id or s.sfreq_hz <= 0:
             return False                  # a bed needs a source_id and a regular rate
         if self.source_ids and s.source_id not in self.source_ids:
@@ -57,6 +83,13 @@ class BedSelector:
         return True
 
     def describe(self) -> str:
+        """The criteria in words, for the ward's messages.
+
+        Returns
+        -------
+        str
+            E.g. ``type EEG, name 'bed-*'``; ``any stream`` without criteria.
+        """
         parts = []
         if self.stream_type:
             parts.append(f"type {self.stream_type}")
@@ -68,20 +101,58 @@ class BedSelector:
 
 
 def sanitise(name: str) -> str:
-    """``name`` reduced to letters, digits, ``-``, ``_`` and ``.`` (others become ``-``),
-    without leading dots or dashes, at most 40 characters; ``bed`` when nothing is left."""
+    """A stream name made safe for file and stream names.
+
+    Parameters
+    ----------
+    name : str
+        The stream name.
+
+    Returns
+    -------
+    str
+        ``name`` reduced to letters, digits, ``-``, ``_`` and ``.`` (others become
+        ``-``), without leading or trailing dots or dashes, at most 40 characters;
+        ``bed`` when nothing is left.
+    """
     s = re.sub(r"[^A-Za-z0-9_.-]+", "-", name.strip()).strip("-.")
     return s[:MAX_NAME].rstrip("-.") or "bed"
 
 
 def short_hash(text: str) -> str:
-    """Six hex digits identifying ``text`` (for a collision suffix)."""
+    """Six hex digits identifying ``text`` (for a collision suffix).
+
+    Parameters
+    ----------
+    text : str
+        What to identify (a source_id).
+
+    Returns
+    -------
+    str
+        The first six hex digits of its SHA-1.
+    """
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:6]
 
 
 def bed_name(stream_name: str, source_id: str, taken: set[str] | frozenset[str]) -> str:
-    """A unique bed name: the sanitised stream name, or, when another bed has it, the name
-    plus the sanitised source_id (or a hash of it, when that is taken too)."""
+    """A unique bed name.
+
+    Parameters
+    ----------
+    stream_name : str
+        The stream's name.
+    source_id : str
+        The stream's source_id.
+    taken : set of str
+        The names other beds have.
+
+    Returns
+    -------
+    str
+        The sanitised stream name, or, when another bed has it, the name plus the
+        sanitised source_id (or a hash of it, numbered when that is taken too).
+    """
     base = sanitise(stream_name)
     if base not in taken:
         return base

@@ -34,8 +34,19 @@ _SEQUENCES = {"\x1b[A": UP, "\x1bOA": UP, "\x1b[B": DOWN, "\x1bOB": DOWN, "\x1b[
 
 
 def parse_keys(data: str) -> list[str]:
-    """Key names in what a terminal sent: arrows, Enter, back (Esc, 0, q, Backspace) and
-    the digits 1-9 (as themselves); anything else is dropped."""
+    """Key names in what a terminal sent.
+
+    Parameters
+    ----------
+    data : str
+        The characters read (escape sequences whole).
+
+    Returns
+    -------
+    list of str
+        In order: ``up``, ``down``, ``left``, ``right``, ``enter``, ``back`` (Esc, 0, q,
+        Backspace) and the digits 1-9 (as themselves); anything else is dropped.
+    """
     out: list[str] = []
     i = 0
     while i < len(data):
@@ -62,6 +73,20 @@ class Navigation:
         self.selected: int | None = None
 
     def press(self, key: str, n_beds: int) -> None:
+        """Move the highlight or open a bed for one key.
+
+        A digit opens that bed (when there is one), ``enter`` the highlighted one, ``back``
+        returns to all beds; ``up``/``down`` move the highlight on the overview,
+        ``left``/``right`` (and ``up``/``down``) step through beds in the detail view,
+        wrapping round.
+
+        Parameters
+        ----------
+        key : str
+            A key name from :func:`parse_keys`.
+        n_beds : int
+            Beds now (no bed: nothing moves).
+        """
         if n_beds == 0:
             return
         if key.isdigit():
@@ -82,7 +107,15 @@ class Navigation:
 
 
 class KeyReader:
-    """A thread reading keys from a terminal on ``fd`` in cbreak mode into a queue."""
+    """A thread reading keys from a terminal on ``fd`` in cbreak mode into a queue.
+
+    The terminal's settings are saved first and put back by :meth:`close`.
+
+    Parameters
+    ----------
+    fd : int
+        The terminal's descriptor (stdin's).
+    """
 
     def __init__(self, fd: int) -> None:
         import termios
@@ -110,6 +143,7 @@ class KeyReader:
                 return
 
     def close(self) -> None:
+        """Stop the thread (waiting at most 1 s) and restore the terminal's settings."""
         import termios
 
         self._stop.set()
@@ -158,16 +192,62 @@ class WardDisplay:
 
     # -- WardView --
     def epoch(self, bed: BedState, record: ScoredEpoch) -> None:
+        """A bed's new epoch: redraw on the next tick.
+
+        Parameters
+        ----------
+        bed : BedState
+            The bed.
+        record : ScoredEpoch
+            The epoch.
+        """
         self._dirty = True
 
     def gate(self, bed: BedState, change: GateChange) -> None:
+        """A bed's stimulation window changed: redraw on the next tick.
+
+        Parameters
+        ----------
+        bed : BedState
+            The bed.
+        change : GateChange
+            The open or close.
+        """
         self._dirty = True
 
     def note(self, bed: BedState, message: str) -> None:
+        """Show a supervision event about a bed above the key line (the latest only).
+
+        Parameters
+        ----------
+        bed : BedState
+            The bed.
+        message : str
+            What happened.
+        """
         self.last_note = f"{time.strftime('%H:%M:%S')} {bed.name}: {message}"
         self._dirty = True
 
+    def message(self, text: str) -> None:
+        """Show an event about the ward as a whole above the key line (the latest only).
+
+        Parameters
+        ----------
+        text : str
+            What happened.
+        """
+        self.last_note = f"{time.strftime('%H:%M:%S')} {text}"
+        self._dirty = True
+
     def tick(self, state: WardState) -> None:
+        """Take the keys pressed, then redraw when something changed (at most ``max_fps`` a
+        second) or a second has passed.
+
+        Parameters
+        ----------
+        state : WardState
+            The ward now.
+        """
         self._state = state
         if self._keys is not None:
             while True:
@@ -185,6 +265,14 @@ class WardDisplay:
             self.frames += 1
 
     def renderable(self) -> RenderableType:
+        """The screen now, of the console's size.
+
+        Returns
+        -------
+        rich.console.RenderableType
+            :func:`scorer.ward.screen.render` of the latest state (a starting line before
+            the first tick).
+        """
         w, h = self.console.size
         state = self._state
         if state is None:
@@ -194,6 +282,8 @@ class WardDisplay:
         return render(state, w, h - 1, self.nav.selected, self.nav.cursor, self._wall_clock(), self.last_note)
 
     def close(self) -> None:
+        """Restore the terminal's keys, draw the last screen, stop the Live and give the
+        log handlers back; a second call does nothing."""
         if self._closed:
             return
         self._closed = True

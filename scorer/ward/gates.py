@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scorer.gate.rules import GateRule, GateRuleError, parse_rule
+from sleepnet.errors import parameter
 from sleepnet.stages import STAGES
 
 #: ``--gate-bed PATTERN=off`` (or ``none``): no gate for those beds
@@ -29,8 +30,17 @@ RULE_FILE_SUFFIX = ".gate.toml"
 
 @dataclass(frozen=True)
 class BedGate:
-    """One ``--gate-bed PATTERN=RULES``: the beds named like ``pattern`` run ``rule``
-    (None: no gate). ``text``: the rule as given."""
+    """One ``--gate-bed PATTERN=RULES``: the beds named like ``pattern`` run ``rule``.
+
+    Parameters
+    ----------
+    pattern : str
+        A shell pattern on bed names.
+    text : str
+        The rule as given.
+    rule : GateRule or None
+        The parsed rule (None: no gate).
+    """
 
     pattern: str
     text: str
@@ -39,7 +49,15 @@ class BedGate:
 
 @dataclass(frozen=True)
 class GatePlan:
-    """The rule of every bed: ``per_bed`` (first match wins), else ``default`` (None: no gate)."""
+    """The rule of every bed: ``per_bed`` (first match wins), else ``default``.
+
+    Parameters
+    ----------
+    default : GateRule or None
+        The rule of a bed no pattern matches (None: no gate).
+    per_bed : tuple of BedGate
+        The ``--gate-bed`` rules, in the order given.
+    """
 
     default: GateRule | None = None
     per_bed: tuple[BedGate, ...] = ()
@@ -50,14 +68,31 @@ class GatePlan:
         return self.default is not None or any(b.rule is not None for b in self.per_bed)
 
     def rule_for(self, bed: str) -> GateRule | None:
-        """The rule bed ``bed`` runs (None: no gate)."""
+        """The rule a bed runs.
+
+        Parameters
+        ----------
+        bed : str
+            The bed's name.
+
+        Returns
+        -------
+        GateRule or None
+            The first matching ``per_bed`` rule, else ``default``; None: no gate.
+        """
         for b in self.per_bed:
             if fnmatch.fnmatchcase(bed, b.pattern):
                 return b.rule
         return self.default
 
     def describe(self) -> str:
-        """One line for the ward's log, e.g. ``gate N2/N3 p>=0.80 x2; bed-3*: off``."""
+        """The plan in one line, for the ward's log.
+
+        Returns
+        -------
+        str
+            E.g. ``gate N2/N3 p>=0.80 x2; bed-3*: off``.
+        """
         parts = [f"gate {self.default.describe()}" if self.default is not None else "no gate"]
         parts += [f"{b.pattern}: {b.rule.describe() if b.rule is not None else 'off'}" for b in self.per_bed]
         return "; ".join(parts)
@@ -66,12 +101,12 @@ class GatePlan:
 NO_PLAN = GatePlan()
 
 
-def parse_bed_gate(text: str) -> BedGate:
-    """One ``--gate-bed`` value.
+def parse_bed_gate(gate_bed: str) -> BedGate:
+    """One bed's rule (a ``sleepstream ward --gate-bed`` value).
 
     Parameters
     ----------
-    text : str
+    gate_bed : str
         ``PATTERN=RULES``: a shell pattern on bed names, then ``off`` (or ``none``), ``default``,
         a ``.toml`` file or inline ``key=value`` pairs.
 
@@ -83,21 +118,21 @@ def parse_bed_gate(text: str) -> BedGate:
     Raises
     ------
     GateRuleError
-        Naming the ``--gate-bed`` and what is wrong with it.
+        Naming ``gate_bed`` (its pattern) and what is wrong with it.
     """
-    pattern, sep, rules = text.partition("=")
+    pattern, sep, rules = gate_bed.partition("=")
     pattern, rules = pattern.strip(), rules.strip()
     if not sep or not pattern:
-        raise GateRuleError(f"--gate-bed {text!r}: expected PATTERN=RULES, e.g. 'bed-3=stages=N3,epochs=3' "
-                            f"or 'bed-4=off'")
+        raise GateRuleError(f"{parameter('gate_bed')}={gate_bed!r}: expected PATTERN=RULES, e.g. "
+                            "'bed-3=stages=N3,epochs=3' or 'bed-4=off'")
     if rules.lower() in NO_GATE_WORDS:
         return BedGate(pattern, rules, None)
     try:
         rule = parse_rule(rules)
-    except GateRuleError as exc:   # parse_rule names inline rules "--gate '...'"
-        msg = str(exc)
-        raise GateRuleError(f"--gate-bed {pattern}: {msg[len('--gate '):] if msg.startswith('--gate ') else msg}") \
-            from None
+    except GateRuleError as exc:   # parse_rule names an inline rule "gate='...'": here it is the bed's
+        inline = f"{parameter('gate')}="
+        msg = str(exc.args[0])
+        raise GateRuleError(f"{parameter('gate_bed')} {pattern}: {msg.removeprefix(inline)}") from None
     return BedGate(pattern, rules, rule)
 
 
@@ -114,6 +149,7 @@ def gate_plan(gate: str | None, gate_beds: list[str] | tuple[str, ...] = ()) -> 
     Returns
     -------
     GatePlan
+        The default rule and the per-bed rules.
 
     Raises
     ------
@@ -142,14 +178,16 @@ def rule_toml(rule: GateRule, header: str = "") -> str:
     Parameters
     ----------
     rule : GateRule
-        The rule: ``[gate]``, and every guard threshold in ``[guard]`` (thresholds that are
-        None are left out, which reads back as None only where that is their default).
+        The rule: ``[gate]``, and every guard threshold in ``[guard]`` (a check that is
+        off, None, is written ``false``, which :func:`~scorer.gate.rules.parse_rule`
+        reads back as off).
     header : str
         Comment lines written first.
 
     Returns
     -------
     str
+        The TOML text.
     """
     lines = [f"# {ln}" for ln in header.splitlines()]
     stages = ", ".join(_toml_value(s) for s in STAGES if s in rule.stages)
@@ -158,8 +196,7 @@ def rule_toml(rule: GateRule, header: str = "") -> str:
               f"guard = {_toml_value(bool(rule.guard))}", "", "[guard]"]
     for f in dataclasses.fields(rule.thresholds):
         v = getattr(rule.thresholds, f.name)
-        if v is not None:
-            lines.append(f"{f.name} = {_toml_value(v)}")
+        lines.append(f"{f.name} = {_toml_value(False if v is None else v)}")   # TOML has no null: false = off
     return "\n".join(lines) + "\n"
 
 

@@ -1,13 +1,15 @@
 """The ward's screen as a pure function: :func:`render` turns a
 :class:`~scorer.ward.state.WardState` and a terminal size into a Rich renderable.
 
-Overview: a header (beds, what is followed, where files go, the clock), then one row per
+Overview: a header (beds, streams refused past ``--max-beds``, what is followed, where
+files go, the clock), then one row per
 bed: its number, name, current stage and confidence, a one-line hypnogram strip of the
 night (newest at the right; the bar height and colour give the stage: W highest, N3
 lowest, · unscored; older epochs summarised several per column as on the live screen),
 TST and sleep efficiency so far, signal state (receiving, gaps, SIGNAL LOST, or the
-worker starting / restarting), the last latency, the agreement with a truth stream
-(— without one) and the worker restarts; with ``--gate``, also each bed's stimulation
+worker starting / restarting / HUNG: killed for its silence, restart pending), the last
+latency, the agreement with a truth stream (— without one) and the worker restarts (on
+red when a worker of the bed hung); with ``--gate``, also each bed's stimulation
 window: open or closed, for how long, and why it last closed (— for a bed without a
 gate). A key line at the bottom.
 
@@ -25,7 +27,7 @@ from rich.text import Text
 from sleepnet.stages import STAGES, UNSCORED
 from scorer.screen import SEPARATOR, STAGE_STYLE, render as render_bed, strip_columns
 
-from .state import RESTARTING, STARTING, STOPPED, BedState, GateState, WardState
+from .state import HUNG, RESTARTING, STARTING, STOPPED, BedState, GateState, WardState
 
 #: one-character bars of the strip, by stage (W highest, N3 lowest, as hypnograms are drawn)
 STAGE_BAR: dict[str, str] = {"W": "█", "REM": "▆", "N1": "▅", "N2": "▃", "N3": "▁"}
@@ -44,7 +46,21 @@ def _fit(t: Text, width: int) -> Text:
 
 
 def strip(codes: list[int], width: int) -> Text:
-    """The night of one bed on ``width`` cells (see the module text)."""
+    """The night of one bed on ``width`` cells (see the module text).
+
+    Parameters
+    ----------
+    codes : list of int
+        The bed's stage codes per epoch, oldest first (-1 unscored).
+    width : int
+        Cells.
+
+    Returns
+    -------
+    rich.text.Text
+        One bar per column (W highest, N3 lowest, ``·`` unscored, ``┊`` the start of the
+        one-epoch-per-column zone), exactly ``width`` cells.
+    """
     out = Text()
     for col in strip_columns(codes, width):
         if col.major == SEPARATOR:
@@ -65,9 +81,23 @@ def _tst(minutes: float) -> str:
 
 
 def signal_text(bed: BedState) -> Text:
-    """The bed's state in a word or two: the worker first, then the stream."""
-    if bed.worker == RESTARTING:
+    """The bed's state in a word or two: the worker first, then the stream.
+
+    Parameters
+    ----------
+    bed : BedState
+        The bed.
+
+    Returns
+    -------
+    rich.text.Text
+        ``HUNG rst 5s``, ``restart 5s``, ``stopped``, ``starting``, ``waiting``, ``SIGNAL
+        LOST``, ``gaps N`` or ``receiving``, styled.
+    """
+    if bed.worker in (RESTARTING, HUNG):
         wait = f" {bed.retry_in_s:.0f}s" if bed.retry_in_s is not None else ""
+        if bed.worker == HUNG:
+            return Text(f"HUNG rst{wait}", style="bold white on red")
         return Text(f"restart{wait}", style="bold bright_yellow")
     if bed.worker == STOPPED:
         return Text("stopped", style="grey50")
@@ -92,10 +122,24 @@ def _ago(seconds: float) -> str:
 
 
 def gate_text(gate: GateState | None, now_wall_s: float | None = None, width: int | None = None) -> Text:
-    """A bed's stimulation window in a few words: ``open 12m``, ``closed 4m stage REM``
-    (how long since it changed, then why it last closed), ``waiting`` (its worker has not
-    said yet), ``—`` (no gate). Within ``width`` cells the reason is shortened first, and
-    left out when fewer than 4 cells are left for it."""
+    """A bed's stimulation window in a few words.
+
+    Parameters
+    ----------
+    gate : GateState or None
+        The bed's window (None: no gate).
+    now_wall_s : float, optional
+        Wall-clock time now, POSIX s (None: no duration shown).
+    width : int, optional
+        Cells available: the reason is shortened first, and left out when fewer than 4
+        cells are left for it (None: no limit).
+
+    Returns
+    -------
+    rich.text.Text
+        ``open 12m``, ``closed 4m stage REM`` (how long since it changed, then why it last
+        closed), ``waiting`` (its worker has not said yet) or ``—`` (no gate).
+    """
     if gate is None:
         return Text("—", style="grey50")
     if gate.open is None:
@@ -117,8 +161,30 @@ def gate_text(gate: GateState | None, now_wall_s: float | None = None, width: in
 
 def bed_row(k: int, bed: BedState, name_w: int, strip_w: int, selected: bool, gate_w: int = 0,
             now_wall_s: float | None = None) -> Text:
-    """One bed's row, ``3 + name_w + strip_w + ...`` cells wide; a gate column ``gate_w``
-    wide when ``gate_w`` > 0."""
+    """One bed's row of the overview.
+
+    Parameters
+    ----------
+    k : int
+        The bed's number shown (1-based).
+    bed : BedState
+        The bed.
+    name_w : int
+        Cells of the name column.
+    strip_w : int
+        Cells of the hypnogram strip.
+    selected : bool
+        The row is highlighted (the cursor is on it).
+    gate_w : int
+        Cells of the gate column; 0: no gate column.
+    now_wall_s : float, optional
+        Wall-clock time now, POSIX s (for the gate column's durations).
+
+    Returns
+    -------
+    rich.text.Text
+        The row, ``3 + name_w + strip_w + ...`` cells wide.
+    """
     rec = bed.last_record
     t = Text(f"{'>' if selected else ' '}{k:<2}"[:W_NUM], style="bold reverse" if selected else "bold")
     t.append(" ")
@@ -141,7 +207,8 @@ def bed_row(k: int, bed: BedState, name_w: int, strip_w: int, selected: bool, ga
     t.append(f" {tst:>{W_TST}} {se:>{W_SE}} ")
     t.append_text(_fit(signal_text(bed), W_SIGNAL))
     t.append(f" {lat:>{W_LAT}} {agree:>{W_AGREE}} ")
-    t.append(f"{bed.restarts:>{W_RESTART}}", style="bold bright_yellow" if bed.restarts else "grey50")
+    t.append(f"{bed.restarts:>{W_RESTART}}", style="bold white on red" if bed.hangs else
+             "bold bright_yellow" if bed.restarts else "grey50")
     if gate_w > 0:
         t.append(" ")
         t.append_text(_fit(gate_text(bed.gate, now_wall_s, gate_w), gate_w))
@@ -163,6 +230,8 @@ def _header(state: WardState, width: int, now_wall_s: float | None) -> Text:
     clock = datetime.fromtimestamp(now_wall_s).strftime("%H:%M:%S") if now_wall_s is not None else ""
     left = Text("sleepstream ward", style="bold")
     left.append(f"  {n} bed{'s' if n != 1 else ''}", style="bold cyan")
+    if state.refused_total:
+        left.append(f" · {state.refused_total} refused (--max-beds {state.max_beds})", style="bold bright_yellow")
     left.append(f" · {state.following} · files in {state.out_dir}")
     right = Text(clock)
     return _fit(left, max(1, width - right.cell_len - 1)) + Text(" ") + right
@@ -170,8 +239,29 @@ def _header(state: WardState, width: int, now_wall_s: float | None) -> Text:
 
 def render_overview(state: WardState, width: int = 80, height: int = 24, cursor: int = 0,
                     now_wall_s: float | None = None, note: str = "") -> RenderableType:
-    """Every bed on one screen (see the module text); ``cursor``: the highlighted bed (0-based);
-    ``note``: the latest supervision event, shown above the key line."""
+    """Every bed on one screen (see the module text).
+
+    Parameters
+    ----------
+    state : WardState
+        The ward.
+    width : int
+        Terminal columns (at least 60 are used).
+    height : int
+        Terminal rows (at least 6 are used); with more beds than rows the list scrolls to
+        keep the cursor in sight.
+    cursor : int
+        The highlighted bed, 0-based.
+    now_wall_s : float, optional
+        Wall-clock time now, POSIX s (the header's clock, the gate durations).
+    note : str
+        The latest supervision event, shown above the key line.
+
+    Returns
+    -------
+    rich.console.RenderableType
+        The screen, a Rich group of lines.
+    """
     width, height = max(60, int(width)), max(6, int(height))
     name_w, strip_w, gate_w = _layout(width, any(b.gate is not None for b in state.beds))
     night = "night (newest right)" if strip_w >= 20 else "night"
@@ -203,12 +293,37 @@ def render_overview(state: WardState, width: int = 80, height: int = 24, cursor:
 
 def render(state: WardState, width: int = 80, height: int = 24, selected: int | None = None, cursor: int = 0,
            now_wall_s: float | None = None, note: str = "") -> RenderableType:
-    """The ward screen: the overview, or bed ``selected`` (0-based) on the ``live`` screen."""
+    """The ward screen: the overview, or one bed on the ``live`` screen.
+
+    Parameters
+    ----------
+    state : WardState
+        The ward.
+    width : int
+        Terminal columns.
+    height : int
+        Terminal rows.
+    selected : int, optional
+        The bed shown on the ``live`` screen, 0-based (None, or out of range: the
+        overview).
+    cursor : int
+        The overview's highlighted bed, 0-based.
+    now_wall_s : float, optional
+        Wall-clock time now, POSIX s.
+    note : str
+        The overview's latest supervision event.
+
+    Returns
+    -------
+    rich.console.RenderableType
+        The screen.
+    """
     if selected is None or not 0 <= selected < len(state.beds):
         return render_overview(state, width, height, cursor, now_wall_s, note)
     bed = state.beds[selected]
+    hung = f" ({bed.hangs} hung)" if bed.hangs else ""
     foot = Text(f"bed {selected + 1} of {len(state.beds)}: {bed.name} · worker {bed.worker}, "
-                f"{bed.restarts} restarts · {DETAIL_KEYS}", style="grey50")
+                f"{bed.restarts} restarts{hung} · {DETAIL_KEYS}", style="grey50")
     foot.no_wrap, foot.overflow = True, "ellipsis"
     if bed.gate is None:
         return Group(render_bed(bed.display, width, max(12, height - 1)), _fit(foot, max(40, width)))

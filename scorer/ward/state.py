@@ -15,8 +15,11 @@ from scorer.records import ScoredEpoch
 
 log = logging.getLogger(__name__)
 
-#: worker states shown on screen
-STARTING, RUNNING, RESTARTING, STOPPED = "starting", "running", "restarting", "stopped"
+#: refused streams remembered (so each is announced once); older ones are forgotten
+MAX_REFUSED_KEPT = 1024
+
+#: worker states shown on screen (``hung``: killed for its silence, restart pending)
+STARTING, RUNNING, RESTARTING, HUNG, STOPPED = "starting", "running", "restarting", "hung", "stopped"
 
 
 #: the reason the ward gives a bed's gate when its worker ends (its outlet went with it)
@@ -25,10 +28,23 @@ WORKER_ENDED = "worker ended"
 
 @dataclass(frozen=True)
 class GateChange:
-    """A bed's stimulation window changed: ``kind`` open or close, ``reason``, ``time``
-    (data time, s, the worker's LSL clock), ``stamp`` (the marker's stamp on ``<bed>-gate``,
-    s), ``epoch`` (the deciding epoch, when one did), ``wall_s`` (when the ward learnt it,
-    POSIX s)."""
+    """A bed's stimulation window changed.
+
+    Parameters
+    ----------
+    kind : str
+        ``open`` or ``close``.
+    reason : str
+        Why, as the worker said.
+    time : float
+        Data time of the decision, s (the worker's LSL clock).
+    stamp : float
+        The marker's stamp on ``<bed>-gate``, s.
+    epoch : int or None
+        The deciding epoch, when one did.
+    wall_s : float
+        When the ward learnt it, POSIX s.
+    """
 
     kind: str
     reason: str
@@ -42,10 +58,20 @@ class GateChange:
 class GateState:
     """A gated bed's stimulation window as its worker last said.
 
-    rule: the rule, in a line. open: None until the worker says (then True or False).
-    since_wall_s: when the window last opened or closed (POSIX s, the ward's clock).
-    reason: the latest event's reason. last_close_reason: why it last closed. opens /
-    closes: events so far, over all workers.
+    Parameters
+    ----------
+    rule : str
+        The rule, in a line.
+    open : bool or None
+        None until the worker says (then True or False).
+    since_wall_s : float
+        When the window last opened or closed (POSIX s, the ward's clock; NaN before).
+    reason : str
+        The latest event's reason.
+    last_close_reason : str
+        Why it last closed.
+    opens, closes : int
+        Events so far, over all workers.
     """
 
     rule: str
@@ -57,7 +83,13 @@ class GateState:
     closes: int = 0
 
     def apply(self, change: GateChange) -> None:
-        """Take one gate event."""
+        """Take one gate event.
+
+        Parameters
+        ----------
+        change : GateChange
+            The open or close.
+        """
         is_open = change.kind == "open"
         if is_open != self.open:
             self.since_wall_s = change.wall_s
@@ -71,7 +103,13 @@ class GateState:
 
     def worker_ended(self, wall_now_s: float) -> None:
         """The worker ended: its outlet is gone, no window is open (the ward's own note,
-        not a marker; the restarted worker says ``close`` / ``restart``)."""
+        not a marker; the restarted worker says ``close`` / ``restart``).
+
+        Parameters
+        ----------
+        wall_now_s : float
+            Wall-clock time now, POSIX s.
+        """
         if self.open is not False:
             self.since_wall_s = wall_now_s
         self.open = False
@@ -82,14 +120,49 @@ class GateState:
 class BedState:
     """One bed.
 
-    name: the bed's name (outlets ``<name>-stage``/``-probabilities``, file ``<name>.tsv``).
-    source_id / stream_name / sfreq_hz: its EEG stream. out_path: its hypnogram file.
-    display: the live screen's state of this bed (stages, statistics, status, truth).
-    worker: starting, running, restarting or stopped. restarts: worker restarts so far.
-    pid: the current worker's process id. last_exit: how the last worker ended.
-    epochs: epoch lines received over all workers. duplicates: epoch numbers received
-    twice (never expected: ``live`` numbers on from its file). gate: its stimulation
-    window (None: the bed runs no gate).
+    Parameters
+    ----------
+    name : str
+        The bed's name (outlets ``<name>-stage``/``-probabilities``, file ``<name>.tsv``).
+    source_id : str
+        Its EEG stream's source_id.
+    stream_name : str
+        Its EEG stream's name.
+    sfreq_hz : float
+        Its EEG stream's rate, Hz.
+    out_path : Path
+        Its hypnogram file.
+    display : DisplayState
+        The live screen's state of this bed (stages, statistics, status, truth).
+    worker : str
+        starting, running, restarting, hung (killed for its silence) or stopped.
+    restarts : int
+        Worker restarts so far.
+    pid : int or None
+        The current worker's process id.
+    last_exit : str or None
+        How the last worker ended.
+    retry_in_s : float or None
+        Seconds until the worker is started again, while it waits to be (shown on screen).
+    epochs : int
+        Epochs received over all workers (from their lines, or from the file when lines
+        were lost).
+    duplicates : int
+        Epoch numbers received twice (never expected: ``live`` numbers on from its file).
+    hangs : int
+        Workers killed as hung.
+    lines_lost : int
+        Lines the workers dropped (their ``seq`` jumped).
+    rows_from_file : int
+        Epochs read from ``out_path`` because their lines were lost.
+    stale_lines : int
+        Lines of a worker that had already ended or been replaced, dropped.
+    last_record : ScoredEpoch or None
+        The newest epoch received.
+    gate : GateState or None
+        Its stimulation window (None: the bed runs no gate).
+    file_epoch : int
+        The newest epoch taken from the file (-1: none); its line, late, is skipped.
     """
 
     name: str
@@ -105,12 +178,32 @@ class BedState:
     retry_in_s: float | None = None
     epochs: int = 0
     duplicates: int = 0
+    hangs: int = 0
+    lines_lost: int = 0
+    rows_from_file: int = 0
+    stale_lines: int = 0
     last_record: ScoredEpoch | None = None
     gate: GateState | None = None
+    file_epoch: int = -1         # the newest epoch taken from the file (its line, late, is skipped)
 
     def apply(self, event: dict[str, object], wall_now_s: float) -> ScoredEpoch | GateChange | None:
-        """Take one line of the worker; returns the record of an ``epoch`` line, the change
-        of a ``gate`` line (None for other lines)."""
+        """Take one line of the worker.
+
+        An unreadable line is logged and ignored.
+
+        Parameters
+        ----------
+        event : dict of str to object
+            The parsed JSON line (:mod:`scorer.json_lines`).
+        wall_now_s : float
+            Wall-clock time now, POSIX s.
+
+        Returns
+        -------
+        ScoredEpoch or GateChange or None
+            The record of an ``epoch`` line, the change of a ``gate`` line; None for other
+            lines, and for an epoch already read from the file.
+        """
         kind = event.get("event")
         try:
             if kind == GATE:
@@ -123,13 +216,13 @@ class BedState:
                 return change
             if kind == EPOCH:
                 rec = record_from_event(event)
+                self._started()
                 if self.last_record is not None and rec.epoch <= self.last_record.epoch:
+                    if rec.epoch <= self.file_epoch:
+                        return None         # read from the file already, when lines were lost
                     self.duplicates += 1
                     log.warning("bed %s: epoch %d received again", self.name, rec.epoch)
-                self.display.add_record(rec, wall_now_s)
-                self.last_record = rec
-                self.epochs += 1
-                self._started()
+                self._add(rec, wall_now_s)
                 return rec
             if kind == STATUS:
                 self.display.set_status(status_from_event(event))
@@ -142,6 +235,26 @@ class BedState:
             log.warning("bed %s: unreadable worker line %r (%s)", self.name, event, exc)
         return None
 
+    def add_from_file(self, record: ScoredEpoch, wall_now_s: float) -> None:
+        """An epoch read from the bed's file, its line lost on the way (see
+        :mod:`scorer.ward.catchup`); its line, should it come late, is skipped.
+
+        Parameters
+        ----------
+        record : ScoredEpoch
+            The row's record, numbered as in the file.
+        wall_now_s : float
+            Wall-clock time now, POSIX s.
+        """
+        self._add(record, wall_now_s)
+        self.rows_from_file += 1
+        self.file_epoch = max(self.file_epoch, record.epoch)
+
+    def _add(self, record: ScoredEpoch, wall_now_s: float) -> None:
+        self.display.add_record(record, wall_now_s)
+        self.last_record = record
+        self.epochs += 1
+
     def _started(self) -> None:
         """A line from a starting worker shows it runs (late lines of an ended one change nothing)."""
         if self.worker == STARTING:
@@ -149,17 +262,52 @@ class BedState:
 
     @property
     def latency_ms(self) -> float:
+        """Latency of the newest epoch received, ms (NaN before any)."""
         return self.last_record.latency_ms if self.last_record is not None else math.nan
 
 
 @dataclass
 class WardState:
-    """Every bed, in the order they appeared, plus what the ward follows and where it writes."""
+    """Every bed, in the order they appeared, plus what the ward follows and where it writes.
+
+    Parameters
+    ----------
+    out_dir : Path
+        The folder of the beds' files.
+    following : str
+        Which streams are beds, in words (:meth:`scorer.ward.beds.BedSelector.describe`).
+    beds : list of BedState
+        Every bed, in the order they appeared.
+    started_wall_s : float
+        When the ward started, POSIX s.
+    max_beds : int or None
+        The most beds it follows (None: no limit).
+    refused : dict of str to str
+        Streams refused past ``max_beds``: source_id -> stream name (the newest
+        ``MAX_REFUSED_KEPT``).
+    refused_total : int
+        How many streams were refused.
+    """
 
     out_dir: Path
     following: str
     beds: list[BedState] = field(default_factory=list)
     started_wall_s: float = 0.0
+    max_beds: int | None = None
+    refused: dict[str, str] = field(default_factory=dict)
+    refused_total: int = 0
 
     def bed(self, name: str) -> BedState | None:
+        """The bed of that name.
+
+        Parameters
+        ----------
+        name : str
+            The bed's name.
+
+        Returns
+        -------
+        BedState or None
+            The bed; None when there is none of that name.
+        """
         return next((b for b in self.beds if b.name == name), None)

@@ -36,7 +36,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import SleepstreamError
+from ..errors import SleepstreamError, parameter
 
 log = logging.getLogger(__name__)
 
@@ -71,16 +71,51 @@ class NightInput:
 
 
 def is_pattern(text: str) -> bool:
-    """True when ``text`` is a glob pattern rather than a plain path."""
+    """True when ``text`` is a glob pattern rather than a plain path.
+
+    Parameters
+    ----------
+    text : str
+        An input as given.
+
+    Returns
+    -------
+    bool
+        Whether it holds ``*``, ``?`` or ``[``.
+    """
     return bool(_GLOB_CHARS.search(text))
 
 
 def is_many(text: str) -> bool:
-    """True when one input names several recordings: a folder, a glob or an ``@`` list."""
+    """True when one input names several recordings: a folder, a glob or an ``@`` list.
+
+    Parameters
+    ----------
+    text : str
+        An input as given.
+
+    Returns
+    -------
+    bool
+        Whether it is an ``@FILE`` list, a glob pattern or an existing folder.
+    """
     return text.startswith(LIST_PREFIX) or is_pattern(text) or Path(text).is_dir()
 
 
 def looks_like_recording(path: Path) -> bool:
+    """Whether a file found in a folder or by a pattern is taken as a recording.
+
+    Parameters
+    ----------
+    path : Path
+        A file.
+
+    Returns
+    -------
+    bool
+        True for a :data:`RECORDING_SUFFIXES` suffix (any case) and a name without
+        ``hypnogram``.
+    """
     return path.suffix.lower() in RECORDING_SUFFIXES and "hypnogram" not in path.name.lower()
 
 
@@ -131,7 +166,25 @@ def _read_list(spec: str) -> list[tuple[Path, Path | None]]:
 
 def expand_inputs(inputs: list[str]) -> list[tuple[Path, Path | None]]:
     """Recordings (and hypnograms named in list files) from the command's inputs, in order,
-    each once."""
+    each once.
+
+    Parameters
+    ----------
+    inputs : list of str
+        Recording paths, folders, glob patterns and ``@FILE`` lists (module docstring).
+
+    Returns
+    -------
+    list of tuple of (Path, Path or None)
+        Each recording (resolved) with the hypnogram its list file names, or None; a
+        recording named twice is kept at its first place.
+
+    Raises
+    ------
+    SleepstreamError
+        A pattern, folder or list that names no recording, an unreadable list, or a list
+        line with more than two fields or a hypnogram after a pattern.
+    """
     found: list[tuple[Path, Path | None]] = []
     for spec in inputs:
         if spec.startswith(LIST_PREFIX):
@@ -153,8 +206,20 @@ def expand_inputs(inputs: list[str]) -> list[tuple[Path, Path | None]]:
 
 
 def pair_hypnogram(recording: Path) -> tuple[Path | None, str]:
-    """The hypnogram that pairs with ``recording`` by the module's rule, and a problem
-    (empty when none): ``(None, "")`` when no file pairs."""
+    """The hypnogram that pairs with ``recording`` by the module's rule, and a problem.
+
+    Parameters
+    ----------
+    recording : Path
+        The recording file.
+
+    Returns
+    -------
+    hypnogram : Path or None
+        The one file that pairs with it; None when none or several do.
+    problem : str
+        Empty, or the night's one-line problem when several files pair with it.
+    """
     folder = recording.parent
     if not folder.is_dir():
         return None, ""
@@ -213,7 +278,8 @@ def find_nights(inputs: list[str], hypnogram: str | None = None) -> list[NightIn
     found = expand_inputs(inputs)
     if hypnogram is not None:
         if len(found) != 1:
-            raise SleepstreamError(f"--hypnogram {hypnogram}: names the hypnogram of one recording, but the inputs "
+            raise SleepstreamError(f"{parameter('hypnogram')}={hypnogram}: names the hypnogram of one recording, "
+                                   f"but the inputs "
                                    f"name {len(found)}; pair them by name or in an @list file instead")
         found = [(found[0][0], Path(hypnogram).resolve())]
     names = _output_names([r for r, _ in found])

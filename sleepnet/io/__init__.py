@@ -1,5 +1,6 @@
 """sleepnet.io: files in and out (recordings, hypnograms, scored nights, exports).
 
+* ``atomic``: files written whole or not at all (temporary file, fsync, rename);
 * ``exports``: files the batch commands write: stage CSV, metrics JSON, confusion CSV;
 * ``hypnogram_exports``: hypnograms other tools read: EDF+ annotations, BIDS events;
 * ``hypnograms``: EDF+ annotations and text hypnograms to one stage code per 30-s epoch;

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..stages import EPOCH_S, STAGES, edf_stage_annotations, stage_name
+from .atomic import atomic_write
 from .night_file import Night
 
 
@@ -22,7 +23,23 @@ def write_edf_annotations(path: Path, codes: np.ndarray, start: datetime | None 
     """EDF+ file holding only the hypnogram as annotations (one per run of equal stages).
 
     Texts as the Sleep-EDF/HMC hypnograms: ``Sleep stage W``, ``N1``, ``N2``, ``N3``,
-    ``R`` and ``?`` for unscored epochs. ``start`` sets the file's start date and time.
+    ``R`` and ``?`` for unscored epochs.
+
+    Parameters
+    ----------
+    path : Path
+        The EDF+ file to write.
+    codes : numpy.ndarray
+        Stage codes per epoch (-1 unscored).
+    start : datetime, optional
+        The file's start date and time (whole seconds); default: edfio's default.
+    epoch_s : float, default EPOCH_S
+        Epoch length, s.
+
+    Returns
+    -------
+    Path
+        ``path``.
     """
     from edfio import Edf, EdfAnnotation, Recording
 
@@ -30,7 +47,8 @@ def write_edf_annotations(path: Path, codes: np.ndarray, start: datetime | None 
     kwargs = {}
     if start is not None:
         kwargs = {"recording": Recording(startdate=start.date()), "starttime": start.time().replace(microsecond=0)}
-    Edf(signals=[], annotations=anns, **kwargs).write(path)
+    with atomic_write(path, "wb", encoding=None) as fh:      # whole or not at all
+        Edf(signals=[], annotations=anns, **kwargs).write(fh)
     return path
 
 
@@ -38,8 +56,25 @@ BIDS_EVENT_COLUMNS = ("onset", "duration", "trial_type", "stage", "epoch", "conf
 
 
 def write_bids_events(path: Path, night: Night) -> tuple[Path, Path]:
-    """BIDS-style ``_events.tsv`` (one row per 30-s epoch) and its JSON sidecar."""
-    with open(path, "w", newline="") as fh:
+    """BIDS-style ``_events.tsv`` (one row per 30-s epoch) and its JSON sidecar.
+
+    Columns :data:`BIDS_EVENT_COLUMNS`; ``n/a`` where a slot has no row or no confidence.
+
+    Parameters
+    ----------
+    path : Path
+        The TSV to write; the sidecar is the same path with ``.json``.
+    night : Night
+        The scored night (:func:`~sleepnet.io.night_file.read_night`).
+
+    Returns
+    -------
+    events : Path
+        The TSV written.
+    sidecar : Path
+        The JSON sidecar written (column descriptions, units and stage levels).
+    """
+    with atomic_write(path, "w", newline="") as fh:
         w = csv.writer(fh, delimiter="\t", lineterminator="\n")
         w.writerow(BIDS_EVENT_COLUMNS)
         for i in range(night.n_epochs):
@@ -52,7 +87,7 @@ def write_bids_events(path: Path, night: Night) -> tuple[Path, Path]:
     sidecar = path.with_suffix(".json")
     levels = {s: f"sleep stage {s} (AASM)" for s in STAGES}
     levels["UNS"] = "unscored: gap, flat or artefacted signal, or no scorer output for this epoch"
-    sidecar.write_text(json.dumps({
+    sidecar_text = json.dumps({
         "onset": {"Description": "start of the 30-s epoch from the start of the night", "Units": "s"},
         "duration": {"Description": "epoch length", "Units": "s"},
         "trial_type": {"Description": "sleep stage scored by sleepstream", "Levels": levels},
@@ -60,5 +95,7 @@ def write_bids_events(path: Path, night: Night) -> tuple[Path, Path]:
         "epoch": {"Description": "epoch number in the scored night file"},
         "confidence": {"Description": "largest of the five stage probabilities"},
         "flags": {"Description": "quality flags, '|'-separated: warmup, gap, flat, clipped, artefact"},
-    }, indent=2) + "\n")
+    }, indent=2) + "\n"
+    with atomic_write(sidecar) as fh:
+        fh.write(sidecar_text)
     return path, sidecar

@@ -32,6 +32,24 @@ def read_hypnogram(path: str | Path, n_epochs: int | None = None) -> np.ndarray:
 
     With ``n_epochs``, the result is cut or padded with -1 to that length (see
     :func:`fit_to_recording`).
+
+    Parameters
+    ----------
+    path : str or Path
+        An EDF+/BDF+ hypnogram or a text/CSV/TSV one (see the module docstring).
+    n_epochs : int, optional
+        The recording's complete 30-s epochs, to fit the result to.
+
+    Returns
+    -------
+    numpy.ndarray
+        int8 stage codes 0..4 per 30-s epoch, -1 unscored.
+
+    Raises
+    ------
+    InputFileError
+        One line: no such file, unreadable, no stage annotation, an unknown stage or
+        code (with its epoch), or no scored epoch inside ``n_epochs``.
     """
     path = Path(path)
     if not path.exists():
@@ -51,6 +69,25 @@ def fit_to_recording(labels: np.ndarray, n_epochs: int, source: str) -> np.ndarr
     A length mismatch is logged as a warning (an excerpt scored against its whole-night
     hypnogram is normal); a hypnogram with no scored epoch inside the recording is an
     error, since it cannot belong to it.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        int8 stage codes per 30-s epoch.
+    n_epochs : int
+        The recording's complete 30-s epochs.
+    source : str
+        The hypnogram's name, for the warning and the error.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``labels`` cut to ``n_epochs``, or padded with -1 (unscored).
+
+    Raises
+    ------
+    InputFileError
+        No epoch inside the recording is scored.
     """
     if len(labels) != n_epochs:
         log.warning("%s: hypnogram has %d epochs, the recording %d complete 30-s epochs; %s",

@@ -50,7 +50,19 @@ _SESSION = re.compile(r"session\b", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class Session:
-    """A ``# session ...`` marker: the slot where it starts, its text, its wall time."""
+    """A ``# session ...`` marker: the slot where it starts, its text, its wall time.
+
+    Parameters
+    ----------
+    slot : int
+        The slot of the session's first row (the night's length when no row follows).
+    text : str
+        The marker's text, without the leading ``#``.
+    wall : datetime, optional
+        The ISO 8601 wall-clock time the marker carries, if any.
+    lsl_clock_s : float, optional
+        The scorer's LSL clock at that time, s (``lsl_clock=<s>`` in the marker), if any.
+    """
 
     slot: int
     text: str
@@ -62,13 +74,39 @@ class Session:
 class Night:
     """A scored night, one slot per 30-s epoch from its start.
 
-    stages: (n,) int8 codes (-1 unscored or no row). probabilities: (n, 5) float,
-    NaN where unscored. confidence, latency_ms: (n,) float, NaN where absent.
-    flags: per slot. received: (n,) bool, a row exists for the slot. epoch_numbers:
-    (n,) the file's epoch number per slot (-1 for none). start_wall: clock time of
-    slot 0's start when the file says it. skipped_lines: malformed or truncated lines.
-    first_time_s: the time column of slot 0's row (the scorer's LSL clock for a live
-    night, seconds from the recording start for a batch one).
+    Parameters
+    ----------
+    source : str
+        The file read.
+    kind : str
+        ``"live"`` (hypnogram TSV) or ``"batch"`` (stage CSV).
+    stages : numpy.ndarray
+        (n,) int8 codes (-1 unscored or no row).
+    probabilities : numpy.ndarray
+        (n, 5) float, NaN where unscored.
+    confidence : numpy.ndarray
+        (n,) float, NaN where absent.
+    latency_ms : numpy.ndarray
+        (n,) float, ms, NaN where absent (batch files have none).
+    flags : tuple of tuple of str
+        Quality flags per slot.
+    received : numpy.ndarray
+        (n,) bool, a row exists for the slot.
+    epoch_numbers : numpy.ndarray
+        (n,) the file's epoch number per slot (-1 for none).
+    sessions : tuple of Session, default ()
+        The session markers, in file order.
+    start_wall : datetime, optional
+        Clock time of slot 0's start when the file says it.
+    skipped_lines : int, default 0
+        Malformed or truncated lines dropped.
+    epoch_s : float, default EPOCH_S
+        Slot length, s.
+    notes : tuple of str, default ()
+        What the reader noticed (repeated epochs, slots with no row, dropped lines).
+    first_time_s : float, default nan
+        The time column of slot 0's row (the scorer's LSL clock for a live night,
+        seconds from the recording start for a batch one).
     """
 
     source: str
@@ -89,6 +127,7 @@ class Night:
 
     @property
     def n_epochs(self) -> int:
+        """Number of slots (30-s epochs) in the night."""
         return len(self.stages)
 
     @property
@@ -97,6 +136,13 @@ class Night:
         return np.arange(self.n_epochs) * self.epoch_s
 
     def flag_counts(self) -> dict[str, int]:
+        """How many slots carry each quality flag.
+
+        Returns
+        -------
+        dict of str to int
+            Slots per flag, in the order the flags first appear.
+        """
         counts: dict[str, int] = {}
         for fl in self.flags:
             for f in fl:
@@ -141,7 +187,25 @@ class _Row:
 
 
 def read_night(path: str | Path) -> Night:
-    """Read a live hypnogram TSV or a batch stage CSV (see the module docstring)."""
+    """Read a live hypnogram TSV or a batch stage CSV (see the module docstring).
+
+    Parameters
+    ----------
+    path : str or Path
+        The night file.
+
+    Returns
+    -------
+    Night
+        The night, one slot per 30-s epoch.
+
+    Raises
+    ------
+    InputFileError
+        One line: no such file, a folder, not text, no header, an unknown format, no
+        epochs, more malformed lines than max(3, a tenth of the good ones), or negative
+        epoch numbers in a batch file.
+    """
     path = Path(path)
     if not path.exists():
         raise InputFileError(f"{path}: no such file")

@@ -33,8 +33,10 @@ class LoadedModel:
     ----------
     net : CausalSleepNet
         The network, eval mode.
-    model_config, preprocess
-        Its architecture and the preprocessing it was trained with.
+    model_config : ModelConfig
+        Its architecture.
+    preprocess : PreprocessConfig
+        The preprocessing it was trained with.
     model_id : str
         Its name in ``config.json``.
     source : Path

@@ -2,6 +2,7 @@
 four before it, and say the stage of the LAST one.
 
 Context rule (the same in batch and live, because both use :class:`SequenceScorer`):
+
 * The window for epoch i is epochs i-4..i. It never spans an unscored epoch (a gap,
   a flat line, a mostly clipped epoch) nor the recording start: the context restarts
   after any unscored epoch.

@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import WeightsError
-from ..night_context import LIGHTS_OFF, N_INPUTS, N_LAGS, ContextConfig, NightContext, check_session_start
+from ..night_context import LIGHTS_OFF, N_LAGS, ContextConfig, NightContext, check_session_start
 from ..predictions import StagePrediction, predictions_from
 from ..preprocess import Epoch, PreprocessConfig
 from ..stages import N_STAGES
@@ -39,7 +39,7 @@ class FeatureModel:
     Parameters
     ----------
     trees : TreeEnsemble
-        The boosted trees (rows of :data:`sleepnet.night_context.N_INPUTS` inputs -> 5 stages).
+        The boosted trees (rows of ``context.n_inputs`` inputs -> 5 stages).
     context : ContextConfig
         Population means and shrinkage of the night baseline.
     preprocess : PreprocessConfig
@@ -149,9 +149,9 @@ def load_feature_folder(d: Path, cfg: dict) -> FeatureModel:
         trees = TreeEnsemble.from_lightgbm_text(path.read_text())
     except (TreeModelError, ValueError, UnicodeDecodeError) as exc:
         raise WeightsError(f"{path}: not a usable LightGBM text model ({exc})") from None
-    if trees.n_classes != N_STAGES or trees.n_features != N_INPUTS:
+    if trees.n_classes != N_STAGES or trees.n_features != ccfg.n_inputs:
         raise WeightsError(f"{path}: {trees.n_classes} classes x {trees.n_features} inputs, "
-                           f"this code needs {N_STAGES} x {N_INPUTS}")
+                           f"this code needs {N_STAGES} x {ccfg.n_inputs} ({ccfg.feature_set} features)")
     try:
         start = check_session_start(str(cfg.get("default_session_start", LIGHTS_OFF)))
     except ValueError as exc:

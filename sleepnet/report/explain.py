@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import InputFileError
 from ..features import EXPLAIN_FEATURE_NAMES, relative_band_powers
+from ..io.atomic import atomic_write
 from ..io.night_file import Night
 from ..io.recordings import Recording
 from ..stages import EPOCH_S, STAGES, stage_name
@@ -27,11 +28,31 @@ N_DISTINCTIVE = 3
 class FeatureSummary:
     """The explainability view: classical features per epoch and per predicted stage.
 
-    per_epoch: (n_slots, 7) features (NaN where no recording epoch or a gap).
-    means: stage -> feature -> mean (relative powers as shares 0-1; the indices as
-    geometric means). effect: stage -> feature -> Cohen's d against all other scored
-    epochs (indices on log10). distinctive: stage -> the features with the largest |d|.
-    counts: stage -> epochs with features.
+    Parameters
+    ----------
+    recording : str
+        The recording the features come from.
+    channel : str
+        Its channel.
+    sfreq : float
+        Its sampling rate, Hz.
+    names : tuple of str
+        The features, in column order (:data:`sleepnet.features.EXPLAIN_FEATURE_NAMES`).
+    per_epoch : numpy.ndarray
+        (n_slots, 7) features (NaN where no recording epoch or a gap).
+    means : dict of str to dict of str to float
+        Stage -> feature -> mean (relative powers as shares 0-1; the indices as
+        geometric means).
+    effect : dict of str to dict of str to float
+        Stage -> feature -> Cohen's d against all other scored epochs (indices on log10).
+    distinctive : dict of str to list of tuple of (str, float)
+        Stage -> the features with the largest ``|d|`` (at most 3), with their d.
+    counts : dict of str to int
+        Stage -> epochs with features.
+    n_matched : int
+        Night slots matched with recording epochs.
+    note : str, default ""
+        Why recording and night differ in length, when they do.
     """
 
     recording: str
@@ -47,6 +68,14 @@ class FeatureSummary:
     note: str = ""
 
     def as_dict(self) -> dict:
+        """The summary for the report's JSON (without the per-epoch table).
+
+        Returns
+        -------
+        dict
+            recording, channel, sfreq_hz, epochs_matched, note, counts, means,
+            cohens_d_vs_other_stages and distinctive (a list of ``{feature, d}`` per stage).
+        """
         return {"recording": self.recording, "channel": self.channel, "sfreq_hz": self.sfreq,
                 "epochs_matched": self.n_matched, "note": self.note, "counts": self.counts,
                 "means": self.means, "cohens_d_vs_other_stages": self.effect,
@@ -68,6 +97,27 @@ def explain_features(night: Night, rec: Recording, offset_s: float = 0.0) -> Fea
 
     The night's slot i is the recording's 30 s from ``offset_s + 30 i`` (``offset_s``:
     where the night started in the recording; 0 when it was scored from the start).
+
+    Parameters
+    ----------
+    night : Night
+        The scored night (:func:`~sleepnet.io.night_file.read_night`).
+    rec : Recording
+        The recording that was scored.
+    offset_s : float, default 0.0
+        Where the night's first slot starts in the recording, s.
+
+    Returns
+    -------
+    FeatureSummary
+        The features per slot and per predicted stage; epochs are matched by position
+        (a note, and a warning, when the lengths differ by more than one epoch).
+
+    Raises
+    ------
+    InputFileError
+        The recording is shorter than one epoch, ``offset_s`` is past its end, or its
+        rate is under 60 Hz.
     """
     spe = int(round(rec.sfreq * EPOCH_S))
     first = int(round(offset_s * rec.sfreq))
@@ -119,9 +169,27 @@ def explain_features(night: Night, rec: Recording, offset_s: float = 0.0) -> Fea
                           counts=counts, n_matched=int(n), note=note)
 
 
-def _write_features(stem: Path, night: Night, fs: FeatureSummary) -> tuple[Path, Path]:
+def write_feature_tables(stem: Path, night: Night, fs: FeatureSummary) -> tuple[Path, Path]:
+    """Write the explainability view as two CSV tables beside a report's other files.
+
+    Parameters
+    ----------
+    stem : Path
+        The report's files without their endings (``out/night``).
+    night : Night
+        The scored night: each epoch's onset and predicted stage.
+    fs : FeatureSummary
+        The features (:func:`explain_features`).
+
+    Returns
+    -------
+    tuple of Path
+        ``<stem>_features.csv`` (one row per epoch: epoch, onset_s, stage, the features;
+        empty where none) and ``<stem>_features_by_stage.csv`` (one row per stage: epochs,
+        each feature's mean, each feature's Cohen's d against the other stages).
+    """
     per = stem.with_name(stem.name + "_features.csv")
-    with open(per, "w", newline="") as fh:
+    with atomic_write(per, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["epoch", "onset_s", "stage", *fs.names])
         for i in range(night.n_epochs):
@@ -129,7 +197,7 @@ def _write_features(stem: Path, night: Night, fs: FeatureSummary) -> tuple[Path,
             w.writerow([i, f"{i * night.epoch_s:.1f}", stage_name(int(night.stages[i])),
                         *("" if not math.isfinite(v) else f"{v:.6g}" for v in row)])
     by = stem.with_name(stem.name + "_features_by_stage.csv")
-    with open(by, "w", newline="") as fh:
+    with atomic_write(by, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["stage", "epochs", *(f"mean_{f}" for f in fs.names), *(f"d_{f}" for f in fs.names)])
         for s in STAGES:

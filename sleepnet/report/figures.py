@@ -56,7 +56,28 @@ def _draw_hypnogram(ax, codes: np.ndarray, epoch_h: float, title: str) -> None:
 
 def write_figure(path: Path, night: Night, stats: SleepStats, truth: np.ndarray | None = None,
                  agree: Agreement | None = None, features: FeatureSummary | None = None) -> Path:
-    """The report's PNG: hypnogram, hypnodensity, truth (optional), features (optional)."""
+    """The report's PNG: hypnogram, hypnodensity, truth (optional), features (optional).
+
+    Parameters
+    ----------
+    path : Path
+        The PNG to write.
+    night : Night
+        The scored night.
+    stats : SleepStats
+        Its sleep statistics.
+    truth : numpy.ndarray, optional
+        True stage codes per slot; adds the truth panel with disagreements marked.
+    agree : Agreement, optional
+        The agreement with ``truth``, shown in that panel's title.
+    features : FeatureSummary, optional
+        Adds the features view.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -103,7 +124,7 @@ def write_figure(path: Path, night: Night, stats: SleepStats, truth: np.ndarray 
             x = (np.arange(night.n_epochs) + 0.5) * epoch_h
             for j, name in enumerate(features.names[:5]):
                 v = features.per_epoch[:, j]
-                k = 5
+                k = min(5, len(v))      # 'same' gives max(len(v), k) values: no longer than the night
                 smooth = np.convolve(np.nan_to_num(v), np.ones(k) / k, mode="same")
                 smooth[~np.isfinite(v)] = np.nan
                 ax.plot(x, smooth, linewidth=0.9, label=name)

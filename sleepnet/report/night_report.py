@@ -43,21 +43,45 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputFileError, SleepstreamError
+from ..errors import InputFileError, SleepstreamError, parameter
 from ..io.hypnogram_exports import write_bids_events, write_edf_annotations
 from ..io.hypnograms import fit_to_recording, read_hypnogram
 from ..io.night_file import Night, read_night
 from ..io.recordings import DEFAULT_CHANNEL, read_recording
 from ..metrics import Agreement, agreement
 from ..weights import describe_model
-from .explain import FeatureSummary, _write_features, explain_features
+from .explain import FeatureSummary, explain_features, write_feature_tables
 from .figures import write_figure
 from .sleep_stats import STAT_DEFINITIONS, STAT_UNITS, SleepStats, sleep_statistics
 
 
 @dataclass(frozen=True)
 class ReportResult:
-    """What :func:`write_report` made: the night, its statistics and the files written."""
+    """What :func:`write_report` made: the night, its statistics and the files written.
+
+    Parameters
+    ----------
+    night : Night
+        The scored night.
+    stats : SleepStats
+        Its sleep statistics.
+    out_dir : Path
+        The report folder.
+    files : dict of str to Path
+        The files written, by kind (``stats``, ``png``, ``edf``, ``events``,
+        ``events_json``, and ``metrics``/``confusion``, ``features``/``features_by_stage``
+        when made).
+    truth : numpy.ndarray, optional
+        The truth hypnogram fitted to the night, if any.
+    truth_source : str, optional
+        Where the truth came from.
+    agreement : Agreement, optional
+        The agreement with the truth, if any.
+    features : FeatureSummary, optional
+        The explainability view, when the recording was given.
+    notes : tuple of str, default ()
+        What the report noticed (from reading the night, the models, the features, the offset).
+    """
 
     night: Night
     stats: SleepStats
@@ -92,7 +116,18 @@ def _jsonable(v):
 # --------------------------------------------------------------------------- the report
 
 def models_of(night: Night) -> list[str]:
-    """Model ids named in the night's session markers (``model=<id>``), in order, once each."""
+    """Model ids named in the night's session markers (``model=<id>``), in order, once each.
+
+    Parameters
+    ----------
+    night : Night
+        The scored night.
+
+    Returns
+    -------
+    list of str
+        The model ids.
+    """
     out: list[str] = []
     for s in night.sessions:
         m = re.search(r"\bmodel=(\S+)", s.text)
@@ -102,6 +137,18 @@ def models_of(night: Night) -> list[str]:
 
 
 def default_out_dir(night_file: str | Path) -> Path:
+    """The report folder when none is given: ``<night stem>_report`` beside the night file.
+
+    Parameters
+    ----------
+    night_file : str or Path
+        The night file.
+
+    Returns
+    -------
+    Path
+        The folder.
+    """
     p = Path(night_file)
     return p.with_name(p.stem + "_report")
 
@@ -124,18 +171,31 @@ def write_report(night_file: str | Path, out_dir: str | Path | None = None, hypn
     recording : path, optional
         The recording that was scored (npz/EDF/BDF), for the features view.
     channel : str
-        The recording's EEG channel (default ``EEG Fpz-Cz``).
+        The recording's EEG channel (default ``Fpz-Cz``, which finds ``EEG Fpz-Cz``).
     offset_s : float
         Where the night's first epoch starts in the recording and the truth hypnogram,
         in seconds (a live session that joined a replay late); truth epochs are shifted
         by the nearest whole number of epochs, the features by the exact sample.
+
+    Returns
+    -------
+    ReportResult
+        The night, its statistics, the truth and agreement, the features, and the files
+        written.
+
+    Raises
+    ------
+    SleepstreamError
+        One line: an unreadable night, recording or hypnogram (:class:`~sleepnet.errors.InputFileError`),
+        an output path that is not a folder or cannot be made, a negative offset, or an
+        offset past the truth or the recording.
     """
     night = read_night(night_file)
     out = Path(out_dir) if out_dir is not None else default_out_dir(night_file)
     if out.exists() and not out.is_dir():
         raise SleepstreamError(f"{out}: exists and is not a folder")
     if not (math.isfinite(offset_s) and offset_s >= 0):
-        raise SleepstreamError(f"offset must be 0 or more seconds, got {offset_s}")
+        raise SleepstreamError(f"{parameter('offset_s')}={offset_s} must be 0 or more seconds")
     rec = read_recording(recording, channel) if recording is not None else None
     truth, truth_source = None, None
     skip = int(round(offset_s / night.epoch_s))          # truth epochs before the night's start
@@ -164,7 +224,7 @@ def write_report(night_file: str | Path, out_dir: str | Path | None = None, hypn
         files["metrics"], files["confusion"] = write_metrics(
             stem, agree, {"night": night.source, "hypnogram": truth_source})
     if features is not None:
-        files["features"], files["features_by_stage"] = _write_features(stem, night, features)
+        files["features"], files["features_by_stage"] = write_feature_tables(stem, night, features)
         if features.note:
             notes.append(features.note)
     files["edf"] = write_edf_annotations(stem.with_name(stem.name + "_hypnogram.edf"), night.stages, night.start_wall)

@@ -94,8 +94,40 @@ class SleepStats:
     """Sleep statistics of one hypnogram (see the module docstring for definitions).
 
     Durations and latencies are in minutes, SE/SME and ``pct_*`` in % (NaN where the
-    definition has no value). ``minutes`` maps W, N1, N2, N3, REM, UNS to minutes.
-    ``sleep_onset_epoch`` / ``last_sleep_epoch``: 0-based epoch indices, None without sleep.
+    definition has no value).
+
+    Parameters
+    ----------
+    n_epochs : int
+        Epochs in the hypnogram, unscored included.
+    epoch_s : float
+        Epoch length, s.
+    tib_min : float
+        Time in bed, min.
+    spt_min : float
+        Sleep period time, min (0 without sleep).
+    tst_min : float
+        Total sleep time, min.
+    waso_min : float
+        Wake after sleep onset, min.
+    sol_min : float
+        Sleep onset latency, min (NaN without sleep).
+    se_pct : float
+        Sleep efficiency, % (NaN when TIB is 0).
+    sme_pct : float
+        Sleep maintenance efficiency, % (NaN without sleep).
+    latency_min : dict of str to float
+        N1, N2, N3, REM: latency from sleep onset, min (NaN when the stage never occurs).
+    minutes : dict of str to float
+        W, N1, N2, N3, REM, UNS: minutes in each over the whole hypnogram.
+    pct_tst : dict of str to float
+        N1, N2, N3, REM, NREM: share of TST, % (NaN when TST is 0).
+    n_awakenings : int
+        Runs of wake epochs inside SPT.
+    sleep_onset_epoch : int or None
+        0-based index of the first sleep epoch, None without sleep.
+    last_sleep_epoch : int or None
+        0-based index of the last sleep epoch, None without sleep.
     """
 
     n_epochs: int
@@ -116,18 +148,27 @@ class SleepStats:
 
     @property
     def rem_latency_min(self) -> float:
+        """REM latency from sleep onset, min (NaN without REM)."""
         return self.latency_min["REM"]
 
     @property
     def nrem_min(self) -> float:
+        """Minutes of N1 + N2 + N3."""
         return self.minutes["N1"] + self.minutes["N2"] + self.minutes["N3"]
 
     @property
     def has_sleep(self) -> bool:
+        """True when the hypnogram holds any sleep epoch."""
         return self.sleep_onset_epoch is not None
 
     def as_dict(self) -> dict[str, float | int]:
-        """yasa-style keys (see :data:`STAT_UNITS`); NaN stays NaN."""
+        """The statistics under yasa-style keys; NaN stays NaN.
+
+        Returns
+        -------
+        dict of str to float or int
+            One value per key of :data:`STAT_UNITS`, in its order.
+        """
         d: dict[str, float | int] = {
             "TIB": self.tib_min, "SPT": self.spt_min, "TST": self.tst_min, "WASO": self.waso_min,
             "SOL": self.sol_min, "SE": self.se_pct, "SME": self.sme_pct,
@@ -214,6 +255,11 @@ class RunningSleepStats:
 
     ``push(code)`` for each new epoch in order; ``stats()`` equals
     :func:`sleep_statistics` of everything pushed so far.
+
+    Parameters
+    ----------
+    epoch_s : float, default EPOCH_S
+        Epoch length, s.
     """
 
     def __init__(self, epoch_s: float = EPOCH_S) -> None:
@@ -230,10 +276,17 @@ class RunningSleepStats:
 
     @property
     def n_epochs(self) -> int:
+        """Epochs pushed so far, unscored included."""
         return self._n
 
     def push(self, code: int) -> None:
-        """Add the next epoch's stage code (0..4; anything else is unscored)."""
+        """Add the next epoch's stage code.
+
+        Parameters
+        ----------
+        code : int
+            0=W, 1=N1, 2=N2, 3=N3, 4=REM; anything else is unscored.
+        """
         code = int(code)
         i = self._n
         self._n += 1
@@ -256,16 +309,41 @@ class RunningSleepStats:
         self._pending_bout = False
 
     def extend(self, codes) -> None:
+        """Add several epochs' stage codes, in order (:meth:`push` each).
+
+        Parameters
+        ----------
+        codes : array_like of int
+            Stage codes, flattened.
+        """
         for c in np.asarray(codes).reshape(-1):
             self.push(int(c))
 
     def stats(self) -> SleepStats:
+        """The statistics of everything pushed so far.
+
+        Returns
+        -------
+        SleepStats
+            Equal to :func:`sleep_statistics` of the pushed codes.
+        """
         return _make(self._n, list(self._counts), self._first, self._last, self._waso,
                      list(self._first_of), self._awakenings, self.epoch_s)
 
 
 def format_minutes(minutes: float) -> str:
-    """'—' for NaN, '45.5 min' under an hour, '7 h 05 min' above."""
+    """A duration for people: '—' for NaN, '45.5 min' under an hour, '7 h 05 min' above.
+
+    Parameters
+    ----------
+    minutes : float
+        The duration, min (None or NaN: unknown).
+
+    Returns
+    -------
+    str
+        The text.
+    """
     if minutes is None or (isinstance(minutes, float) and math.isnan(minutes)):
         return "—"
     if minutes < 60:

@@ -35,10 +35,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import optimize, signal
 
+from ..errors import SleepstreamError, parameter
 from ..features import welch_band_means
 from ..stages import EPOCH_S, N_STAGES, STAGES
 from .control import JITTER_TAU_S
@@ -51,6 +53,9 @@ from .parameters import (
     StageSignalParams, SubjectDistribution, default_stage_params, random_subject,
 )
 from .synthesis import synthesise
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from ..train.feature_training import FeatureNight
 
 log = logging.getLogger(__name__)
 
@@ -85,42 +90,74 @@ SIGNATURE_FLOORS_UV: dict[str, dict[str, float]] = {
 }
 
 
-@dataclass(frozen=True)
-class FeatureNight:
-    """One real night of ``sleep-edf-features``: the nine Fpz-Cz base features per epoch.
-
-    subject: Sleep-EDF subject number (SC4<ss><n>E0 -> ss); night: 1 or 2;
-    X: (n_epochs, 9) features; y: (n_epochs,) stage codes; trimmed to 30 min of wake
-    before the first and after the last sleep epoch.
-    """
-
-    subject: int
-    night: int
-    X: np.ndarray
-    y: np.ndarray
-    source: str
-
-
 def data_dir_or_error(data: Path | None) -> Path:
-    """The real-data folder, or SystemExit with one clear line when it is absent."""
+    """The real-data folder, checked.
+
+    Parameters
+    ----------
+    data : Path, optional
+        The folder (default: :data:`DEFAULT_DATA`, ``../shared/data`` beside the repository).
+
+    Returns
+    -------
+    Path
+        The folder, which holds ``sleep-edf-features/`` and ``hypnograms/``.
+
+    Raises
+    ------
+    SleepstreamError
+        One line when the folder is absent or lacks either.
+    """
     d = Path(data) if data else DEFAULT_DATA
     if not (d / "sleep-edf-features").is_dir() or not (d / "hypnograms").is_dir():
-        raise SystemExit(
-            f"real data folder {d} is absent (needs sleep-edf-features/ and hypnograms/); "
-            "pass --data DIR pointing at the shared data"
-        )
+        raise SleepstreamError(f"real data folder {d} is absent (needs sleep-edf-features/ and hypnograms/); "
+                               f"pass {parameter('data')}=DIR pointing at the shared data")
     return d
 
 
 def load_feature_nights(data: Path) -> list[FeatureNight]:
-    """The 20 real nights of ``sleep-edf-features`` (Fpz-Cz base features), trimmed."""
+    """The 20 real nights of ``sleep-edf-features``, trimmed to sleep.
+
+    Read as training reads them (:func:`sleepnet.train.feature_training.read_feature_night`,
+    imported here when the nights are read: the training package brings torch).
+
+    Parameters
+    ----------
+    data : Path
+        The real-data folder (:func:`data_dir_or_error`).
+
+    Returns
+    -------
+    list of FeatureNight
+        One per ``SC4*E0.npz``, by name: the nine Fpz-Cz base features and the stage codes
+        of the epochs from 30 min of wake before the first sleep epoch to 30 min after the
+        last (:func:`sleepnet.sim.hypnogram_model.trim_to_sleep`); ``subject`` is the
+        Sleep-EDF subject number as two digits (SC4<ss><n>E0 -> ``ss``: :func:`subject_number`).
+    """
+    from ..train.feature_training import FeatureNight, read_feature_night
+
     nights = []
     for path in sorted((Path(data) / "sleep-edf-features").glob("SC4*E0.npz")):
-        with np.load(path) as d:
-            X, y = np.asarray(d["X"][:, :9], dtype=np.float64), np.asarray(d["y"], dtype=np.int8)
-        sl = trim_to_sleep(y)
-        nights.append(FeatureNight(int(path.stem[3:5]), int(path.stem[5]), X[sl], y[sl], path.name))
+        night = read_feature_night(path)
+        sl = trim_to_sleep(night.labels)
+        nights.append(FeatureNight(night.name, night.subject, night.features[sl], night.labels[sl]))
     return nights
+
+
+def subject_number(night: FeatureNight) -> int:
+    """The Sleep-EDF subject number of a feature night (``SC4011E0`` -> 1).
+
+    Parameters
+    ----------
+    night : FeatureNight
+        A night of :func:`load_feature_nights`.
+
+    Returns
+    -------
+    int
+        The number, as :data:`CALIBRATION_SUBJECTS` and :data:`HELD_OUT_SUBJECTS` hold it.
+    """
+    return int(night.subject)
 
 
 # --------------------------------------------------------------------------- unit contributions
@@ -151,7 +188,25 @@ def _epoch_stats(x_uv: np.ndarray, sfreq: float) -> tuple[np.ndarray, np.ndarray
 def stage_clock_times(stage: int, n: int, seed: int, model=None) -> np.ndarray:
     """``n`` times since sleep onset (h) at which ``stage`` occurs in nights of the
     hypnogram model, so calibration segments see the stage at its usual times of night
-    (N3 early, REM late) and the slow-wave fall across the night is not counted twice."""
+    (N3 early, REM late) and the slow-wave fall across the night is not counted twice.
+
+    Parameters
+    ----------
+    stage : int
+        The stage code (0..4).
+    n : int
+        How many times to draw.
+    seed : int
+        Seed of the draw (with ``stage``).
+    model : HypnogramModel, optional
+        The hypnogram model (default: the one in :data:`~sleepnet.sim.parameters.PARAMS_PATH`).
+
+    Returns
+    -------
+    numpy.ndarray
+        (n,) hours since sleep onset, drawn from 40 generated 8.5-h nights (zeros when
+        none of them holds the stage).
+    """
     from .hypnogram_model import generate_epochs
 
     rng = np.random.default_rng([seed, 55, stage])
@@ -171,7 +226,33 @@ def stage_clock_times(stage: int, n: int, seed: int, model=None) -> np.ndarray:
 
 def unit_contributions(stage: int, n_subjects: int, minutes: float, seed: int,
                        sfreq: float = 100.0, model=None) -> _Units:
-    """Synthesise ``n_subjects`` single-stage segments one component at a time (unit gain)."""
+    """Synthesise ``n_subjects`` single-stage segments one component at a time (unit gain).
+
+    Each segment is one random subject, placed at a time of night drawn by
+    :func:`stage_clock_times`, synthesised without gain jitter; the electrode floor is
+    synthesised apart.
+
+    Parameters
+    ----------
+    stage : int
+        The stage code (0..4).
+    n_subjects : int
+        How many segments (random subjects).
+    minutes : float
+        Length of each segment, min.
+    seed : int
+        Seed of the subjects and the synthesis.
+    sfreq : float, default 100.0
+        Sampling rate, Hz.
+    model : HypnogramModel, optional
+        The hypnogram model for :func:`stage_clock_times`.
+
+    Returns
+    -------
+    _Units
+        Per component and epoch, the band PSDs (µV²/Hz), variance and difference
+        variance (µV²), and the electrode floor's.
+    """
     unit = default_stage_params()
     unit = StageSignalParams(gains_uv=np.ones_like(unit.gains_uv), sigma_common=unit.sigma_common * 0,
                              sigma_indep=unit.sigma_indep * 0, sigma_depth=unit.sigma_depth * 0,
@@ -204,7 +285,22 @@ def unit_contributions(stage: int, n_subjects: int, minutes: float, seed: int,
 
 def features_from_powers(band_uv2: np.ndarray, var_uv2: np.ndarray, dvar_uv2: np.ndarray) -> np.ndarray:
     """The nine base features from band PSDs (µV²/Hz), variance and difference variance
-    (µV²), exactly as :func:`sleepnet.features.base_features` computes them from volts."""
+    (µV²), exactly as :func:`sleepnet.features.base_features` computes them from volts.
+
+    Parameters
+    ----------
+    band_uv2 : numpy.ndarray
+        (n, 5) mean Welch PSD per base band, µV²/Hz.
+    var_uv2 : numpy.ndarray
+        (n,) variance of each epoch, µV².
+    dvar_uv2 : numpy.ndarray
+        (n,) variance of each epoch's first difference, µV².
+
+    Returns
+    -------
+    numpy.ndarray
+        (n, 9) base features.
+    """
     logs = np.log(band_uv2 * 1e-12 + 1e-10)
     d, t, a, b, g = logs.T
     mob = np.sqrt(dvar_uv2 * 1e-12 / (var_uv2 * 1e-12 + 1e-10))
@@ -288,7 +384,40 @@ def _loss(theta, units, layout, z, real_q, real_sd, real_corr, prior_weight):
 
 def fit_stage(stage: int, real_X: np.ndarray, units: _Units, seed: int, prior_weight: float = 0.002,
               max_evals: int = 4000, de_generations: int = 60, spread: float = 1.0) -> tuple[np.ndarray, np.ndarray, float]:
-    """Fit one stage's gains and variabilities. Returns (gains_uv row, sigmas(4), loss)."""
+    """Fit one stage's gains and variabilities.
+
+    Differential evolution started around the physiological defaults, then a Powell
+    polish, minimising the distance between simulated and real feature quantiles (and
+    correlations) within the bounds of the stage's signature.
+
+    Parameters
+    ----------
+    stage : int
+        The stage code (0..4).
+    real_X : numpy.ndarray
+        (n, 9) base features of the stage's real epochs.
+    units : _Units
+        The stage's unit contributions (:func:`unit_contributions`).
+    seed : int
+        Seed of the jitter paths and of the search.
+    prior_weight : float, default 0.002
+        Weight of the pull of the log gains towards the defaults.
+    max_evals : int, default 4000
+        Most loss evaluations of the Powell polish.
+    de_generations : int, default 60
+        Generations of the differential evolution.
+    spread : float, default 1.0
+        The real quantiles' spread around the median is scaled by this.
+
+    Returns
+    -------
+    gains_uv : numpy.ndarray
+        (n_components,) the stage's row of gains, µV (0 for inactive components).
+    sigmas : numpy.ndarray
+        (4,) the common, independent, depth and eye wander sds.
+    loss : float
+        The loss reached.
+    """
     layout = _layout(stage)
     n_e = units.var.shape[1]
     z = _jitter_paths(2 + 2 * len(COMPONENTS), n_e, seed * 100 + stage)
@@ -318,7 +447,19 @@ def fit_stage(stage: int, real_X: np.ndarray, units: _Units, seed: int, prior_we
 # --------------------------------------------------------------------------- main
 
 def fit_hypnograms(data: Path) -> dict:
-    """The fitted hypnogram model and the real nights' statistic ranges (JSON-ready)."""
+    """The fitted hypnogram model and the real nights' statistic ranges (JSON-ready).
+
+    Parameters
+    ----------
+    data : Path
+        The real-data folder (:func:`data_dir_or_error`).
+
+    Returns
+    -------
+    dict
+        ``hypnogram_model`` (:meth:`~sleepnet.sim.hypnogram_model.HypnogramModel.to_dict`)
+        and ``real_hypnogram_statistics`` (:func:`real_hypnogram_ranges`).
+    """
     nights = load_real_nights(data / "hypnograms")
     model = fit_hypnogram_model(
         nights,
@@ -329,7 +470,19 @@ def fit_hypnograms(data: Path) -> dict:
 
 
 def real_hypnogram_ranges(nights) -> dict[str, dict[str, float]]:
-    """Mean, min and max of each hypnogram statistic over the real nights (NaNs skipped)."""
+    """Mean, min and max of each hypnogram statistic over the real nights (NaNs skipped).
+
+    Parameters
+    ----------
+    nights : list of RealNight
+        The real nights (:func:`~sleepnet.sim.hypnogram_model.load_real_nights`).
+
+    Returns
+    -------
+    dict of str to dict of str to float
+        Per statistic name, ``mean``, ``min``, ``max`` (rounded to 4 decimals) and ``n``,
+        the nights where it is defined.
+    """
     stats = [hypnogram_statistics(n.labels, n.lights_off_known) for n in nights]
     out = {}
     for k in HYPNOGRAM_STAT_NAMES:
@@ -341,14 +494,30 @@ def real_hypnogram_ranges(nights) -> dict[str, dict[str, float]]:
 
 
 def fit_envelope(data: Path, seed: int = 7, nights: list[FeatureNight] | None = None) -> dict:
-    """The spectral envelope model fitted to the calibration subjects' feature nights
-    (read from ``data`` unless given), JSON-ready."""
+    """The spectral envelope model fitted to the calibration subjects' feature nights, JSON-ready.
+
+    Parameters
+    ----------
+    data : Path
+        The real-data folder (:func:`data_dir_or_error`).
+    seed : int, default 7
+        Seed of the mixture fit.
+    nights : list of FeatureNight, optional
+        The feature nights (default: read from ``data`` by :func:`load_feature_nights`);
+        only those of :data:`CALIBRATION_SUBJECTS` are used.
+
+    Returns
+    -------
+    dict
+        :meth:`~sleepnet.sim.envelope.SpectralEnvelopeModel.to_dict` of the fitted model.
+    """
     feats = [n for n in (nights if nights is not None else load_feature_nights(data))
-             if n.subject in CALIBRATION_SUBJECTS]
+             if subject_number(n) in CALIBRATION_SUBJECTS]
     model = fit_envelope_model(
-        [(n.X, n.y) for n in feats], n_components=ENVELOPE_COMPONENTS, seed=seed, spread=ENVELOPE_SPREAD,
+        [(n.features, n.labels) for n in feats], n_components=ENVELOPE_COMPONENTS, seed=seed,
+        spread=ENVELOPE_SPREAD,
         source=("Fitted by `python -m sleepnet.sim.calibrate` to the Fpz-Cz base features of "
-                + ", ".join(n.source for n in feats)
+                + ", ".join(f"{n.name}.npz" for n in feats)
                 + " (sleep-edf-features: Sleep-EDF Expanded, PhysioNet ODC-By 1.0, via matteo-omizzolo/sleep-EDF, "
                   "MIT), nights trimmed to 30 min of wake around sleep; SC405x-SC409x held out."),
     )
@@ -356,14 +525,33 @@ def fit_envelope(data: Path, seed: int = 7, nights: list[FeatureNight] | None = 
 
 
 def calibrate(data: Path, seed: int = 7, n_subjects: int = 40, minutes: float = 15.0) -> dict:
-    """Fit everything; return the JSON-ready parameter dict."""
+    """Fit everything; return the JSON-ready parameter dict.
+
+    Parameters
+    ----------
+    data : Path
+        The real-data folder (:func:`data_dir_or_error`).
+    seed : int, default 7
+        Seed of the simulated segments and the fits.
+    n_subjects : int, default 40
+        Simulated segments (subjects) per stage.
+    minutes : float, default 15.0
+        Length of each simulated segment, min.
+
+    Returns
+    -------
+    dict
+        What ``simulation_params.json`` holds: ``source``, ``calibration`` (what was fitted
+        to what, and each stage's loss), the hypnogram model and real statistic ranges,
+        ``stage_signal``, ``spectral_envelope`` and ``subject_distribution``.
+    """
     t0 = time.perf_counter()
     hyp = fit_hypnograms(data)
     hmodel = HypnogramModel.from_dict(hyp["hypnogram_model"])
     log.info("hypnogram model: %d nights (%.1f s)", hyp["hypnogram_model"]["n_nights"], time.perf_counter() - t0)
-    feats = [n for n in load_feature_nights(data) if n.subject in CALIBRATION_SUBJECTS]
-    X = np.concatenate([n.X for n in feats])
-    y = np.concatenate([n.y for n in feats])
+    feats = [n for n in load_feature_nights(data) if subject_number(n) in CALIBRATION_SUBJECTS]
+    X = np.concatenate([n.features for n in feats])
+    y = np.concatenate([n.labels for n in feats])
     gains = np.zeros((N_STAGES, len(COMPONENTS)))
     sig = np.zeros((4, N_STAGES))
     fit_report = {}
@@ -383,7 +571,7 @@ def calibrate(data: Path, seed: int = 7, n_subjects: int = 40, minutes: float = 
         "calibration": {
             "feature_subjects": [f"SC40{s}" for s in CALIBRATION_SUBJECTS],
             "held_out_subjects": [f"SC40{s}" for s in HELD_OUT_SUBJECTS],
-            "feature_nights": [n.source for n in feats],
+            "feature_nights": [f"{n.name}.npz" for n in feats],
             "trim": "30 min of wake kept before the first and after the last sleep epoch",
             "seed": seed, "segments_per_stage": n_subjects, "segment_minutes": minutes,
             "quantiles": [round(float(q), 3) for q in QUANTILES],
@@ -400,6 +588,19 @@ def calibrate(data: Path, seed: int = 7, n_subjects: int = 40, minutes: float = 
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``python -m sleepnet.sim.calibrate`` command.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status: 0, or 2 with one logged line when the data folder or the
+        parameters to update cannot be read.
+    """
     parser = argparse.ArgumentParser(prog="python -m sleepnet.sim.calibrate", description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=None, help=f"real data folder (default {DEFAULT_DATA})")
     parser.add_argument("--out", type=Path, default=PARAMS_PATH, help="where to write the parameters")
@@ -413,8 +614,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         data = data_dir_or_error(args.data)
-    except SystemExit as exc:
-        log.error("calibrate: %s", exc)
+    except SleepstreamError as exc:
+        log.error("calibrate: %s", exc.naming({"data": "--data"}))
         return 2
     if args.hypnogram_only or args.envelope_only:
         try:

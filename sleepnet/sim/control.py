@@ -24,14 +24,45 @@ JITTER_TAU_S = 40.0       # time constant of the per-component gain wander, s
 # --------------------------------------------------------------------------- control traces
 
 @dataclass(frozen=True)
-class _Control:
-    t_s: np.ndarray            # (m,) control times, s
-    weights: np.ndarray        # (m, 5) cross-faded stage weights
-    arousal: np.ndarray        # (m,) 0..1 arousal envelope
-    hours_asleep: np.ndarray   # (m,) hours since sleep onset (0 before)
+class ControlTraces:
+    """The slow traces that drive a simulated night, on a grid of ``CTRL_DT_S`` (0.25 s).
+
+    Parameters
+    ----------
+    t_s : numpy.ndarray
+        (m,) control times, s from the start of the bouts.
+    weights : numpy.ndarray
+        (m, 5) stage weights (W, N1, N2, N3, REM), cross-faded over ``CROSSFADE_S`` at each
+        stage change; each row sums to 1.
+    arousal : numpy.ndarray
+        (m,) arousal envelope, 0 to 1.
+    hours_asleep : numpy.ndarray
+        (m,) hours since sleep onset (0 before it), plus the bouts' ``hours_offset``.
+    """
+
+    t_s: np.ndarray
+    weights: np.ndarray
+    arousal: np.ndarray
+    hours_asleep: np.ndarray
 
 
-def _control(bouts: Bouts, rng: np.random.Generator, hours_offset: float = 0.0) -> _Control:
+def control_traces(bouts: Bouts, rng: np.random.Generator, hours_offset: float = 0.0) -> ControlTraces:
+    """The control traces of a night's bouts: stage weights, arousals, time asleep.
+
+    Parameters
+    ----------
+    bouts : Bouts
+        The night's stages (:class:`sleepnet.sim.hypnogram_model.Bouts`).
+    rng : numpy.random.Generator
+        Draws the arousals (Poisson in sleep, ``AROUSALS_PER_H`` per stage, 3-15 s each).
+    hours_offset : float
+        How long the sleeper has slept when the bouts begin, h.
+
+    Returns
+    -------
+    ControlTraces
+        The traces on the ``CTRL_DT_S`` grid, covering the bouts' duration.
+    """
     dur = bouts.duration_s
     m = int(np.ceil(dur / CTRL_DT_S)) + 1
     t = np.arange(m) * CTRL_DT_S
@@ -51,7 +82,7 @@ def _control(bouts: Bouts, rng: np.random.Generator, hours_offset: float = 0.0) 
     arousal = _moving_average(arousal[:, None], 4)[:, 0]
     sleep_start = bouts.start_s[np.argmax(bouts.stages > 0)] if np.any(bouts.stages > 0) else dur
     hours = np.clip((t - sleep_start) / 3600.0 + hours_offset, 0.0, None)
-    return _Control(t_s=t, weights=weights, arousal=arousal, hours_asleep=hours)
+    return ControlTraces(t_s=t, weights=weights, arousal=arousal, hours_asleep=hours)
 
 
 def _moving_average(x: np.ndarray, width: int) -> np.ndarray:
@@ -73,10 +104,30 @@ def _ou(m: int, rng: np.random.Generator, n_series: int, tau_s: float = JITTER_T
     return signal.lfilter([1.0], [1.0, -a], e, axis=0)
 
 
-def _gain_traces(ctrl: _Control, sp: StageSignalParams, subject: SubjectParams,
-                 rng: np.random.Generator, jitter: bool = True) -> np.ndarray:
-    """(m, n_components) gains on the control grid (µV), including subject scaling,
-    wander, arousals and the slow-wave decline across the night."""
+def gain_traces(ctrl: ControlTraces, sp: StageSignalParams, subject: SubjectParams,
+                rng: np.random.Generator, jitter: bool = True) -> np.ndarray:
+    """The gain of every signal component on the control grid.
+
+    Parameters
+    ----------
+    ctrl : ControlTraces
+        The night's control traces (:func:`control_traces`).
+    sp : StageSignalParams
+        Each stage's component gains and their wander.
+    subject : SubjectParams
+        The sleeper: amplitude, slow-wave, eye and EMG scales, electrode quality.
+    rng : numpy.random.Generator
+        Draws the wander (Ornstein-Uhlenbeck paths).
+    jitter : bool
+        Let the gains wander; False keeps each stage's gains fixed (the calibration).
+
+    Returns
+    -------
+    numpy.ndarray
+        (m, n_components) gains, µV, in the order of ``COMPONENTS``: the stage weights' mix
+        of the stage gains, with subject scaling, wander, arousals and the slow-wave decline
+        across the night.
+    """
     w = ctrl.weights
     g = w @ sp.gains_uv
     ci = COMPONENTS.index

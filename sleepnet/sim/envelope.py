@@ -54,17 +54,30 @@ MAX_LOG_GAIN = 5.0
 class SpectralEnvelopeModel:
     """Per-stage model of the six envelope targets (see the module docstring).
 
-    level: (5, 6) stage level at sleep onset, log units (µV²/Hz for bands, µV² for var).
-    trend_per_h: (5, 6) change per hour since sleep onset.
-    night_chol: (6, 6) Cholesky factor of the between-night offset covariance.
-    weights: (5, K) mixture weights per stage.
-    means: (5, K, 6) component means (around the stage level).
-    chols: (5, K, 6, 6) Cholesky factors of the component covariances.
-    ar1: (5,) lag-1 coefficient of the within-component residual.
-    stay: (5,) probability that consecutive epochs of a stage keep their component.
-    spread: scale of the within-component spread (1 = as in the real nights).
-    max_hours: the trend is applied up to this many hours after sleep onset.
-    source: where the parameters come from.
+    Parameters
+    ----------
+    level : numpy.ndarray
+        (5, 6) stage level at sleep onset, log units (µV²/Hz for bands, µV² for var).
+    trend_per_h : numpy.ndarray
+        (5, 6) change per hour since sleep onset.
+    night_chol : numpy.ndarray
+        (6, 6) Cholesky factor of the between-night offset covariance.
+    weights : numpy.ndarray
+        (5, K) mixture weights per stage.
+    means : numpy.ndarray
+        (5, K, 6) component means (around the stage level).
+    chols : numpy.ndarray
+        (5, K, 6, 6) Cholesky factors of the component covariances.
+    ar1 : numpy.ndarray
+        (5,) lag-1 coefficient of the within-component residual.
+    stay : numpy.ndarray
+        (5,) probability that consecutive epochs of a stage keep their component.
+    spread : float, default 1.0
+        Scale of the within-component spread (1 = as in the real nights).
+    max_hours : float, default 9.0
+        The trend is applied up to this many hours after sleep onset.
+    source : str, default ""
+        Where the parameters come from.
     """
 
     level: np.ndarray
@@ -80,6 +93,13 @@ class SpectralEnvelopeModel:
     source: str = ""
 
     def to_dict(self) -> dict:
+        """The model as JSON-ready lists, rounded to 5 decimals (:meth:`from_dict` reads it back).
+
+        Returns
+        -------
+        dict
+            The fields by name, plus ``targets`` (:data:`TARGET_NAMES`) and ``stages``.
+        """
         r = lambda a: np.round(np.asarray(a, dtype=float), 5).tolist()  # noqa: E731
         return {
             "targets": list(TARGET_NAMES), "stages": list(STAGES),
@@ -91,6 +111,19 @@ class SpectralEnvelopeModel:
 
     @classmethod
     def from_dict(cls, d: dict) -> "SpectralEnvelopeModel":
+        """The model from :meth:`to_dict`'s form.
+
+        Parameters
+        ----------
+        d : dict
+            The fields by name; ``spread``, ``max_hours`` and ``source`` may be absent
+            (defaults 1.0, 9.0 h, "").
+
+        Returns
+        -------
+        SpectralEnvelopeModel
+            The model, arrays as float64.
+        """
         a = lambda k: np.asarray(d[k], dtype=np.float64)  # noqa: E731
         return cls(level=a("level"), trend_per_h=a("trend_per_h"), night_chol=a("night_chol"), weights=a("weights"),
                    means=a("means"), chols=a("chols"), ar1=a("ar1"), stay=a("stay"),
@@ -98,15 +131,37 @@ class SpectralEnvelopeModel:
                    source=str(d.get("source", "")))
 
     def with_spread(self, spread: float) -> "SpectralEnvelopeModel":
+        """A copy with another within-component spread.
+
+        Parameters
+        ----------
+        spread : float
+            Scale of the within-component spread (1 = as in the real nights).
+
+        Returns
+        -------
+        SpectralEnvelopeModel
+            The same model but for ``spread``.
+        """
         return replace(self, spread=float(spread))
 
 
 # --------------------------------------------------------------------------- targets from features
 
 def targets_from_base_features(X: np.ndarray) -> np.ndarray:
-    """(n, 9) base features (volts, as in sleep-edf-features) -> (n, 6) envelope targets:
-    log mean PSD of the five bands in µV²/Hz and log variance in µV² (the ``+ 1e-10``
-    inside the features' logs undone exactly)."""
+    """Envelope targets from base features.
+
+    Parameters
+    ----------
+    X : numpy.ndarray
+        (n, 9) base features (volts, as in sleep-edf-features).
+
+    Returns
+    -------
+    numpy.ndarray
+        (n, 6) envelope targets: log mean PSD of the five bands in µV²/Hz and log
+        variance in µV² (the ``+ 1e-10`` inside the features' logs undone exactly).
+    """
     X = np.asarray(X, dtype=np.float64)
     psd = np.clip(np.exp(X[:, :5]) - 1e-10, 1e-20, None) * 1e12
     var = np.clip(np.exp(X[:, 7]) - 1e-10, 1e-20, None) * 1e12
@@ -114,7 +169,19 @@ def targets_from_base_features(X: np.ndarray) -> np.ndarray:
 
 
 def hours_since_sleep_onset(labels: np.ndarray) -> np.ndarray:
-    """(n_epochs,) hours from the first sleep epoch (0 before it)."""
+    """Hours from the first sleep epoch, per epoch.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        (n_epochs,) stage codes of consecutive 30-s epochs (0 = W; codes 1..4 are sleep).
+
+    Returns
+    -------
+    numpy.ndarray
+        (n_epochs,) hours from the first sleep epoch (0 before it, and everywhere when
+        the night has no sleep).
+    """
     labels = np.asarray(labels)
     sleep = np.flatnonzero((labels > 0) & (labels < N_STAGES))
     first = sleep[0] if len(sleep) else len(labels)
@@ -163,8 +230,32 @@ def _gmm(Z: np.ndarray, k: int, rng: np.random.Generator, iters: int = 200,
 
 def fit_envelope_model(nights: list[tuple[np.ndarray, np.ndarray]], n_components: int = 3, seed: int = 7,
                        spread: float = 1.0, source: str = "") -> SpectralEnvelopeModel:
-    """Fit the model to real nights, each ``(X, y)``: (n_epochs, 9) base features of
-    consecutive 30-s epochs (volts, as in sleep-edf-features) and their stage codes."""
+    """Fit the model to real nights.
+
+    Levels and trends are least-squares fits per stage (wake gets its mean and no
+    trend); each night's mean residual is its offset; the rest is a Gaussian mixture
+    per stage fitted by EM, whose component persistence and AR(1) coefficient are read
+    from consecutive epochs of the same stage.
+
+    Parameters
+    ----------
+    nights : list of tuple of (numpy.ndarray, numpy.ndarray)
+        Each ``(X, y)``: (n_epochs, 9) base features of consecutive 30-s epochs (volts,
+        as in sleep-edf-features) and their stage codes.
+    n_components : int, default 3
+        Mixture components per stage (fewer where a stage has few epochs).
+    seed : int, default 7
+        Seed of the mixture fit's start.
+    spread : float, default 1.0
+        The model's within-component spread (1 = as in the real nights).
+    source : str, default ""
+        Where the nights come from, kept in the model.
+
+    Returns
+    -------
+    SpectralEnvelopeModel
+        The fitted model.
+    """
     rng = np.random.default_rng(seed)
     Zs = [targets_from_base_features(X) for X, _ in nights]
     ys = [np.asarray(y, dtype=int) for _, y in nights]
@@ -241,7 +332,22 @@ def fit_envelope_model(nights: list[tuple[np.ndarray, np.ndarray]], n_components
 # --------------------------------------------------------------------------- drawing and imposing
 
 def draw_targets(model: SpectralEnvelopeModel, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(n_epochs,) stage codes -> (n_epochs, 6) envelope targets for one simulated night."""
+    """Draw the envelope targets of one simulated night.
+
+    Parameters
+    ----------
+    model : SpectralEnvelopeModel
+        The envelope model.
+    labels : numpy.ndarray
+        (n_epochs,) stage codes of the night's 30-s epochs.
+    rng : numpy.random.Generator
+        The source of randomness (one night offset, mixture picks, AR(1) noise).
+
+    Returns
+    -------
+    numpy.ndarray
+        (n_epochs, 6) envelope targets (log band PSDs in µV²/Hz, log variance in µV²).
+    """
     labels = np.asarray(labels, dtype=int)
     n = len(labels)
     D = N_TARGETS
@@ -266,8 +372,21 @@ def draw_targets(model: SpectralEnvelopeModel, labels: np.ndarray, rng: np.rando
 
 
 def measure_envelope(x_uv: np.ndarray, sfreq: float) -> np.ndarray:
-    """(n_epochs, n_times) µV -> (n_epochs, 6) log band PSDs (µV²/Hz) and log variance
-    (µV²), measured as the base features measure them (Welch, 0.39-Hz bins)."""
+    """Measure the envelope of epochs as the base features measure it.
+
+    Parameters
+    ----------
+    x_uv : numpy.ndarray
+        (n_epochs, n_times) signal, µV.
+    sfreq : float
+        Sampling rate, Hz.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n_epochs, 6) log band PSDs (µV²/Hz) and log variance (µV²), measured as the
+        base features measure them (Welch, 0.39-Hz bins).
+    """
     x = np.asarray(x_uv, dtype=np.float64)
     nper = int(round(BASE_NPERSEG * sfreq / 100.0))
     return np.log(np.column_stack([welch_band_means(x, sfreq, nper), x.var(axis=1)]) + 1e-12)
@@ -287,9 +406,29 @@ def _gain_trace(log_gain: np.ndarray, n: int, spe: int, fade: int) -> np.ndarray
 def impose_envelope(x_uv: np.ndarray, sfreq: float, targets: np.ndarray, iterations: int = 4,
                     crossfade_s: float = CROSSFADE_S) -> np.ndarray:
     """Rescale six frequency bands of ``x_uv`` epoch by epoch so that each epoch's band
-    PSDs and variance approach ``targets`` ((n_epochs, 6), see :func:`measure_envelope`).
+    PSDs and variance approach ``targets``.
 
-    Samples after the last complete epoch follow its gains. Returns float32 µV."""
+    Samples after the last complete epoch follow its gains.
+
+    Parameters
+    ----------
+    x_uv : numpy.ndarray
+        (n_times,) the synthesised signal, µV.
+    sfreq : float
+        Sampling rate, Hz.
+    targets : numpy.ndarray
+        (n_epochs, 6) envelope targets, as :func:`measure_envelope` measures them.
+    iterations : int, default 4
+        Rounds of measuring and correcting the band gains.
+    crossfade_s : float, default CROSSFADE_S
+        Width (s) of the gain cross-fade at each epoch boundary.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n_times,) the rescaled signal, float32 µV (``x_uv`` unchanged when it holds
+        no complete epoch).
+    """
     x = np.asarray(x_uv, dtype=np.float64)
     spe = int(round(EPOCH_S * sfreq))
     n_ep = min(len(targets), len(x) // spe)

@@ -7,13 +7,13 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
-from .control import CTRL_DT_S, _Control
+from .control import CTRL_DT_S, ControlTraces
 from .parameters import COMPONENTS, EVENT_RATES_PER_MIN, SubjectParams
 
 
 # --------------------------------------------------------------------------- events
 
-def _event_times(ctrl: _Control, rate_per_min: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _event_times(ctrl: ControlTraces, rate_per_min: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Event onsets (s) of a Poisson process whose rate follows the stage weights."""
     lam = ctrl.weights @ rate_per_min / 60.0 * CTRL_DT_S
     counts = rng.poisson(lam)
@@ -21,8 +21,21 @@ def _event_times(ctrl: _Control, rate_per_min: np.ndarray, rng: np.random.Genera
     return ctrl.t_s[bins] + rng.uniform(0.0, CTRL_DT_S, len(bins))
 
 
-def _scatter(out: np.ndarray, onsets_s: np.ndarray, waves: np.ndarray, sfreq: float) -> None:
-    """Add (n_events, L) waveforms at their onsets into ``out`` (in place)."""
+def scatter_waves(out: np.ndarray, onsets_s: np.ndarray, waves: np.ndarray, sfreq: float) -> None:
+    """Add event waveforms into a signal at their onsets, in place.
+
+    Parameters
+    ----------
+    out : numpy.ndarray
+        (n_samples,) the signal, µV; samples a waveform would reach past either end are
+        left out.
+    onsets_s : numpy.ndarray
+        (n_events,) each waveform's onset, s from the signal's first sample.
+    waves : numpy.ndarray
+        (n_events, L) the waveforms, µV, sampled at ``sfreq``.
+    sfreq : float
+        The signal's sampling rate, Hz.
+    """
     if len(onsets_s) == 0:
         return
     n = len(out)
@@ -32,7 +45,7 @@ def _scatter(out: np.ndarray, onsets_s: np.ndarray, waves: np.ndarray, sfreq: fl
     out += np.bincount(idx[ok], weights=waves[ok], minlength=n)[:n].astype(out.dtype)
 
 
-def _gain_at(ctrl: _Control, gains: np.ndarray, comp: str, times_s: np.ndarray) -> np.ndarray:
+def _gain_at(ctrl: ControlTraces, gains: np.ndarray, comp: str, times_s: np.ndarray) -> np.ndarray:
     j = np.clip(np.round(times_s / CTRL_DT_S).astype(np.int64), 0, len(ctrl.t_s) - 1)
     return gains[j, COMPONENTS.index(comp)]
 
@@ -117,10 +130,35 @@ def _movements(times: np.ndarray, amp: np.ndarray, sfreq: float, rng: np.random.
     return amp[:, None] * env * wave
 
 
-def _add_events(out: np.ndarray, ctrl: _Control, gains: np.ndarray, sfreq: float,
-                subject: SubjectParams, rng: np.random.Generator,
-                only: str | None = None) -> None:
-    """All event components into ``out`` (or just ``only``)."""
+def add_events(out: np.ndarray, ctrl: ControlTraces, gains: np.ndarray, sfreq: float,
+               subject: SubjectParams, rng: np.random.Generator,
+               only: str | None = None) -> None:
+    """Add the night's events into a signal, in place.
+
+    Spindles (some right after K-complexes), K-complexes, vertex sharp waves, blinks, rapid
+    eye movements in bursts, sawtooth trains (some before a burst) and movement artefacts,
+    each at a rate that follows the stage weights and with an amplitude that follows its
+    gain trace.
+
+    Parameters
+    ----------
+    out : numpy.ndarray
+        (n_samples,) the signal, µV.
+    ctrl : ControlTraces
+        The night's control traces (:func:`sleepnet.sim.control.control_traces`).
+    gains : numpy.ndarray
+        (m, n_components) the component gains on the control grid, µV
+        (:func:`sleepnet.sim.control.gain_traces`).
+    sfreq : float
+        The signal's sampling rate, Hz.
+    subject : SubjectParams
+        The sleeper (spindle frequency and the like).
+    rng : numpy.random.Generator
+        Draws the events: every event is drawn whatever ``only`` is, so one component alone
+        is the same as in the whole night.
+    only : str, optional
+        Add just this component (a name of ``EVENTS``); default: all of them.
+    """
     rates = {k: np.asarray(v, dtype=np.float64) for k, v in EVENT_RATES_PER_MIN.items()}
 
     def amps(comp: str, times: np.ndarray, sd: float = 0.25) -> np.ndarray:
@@ -136,18 +174,18 @@ def _add_events(out: np.ndarray, ctrl: _Control, gains: np.ndarray, sfreq: float
     sp_amp = amps("spindle", sp_all)
     sp_wave = _spindles(sp_all, sp_amp, sfreq, subject, rng)
     if want("spindle"):
-        _scatter(out, sp_all, sp_wave, sfreq)
+        scatter_waves(out, sp_all, sp_wave, sfreq)
     kc_wave = _kcomplexes(kc_t, amps("kcomplex", kc_t), sfreq, rng)
     if want("kcomplex"):
-        _scatter(out, kc_t, kc_wave, sfreq)
+        scatter_waves(out, kc_t, kc_wave, sfreq)
     vx_t = _event_times(ctrl, rates["vertex"], rng)
     vx_wave = _transients(vx_t, amps("vertex", vx_t), sfreq, rng, (0.15, 0.4), +1.0)
     if want("vertex"):
-        _scatter(out, vx_t, vx_wave, sfreq)
+        scatter_waves(out, vx_t, vx_wave, sfreq)
     bl_t = _event_times(ctrl, rates["blink"], rng)
     bl_wave = _transients(bl_t, amps("blink", bl_t, 0.35), sfreq, rng, (0.2, 0.4), +1.0)
     if want("blink"):
-        _scatter(out, bl_t, bl_wave, sfreq)
+        scatter_waves(out, bl_t, bl_wave, sfreq)
     # REM bursts: 1-5 saccades 0.3-1 s apart; part of them preceded by a sawtooth train.
     burst_t = _event_times(ctrl, rates["rem"], rng)
     n_in = 1 + rng.poisson(1.5, len(burst_t))
@@ -156,7 +194,7 @@ def _add_events(out: np.ndarray, ctrl: _Control, gains: np.ndarray, sfreq: float
     rem_t = first + within
     rem_wave = _saccades(rem_t, amps("rem", rem_t, 0.35), sfreq, rng)
     if want("rem"):
-        _scatter(out, rem_t, rem_wave, sfreq)
+        scatter_waves(out, rem_t, rem_wave, sfreq)
     saw_rate = rates["sawtooth"]
     st_t = _event_times(ctrl, saw_rate * 0.5, rng)
     pre = burst_t[rng.random(len(burst_t)) < 0.5]
@@ -165,8 +203,8 @@ def _add_events(out: np.ndarray, ctrl: _Control, gains: np.ndarray, sfreq: float
     st_all = np.concatenate([st_t, pre])
     st_wave = _sawtooth_trains(st_all, amps("sawtooth", st_all), sfreq, rng)
     if want("sawtooth"):
-        _scatter(out, st_all, st_wave, sfreq)
+        scatter_waves(out, st_all, st_wave, sfreq)
     mv_t = _event_times(ctrl, rates["movement"], rng)
     mv_wave = _movements(mv_t, amps("movement", mv_t, 0.4), sfreq, rng)
     if want("movement"):
-        _scatter(out, mv_t, mv_wave, sfreq)
+        scatter_waves(out, mv_t, mv_wave, sfreq)

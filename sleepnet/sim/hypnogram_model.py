@@ -60,10 +60,15 @@ _EPOCHS_PER_MIN = 60.0 / EPOCH_S
 class RealNight:
     """One real night, trimmed, with its stage codes (0..4; unscored filled).
 
-    labels: int8 per 30-s epoch.
-    lights_off_known: True when epoch 0 is lights off (telemetry nights), so sleep onset
-        latency and final wake are meaningful.
-    source: file name.
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        int8 per 30-s epoch.
+    lights_off_known : bool
+        True when epoch 0 is lights off (telemetry nights), so sleep onset latency and
+        final wake are meaningful.
+    source : str
+        File name.
     """
 
     labels: np.ndarray
@@ -75,13 +80,27 @@ class RealNight:
 class HypnogramModel:
     """Fitted parameters (see module docstring).
 
-    transitions: (5, n_t, 2, n_c, 5) probabilities of the next stage given the current
-        stage, the t-bin, the first-cycle flag (1 = no REM yet) and the c-bin; the
-        diagonal is zero.
-    onset_stage: (5,) probabilities of the first sleep stage after the sleep-onset wake.
-    bout_epochs: per stage, per t-bin, the pool of real bout lengths (epochs).
-    sol_log_min: (mean, sd) of ln(sleep onset latency in minutes).
-    final_wake_log_min: (mean, sd) of ln(1 + wake after the final awakening in minutes).
+    Parameters
+    ----------
+    transitions : numpy.ndarray
+        (5, n_t, 2, n_c, 5) probabilities of the next stage given the current stage, the
+        t-bin, the first-cycle flag (1 = no REM yet) and the c-bin; the diagonal is zero.
+    onset_stage : numpy.ndarray
+        (5,) probabilities of the first sleep stage after the sleep-onset wake.
+    bout_epochs : tuple of tuple of numpy.ndarray
+        Per stage, per t-bin, the pool of real bout lengths (epochs).
+    sol_log_min : tuple of float
+        (mean, sd) of ln(sleep onset latency in minutes).
+    final_wake_log_min : tuple of float
+        (mean, sd) of ln(1 + wake after the final awakening in minutes).
+    t_edges_h : tuple of float, default T_EDGES_H
+        Edges of the time-since-sleep-onset bins, hours (last bin open-ended).
+    c_edges_min : tuple of float, default C_EDGES_MIN
+        Edges of the cycle-phase bins, minutes since the last REM period began (or since onset).
+    n_nights : int, default 0
+        How many real nights the model was fitted to.
+    source : str, default ""
+        Where the nights come from.
     """
 
     transitions: np.ndarray
@@ -95,6 +114,13 @@ class HypnogramModel:
     source: str = ""
 
     def to_dict(self) -> dict:
+        """The model as JSON-ready lists (:meth:`from_dict` reads it back).
+
+        Returns
+        -------
+        dict
+            The fields by name; probabilities rounded to 5 decimals, bout pools as lists of int.
+        """
         return {
             "source": self.source,
             "n_nights": self.n_nights,
@@ -109,6 +135,18 @@ class HypnogramModel:
 
     @classmethod
     def from_dict(cls, d: dict) -> "HypnogramModel":
+        """The model from :meth:`to_dict`'s form, its probabilities renormalised.
+
+        Parameters
+        ----------
+        d : dict
+            The fields by name; ``n_nights`` and ``source`` may be absent.
+
+        Returns
+        -------
+        HypnogramModel
+            The model.
+        """
         tr = np.asarray(d["transitions"], dtype=np.float64)
         tr = tr / tr.sum(axis=-1, keepdims=True)
         onset = np.asarray(d["onset_stage"], dtype=np.float64)
@@ -129,8 +167,18 @@ class HypnogramModel:
 class Bouts:
     """A generated night as bouts: stage codes and start/end times in seconds.
 
-    stages: (n,) int8; start_s, end_s: (n,) float64, contiguous (end_s[i] == start_s[i+1]),
-    start_s[0] == 0. Boundaries need not fall on 30-s epochs.
+    Boundaries need not fall on 30-s epochs.
+
+    Parameters
+    ----------
+    stages : numpy.ndarray
+        (n,) int8 stage code of each bout.
+    start_s : numpy.ndarray
+        (n,) float64 start of each bout, s; ``start_s[0] == 0``.
+    end_s : numpy.ndarray
+        (n,) float64 end of each bout, s; contiguous (``end_s[i] == start_s[i+1]``).
+    labels : numpy.ndarray
+        (n_epochs,) int8 stage code of each 30-s epoch of the night.
     """
 
     stages: np.ndarray
@@ -140,6 +188,7 @@ class Bouts:
 
     @property
     def duration_s(self) -> float:
+        """Length of the night, s (the end of the last bout)."""
         return float(self.end_s[-1])
 
 
@@ -158,7 +207,20 @@ def _fill_unscored(y: np.ndarray) -> np.ndarray:
 
 
 def trim_to_sleep(labels: np.ndarray, wake_epochs: int = TRIM_WAKE_EPOCHS) -> slice:
-    """Slice keeping ``wake_epochs`` before the first and after the last sleep epoch."""
+    """Slice keeping ``wake_epochs`` before the first and after the last sleep epoch.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        Stage codes per 30-s epoch (N1..REM are sleep).
+    wake_epochs : int, default TRIM_WAKE_EPOCHS
+        Epochs kept on each side of the sleep (60: 30 min).
+
+    Returns
+    -------
+    slice
+        The kept epochs; empty (``slice(0, 0)``) when the night has no sleep.
+    """
     sleep = np.flatnonzero((labels >= N1) & (labels <= REM))
     if len(sleep) == 0:
         return slice(0, 0)
@@ -172,6 +234,18 @@ def load_real_nights(root: Path) -> list[RealNight]:
     telemetry nights start at lights off and are kept from their first epoch to 30 min
     after the last sleep epoch (those that open with unscored epochs have no lights-off
     time and are trimmed like the cassette nights).
+
+    Parameters
+    ----------
+    root : Path
+        The hypnogram folder, holding ``sleep-edf-sc/SC*.txt`` and
+        ``sleep-edf-st/ST*-Hypnogram.edf``.
+
+    Returns
+    -------
+    list of RealNight
+        The nights with any sleep, cassette nights first, each by file name; unscored
+        epochs filled with the previous scored stage.
     """
     root = Path(root)
     nights: list[RealNight] = []
@@ -247,7 +321,21 @@ class _CycleClock:
 
 
 def fit_hypnogram_model(nights: list[RealNight], source: str = "") -> HypnogramModel:
-    """Fit the cycle-aware semi-Markov model to real nights (see module docstring)."""
+    """Fit the cycle-aware semi-Markov model to real nights (see module docstring).
+
+    Parameters
+    ----------
+    nights : list of RealNight
+        The real nights (:func:`load_real_nights`); those without sleep are skipped.
+        Only those with ``lights_off_known`` inform the sleep-onset latency and final wake.
+    source : str, default ""
+        Where the nights come from, kept in the model.
+
+    Returns
+    -------
+    HypnogramModel
+        The fitted model.
+    """
     n_t, n_c = len(T_EDGES_H), len(C_EDGES_MIN)
     counts = np.zeros((N_STAGES, n_t, 2, n_c, N_STAGES))
     pools: list[list[list[int]]] = [[[] for _ in range(n_t)] for _ in range(N_STAGES)]
@@ -310,7 +398,23 @@ def fit_hypnogram_model(nights: list[RealNight], source: str = "") -> HypnogramM
 # --------------------------------------------------------------------------- generation
 
 def generate_epochs(model: HypnogramModel, hours: float, rng: np.random.Generator) -> np.ndarray:
-    """Stage codes (int8) per 30-s epoch for a night of ``hours`` in bed from lights off."""
+    """Stage codes per 30-s epoch for a night of ``hours`` in bed from lights off.
+
+    Parameters
+    ----------
+    model : HypnogramModel
+        The fitted model.
+    hours : float
+        Time in bed, h (at least one epoch).
+    rng : numpy.random.Generator
+        The source of randomness.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n_epochs,) int8 stage codes: wake, then sleep from the drawn onset latency to
+        the drawn final awakening, then wake (all wake when no room for sleep is left).
+    """
     n_epochs = max(int(round(hours * 3600.0 / EPOCH_S)), 1)
     sol = int(round(np.exp(rng.normal(*model.sol_log_min)) * _EPOCHS_PER_MIN))
     sol = max(sol, 1)
@@ -345,6 +449,20 @@ def epochs_to_bouts(labels: np.ndarray, rng: np.random.Generator, max_shift_s: f
 
     Each boundary moves by up to ``max_shift_s`` and by at most a quarter of the shorter
     bout beside it, so the stage covering most of each epoch is still the epoch's label.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        (n_epochs,) stage codes per 30-s epoch.
+    rng : numpy.random.Generator
+        The source of randomness (the shifts).
+    max_shift_s : float, default 12.0
+        Largest shift of a boundary, s.
+
+    Returns
+    -------
+    Bouts
+        The bouts, with ``labels`` kept as int8.
     """
     labels = np.asarray(labels, dtype=np.int8)
     st, starts, lengths = stage_runs(labels)
@@ -359,7 +477,24 @@ def epochs_to_bouts(labels: np.ndarray, rng: np.random.Generator, max_shift_s: f
 
 
 def generate_bouts(model: HypnogramModel, hours: float, rng: np.random.Generator) -> Bouts:
-    """A night of ``hours`` in bed as bouts with off-grid boundaries (see epochs_to_bouts)."""
+    """A night of ``hours`` in bed as bouts with off-grid boundaries.
+
+    :func:`generate_epochs` then :func:`epochs_to_bouts`, with the same ``rng``.
+
+    Parameters
+    ----------
+    model : HypnogramModel
+        The fitted model.
+    hours : float
+        Time in bed, h.
+    rng : numpy.random.Generator
+        The source of randomness.
+
+    Returns
+    -------
+    Bouts
+        The night.
+    """
     return epochs_to_bouts(generate_epochs(model, hours, rng), rng)
 
 
@@ -381,6 +516,19 @@ def hypnogram_statistics(labels: np.ndarray, lights_off_known: bool = True) -> d
     mean bout lengths in minutes within the sleep period; ``n3_first_third`` is the
     share of N3 epochs in the first third of the sleep period, ``rem_last_third`` that
     of REM in its last third. Sleep onset latency is NaN unless ``lights_off_known``.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        Stage codes per 30-s epoch, from lights off.
+    lights_off_known : bool, default True
+        Whether epoch 0 is lights off.
+
+    Returns
+    -------
+    dict of str to float
+        One value per name of :data:`HYPNOGRAM_STAT_NAMES`; NaN where undefined (all NaN
+        for a night without sleep).
     """
     y = np.asarray(labels)
     sleep = np.flatnonzero((y >= N1) & (y <= REM))

@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from ..stages import EDF_STAGE_TEXTS, EPOCH_S, N_STAGES, edf_stage_annotations
-from .control import _control
+from .control import control_traces
 from .envelope import draw_targets, impose_envelope
 from .hypnogram_model import epochs_to_bouts, generate_bouts
 from .parameters import SimulationParams, SubjectParams, load_params, random_subject
@@ -78,14 +78,23 @@ DEMO_SFREQ = 100.0
 class SimulatedNight:
     """A simulated recording: one Fpz-Cz channel and its hypnogram.
 
-    eeg_uv: (n_samples,) float32 signal in µV.
-    sfreq: sampling rate, Hz.
-    labels: (n_epochs,) int8 stage code per 30-s epoch from the start (the stage covering
+    Parameters
+    ----------
+    eeg_uv : numpy.ndarray
+        (n_samples,) float32 signal in µV.
+    sfreq : float
+        Sampling rate, Hz.
+    labels : numpy.ndarray
+        (n_epochs,) int8 stage code per 30-s epoch from the start (the stage covering
         most of the epoch).
-    subject: the simulated person.
-    seed: the seed that reproduces this night.
-    stage_changes_s: (n_bouts,) start time of each stage bout, s (off the epoch grid).
-    channel: channel label.
+    subject : SubjectParams
+        The simulated person.
+    seed : int
+        The seed that reproduces this night.
+    stage_changes_s : numpy.ndarray
+        (n_bouts,) start time of each stage bout, s (off the epoch grid).
+    channel : str, default "Fpz-Cz"
+        Channel label.
     """
 
     eeg_uv: np.ndarray
@@ -98,6 +107,7 @@ class SimulatedNight:
 
     @property
     def n_epochs(self) -> int:
+        """Number of labelled 30-s epochs."""
         return len(self.labels)
 
 
@@ -126,7 +136,30 @@ def simulate_night(hours: float, seed: int, sfreq: float = 100.0, subject: Subje
 
     The hypnogram, the subject (unless given) and the signal all follow from ``seed``.
     The signal is synthesised at ``sfreq`` itself (components are defined in Hz), not
-    resampled. Returns a :class:`SimulatedNight` with one label per complete 30-s epoch.
+    resampled.
+
+    Parameters
+    ----------
+    hours : float
+        Time in bed, h (> 0).
+    seed : int
+        The seed: the same seed gives the same night, bit for bit.
+    sfreq : float, default 100.0
+        Sampling rate, Hz (at least 50).
+    subject : SubjectParams, optional
+        The simulated person (default: drawn from ``seed``).
+    params : SimulationParams, optional
+        The simulator's parameters (default: :func:`~sleepnet.sim.parameters.load_params`).
+
+    Returns
+    -------
+    SimulatedNight
+        The night, with one label per complete 30-s epoch.
+
+    Raises
+    ------
+    ValueError
+        When ``hours`` is not positive or ``sfreq`` is below 50 Hz.
     """
     if not np.isfinite(hours) or hours <= 0:
         raise ValueError(f"hours must be positive, got {hours}")
@@ -148,7 +181,31 @@ def simulate_hypnogram(labels: np.ndarray, seed: int, sfreq: float = 100.0, subj
                        params: SimulationParams | None = None) -> SimulatedNight:
     """Synthesise the signal for a given hypnogram (stage codes 0..4 per 30-s epoch, e.g.
     a real night's), with stage changes moved off the epoch grid as in
-    :func:`simulate_night`. Deterministic for ``seed``."""
+    :func:`simulate_night`. Deterministic for ``seed``.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        (n_epochs,) stage codes 0..4, one per 30-s epoch.
+    seed : int
+        The seed.
+    sfreq : float, default 100.0
+        Sampling rate, Hz.
+    subject : SubjectParams, optional
+        The simulated person (default: drawn from ``seed``).
+    params : SimulationParams, optional
+        The simulator's parameters (default: :func:`~sleepnet.sim.parameters.load_params`).
+
+    Returns
+    -------
+    SimulatedNight
+        The night, with ``labels`` as given.
+
+    Raises
+    ------
+    ValueError
+        When ``labels`` is not a non-empty 1-D array of stage codes 0..4.
+    """
     labels = np.asarray(labels)
     if labels.ndim != 1 or len(labels) == 0 or labels.min() < 0 or labels.max() >= N_STAGES:
         raise ValueError("labels must be a non-empty 1-D array of stage codes 0..4")
@@ -166,7 +223,26 @@ def simulate_hypnogram(labels: np.ndarray, seed: int, sfreq: float = 100.0, subj
 def simulate_subjects(n: int, hours: float, seed: int, sfreq: float = 100.0,
                       params: SimulationParams | None = None) -> list[SimulatedNight]:
     """``n`` nights of ``n`` different simulated people; night ``i`` uses seed
-    ``seed * 1000 + i`` so each is reproducible on its own."""
+    ``seed * 1000 + i`` so each is reproducible on its own.
+
+    Parameters
+    ----------
+    n : int
+        Number of nights (people).
+    hours : float
+        Time in bed per night, h.
+    seed : int
+        The base seed.
+    sfreq : float, default 100.0
+        Sampling rate, Hz.
+    params : SimulationParams, optional
+        The simulator's parameters (default: :func:`~sleepnet.sim.parameters.load_params`).
+
+    Returns
+    -------
+    list of SimulatedNight
+        The ``n`` nights, in seed order.
+    """
     return [simulate_night(hours, seed * 1000 + i, sfreq, None, params) for i in range(n)]
 
 
@@ -176,6 +252,16 @@ def ensure_demo_recording(path: Path | None = None) -> Path:
 
     ``path`` defaults to ``demo-night.npz`` in :func:`sleepnet.user_dirs.data_dir`
     (``$SLEEPSTREAM_DATA_DIR``, else the user cache folder), never next to the code.
+
+    Parameters
+    ----------
+    path : Path, optional
+        Where the recording lives (default above).
+
+    Returns
+    -------
+    Path
+        The recording's path (written atomically when it was missing).
     """
     from ..io.recordings import write_continuous_npz
     from ..user_dirs import demo_recording_path
@@ -201,7 +287,17 @@ EDF_STAGE_TEXT = tuple(EDF_STAGE_TEXTS[k] for k in range(N_STAGES))
 def write_night_edf(path: str | Path, night: SimulatedNight) -> None:
     """Write a simulated night as EDF+: one ``EEG Fpz-Cz`` signal in µV and the hypnogram
     as annotations (one per run of equal 30-s labels, :data:`sleepnet.stages.EDF_STAGE_TEXTS`), readable by MNE
-    and :func:`sleepnet.io.hypnograms.read_hypnogram`."""
+    and :func:`sleepnet.io.hypnograms.read_hypnogram`.
+
+    The signal is padded with zeros to whole 1-s data records.
+
+    Parameters
+    ----------
+    path : str or Path
+        The EDF+ file to write.
+    night : SimulatedNight
+        The night.
+    """
     from edfio import Edf, EdfAnnotation, EdfSignal
 
     x = np.asarray(night.eeg_uv, dtype=np.float64)
@@ -228,11 +324,27 @@ def simulated_arousals(hours: float, seed: int, params: SimulationParams | None 
     sampling rate) and returns ``(n, 2)`` onset and offset times (s from the start of the
     recording), where the smooth 0..1 arousal envelope (3-15 s of alpha x3, beta x2, muscle
     x4, slow waves x0.4) crosses ``level``.
+
+    Parameters
+    ----------
+    hours : float
+        Time in bed, h, as given to :func:`simulate_night`.
+    seed : int
+        The night's seed.
+    params : SimulationParams, optional
+        The simulator's parameters (default: :func:`~sleepnet.sim.parameters.load_params`).
+    level : float, default 0.5
+        The envelope level (0..1) that marks an arousal.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n, 2) onset and offset times, s.
     """
     params = params or load_params()
     _rng, _subj_rng, hyp_rng, sig_rng = _night_streams(seed)
     bouts = generate_bouts(params.hypnogram, hours, hyp_rng)
-    ctrl = _control(bouts, sig_rng)
+    ctrl = control_traces(bouts, sig_rng)
     on = np.concatenate([[False], ctrl.arousal >= level, [False]])
     edges = np.flatnonzero(np.diff(on.astype(np.int8)))
     starts, ends = edges[0::2], edges[1::2]
@@ -250,6 +362,22 @@ def simulated_movements(hours: float, seed: int, sfreq: float = 100.0,
     the night) and returns ``(n, 2)`` onset and offset times (s from the start of the
     recording) of each run of samples where it is non-zero (2-8 s each; overlapping
     movements merge into one run).
+
+    Parameters
+    ----------
+    hours : float
+        Time in bed, h, as given to :func:`simulate_night`.
+    seed : int
+        The night's seed.
+    sfreq : float, default 100.0
+        Sampling rate, Hz, as given to :func:`simulate_night`.
+    params : SimulationParams, optional
+        The simulator's parameters (default: :func:`~sleepnet.sim.parameters.load_params`).
+
+    Returns
+    -------
+    numpy.ndarray
+        (n, 2) onset and offset times, s.
     """
     params = params or load_params()
     _rng, subj_rng, hyp_rng, sig_rng = _night_streams(seed)

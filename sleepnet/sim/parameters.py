@@ -76,16 +76,26 @@ AROUSAL_GAIN = {"alpha": 3.0, "beta": 2.0, "emg": 4.0, "slow": 0.4, "theta": 1.3
 class SubjectParams:
     """What makes one simulated person differ from another.
 
-    amplitude: overall scale of the recorded signal, brain and eyes and muscle alike
-        (x0.5-2, 1 = calibrated median); without effect when the parameters carry a
-        spectral envelope, which sets each epoch's band powers itself.
-    alpha_hz: alpha peak frequency, Hz (8.5-11.5).
-    spindle_hz: spindle frequency at Fpz, Hz (11-14; frontal spindles are slow).
-    slow_wave_scale: slow-wave amplitude relative to the median (falls with age).
-    noise_uv_per_sqrt_hz: amplifier/electrode white-noise density, µV/sqrt(Hz).
-    electrode_quality: 0-1 (1 = perfect): worse electrodes drift more and pop.
-    eye_scale: how strongly eye movements reach Fpz (electrode position, anatomy).
-    emg_scale: muscle tone pickup.
+    Parameters
+    ----------
+    amplitude : float, default 1.0
+        Overall scale of the recorded signal, brain and eyes and muscle alike (x0.5-2,
+        1 = calibrated median); without effect when the parameters carry a spectral
+        envelope, which sets each epoch's band powers itself.
+    alpha_hz : float, default 10.0
+        Alpha peak frequency, Hz (8.5-11.5).
+    spindle_hz : float, default 12.5
+        Spindle frequency at Fpz, Hz (11-14; frontal spindles are slow).
+    slow_wave_scale : float, default 1.0
+        Slow-wave amplitude relative to the median (falls with age).
+    noise_uv_per_sqrt_hz : float, default 0.04
+        Amplifier/electrode white-noise density, µV/sqrt(Hz).
+    electrode_quality : float, default 0.8
+        0-1 (1 = perfect): worse electrodes drift more and pop.
+    eye_scale : float, default 1.0
+        How strongly eye movements reach Fpz (electrode position, anatomy).
+    emg_scale : float, default 1.0
+        Muscle tone pickup.
     """
 
     amplitude: float = 1.0
@@ -102,13 +112,21 @@ class SubjectParams:
 class StageSignalParams:
     """Calibrated per-stage signal parameters (arrays indexed by stage 0..4).
 
-    gains_uv: (5, n_components) µV: rms of continuous components, peak amplitude of events.
-    sigma_common: (5,) sd of a log-gain wander shared by all components.
-    sigma_indep: (5,) sd of each component's own log-gain wander.
-    sigma_depth: (5,) sd of the within-stage state wander (relaxation in W, drowsiness in
-        N1, depth in N2/N3, phasic activity in REM; loadings STATE_LOADINGS).
-    sigma_eye: (5,) extra sd of the eye/muscle/movement log gains (wake behaviour).
-    slow_wave_decay_per_h: fall of slow-wave log amplitude per hour since sleep onset.
+    Parameters
+    ----------
+    gains_uv : numpy.ndarray
+        (5, n_components) µV: rms of continuous components, peak amplitude of events.
+    sigma_common : numpy.ndarray
+        (5,) sd of a log-gain wander shared by all components.
+    sigma_indep : numpy.ndarray
+        (5,) sd of each component's own log-gain wander.
+    sigma_depth : numpy.ndarray
+        (5,) sd of the within-stage state wander (relaxation in W, drowsiness in N1, depth
+        in N2/N3, phasic activity in REM; loadings :data:`STATE_LOADINGS`).
+    sigma_eye : numpy.ndarray
+        (5,) extra sd of the eye/muscle/movement log gains (wake behaviour).
+    slow_wave_decay_per_h : float, default 0.06
+        Fall of slow-wave log amplitude per hour since sleep onset.
     """
 
     gains_uv: np.ndarray
@@ -119,6 +137,14 @@ class StageSignalParams:
     slow_wave_decay_per_h: float = 0.06
 
     def to_dict(self) -> dict:
+        """The parameters as JSON-ready dicts keyed by stage name (:meth:`from_dict` reads them back).
+
+        Returns
+        -------
+        dict
+            ``gains_uv`` (stage -> component -> µV), the four sds (stage -> value), rounded
+            to 4 decimals, and ``slow_wave_decay_per_h``.
+        """
         return {
             "gains_uv": {STAGES[s]: {c: round(float(self.gains_uv[s, i]), 4) for i, c in enumerate(COMPONENTS)}
                          for s in range(N_STAGES)},
@@ -131,6 +157,19 @@ class StageSignalParams:
 
     @classmethod
     def from_dict(cls, d: dict) -> "StageSignalParams":
+        """The parameters from :meth:`to_dict`'s form.
+
+        Parameters
+        ----------
+        d : dict
+            Keyed as :meth:`to_dict` writes; a component absent from a stage's gains is 0 µV,
+            an absent ``slow_wave_decay_per_h`` is 0.06.
+
+        Returns
+        -------
+        StageSignalParams
+            The parameters.
+        """
         g = np.array([[float(d["gains_uv"][s].get(c, 0.0)) for c in COMPONENTS] for s in STAGES])
 
         def per_stage(key: str) -> np.ndarray:
@@ -143,7 +182,29 @@ class StageSignalParams:
 
 @dataclass(frozen=True)
 class SubjectDistribution:
-    """How subjects vary: log-normal amplitude (sd of ln, clipped to x0.5-2) and ranges."""
+    """How subjects vary: log-normal scales (sd of ln) and uniform ranges (low, high).
+
+    :func:`random_subject` draws from it.
+
+    Parameters
+    ----------
+    amplitude_log_sd : float, default 0.2
+        sd of ln(amplitude); the amplitude is clipped to x0.5-2.
+    alpha_hz : tuple of float, default (8.5, 11.5)
+        Range of the alpha peak frequency, Hz.
+    spindle_hz : tuple of float, default (11.5, 13.5)
+        Range of the spindle frequency, Hz.
+    slow_wave_log_sd : float, default 0.15
+        sd of ln(slow-wave scale); the scale is clipped to x0.5-2.
+    noise_uv_per_sqrt_hz : tuple of float, default (0.01, 0.08)
+        Range of the white-noise density, µV/sqrt(Hz).
+    electrode_quality : tuple of float, default (0.4, 1.0)
+        Range of the electrode quality (1 = perfect).
+    eye_log_sd : float, default 0.25
+        sd of ln(eye scale); the scale is clipped to x0.4-2.5.
+    emg_log_sd : float, default 0.25
+        sd of ln(EMG scale); the scale is clipped to x0.4-2.5.
+    """
 
     amplitude_log_sd: float = 0.2
     alpha_hz: tuple[float, float] = (8.5, 11.5)
@@ -156,14 +217,41 @@ class SubjectDistribution:
 
     @classmethod
     def from_dict(cls, d: dict) -> "SubjectDistribution":
+        """The distribution from a JSON dict (lists become the range tuples).
+
+        Parameters
+        ----------
+        d : dict
+            Fields by name; absent ones keep their defaults.
+
+        Returns
+        -------
+        SubjectDistribution
+            The distribution.
+        """
         kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}
         return cls(**kw)
 
 
 @dataclass(frozen=True)
 class SimulationParams:
-    """Everything :func:`simulate_night` needs: the hypnogram model, the per-stage signal
-    parameters and the subject distribution (loaded from ``simulation_params.json``)."""
+    """Everything :func:`~sleepnet.sim.night.simulate_night` needs: the hypnogram model,
+    the per-stage signal parameters and the subject distribution (loaded from
+    ``simulation_params.json`` by :func:`load_params`).
+
+    Parameters
+    ----------
+    hypnogram : HypnogramModel
+        The stage-sequence model.
+    stages : StageSignalParams
+        The per-stage signal gains and wander.
+    subjects : SubjectDistribution
+        How simulated people vary.
+    source : str, default ""
+        Where the parameters come from.
+    envelope : SpectralEnvelopeModel, optional
+        The spectral envelope imposed on each night (None: no envelope).
+    """
 
     hypnogram: HypnogramModel
     stages: StageSignalParams
@@ -190,6 +278,14 @@ DEFAULT_GAINS_UV: dict[str, dict[str, float]] = {
 
 
 def default_stage_params() -> StageSignalParams:
+    """The physiological starting values: used before calibration and as its prior.
+
+    Returns
+    -------
+    StageSignalParams
+        Gains from ``DEFAULT_GAINS_UV`` (µV; continuous components as rms, events as peak
+        amplitude) and default wander sds.
+    """
     g = np.array([[DEFAULT_GAINS_UV[s].get(c, 0.0) for c in COMPONENTS] for s in STAGES])
     return StageSignalParams(
         gains_uv=g,
@@ -200,7 +296,20 @@ def default_stage_params() -> StageSignalParams:
 
 @functools.lru_cache(maxsize=4)
 def load_params(path: str | None = None) -> SimulationParams:
-    """The committed simulation parameters (``simulation_params.json``)."""
+    """The committed simulation parameters (``simulation_params.json``).
+
+    Cached: the same ``path`` gives the same object.
+
+    Parameters
+    ----------
+    path : str, optional
+        Another parameter file (default: :data:`PARAMS_PATH`).
+
+    Returns
+    -------
+    SimulationParams
+        The parameters, with the spectral envelope where the file has one.
+    """
     p = Path(path) if path else PARAMS_PATH
     with open(p, encoding="utf-8") as fh:
         d = json.load(fh)
@@ -217,7 +326,20 @@ def load_params(path: str | None = None) -> SimulationParams:
 
 def random_subject(rng: np.random.Generator | int | None = None,
                    distribution: SubjectDistribution | None = None) -> SubjectParams:
-    """Draw a simulated person (see :class:`SubjectParams`); ``rng`` may be a seed."""
+    """Draw a simulated person (see :class:`SubjectParams`).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator or int, optional
+        The source of randomness, or a seed (None: fresh entropy).
+    distribution : SubjectDistribution, optional
+        How people vary (default: that of :func:`load_params`).
+
+    Returns
+    -------
+    SubjectParams
+        The person.
+    """
     rng = np.random.default_rng(rng)
     dist = distribution or load_params().subjects
     u = rng.uniform
@@ -234,4 +356,16 @@ def random_subject(rng: np.random.Generator | int | None = None,
 
 
 def subject_as_dict(subject: SubjectParams) -> dict[str, float]:
+    """A person's parameters as a JSON-ready dict.
+
+    Parameters
+    ----------
+    subject : SubjectParams
+        The person.
+
+    Returns
+    -------
+    dict of str to float
+        The fields by name, rounded to 4 decimals.
+    """
     return {k: round(float(v), 4) for k, v in asdict(subject).items()}

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import fft as sfft
 
-from .control import _control, _gain_traces
-from .events import _add_events, _scatter
+from .control import control_traces, gain_traces
+from .events import add_events, scatter_waves
 from .hypnogram_model import Bouts
 from .parameters import COMPONENTS, CONTINUOUS, EVENTS, StageSignalParams, SubjectParams
 
@@ -75,7 +75,7 @@ def _electrode(out: np.ndarray, duration_s: float, sfreq: float, subject: Subjec
         L = int(3.0 * sfreq)
         tt = np.arange(L) / sfreq
         wave = rng.choice([-1.0, 1.0], n_pops)[:, None] * rng.uniform(50, 200, n_pops)[:, None] * np.exp(-tt / 0.6)
-        _scatter(out, t, wave, sfreq)
+        scatter_waves(out, t, wave, sfreq)
     if sfreq > 110.0:
         mains = 0.5 + 3.0 * (1.0 - subject.electrode_quality)
         out += (mains * np.sin(2 * np.pi * 50.0 * np.arange(n) / sfreq + rng.uniform(0, 2 * np.pi))).astype(np.float32)
@@ -93,11 +93,36 @@ def synthesise(bouts: Bouts, sfreq: float, subject: SubjectParams, stage_params:
     already slept when the bouts begin (slow waves fade across the night), and ``jitter=False``
     removes the gain wander: the calibration uses these to measure each component's
     contribution at unit gain.
+
+    Parameters
+    ----------
+    bouts : Bouts
+        The night's stage bouts; the signal lasts ``bouts.duration_s``.
+    sfreq : float
+        Sampling rate, Hz (components are defined in Hz; nothing is resampled).
+    subject : SubjectParams
+        The simulated person.
+    stage_params : StageSignalParams
+        The per-stage gains (µV) and wander sds.
+    rng : numpy.random.Generator
+        The signal's random stream; the same stream gives the same signal.
+    component : str, optional
+        Keep only this component: a name of ``COMPONENTS``, or ``"electrode"`` (default:
+        all of them).
+    jitter : bool, default True
+        Whether the gains wander (False: constant gain per stage).
+    hours_offset : float, default 0.0
+        Hours already slept when the bouts begin.
+
+    Returns
+    -------
+    numpy.ndarray
+        (round(duration_s * sfreq),) float32 signal, µV.
     """
     duration = bouts.duration_s
     n = int(round(duration * sfreq))
-    ctrl = _control(bouts, rng, hours_offset)
-    gains = _gain_traces(ctrl, stage_params, subject, rng, jitter=jitter)
+    ctrl = control_traces(bouts, rng, hours_offset)
+    gains = gain_traces(ctrl, stage_params, subject, rng, jitter=jitter)
     t = np.arange(n) / sfreq
     out = np.zeros(n, dtype=np.float32)
     for name in CONTINUOUS:
@@ -111,7 +136,7 @@ def synthesise(bouts: Bouts, sfreq: float, subject: SubjectParams, stage_params:
         out += (_unit_process(name, n, sfreq, subject, proc_rng) * g).astype(np.float32)
     ev_rng = np.random.default_rng(rng.integers(2 ** 63))
     if component is None or component in EVENTS:
-        _add_events(out, ctrl, gains, sfreq, subject, ev_rng, only=component)
+        add_events(out, ctrl, gains, sfreq, subject, ev_rng, only=component)
     el_rng = np.random.default_rng(rng.integers(2 ** 63))
     if component is None or component == "electrode":
         _electrode(out, duration, sfreq, subject, el_rng)

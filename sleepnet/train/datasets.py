@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputFileError, SleepstreamError
+from ..errors import InputFileError, SleepstreamError, parameter
 from ..io.hypnograms import read_hypnogram
 from ..io.recordings import DEFAULT_CHANNEL, Recording, read_recording, with_labels
 
@@ -32,10 +32,26 @@ class NightSource:
     name: str
 
 
-def parse_subjects(spec: str) -> list[int]:
-    """'0-19' or '0,3,5-7' -> [0, ..., 19]."""
+def parse_subjects(subjects: str) -> list[int]:
+    """Subject numbers from a text of numbers and ranges.
+
+    Parameters
+    ----------
+    subjects : str
+        ``'0-19'``, ``'0,3,5-7'``: numbers and inclusive ranges, separated by commas.
+
+    Returns
+    -------
+    list of int
+        The subjects, sorted, each once (``'0,3,5-7'`` -> ``[0, 3, 5, 6, 7]``).
+
+    Raises
+    ------
+    SleepstreamError
+        A part that is neither a number nor a range.
+    """
     out: list[int] = []
-    for part in spec.split(","):
+    for part in subjects.split(","):
         part = part.strip()
         if not part:
             continue
@@ -46,7 +62,8 @@ def parse_subjects(spec: str) -> list[int]:
         elif part.isdigit():
             out.append(int(part))
         else:
-            raise SleepstreamError(f"--subjects '{spec}': expected numbers and ranges like 0-19 or 0,3,5-7")
+            raise SleepstreamError(f"{parameter('subjects')}={subjects!r}: expected numbers and ranges like 0-19 "
+                                   "or 0,3,5-7")
     return sorted(set(out))
 
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from ..errors import InputFileError, SleepstreamError
 from ..metrics import Agreement, agreement
+from ..features import feature_transform
 from ..night_context import HOURS_COLUMN, N_BASE, ContextConfig, NightContext
 from .training import trim_range
 
@@ -55,7 +56,8 @@ class FeatureTrainConfig:
         Session starts drawn per training night.
     isolated_fraction : float
         Share of each training night's epochs added again as isolated epochs.
-    rounds, learning_rate, num_leaves, min_data_in_leaf : LightGBM settings.
+    rounds, learning_rate, num_leaves, min_data_in_leaf : int, float, int, int
+        LightGBM settings (boosting rounds, learning rate, leaves per tree, data per leaf).
     threads : int
         LightGBM threads.
     seed : int
@@ -65,6 +67,9 @@ class FeatureTrainConfig:
         without one: the model learns to stage with the session start unknown.
     anywhere_draws : int
         Sessions per night that start anywhere in the trimmed night, without a clock.
+    feature_set : str
+        ``base`` (the default model's absolute band powers, variance and mobility) or
+        ``scale-free`` (band shares and ratios only: :func:`sleepnet.features.scale_free_features`).
     """
 
     shrink_epochs: float = 100.0
@@ -78,6 +83,7 @@ class FeatureTrainConfig:
     seed: int = 0
     unknown_clock: bool = False
     anywhere_draws: int = 0
+    feature_set: str = "base"
 
     @property
     def default_session_start(self) -> str:
@@ -193,13 +199,13 @@ def nights_from_sources(sources: Sequence, on_night: Callable[[int, int], None] 
     return out
 
 
-def population_mean(nights: Sequence[FeatureNight]) -> tuple[float, ...]:
-    """Mean base features over the trimmed, scored, scorable epochs of ``nights``."""
+def population_mean(nights: Sequence[FeatureNight], feature_set: str = "base") -> tuple[float, ...]:
+    """Mean features of ``feature_set`` over the trimmed, scored, scorable epochs of ``nights``."""
     parts = []
     for n in nights:
         a, b = trim_range(n.labels)
         keep = (n.labels[a:b] >= 0) & n.scorable[a:b]
-        parts.append(n.features[a:b][keep])
+        parts.append(feature_transform(feature_set, n.features[a:b][keep]))
     return tuple(float(v) for v in np.concatenate(parts).mean(axis=0))
 
 
@@ -273,7 +279,8 @@ def fit_trees(nights: Sequence[FeatureNight], cfg: FeatureTrainConfig) -> tuple[
         import lightgbm as lgb
     except ImportError:
         raise SleepstreamError("training the feature stager needs LightGBM: pip install lightgbm") from None
-    context = ContextConfig(pop_mean=population_mean(nights), shrink_epochs=cfg.shrink_epochs)
+    context = ContextConfig(pop_mean=population_mean(nights, cfg.feature_set), shrink_epochs=cfg.shrink_epochs,
+                            feature_set=cfg.feature_set)
     X, y = training_rows(nights, context, cfg)
     if len(np.unique(y)) < 5:
         raise SleepstreamError(f"the training nights hold {len(np.unique(y))} of the 5 stages; need all five")

@@ -1,4 +1,7 @@
-"""`sleepstream demo`: replay a simulated night at high speed and score it live, in one command."""
+"""`sleepstream demo`: replay a simulated night at high speed and score it live, in one command.
+
+The replay runs in a thread of this process (:class:`replay.player.Player`); the scoring is a
+:class:`scorer.session.LiveSession`, the same session ``sleepstream live`` runs."""
 from __future__ import annotations
 
 import argparse
@@ -16,6 +19,14 @@ SHARED_EXCERPT_HYPNOGRAM = Path("../shared/data/sleep-edf/SC4001EC-Hypnogram.edf
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``sleepstream demo``.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The subcommand's parser: gets ``--recording``, ``--hypnogram``, ``--channel``,
+        ``--speed``, ``--out``, ``--no-display``, ``--weights`` and the LSL options.
+    """
     from sleepstream.commands.replay import parse_speed
 
     p.add_argument("--recording", help="recording to replay (default: the demo night demo-night.npz in "
@@ -38,7 +49,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def demo_recording(console) -> tuple[Path, Path | None]:
     """The demo night (simulated on first use), or the real Sleep-EDF excerpt when the
-    simulator is not available."""
+    simulator is not available.
+
+    Parameters
+    ----------
+    console : rich.console.Console
+        Where to say that the night is being simulated, or that the excerpt is used.
+
+    Returns
+    -------
+    tuple of (Path, Path or None)
+        The recording, and its separate hypnogram (None for the demo night, whose npz
+        holds its labels).
+
+    Raises
+    ------
+    SleepstreamError
+        The simulator is not available and the shared excerpt is absent.
+    """
     try:
         from sleepnet.sim.night import ensure_demo_recording
     except ImportError:
@@ -61,13 +89,26 @@ def after_scoring(night_file: Path, recording: Path, hypnogram: Path | None, con
                   channel: str = "EEG Fpz-Cz", replay_t0: float | None = None) -> None:
     """Write the night's report (sleepnet.report) once the live session has ended.
 
-    ``night_file`` is the complete hypnogram TSV, ``recording`` what was replayed,
-    ``hypnogram`` its true stages when they came from a separate file (otherwise the
-    labels inside the npz are used). ``replay_t0``: the replay's LSL time of its sample
-    0 (same process, same clock), so a session that missed the replay's first samples
-    is still matched to the right part of the recording. The report goes to
-    ``<night_file stem>_report/``. A report that cannot be written is said in one line:
-    the night itself is on disk.
+    The report goes to ``<night_file stem>_report/`` and its summary is printed. A report
+    that cannot be written is said in one line: the night itself is on disk.
+
+    Parameters
+    ----------
+    night_file : Path
+        The complete hypnogram TSV.
+    recording : Path
+        What was replayed.
+    hypnogram : Path or None
+        Its true stages when they came from a separate file (otherwise the labels inside
+        the npz are used).
+    console : rich.console.Console
+        Where to print.
+    channel : str
+        The recording's channel that was replayed.
+    replay_t0 : float, optional
+        The replay's LSL time of its sample 0 (same process, same clock), s, so a session
+        that missed the replay's first samples is still matched to the right part of the
+        recording.
     """
     import math
 
@@ -93,6 +134,25 @@ def after_scoring(night_file: Path, recording: Path, hypnogram: Path | None, con
 
 
 def run(args: argparse.Namespace) -> int:
+    """Replay the night in a thread and score it live in this process, then report.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options of :func:`add_arguments`.
+
+    Returns
+    -------
+    int
+        0 when the night was scored to its end (summary and report printed), 130 when
+        stopped (Ctrl-C, SIGTERM).
+
+    Raises
+    ------
+    SleepstreamError
+        A recording that cannot be read or is shorter than one 30-s epoch, no demo
+        recording, a hypnogram file or weights that cannot be used.
+    """
     from sleepstream.lsl_config import configure_lsl
 
     configure_lsl(network=args.network, session_id=args.session_id)
@@ -102,10 +162,10 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from replay.player import Player, load_source
-    from scorer.hypnogram_file import HypnogramFile, check_writable
-    from scorer.lsl_outlets import LslOutletSink
+    from scorer.session import LiveSession, SessionOptions
     from sleepnet.errors import SleepstreamError
-    from sleepstream.commands.live import make_view_sink, print_summary, stop_on_signals, use_one_torch_thread
+    from sleepstream.console import print_live_summary
+    from sleepstream.signals import ignore_file_size_signal, stop_on_signals
     from streamer.resolve import StreamQuery
 
     console = Console(stderr=True)
@@ -118,42 +178,36 @@ def run(args: argparse.Namespace) -> int:
         raise SleepstreamError(f"{recording}: shorter than one 30-s epoch")
     out = Path(args.out) if args.out else recording.with_name(
         f"{recording.stem}-live-{time.strftime('%Y%m%d-%H%M%S')}.tsv")
-    check_writable(out)
-    from scorer.live import LiveScorer, connect_stream, release_session  # the model only once the inputs are good
-    from sleepnet.weights import load_model
-
-    model = load_model(args.weights)
-    use_one_torch_thread()
     tag = uuid.uuid4().hex[:8]
     name = f"sleepstream-demo-{tag}"
-    reader: dict = {}   # the scorer's stream, once connected: the replay never runs far ahead of it
+    speed = "max" if args.speed is None else f"{args.speed:g}x"
+    # The replay never runs more than a minute of signal ahead of this session's stream, so
+    # the default inlet buffer (360 s) is enough whatever the speed (auto_buffer off).
+    session = LiveSession(SessionOptions(
+        query=StreamQuery(source_id=f"sleepstream-demo:{tag}"), channel=source.channels[0], weights=args.weights,
+        out=out, keep_state=False, outlet_name="sleepstream-demo", view="log" if args.no_display else "screen",
+        title=f"sleepstream demo: {recording.name} at {speed}", epochs=source.n_epochs, idle_exit_s=10.0,
+        auto_buffer=False))
+    session.check()                  # the hypnogram file and the weights, before anything starts
+    session.load_weights()
+    ignore_file_size_signal()
     player = Player(source, name=name, source_id=f"sleepstream-demo:{tag}", speed=args.speed,
-                    linger_s=float("inf"),
-                    consumer_position=lambda: reader["stream"].samples_received if reader else 0)
+                    linger_s=float("inf"), consumer_position=lambda: session.samples_received)
     stop_replay = threading.Event()
     player.start(stop_replay)
-    speed = "max" if args.speed is None else f"{args.speed:g}x"
-    console.print(f"demo: replaying {recording} ({source.n_epochs} epochs, {source.duration_s / 3600:.1f} h at "
-                  f"{source.sfreq:g} Hz) at {speed} and scoring it live with model {model.model_id}")
-    # The replay never runs more than a minute of signal ahead of this stream, so the
-    # default inlet buffer (360 s) is enough whatever the speed.
-    stream, truth = connect_stream(StreamQuery(source_id=player.source_id), channel=source.channels[0],
-                                   timeout_s=10.0, auto_buffer=False)
-    reader["stream"] = stream
-    sinks: list = []
-    scorer = None
     try:
-        sinks.append(HypnogramFile(out, name, model.model_id))
-        sinks.append(LslOutletSink("sleepstream-demo", model.model_id, source_stream=name))
-        sinks.append(make_view_sink(args.no_display, f"sleepstream demo: {recording.name} at {speed}"))
-        scorer = LiveScorer(stream, model, sinks, truth)
-        with stop_on_signals() as stop:
-            summary = scorer.run(stop=stop, max_epochs=source.n_epochs, idle_exit_s=10.0)
+        with session:                # the model only once the inputs are good
+            console.print(f"demo: replaying {recording} ({source.n_epochs} epochs, {source.duration_s / 3600:.1f} h "
+                          f"at {source.sfreq:g} Hz) at {speed} and scoring it live with model "
+                          f"{session.model.model_id}")
+            session.build()
+            with stop_on_signals() as stop:
+                summary = session.run(stop)
     finally:
         stop_replay.set()
-        release_session(scorer, sinks, stream, truth)
         player.join(5.0)
-    print_summary(console, summary, str(out))
+    model = session.model
+    print_live_summary(console, summary, str(out))
     if summary.ended_by == "stop":
         return 130
     after_scoring(out, recording, hypnogram, console, channel=args.channel, replay_t0=player.t0)

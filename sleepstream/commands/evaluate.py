@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     per, yt, yp = {}, [], []
     with progress_bar(args.quiet) as update:
         for i, n in enumerate(nights):
-            preds = score_recording(n.recording, model, getattr(args, "session_start", None))
+            preds = score_recording(n.recording, model, session_start=getattr(args, "session_start", None))
             p = np.array([x.stage_code for x in preds])
             t = n.recording.labels[:len(p)]
             lo, hi = trim_range(t) if args.trim else (0, len(p))

@@ -1,15 +1,20 @@
-"""`sleepstream live`: score a live LSL EEG stream epoch by epoch."""
+"""`sleepstream live`: score a live LSL EEG stream epoch by epoch.
+
+The session itself (resolve, open the stream and its truth, choose the model, build the
+sinks in order, run, release) is :class:`scorer.session.LiveSession`; this command turns
+its flags into :class:`scorer.session.SessionOptions` and says what the session does; the
+session's errors name parameters, which the command line says as this command's flags
+(:data:`FLAGS`, :func:`sleepstream.cli.parameter_flags`)."""
 from __future__ import annotations
 
 import argparse
-import logging
-import signal
-import sys
-import threading
-from contextlib import contextmanager
-from typing import Iterator
+import dataclasses
+from typing import TYPE_CHECKING
 
 from weights import DEFAULT_MODEL
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from scorer.session import SessionOptions
 
 HELP = "score a live LSL EEG stream every 30 s: on screen, on LSL stage outlets and in a hypnogram file"
 EXAMPLE = "sleepstream live --stream-name sleepstream-replay --out night.tsv"
@@ -24,13 +29,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="give up finding the stream after S seconds (default: %(default)s)")
     c = p.add_argument_group("which channel")
     c.add_argument("--channel", default="Fpz-Cz",
-                   help="channel label in the stream description (default: %(default)s; "
-                        "case, spaces and an 'EEG' prefix are ignored)")
+                   help="channel label in the stream description (default: %(default)s; case, spaces, an 'EEG' "
+                        "prefix and a '-Ref' suffix are ignored), or a derivation of referential channels computed "
+                        "sample by sample: F4-M1, C4-(M1+M2)/2 (a channel with that exact label wins)")
     c.add_argument("--channel-index", type=int, metavar="I", help="pick the channel by 0-based index instead")
     c.add_argument("--units", help="override the channel's declared unit: uV, mV or V")
+    c.add_argument("--normalized", action="store_true",
+                   help="the signal is per-epoch normalised (each 30-s epoch z-scored): score it with the scale-free "
+                        "model and level-free quality checks (a sleepstream replay of such a file says so itself)")
     o = p.add_argument_group("outputs")
     o.add_argument("--out", metavar="FILE", help="hypnogram TSV, one row per epoch, fsync'ed; appended to "
-                                                 "when it exists (a new session), never truncated")
+                                                 "when it exists (a new session), never truncated; locked while "
+                                                 "scoring (a second scorer on it is refused); rows that cannot be "
+                                                 "written are kept and written when the disk comes back (NOT "
+                                                 "RECORDING meanwhile)")
     o.add_argument("--outlet-name", default="sleepstream",
                    help="LSL outlets <name>-stage and <name>-probabilities (default: %(default)s)")
     o.add_argument("--no-outlets", action="store_true", help="do not publish stages on LSL")
@@ -38,18 +50,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--status-json", action="store_true",
                    help="instead of the screen or the log: one JSON line per epoch, truth label, status "
                         "tick and (with --gate) window event on stdout (for a supervisor; sleepstream ward "
-                        "runs its workers this way)")
+                        "runs its workers this way); numbered by 'seq': a reader that does not keep up loses "
+                        "lines, never holds up scoring")
     o.add_argument("--gate", nargs="?", const="", metavar="RULES",
                    help="stimulation windows on the LSL Markers stream <outlet-name>-gate (open/close and "
                         "why) with an arousal guard; RULES: a .toml file or key=value pairs, e.g. "
                         "stages=N3,min_probability=0.9,epochs=3,max_open_s=600 (no value: N2 or N3 "
-                        "with probability >= 0.8 for 2 epochs, at most 1800 s open); see README")
+                        "with probability >= 0.8 for 2 epochs, at most 1800 s open); see docs/tutorials/closed_loop.md")
     p.add_argument("--weights", metavar="NAME|DIR",
                    help="a shipped model's name or a weights folder (default: %s, the default "
                         "model named in weights/__init__.py)" % DEFAULT_MODEL)
     add_session_start_argument(p)
     p.add_argument("--buffer-s", type=int, default=360, metavar="S",
-                   help="inlet buffer in seconds of signal (default: %(default)s); a sleepstream replay "
+                   help="inlet buffer in seconds of signal (default: %(default)s; fewer where liblsl's queue "
+                        "would hold more than 256 MiB: a fast or wide stream); a sleepstream replay "
                         "faster than real time says how fast and long it is, and the buffer grows to match")
     p.add_argument("--epochs", type=int, metavar="N", help="stop after N epochs (default: run until Ctrl-C)")
     from sleepstream.lsl_config import add_lsl_arguments
@@ -58,7 +72,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_session_start_argument(p: argparse.ArgumentParser, live: bool = True) -> None:
-    """``--session-start lights-off|unknown`` (live, score)."""
+    """Add ``--session-start lights-off|unknown`` (live, score, evaluate).
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The command's parser.
+    live : bool
+        Say in the help that a restart keeps its state file's session start (``live``).
+    """
     where = ("; a restart on the same --out carries on with the session start of its state file"
              if live else "")
     p.add_argument("--session-start", choices=("lights-off", "unknown"),
@@ -69,7 +91,18 @@ def add_session_start_argument(p: argparse.ArgumentParser, live: bool = True) ->
 
 
 def session_start_line(session_start: str | None) -> str:
-    """What the session start means, in one line for the console."""
+    """What the session start means, in one line for the console.
+
+    Parameters
+    ----------
+    session_start : str or None
+        ``lights-off``, ``unknown``, or None for a model that keeps no night clock.
+
+    Returns
+    -------
+    str
+        The line (``session start: ...``).
+    """
     if session_start is None:
         return "session start: not used by this model (it keeps no night clock)"
     if session_start == "lights-off":
@@ -78,104 +111,32 @@ def session_start_line(session_start: str | None) -> str:
             "started at lights-off)")
 
 
-def use_one_torch_thread() -> None:
-    """Score with one torch thread, when the model loaded is one that uses torch (the
-    CNN–LSTM; the default feature stager never imports it). Live scoring runs the model
-    on one epoch at a time: intra-op threads gain nothing there and, on a shared CPU,
-    cost a lot (measured with benchmarks/live_latency.py on 2 busy cores: median latency
-    31 ms and p95 256 ms with 2 threads, 2.3 ms and 6.4 ms with 1)."""
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.set_num_threads(1)
+#: Each option of a live session (:class:`scorer.session.SessionOptions`) as this command's flag
+#: (the command line says the session's errors with them: :func:`sleepstream.cli.parameter_flags`).
+FLAGS = {"channel_index": "--channel-index", "units": "--units", "epochs": "--epochs", "weights": "--weights",
+         "out": "--out", "channel": "--channel", "buffer_s": "--buffer-s", "timeout_s": "--timeout",
+         "outlet_name": "--outlet-name", "normalized": "--normalized", "gate": "--gate",
+         "session_start": "--session-start"}
 
 
-def setup_epoch_log() -> None:
-    """Route the per-epoch lines of the log sink to stdout, plainly."""
-    from scorer.log_sink import EPOCH_LOGGER
+def session_options(args: argparse.Namespace) -> "SessionOptions":
+    """The live session these arguments ask for (the gate's rules parsed here)."""
+    from scorer.session import SessionOptions
+    from streamer.resolve import StreamQuery
 
-    route_logger_to_stdout(EPOCH_LOGGER)
+    gate_rule = None
+    view = "json" if args.status_json else "log" if args.no_display else "screen"
+    options = SessionOptions(
+        query=StreamQuery.from_options(args.stream_name, args.stream_type, args.source_id),
+        timeout_s=args.timeout, channel=args.channel, channel_index=args.channel_index, units=args.units,
+        normalized=args.normalized, weights=args.weights, session_start=args.session_start, out=args.out,
+        outlet_name=args.outlet_name, outlets=not args.no_outlets, view=view, epochs=args.epochs,
+        buffer_s=args.buffer_s)
+    if getattr(args, "gate", None) is not None:
+        from scorer.gate.rules import parse_rule
 
-
-def route_logger_to_stdout(name: str) -> None:
-    """Lines of logger ``name`` go to stdout with a time stamp, and nowhere else."""
-    lg = logging.getLogger(name)
-    if not any(getattr(h, "_sleepstream", False) for h in lg.handlers):
-        h = logging.StreamHandler(sys.stdout)
-        h.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
-        h._sleepstream = True  # type: ignore[attr-defined]
-        lg.addHandler(h)
-    lg.setLevel(logging.INFO)
-    lg.propagate = False
-
-
-def make_view_sink(no_display: bool, title: str):
-    """The Rich display (scorer.display.DisplaySink), or the log sink with --no-display
-    or when the display module is not available."""
-    if not no_display:
-        try:
-            from scorer.display import DisplaySink
-        except ImportError:
-            logging.getLogger(__name__).warning("the live display is not available; logging epochs instead")
-        else:
-            return DisplaySink(title=title)
-    from scorer.log_sink import LogSink
-
-    setup_epoch_log()
-    return LogSink()
-
-
-@contextmanager
-def stop_on_signals() -> Iterator[threading.Event]:
-    """An event set by Ctrl-C (SIGINT) or SIGTERM, so loops end cleanly; handlers restored after."""
-    stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def handler(signum, frame):
-        if stop.is_set():  # a second Ctrl-C: give up at once
-            raise KeyboardInterrupt
-        stop.set()
-
-    for s in old:
-        signal.signal(s, handler)
-    try:
-        yield stop
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
-def state_path_for(out: str | None):
-    """The night-state file beside ``--out`` (``night.tsv`` -> ``night.tsv.state.json``),
-    used only when ``out`` already holds scored epochs of an earlier session."""
-    if not out:
-        return None
-    from pathlib import Path
-
-    from scorer.hypnogram_file import inspect_file
-
-    p = Path(out)
-    state = p.with_name(p.name + ".state.json")
-    if state.exists() and (not p.exists() or inspect_file(p).rows == 0):
-        state.unlink()          # a state without its hypnogram: a night that was deleted
-    return state
-
-
-def print_summary(console, summary, out: str | None) -> None:
-    from sleepstream.console import agreement_tables
-
-    lat = summary.latency_percentiles()
-    lat_text = (f", latency median {lat['median_ms']:.1f} ms, p95 {lat['p95_ms']:.1f} ms" if lat else "")
-    console.print(f"{summary.epochs} epochs ({summary.scored} scored, {summary.unscored} unscored), "
-                  f"{summary.gaps} gaps, signal lost {summary.stalls}x{lat_text}")
-    a = summary.agreement()
-    if a is not None and a.n_epochs:
-        for t in agreement_tables(a, title="Agreement with the truth stream"):
-            console.print(t)
-    if out:
-        console.print(f"hypnogram: {out}")
+        gate_rule = parse_rule(args.gate)
+    return dataclasses.replace(options, gate=gate_rule) if gate_rule is not None else options
 
 
 def run(args: argparse.Namespace) -> int:
@@ -185,74 +146,40 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from scorer.hypnogram_file import HypnogramFile, check_writable
-    from scorer.lsl_outlets import LslOutletSink
-    from streamer.errors import StreamError, StreamNotFoundError
-    from streamer.resolve import StreamQuery, resolve
-    from streamer.stream import EEGStream, unit_scale_to_uv
-    from streamer.truth import TruthStream
+    from scorer.bounded_output import logging_without_blocking
+    from scorer.session import LiveSession
+    from sleepstream.console import output_notes, print_bounded, print_live_summary
+    from sleepstream.signals import ignore_file_size_signal, stop_on_signals
+    from streamer.errors import StreamNotFoundError
 
-    if args.channel_index is not None and args.channel_index < 0:
-        raise StreamError(f"--channel-index must be 0 or more, got {args.channel_index}")
-    if args.units is not None and unit_scale_to_uv(args.units) is None:
-        raise StreamError(f"--units {args.units!r}: use uV, mV or V")
-    if args.epochs is not None and args.epochs < 1:
-        raise StreamError(f"--epochs must be at least 1, got {args.epochs}")
-    if args.out:
-        check_writable(args.out)
-    gate_rule = None
-    if getattr(args, "gate", None) is not None:
-        from scorer.gate.rules import parse_rule
-
-        gate_rule = parse_rule(args.gate)
-    query = StreamQuery.from_options(args.stream_name, args.stream_type, args.source_id)
-    try:
-        found = resolve(query, args.timeout)
-    except StreamNotFoundError as exc:
-        raise StreamNotFoundError(f"{exc}; {lsl.search_hint()}") from None
-    from scorer.live import LiveScorer, release_session  # the model only once there is something to score
-    from sleepnet.weights import load_model
-
-    model = load_model(args.weights)
-    use_one_torch_thread()
-    info = found.info
-    stream = EEGStream(info, channel=args.channel, channel_index=args.channel_index, units=args.units,
-                       max_buflen_s=args.buffer_s)
-    truth = TruthStream.find(info.name(), info.source_id(), found.visible)
-    sinks: list = []
-    scorer = None
+    options = session_options(args)
+    session = LiveSession(options)
+    session.check()                 # the hypnogram file (another scorer holds it?), before anything starts
+    ignore_file_size_signal()
     console = Console(stderr=True)
-    try:
-        # Samples flow from run() on: whatever arrives meanwhile would wait in liblsl's queue.
-        desc = stream.connect(timeout_s=max(2.0, min(args.timeout, 10.0)), subscribe=False)
-        console.print(f"sleepstream live: model {model.summary}", highlight=False, soft_wrap=True)
-        if gate_rule is not None:  # first: its markers' latency counts from the epoch's record
-            from scorer.gate.sink import GateSink
+    # While the night runs, no log line, screen frame or status line may block the loop.
+    with logging_without_blocking() as log_handlers:
+        try:
+            try:
+                session.open()
+            except StreamNotFoundError as exc:
+                raise StreamNotFoundError(f"{exc}; {lsl.search_hint()}") from None
+            model = session.model
+            print_bounded(console, lambda c: c.print(f"sleepstream live: model {model.summary}", highlight=False,
+                                                     soft_wrap=True))
+            if session.normalised_by:
+                from sleepnet.normalised import describe_input, is_level_free
 
-            sinks.append(GateSink(desc.sfreq_hz, gate_rule, args.outlet_name, source_stream=desc.name))
-        if args.out:
-            sinks.append(HypnogramFile(args.out, desc.name, model.model_id))
-        if not args.no_outlets:
-            sinks.append(LslOutletSink(args.outlet_name, model.model_id, source_stream=desc.name))
-        if args.status_json:
-            from scorer.json_lines import JsonLinesSink
-
-            first = next((s.first_epoch for s in sinks if isinstance(s, HypnogramFile)), 0)
-            json_sink = JsonLinesSink(sys.stdout, first)       # epochs numbered as in the file
-            if gate_rule is not None:                            # and the gate's events (the ward's screen)
-                json_sink.follow_gate(next(s for s in sinks if isinstance(s, GateSink)))
-            sinks.append(json_sink)
-        else:
-            sinks.append(make_view_sink(args.no_display, f"sleepstream live: {desc.name} / {desc.channel_label}"))
-        scorer = LiveScorer(stream, model, sinks, truth, state_path=state_path_for(args.out),
-                            session_start=getattr(args, "session_start", None))
-        console.print(session_start_line(scorer.session_start), highlight=False, soft_wrap=True)
-        view = sinks[-1]
-        if scorer.session_start is not None and hasattr(view, "state"):     # the live screen's header
-            view.state.title += f" · start: {scorer.session_start}"
-        with stop_on_signals() as stop:
-            summary = scorer.run(stop=stop, max_epochs=args.epochs)
-    finally:
-        release_session(scorer, sinks, stream, truth)
-    print_summary(console, summary, args.out)
+                why = FLAGS.get(session.normalised_by, session.normalised_by)
+                line = describe_input(why, model.model_id, is_level_free(model))
+                print_bounded(console, lambda c: c.print(line, highlight=False, soft_wrap=True))
+            session.build()
+            start = session.scorer.session_start
+            print_bounded(console, lambda c: c.print(session_start_line(start), highlight=False, soft_wrap=True))
+            with stop_on_signals() as stop:
+                summary = session.run(stop)
+        finally:
+            session.close()
+        notes = output_notes(session.sinks, log_handlers)
+        print_bounded(console, lambda c: print_live_summary(c, summary, args.out, notes))
     return 0

@@ -9,7 +9,23 @@ EXAMPLE = ("sleepstream replay ../shared/data/sleep-edf/SC4001E0-PSG-first300s.e
 
 
 def parse_speed(text: str) -> float | None:
-    """'max' -> None (as fast as possible); a positive number otherwise."""
+    """The ``--speed`` option's type.
+
+    Parameters
+    ----------
+    text : str
+        ``max`` (any case) or a positive finite number.
+
+    Returns
+    -------
+    float or None
+        The speed factor (1 = real time); None for ``max`` (as fast as possible).
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Anything else (argparse turns it into a usage error).
+    """
     if text.strip().lower() == "max":
         return None
     try:
@@ -22,8 +38,22 @@ def parse_speed(text: str) -> float | None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``sleepstream replay``.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The subcommand's parser: gets the recording, ``--channel``, ``--speed``, ``--loop``,
+        the stream's name and source_id, and the other replay and LSL options.
+    """
     p.add_argument("recording", help="recording: .npz (continuous or windowed), .edf or .bdf")
-    p.add_argument("--channel", default="EEG Fpz-Cz", help="EDF/BDF channel to stream (default: %(default)s)")
+    p.add_argument("--channel", default="EEG Fpz-Cz",
+                   help="EDF/BDF channel to stream, or a derivation of referential channels streamed as one "
+                        "channel: F4-M1, C4-(M1+M2)/2 (default: %(default)s)")
+    p.add_argument("--normalized", action="store_true",
+                   help="the signal is per-epoch normalised (each 30-s epoch z-scored, as the design's sample.npz); "
+                        "the stream's description says so and `sleepstream live` scores it level-free. "
+                        "Recognised without this flag when every epoch's SD is 1 +/- 0.001")
     p.add_argument("--all-channels", action="store_true",
                    help="EDF/BDF: stream every channel of the file (the scorer picks one by label)")
     p.add_argument("--hypnogram", help="true stages for the <name>-truth stream (default: labels in the npz)")
@@ -46,6 +76,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Stream the recording into LSL (:class:`replay.player.Player`) until its end or Ctrl-C.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options of :func:`add_arguments`.
+
+    Returns
+    -------
+    int
+        0 when the whole recording was sent, 130 when stopped before the end.
+
+    Raises
+    ------
+    SleepstreamError
+        A recording or hypnogram that cannot be read, or bad replay options
+        (:class:`replay.player.ReplayError`).
+    """
     from sleepstream.lsl_config import configure_lsl
 
     lsl = configure_lsl(network=args.network, session_id=args.session_id)
@@ -54,11 +102,12 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from replay.player import Player, ReplayError, load_source
-    from sleepstream.commands.live import stop_on_signals
+    from sleepstream.signals import stop_on_signals
 
     if args.chunk is not None and args.chunk < 1:
         raise ReplayError(f"--chunk must be at least 1 sample, got {args.chunk}")
-    source = load_source(args.recording, args.channel, all_channels=args.all_channels, hypnogram=args.hypnogram)
+    source = load_source(args.recording, args.channel, all_channels=args.all_channels, hypnogram=args.hypnogram,
+                         normalized=True if args.normalized else None)
     if args.index_channel:
         source = source.with_index_channel()
     player = Player(source, name=args.name, source_id=args.source_id, speed=args.speed, chunk=args.chunk,
@@ -70,6 +119,9 @@ def run(args: argparse.Namespace) -> int:
                   f"{source.duration_s / 60:.1f} min, speed {speed} -> LSL stream '{player.name}' "
                   f"(source_id {player.source_id!r})"
                   + (f" + '{player.name}-truth'" if player.has_truth else "") + f"; LSL: {lsl.describe()}")
+    if source.normalised:
+        console.print("per-epoch normalised signal (each 30-s epoch z-scored): the stream's description says so",
+                      highlight=False)
     if player.wait_for_consumer:
         console.print(f"waiting for a consumer, e.g. sleepstream live --source-id '{player.source_id}'")
     with stop_on_signals() as stop:

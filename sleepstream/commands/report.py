@@ -9,7 +9,18 @@ EXAMPLE = ("sleepstream report night.tsv --hypnogram ../shared/data/sleep-edf/SC
            "--recording ../shared/data/sleep-edf/SC4001E0-PSG-first300s.edf --out night_report")
 
 
+#: library parameters whose flag has another name (see :func:`sleepstream.cli.parameter_flags`)
+FLAGS = {"offset_s": "--offset"}
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``sleepstream report``.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The subcommand's parser: gets the night file, ``--hypnogram``, ``--recording``,
+        ``--channel``, ``--offset``, ``--out`` and ``--quiet``.
+    """
     p.add_argument("night", help="the live hypnogram TSV (sleepstream live --out) or the stage CSV of sleepstream score")
     p.add_argument("--hypnogram", help="true stages to compare with (EDF+ annotations, Sleep-EDF txt, text/CSV/TSV)")
     p.add_argument("--recording", help="the scored recording (npz, EDF, BDF): adds the EEG-features view; "
@@ -24,6 +35,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Write the night's report (:func:`sleepnet.report.night_report.write_report`) and print it.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options of :func:`add_arguments`.
+
+    Returns
+    -------
+    int
+        0 (with ``--quiet`` only the folder written is printed).
+
+    Raises
+    ------
+    SleepstreamError
+        A night, hypnogram or recording that cannot be read, or a folder that cannot be
+        written.
+    """
     from rich.console import Console
 
     from sleepnet.report.night_report import write_report
@@ -43,7 +72,19 @@ def _v(x: float, digits: int = 1) -> str:
 
 
 def print_summary(console, result) -> None:
-    """The report as Rich tables (also used by ``sleepstream demo`` at its end)."""
+    """The report as Rich tables (also used by ``sleepstream demo`` at its end).
+
+    Sleep statistics, minutes and latencies per stage, the agreement with the truth when
+    there is one, the EEG features per predicted stage when the recording was given, and
+    the files written.
+
+    Parameters
+    ----------
+    console : rich.console.Console
+        Where to print.
+    result : sleepnet.report.night_report.ReportResult
+        What :func:`sleepnet.report.night_report.write_report` made.
+    """
     from rich import box
     from rich.table import Table
 

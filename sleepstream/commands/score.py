@@ -23,12 +23,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="recording file: .npz (continuous or windowed), .edf or .bdf; several files, a folder, "
                         "a quoted glob or @FILE (a text file listing recordings) score an archive into --out DIR")
     p.add_argument("--hypnogram", help="true stages (EDF+ annotations, Sleep-EDF txt, text/CSV/TSV)")
-    p.add_argument("--channel", default="EEG Fpz-Cz", help="EEG channel to score (default: %(default)s; Fpz-Cz matches too)")
+    p.add_argument("--channel", default="EEG Fpz-Cz",
+                   help="EEG channel to score, or a derivation of referential channels: F4-M1, C4-(M1+M2)/2 "
+                        "(default: %(default)s; Fpz-Cz matches too; a channel with that exact label wins)")
+    p.add_argument("--normalized", action="store_true",
+                   help="the signal is per-epoch normalised (each 30-s epoch z-scored, as the design's sample.npz): "
+                        "score it with the scale-free model and level-free quality checks. Recognised without "
+                        "this flag when every epoch's SD is 1 +/- 0.001")
     p.add_argument("--out", help="stage CSV to write (default: <recording name>_stages.csv here); "
                                  "for several recordings, the folder for their files and cohort.csv")
     p.add_argument("--weights", metavar="NAME|DIR",
                    help="a shipped model's name or a weights folder (default: %s, the default "
-                        "model named in weights/__init__.py)" % DEFAULT_MODEL)
+                        "model named in weights/__init__.py; the scale-free model for per-epoch normalised "
+                        "input)" % DEFAULT_MODEL)
     from .live import add_session_start_argument
 
     add_session_start_argument(p, live=False)
@@ -47,24 +54,37 @@ def run(args: argparse.Namespace) -> int:
 
     from sleepnet.io.hypnograms import read_hypnogram
     from sleepnet.metrics import agreement
-    from sleepnet.io.exports import check_writable, write_metrics, write_stage_csv
+    from sleepnet.io.exports import (check_writable, metrics_paths, refuse_overwriting_inputs, write_metrics,
+                                     write_stage_csv)
     from sleepnet.io.recordings import read_recording, with_labels
     from sleepstream.console import agreement_tables, progress_bar
 
     args.recording = args.recording[0]
-    rec = read_recording(args.recording, args.channel)
     out = Path(args.out) if args.out else Path(f"{Path(args.recording).stem}_stages.csv")
+    flag = f"--out {out}" if args.out else f"the default output {out}"
+    refuse_overwriting_inputs(
+        [(flag, out), *((f"{flag} (its {kind} file {p.name})", p)
+                        for kind, p in zip(("metrics", "confusion"), metrics_paths(out.with_suffix(""))))],
+        [("the recording", Path(args.recording)), ("the hypnogram", Path(args.hypnogram) if args.hypnogram else None)])
     check_writable(out)
+    rec = read_recording(args.recording, args.channel)
     if args.hypnogram:
         rec = with_labels(rec, read_hypnogram(args.hypnogram, rec.n_epochs))
     if rec.n_epochs == 0:
         from sleepnet.errors import InputFileError
         raise InputFileError(f"{rec.source}: shorter than one 30-s epoch ({rec.duration_s:.1f} s)")
+    from sleepnet.normalised import (describe_input, input_normalisation, is_level_free, model_for_input,
+                                     nothing_scored_reason, quality_thresholds)
     from sleepnet.preprocess import Preprocessor
     from sleepnet.weights import load_model
 
-    model = load_model(args.weights)
-    pre = Preprocessor(rec.sfreq, model.preprocess)
+    normalised_by = input_normalisation(rec.eeg_uv, rec.sfreq, True if args.normalized else None)
+    model = load_model(model_for_input(args.weights, normalised_by is not None))
+    console = Console()
+    if normalised_by and not args.quiet:
+        console.print(describe_input(normalised_by, model.model_id, is_level_free(model)), highlight=False,
+                      soft_wrap=True)
+    pre = Preprocessor(rec.sfreq, model.preprocess, quality_thresholds(normalised_by is not None))
     scorer = model.new_stager() if args.session_start is None else model.new_stager(session_start=args.session_start)
     chunk = int(round(rec.sfreq * 30 * CHUNK_EPOCHS))
     preds = []
@@ -73,13 +93,17 @@ def run(args: argparse.Namespace) -> int:
             preds += scorer.score(pre.push(rec.eeg_uv[start:start + chunk]))
             update(f"scoring {Path(rec.source).name}", min(len(rec.eeg_uv), start + chunk), len(rec.eeg_uv))
     write_stage_csv(out, preds)
-    console = Console()
     n_scored = sum(p.scored for p in preds)
     if not args.quiet:
         start = getattr(scorer, "session_start", None)
         console.print(f"{rec.source}: channel {rec.channel} at {rec.sfreq:g} Hz, {len(preds)} epochs "
                       f"({n_scored} scored, {len(preds) - n_scored} unscored) -> {out}"
                       + (f"; session start {start}" if start else ""))
+    if n_scored == 0:
+        from sleepnet.errors import InputFileError
+
+        reason = nothing_scored_reason([p.flags for p in preds], rec.eeg_uv, rec.sfreq, normalised_by is not None)
+        raise InputFileError(f"{rec.source}: no epoch could be scored: {reason}")
     if rec.labels is not None:
         import numpy as np
         y_pred = np.array([p.stage_code for p in preds])
@@ -92,3 +116,4 @@ def run(args: argparse.Namespace) -> int:
                 console.print(t)
             console.print(f"metrics: {mpath}  confusion: {cpath}")
     return 0
+

@@ -4,7 +4,9 @@ The work is in :mod:`sleepnet.archive`; this module chooses the runner (local pr
 or a Dask cluster with ``--scheduler``), draws the progress bar over nights and prints
 the summary. Exit codes: 0 all nights scored (or reused), 1 some nights failed (each with
 its one-line error here and in ``cohort.csv``), 2 a user error before any night ran, 130
-interrupted (what finished is kept: its files and its rows in ``cohort.csv``).
+interrupted (what finished is kept: its files and its rows in ``cohort.csv``). An output
+that is one of the inputs is refused before anything is written, and a ``cohort.csv`` that
+cannot be written (a full disk) is one line and exit 2, the previous table left in place.
 """
 from __future__ import annotations
 
@@ -25,19 +27,43 @@ TORCH_THREADS_PER_WORKER = 1
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The score command's options for many recordings."""
+    """The score command's options for many recordings.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The score command's parser: gets the group ``--jobs``, ``--scheduler``, ``--force``
+        and ``--night-timeout``.
+    """
     g = p.add_argument_group("many recordings (an archive)")
     g.add_argument("--jobs", type=int, metavar="N", help="local worker processes (default: the machine's cores)")
     g.add_argument("--scheduler", metavar="ADDRESS",
-                   help="score on an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (needs sleepstream[archive])")
+                   help="score on an existing Dask cluster (needs sleepstream[archive]), e.g. tls://10.0.0.5:8786 "
+                        "with Dask's TLS settings, or tcp://127.0.0.1:8786 through an SSH tunnel: a scheduler runs "
+                        "any code sent to it, never leave a plain tcp:// one open on a shared network "
+                        "(docs/tutorials/archives.md, Security)")
     g.add_argument("--force", action="store_true",
                    help="score again nights already scored with the same model and weights")
+    g.add_argument("--night-timeout", type=float, metavar="S",
+                   help="fail a night still running S seconds after a worker started it (its worker is killed, "
+                        "locally, or restarted through its Dask nanny; the other nights go on); 0: no limit "
+                        "(default: 20x the measured time for the night's file size, at least 120 s)")
 
 
 def wanted(args: argparse.Namespace) -> bool:
-    """True when the score command's inputs and options ask for the archive path: several
-    recordings, a folder, a glob or an @list, ``--out`` an existing folder, or
-    ``--scheduler``."""
+    """Whether the score command's inputs and options ask for the archive path.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The score command's options (``recording``, ``out``, ``scheduler``).
+
+    Returns
+    -------
+    bool
+        True for several recordings, a folder, a glob or an @list, ``--out`` an existing
+        folder, or ``--scheduler``.
+    """
     from sleepnet.archive import is_many
 
     return (len(args.recording) > 1 or any(is_many(r) for r in args.recording)
@@ -61,20 +87,66 @@ def _out_dir(out: str | None) -> Path:
     return d
 
 
+def _refuse_inputs_as_outputs(nights, out: str | None, inputs: list[str]) -> None:
+    """Refuse (one line, nothing written) an output of the run that is one of its inputs:
+    a recording, a hypnogram or an @list that the cohort table or a night's files would
+    overwrite."""
+    from sleepnet.archive.cohort import COHORT_CSV, COHORT_PARQUET, POOLED_JSON
+    from sleepnet.archive.night import NIGHT_FILE_SUFFIX, STAGES_SUFFIX
+    from sleepnet.io.exports import metrics_paths, refuse_overwriting_inputs
+
+    if not out:
+        return
+    d = Path(out)
+    outputs = [(f"--out {d} (its {name})", d / name) for name in (COHORT_CSV, COHORT_PARQUET, POOLED_JSON)]
+    for n in nights:
+        stages = d / f"{n.name}{STAGES_SUFFIX}"
+        for p in (stages, *metrics_paths(stages.with_suffix("")), d / f"{n.name}{NIGHT_FILE_SUFFIX}"):
+            outputs.append((f"--out {d} (night {n.name}'s {p.name})", p))
+    ins = [("the recording", n.recording) for n in nights] + [("the hypnogram", n.hypnogram) for n in nights]
+    ins += [("the list", Path(spec[1:])) for spec in inputs if spec.startswith("@")]
+    refuse_overwriting_inputs(outputs, ins)
+
+
 def run(args: argparse.Namespace) -> int:
+    """Score many recordings (locally or on a Dask cluster) and write ``cohort.csv``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The score command's options, with those of :func:`add_arguments`.
+
+    Returns
+    -------
+    int
+        0 when all nights were scored (or reused), 1 (``EXIT_SOME_FAILED``) when some
+        failed, 130 (``EXIT_INTERRUPTED``) on Ctrl-C (what finished is kept).
+
+    Raises
+    ------
+    SleepstreamError
+        A user error before any night ran (``--out`` missing, a file or one of the inputs,
+        ``--jobs`` or ``--night-timeout`` out of range, inputs that cannot be found), or a
+        ``cohort.csv`` that cannot be written (:class:`sleepnet.errors.OutputWriteError`).
+    """
     from sleepnet.archive import (DaskRunner, LocalRunner, find_nights, model_identity, plan_jobs, write_cohort,
                                   write_pooled)
     from sleepnet.archive.cohort import pooled_agreement
     from sleepnet.archive.night import finished_row
+    from sleepnet.errors import OutputWriteError
 
-    nights = find_nights(args.recording, args.hypnogram)
-    out = _out_dir(args.out)
-    if args.jobs is not None and args.jobs < 1:
+    if args.night_timeout is not None and not args.night_timeout >= 0:
+        raise SleepstreamError(f"--night-timeout must be 0 (no limit) or a positive number of seconds, "
+                               f"got {args.night_timeout:g}")
+    if args.jobs is not None and args.jobs < 1:     # before anything is made on disk
         raise SleepstreamError(f"--jobs must be at least 1, got {args.jobs}")
+    nights = find_nights(args.recording, args.hypnogram)
+    _refuse_inputs_as_outputs(nights, args.out, args.recording)
+    out = _out_dir(args.out)
     jobs = args.jobs or os.cpu_count() or 1
     model = model_identity(args.weights)
     todo, reused = plan_jobs(nights, out, args.channel, model, torch_threads=TORCH_THREADS_PER_WORKER,
-                             force=args.force)
+                             force=args.force, night_timeout_s=args.night_timeout)
     if args.scheduler:
         runner = DaskRunner.connect(args.scheduler)
     else:
@@ -98,8 +170,12 @@ def run(args: argparse.Namespace) -> int:
         rows += [replace(r, status="scored") for r in map(finished_row, (j for j in todo if j.night.name not in got))
                  if r is not None]
     rows.sort(key=lambda r: order.get(r.night, len(order)))
-    written = write_cohort(out, rows)
-    pooled_path = write_pooled(out, rows)
+    try:
+        written = write_cohort(out, rows)
+        pooled_path = write_pooled(out, rows)
+    except OutputWriteError as exc:
+        raise OutputWriteError(f"{exc}; each finished night's own files are kept in {out}: run the same command "
+                               "again to write the table") from None
     failed = [r for r in rows if not r.ok]
     n_scored = sum(r.status == "scored" for r in rows)
     from rich.console import Console

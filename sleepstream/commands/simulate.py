@@ -21,6 +21,14 @@ MAX_HOURS = 48.0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``sleepstream simulate``.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The subcommand's parser: gets ``--hours``, ``--seed``, ``--out``, ``--format``,
+        ``--sfreq``, ``--subjects`` and ``--quiet``.
+    """
     p.add_argument("--hours", type=float, default=8.0, help="time in bed from lights off, hours (default: %(default)s)")
     p.add_argument("--seed", type=int, default=1, help="seed: the same seed gives the same night (default: %(default)s)")
     p.add_argument("--out", type=Path, default=Path("night.npz"), help="output file (default: %(default)s)")
@@ -34,7 +42,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def output_paths(out: Path, fmt: str, subjects: int) -> list[Path]:
-    """Where the nights go: ``out`` itself, or ``<stem>_sNN.<ext>`` for several subjects."""
+    """Where the nights go.
+
+    Parameters
+    ----------
+    out : Path
+        The ``--out`` file; ``.<fmt>`` is added when its suffix is not that.
+    fmt : str
+        ``npz`` or ``edf``.
+    subjects : int
+        How many nights (one per simulated person).
+
+    Returns
+    -------
+    list of Path
+        ``out`` itself for one subject, else ``<stem>_sNN.<ext>`` for each (at least two
+        digits, zero-padded).
+    """
     ext = "." + fmt
     base = out if out.suffix.lower() == ext else out.with_name(out.name + ext)
     if subjects == 1:
@@ -66,6 +90,25 @@ def _check(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Simulate the nights and write them, one summary line each unless ``--quiet``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options of :func:`add_arguments`.
+
+    Returns
+    -------
+    int
+        0 when every night was written.
+
+    Raises
+    ------
+    SleepstreamError
+        ``--hours``, ``--sfreq``, ``--subjects`` or ``--seed`` out of range, an ``--out``
+        suffix that contradicts ``--format``, a folder that does not exist, or a file
+        that cannot be written.
+    """
     fmt = _check(args)
 
     import numpy as np

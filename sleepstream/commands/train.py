@@ -32,6 +32,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--folder", help="with --dataset features: folder of npz feature nights (default: "
                                     "../shared/data/sleep-edf-features); with --dataset folder: EDF/BDF "
                                     "recordings beside their hypnograms")
+    p.add_argument("--features", choices=("base", "scale-free"), default="base",
+                   help="feature-gbm: 'base' (absolute band powers, variance, mobility: the default model's) or "
+                        "'scale-free' (band shares and ratios only, for per-epoch normalised input) "
+                        "(default: %(default)s)")
     p.add_argument("--channel", default="EEG Fpz-Cz", help="EEG channel (default: %(default)s)")
     p.add_argument("--hours", type=float, default=8.0, help="simulated night length in hours (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed for splits, initialisation and simulation (default: %(default)s)")
@@ -111,12 +115,14 @@ def train_feature_model(args: argparse.Namespace, out: Path, console) -> int:
     with progress_bar(args.quiet) as update:
         nights = feature_nights_for(args, update)
         update("training trees", 0, 1)
-        cfg = FeatureTrainConfig(seed=args.seed)
+        cfg = FeatureTrainConfig(seed=args.seed, feature_set=args.features)
         text, context = fit_trees(nights, cfg)
         update("training trees", 1, 1)
     subjects = sorted({n.subject for n in nights})
     model_id = args.model_id or f"feature-gbm-{args.dataset}-{len(nights)}n-seed{args.seed}"
-    summary = (f"{model_id}: gradient-boosted trees over causal spectral features and night context, trained on "
+    what = "scale-free spectral features (band shares and ratios, no level)" if args.features == "scale-free" \
+        else "spectral features"
+    summary = (f"{model_id}: gradient-boosted trees over causal {what} and night context, trained on "
                f"{len(nights)} {args.dataset} nights (subjects {', '.join(subjects)})")
     save_feature_model(out, text, context, model_id, summary, extra={"trained_on": args.dataset})
     n_epochs = int(sum(((n.labels >= 0) & n.scorable).sum() for n in nights))
@@ -218,6 +224,8 @@ def run(args: argparse.Namespace) -> int:
     if args.kind == "feature-gbm":
         return train_feature_model(args, out, console)
     if args.kind in ("gru", "ensemble"):
+        if args.features != "base":
+            raise SleepstreamError(f"--features {args.features}: --kind {args.kind} trains on the base features only")
         return train_recurrent_model(args, out, console)
     nights = load_nights(args)
     if not nights:

@@ -13,6 +13,15 @@ EXAMPLE = "sleepstream ward --name 'bed-*' --out ward-tonight"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``sleepstream ward``.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The subcommand's parser: gets which streams are beds, the outputs, the stimulation
+        windows (``--gate``, ``--gate-bed``), ``--channel``, ``--weights``, the supervision
+        limits and the LSL options.
+    """
     g = p.add_argument_group("which streams are beds (each needs a source_id; default: every EEG stream)")
     g.add_argument("--stream-type", default="EEG", help="LSL content type of a bed's stream (default: %(default)s; "
                                                         "'any' for every type)")
@@ -39,21 +48,47 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="beds whose name matches the shell pattern PATTERN run their own RULES, or no gate "
                         "with PATTERN=off, e.g. 'bed-3=stages=N3,epochs=3' or 'bed-4=off' (repeatable; the "
                         "first that matches a bed decides; works without --gate, gating only those beds)")
-    p.add_argument("--channel", default="Fpz-Cz", help="channel label scored in every bed (default: %(default)s)")
+    p.add_argument("--channel", default="Fpz-Cz",
+                   help="channel label scored in every bed, or a derivation of referential channels such as "
+                        "F4-M1 or C4-(M1+M2)/2, computed by each bed's worker (default: %(default)s)")
     p.add_argument("--weights", metavar="NAME|DIR",
                    help="a shipped model's name or a weights folder, for every bed (default: the default "
                         "model named in weights/__init__.py)")
     p.add_argument("--find-timeout", type=float, default=30.0, metavar="S",
                    help="a (re)started worker looks for its stream this long before it ends and is started "
                         "again (default: %(default)s)")
+    p.add_argument("--hang-timeout", type=float, default=20.0, metavar="S",
+                   help="a worker alive but silent this long (s of wall time; a worker writes a status line "
+                        "about once a second) is taken for hung: its process group is killed and it is started "
+                        "again, and the bed shows it. Before its first line a worker is given --find-timeout "
+                        "+ 20 s more (finding its stream, connecting, loading the model). 0: never "
+                        "(default: %(default)s)")
+    p.add_argument("--max-beds", type=int, default=32, metavar="N",
+                   help="follow at most N beds; a new stream past them is refused with one line and gets no "
+                        "worker (default: %(default)s)")
     from sleepstream.lsl_config import add_lsl_arguments
 
     add_lsl_arguments(p)
 
 
 def out_folder(out: str | None) -> Path:
-    """``--out``, or ``./ward-<YYYY-MM-DD>``; made when missing. Raises a one-line error
-    when it cannot be."""
+    """The ward's output folder, made when missing.
+
+    Parameters
+    ----------
+    out : str or None
+        ``--out``; None for ``./ward-<YYYY-MM-DD>`` (today's date).
+
+    Returns
+    -------
+    Path
+        The folder, which exists.
+
+    Raises
+    ------
+    scorer.hypnogram_file.HypnogramFileError
+        One line when it exists and is not a folder, or cannot be made.
+    """
     from scorer.hypnogram_file import HypnogramFileError
 
     d = Path(out) if out else Path(f"ward-{datetime.now():%Y-%m-%d}")
@@ -66,22 +101,104 @@ def out_folder(out: str | None) -> Path:
     return d
 
 
+def check_supervision(hang_timeout_s: float, max_beds: int) -> None:
+    """Refuse, in one line, supervision limits that cannot work.
+
+    Parameters
+    ----------
+    hang_timeout_s : float
+        ``--hang-timeout``, s: 0 (off) or at least 2 s and finite (a worker writes a
+        status line about once a second).
+    max_beds : int
+        ``--max-beds``: at least 1.
+
+    Raises
+    ------
+    SleepstreamError
+        Either is out of range.
+    """
+    import math
+
+    from sleepnet.errors import SleepstreamError
+
+    if not (hang_timeout_s == 0 or (math.isfinite(hang_timeout_s) and hang_timeout_s >= 2.0)):
+        raise SleepstreamError(f"--hang-timeout must be 0 (off) or at least 2 s (a worker writes a status line "
+                               f"about once a second), got {hang_timeout_s}")
+    if max_beds < 1:
+        raise SleepstreamError(f"--max-beds must be at least 1, got {max_beds}")
+
+
+def summary_line(ward, out: Path) -> str:
+    """The ward's closing line.
+
+    Parameters
+    ----------
+    ward : scorer.ward.supervisor.Ward
+        The ward that ran (its state and ``max_beds``).
+    out : Path
+        Its output folder.
+
+    Returns
+    -------
+    str
+        Beds, epochs, restarts (and hangs), windows, refusals, lost lines, and where the
+        hypnograms are.
+    """
+    beds = ward.state.beds
+    gated = [b.gate for b in beds if b.gate is not None]
+    opened = sum(g.opens for g in gated)
+    windows = (f", {len(gated)} gated bed{'s' if len(gated) != 1 else ''} opened {opened} "
+               f"window{'s' if opened != 1 else ''}" if gated else "")
+    hangs = sum(b.hangs for b in beds)
+    extra = f", {hangs} worker{'s' if hangs != 1 else ''} killed as hung" if hangs else ""
+    from_file = sum(b.rows_from_file for b in beds)
+    if from_file:
+        extra += f", {from_file} epoch{'s' if from_file != 1 else ''} read from the files (worker lines lost)"
+    refused = ward.state.refused_total
+    if refused:
+        extra += f", {refused} stream{'s' if refused != 1 else ''} refused (--max-beds {ward.max_beds})"
+    return (f"ward: {len(beds)} beds, {sum(b.epochs for b in beds)} epochs, "
+            f"{sum(b.restarts for b in beds)} worker restarts{windows}{extra}; hypnograms in {out}")
+
+
 def setup_ward_log() -> None:
     """Route the ward's lines to stdout, plainly (like `live --no-display`)."""
+    from scorer.bounded_output import route_logger_to_stdout
     from scorer.ward.log_view import WARD_LOGGER
-    from sleepstream.commands.live import route_logger_to_stdout
 
     route_logger_to_stdout(WARD_LOGGER)
 
 
 def run(args: argparse.Namespace) -> int:
-    from sleepstream.commands.live import stop_on_signals
+    """Follow the beds until stopped (Ctrl-C, SIGTERM), then print the summary line.
+
+    Every option is checked (gate rules, weights, supervision limits, the folder) before
+    any worker starts.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options of :func:`add_arguments`.
+
+    Returns
+    -------
+    int
+        0 once the ward has stopped.
+
+    Raises
+    ------
+    SleepstreamError
+        A ``--find-timeout`` that is not positive, supervision limits out of range, gate
+        rules or weights that cannot be used, or an ``--out`` that cannot be made.
+    """
     from sleepstream.lsl_config import configure_lsl
+    from sleepstream.signals import stop_on_signals
 
     if not args.find_timeout > 0:
         from sleepnet.errors import SleepstreamError
 
         raise SleepstreamError(f"--find-timeout must be positive, got {args.find_timeout}")
+    check_supervision(args.hang_timeout, args.max_beds)
     from scorer.ward.gates import gate_plan
 
     gates = gate_plan(args.gate, args.gate_bed)   # every rule checked once, before any worker starts
@@ -117,14 +234,8 @@ def run(args: argparse.Namespace) -> int:
         view = WardDisplay()
     logging.getLogger(__name__).info("ward: following %s on %s; writing to %s", selector.describe(),
                                      lsl.describe(), out)
-    ward = Ward(out, selector, opts, [view])
+    ward = Ward(out, selector, opts, [view], hang_timeout_s=args.hang_timeout, max_beds=args.max_beds)
     with stop_on_signals() as stop:
         ward.run(stop)
-    beds = ward.state.beds
-    gated = [b.gate for b in beds if b.gate is not None]
-    opened = sum(g.opens for g in gated)
-    windows = (f", {len(gated)} gated bed{'s' if len(gated) != 1 else ''} opened {opened} "
-               f"window{'s' if opened != 1 else ''}" if gated else "")
-    print(f"ward: {len(beds)} beds, {sum(b.epochs for b in beds)} epochs, "
-          f"{sum(b.restarts for b in beds)} worker restarts{windows}; hypnograms in {out}", file=sys.stderr)
+    print(summary_line(ward, out), file=sys.stderr)
     return 0

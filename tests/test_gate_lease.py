@@ -1,0 +1,213 @@
+"""The gate as a lease (issue 19): an open window is renewed from the live loop itself and
+lapses when the loop stops; listeners (the shipped ``sleepstream.GateListener`` and the
+plain pylsl peer, tests/peers/gate_listener.py) take silence as closed.
+
+Pure: ``GateSink.tick`` renews, closes on ``max_open_s`` on the monotonic clock while no
+data arrives, closes when the loop came back after more than ``lease_s``, and never opens
+while the night is not recorded. Over real LSL: a listener whose markers stop coming
+reports closed within the lease (in-process), and a SIGSTOPped ``sleepstream live
+--gate`` process leaves no window open for either listener."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pylsl
+import pytest
+
+from live_helpers import REPO, unique_ids, wait_for
+from scorer.gate.outlet import LEASE_REASON, LEASE_S
+from scorer.gate.rules import GateRule
+from scorer.gate.sink import GateSink
+from scorer.gate.window import CLOSE, OPEN
+from scorer.sinks import StreamStatus
+from test_gate import FS, WAKE_EPOCHS, gated_source, rec, start_listener
+
+MARGIN_S = 1.0          # the listener polls every 50 ms; the rest is a loaded machine's slack
+
+
+def events(gate: GateSink) -> list[tuple[str, str]]:
+    return [(ev.kind, ev.reason) for ev, _, _ in gate.history]
+
+
+# -- pure: the sink's clock -------------------------------------------------------------------
+
+def test_tick_renews_an_open_window_without_events_and_max_open_fires_while_no_data_arrives():
+    gate = GateSink(FS, GateRule(epochs=1, guard=False, max_open_s=30.0), outlet_name=None)
+    gate.publish(rec(0))
+    assert gate.is_open
+    t0 = gate.history[-1][1]                      # the open's stamp
+    for k in range(1, 120):                       # 29.75 s of loop turns, no data at all
+        gate.tick(t0 + 0.25 * k)
+    assert gate.is_open and gate.renewals == 119
+    assert events(gate) == [(CLOSE, "restart"), (OPEN, "N2/N3 p>=0.80 x1")]   # renewals are no events
+    gate.tick(t0 + 30.0)                          # the data clock stood still at 29.99 s
+    assert not gate.is_open and events(gate)[-1] == (CLOSE, "max open time")
+
+
+def test_a_loop_back_after_more_than_the_lease_closes_its_window_lease_lapsed():
+    gate = GateSink(FS, GateRule(epochs=2, guard=False), outlet_name=None)
+    gate.publish(rec(0))
+    gate.publish(rec(1))
+    assert gate.is_open
+    t = gate.history[-1][1]
+    gate.tick(t + 0.3)
+    assert gate.is_open and gate.renewals == 1
+    gate.tick(t + 0.3 + LEASE_S + 0.1)            # the loop hung in between: listeners took it closed
+    assert not gate.is_open and events(gate)[-1] == (CLOSE, "lease lapsed")
+    gate.publish(rec(2))                          # the rule must be met again, from scratch
+    assert not gate.is_open
+    gate.publish(rec(3))
+    assert gate.is_open
+
+
+def test_no_window_opens_while_not_recording_and_an_open_one_closes():
+    recording = {"ok": True}
+    gate = GateSink(FS, GateRule(epochs=1, guard=False), outlet_name=None, recording=lambda: recording["ok"])
+    gate.publish(rec(0))
+    assert gate.is_open
+    recording["ok"] = False
+    gate.publish(rec(1))
+    assert not gate.is_open and events(gate)[-1] == (CLOSE, "not recording")
+    gate.publish(rec(2))
+    gate.publish(rec(3))
+    assert not gate.is_open                       # never while not recording
+    recording["ok"] = True
+    gate.publish(rec(4))
+    assert gate.is_open and events(gate)[-1][0] == OPEN
+
+
+# -- over LSL, in this process: a listener that stops hearing renewals ------------------------
+
+@pytest.mark.lsl
+@pytest.mark.timeout(60)
+def test_shipped_listener_follows_one_stream_renewals_keep_it_open_and_silence_closes_it():
+    import sleepstream
+
+    name, _ = unique_ids()
+    gate = GateSink(FS, GateRule(epochs=1, guard=False), outlet_name=name, linger_s=0.0)
+    decoy = GateSink(FS, GateRule(epochs=1, guard=False), outlet_name=name + "-other", linger_s=0.0)
+    # a second stream with the same name (another scorer's source_id): never followed
+    dup_info = pylsl.StreamInfo(name + "-gate", "Markers", 2, pylsl.IRREGULAR_RATE, "string", "someone-else")
+    dup = pylsl.StreamOutlet(dup_info)
+    heard: list[tuple[str, str]] = []
+    listener = sleepstream.GateListener(name + "-gate", on_open=lambda r, t: heard.append((OPEN, r)),
+                                        on_close=lambda r, t: heard.append((CLOSE, r)))
+    try:
+        with listener:
+            assert listener.wait_connected(20), listener
+            assert listener.source_id == f"sleepstream-scorer:{name}-gate" and listener.lease_s == LEASE_S
+            wait_for(lambda: gate.outlet.have_consumers(), 10, "the listener's inlet")
+            gate.publish(rec(0))
+            assert listener.wait_open(5), listener
+            dup.push_sample(["open", "not ours"])          # another stream: ignored
+            t_end = time.monotonic() + 2 * LEASE_S          # the loop turning: renewals keep it open
+            while time.monotonic() < t_end:
+                gate.tick()
+                assert listener.is_open, listener
+                time.sleep(0.05)
+            assert gate.renewals >= 2 * LEASE_S / 0.25 - 2
+            stopped = time.monotonic()                      # the loop stops turning: no more renewals
+            assert listener.wait_closed(LEASE_S + MARGIN_S), listener
+            took = time.monotonic() - stopped
+            assert took <= LEASE_S + MARGIN_S and listener.reason == "lease expired"
+            wait_for(lambda: len(heard) >= 2, 1.0, "the close callback")   # from the listener's thread
+            assert heard == [(OPEN, "N2/N3 p>=0.80 x1"), (CLOSE, "lease expired")]
+            gate.tick()                                     # the loop is back after the lease
+            wait_for(lambda: heard[-1:] == [(CLOSE, "lease lapsed")] or listener.reason == "lease lapsed", 5,
+                     "the scorer's own close")
+            assert not listener.is_open
+    finally:
+        gate.close()
+        decoy.close()
+        del dup
+    assert repr(listener).startswith(f"<GateListener '{name}-gate' (sleepstream-scorer:{name}-gate): stopped")
+
+
+@pytest.mark.lsl
+@pytest.mark.timeout(60)
+def test_shipped_listener_takes_a_vanished_outlet_as_closed_and_follows_the_restarted_scorer():
+    import sleepstream
+
+    name, _ = unique_ids()
+    heard: list[tuple[str, str]] = []
+    gate = GateSink(FS, GateRule(epochs=1, guard=False), outlet_name=name, linger_s=0.0)
+    with sleepstream.GateListener(name + "-gate", on_open=lambda r, t: heard.append((OPEN, r)),
+                                  on_close=lambda r, t: heard.append((CLOSE, r))) as listener:
+        assert listener.wait_connected(20), listener
+        wait_for(lambda: gate.outlet.have_consumers(), 10, "the listener's inlet")
+        gate.publish(rec(0))
+        assert listener.wait_open(5), listener
+        gate.outlet._outlet = None                     # the scorer is killed: its outlet vanishes
+        assert listener.wait_closed(1.0), listener     # LostError at once, well within the lease
+        wait_for(lambda: heard[-1:] == [(CLOSE, "stream lost")], 2, "the close callback")
+        again = GateSink(FS, GateRule(epochs=1, guard=False), outlet_name=name, linger_s=1.0)   # restarted
+        wait_for(lambda: listener.connected and again.outlet.have_consumers(), 20,
+                 "the listener to find the restarted scorer")
+        again.status(StreamStatus("eeg", FS, "Fpz-Cz"))    # its status tick says its state to the newcomer
+        wait_for(lambda: listener.reason == "restart", 5, "the restarted scorer's close / restart")
+        again.publish(rec(1))
+        assert listener.wait_open(5) and listener.reason == "N2/N3 p>=0.80 x1", listener
+        again.close()                                  # lingers 1 s: its listeners get the last marker
+        wait_for(lambda: len(heard) >= 4, 2, "the last close")
+    assert heard[:2] == [(OPEN, "N2/N3 p>=0.80 x1"), (CLOSE, "stream lost")]
+    assert heard[2:] == [(OPEN, "N2/N3 p>=0.80 x1"), (CLOSE, "scorer stopped")], heard
+
+
+# -- real processes: a SIGSTOPped `sleepstream live --gate` -------------------------------------
+
+@pytest.mark.lsl
+@pytest.mark.timeout(150)
+def test_sigstopped_scorer_leaves_no_window_open_for_the_shipped_and_the_plain_listener(tmp_path):
+    import sleepstream
+    from replay.player import Player
+
+    src, _ = gated_source(with_events=False)
+    sleep_only = type(src).from_arrays(src.data_uv[WAKE_EPOCHS * 3000:], FS, ["Fpz-Cz"])
+    name, sid = unique_ids()
+    gname = name + "-stim"
+    player = Player(sleep_only, name=name, source_id=sid, speed=30.0, loop=True)
+    stop_player = threading.Event()
+    player.start(stop_player)
+    scorer = subprocess.Popen([sys.executable, "-m", "sleepstream.cli", "live", "--no-display", "--no-outlets",
+                               "--source-id", sid, "--outlet-name", gname, "--gate", "epochs=1,guard=false",
+                               "--timeout", "20"], cwd=REPO, env=dict(os.environ), stdout=subprocess.DEVNULL,
+                              stderr=open(tmp_path / "scorer.stderr", "w"))
+    proc, lines, stop = start_listener(gname + "-gate", tmp_path, timeout=140)
+    listener = sleepstream.GateListener(gname + "-gate").start()
+    stopped_at = None
+    try:
+        lines.wait(lambda m: m["event"] == OPEN, 100, "the plain listener to see a window open")
+        assert listener.wait_open(10), listener
+        scorer.send_signal(signal.SIGSTOP)                  # hung: no error reaches anyone (NOTES.md)
+        stopped_at = time.monotonic()
+        assert listener.wait_closed(LEASE_S + MARGIN_S), listener
+        shipped_s = time.monotonic() - stopped_at
+        assert listener.reason == "lease expired", listener
+        expired = lines.wait(lambda m: m["event"] in ("expired", CLOSE, "lost"), LEASE_S + MARGIN_S,
+                             "the plain listener to take the window as closed")
+        plain_s = time.monotonic() - stopped_at
+        assert expired["event"] == "expired", lines.got
+        scorer.send_signal(signal.SIGCONT)                  # back: the scorer says what its listeners did
+        said = lines.wait(lambda m: m["event"] in (OPEN, CLOSE), 30, "the scorer's close after the hang")
+        assert (said["event"], said["reason"]) == (CLOSE, "lease lapsed"), lines.got
+    finally:
+        if stopped_at is not None:
+            scorer.send_signal(signal.SIGCONT)
+        scorer.send_signal(signal.SIGTERM)
+        try:
+            scorer.wait(30)
+        except subprocess.TimeoutExpired:
+            scorer.kill()
+        listener.stop()
+        stop.touch()
+        proc.wait(20)
+        stop_player.set()
+        player.join(10.0)
+    print(f"closed after SIGSTOP: shipped listener {shipped_s:.2f} s, plain listener {plain_s:.2f} s")
+    assert shipped_s <= LEASE_S + MARGIN_S and plain_s <= LEASE_S + MARGIN_S
+    assert not [m for m in lines.got if m.get("reason") == LEASE_REASON and m["event"] == OPEN]
