@@ -380,3 +380,15 @@ def test_a_bad_session_start_is_one_line_and_archives_take_the_models_own(tmp_pa
     r = subprocess.run([sys.executable, "-m", "sleepstream.cli", "score", str(tmp_path / "a.npz"),
                         "--session-start", "noon"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "invalid choice: 'noon'" in r.stderr
+
+
+def test_session_options_carry_the_session_start_and_name_a_bad_one():
+    from scorer.session import SessionOptionError, SessionOptions
+    from sleepstream.commands.live import FLAGS
+
+    assert SessionOptions(session_start="lights-off").session_start == "lights-off"
+    assert SessionOptions().session_start is None                     # the model's own default
+    with pytest.raises(SessionOptionError) as err:
+        SessionOptions(session_start="noon")
+    assert str(err.value).startswith("session_start 'noon'")
+    assert err.value.naming(FLAGS).startswith("--session-start 'noon'")
