@@ -45,6 +45,8 @@ class EnsembleModel:
         The folder it was loaded from.
     summary : str
         One line for people: what it is, what it was trained on, its real figures.
+    kind : str
+        The model kind, ``ensemble``.
     default_session_start : str
         The session start its stagers assume unless told.
     """
@@ -70,6 +72,11 @@ class EnsembleModel:
         session_start : str, optional
             ``lights-off`` or ``unknown``, passed to every member; None:
             :attr:`default_session_start`.
+
+        Returns
+        -------
+        EnsembleStager
+            A stager at the start of a night.
         """
         return EnsembleStager(self, session_start)
 
@@ -77,7 +84,20 @@ class EnsembleModel:
 class EnsembleStager:
     """Every member's stager fed the same epochs; each epoch's probabilities are the
     weighted mean of the members' (summed in member order, so live equals batch bit for
-    bit when each member's does); flags are the union of theirs."""
+    bit when each member's does); flags are the union of theirs.
+
+    Parameters
+    ----------
+    model : EnsembleModel
+        The loaded ensemble.
+    session_start : str, optional
+        ``lights-off`` or ``unknown``, given to every member; None: the model's default.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``session_start``.
+    """
 
     def __init__(self, model: EnsembleModel, session_start: str | None = None) -> None:
         self.model = model
@@ -88,20 +108,46 @@ class EnsembleStager:
         return f"<EnsembleStager {self.model.model_id}: {', '.join(repr(s) for s in self._stagers)}>"
 
     def reset(self) -> None:
+        """Forget the night: a new session (every member)."""
         for s in self._stagers:
             s.reset()
 
     def skip(self, n_epochs: int) -> None:
+        """Epochs passed unseen (every member's clock moves on).
+
+        Parameters
+        ----------
+        n_epochs : int
+            How many 30-s epochs went by unseen.
+        """
         for s in self._stagers:
             s.skip(n_epochs)
 
     def state(self) -> dict:
+        """The night so far, as JSON-ready values (for the state file).
+
+        Returns
+        -------
+        dict
+            ``kind``, ``model_id``, ``session_start`` and each member's state, in order.
+        """
         return {"kind": KIND, "model_id": self.model.model_id, "session_start": self.session_start,
                 "members": [s.state() for s in self._stagers]}
 
     def restore(self, state: dict) -> None:
-        """Carry on from :meth:`state`; raises ValueError (and leaves this stager fresh
-        rather than half restored) on a state of another model or shape."""
+        """Carry on from a saved night.
+
+        Parameters
+        ----------
+        state : dict
+            What :meth:`state` gave.
+
+        Raises
+        ------
+        ValueError
+            A state of another model or shape (this stager is then left fresh rather than
+            half restored).
+        """
         if state.get("kind") != KIND or state.get("model_id") != self.model.model_id:
             raise ValueError(f"night state of model {state.get('model_id')!r}, not {self.model.model_id!r}")
         members = state.get("members")
@@ -118,7 +164,19 @@ class EnsembleStager:
         self.session_start = start
 
     def score(self, epochs: Sequence[Epoch]) -> list[StagePrediction]:
-        """Stages of ``epochs`` in order (see :class:`sleepnet.predictions.Stager`)."""
+        """Stage epochs in order (see :class:`sleepnet.predictions.Stager`).
+
+        Parameters
+        ----------
+        epochs : sequence of Epoch
+            The next epochs of the night, in order.
+
+        Returns
+        -------
+        list of StagePrediction
+            One per epoch: the weighted mean of the members' probabilities, the union of
+            their flags (``UNS`` where the first member did not score the epoch).
+        """
         per = [s.score(epochs) for s in self._stagers]
         if not per[0]:
             return []
@@ -142,9 +200,28 @@ class EnsembleStager:
 
 
 def load_ensemble_folder(d: Path, cfg: dict, load_member: Callable[[Path], object]) -> EnsembleModel:
-    """The ensemble of folder ``d`` whose ``config.json`` is ``cfg``; each member is loaded
-    from its sub-folder by ``load_member`` (:func:`sleepnet.weights.load_model`). One-line
-    :class:`WeightsError` on any problem."""
+    """The ensemble of a weights folder.
+
+    Parameters
+    ----------
+    d : Path
+        The folder.
+    cfg : dict
+        Its ``config.json``.
+    load_member : callable
+        Loads a member from its sub-folder (:func:`sleepnet.weights.load_model`).
+
+    Returns
+    -------
+    EnsembleModel
+        The ensemble, its weights scaled to sum to 1.
+
+    Raises
+    ------
+    sleepnet.errors.WeightsError
+        One line naming the file, on any problem (a member outside the folder, weights
+        that are not positive, members with different preprocessing).
+    """
     try:
         spec = cfg["members"]
         folders = [str(m["folder"]) for m in spec]
@@ -174,7 +251,26 @@ def load_ensemble_folder(d: Path, cfg: dict, load_member: Callable[[Path], objec
 def save_ensemble_config(out_dir: str | Path, members: Sequence[tuple[str, float]], model_id: str, summary: str,
                          extra: dict | None = None) -> Path:
     """Write an ``ensemble`` folder's config and label map; the members' folders
-    (``out_dir/<folder>``) are written by their own kinds."""
+    (``out_dir/<folder>``) are written by their own kinds.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The folder (made if missing).
+    members : sequence of (str, float)
+        Each member's sub-folder and weight.
+    model_id : str
+        The model's name in ``config.json``.
+    summary : str
+        One line for people.
+    extra : dict, optional
+        More entries for ``config.json``.
+
+    Returns
+    -------
+    Path
+        The folder.
+    """
     d = Path(out_dir)
     d.mkdir(parents=True, exist_ok=True)
     cfg = {"format_version": FORMAT_VERSION, "kind": KIND, "model_id": model_id, "summary": summary,

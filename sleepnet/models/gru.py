@@ -51,9 +51,19 @@ ARRAYS = ("input_mean", "input_scale", "w_ih", "w_hh", "b_ih", "b_hh", "w_out", 
 
 
 def gru_inputs(rows: np.ndarray) -> np.ndarray:
-    """Night-context rows (n, 56) -> the GRU's raw inputs (n, :data:`N_GRU_INPUTS`):
-    current features, relative features, hours (0 where NaN: no clock), clock known
-    (1/0), night weight."""
+    """Night-context rows -> the GRU's raw inputs (before standardisation).
+
+    Parameters
+    ----------
+    rows : numpy.ndarray
+        (n, 56) or (56,) rows of :class:`sleepnet.night_context.NightContext` (base features).
+
+    Returns
+    -------
+    numpy.ndarray
+        (n, :data:`N_GRU_INPUTS`) float64: current features, relative features, hours
+        (0 where NaN: no clock), clock known (1/0), night weight.
+    """
     R = np.asarray(rows, dtype=np.float64).reshape(-1, len(INPUT_NAMES))
     hours = R[:, HOURS_COLUMN]
     known = ~np.isnan(hours)
@@ -96,19 +106,39 @@ class GruNets:
 
     @property
     def n_members(self) -> int:
+        """M, the number of GRUs (their probabilities are averaged)."""
         return int(self.w_ih.shape[0])
 
     @property
     def hidden(self) -> int:
+        """H, the size of each GRU's hidden vector."""
         return int(self.w_hh.shape[2])
 
     @property
     def n_inputs(self) -> int:
+        """I, the number of inputs per step."""
         return int(self.w_ih.shape[2])
 
     @classmethod
     def from_arrays(cls, arrays: dict) -> "GruNets":
-        """From a mapping of :data:`ARRAYS` (as saved); raises ValueError on a shape mismatch."""
+        """The nets from their arrays, checked.
+
+        Parameters
+        ----------
+        arrays : dict
+            Name -> array for each of :data:`ARRAYS` (as :meth:`arrays` gives them, or
+            ``gru.npz`` holds them).
+
+        Returns
+        -------
+        GruNets
+            The nets, as float64 arrays.
+
+        Raises
+        ------
+        ValueError
+            An array of the wrong shape, a non-finite value, or a scale <= 0.
+        """
         a = {k: np.asarray(arrays[k], dtype=np.float64) for k in ARRAYS}
         if a["w_ih"].ndim != 3:
             raise ValueError(f"w_ih has shape {a['w_ih'].shape}, expected (members, 3*hidden, inputs)")
@@ -128,18 +158,45 @@ class GruNets:
         return cls(**a)
 
     def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays by name, as saved.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            One entry per name of :data:`ARRAYS`.
+        """
         return {k: getattr(self, k) for k in ARRAYS}
 
     def zero_state(self) -> np.ndarray:
-        """(M, H) zeros: the hidden vectors of a fresh night."""
+        """The hidden vectors of a fresh night.
+
+        Returns
+        -------
+        numpy.ndarray
+            (M, H) zeros.
+        """
         return np.zeros((self.n_members, self.hidden))
 
     def step(self, h: np.ndarray, x_raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One epoch: hidden (M, H) and raw inputs (I,) -> (new hidden (M, H),
-        probabilities (5,), the mean of the members' softmax).
+        """One epoch's step of every GRU.
 
         Always the same operations on arrays of the same shapes, one epoch at a time:
-        an epoch scored alone gives bit for bit what it gives in a whole night."""
+        an epoch scored alone gives bit for bit what it gives in a whole night.
+
+        Parameters
+        ----------
+        h : numpy.ndarray
+            (M, H) hidden vectors before the epoch.
+        x_raw : numpy.ndarray
+            (I,) raw inputs of the epoch (:func:`gru_inputs`).
+
+        Returns
+        -------
+        h_new : numpy.ndarray
+            (M, H) hidden vectors after it.
+        probabilities : numpy.ndarray
+            (5,) the mean of the members' softmax, in label-map order.
+        """
         m, hid = h.shape
         x = (x_raw - self.input_mean) / self.input_scale
         gi = (np.matmul(self.w_ih, x) + self.b_ih).reshape(m, 3, hid)                    # gates r, z, n
@@ -154,8 +211,22 @@ class GruNets:
         return h_new, p.sum(axis=0) / m
 
     def run(self, x_raw: np.ndarray, h: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """A sequence of raw inputs (T, I) from hidden ``h`` (default zeros) ->
-        (probabilities (T, 5), last hidden (M, H))."""
+        """Step through a sequence of epochs.
+
+        Parameters
+        ----------
+        x_raw : numpy.ndarray
+            (T, I) raw inputs, one row per scorable epoch.
+        h : numpy.ndarray, optional
+            (M, H) hidden vectors to start from (default: zeros, a fresh night).
+
+        Returns
+        -------
+        probabilities : numpy.ndarray
+            (T, 5) per epoch.
+        h : numpy.ndarray
+            (M, H) the last hidden vectors.
+        """
         h = self.zero_state() if h is None else h
         out = np.zeros((len(x_raw), N_STAGES))
         for t in range(len(x_raw)):
@@ -181,6 +252,8 @@ class GruModel:
         The folder it was loaded from.
     summary : str
         One line for people.
+    kind : str
+        The model kind, ``gru``.
     default_session_start : str
         The session start its stagers assume unless told (``unknown`` unless the config says).
     """
@@ -204,6 +277,11 @@ class GruModel:
         ----------
         session_start : str, optional
             ``lights-off`` or ``unknown``; None: :attr:`default_session_start`.
+
+        Returns
+        -------
+        GruStager
+            A stager at the start of a night.
         """
         return GruStager(self, session_start)
 
@@ -213,7 +291,21 @@ class GruStager:
     GRU step per scorable epoch. State across restarts: the night context and the
     hidden vectors (JSON floats round-trip exactly, so a restored stager carries on bit
     for bit). Epochs are flagged ``warmup`` while the night context holds fewer than
-    four epochs since the session start or a break, as with the feature stager."""
+    four epochs since the session start or a break, as with the feature stager.
+
+    Parameters
+    ----------
+    model : GruModel
+        The loaded model.
+    session_start : str, optional
+        ``lights-off`` (the time since the session started is the night's clock) or
+        ``unknown`` (no clock); None: the model's default.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``session_start``.
+    """
 
     def __init__(self, model: GruModel, session_start: str | None = None) -> None:
         self.model = model
@@ -231,15 +323,40 @@ class GruStager:
         self._h = self.model.nets.zero_state()
 
     def skip(self, n_epochs: int) -> None:
-        """Epochs passed unseen: the clock moves on; the hidden vector stays."""
+        """Epochs passed unseen: the clock moves on; the hidden vector stays.
+
+        Parameters
+        ----------
+        n_epochs : int
+            How many 30-s epochs went by unseen.
+        """
         self._ctx.skip(n_epochs)
 
     def state(self) -> dict:
+        """The night so far, as JSON-ready values (for the state file).
+
+        Returns
+        -------
+        dict
+            ``kind``, ``model_id``, ``session_start``, the night context's state and the
+            hidden vectors.
+        """
         return {"kind": KIND, "model_id": self.model.model_id, "session_start": self.session_start,
                 "context": self._ctx.state(), "hidden": [[float(v) for v in row] for row in self._h]}
 
     def restore(self, state: dict) -> None:
-        """Carry on from :meth:`state` (raises ValueError on a state of another model or shape)."""
+        """Carry on from a saved night (its session start included).
+
+        Parameters
+        ----------
+        state : dict
+            What :meth:`state` gave.
+
+        Raises
+        ------
+        ValueError
+            A state of another model, kind or shape.
+        """
         if state.get("kind") != KIND or state.get("model_id") != self.model.model_id:
             raise ValueError(f"night state of model {state.get('model_id')!r}, not {self.model.model_id!r}")
         start = check_session_start(state.get("session_start", ""))
@@ -252,7 +369,23 @@ class GruStager:
         self._h = h
 
     def score(self, epochs: Sequence[Epoch]) -> list[StagePrediction]:
-        """Stages of ``epochs`` in order (see :class:`sleepnet.predictions.Stager`)."""
+        """Stage epochs in order (see :class:`sleepnet.predictions.Stager`).
+
+        Parameters
+        ----------
+        epochs : sequence of Epoch
+            The next epochs of the night, in order (from :mod:`sleepnet.preprocess`).
+
+        Returns
+        -------
+        list of StagePrediction
+            One per epoch (``UNS`` for an unscorable one).
+
+        Raises
+        ------
+        ValueError
+            A scorable epoch that carries no features.
+        """
         slots: list[tuple[Epoch, bool]] = []
         probs: list[np.ndarray] = []
         nets = self.model.nets
@@ -272,8 +405,25 @@ class GruStager:
 
 
 def load_gru_folder(d: Path, cfg: dict) -> GruModel:
-    """The recurrent model of folder ``d`` whose ``config.json`` is ``cfg`` (format version
-    and label map already checked); one-line :class:`WeightsError` on any problem."""
+    """The recurrent model of a weights folder.
+
+    Parameters
+    ----------
+    d : Path
+        The folder.
+    cfg : dict
+        Its ``config.json`` (format version and label map already checked).
+
+    Returns
+    -------
+    GruModel
+        The model.
+
+    Raises
+    ------
+    sleepnet.errors.WeightsError
+        One line naming the file, on any problem.
+    """
     try:
         pcfg = PreprocessConfig.from_dict(cfg["preprocess"])
         ccfg = ContextConfig.from_dict(cfg["context"])
@@ -305,7 +455,28 @@ def load_gru_folder(d: Path, cfg: dict) -> GruModel:
 
 def save_gru_model(out_dir: str | Path, nets: GruNets, context: ContextConfig, model_id: str, summary: str,
                    extra: dict | None = None) -> Path:
-    """Write a ``gru`` folder: config, label map, the arrays (``gru.npz``, no pickle)."""
+    """Write a ``gru`` folder: config, label map, the arrays (``gru.npz``, no pickle).
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The folder (made if missing).
+    nets : GruNets
+        The trained nets.
+    context : ContextConfig
+        The night context they were trained with.
+    model_id : str
+        The model's name in ``config.json``.
+    summary : str
+        One line for people.
+    extra : dict, optional
+        More entries for ``config.json``.
+
+    Returns
+    -------
+    Path
+        The folder.
+    """
     d = Path(out_dir)
     d.mkdir(parents=True, exist_ok=True)
     np.savez(d / GRU_FILE, **{k: np.asarray(v, dtype=np.float64) for k, v in nets.arrays().items()})

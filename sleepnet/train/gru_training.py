@@ -92,6 +92,13 @@ class GruTrainConfig:
     seed: int = 0
 
     def as_dict(self) -> dict:
+        """The recipe as plain values (for ``metrics.json``).
+
+        Returns
+        -------
+        dict
+            Field -> value.
+        """
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
@@ -124,21 +131,52 @@ class EnsembleTrainConfig:
     weight_gru_members: int = 1
 
     def as_dict(self) -> dict:
+        """The recipe as plain values (for ``metrics.json``).
+
+        Returns
+        -------
+        dict
+            Field -> value.
+        """
         return {"gbm": self.gbm.as_dict(), "gru": self.gru.as_dict(), "gbm_weight": self.gbm_weight,
                 "weight_folds": self.weight_folds, "weight_gru_members": self.weight_gru_members}
 
 
 @dataclass(frozen=True)
 class Session:
-    """One training sequence: raw GRU inputs of its scorable epochs (T, I) and their
-    labels (T,), -1 where the protocol does not score the epoch."""
+    """One training sequence.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        (T, I) raw GRU inputs of its scorable epochs (:func:`sleepnet.models.gru.gru_inputs`).
+    y : numpy.ndarray
+        (T,) their labels, -1 where the protocol does not score the epoch.
+    """
 
     x: np.ndarray
     y: np.ndarray
 
 
 def session(night: FeatureNight, context: ContextConfig, start: int, stop: int, clock_known: bool) -> Session:
-    """The session of ``night`` over epochs [start, stop) as the stager sees it."""
+    """A session of a night as the stager sees it.
+
+    Parameters
+    ----------
+    night : FeatureNight
+        The night.
+    context : ContextConfig
+        The night context's settings.
+    start, stop : int
+        Epochs [start, stop).
+    clock_known : bool
+        Whether the hours since the session start are an input.
+
+    Returns
+    -------
+    Session
+        Its scorable epochs' inputs and labels.
+    """
     a, b = trim_range(night.labels)
     ok = night.scorable[start:stop]
     rows = NightContext(context, clock_known=clock_known).rows_for_night(night.features[start:stop], ok)
@@ -150,8 +188,27 @@ def session(night: FeatureNight, context: ContextConfig, start: int, stop: int, 
 
 def session_pool(nights: Sequence[FeatureNight], context: ContextConfig, cfg: GruTrainConfig, seed: int
                  ) -> tuple[list[list[Session]], list[Session]]:
-    """Per night, its long sessions (lights-off with and without clock, anywhere) in
-    draw order; and every short session."""
+    """The sessions a GRU trains on, drawn once.
+
+    Parameters
+    ----------
+    nights : sequence of FeatureNight
+        The training nights.
+    context : ContextConfig
+        The night context's settings.
+    cfg : GruTrainConfig
+        How many sessions of each kind.
+    seed : int
+        Seeds the draws.
+
+    Returns
+    -------
+    long : list of list of Session
+        Per night, its long sessions (lights-off with and without clock, anywhere), in
+        draw order.
+    short : list of Session
+        Every short session.
+    """
     rng = np.random.default_rng(seed)
     long_pool: list[list[Session]] = []
     short: list[Session] = []
@@ -245,8 +302,29 @@ def _train_one(pool: list[list[Session]], short: list[Session], mean: np.ndarray
 
 def fit_gru(nights: Sequence[FeatureNight], cfg: GruTrainConfig,
             on_pass: Callable[[int, int], None] | None = None) -> tuple[GruNets, ContextConfig]:
-    """Train ``cfg.members`` GRUs on ``nights``; returns their exported arrays and the
-    night-context settings (population means of these nights)."""
+    """Train the GRUs of a recipe (torch, only here).
+
+    Parameters
+    ----------
+    nights : sequence of FeatureNight
+        The training nights.
+    cfg : GruTrainConfig
+        The recipe (``cfg.members`` GRUs).
+    on_pass : callable, optional
+        Called with (passes done, passes in all) for progress.
+
+    Returns
+    -------
+    nets : GruNets
+        Their exported arrays.
+    context : ContextConfig
+        The night-context settings (population means of these nights).
+
+    Raises
+    ------
+    sleepnet.errors.SleepstreamError
+        No torch, or nights that do not hold all five stages.
+    """
     try:
         import torch
     except ImportError:
@@ -274,12 +352,45 @@ def fit_gru(nights: Sequence[FeatureNight], cfg: GruTrainConfig,
 
 
 def in_memory_gru(nets: GruNets, context: ContextConfig, model_id: str = "in-memory-gru") -> GruModel:
-    """A :class:`GruModel` without a folder."""
+    """A :class:`sleepnet.models.gru.GruModel` without a folder.
+
+    Parameters
+    ----------
+    nets : GruNets
+        The nets.
+    context : ContextConfig
+        Their night-context settings.
+    model_id : str
+        Its name.
+
+    Returns
+    -------
+    GruModel
+        The model (default preprocessing, source ``.``).
+    """
     return GruModel(nets, context, PreprocessConfig(), model_id, Path("."))
 
 
 def weight_folds(nights: Sequence[FeatureNight], folds: int) -> list[list[str]]:
-    """Subject-grouped folds of the weight's choice: sorted subjects dealt round-robin."""
+    """Subject-grouped folds of the weight's choice: sorted subjects dealt round-robin.
+
+    Parameters
+    ----------
+    nights : sequence of FeatureNight
+        The training nights.
+    folds : int
+        How many folds (at most one per subject).
+
+    Returns
+    -------
+    list of list of str
+        The subjects of each fold.
+
+    Raises
+    ------
+    sleepnet.errors.SleepstreamError
+        Nights of fewer than two subjects.
+    """
     subjects = sorted({n.subject for n in nights})
     if len(subjects) < 2:
         raise SleepstreamError("choosing the ensemble's weight needs nights of at least two subjects")
@@ -297,9 +408,27 @@ def choose_gbm_weight(nights: Sequence[FeatureNight], cfg: EnsembleTrainConfig,
     :data:`WEIGHT_GRID` whose mixed probabilities give the highest Cohen's kappa over every
     out-of-fold epoch wins (ties: the one nearest 0.5).
 
-    ``fit_gbm(train, cfg) -> (text, context)`` and ``fit_gru_nets(train, cfg) -> GruNets``
-    default to :func:`sleepnet.train.feature_training.fit_trees` and :func:`fit_gru` (a
-    caller may cache them). Returns (weight, {weight: kappa})."""
+    Parameters
+    ----------
+    nights : sequence of FeatureNight
+        The training nights.
+    cfg : EnsembleTrainConfig
+        The recipe.
+    fit_gbm : callable, optional
+        ``fit_gbm(train, cfg) -> (text, context)``; default
+        :func:`sleepnet.train.feature_training.fit_trees` (a caller may cache it).
+    fit_gru_nets : callable, optional
+        ``fit_gru_nets(train, cfg) -> GruNets``; default :func:`fit_gru`.
+    on_fold : callable, optional
+        Called with (folds done, folds) for progress.
+
+    Returns
+    -------
+    weight : float
+        The GBM's weight.
+    scores : dict of float to float
+        Kappa of each weight of the grid.
+    """
     from ..metrics import agreement
     from .sessions import cuts, session_probabilities
 
@@ -331,8 +460,28 @@ def choose_gbm_weight(nights: Sequence[FeatureNight], cfg: EnsembleTrainConfig,
 
 def fit_ensemble(nights: Sequence[FeatureNight], cfg: EnsembleTrainConfig,
                  on_step: Callable[[str, int, int], None] | None = None):
-    """Train both members on ``nights`` and choose the GBM's weight on them; returns (GBM
-    text model, GRU arrays, context, GBM weight, {weight: kappa} of the choice)."""
+    """Train both members and choose the GBM's weight, on the same nights.
+
+    Parameters
+    ----------
+    nights : sequence of FeatureNight
+        The training nights.
+    cfg : EnsembleTrainConfig
+        The recipe (a fixed ``gbm_weight``, or None to choose it).
+    on_step : callable, optional
+        Called with (what, done, of) for progress.
+
+    Returns
+    -------
+    tuple
+        (the GBM's LightGBM text model, the GRU arrays, the night context, the GBM's
+        weight, {weight: kappa} of the choice; empty when the weight was fixed).
+
+    Raises
+    ------
+    sleepnet.errors.SleepstreamError
+        Members with different ``shrink_epochs``, or what training raises.
+    """
     if cfg.gbm.shrink_epochs != cfg.gru.shrink_epochs:
         raise SleepstreamError("the ensemble's members must share the night baseline's shrink_epochs")
     say = on_step or (lambda *_: None)
@@ -350,7 +499,29 @@ def fit_ensemble(nights: Sequence[FeatureNight], cfg: EnsembleTrainConfig,
 
 def ensemble_in_memory(text: str, nets: GruNets, context: ContextConfig, cfg: EnsembleTrainConfig,
                        gbm_weight: float, model_id: str = "in-memory-ensemble"):
-    """An :class:`sleepnet.models.ensemble.EnsembleModel` of a GBM text model and GRU arrays, without a folder."""
+    """An :class:`sleepnet.models.ensemble.EnsembleModel` of a GBM text model and GRU
+    arrays, without a folder.
+
+    Parameters
+    ----------
+    text : str
+        The GBM's LightGBM text model.
+    nets : GruNets
+        The GRU arrays.
+    context : ContextConfig
+        The shared night-context settings.
+    cfg : EnsembleTrainConfig
+        The recipe (the GBM's default session start).
+    gbm_weight : float
+        The GBM's weight (the GRU's is one minus it).
+    model_id : str
+        Its name (the members' end in ``-gbm`` and ``-gru``).
+
+    Returns
+    -------
+    EnsembleModel
+        The ensemble.
+    """
     from ..models.ensemble import EnsembleModel
 
     gbm = in_memory_model(text, context, model_id + "-gbm", default_session_start=cfg.gbm.default_session_start)

@@ -36,7 +36,17 @@ _EMPTY = np.zeros(0, dtype=np.float32)
 
 @dataclass(frozen=True)
 class Cut:
-    """A session over epochs [start, stop) of a night, scored over [score_from, stop)."""
+    """A session over epochs [start, stop) of a night, scored over [score_from, stop).
+
+    Parameters
+    ----------
+    start : int
+        The session's first epoch (the stager starts here).
+    stop : int
+        One past its last epoch.
+    score_from : int
+        The first epoch that counts in the figures (the trimmed night's start, or later).
+    """
 
     start: int
     stop: int
@@ -44,9 +54,20 @@ class Cut:
 
 
 def scores_from_features(model) -> bool:
-    """Whether ``model`` stages from each epoch's features alone (so feature nights, which
-    hold no signal, can be scored): a model with night-context settings, or an ensemble
-    of such models."""
+    """Whether a model stages from each epoch's features alone, so feature nights (which
+    hold no signal) can be scored: a model with night-context settings, or an ensemble
+    of such models.
+
+    Parameters
+    ----------
+    model : StagingModel
+        Any loaded model.
+
+    Returns
+    -------
+    bool
+        True for a feature stager, a GRU, or an ensemble of them.
+    """
     members = getattr(model, "members", None)
     if members is not None:
         return all(scores_from_features(m) for m in members)
@@ -54,20 +75,64 @@ def scores_from_features(model) -> bool:
 
 
 def feature_epochs(night: FeatureNight, start: int, stop: int) -> list[Epoch]:
-    """Epochs [start, stop) of ``night`` as the stager takes them (features, scorable; no signal)."""
+    """Epochs [start, stop) of a night as the stager takes them (features, scorable; no signal).
+
+    Parameters
+    ----------
+    night : FeatureNight
+        The night.
+    start, stop : int
+        The epochs, ``stop`` excluded.
+
+    Returns
+    -------
+    list of Epoch
+        One per epoch, with its features and whether it is scorable.
+    """
     return [Epoch(index=i, data=_EMPTY, scorable=bool(night.scorable[i]), features=night.features[i])
             for i in range(start, stop)]
 
 
 def rem_onsets(labels: np.ndarray) -> list[int]:
-    """Epochs that open a REM period: REM after at least 10 min without REM."""
+    """Epochs that open a REM period: REM after at least 10 min without REM.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        The night's stage codes (4 = REM; negative: unscored).
+
+    Returns
+    -------
+    list of int
+        The onsets' epoch indices, in order.
+    """
     y = np.asarray(labels)
     return [t for t in np.flatnonzero(y == REM)
             if t >= REM_FREE_BEFORE_EPOCHS and not np.any(y[t - REM_FREE_BEFORE_EPOCHS:t] == REM)]
 
 
 def cuts(night: FeatureNight, case: str, seed: int = 0) -> list[Cut]:
-    """The sessions of ``case`` (one of :data:`CASES`) in ``night``."""
+    """The sessions of one case in a night.
+
+    Parameters
+    ----------
+    night : FeatureNight
+        The night.
+    case : str
+        One of :data:`CASES`.
+    seed : int
+        Seeds the protocol's session start (:func:`sleepnet.train.feature_training.eval_start`).
+
+    Returns
+    -------
+    list of Cut
+        The sessions (none where the night is too short for the case).
+
+    Raises
+    ------
+    ValueError
+        An unknown ``case``.
+    """
     a, b = trim_range(night.labels)
     lo = eval_start(night, seed)
     if case == "lights-off":
@@ -83,8 +148,27 @@ def cuts(night: FeatureNight, case: str, seed: int = 0) -> list[Cut]:
 
 def session_probabilities(model, night: FeatureNight, cut: Cut, session_start: str | None = None
                           ) -> tuple[np.ndarray, np.ndarray]:
-    """True codes and predicted probabilities (n, 5) of the scored epochs of one session
-    of ``night`` by a fresh stager of ``model`` (any kind)."""
+    """True codes and predicted probabilities of the scored epochs of one session, by a
+    fresh stager.
+
+    Parameters
+    ----------
+    model : StagingModel
+        A model that stages from features (:func:`scores_from_features`).
+    night : FeatureNight
+        The night.
+    cut : Cut
+        The session.
+    session_start : str, optional
+        ``lights-off`` or ``unknown``; None: the model's default.
+
+    Returns
+    -------
+    codes : numpy.ndarray
+        (n,) true codes of the epochs that count.
+    probabilities : numpy.ndarray
+        (n, 5) their predicted probabilities.
+    """
     stager = model.new_stager(session_start=session_start)
     preds = stager.score(feature_epochs(night, cut.start, cut.stop))
     idx = np.arange(cut.start, cut.stop)
@@ -95,15 +179,54 @@ def session_probabilities(model, night: FeatureNight, cut: Cut, session_start: s
 
 def session_codes(model, night: FeatureNight, cut: Cut, session_start: str | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """True and predicted codes of the scored epochs of one session of ``night`` by a
-    fresh stager of ``model`` (any kind)."""
+    """True and predicted codes of the scored epochs of one session, by a fresh stager.
+
+    Parameters
+    ----------
+    model : StagingModel
+        A model that stages from features.
+    night : FeatureNight
+        The night.
+    cut : Cut
+        The session.
+    session_start : str, optional
+        ``lights-off`` or ``unknown``; None: the model's default.
+
+    Returns
+    -------
+    true : numpy.ndarray
+        (n,) true codes.
+    predicted : numpy.ndarray
+        (n,) predicted codes.
+    """
     t, p = session_probabilities(model, night, cut, session_start)
     return t, p.argmax(axis=1).astype(np.int64) if len(p) else np.zeros(0, dtype=np.int64)
 
 
 def case_codes(model, nights: Sequence[FeatureNight], case: str, session_start: str | None = None,
                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """True and predicted codes of every session of ``case`` in ``nights``, stacked."""
+    """True and predicted codes of every session of one case in some nights, stacked.
+
+    Parameters
+    ----------
+    model : StagingModel
+        A model that stages from features.
+    nights : sequence of FeatureNight
+        The nights.
+    case : str
+        One of :data:`CASES`.
+    session_start : str, optional
+        ``lights-off`` or ``unknown``; None: the model's default.
+    seed : int
+        Seeds the protocol's session start.
+
+    Returns
+    -------
+    true : numpy.ndarray
+        True codes.
+    predicted : numpy.ndarray
+        Predicted codes.
+    """
     yt, yp = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
     for n in nights:
         for c in cuts(n, case, seed):
@@ -115,8 +238,25 @@ def case_codes(model, nights: Sequence[FeatureNight], case: str, session_start: 
 
 def isolated_codes(model, nights: Sequence[FeatureNight], session_start: str | None = None
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """True and predicted codes of every trimmed, scored epoch of ``nights``, each staged
-    by a fresh stager of ``model`` that has seen nothing before it."""
+    """True and predicted codes of every trimmed, scored epoch of some nights, each staged
+    by a fresh stager that has seen nothing before it.
+
+    Parameters
+    ----------
+    model : StagingModel
+        A model that stages from features.
+    nights : sequence of FeatureNight
+        The nights.
+    session_start : str, optional
+        ``lights-off`` or ``unknown``; None: the model's default.
+
+    Returns
+    -------
+    true : numpy.ndarray
+        True codes.
+    predicted : numpy.ndarray
+        Predicted codes.
+    """
     yt, yp = [], []
     for n in nights:
         a, b = trim_range(n.labels)
@@ -130,7 +270,18 @@ def isolated_codes(model, nights: Sequence[FeatureNight], session_start: str | N
 
 
 def summarise(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
-    """Accuracy, macro-F1, kappa, N1 F1, REM recall and F1, epochs."""
+    """The figures of one case.
+
+    Parameters
+    ----------
+    y_true, y_pred : numpy.ndarray
+        True and predicted codes.
+
+    Returns
+    -------
+    dict
+        ``n_epochs``, ``accuracy``, ``macro_f1``, ``kappa``, ``n1_f1``, ``rem_recall``, ``rem_f1``.
+    """
     a = agreement(y_true, y_pred)
     return {"n_epochs": a.n_epochs, "accuracy": a.accuracy, "macro_f1": a.macro_f1, "kappa": a.kappa,
             "n1_f1": a.f1["N1"], "rem_recall": a.recall["REM"], "rem_f1": a.f1["REM"]}
@@ -138,21 +289,83 @@ def summarise(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
 
 @dataclass
 class LosoCodes:
-    """Per model (and session start), per case, per held-out subject: true and predicted codes."""
+    """Per model (and session start), per case, per held-out subject: true and predicted codes.
+
+    Parameters
+    ----------
+    codes : dict
+        key -> case -> subject -> (true codes, predicted codes); keys are ``name`` or
+        ``name@session_start``.
+    """
 
     codes: dict
 
     def add(self, key: str, case: str, subject: str, t: np.ndarray, p: np.ndarray) -> None:
+        """Keep one held-out subject's codes.
+
+        Parameters
+        ----------
+        key : str
+            The model (``name`` or ``name@session_start``).
+        case : str
+            The case (:data:`CASES`, or ``isolated``).
+        subject : str
+            The held-out subject.
+        t, p : numpy.ndarray
+            True and predicted codes.
+        """
         self.codes.setdefault(key, {}).setdefault(case, {})[subject] = (t, p)
 
     def pooled(self, key: str, case: str) -> Agreement:
+        """Agreement over every held-out epoch of a model and case.
+
+        Parameters
+        ----------
+        key : str
+            The model.
+        case : str
+            The case.
+
+        Returns
+        -------
+        Agreement
+            Pooled over the subjects.
+        """
         parts = self.codes[key][case].values()
         return agreement(np.concatenate([t for t, _ in parts]), np.concatenate([p for _, p in parts]))
 
     def per_subject(self, key: str, case: str) -> dict[str, Agreement]:
+        """Agreement per held-out subject of a model and case.
+
+        Parameters
+        ----------
+        key : str
+            The model.
+        case : str
+            The case.
+
+        Returns
+        -------
+        dict of str to Agreement
+            Subject -> its agreement, in subject order.
+        """
         return {s: agreement(t, p) for s, (t, p) in sorted(self.codes[key][case].items())}
 
     def table(self, key: str, case: str) -> dict:
+        """The pooled figures of a model and case (:func:`summarise`).
+
+        Parameters
+        ----------
+        key : str
+            The model.
+        case : str
+            The case.
+
+        Returns
+        -------
+        dict
+            As :func:`summarise` gives.
+        """
         parts = self.codes[key][case].values()
         return summarise(np.concatenate([t for t, _ in parts]), np.concatenate([p for _, p in parts]))
 
@@ -161,10 +374,28 @@ def leave_one_subject_out(nights: Sequence[FeatureNight],
                           build: Callable[[Sequence[FeatureNight], str], dict],
                           evaluations: Sequence[tuple[str, str, str | None]],
                           on_fold: Callable[[int, int], None] | None = None, seed: int = 0) -> LosoCodes:
-    """For each subject: ``build(training nights, subject)`` returns {name: model}
-    trained without that subject; every (name, case, session_start) of ``evaluations``
-    is scored on the held-out subject's nights (case ``isolated`` included). Returns the
-    codes, keyed ``name`` or ``name@session_start``."""
+    """Leave one subject out: train without each subject, score its nights.
+
+    Parameters
+    ----------
+    nights : sequence of FeatureNight
+        Every night.
+    build : callable
+        ``build(training nights, held-out subject)`` returns {name: model}, trained
+        without that subject.
+    evaluations : sequence of (str, str, str or None)
+        (name, case, session_start): each scored on the held-out subject's nights (case
+        ``isolated`` included; session_start None: the model's default).
+    on_fold : callable, optional
+        Called with (folds done, folds) after each subject.
+    seed : int
+        Seeds the protocol's session starts.
+
+    Returns
+    -------
+    LosoCodes
+        The codes, keyed ``name`` or ``name@session_start``.
+    """
     subjects = sorted({n.subject for n in nights})
     out = LosoCodes({})
     for k, s in enumerate(subjects):
