@@ -104,7 +104,8 @@ def _session(model, eeg: np.ndarray, rate: float, speed: float | None, n_epochs:
 
 def _pct(x: list[float]) -> dict[str, float]:
     a = np.asarray(x[4:] if len(x) > 8 else x)   # the first epochs include torch's warm-up
-    return {"median": float(np.median(a)), "p95": float(np.percentile(a, 95)), "max": float(a.max())}
+    return {"median": float(np.median(a)), "p95": float(np.percentile(a, 95)), "p99": float(np.percentile(a, 99)),
+            "max": float(a.max())}
 
 
 def main() -> None:

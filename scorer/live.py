@@ -39,10 +39,13 @@ on when the stream was connected with ``subscribe=False``.
 
 Restarts: given a ``state_path`` (``sleepstream live --out night.tsv`` uses
 ``night.tsv.state.json``), the stager's night-level state (the feature stager's running
-baseline, clock and last epochs) is written there atomically after every scored batch,
+baseline, clock and last epochs; a recurrent stager's hidden vector; whether the session
+started at lights-off) is written there atomically after every scored batch,
 with the end time of the last epoch. A scorer started again on the same file carries on
 from it: the epochs it missed while down advance the night clock (from the stream's
-timestamps) and break the 4-epoch context, exactly as an unscored stretch would.
+timestamps) and break the 4-epoch context, exactly as an unscored stretch would. The
+session start (``lights-off`` or ``unknown``) is the state file's when there is one, else
+the one asked for, else the model's own default.
 
 Memory: every history the session keeps is bounded (:mod:`scorer.history`), so a
 7-day session holds what a night does. The latencies feed a :class:`LatencyStats`
@@ -220,11 +223,15 @@ class LiveScorer:
     thresholds : QualityThresholds, optional
         Epoch quality rules (default: the µV ones; per-epoch normalised input takes
         :func:`sleepnet.normalised.quality_thresholds`).
+    session_start : str, optional
+        ``lights-off`` or ``unknown``: whether the time since this session started is the
+        night's clock (None: the model's default). A state file carried on from wins.
     """
 
     def __init__(self, stream: EEGStream, model: StagingModel, sinks: Sequence[Sink | object],
                  truth: TruthStream | None = None, status_every_s: float = STATUS_EVERY_S,
-                 state_path: str | Path | None = None, thresholds: QualityThresholds | None = None) -> None:
+                 state_path: str | Path | None = None, thresholds: QualityThresholds | None = None,
+                 session_start: str | None = None) -> None:
         self.stream = stream
         self.desc = stream.description
         self.model = model
@@ -232,7 +239,8 @@ class LiveScorer:
         self.truth_stream = truth
         self.status_every_s = status_every_s
         self._assembler = EpochAssembler(self.desc.sfreq_hz, model.preprocess, thresholds=thresholds)
-        self._scorer = model.new_stager()
+        self._scorer = model.new_stager() if session_start is None else model.new_stager(session_start=session_start)
+        self._asked_start = session_start
         self.state_path = Path(state_path) if state_path is not None else None
         self._resume_end: float | None = None
         self.resumed = False
@@ -342,6 +350,15 @@ class LiveScorer:
         self._resume_end = end
         self.resumed = True
         log.info("%s: carrying on with the night state of the last session", p)
+        if self._asked_start is not None and self.session_start not in (None, self._asked_start):
+            log.warning("%s: this night's session started %s (its state says so); session_start=%s is not used",
+                        p, self.session_start, self._asked_start)
+
+    @property
+    def session_start(self) -> str | None:
+        """``lights-off`` or ``unknown`` (after a restart: the state file's), None for a
+        model that keeps no night clock."""
+        return getattr(self._scorer, "session_start", None)
 
     def _save_state(self, last_end_time: float) -> None:
         """Write the night state atomically (temp file, fsync, rename)."""

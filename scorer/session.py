@@ -129,6 +129,10 @@ class SessionOptions:
     weights : str or Path, optional
         A shipped model's name or a weights folder (default: the default model, or the
         scale-free one for normalised input).
+    session_start : str, optional
+        ``lights-off`` or ``unknown`` (:data:`sleepnet.night_context.SESSION_STARTS`):
+        whether the time since the session started counts as the night's clock; None: the
+        model's own default. A night state carried on from (``keep_state``) wins.
     out : str or Path, optional
         The hypnogram TSV (:class:`scorer.hypnogram_file.HypnogramFile`); none: no file.
     keep_state : bool
@@ -157,8 +161,9 @@ class SessionOptions:
     Raises
     ------
     SessionOptionError
-        ``channel_index`` below 0, ``units`` not a voltage, ``epochs`` below 1, or a
-        ``view`` that is not one of :data:`VIEWS`.
+        ``channel_index`` below 0, ``units`` not a voltage, ``epochs`` below 1, a
+        ``session_start`` that is not one of ``lights-off``, ``unknown``, or a ``view`` that
+        is not one of :data:`VIEWS`.
     """
 
     query: StreamQuery = field(default_factory=StreamQuery.from_options)
@@ -168,8 +173,7 @@ class SessionOptions:
     units: str | None = None
     normalized: bool = False
     weights: str | Path | None = None
-    # session_start (issue 20: lights-off | unknown) goes here, and on to LiveScorer in
-    # LiveSession.build (the one place the scorer is made).
+    session_start: str | None = None
     out: str | Path | None = None
     keep_state: bool = True
     outlet_name: str = DEFAULT_OUTLET_NAME
@@ -189,6 +193,11 @@ class SessionOptions:
             raise SessionOptionError("units", f"{self.units!r}: use uV, mV or V")
         if self.epochs is not None and self.epochs < 1:
             raise SessionOptionError("epochs", f"must be at least 1, got {self.epochs}")
+        if self.session_start is not None:
+            from sleepnet.night_context import SESSION_STARTS
+
+            if self.session_start not in SESSION_STARTS:
+                raise SessionOptionError("session_start", f"{self.session_start!r}: use one of {', '.join(SESSION_STARTS)}")
         if self.view not in VIEWS:
             raise SessionOptionError("view", f"{self.view!r}: use one of {', '.join(VIEWS)}")
 
@@ -480,7 +489,11 @@ class LiveSession:
             self._own.append(view)
         self.scorer = LiveScorer(self.stream, model, self.sinks, self.truth,
                                  state_path=night_state_path(o.out) if o.keep_state else None,
-                                 thresholds=quality_thresholds(self.normalised_by is not None))
+                                 thresholds=quality_thresholds(self.normalised_by is not None),
+                                 session_start=o.session_start)
+        start = self.scorer.session_start
+        if start is not None and view is not None and hasattr(view, "state"):   # the live screen's header
+            view.state.title += f" · start: {start}"
 
     def _make_view(self, recording: "Callable[[], RecordingState] | None") -> Sink | None:
         """The view sink of ``options.view``: the screen falls back to log lines where the

@@ -11,7 +11,8 @@ if TYPE_CHECKING:  # the core reads no files: any object with eeg_uv (µV) and s
 
 
 def score_recording(rec: Recording, model: StagingModel,
-                    thresholds: QualityThresholds | None = None) -> list[StagePrediction]:
+                    thresholds: QualityThresholds | None = None,
+                    session_start: str | None = None) -> list[StagePrediction]:
     """Stages for every complete 30-s epoch of ``rec`` (the file fed as one chunk), by a
     fresh stager of ``model`` (any kind).
 
@@ -24,6 +25,8 @@ def score_recording(rec: Recording, model: StagingModel,
     thresholds : QualityThresholds, optional
         Quality rules; default the µV ones
         (:func:`sleepnet.normalised.quality_thresholds` gives those for normalised input).
+    session_start : str, optional
+        ``lights-off`` or ``unknown``, passed to the stager; None: the model's default.
 
     Returns
     -------
@@ -31,4 +34,5 @@ def score_recording(rec: Recording, model: StagingModel,
         One per complete epoch of the recording, in order (``UNS`` where unscorable).
     """
     epochs = Preprocessor(rec.sfreq, model.preprocess, thresholds).push(rec.eeg_uv)
-    return model.new_stager().score(epochs)
+    stager = model.new_stager() if session_start is None else model.new_stager(session_start=session_start)
+    return stager.score(epochs)

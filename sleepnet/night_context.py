@@ -16,8 +16,11 @@ It is fed epochs in order; for each scorable epoch it returns a row of
   feature j after n scored epochs is ``(n * night_mean_j + k * pop_mean_j) / (n + k)``:
   the population mean while the night has shown little of itself, the night's own mean
   once it has shown much more than ``k`` epochs (``shrink_epochs``);
-* ``hours``: hours since the session started (30 s per epoch fed, scored or not), and
-  ``night_weight``: n / (n + k), how much of the baseline is the night's own.
+* ``hours``: hours since the session started (30 s per epoch fed, scored or not) when
+  the session is known to have started at lights-off, NaN when its start is unknown
+  (:data:`SESSION_STARTS`: a scorer started mid-night must not take its own start for
+  the night's); and ``night_weight``: n / (n + k), how much of the baseline is the
+  night's own.
 
 The baseline itself is NOT an input: measured leave-one-subject-out on the 20 real nights,
 giving it to the trees let them learn who a person is rather than what the stage is
@@ -51,7 +54,36 @@ def input_names(feature_names: tuple[str, ...] = BASE_FEATURE_NAMES) -> tuple[st
 
 INPUT_NAMES: tuple[str, ...] = input_names()
 N_INPUTS = len(INPUT_NAMES)
+HOURS_COLUMN = -2
+"""Where ``hours`` sits in a row of any feature set (second to last)."""
 STATE_VERSION = 1
+LIGHTS_OFF, UNKNOWN_START = "lights-off", "unknown"
+SESSION_STARTS: tuple[str, ...] = (LIGHTS_OFF, UNKNOWN_START)
+"""When a session started: at lights-off (the clock since the session start is the night's
+clock) or unknown (mid-night, a nap, a restart without its state: no clock)."""
+
+
+def check_session_start(session_start: str) -> str:
+    """``session_start`` itself when it is one of :data:`SESSION_STARTS`.
+
+    Parameters
+    ----------
+    session_start : str
+        ``lights-off`` or ``unknown``.
+
+    Returns
+    -------
+    str
+        ``session_start``, checked.
+
+    Raises
+    ------
+    ValueError
+        Naming ``session_start`` and the values there are.
+    """
+    if session_start not in SESSION_STARTS:
+        raise ValueError(f"session_start={session_start!r}: use one of {', '.join(SESSION_STARTS)}")
+    return session_start
 
 
 @dataclass(frozen=True)
@@ -115,10 +147,14 @@ class NightContext:
     ----------
     config : ContextConfig
         Population means and shrinkage.
+    clock_known : bool
+        True when the session started at lights-off: ``hours`` counts from the session
+        start; False: ``hours`` is NaN (the start of the night is unknown).
     """
 
-    def __init__(self, config: ContextConfig) -> None:
+    def __init__(self, config: ContextConfig, clock_known: bool = True) -> None:
         self.config = config
+        self.clock_known = bool(clock_known)
         self._pop = np.asarray(config.pop_mean, dtype=np.float64)
         self._n = len(config.feature_names)
         self._n_inputs = config.n_inputs
@@ -126,7 +162,8 @@ class NightContext:
 
     def __repr__(self) -> str:
         return (f"<NightContext {self.n_scored} scored epochs, {self.n_epochs} fed, "
-                f"{len(self._lags)} lags, k={self.config.shrink_epochs:g}>")
+                f"{len(self._lags)} lags, k={self.config.shrink_epochs:g}"
+                f"{'' if self.clock_known else ', no clock'}>")
 
     @property
     def n_lags(self) -> int:
@@ -172,7 +209,7 @@ class NightContext:
         lags = list(self._lags)                      # oldest first
         pad = lags[0] if lags else f
         lags = [pad] * (N_LAGS - len(lags)) + lags
-        hours = self.n_epochs * EPOCH_S / 3600.0
+        hours = self.n_epochs * EPOCH_S / 3600.0 if self.clock_known else np.nan
         out = np.concatenate([f, *lags[::-1], f - base, [hours, n / (n + k)]])
         self._lags.append(f)
         self._sum = self._sum + f
@@ -196,11 +233,13 @@ class NightContext:
 
     def isolated_rows(self, features: np.ndarray) -> np.ndarray:
         """Rows for (n, 9) base features of epochs each seen alone, as a FRESH context
-        would make them (no lags, population baseline, hour 0); this context is left
-        untouched."""
+        would make them (no lags, population baseline, hour 0, or no hour without a
+        clock); this context is left untouched."""
         F = self.features(features)
         pop = np.broadcast_to(self._pop, F.shape)
         zeros = np.zeros((len(F), 2))
+        if not self.clock_known:
+            zeros[:, 0] = np.nan
         return np.concatenate([F, F, F, F, F, F - pop, zeros], axis=1)
 
     # -- restart --------------------------------------------------------------------------

@@ -45,7 +45,13 @@ class StagePrediction:
 
 
 class Stager(Protocol):
-    """Stateful epochs -> stages, the same object in batch and live."""
+    """Stateful epochs -> stages, the same object in batch and live.
+
+    ``session_start``: ``lights-off`` or ``unknown`` (see
+    :data:`sleepnet.night_context.SESSION_STARTS`) for a stager that keeps a night clock,
+    None for one that keeps none."""
+
+    session_start: str | None
 
     def score(self, epochs: Sequence["Epoch"]) -> list[StagePrediction]:
         """Stages for ``epochs`` (in order, after every epoch already fed)."""
@@ -72,8 +78,10 @@ class StagingModel(Protocol):
     preprocess: "PreprocessConfig"
     summary: str
 
-    def new_stager(self) -> Stager:
-        """A fresh stager for one night."""
+    def new_stager(self, session_start: str | None = None) -> Stager:
+        """A fresh stager for one night; ``session_start`` (``lights-off`` or
+        ``unknown``; None: the model's own default) says whether the time since the
+        session start is the night's clock."""
 
 
 def predictions_from(slots: Sequence[tuple["Epoch", bool]], probs: "np.ndarray") -> list[StagePrediction]:

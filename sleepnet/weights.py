@@ -5,9 +5,11 @@
 ``MODEL_CARD.md`` and the figures measured for it. ``weights/__init__.py`` names the
 default model (``DEFAULT_MODEL``), in that one place.
 
-Kinds: ``feature-gbm`` (:mod:`sleepnet.models.feature_gbm`, numpy only) and ``cnn-lstm``
+Kinds: ``feature-gbm`` (:mod:`sleepnet.models.feature_gbm`, numpy only), ``gru``
+(:mod:`sleepnet.models.gru`, numpy only), ``ensemble`` (:mod:`sleepnet.models.ensemble`: member
+folders of other kinds, probabilities averaged) and ``cnn-lstm``
 (:mod:`sleepnet.models.cnn_lstm_weights`, imports torch only when such a model is loaded). A model
-of either kind makes stagers through ``model.new_stager()``; nobody else asks its kind.
+of any kind makes stagers through ``model.new_stager()``; nobody else asks its kind.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ WEIGHTS_FILE = "model_weights.pth"     # the CNN–LSTM's state dict
 CONFIG_FILE = "config.json"
 LABEL_MAP_FILE = "label_map.json"
 SEQ_LEN = 5
-KINDS = ("feature-gbm", "cnn-lstm")
+KINDS = ("feature-gbm", "gru", "ensemble", "cnn-lstm")
 
 
 def weights_root() -> Path:
@@ -138,6 +140,14 @@ def load_model(weights_dir: str | Path | None = None) -> "StagingModel":
         from .models.feature_gbm import load_feature_folder
 
         return load_feature_folder(d, cfg)
+    if kind == "gru":
+        from .models.gru import load_gru_folder
+
+        return load_gru_folder(d, cfg)
+    if kind == "ensemble":
+        from .models.ensemble import load_ensemble_folder
+
+        return load_ensemble_folder(d, cfg, load_model)
     if kind == "cnn-lstm":
         from .models.cnn_lstm_weights import load_cnn_folder
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from sleepnet.errors import InputFileError
+from sleepnet.errors import InputFileError, SleepstreamError, parameter
 from sleepnet.io.recordings import DEFAULT_CHANNEL, Recording, derived_signal_uv, read_recording, resolve_channel
 from sleepnet.report.sleep_stats import SleepStats, sleep_statistics
 from sleepnet.stages import EPOCH_S, STAGES, UNSCORED, UNSCORED_NAME
@@ -354,7 +354,8 @@ def _array_to_recording(data, sfreq: float | None) -> Recording:
 
 
 def stage(data, sfreq: float | None = None, *, ch_name: str | None = None,
-          model: StagingModel | str | Path | None = None, normalized: bool | None = None) -> StagingResult:
+          model: StagingModel | str | Path | None = None, normalized: bool | None = None,
+          session_start: str | None = None) -> StagingResult:
     """Stage a recording: one stage per complete 30-s epoch from its start.
 
     Parameters
@@ -380,6 +381,10 @@ def stage(data, sfreq: float | None = None, *, ch_name: str | None = None,
         design's ``sample.npz``): such input is scored with the scale-free model and
         level-free quality checks. None (default): recognised when every epoch's SD is
         1 +/- 0.001; True or False: taken as said.
+    session_start : {"lights-off", "unknown"}, optional
+        Did the recording start at lights-off? ``lights-off``: the time since its start
+        counts as the night's clock; ``unknown``: no clock (a recording started mid-night,
+        a nap). Default: the model's own (``unknown`` for the default model).
 
     Returns
     -------
@@ -390,8 +395,8 @@ def stage(data, sfreq: float | None = None, *, ch_name: str | None = None,
     ------
     sleepnet.errors.SleepstreamError
         Bad input (named in the message): a missing file or channel, an array that is
-        not one channel, a missing rate, a signal shorter than one 30-s epoch, or
-        weights that do not load.
+        not one channel, a missing rate, a signal shorter than one 30-s epoch, an
+        unknown ``session_start``, or weights that do not load.
 
     Examples
     --------
@@ -399,6 +404,8 @@ def stage(data, sfreq: float | None = None, *, ch_name: str | None = None,
     >>> result = sleepstream.stage(eeg_uv, sfreq=100.0)      # doctest: +SKIP
     >>> result.stages[:3], result.sleep_statistics().tst_min  # doctest: +SKIP
     """
+    if session_start is not None and session_start not in ("lights-off", "unknown"):
+        raise SleepstreamError(f"{parameter('session_start')}={session_start!r}: use 'lights-off' or 'unknown'")
     if isinstance(data, Recording):
         rec = data
     elif isinstance(data, (str, Path)):
@@ -417,7 +424,7 @@ def stage(data, sfreq: float | None = None, *, ch_name: str | None = None,
     m = load_model(model_for_input(model, normalised_by is not None))
     if normalised_by:
         log.info("%s: %s", rec.source, describe_input(normalised_by, m.model_id, is_level_free(m.loaded)))
-    preds = score_recording(rec, m.loaded, quality_thresholds(normalised_by is not None))
+    preds = score_recording(rec, m.loaded, quality_thresholds(normalised_by is not None), session_start=session_start)
     return StagingResult(predictions=tuple(preds), sfreq=float(rec.sfreq), channel=rec.channel,
                          source=rec.source, model_id=m.model_id, normalised=normalised_by is not None)
 

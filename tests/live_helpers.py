@@ -157,11 +157,12 @@ class LiveRun:
     summary: object
     player: object
     sink: CollectSink
+    scorer: object = None
 
 
 def score_live(source, model, speed: float | None = None, chunk: int | None = None,
                channel: str = "Fpz-Cz", extra_sinks: list | None = None, n_epochs: int | None = None,
-               timeout_s: float = 60.0, state_path: Path | None = None) -> LiveRun:
+               timeout_s: float = 60.0, state_path: Path | None = None, session_start: str | None = None) -> LiveRun:
     """Replay ``source`` in a background thread and score it live until every complete
     epoch is scored (or the stream stays silent for 5 s)."""
     from replay.player import Player
@@ -175,7 +176,8 @@ def score_live(source, model, speed: float | None = None, chunk: int | None = No
     stream, truth = connect_stream(StreamQuery(source_id=sid), channel=channel, timeout_s=10.0,
                                    buffer_s=int(source.duration_s) + 60)
     sink = CollectSink()
-    scorer = LiveScorer(stream, model, [sink, *(extra_sinks or [])], truth, state_path=state_path)
+    scorer = LiveScorer(stream, model, [sink, *(extra_sinks or [])], truth, state_path=state_path,
+                        session_start=session_start)
     stop = threading.Event()
     timer = threading.Timer(timeout_s, stop.set)
     timer.start()
@@ -187,4 +189,4 @@ def score_live(source, model, speed: float | None = None, chunk: int | None = No
         scorer.close()
         player.join(10.0)
     assert player.error is None, player.error
-    return LiveRun(sink.records, sink.truths, summary, player, sink)
+    return LiveRun(sink.records, sink.truths, summary, player, sink, scorer)

@@ -1,5 +1,6 @@
-"""The real-trained default model (feature-gbm): its features, its causal night context,
-its tree reader, restarts, and its quality on real EEG it never saw (subject 0)."""
+"""The real-trained feature models: their features, causal night context, the tree reader,
+restarts, and the quality on real EEG they never saw (subject 0) of the default (the GBM +
+GRU ensemble, whose GBM member is of the feature-gbm kind) and of the GBM alone."""
 from __future__ import annotations
 
 import json
@@ -19,7 +20,11 @@ from sleepnet.preprocess import Preprocessor
 from sleepnet.stages import STAGES
 from sleepnet.train.feature_training import (FeatureTrainConfig, evaluate_nights, isolated_agreement, population_mean,
                                     read_feature_folder)
+from sleepnet.train.sessions import case_codes, isolated_codes
 from sleepnet.train.training import trim_range
+from sleepnet.weights import load_model
+
+GBM_ALONE = "feature-gbm-sleepedf-v1"
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +32,12 @@ def feature_nights():
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder {SHARED_DATA} is absent")
     return read_feature_folder(SHARED_DATA / "sleep-edf-features")
+
+
+@pytest.fixture(scope="module")
+def gbm():
+    """The GBM alone (the default before the ensemble), still shipped and selectable."""
+    return load_model(GBM_ALONE)
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +143,9 @@ def test_night_baseline_leans_on_population_values_until_the_night_has_shown_its
     assert np.all(np.abs(baseline(last) - night) < 0.05)           # a long night: its own mean
 
 
-def test_stager_restored_from_its_json_state_carries_on_exactly_as_without_the_break(model):
+@pytest.mark.parametrize("which", ["default", GBM_ALONE])
+def test_stager_restored_from_its_json_state_carries_on_exactly_as_without_the_break(model, gbm, which):
+    model = model if which == "default" else gbm
     x = eeg_like(12 * 30.0, 100.0, seed=5)
     epochs = Preprocessor(100.0, model.preprocess).push(x)
     whole = model.new_stager().score(epochs)
@@ -150,14 +163,26 @@ def test_stager_restored_from_its_json_state_carries_on_exactly_as_without_the_b
 
 
 def test_default_model_stages_subject_0s_two_real_nights_it_never_saw(model, subject0):
-    """Measured: accuracy 0.826, kappa 0.770 over 1924 trimmed epochs; a model that
-    guesses the commonest stage (N2) gets accuracy ~0.4, kappa 0."""
+    """The default in its default session start (unknown: no clock), through its stager.
+    Measured: accuracy 0.823, kappa 0.766 over 1924 trimmed epochs (0.832 / 0.778 with
+    the session start lights-off); a model that guesses the commonest
+    stage (N2) gets accuracy ~0.4, kappa 0."""
     assert {n.name for n in subject0} == {"SC4001E0", "SC4002E0"}
-    pooled, per, _, _ = evaluate_nights(model, subject0)
+    per = {n.name: agreement(*case_codes(model, [n], "lights-off")) for n in subject0}
+    pooled = agreement(*case_codes(model, subject0, "lights-off"))
     assert pooled.n_epochs > 1800
     assert pooled.accuracy >= 0.78 and pooled.kappa >= 0.70, pooled
     assert all(a.accuracy >= 0.75 for a in per.values())
     assert all(pooled.recall[s] >= 0.5 for s in ("W", "N2", "N3", "REM")), pooled.recall
+
+
+def test_gbm_alone_still_stages_subject_0_as_it_did(gbm, subject0):
+    """Measured (heldout_subject0.json): accuracy 0.826, kappa 0.770 over 1924 epochs; the
+    stager path of sleepnet.train.sessions gives the tree path's figures exactly."""
+    pooled, per, t, p = evaluate_nights(gbm, subject0)
+    assert (pooled.accuracy, pooled.kappa) == pytest.approx((0.8264, 0.7701), abs=1e-4)
+    t2, p2 = case_codes(gbm, subject0, "lights-off")
+    assert np.array_equal(t, t2) and np.array_equal(p, p2)
 
 
 def test_default_model_calls_the_real_excerpts_ten_wake_epochs_wake(shared_data, model):
@@ -169,9 +194,12 @@ def test_default_model_calls_the_real_excerpts_ten_wake_epochs_wake(shared_data,
 
 
 @pytest.mark.slow
-def test_isolated_epochs_are_staged_about_as_well_as_by_a_current_epoch_only_model(model, subject0, others):
-    """Each epoch of subject 0's nights staged alone (no history, no night) against a
-    GBM trained, with the same settings, on the current epoch's 9 features only."""
+@pytest.mark.parametrize("which", ["default", GBM_ALONE])
+def test_isolated_epochs_are_staged_about_as_well_as_by_a_current_epoch_only_model(model, gbm, subject0, others, which):
+    """Each epoch of subject 0's nights staged alone (a fresh stager: no history, no
+    night) against a GBM trained, with the same settings, on the current epoch's 9
+    features only."""
+    model = model if which == "default" else gbm
     lgb = pytest.importorskip("lightgbm")
     cfg = FeatureTrainConfig()
     X, y = [], []
@@ -186,17 +214,23 @@ def test_isolated_epochs_are_staged_about_as_well_as_by_a_current_epoch_only_mod
         yt.append(n.labels[a:b])
         yp.append(only_now.predict(n.features[a:b]).argmax(axis=1))
     baseline = agreement(np.concatenate(yt), np.concatenate(yp))
-    alone = isolated_agreement(model, subject0)
+    alone = agreement(*isolated_codes(model, subject0))
+    if which != "default":
+        assert alone == isolated_agreement(model, subject0)           # the stager path is the tree path
     assert alone.n_epochs == baseline.n_epochs
     assert alone.accuracy >= baseline.accuracy - 0.03, (alone.accuracy, baseline.accuracy)
     assert alone.accuracy >= 0.65
 
 
-def test_population_means_come_from_the_training_nights_only(model, others):
-    # the shipped model's population means are those of subjects 1-9 (subject 0 left out)
-    np.testing.assert_allclose(model.context.pop_mean, population_mean(others), rtol=0, atol=1e-9)
+@pytest.mark.parametrize("which", ["default", GBM_ALONE])
+def test_population_means_come_from_the_training_nights_only(model, gbm, others, which):
+    # the shipped models' population means are those of subjects 1-9 (subject 0 left out)
+    model = model if which == "default" else gbm
+    for m in getattr(model, "members", (model,)):
+        np.testing.assert_allclose(m.context.pop_mean, population_mean(others), rtol=0, atol=1e-9)
     cfg = json.loads((model.source / "metrics.json").read_text())
     assert cfg["train_nights"] and not any(n.startswith("SC400") for n in cfg["train_nights"])
+    assert len(cfg["train_nights"]) == 18
 
 
 @pytest.mark.lsl
@@ -226,6 +260,8 @@ def test_live_command_with_the_default_model_never_imports_torch(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     imported = {ln.rsplit("|", 1)[-1].strip() for ln in r.stderr.splitlines() if ln.startswith("import time:")}
     assert "scorer.live" in imported and "sleepnet.models.feature_gbm" in imported   # the listing is real
+    assert "sleepnet.models.gru" in imported and "sleepnet.models.ensemble" in imported
+    assert "session start: unknown (no night clock" in r.stderr      # said once, at the start
     assert not {m for m in imported if m == "torch" or m.startswith("torch.")}
     assert (tmp_path / "night.tsv.state.json").exists()
 
@@ -233,8 +269,9 @@ def test_live_command_with_the_default_model_never_imports_torch(tmp_path):
 def test_a_shipped_model_is_chosen_by_name_and_the_cnn_stays_selectable():
     from sleepnet.weights import default_model_name, load_model, shipped_models
 
-    assert default_model_name() == "feature-gbm-sleepedf-v1"
-    assert {"feature-gbm-sleepedf-v1", "cnn-lstm-simulated-v2"} <= set(shipped_models())
+    assert default_model_name() == "gbm-gru-sleepedf-v1"
+    assert {"gbm-gru-sleepedf-v1", GBM_ALONE, "cnn-lstm-simulated-v2"} <= set(shipped_models())
+    assert load_model(GBM_ALONE).kind == "feature-gbm"
     cnn = load_model("cnn-lstm-simulated-v2")
     assert cnn.kind == "cnn-lstm"
     rec = Recording(eeg_uv=eeg_like(90.0, 100.0, seed=2), sfreq=100.0, channel="Fpz-Cz", source="x")
@@ -263,7 +300,8 @@ def test_live_scorer_restarted_on_its_state_file_gives_the_stages_of_an_uninterr
     assert len(live) == 12
     np.testing.assert_allclose(np.array(live), np.array([p.probabilities for p in batch]), rtol=0, atol=1e-5)
     saved = json.loads(state.read_text())
-    assert saved["model_id"] == model.model_id and saved["stager"]["context"]["n_scored"] == 12
+    assert saved["model_id"] == model.model_id
+    assert [m["context"]["n_scored"] for m in saved["stager"]["members"]] == [12, 12]
     fresh = score_live(ReplaySource.from_arrays(x[n1:, None], fs, ["EEG Fpz-Cz"]), model)
     assert not np.allclose([r.probabilities for r in fresh.records], live[7:], atol=1e-5)   # the state mattered
 
@@ -317,7 +355,7 @@ def test_report_names_the_model_that_scored_the_night_and_what_it_was_trained_on
     result = write_report(night, out_dir=tmp_path / "r")
     named = [n for n in result.notes if n.startswith("scored by ")]
     assert named == [f"scored by {model.summary}"]
-    assert "real Sleep-EDF nights" in named[0] and "accuracy 0.811" in named[0]
+    assert "real Sleep-EDF nights" in named[0] and "accuracy 0.832" in named[0]
     stats = json.loads(result.files["stats"].read_text())
     assert named[0] in stats["notes"]
 

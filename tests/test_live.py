@@ -309,7 +309,8 @@ def test_live_command_killed_with_sigkill_leaves_its_hypnogram_intact_and_a_rest
         assert [row["epoch"] for row in read_rows(out)] == list(range(n_before + 2))
         assert r.stdout.count("epoch ") >= 2        # --no-display: one log line per epoch
         # the restarted scorer carried on with the night it had, not a fresh one
-        night = json.loads((tmp_path / "night.tsv.state.json").read_text())["stager"]["context"]
+        stager = json.loads((tmp_path / "night.tsv.state.json").read_text())["stager"]
+        night = stager["context"] if "context" in stager else stager["members"][0]["context"]   # a GBM, an ensemble
         assert night["n_scored"] >= n_before + 2 - 1 and night["n_epochs"] >= n_before + 2 - 1
     finally:
         if proc.poll() is None:

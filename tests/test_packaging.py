@@ -54,7 +54,7 @@ def test_wheel_ships_weights_and_parameters_and_not_benchmarks_or_tests(wheel):
     tops = {n.split("/")[0] for n in names if not n.startswith("sleepstream-")}
     assert tops == {"sleepnet", "streamer", "scorer", "replay", "sleepstream", "weights"}, tops
     for f in ("weights/model_weights.pth", "weights/config.json", "weights/label_map.json", "weights/MODEL_CARD.md",
-              "sleepnet/sim/simulation_params.json"):
+              "weights/model.txt", "weights/gru.npz", "sleepnet/sim/simulation_params.json"):
         assert any(n == f or (n.startswith("weights/") and n.endswith("/" + Path(f).name)) for n in names), f
 
 

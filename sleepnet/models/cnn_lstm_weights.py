@@ -53,8 +53,9 @@ class LoadedModel:
     summary: str = "CNN–LSTM"
     kind: str = KIND
 
-    def new_stager(self):
-        """A fresh :class:`sleepnet.models.cnn_sequence.SequenceScorer` for one night."""
+    def new_stager(self, session_start: str | None = None):
+        """A fresh :class:`sleepnet.models.cnn_sequence.SequenceScorer` for one night
+        (``session_start`` is taken and ignored: the CNN–LSTM keeps no clock)."""
         from .cnn_sequence import SequenceScorer
 
         return SequenceScorer(self)

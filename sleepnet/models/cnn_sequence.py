@@ -28,6 +28,8 @@ ENCODE_BATCH = 256
 class SequenceScorer:
     """Stateful scorer: feed epochs in order (one at a time live, all at once in batch)."""
 
+    session_start = None      # no clock: the CNN–LSTM sees five epochs and nothing of the night
+
     def __init__(self, model: LoadedModel) -> None:
         self.model = model
         self._context: deque[torch.Tensor] = deque(maxlen=SEQ_LEN)

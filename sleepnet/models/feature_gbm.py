@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import WeightsError
-from ..night_context import N_LAGS, ContextConfig, NightContext
+from ..night_context import LIGHTS_OFF, N_LAGS, ContextConfig, NightContext, check_session_start
 from ..predictions import StagePrediction, predictions_from
 from ..preprocess import Epoch, PreprocessConfig
 from ..stages import N_STAGES
@@ -50,6 +50,10 @@ class FeatureModel:
         The folder it was loaded from.
     summary : str
         One line for people: what it is, what it was trained on, its real figures.
+    default_session_start : str
+        The session start its stagers assume unless told (``config.json``'s
+        ``default_session_start``; ``lights-off`` where absent: a model trained on
+        sessions started at lights-off only).
     """
 
     trees: TreeEnsemble
@@ -59,13 +63,21 @@ class FeatureModel:
     source: Path
     summary: str = "feature stager"
     kind: str = KIND
+    default_session_start: str = LIGHTS_OFF
 
     def __repr__(self) -> str:
         return f"<FeatureModel {self.model_id} ({self.trees.n_trees} trees) from {self.source}>"
 
-    def new_stager(self) -> "FeatureStager":
-        """A fresh stager for one night."""
-        return FeatureStager(self)
+    def new_stager(self, session_start: str | None = None) -> "FeatureStager":
+        """A fresh stager for one night.
+
+        Parameters
+        ----------
+        session_start : str, optional
+            ``lights-off`` (hours since the session start count as the night's clock) or
+            ``unknown`` (no clock); None: :attr:`default_session_start`.
+        """
+        return FeatureStager(self, session_start)
 
 
 class FeatureStager:
@@ -76,12 +88,13 @@ class FeatureStager:
     epochs have come (as with the CNN–LSTM's window).
     """
 
-    def __init__(self, model: FeatureModel) -> None:
+    def __init__(self, model: FeatureModel, session_start: str | None = None) -> None:
         self.model = model
-        self._ctx = NightContext(model.context)
+        self.session_start = check_session_start(session_start or model.default_session_start)
+        self._ctx = NightContext(model.context, clock_known=self.session_start == LIGHTS_OFF)
 
     def __repr__(self) -> str:
-        return f"<FeatureStager {self.model.model_id}: {self._ctx!r}>"
+        return f"<FeatureStager {self.model.model_id}, session start {self.session_start}: {self._ctx!r}>"
 
     def reset(self) -> None:
         self._ctx.reset()
@@ -90,12 +103,18 @@ class FeatureStager:
         self._ctx.skip(n_epochs)
 
     def state(self) -> dict:
-        return {"kind": KIND, "model_id": self.model.model_id, "context": self._ctx.state()}
+        return {"kind": KIND, "model_id": self.model.model_id, "session_start": self.session_start,
+                "context": self._ctx.state()}
 
     def restore(self, state: dict) -> None:
+        """Carry on from :meth:`state`, in the session start it holds (a state written
+        before session starts were told holds none: ``lights-off``, as it was scored)."""
         if state.get("kind") != KIND or state.get("model_id") != self.model.model_id:
             raise ValueError(f"night state of model {state.get('model_id')!r}, not {self.model.model_id!r}")
+        start = check_session_start(state.get("session_start", LIGHTS_OFF))
         self._ctx.restore(state["context"])
+        self.session_start = start
+        self._ctx.clock_known = start == LIGHTS_OFF
 
     def score(self, epochs: Sequence[Epoch]) -> list[StagePrediction]:
         """Stages of ``epochs`` in order (see :class:`sleepnet.predictions.Stager`)."""
@@ -133,8 +152,13 @@ def load_feature_folder(d: Path, cfg: dict) -> FeatureModel:
     if trees.n_classes != N_STAGES or trees.n_features != ccfg.n_inputs:
         raise WeightsError(f"{path}: {trees.n_classes} classes x {trees.n_features} inputs, "
                            f"this code needs {N_STAGES} x {ccfg.n_inputs} ({ccfg.feature_set} features)")
+    try:
+        start = check_session_start(str(cfg.get("default_session_start", LIGHTS_OFF)))
+    except ValueError as exc:
+        raise WeightsError(f"{d / CONFIG_FILE}: default_session_start: {exc}") from None
     return FeatureModel(trees=trees, context=ccfg, preprocess=pcfg, model_id=str(cfg.get("model_id", d.name)),
-                        source=d, summary=str(cfg.get("summary", f"feature stager {cfg.get('model_id', d.name)}")))
+                        source=d, summary=str(cfg.get("summary", f"feature stager {cfg.get('model_id', d.name)}")),
+                        default_session_start=start)
 
 
 def save_feature_model(out_dir: str | Path, model_text: str, context: ContextConfig, model_id: str,

@@ -13,7 +13,10 @@ Protocol (the figures in the model cards and ``benchmarks.real_nights``):
   may lean on knowing when sleep begins); night context runs from there; epochs before
   it do not exist for the scorer and are not scored;
 * training: each night with ``draws`` session starts, plus a share of its epochs seen
-  alone (no lags, no night yet) so isolated epochs are staged on their own evidence.
+  alone (no lags, no night yet) so isolated epochs are staged on their own evidence;
+  optionally (``unknown_clock``, ``anywhere_draws``) the same sessions again without a
+  clock and sessions that start anywhere in the night without one, so that a model
+  holds when a session does not start at lights-off (:mod:`sleepnet.train.sessions`).
 
 LightGBM (``pip install lightgbm``) is needed to train only; scoring reads its text model.
 """
@@ -31,7 +34,7 @@ import numpy as np
 from ..errors import InputFileError, SleepstreamError
 from ..metrics import Agreement, agreement
 from ..features import feature_transform
-from ..night_context import N_BASE, ContextConfig, NightContext
+from ..night_context import HOURS_COLUMN, N_BASE, ContextConfig, NightContext
 from .training import trim_range
 
 log = logging.getLogger(__name__)
@@ -59,6 +62,11 @@ class FeatureTrainConfig:
         LightGBM threads.
     seed : int
         Seeds the session starts and LightGBM.
+    unknown_clock : bool
+        Each drawn session again with no clock (``hours`` NaN), and isolated epochs
+        without one: the model learns to stage with the session start unknown.
+    anywhere_draws : int
+        Sessions per night that start anywhere in the trimmed night, without a clock.
     feature_set : str
         ``base`` (the default model's absolute band powers, variance and mobility) or
         ``scale-free`` (band shares and ratios only: :func:`sleepnet.features.scale_free_features`).
@@ -73,7 +81,15 @@ class FeatureTrainConfig:
     min_data_in_leaf: int = 50
     threads: int = 2
     seed: int = 0
+    unknown_clock: bool = False
+    anywhere_draws: int = 0
     feature_set: str = "base"
+
+    @property
+    def default_session_start(self) -> str:
+        """``lights-off`` for a model trained with a clock only, ``unknown`` for one
+        trained for both (written into its config)."""
+        return "unknown" if self.unknown_clock else "lights-off"
 
     def lgb_params(self) -> dict:
         return {"objective": "multiclass", "num_class": 5, "learning_rate": self.learning_rate,
@@ -201,12 +217,20 @@ def draw_session_start(labels: np.ndarray, rng: np.random.Generator) -> int:
     return max(0, onset - int(rng.integers(lo, hi + 1)))
 
 
-def night_rows(night: FeatureNight, context: ContextConfig, start: int) -> tuple[np.ndarray, np.ndarray]:
+def draw_anywhere_start(labels: np.ndarray, rng: np.random.Generator, min_epochs: int = 20) -> int:
+    """A session start anywhere in the trimmed night (at least ``min_epochs`` before its end)."""
+    a, b = trim_range(labels)
+    return int(rng.integers(a, max(a + 1, b - min_epochs)))
+
+
+def night_rows(night: FeatureNight, context: ContextConfig, start: int, clock_known: bool = True
+               ) -> tuple[np.ndarray, np.ndarray]:
     """Rows and labels of the epochs of ``night`` that the protocol scores, for a session
     that starts at epoch ``start``: the trimmed night from the session start on, scored
-    epochs with a scorable signal only."""
+    epochs with a scorable signal only (``clock_known``: see
+    :class:`sleepnet.night_context.NightContext`)."""
     a, b = trim_range(night.labels)
-    ctx = NightContext(context)
+    ctx = NightContext(context, clock_known=clock_known)
     rows = ctx.rows_for_night(night.features[start:b], night.scorable[start:b])
     lo = max(a, start)
     R, y = rows[lo - start:], night.labels[lo:b]
@@ -216,7 +240,9 @@ def night_rows(night: FeatureNight, context: ContextConfig, start: int) -> tuple
 
 def training_rows(nights: Sequence[FeatureNight], context: ContextConfig, cfg: FeatureTrainConfig
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """All training rows: each night with ``cfg.draws`` session starts, plus isolated epochs."""
+    """All training rows: each night with ``cfg.draws`` session starts, plus isolated
+    epochs (and, as ``cfg`` asks, the sessions again without a clock and sessions that
+    start anywhere)."""
     rng = np.random.default_rng(cfg.seed)
     R, Y = [], []
     for n in nights:
@@ -224,12 +250,21 @@ def training_rows(nights: Sequence[FeatureNight], context: ContextConfig, cfg: F
             r, y = night_rows(n, context, draw_session_start(n.labels, rng))
             R.append(r)
             Y.append(y)
+            if cfg.unknown_clock:
+                r = r.copy()
+                r[:, HOURS_COLUMN] = np.nan
+                R.append(r)
+                Y.append(y)
         if cfg.isolated_fraction > 0:
             a, b = trim_range(n.labels)
             idx = np.arange(a, b)
             idx = idx[(n.labels[idx] >= 0) & n.scorable[idx] & (rng.random(len(idx)) < cfg.isolated_fraction)]
-            R.append(NightContext(context).isolated_rows(n.features[idx]))
+            R.append(NightContext(context, clock_known=not cfg.unknown_clock).isolated_rows(n.features[idx]))
             Y.append(n.labels[idx])
+        for _ in range(cfg.anywhere_draws):
+            r, y = night_rows(n, context, draw_anywhere_start(n.labels, rng), clock_known=False)
+            R.append(r)
+            Y.append(y)
     return np.concatenate(R), np.concatenate(Y)
 
 
@@ -286,13 +321,15 @@ def isolated_agreement(model, nights: Sequence[FeatureNight]) -> Agreement:
     return agreement(*isolated_codes(model, nights))
 
 
-def in_memory_model(text: str, context: ContextConfig, model_id: str = "in-memory"):
+def in_memory_model(text: str, context: ContextConfig, model_id: str = "in-memory",
+                    default_session_start: str = "lights-off"):
     """A :class:`sleepnet.models.feature_gbm.FeatureModel` from a text model, without a folder."""
     from ..models.feature_gbm import FeatureModel
     from ..models.gbm_trees import TreeEnsemble
     from ..preprocess import PreprocessConfig
 
-    return FeatureModel(TreeEnsemble.from_lightgbm_text(text), context, PreprocessConfig(), model_id, Path("."))
+    return FeatureModel(TreeEnsemble.from_lightgbm_text(text), context, PreprocessConfig(), model_id, Path("."),
+                        default_session_start=default_session_start)
 
 
 def leave_one_subject_out(nights: Sequence[FeatureNight], cfg: FeatureTrainConfig,

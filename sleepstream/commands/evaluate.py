@@ -30,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", metavar="NAME|DIR",
                    help="a shipped model's name or a weights folder (default: %s, the default "
                         "model named in weights/__init__.py)" % DEFAULT_MODEL)
+    from .live import add_session_start_argument
+
+    add_session_start_argument(p, live=False)
     p.add_argument("--out", help="JSON file for the per-recording and pooled metrics")
     p.add_argument("--quiet", action="store_true", help="no progress bar or tables")
 
@@ -38,18 +41,24 @@ def evaluate_feature_nights(args: argparse.Namespace) -> int:
     """Feature nights: scored by a feature model as live sessions would be."""
     from rich.console import Console
 
+    import numpy as np
+
     from sleepnet.errors import WeightsError
-    from sleepnet.train.feature_training import evaluate_nights
+    from sleepnet.metrics import agreement
+    from sleepnet.train.sessions import case_codes, scores_from_features
     from sleepnet.weights import load_model
     from sleepstream.commands.train import load_feature_nights
     from sleepstream.console import agreement_tables
 
     nights = load_feature_nights(args)
     model = load_model(args.weights)
-    if getattr(model, "trees", None) is None:
+    if not scores_from_features(model):
         raise WeightsError(f"{model.source}: a {model.kind} model needs the raw signal; feature nights "
-                           "are scored by feature-gbm models only")
-    pooled, per, _, _ = evaluate_nights(model, nights)
+                           "are scored by models of per-epoch features only (feature-gbm, gru, ensemble)")
+    start = getattr(args, "session_start", None)
+    codes = {n.name: case_codes(model, [n], "lights-off", start) for n in nights}
+    per = {name: agreement(t, p) for name, (t, p) in codes.items()}
+    pooled = agreement(np.concatenate([t for t, _ in codes.values()]), np.concatenate([p for _, p in codes.values()]))
     if not args.quiet:
         console = Console()
         for name, a in per.items():
@@ -61,6 +70,7 @@ def evaluate_feature_nights(args: argparse.Namespace) -> int:
         Path(args.out).write_text(json.dumps({
             "model_id": model.model_id, "dataset": "features", "nights": [n.name for n in nights],
             "protocol": "trimmed to 30 min of wake around sleep; session start 5-60 min before sleep onset",
+            "session_start": start or getattr(model, "default_session_start", None),
             "pooled": pooled.as_dict(), "per_recording": {k: v.as_dict() for k, v in per.items()}}, indent=2))
     return 0
 
@@ -103,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     per, yt, yp = {}, [], []
     with progress_bar(args.quiet) as update:
         for i, n in enumerate(nights):
-            preds = score_recording(n.recording, model)
+            preds = score_recording(n.recording, model, session_start=getattr(args, "session_start", None))
             p = np.array([x.stage_code for x in preds])
             t = n.recording.labels[:len(p)]
             lo, hi = trim_range(t) if args.trim else (0, len(p))

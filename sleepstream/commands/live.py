@@ -60,6 +60,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", metavar="NAME|DIR",
                    help="a shipped model's name or a weights folder (default: %s, the default "
                         "model named in weights/__init__.py)" % DEFAULT_MODEL)
+    add_session_start_argument(p)
     p.add_argument("--buffer-s", type=int, default=360, metavar="S",
                    help="inlet buffer in seconds of signal (default: %(default)s; fewer where liblsl's queue "
                         "would hold more than 256 MiB: a fast or wide stream); a sleepstream replay "
@@ -70,11 +71,52 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_lsl_arguments(p)
 
 
+def add_session_start_argument(p: argparse.ArgumentParser, live: bool = True) -> None:
+    """Add ``--session-start lights-off|unknown`` (live, score, evaluate).
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The command's parser.
+    live : bool
+        Say in the help that a restart keeps its state file's session start (``live``).
+    """
+    where = ("; a restart on the same --out carries on with the session start of its state file"
+             if live else "")
+    p.add_argument("--session-start", choices=("lights-off", "unknown"),
+                   help="did the recording start at lights-off? 'lights-off': the time since the start counts "
+                        "as the night's clock (what the model learned of when REM and deep sleep come); "
+                        "'unknown': no clock, for a session started mid-night or a nap (default: the model's "
+                        "own: unknown for the default model" + where + ")")
+
+
+def session_start_line(session_start: str | None) -> str:
+    """What the session start means, in one line for the console.
+
+    Parameters
+    ----------
+    session_start : str or None
+        ``lights-off``, ``unknown``, or None for a model that keeps no night clock.
+
+    Returns
+    -------
+    str
+        The line (``session start: ...``).
+    """
+    if session_start is None:
+        return "session start: not used by this model (it keeps no night clock)"
+    if session_start == "lights-off":
+        return "session start: lights-off (the time since this session started is the night's clock)"
+    return ("session start: unknown (no night clock; pass --session-start lights-off when the recording "
+            "started at lights-off)")
+
+
 #: Each option of a live session (:class:`scorer.session.SessionOptions`) as this command's flag
 #: (the command line says the session's errors with them: :func:`sleepstream.cli.parameter_flags`).
 FLAGS = {"channel_index": "--channel-index", "units": "--units", "epochs": "--epochs", "weights": "--weights",
          "out": "--out", "channel": "--channel", "buffer_s": "--buffer-s", "timeout_s": "--timeout",
-         "outlet_name": "--outlet-name", "normalized": "--normalized", "gate": "--gate"}
+         "outlet_name": "--outlet-name", "normalized": "--normalized", "gate": "--gate",
+         "session_start": "--session-start"}
 
 
 def session_options(args: argparse.Namespace) -> "SessionOptions":
@@ -87,8 +129,9 @@ def session_options(args: argparse.Namespace) -> "SessionOptions":
     options = SessionOptions(
         query=StreamQuery.from_options(args.stream_name, args.stream_type, args.source_id),
         timeout_s=args.timeout, channel=args.channel, channel_index=args.channel_index, units=args.units,
-        normalized=args.normalized, weights=args.weights, out=args.out, outlet_name=args.outlet_name,
-        outlets=not args.no_outlets, view=view, epochs=args.epochs, buffer_s=args.buffer_s)
+        normalized=args.normalized, weights=args.weights, session_start=args.session_start, out=args.out,
+        outlet_name=args.outlet_name, outlets=not args.no_outlets, view=view, epochs=args.epochs,
+        buffer_s=args.buffer_s)
     if getattr(args, "gate", None) is not None:
         from scorer.gate.rules import parse_rule
 
@@ -131,6 +174,8 @@ def run(args: argparse.Namespace) -> int:
                 line = describe_input(why, model.model_id, is_level_free(model))
                 print_bounded(console, lambda c: c.print(line, highlight=False, soft_wrap=True))
             session.build()
+            start = session.scorer.session_start
+            print_bounded(console, lambda c: c.print(session_start_line(start), highlight=False, soft_wrap=True))
             with stop_on_signals() as stop:
                 summary = session.run(stop)
         finally:

@@ -36,12 +36,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a shipped model's name or a weights folder (default: %s, the default "
                         "model named in weights/__init__.py; the scale-free model for per-epoch normalised "
                         "input)" % DEFAULT_MODEL)
+    from .live import add_session_start_argument
+
+    add_session_start_argument(p, live=False)
     p.add_argument("--quiet", action="store_true", help="no progress bar or tables")
     score_archive.add_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
     if score_archive.wanted(args):
+        if getattr(args, "session_start", None) is not None:
+            from sleepnet.errors import SleepstreamError
+            raise SleepstreamError("--session-start applies to one recording; an archive is scored with the "
+                                   "model's own default")
         return score_archive.run(args)
     from rich.console import Console
 
@@ -78,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(describe_input(normalised_by, model.model_id, is_level_free(model)), highlight=False,
                       soft_wrap=True)
     pre = Preprocessor(rec.sfreq, model.preprocess, quality_thresholds(normalised_by is not None))
-    scorer = model.new_stager()
+    scorer = model.new_stager() if args.session_start is None else model.new_stager(session_start=args.session_start)
     chunk = int(round(rec.sfreq * 30 * CHUNK_EPOCHS))
     preds = []
     with progress_bar(args.quiet) as update:
@@ -88,8 +95,10 @@ def run(args: argparse.Namespace) -> int:
     write_stage_csv(out, preds)
     n_scored = sum(p.scored for p in preds)
     if not args.quiet:
+        start = getattr(scorer, "session_start", None)
         console.print(f"{rec.source}: channel {rec.channel} at {rec.sfreq:g} Hz, {len(preds)} epochs "
-                      f"({n_scored} scored, {len(preds) - n_scored} unscored) -> {out}")
+                      f"({n_scored} scored, {len(preds) - n_scored} unscored) -> {out}"
+                      + (f"; session start {start}" if start else ""))
     if n_scored == 0:
         from sleepnet.errors import InputFileError
 

@@ -1,26 +1,29 @@
-"""`sleepstream train`: train a model (the feature stager by default, or the CNN-LSTM) and
-export a weights folder."""
+"""`sleepstream train`: train a model (the feature stager by default, the recurrent stager,
+their ensemble, or the CNN-LSTM) and export a weights folder."""
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
-HELP = ("train the feature stager (default) or the CNN-LSTM on real Sleep-EDF feature nights, Sleep-EDF "
-        "(downloaded through MNE), a folder of EDF+hypnograms, or simulated nights")
+HELP = ("train the feature stager (default), the recurrent stager, their ensemble or the CNN-LSTM on real "
+        "Sleep-EDF feature nights, Sleep-EDF (downloaded through MNE), a folder of EDF+hypnograms, or simulated nights")
 EXAMPLE = "sleepstream train --dataset features --subjects 1-9 --out weights-real"
 DEFAULT_FEATURES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "sleep-edf-features"
 DEFAULT_SUBJECTS = {"features": "1-9", "sleep-edf": "0-19", "folder": None, "simulated": "0-19"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kind", choices=("feature-gbm", "cnn-lstm"), default="feature-gbm",
+    p.add_argument("--kind", choices=("feature-gbm", "gru", "ensemble", "cnn-lstm"), default="feature-gbm",
                    help="model kind: gradient-boosted trees over causal spectral features and night context "
-                        "(the default model's kind; needs `pip install lightgbm` to train), or the CNN-LSTM "
+                        "(needs `pip install lightgbm` to train); a causal GRU over the night's feature sequence "
+                        "(torch to train, numpy to score); their ensemble (the default model's kind: trees "
+                        "and GRU both trained for sessions that start anywhere); or the CNN-LSTM "
                         "(default: %(default)s)")
     p.add_argument("--dataset", choices=("features", "sleep-edf", "folder", "simulated"), default="features",
                    help="where the nights come from: 'features' = npz feature nights (X (n, 72), y) such as "
-                        "../shared/data/sleep-edf-features (feature-gbm only); 'folder' = EDF/BDF + hypnograms; "
+                        "../shared/data/sleep-edf-features (feature-gbm, gru, ensemble); 'folder' = EDF/BDF + hypnograms; "
                         "'sleep-edf' = download through MNE; 'simulated' (default: %(default)s)")
     p.add_argument("--subjects",
                    help="subject numbers: Sleep-EDF subjects (SC4xx), or simulated subjects (default: 1-9 for "
@@ -37,7 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hours", type=float, default=8.0, help="simulated night length in hours (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed for splits, initialisation and simulation (default: %(default)s)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="share of subjects held out for early stopping (default: %(default)s)")
-    p.add_argument("--max-passes", type=int, default=30, help="passes over the training nights at most (default: %(default)s)")
+    p.add_argument("--max-passes", type=int,
+                   help="passes over the training nights (at most, for the CNN-LSTM; default: 30 for the "
+                        "CNN-LSTM, the shipped recipe's for the GRU)")
     p.add_argument("--patience", type=int, default=4, help="passes without validation gain before stopping (default: %(default)s)")
     p.add_argument("--max-minutes", type=float, help="stop after this much training time")
     p.add_argument("--out", default="weights-trained", help="weights folder to write (default: %(default)s)")
@@ -79,25 +84,36 @@ def load_nights(args: argparse.Namespace):
         return folder_nights(args.folder, args.channel)
     if args.dataset == "features":
         raise SleepstreamError("--dataset features holds no raw signal: it trains and evaluates the "
-                               "feature-gbm kind only")
+                               "feature-gbm, gru and ensemble kinds only")
     return simulated_nights(parse_subjects(subjects_spec(args)), hours=args.hours, seed=args.seed)
+
+
+def feature_nights_for(args: argparse.Namespace, update):
+    """The training nights as per-epoch features: npz feature nights, or raw nights
+    through our own preprocessing."""
+    from sleepnet.errors import SleepstreamError
+    from sleepnet.train.feature_training import nights_from_sources
+
+    if args.dataset == "features":
+        return load_feature_nights(args)
+    sources = load_nights(args)
+    if not sources:
+        raise SleepstreamError("no nights to train on")
+    return nights_from_sources(sources, lambda i, n: update("computing features", i, n))
+
+
+PROTOCOL = {"split": "subject-wise", "trim": "30 min of wake before the first and after the last sleep epoch",
+            "session_start": "drawn 5-60 min before sleep onset, label-blind", "labels": "current epoch"}
 
 
 def train_feature_model(args: argparse.Namespace, out: Path, console) -> int:
     """Feature nights (or raw nights through our own features) -> a feature-gbm folder."""
-    from sleepnet.errors import SleepstreamError
     from sleepnet.models.feature_gbm import save_feature_model
-    from sleepnet.train.feature_training import FeatureTrainConfig, fit_trees, nights_from_sources
+    from sleepnet.train.feature_training import FeatureTrainConfig, fit_trees
     from sleepstream.console import progress_bar
 
     with progress_bar(args.quiet) as update:
-        if args.dataset == "features":
-            nights = load_feature_nights(args)
-        else:
-            sources = load_nights(args)
-            if not sources:
-                raise SleepstreamError("no nights to train on")
-            nights = nights_from_sources(sources, lambda i, n: update("computing features", i, n))
+        nights = feature_nights_for(args, update)
         update("training trees", 0, 1)
         cfg = FeatureTrainConfig(seed=args.seed, feature_set=args.features)
         text, context = fit_trees(nights, cfg)
@@ -112,9 +128,64 @@ def train_feature_model(args: argparse.Namespace, out: Path, console) -> int:
     n_epochs = int(sum(((n.labels >= 0) & n.scorable).sum() for n in nights))
     metrics = {"model_id": model_id, "kind": "feature-gbm", "dataset": args.dataset,
                "subjects": subjects, "train_nights": [n.name for n in nights], "train_epochs": n_epochs,
-               "settings": cfg.as_dict(), "protocol": {
-                   "split": "subject-wise", "trim": "30 min of wake before the first and after the last sleep epoch",
-                   "session_start": "drawn 5-60 min before sleep onset, label-blind", "labels": "current epoch"}}
+               "settings": cfg.as_dict(), "protocol": PROTOCOL}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    if not args.quiet:
+        console.print(f"trained on {len(nights)} nights ({n_epochs} scored epochs, subjects "
+                      f"{', '.join(subjects)}); weights in {out}/")
+    return 0
+
+
+def train_recurrent_model(args: argparse.Namespace, out: Path, console) -> int:
+    """Feature nights -> a ``gru`` folder, or an ``ensemble`` folder holding a GBM
+    (``gbm/``) and a GRU (``gru/``) trained for sessions that start anywhere."""
+    from sleepnet.models.ensemble import save_ensemble_config
+    from sleepnet.models.feature_gbm import save_feature_model
+    from sleepnet.models.gru import save_gru_model
+    from sleepnet.train.feature_training import fit_trees
+    from sleepnet.train.gru_training import EnsembleTrainConfig, choose_gbm_weight, fit_gru, weight_folds
+    from sleepstream.console import progress_bar
+
+    cfg = EnsembleTrainConfig()
+    gru = replace(cfg.gru, seed=args.seed, passes=args.max_passes or cfg.gru.passes)
+    cfg = replace(cfg, gbm=replace(cfg.gbm, seed=args.seed), gru=gru)
+    with progress_bar(args.quiet) as update:
+        nights = feature_nights_for(args, update)
+        subjects = sorted({n.subject for n in nights})
+        kind_of = "real feature" if args.dataset == "features" else args.dataset
+        what = f"{len(nights)} {kind_of} nights (subjects {', '.join(subjects)})"
+        model_id = args.model_id or f"{args.kind}-{args.dataset}-{len(nights)}n-seed{args.seed}"
+        gru_dir = out if args.kind == "gru" else out / "gru"
+        nets, context = fit_gru(nights, cfg.gru, lambda p, n: update("training the GRU", p, n))
+        gru_id = model_id if args.kind == "gru" else f"{model_id}-gru"
+        save_gru_model(gru_dir, nets, context, gru_id,
+                       f"{gru_id}: causal GRU over the night's spectral features, trained on {what}",
+                       extra={"trained_on": args.dataset})
+        settings: dict = {"gru": cfg.gru.as_dict()}
+        if args.kind == "ensemble":
+            w, scores = choose_gbm_weight(nights, cfg, on_fold=lambda j, n: update("choosing the members' weights", j, n))
+            update("training trees", 0, 1)
+            text, gbm_context = fit_trees(nights, cfg.gbm)
+            update("training trees", 1, 1)
+            assert gbm_context == context
+            save_feature_model(out / "gbm", text, context, f"{model_id}-gbm",
+                               f"{model_id}-gbm: gradient-boosted trees over causal spectral features and night "
+                               f"context, trained on {what} for sessions started at lights-off or anywhere",
+                               extra={"trained_on": args.dataset,
+                                      "default_session_start": cfg.gbm.default_session_start})
+            save_ensemble_config(out, [("gbm", w), ("gru", round(1.0 - w, 10))], model_id,
+                                 f"{model_id}: weighted mean of gradient-boosted trees and a causal GRU over "
+                                 f"spectral features and night context, trained on {what}",
+                                 extra={"trained_on": args.dataset})
+            settings = {**cfg.as_dict(), "gbm_weight_chosen": w,
+                        "weight_choice": {"folds": weight_folds(nights, cfg.weight_folds),
+                                          "kappa_by_gbm_weight": {str(k): v for k, v in scores.items()},
+                                          "sessions": "from lights-off, no clock (the default's use)"}}
+    n_epochs = int(sum(((n.labels >= 0) & n.scorable).sum() for n in nights))
+    metrics = {"model_id": model_id, "kind": args.kind, "dataset": args.dataset, "subjects": subjects,
+               "train_nights": [n.name for n in nights], "train_epochs": n_epochs, "settings": settings,
+               "protocol": {**PROTOCOL, "sessions": "lights-off sessions with and without the clock, sessions "
+                                                     "starting anywhere, short sessions (the isolated-epoch case)"}}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     if not args.quiet:
         console.print(f"trained on {len(nights)} nights ({n_epochs} scored epochs, subjects "
@@ -148,8 +219,14 @@ def run(args: argparse.Namespace) -> int:
     check_out_folder(out)
     if not 0 <= args.val_fraction < 1:
         raise SleepstreamError(f"--val-fraction {args.val_fraction}: must be in [0, 1)")
+    if args.max_passes is not None and args.max_passes < 1:
+        raise SleepstreamError(f"--max-passes {args.max_passes}: must be at least 1")
     if args.kind == "feature-gbm":
         return train_feature_model(args, out, console)
+    if args.kind in ("gru", "ensemble"):
+        if args.features != "base":
+            raise SleepstreamError(f"--features {args.features}: --kind {args.kind} trains on the base features only")
+        return train_recurrent_model(args, out, console)
     nights = load_nights(args)
     if not nights:
         raise SleepstreamError("no nights to train on")
@@ -165,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
         for i, n in enumerate(train_src + val_src):
             (prepared_train if i < len(train_src) else prepared_val).append(prepare_night(n, pcfg))
             update("preprocessing nights", i + 1, len(nights))
-        cfg = TrainConfig(max_passes=args.max_passes, patience=args.patience, seed=args.seed,
+        cfg = TrainConfig(max_passes=args.max_passes or 30, patience=args.patience, seed=args.seed,
                           max_minutes=args.max_minutes)
         net, info = train(prepared_train, prepared_val, mcfg, pcfg, cfg, progress=update)
     model_id = args.model_id or f"cnn-lstm-{args.dataset}-{len(prepared_train)}n-seed{args.seed}"

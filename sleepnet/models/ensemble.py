@@ -1,0 +1,285 @@
+"""An ensemble of stagers (model kind ``ensemble``): several models of any kind fed the same
+epochs, their probabilities averaged with fixed weights.
+
+A folder of this kind holds ``config.json`` (``kind``, the members and their weights),
+``label_map.json``, ``MODEL_CARD.md`` and one sub-folder per member, each a complete
+weights folder of its own kind (loaded as such). The members must share one
+preprocessing. Averaging the probabilities of models that make different mistakes is
+the oldest trick of the trade (Dietterich 2000); the weights are fixed when the ensemble
+is made (chosen without the nights it is measured on).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..errors import WeightsError
+from ..night_context import UNKNOWN_START, check_session_start
+from ..predictions import StagePrediction
+from ..preprocess import Epoch, PreprocessConfig
+from ..stages import STAGES, UNSCORED_NAME
+from ..weights import CONFIG_FILE, FORMAT_VERSION, LABEL_MAP_FILE, label_map
+
+KIND = "ensemble"
+
+
+@dataclass(frozen=True, repr=False)
+class EnsembleModel:
+    """A loaded ensemble.
+
+    Parameters
+    ----------
+    members : tuple
+        Loaded models (any kind with ``new_stager(session_start=...)``).
+    weights : tuple of float
+        One per member, summing to 1.
+    preprocess : PreprocessConfig
+        The members' shared preprocessing.
+    model_id : str
+        Its name in ``config.json``.
+    source : Path
+        The folder it was loaded from.
+    summary : str
+        One line for people: what it is, what it was trained on, its real figures.
+    kind : str
+        The model kind, ``ensemble``.
+    default_session_start : str
+        The session start its stagers assume unless told.
+    """
+
+    members: tuple
+    weights: tuple[float, ...]
+    preprocess: PreprocessConfig
+    model_id: str
+    source: Path
+    summary: str = "ensemble"
+    kind: str = KIND
+    default_session_start: str = UNKNOWN_START
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{m.model_id} x {w:g}" for m, w in zip(self.members, self.weights))
+        return f"<EnsembleModel {self.model_id} ({parts}) from {self.source}>"
+
+    def new_stager(self, session_start: str | None = None) -> "EnsembleStager":
+        """A fresh stager for one night.
+
+        Parameters
+        ----------
+        session_start : str, optional
+            ``lights-off`` or ``unknown``, passed to every member; None:
+            :attr:`default_session_start`.
+
+        Returns
+        -------
+        EnsembleStager
+            A stager at the start of a night.
+        """
+        return EnsembleStager(self, session_start)
+
+
+class EnsembleStager:
+    """Every member's stager fed the same epochs; each epoch's probabilities are the
+    weighted mean of the members' (summed in member order, so live equals batch bit for
+    bit when each member's does); flags are the union of theirs.
+
+    Parameters
+    ----------
+    model : EnsembleModel
+        The loaded ensemble.
+    session_start : str, optional
+        ``lights-off`` or ``unknown``, given to every member; None: the model's default.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``session_start``.
+    """
+
+    def __init__(self, model: EnsembleModel, session_start: str | None = None) -> None:
+        self.model = model
+        self.session_start = check_session_start(session_start or model.default_session_start)
+        self._stagers = [m.new_stager(session_start=self.session_start) for m in model.members]
+
+    def __repr__(self) -> str:
+        return f"<EnsembleStager {self.model.model_id}: {', '.join(repr(s) for s in self._stagers)}>"
+
+    def reset(self) -> None:
+        """Forget the night: a new session (every member)."""
+        for s in self._stagers:
+            s.reset()
+
+    def skip(self, n_epochs: int) -> None:
+        """Epochs passed unseen (every member's clock moves on).
+
+        Parameters
+        ----------
+        n_epochs : int
+            How many 30-s epochs went by unseen.
+        """
+        for s in self._stagers:
+            s.skip(n_epochs)
+
+    def state(self) -> dict:
+        """The night so far, as JSON-ready values (for the state file).
+
+        Returns
+        -------
+        dict
+            ``kind``, ``model_id``, ``session_start`` and each member's state, in order.
+        """
+        return {"kind": KIND, "model_id": self.model.model_id, "session_start": self.session_start,
+                "members": [s.state() for s in self._stagers]}
+
+    def restore(self, state: dict) -> None:
+        """Carry on from a saved night.
+
+        Parameters
+        ----------
+        state : dict
+            What :meth:`state` gave.
+
+        Raises
+        ------
+        ValueError
+            A state of another model or shape (this stager is then left fresh rather than
+            half restored).
+        """
+        if state.get("kind") != KIND or state.get("model_id") != self.model.model_id:
+            raise ValueError(f"night state of model {state.get('model_id')!r}, not {self.model.model_id!r}")
+        members = state.get("members")
+        if not isinstance(members, list) or len(members) != len(self._stagers):
+            raise ValueError(f"night state of {len(members) if isinstance(members, list) else 'no'} members, "
+                             f"this ensemble has {len(self._stagers)}")
+        start = check_session_start(state.get("session_start", ""))
+        try:
+            for s, m in zip(self._stagers, members):
+                s.restore(m)
+        except (ValueError, KeyError, TypeError):
+            self.reset()
+            raise
+        self.session_start = start
+
+    def score(self, epochs: Sequence[Epoch]) -> list[StagePrediction]:
+        """Stage epochs in order (see :class:`sleepnet.predictions.Stager`).
+
+        Parameters
+        ----------
+        epochs : sequence of Epoch
+            The next epochs of the night, in order.
+
+        Returns
+        -------
+        list of StagePrediction
+            One per epoch: the weighted mean of the members' probabilities, the union of
+            their flags (``UNS`` where the first member did not score the epoch).
+        """
+        per = [s.score(epochs) for s in self._stagers]
+        if not per[0]:
+            return []
+        w = self.model.weights
+        probs = w[0] * np.array([p.probabilities for p in per[0]], dtype=np.float64)
+        for k in range(1, len(per)):      # element by element: the same bits in any batch
+            probs = probs + w[k] * np.array([p.probabilities for p in per[k]], dtype=np.float64)
+        out: list[StagePrediction] = []
+        for i, first in enumerate(per[0]):
+            if not first.scored:
+                out.append(first)
+                continue
+            p = probs[i]
+            flags = list(first.flags)
+            for k in range(1, len(per)):
+                flags += [f for f in per[k][i].flags if f not in flags]
+            best = int(p.argmax())
+            stage = STAGES[best] if np.isfinite(p).all() else UNSCORED_NAME
+            out.append(StagePrediction(first.epoch, stage, tuple(float(v) for v in p), float(p[best]), tuple(flags)))
+        return out
+
+
+def load_ensemble_folder(d: Path, cfg: dict, load_member: Callable[[Path], object]) -> EnsembleModel:
+    """The ensemble of a weights folder.
+
+    Parameters
+    ----------
+    d : Path
+        The folder.
+    cfg : dict
+        Its ``config.json``.
+    load_member : callable
+        Loads a member from its sub-folder (:func:`sleepnet.weights.load_model`).
+
+    Returns
+    -------
+    EnsembleModel
+        The ensemble, its weights scaled to sum to 1.
+
+    Raises
+    ------
+    sleepnet.errors.WeightsError
+        One line naming the file, on any problem (a member outside the folder, weights
+        that are not positive, members with different preprocessing).
+    """
+    try:
+        spec = cfg["members"]
+        folders = [str(m["folder"]) for m in spec]
+        raw = [float(m["weight"]) for m in spec]
+        start = check_session_start(str(cfg.get("default_session_start", UNKNOWN_START)))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WeightsError(f"{d / CONFIG_FILE}: incomplete or invalid config ({exc.__class__.__name__}: {exc})") from None
+    if len(folders) < 1 or any(not np.isfinite(w) or w <= 0 for w in raw):
+        raise WeightsError(f"{d / CONFIG_FILE}: an ensemble needs members with positive weights, got {raw}")
+    members = []
+    for f in folders:
+        sub = (d / f).resolve()
+        if d.resolve() not in sub.parents:
+            raise WeightsError(f"{d / CONFIG_FILE}: member folder {f!r} is not inside the ensemble's folder")
+        members.append(load_member(sub))
+    pre = members[0].preprocess
+    for f, m in zip(folders, members):
+        if m.preprocess != pre:
+            raise WeightsError(f"{d / f}: its preprocessing differs from the other members'")
+    total = sum(raw)
+    return EnsembleModel(members=tuple(members), weights=tuple(w / total for w in raw), preprocess=pre,
+                         model_id=str(cfg.get("model_id", d.name)), source=d,
+                         summary=str(cfg.get("summary", f"ensemble {cfg.get('model_id', d.name)}")),
+                         default_session_start=start)
+
+
+def save_ensemble_config(out_dir: str | Path, members: Sequence[tuple[str, float]], model_id: str, summary: str,
+                         extra: dict | None = None) -> Path:
+    """Write an ``ensemble`` folder's config and label map; the members' folders
+    (``out_dir/<folder>``) are written by their own kinds.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The folder (made if missing).
+    members : sequence of (str, float)
+        Each member's sub-folder and weight.
+    model_id : str
+        The model's name in ``config.json``.
+    summary : str
+        One line for people.
+    extra : dict, optional
+        More entries for ``config.json``.
+
+    Returns
+    -------
+    Path
+        The folder.
+    """
+    d = Path(out_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    cfg = {"format_version": FORMAT_VERSION, "kind": KIND, "model_id": model_id, "summary": summary,
+           "members": [{"folder": f, "weight": w} for f, w in members],
+           "default_session_start": UNKNOWN_START, "label_map": LABEL_MAP_FILE,
+           "scoring": {"inputs": "every member's, fed the same epochs", "labels": "current epoch",
+                       "combination": "weighted mean of the members' probabilities"}}
+    if extra:
+        cfg.update(extra)
+    (d / CONFIG_FILE).write_text(json.dumps(cfg, indent=2) + "\n")
+    (d / LABEL_MAP_FILE).write_text(json.dumps(label_map(), indent=2) + "\n")
+    return d
