@@ -72,8 +72,8 @@ def loso_sessions(folder: Path = FOLDER, threads: int = 2,
                   on_fold: Callable[[int, int], None] | None = None) -> list[FeatureSession]:
     """Every night scored by a model trained on the other subjects' nights with the
     shipped recipe (the folds of ``benchmarks.real_nights``)."""
-    from sleepnet.train.feature_training import (FeatureTrainConfig, eval_start, fit_trees, in_memory_model,
-                                                 read_feature_folder)
+    from sleepnet.io.feature_nights import read_feature_folder
+    from sleepnet.train.feature_training import FeatureTrainConfig, eval_start, fit_trees, in_memory_model
 
     nights = read_feature_folder(folder)
     cfg = FeatureTrainConfig(threads=threads)

@@ -68,7 +68,8 @@ def header_facts(path) -> dict:
 def subject0_by_montage(model) -> dict:
     """The model on subject 0's two real nights from their Fpz-Cz and their Pz-Oz features
     (evaluation protocol of ``sleepstream evaluate --dataset features``)."""
-    from sleepnet.train.feature_training import FeatureNight, evaluate_nights, read_feature_night
+    from sleepnet.io.feature_nights import FeatureNight, read_feature_night
+    from sleepnet.train.feature_training import evaluate_nights
 
     if getattr(model, "kind", "") != "feature-gbm":
         return {}

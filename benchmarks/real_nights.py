@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> dict:
     from rich.console import Console
     from rich.table import Table
 
-    from sleepnet.train.feature_training import read_feature_folder
+    from sleepnet.io.feature_nights import read_feature_folder
     from sleepnet.train.sessions import leave_one_subject_out
     from sleepstream.console import agreement_tables
 
@@ -229,7 +229,8 @@ def run_scale_free(args: argparse.Namespace) -> dict:
     """The scale-free stager's recipe, the GBM protocol of :func:`sleepnet.train.feature_training.leave_one_subject_out`."""
     from rich.console import Console
 
-    from sleepnet.train.feature_training import FeatureTrainConfig, leave_one_subject_out, read_feature_folder
+    from sleepnet.io.feature_nights import read_feature_folder
+    from sleepnet.train.feature_training import FeatureTrainConfig, leave_one_subject_out
     from sleepstream.console import agreement_tables
 
     nights = read_feature_folder(args.folder)

@@ -18,8 +18,8 @@ from sleepnet.models.gbm_trees import TreeEnsemble
 from sleepnet.night_context import N_INPUTS, ContextConfig, NightContext
 from sleepnet.preprocess import Preprocessor
 from sleepnet.stages import STAGES
-from sleepnet.train.feature_training import (FeatureTrainConfig, evaluate_nights, isolated_agreement, population_mean,
-                                    read_feature_folder)
+from sleepnet.io.feature_nights import read_feature_folder
+from sleepnet.train.feature_training import FeatureTrainConfig, evaluate_nights, isolated_agreement, population_mean
 from sleepnet.train.sessions import case_codes, isolated_codes
 from sleepnet.train.training import trim_range
 from sleepnet.weights import load_model

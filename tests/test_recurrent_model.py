@@ -321,7 +321,7 @@ def test_gru_training_is_reproducible_from_its_seed():
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder {SHARED_DATA} is absent")
     pytest.importorskip("torch")
-    from sleepnet.train.feature_training import read_feature_night
+    from sleepnet.io.feature_nights import read_feature_night
     from sleepnet.train.gru_training import GruTrainConfig, fit_gru
 
     night = [read_feature_night(SHARED_DATA / "sleep-edf-features" / "SC4012E0.npz")]

@@ -216,7 +216,7 @@ def score_feature_session(model, night, start: int) -> FeatureSession:
     model : FeatureModel
         A feature model (``new_stager()``, ``model_id``).
     night : FeatureNight
-        A night of :func:`sleepnet.train.feature_training.read_feature_folder`.
+        A night of :func:`sleepnet.io.feature_nights.read_feature_folder`.
     start : int
         Session start (epoch index in the night).
 
@@ -357,7 +357,7 @@ def check_never_saw(model, subject: str) -> None:
         When ``metrics.json`` is missing or lists a night of ``subject``.
     """
     from sleepnet.errors import SleepstreamError
-    from sleepnet.train.feature_training import subject_of
+    from sleepnet.io.feature_nights import subject_of
 
     path = Path(model.source) / "metrics.json"
     if not path.is_file():
@@ -387,7 +387,8 @@ def subject0_sessions(model, folder: Path) -> list[FeatureSession]:
     SleepstreamError
         When the model was trained on a night of subject 0 (see :func:`check_never_saw`).
     """
-    from sleepnet.train.feature_training import HELD_OUT_SUBJECT, eval_start, read_feature_folder
+    from sleepnet.io.feature_nights import read_feature_folder
+    from sleepnet.train.feature_training import HELD_OUT_SUBJECT, eval_start
 
     check_never_saw(model, HELD_OUT_SUBJECT)
     nights = [n for n in read_feature_folder(folder) if n.subject == HELD_OUT_SUBJECT]

@@ -35,13 +35,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import optimize, signal
 
 from ..errors import SleepstreamError, parameter
 from ..features import welch_band_means
+from ..io.feature_nights import FeatureNight, read_feature_night
 from ..stages import EPOCH_S, N_STAGES, STAGES
 from .control import JITTER_TAU_S
 from .envelope import fit_envelope_model
@@ -53,9 +53,6 @@ from .parameters import (
     StageSignalParams, SubjectDistribution, default_stage_params, random_subject,
 )
 from .synthesis import synthesise
-
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    from ..train.feature_training import FeatureNight
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +115,7 @@ def data_dir_or_error(data: Path | None) -> Path:
 def load_feature_nights(data: Path) -> list[FeatureNight]:
     """The 20 real nights of ``sleep-edf-features``, trimmed to sleep.
 
-    Read as training reads them (:func:`sleepnet.train.feature_training.read_feature_night`,
-    imported here when the nights are read: the training package brings torch).
+    Read as training reads them (:func:`sleepnet.io.feature_nights.read_feature_night`).
 
     Parameters
     ----------
@@ -134,8 +130,6 @@ def load_feature_nights(data: Path) -> list[FeatureNight]:
         last (:func:`sleepnet.sim.hypnogram_model.trim_to_sleep`); ``subject`` is the
         Sleep-EDF subject number as two digits (SC4<ss><n>E0 -> ``ss``: :func:`subject_number`).
     """
-    from ..train.feature_training import FeatureNight, read_feature_night
-
     nights = []
     for path in sorted((Path(data) / "sleep-edf-features").glob("SC4*E0.npz")):
         night = read_feature_night(path)

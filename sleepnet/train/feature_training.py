@@ -23,9 +23,8 @@ LightGBM (``pip install lightgbm``) is needed to train only; scoring reads its t
 from __future__ import annotations
 
 import logging
-import re
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -34,7 +33,8 @@ import numpy as np
 from ..errors import InputFileError, SleepstreamError
 from ..metrics import Agreement, agreement
 from ..features import feature_transform
-from ..night_context import HOURS_COLUMN, N_BASE, ContextConfig, NightContext
+from ..io.feature_nights import FeatureNight
+from ..night_context import HOURS_COLUMN, ContextConfig, NightContext
 from .training import trim_range
 
 log = logging.getLogger(__name__)
@@ -99,80 +99,6 @@ class FeatureTrainConfig:
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-
-@dataclass(frozen=True, repr=False)
-class FeatureNight:
-    """One labelled night as per-epoch base features.
-
-    Parameters
-    ----------
-    name : str
-        e.g. ``SC4011E0``.
-    subject : str
-        Subject key for subject-wise splits (``01`` for SC4011E0).
-    features : numpy.ndarray
-        (n_epochs, 9) base features (:data:`sleepnet.features.BASE_FEATURE_NAMES`).
-    labels : numpy.ndarray
-        (n_epochs,) 0-4, -1 unscored.
-    scorable : numpy.ndarray
-        (n_epochs,) bool: False where the signal could not be scored (gap, flat...).
-    """
-
-    name: str
-    subject: str
-    features: np.ndarray
-    labels: np.ndarray
-    scorable: np.ndarray = field(default=None)  # type: ignore[assignment]
-
-    def __post_init__(self) -> None:
-        if self.scorable is None:
-            object.__setattr__(self, "scorable", np.ones(len(self.labels), dtype=bool))
-
-    def __repr__(self) -> str:
-        return f"<FeatureNight {self.name} subject {self.subject}: {len(self.labels)} epochs>"
-
-
-def subject_of(name: str) -> str:
-    """Sleep-EDF subject number of a night name (``SC4011E0`` -> ``01``), else the name."""
-    m = re.match(r"S[CT]\d(\d\d)\d", name)
-    return m.group(1) if m else name
-
-
-def read_feature_night(path: str | Path) -> FeatureNight:
-    """One npz of the shared feature format; one-line :class:`InputFileError` when it does not fit."""
-    p = Path(path)
-    try:
-        with np.load(p, allow_pickle=False) as d:
-            if "X" not in d or "y" not in d:
-                raise InputFileError(f"{p}: needs arrays 'X' (n_epochs, 72) and 'y' (n_epochs,); has {sorted(d.files)}")
-            X, y = np.asarray(d["X"]), np.asarray(d["y"])
-    except InputFileError:
-        raise
-    except Exception as exc:
-        raise InputFileError(f"{p}: not a readable npz ({exc.__class__.__name__})") from None
-    if X.ndim != 2 or X.shape[1] < N_BASE or y.ndim != 1 or len(y) != len(X):
-        raise InputFileError(f"{p}: X has shape {X.shape} and y {y.shape}; expected X (n_epochs, 72) "
-                             f"(first {N_BASE} columns: Fpz-Cz base features) and y (n_epochs,)")
-    if not np.issubdtype(X.dtype, np.number) or not np.isfinite(X[:, :N_BASE]).all():
-        raise InputFileError(f"{p}: X holds non-numeric or non-finite feature values")
-    y = y.astype(np.int64)
-    if np.any((y < -1) | (y > 4)):
-        raise InputFileError(f"{p}: y holds values outside 0-4 (W, N1, N2, N3, REM) and -1 (unscored)")
-    if not np.any(y >= 0):
-        raise InputFileError(f"{p}: no scored epoch in y")
-    return FeatureNight(p.stem, subject_of(p.stem), X[:, :N_BASE].astype(np.float64), y)
-
-
-def read_feature_folder(folder: str | Path) -> list[FeatureNight]:
-    """Every ``*.npz`` of ``folder`` (sorted by name); one-line errors for a bad folder or file."""
-    d = Path(folder)
-    if not d.is_dir():
-        raise InputFileError(f"{d}: no such folder of feature nights")
-    paths = sorted(d.glob("*.npz"))
-    if not paths:
-        raise InputFileError(f"{d}: no .npz feature nights in it")
-    return [read_feature_night(p) for p in paths]
 
 
 def nights_from_sources(sources: Sequence, on_night: Callable[[int, int], None] | None = None) -> list[FeatureNight]:

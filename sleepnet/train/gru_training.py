@@ -36,8 +36,9 @@ from ..models.gru import N_GRU_INPUTS, GruModel, GruNets, gru_inputs
 from ..night_context import ContextConfig, NightContext
 from ..preprocess import PreprocessConfig
 from ..stages import N_STAGES
-from .feature_training import (FeatureNight, FeatureTrainConfig, draw_anywhere_start, draw_session_start, fit_trees,
-                               in_memory_model, population_mean)
+from ..io.feature_nights import FeatureNight
+from .feature_training import (FeatureTrainConfig, draw_anywhere_start, draw_session_start, fit_trees, in_memory_model,
+                               population_mean)
 from .training import trim_range
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,8 @@ import numpy as np
 
 from ..metrics import Agreement, agreement
 from ..preprocess import Epoch
-from .feature_training import FeatureNight, eval_start
+from ..io.feature_nights import FeatureNight
+from .feature_training import eval_start
 from .training import trim_range
 
 EPOCHS_PER_HOUR = 120

@@ -59,7 +59,7 @@ def load_feature_nights(args: argparse.Namespace):
     filtered by ``--subjects`` (Sleep-EDF subject numbers)."""
     from sleepnet.train.datasets import parse_subjects
     from sleepnet.errors import SleepstreamError
-    from sleepnet.train.feature_training import read_feature_folder
+    from sleepnet.io.feature_nights import read_feature_folder
 
     nights = read_feature_folder(args.folder or DEFAULT_FEATURES)
     spec = subjects_spec(args)
