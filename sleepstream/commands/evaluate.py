@@ -12,6 +12,15 @@ EXAMPLE = "sleepstream evaluate --dataset simulated --subjects 900-904 --out eva
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``sleepstream evaluate``.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The subcommand's parser: gets the recordings, ``--dataset``, ``--subjects``, ``--folder``,
+        ``--channel``, the simulation and protocol options, ``--weights``, ``--session-start``,
+        ``--out`` and ``--quiet``.
+    """
     p.add_argument("recordings", nargs="*", help="labelled recordings (npz with labels); or use --dataset")
     p.add_argument("--dataset", choices=("features", "sleep-edf", "folder", "simulated"),
                    help="evaluate on these nights instead of files; 'features' = npz feature nights "
@@ -38,7 +47,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def evaluate_feature_nights(args: argparse.Namespace) -> int:
-    """Feature nights: scored by a feature model as live sessions would be."""
+    """Feature nights: scored by a feature model as live sessions would be.
+
+    Each night (:func:`sleepstream.commands.train.load_feature_nights`) is trimmed to 30 min
+    of wake around sleep and scored from a session start 5-60 min before sleep onset
+    (:func:`sleepnet.train.sessions.case_codes`); the agreement per night and pooled is
+    printed unless ``--quiet`` and written to ``--out`` when given.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options of :func:`add_arguments`.
+
+    Returns
+    -------
+    int
+        0 (the exit status).
+
+    Raises
+    ------
+    sleepnet.errors.WeightsError
+        The model needs the raw signal (it does not score from per-epoch features).
+    """
     from rich.console import Console
 
     import numpy as np
@@ -76,6 +106,24 @@ def evaluate_feature_nights(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Score labelled recordings (files or ``--dataset``) and report the agreement per recording and pooled.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options of :func:`add_arguments`.
+
+    Returns
+    -------
+    int
+        0 (the exit status); errors are raised.
+
+    Raises
+    ------
+    sleepnet.errors.SleepstreamError
+        Neither recordings nor ``--dataset`` given, a recording without labels, or any
+        error of reading the nights or the weights.
+    """
     import numpy as np
     from rich.console import Console
     from rich.table import Table

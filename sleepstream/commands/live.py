@@ -21,6 +21,15 @@ EXAMPLE = "sleepstream live --stream-name sleepstream-replay --out night.tsv"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``sleepstream live``.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The subcommand's parser: gets which stream, which channel and its units, the model,
+        the outputs (hypnogram file, LSL outlets, screen, log or JSON status), the gate and
+        the LSL configuration.
+    """
     g = p.add_argument_group("which stream (none given: the first stream of type EEG)")
     g.add_argument("--stream-name", help="LSL stream name")
     g.add_argument("--stream-type", help="LSL stream type (e.g. EEG)")
@@ -120,7 +129,19 @@ FLAGS = {"channel_index": "--channel-index", "units": "--units", "epochs": "--ep
 
 
 def session_options(args: argparse.Namespace) -> "SessionOptions":
-    """The live session these arguments ask for (the gate's rules parsed here)."""
+    """The live session these arguments ask for (the gate's rules parsed here).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options of :func:`add_arguments`.
+
+    Returns
+    -------
+    scorer.session.SessionOptions
+        The options of :class:`scorer.session.LiveSession`, with the gate's rule
+        (:func:`scorer.gate.rules.parse_rule`) when ``--gate`` is given.
+    """
     from scorer.session import SessionOptions
     from streamer.resolve import StreamQuery
 
@@ -140,6 +161,27 @@ def session_options(args: argparse.Namespace) -> "SessionOptions":
 
 
 def run(args: argparse.Namespace) -> int:
+    """Score the live stream until it ends, ``--epochs`` are scored or Ctrl-C; print the summary.
+
+    Configures LSL, checks the hypnogram file, opens the session
+    (:class:`scorer.session.LiveSession`), runs it with no log line or screen frame blocking
+    the loop, releases it, then prints the session's summary.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options of :func:`add_arguments`.
+
+    Returns
+    -------
+    int
+        0 (the exit status); errors are raised.
+
+    Raises
+    ------
+    streamer.errors.StreamNotFoundError
+        No matching stream found in ``--timeout`` seconds (with a hint on the LSL configuration).
+    """
     from sleepstream.lsl_config import configure_lsl
 
     lsl = configure_lsl(network=args.network, session_id=args.session_id)

@@ -19,6 +19,15 @@ CHUNK_EPOCHS = 120  # samples are fed to the same preprocessor/scorer in 1-h chu
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``sleepstream score``.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The subcommand's parser: gets the recording(s), ``--hypnogram``, ``--channel``,
+        ``--normalized``, ``--out``, ``--weights``, ``--session-start``, ``--quiet`` and the
+        archive options (:func:`sleepstream.commands.score_archive.add_arguments`).
+    """
     p.add_argument("recording", nargs="+",
                    help="recording file: .npz (continuous or windowed), .edf or .bdf; several files, a folder, "
                         "a quoted glob or @FILE (a text file listing recordings) score an archive into --out DIR")
@@ -44,6 +53,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Score one recording into a stage CSV (and metrics when labels are known), or an archive.
+
+    Several recordings, a folder, a glob or an @list go to
+    :func:`sleepstream.commands.score_archive.run`. One recording is fed through the live
+    path's preprocessor and stager in chunks of :data:`CHUNK_EPOCHS` epochs.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options of :func:`add_arguments`.
+
+    Returns
+    -------
+    int
+        0 when the recording was scored; for an archive, the status of
+        :func:`sleepstream.commands.score_archive.run`.
+
+    Raises
+    ------
+    sleepnet.errors.SleepstreamError
+        ``--session-start`` with an archive; a recording shorter than one 30-s epoch or with
+        no scorable epoch (:class:`sleepnet.errors.InputFileError`); any error of reading the
+        recording, the hypnogram or the weights, or of writing the outputs.
+    """
     if score_archive.wanted(args):
         if getattr(args, "session_start", None) is not None:
             from sleepnet.errors import SleepstreamError

@@ -15,6 +15,15 @@ DEFAULT_SUBJECTS = {"features": "1-9", "sleep-edf": "0-19", "folder": None, "sim
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``sleepstream train``.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The subcommand's parser: gets ``--kind``, ``--dataset``, ``--subjects``, ``--folder``,
+        ``--features``, ``--channel``, the simulation and training settings, ``--out``,
+        ``--model-id`` and ``--quiet``.
+    """
     p.add_argument("--kind", choices=("feature-gbm", "gru", "ensemble", "cnn-lstm"), default="feature-gbm",
                    help="model kind: gradient-boosted trees over causal spectral features and night context "
                         "(needs `pip install lightgbm` to train); a causal GRU over the night's feature sequence "
@@ -51,12 +60,40 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def subjects_spec(args: argparse.Namespace) -> str | None:
+    """The ``--subjects`` given, else the dataset's default (:data:`DEFAULT_SUBJECTS`).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options of :func:`add_arguments`.
+
+    Returns
+    -------
+    str or None
+        A subject spec such as ``1-9``; None for every night of a folder.
+    """
     return args.subjects if args.subjects is not None else DEFAULT_SUBJECTS.get(args.dataset)
 
 
 def load_feature_nights(args: argparse.Namespace):
     """The npz feature nights of ``--folder`` (default: the shared Sleep-EDF features),
-    filtered by ``--subjects`` (Sleep-EDF subject numbers)."""
+    filtered by ``--subjects`` (Sleep-EDF subject numbers).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options of :func:`add_arguments`.
+
+    Returns
+    -------
+    list of sleepnet.io.feature_nights.FeatureNight
+        The nights of those subjects, in file-name order.
+
+    Raises
+    ------
+    sleepnet.errors.SleepstreamError
+        A bad folder or file, or no night of the subjects asked for.
+    """
     from sleepnet.train.datasets import parse_subjects
     from sleepnet.errors import SleepstreamError
     from sleepnet.io.feature_nights import read_feature_folder
@@ -73,6 +110,23 @@ def load_feature_nights(args: argparse.Namespace):
 
 
 def load_nights(args: argparse.Namespace):
+    """The raw labelled nights of ``--dataset`` (Sleep-EDF through MNE, a folder, or simulated).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options of :func:`add_arguments`.
+
+    Returns
+    -------
+    list of sleepnet.train.datasets.NightSource
+        The nights of the subjects of :func:`subjects_spec` (every night of a folder).
+
+    Raises
+    ------
+    sleepnet.errors.SleepstreamError
+        ``--dataset folder`` without ``--folder``, or ``--dataset features`` (no raw signal).
+    """
     from sleepnet.train.datasets import folder_nights, parse_subjects, simulated_nights, sleep_edf_nights
     from sleepnet.errors import SleepstreamError
 
@@ -90,7 +144,25 @@ def load_nights(args: argparse.Namespace):
 
 def feature_nights_for(args: argparse.Namespace, update):
     """The training nights as per-epoch features: npz feature nights, or raw nights
-    through our own preprocessing."""
+    through our own preprocessing.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options of :func:`add_arguments`.
+    update : callable
+        The progress bar's ``update(what, done, total)``, told of each raw night's features.
+
+    Returns
+    -------
+    list of sleepnet.io.feature_nights.FeatureNight
+        The training nights.
+
+    Raises
+    ------
+    sleepnet.errors.SleepstreamError
+        No nights to train on, or any error of reading them.
+    """
     from sleepnet.errors import SleepstreamError
     from sleepnet.train.feature_training import nights_from_sources
 
@@ -107,7 +179,24 @@ PROTOCOL = {"split": "subject-wise", "trim": "30 min of wake before the first an
 
 
 def train_feature_model(args: argparse.Namespace, out: Path, console) -> int:
-    """Feature nights (or raw nights through our own features) -> a feature-gbm folder."""
+    """Feature nights (or raw nights through our own features) -> a feature-gbm folder.
+
+    Writes the model and its ``metrics.json`` (nights, settings, protocol) into ``out``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options of :func:`add_arguments`.
+    out : pathlib.Path
+        The weights folder to write (checked by :func:`check_out_folder`).
+    console : rich.console.Console
+        Where the closing line goes (nothing with ``--quiet``).
+
+    Returns
+    -------
+    int
+        0 (the exit status); errors are raised.
+    """
     from sleepnet.models.feature_gbm import save_feature_model
     from sleepnet.train.feature_training import FeatureTrainConfig, fit_trees
     from sleepstream.console import progress_bar
@@ -138,7 +227,25 @@ def train_feature_model(args: argparse.Namespace, out: Path, console) -> int:
 
 def train_recurrent_model(args: argparse.Namespace, out: Path, console) -> int:
     """Feature nights -> a ``gru`` folder, or an ``ensemble`` folder holding a GBM
-    (``gbm/``) and a GRU (``gru/``) trained for sessions that start anywhere."""
+    (``gbm/``) and a GRU (``gru/``) trained for sessions that start anywhere.
+
+    Writes the model(s) and ``metrics.json`` into ``out``; for an ensemble, the GBM's
+    weight is chosen on folds of the training nights.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options of :func:`add_arguments`.
+    out : pathlib.Path
+        The weights folder to write (checked by :func:`check_out_folder`).
+    console : rich.console.Console
+        Where the closing line goes (nothing with ``--quiet``).
+
+    Returns
+    -------
+    int
+        0 (the exit status); errors are raised.
+    """
     from sleepnet.models.ensemble import save_ensemble_config
     from sleepnet.models.feature_gbm import save_feature_model
     from sleepnet.models.gru import save_gru_model
@@ -194,7 +301,19 @@ def train_recurrent_model(args: argparse.Namespace, out: Path, console) -> int:
 
 
 def check_out_folder(out: Path) -> None:
-    """Fail before any training, with one line, when the weights folder cannot be made."""
+    """Fail before any training, with one line, when the weights folder cannot be made.
+
+    Parameters
+    ----------
+    out : pathlib.Path
+        The weights folder to write: a folder, or a path whose nearest existing parent is a
+        writable folder.
+
+    Raises
+    ------
+    sleepnet.errors.SleepstreamError
+        ``out`` exists and is not a folder, or cannot be made there.
+    """
     import os
 
     from sleepnet.errors import SleepstreamError
@@ -209,6 +328,27 @@ def check_out_folder(out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train a model of ``--kind`` on the nights of ``--dataset`` and write its weights folder.
+
+    The feature kinds go to :func:`train_feature_model` and :func:`train_recurrent_model`;
+    the CNN-LSTM trains with a subject-wise validation split for early stopping.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options of :func:`add_arguments`.
+
+    Returns
+    -------
+    int
+        0 (the exit status); errors are raised.
+
+    Raises
+    ------
+    sleepnet.errors.SleepstreamError
+        A bad ``--out``, ``--val-fraction`` outside [0, 1), ``--max-passes`` below 1,
+        ``--features`` other than base for gru/ensemble, or no nights to train on.
+    """
     from rich.console import Console
 
     from sleepnet.errors import SleepstreamError
