@@ -25,7 +25,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class NightSource:
-    """A labelled recording and the subject it belongs to (for subject-wise splits)."""
+    """A labelled recording and the subject it belongs to (for subject-wise splits).
+
+    Parameters
+    ----------
+    recording : Recording
+        The night's EEG (µV) with its per-epoch stage labels.
+    subject : str
+        Subject key for subject-wise splits (``01`` for SC4011E0, ``sim003`` for a simulated one).
+    name : str
+        The night's name (``SC4011E0``, a file stem, ``sim-s0-003``).
+    """
 
     recording: Recording
     subject: str
@@ -69,7 +79,29 @@ def parse_subjects(subjects: str) -> list[int]:
 
 def sleep_edf_nights(subjects: list[int], recordings: tuple[int, ...] = (1, 2),
                      channel: str = DEFAULT_CHANNEL, path: str | None = None) -> list[NightSource]:
-    """Download (once) and read Sleep-EDF cassette nights through MNE."""
+    """Download (once) and read Sleep-EDF cassette nights through MNE.
+
+    Parameters
+    ----------
+    subjects : list of int
+        Sleep-EDF cassette subject numbers.
+    recordings : tuple of int
+        Which of each subject's nights (1, 2).
+    channel : str
+        EEG channel to read (:data:`sleepnet.io.derivations.DEFAULT_CHANNEL` by default).
+    path : str, optional
+        MNE's data folder; None: MNE's default.
+
+    Returns
+    -------
+    list of NightSource
+        One per night MNE has, labelled from its hypnogram.
+
+    Raises
+    ------
+    SleepstreamError
+        The download failed (no internet, PhysioNet down...), or a file could not be read.
+    """
     from mne.datasets.sleep_physionet.age import fetch_data
 
     try:
@@ -86,7 +118,28 @@ def sleep_edf_nights(subjects: list[int], recordings: tuple[int, ...] = (1, 2),
 
 
 def folder_nights(folder: str | Path, channel: str = DEFAULT_CHANNEL) -> list[NightSource]:
-    """EDF/BDF recordings in ``folder`` paired with their hypnograms."""
+    """EDF/BDF recordings in ``folder`` paired with their hypnograms.
+
+    A recording's hypnogram is the file starting with its stem (``-PSG`` dropped), else the
+    one sharing its first six characters; a recording without one is skipped with a warning.
+
+    Parameters
+    ----------
+    folder : str or pathlib.Path
+        The folder of recordings and hypnograms.
+    channel : str
+        EEG channel to read (:data:`sleepnet.io.derivations.DEFAULT_CHANNEL` by default).
+
+    Returns
+    -------
+    list of NightSource
+        One per paired recording, by file name; Sleep-EDF names give the subject number.
+
+    Raises
+    ------
+    InputFileError
+        ``folder`` is not a folder or holds no recording with a matching hypnogram.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise InputFileError(f"{folder}: no such folder")
@@ -111,7 +164,22 @@ def folder_nights(folder: str | Path, channel: str = DEFAULT_CHANNEL) -> list[Ni
 
 
 def simulated_nights(subjects: list[int], hours: float = 8.0, seed: int = 0) -> list[NightSource]:
-    """One simulated night per subject number; subject k is always the same person."""
+    """One simulated night per subject number; subject k is always the same person.
+
+    Parameters
+    ----------
+    subjects : list of int
+        Simulated subject numbers.
+    hours : float
+        Length of each night in hours.
+    seed : int
+        Seeds the subjects and their nights.
+
+    Returns
+    -------
+    list of NightSource
+        One labelled Fpz-Cz night per subject (subject ``sim<k>``).
+    """
     from ..sim.night import simulate_night
     from ..sim.parameters import random_subject
 
