@@ -45,7 +45,19 @@ N_LAGS = 4
 
 
 def input_names(feature_names: tuple[str, ...] = BASE_FEATURE_NAMES) -> tuple[str, ...]:
-    """The names of a row's inputs for features named ``feature_names``."""
+    """The names of a row's inputs for features named ``feature_names``.
+
+    Parameters
+    ----------
+    feature_names : tuple of str
+        The per-epoch features (:data:`sleepnet.features.BASE_FEATURE_NAMES` by default).
+
+    Returns
+    -------
+    tuple of str
+        ``cur_<f>`` for each feature, ``lag<k>_<f>`` for k = 1-4, ``rel_<f>`` (the feature
+        minus the night's baseline), then ``hours`` and ``night_weight``.
+    """
     return (tuple(f"cur_{n}" for n in feature_names)
             + tuple(f"lag{k}_{n}" for k in range(1, N_LAGS + 1) for n in feature_names)
             + tuple(f"rel_{n}" for n in feature_names)
@@ -109,17 +121,28 @@ class ContextConfig:
 
     @property
     def feature_names(self) -> tuple[str, ...]:
+        """The names of the per-epoch features of :attr:`feature_set`."""
         return FEATURE_SETS[self.feature_set]
 
     @property
     def input_names(self) -> tuple[str, ...]:
+        """The names of a row's inputs (:func:`input_names` of :attr:`feature_names`)."""
         return input_names(self.feature_names)
 
     @property
     def n_inputs(self) -> int:
+        """The length of a model row."""
         return len(self.input_names)
 
     def as_dict(self) -> dict:
+        """The config as a model folder's ``config.json`` holds it.
+
+        Returns
+        -------
+        dict
+            ``pop_mean``, ``shrink_epochs``, ``n_lags`` and ``inputs``; ``feature_set`` when
+            it is not ``base`` (folders of the base set stay as they were).
+        """
         d = {"pop_mean": list(self.pop_mean), "shrink_epochs": self.shrink_epochs,
              "n_lags": N_LAGS, "inputs": list(self.input_names)}
         if self.feature_set != "base":          # folders of the base set stay as they were
@@ -128,6 +151,25 @@ class ContextConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ContextConfig":
+        """The config of a model folder's ``config.json`` (:meth:`as_dict`), checked against this code.
+
+        Parameters
+        ----------
+        d : dict
+            ``pop_mean`` and ``shrink_epochs``; ``feature_set``, ``n_lags`` and ``inputs``
+            when present must match this code's night context.
+
+        Returns
+        -------
+        ContextConfig
+            The config.
+
+        Raises
+        ------
+        ValueError
+            An unknown feature set, inputs or lags that differ from this code's, or a
+            ``pop_mean`` of the wrong length.
+        """
         fset = str(d.get("feature_set", "base"))
         if fset not in FEATURE_SETS:
             raise ValueError(f"unknown feature set {fset!r} (this code reads {', '.join(FEATURE_SETS)})")
@@ -183,7 +225,13 @@ class NightContext:
 
     def skip(self, n_epochs: int) -> None:
         """``n_epochs`` passed unseen (a scorer down while the night went on): the clock
-        moves on and the lags break; the baseline keeps what it had."""
+        moves on and the lags break; the baseline keeps what it had.
+
+        Parameters
+        ----------
+        n_epochs : int
+            Epochs (30 s each) that passed; 0 or less changes nothing.
+        """
         if n_epochs > 0:
             self.n_epochs += int(n_epochs)
             self._lags.clear()
@@ -194,12 +242,34 @@ class NightContext:
         self._lags.clear()
 
     def features(self, base: np.ndarray) -> np.ndarray:
-        """The config's features of (n, 9) base features (the base ones as they are)."""
+        """The config's features of (n, 9) base features (the base ones as they are).
+
+        Parameters
+        ----------
+        base : numpy.ndarray
+            (n, 9) or (9,) base features (:data:`sleepnet.features.BASE_FEATURE_NAMES`).
+
+        Returns
+        -------
+        numpy.ndarray
+            (n, n_features) float64 features of the config's feature set.
+        """
         return feature_transform(self.config.feature_set, np.asarray(base, dtype=np.float64).reshape(-1, N_BASE))
 
     def row(self, features: np.ndarray) -> np.ndarray:
         """The model row for a scorable epoch with base ``features`` (9,), then take the
-        epoch into the night (lags, baseline, clock)."""
+        epoch into the night (lags, baseline, clock).
+
+        Parameters
+        ----------
+        features : numpy.ndarray
+            (9,) base features of the epoch.
+
+        Returns
+        -------
+        numpy.ndarray
+            (:attr:`ContextConfig.n_inputs`,) the row, laid out as :func:`input_names`.
+        """
         return self._row(self.features(features)[0])
 
     def _row(self, f: np.ndarray) -> np.ndarray:
@@ -219,7 +289,20 @@ class NightContext:
 
     def rows_for_night(self, features: np.ndarray, scorable: np.ndarray | None = None) -> np.ndarray:
         """Rows for a whole night of (n, 9) base features fed in order (NaN rows where an
-        epoch is not scorable)."""
+        epoch is not scorable).
+
+        Parameters
+        ----------
+        features : numpy.ndarray
+            (n, 9) base features, one row per 30-s epoch.
+        scorable : numpy.ndarray, optional
+            (n,) bool: False where an epoch is not scorable; None: every epoch is.
+
+        Returns
+        -------
+        numpy.ndarray
+            (n, :attr:`ContextConfig.n_inputs`) rows; all NaN for an unscorable epoch.
+        """
         F = np.asarray(features, dtype=np.float64)
         ok = np.ones(len(F), dtype=bool) if scorable is None else np.asarray(scorable, dtype=bool)
         out = np.full((len(F), self._n_inputs), np.nan)
@@ -234,7 +317,18 @@ class NightContext:
     def isolated_rows(self, features: np.ndarray) -> np.ndarray:
         """Rows for (n, 9) base features of epochs each seen alone, as a FRESH context
         would make them (no lags, population baseline, hour 0, or no hour without a
-        clock); this context is left untouched."""
+        clock); this context is left untouched.
+
+        Parameters
+        ----------
+        features : numpy.ndarray
+            (n, 9) base features.
+
+        Returns
+        -------
+        numpy.ndarray
+            (n, :attr:`ContextConfig.n_inputs`) rows.
+        """
         F = self.features(features)
         pop = np.broadcast_to(self._pop, F.shape)
         zeros = np.zeros((len(F), 2))
@@ -244,12 +338,29 @@ class NightContext:
 
     # -- restart --------------------------------------------------------------------------
     def state(self) -> dict:
-        """Everything needed to carry on after a restart, as plain JSON-able values."""
+        """Everything needed to carry on after a restart, as plain JSON-able values.
+
+        Returns
+        -------
+        dict
+            ``version``, ``n_scored``, ``n_epochs``, the baseline's ``sum`` and the ``lags``.
+        """
         return {"version": STATE_VERSION, "n_scored": self.n_scored, "n_epochs": self.n_epochs,
                 "sum": [float(v) for v in self._sum], "lags": [[float(v) for v in f] for f in self._lags]}
 
     def restore(self, state: dict) -> None:
-        """Carry on from :meth:`state` (raises ValueError on a state of another shape)."""
+        """Carry on from :meth:`state` (raises ValueError on a state of another shape).
+
+        Parameters
+        ----------
+        state : dict
+            What :meth:`state` gave.
+
+        Raises
+        ------
+        ValueError
+            A state of another version or shape.
+        """
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"night state version {state.get('version')!r}, this code reads {STATE_VERSION}")
         s = np.asarray(state["sum"], dtype=np.float64)
