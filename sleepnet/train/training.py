@@ -49,8 +49,20 @@ ProgressFn = Callable[[str, int, int], None]
 class PreparedNight:
     """A night ready for training: model-ready epochs and the targets inside the trim.
 
-    data: (n_epochs, n_times) float32 model units. labels: (n_epochs,) int8.
-    scorable: (n_epochs,) bool. first/last: the trimmed range of target epochs [first, last).
+    Parameters
+    ----------
+    name : str
+        The night's name.
+    subject : str
+        Subject key for subject-wise splits.
+    data : numpy.ndarray
+        (n_epochs, n_times) float32 model units.
+    labels : numpy.ndarray
+        (n_epochs,) int8 stage codes, -1 unscored.
+    scorable : numpy.ndarray
+        (n_epochs,) bool.
+    first, last : int
+        The trimmed range of target epochs [first, last).
     """
 
     name: str
@@ -62,6 +74,13 @@ class PreparedNight:
     last: int
 
     def targets(self) -> np.ndarray:
+        """The training targets inside the trim.
+
+        Returns
+        -------
+        numpy.ndarray
+            (last - first,) int64 stage codes; -1 where unscored or not scorable.
+        """
         y = self.labels[self.first:self.last].astype(np.int64)
         ok = (y >= 0) & self.scorable[self.first:self.last]
         return np.where(ok, y, UNSCORED)
@@ -69,6 +88,40 @@ class PreparedNight:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """Settings of CNN-LSTM training (the protocol of :mod:`sleepnet.train.training`).
+
+    Parameters
+    ----------
+    max_passes : int
+        Passes over the training blocks at most.
+    patience : int
+        Passes without a validation gain before stopping.
+    batch_blocks : int
+        Blocks per optimisation step.
+    block_targets : int
+        Target epochs (K) per block: a block holds 4 + K consecutive epochs.
+    learning_rate : float
+        Adam's learning rate.
+    weight_decay : float
+        Adam's weight decay.
+    amplitude_jitter : float
+        j: each block scaled by exp(U(-j, j)) in training; 0: none.
+    spectral_tilt : float
+        t: each block's spectrum multiplied by (f / 10 Hz) ** U(-t, t); 0: none.
+    seed : int
+        Seeds torch and the block order.
+    max_minutes : float, optional
+        Stop after this much training time (minutes); None: no limit.
+    label_position : int
+        The window epoch whose stage is learnt (0 to ``SEQ_LEN - 1``); the last (the
+        default) is causal.
+
+    Raises
+    ------
+    ValueError
+        ``label_position`` outside the window.
+    """
+
     max_passes: int = 30
     patience: int = 4
     batch_blocks: int = 8
@@ -87,7 +140,21 @@ class TrainConfig:
 
 
 def trim_range(labels: np.ndarray, wake_epochs: int = TRIM_WAKE_EPOCHS) -> tuple[int, int]:
-    """[first, last) epochs kept: sleep plus ``wake_epochs`` of wake either side."""
+    """[first, last) epochs kept: sleep plus ``wake_epochs`` of wake either side.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        (n_epochs,) stage codes (0 wake, 1-4 sleep, -1 unscored).
+    wake_epochs : int
+        Wake epochs (30 s each) kept before the first and after the last sleep epoch
+        (:data:`TRIM_WAKE_EPOCHS`: 30 min).
+
+    Returns
+    -------
+    tuple of int
+        (first, last); the whole night when it holds no sleep epoch.
+    """
     sleep = np.flatnonzero(labels > 0)
     if not len(sleep):
         return 0, len(labels)
@@ -95,6 +162,25 @@ def trim_range(labels: np.ndarray, wake_epochs: int = TRIM_WAKE_EPOCHS) -> tuple
 
 
 def prepare_night(src: NightSource, preprocess: PreprocessConfig) -> PreparedNight:
+    """A labelled night through the live path's causal preprocessor, trimmed for training.
+
+    Parameters
+    ----------
+    src : NightSource
+        The labelled night.
+    preprocess : PreprocessConfig
+        The preprocessing the model is trained with.
+
+    Returns
+    -------
+    PreparedNight
+        Its epochs in model units, labels, scorable flags and trim (:func:`trim_range`).
+
+    Raises
+    ------
+    ValueError
+        The recording has no labels.
+    """
     rec = src.recording
     if rec.labels is None:
         raise ValueError(f"{rec.source}: no labels")
@@ -119,6 +205,22 @@ def window_indices(first: int, k: int, n_epochs: int, label_position: int = SEQ_
     ``first + j``: with the default (last) the window is that epoch and the four before
     it; with 2 (centred) it also holds the two after it. Indices outside the night are
     clipped, i.e. padded by repeating its first (or last) epoch.
+
+    Parameters
+    ----------
+    first : int
+        The first target epoch of the block.
+    k : int
+        Target epochs in the block.
+    n_epochs : int
+        Epochs in the night.
+    label_position : int
+        The window epoch whose stage is learnt (the last by default).
+
+    Returns
+    -------
+    numpy.ndarray
+        (SEQ_LEN - 1 + k,) epoch indices into the night.
     """
     after = SEQ_LEN - 1 - label_position
     return np.clip(np.arange(first - label_position, first + k + after), 0, n_epochs - 1)
@@ -142,7 +244,20 @@ def _block_batch(nights: Sequence[PreparedNight], blocks: Sequence[tuple[int, in
 
 
 def block_logits(net: CausalSleepNet, x: torch.Tensor) -> torch.Tensor:
-    """(B, SEQ_LEN-1+k, 1, T) -> logits (B, k, classes): each epoch encoded once."""
+    """(B, SEQ_LEN-1+k, 1, T) -> logits (B, k, classes): each epoch encoded once.
+
+    Parameters
+    ----------
+    net : CausalSleepNet
+        The network.
+    x : torch.Tensor
+        (B, SEQ_LEN - 1 + k, 1, T) blocks of epochs in model units.
+
+    Returns
+    -------
+    torch.Tensor
+        (B, k, classes) logits of the k windows of each block.
+    """
     b, L = x.shape[:2]
     emb = net.encode(x.reshape(b * L, *x.shape[2:])).reshape(b, L, -1)
     win = emb.unfold(1, SEQ_LEN, 1).permute(0, 1, 3, 2)  # (B, k, SEQ_LEN, emb)
@@ -158,6 +273,20 @@ def tilt_spectra(x: torch.Tensor, exponents: np.ndarray, sfreq_hz: float) -> tor
     fast activity, so the network cannot lean on a simulator's exact spectral slope or
     muscle-noise level and has to use the structured cues (alpha, spindles, slow waves,
     K-complexes, eye movements) that real EEG shares with the simulation.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        (B, L, 1, T) blocks in model units.
+    exponents : numpy.ndarray
+        (B,) one exponent per block.
+    sfreq_hz : float
+        The epochs' sampling rate in Hz.
+
+    Returns
+    -------
+    torch.Tensor
+        The tilted blocks, shaped as ``x``.
     """
     n = x.shape[-1]
     f = torch.fft.rfftfreq(n, d=1.0 / sfreq_hz).clamp(min=0.5)
@@ -167,6 +296,18 @@ def tilt_spectra(x: torch.Tensor, exponents: np.ndarray, sfreq_hz: float) -> tor
 
 
 def class_weights(nights: Sequence[PreparedNight]) -> torch.Tensor:
+    """Class-balanced loss weights: inverse class frequency of the nights' targets.
+
+    Parameters
+    ----------
+    nights : sequence of PreparedNight
+        The training nights.
+
+    Returns
+    -------
+    torch.Tensor
+        (N_STAGES,) float32 weights with mean 1 over the stages present; 0 for a stage absent.
+    """
     y = np.concatenate([nt.targets() for nt in nights])
     counts = np.bincount(y[y >= 0], minlength=N_STAGES).astype(float)
     w = np.where(counts > 0, counts.sum() / (N_STAGES * np.maximum(counts, 1)), 0.0)
@@ -179,7 +320,24 @@ def windowed_stage_codes(net: CausalSleepNet, data: np.ndarray, scorable: np.nda
     """Stage codes (-1 where not scorable) of a whole night, each epoch from the window
     that holds it at ``label_position`` (:func:`window_indices`); for a model trained with
     a label position other than the last, which :class:`SequenceScorer` cannot run.
-    data: (n_epochs, n_times) model units. No context restart at unscorable epochs."""
+    No context restart at unscorable epochs.
+
+    Parameters
+    ----------
+    net : CausalSleepNet
+        The network.
+    data : numpy.ndarray
+        (n_epochs, n_times) model units.
+    scorable : numpy.ndarray
+        (n_epochs,) bool.
+    label_position : int
+        The window epoch whose stage the network was trained on.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n_epochs,) stage codes, -1 where not scorable.
+    """
     idx = window_indices(0, len(data), len(data), label_position)
     x = torch.from_numpy(np.ascontiguousarray(data[idx]))[None, :, None, :]
     codes = block_logits(net, x)[0].argmax(dim=1).numpy()
@@ -189,7 +347,23 @@ def windowed_stage_codes(net: CausalSleepNet, data: np.ndarray, scorable: np.nda
 def evaluate_prepared(model: LoadedModel, nights: Sequence[PreparedNight],
                       label_position: int = SEQ_LEN - 1) -> tuple[Agreement, list[Agreement]]:
     """Score each night exactly as inference does (SequenceScorer) and compare in the trim;
-    another ``label_position`` scores with :func:`windowed_stage_codes` instead."""
+    another ``label_position`` scores with :func:`windowed_stage_codes` instead.
+
+    Parameters
+    ----------
+    model : object
+        The CNN-LSTM as loaded from a weights folder (its ``net`` is scored).
+    nights : sequence of PreparedNight
+        The nights to score.
+    label_position : int
+        The window epoch whose stage the network was trained on.
+
+    Returns
+    -------
+    tuple
+        (pooled :class:`~sleepnet.metrics.Agreement`, list of one Agreement per night),
+        both inside each night's trim.
+    """
     from ..preprocess import Epoch
 
     per, yt, yp = [], [], []
@@ -210,7 +384,29 @@ def evaluate_prepared(model: LoadedModel, nights: Sequence[PreparedNight],
 def train(train_nights: Sequence[PreparedNight], val_nights: Sequence[PreparedNight],
           model_config: ModelConfig, preprocess: PreprocessConfig, cfg: TrainConfig,
           progress: ProgressFn | None = None) -> tuple[CausalSleepNet, dict]:
-    """Train with early stopping on validation macro-F1; returns the best net and a history."""
+    """Train with early stopping on validation macro-F1; returns the best net and a history.
+
+    Parameters
+    ----------
+    train_nights : sequence of PreparedNight
+        The training nights.
+    val_nights : sequence of PreparedNight
+        The validation nights (early stopping); empty: the training loss decides.
+    model_config : ModelConfig
+        The network's shape.
+    preprocess : PreprocessConfig
+        The preprocessing the nights went through (its sampling rate tilts the spectra).
+    cfg : TrainConfig
+        The training settings.
+    progress : callable, optional
+        ``progress(what, done, total)`` after each step.
+
+    Returns
+    -------
+    tuple
+        (the network of the best pass, in eval mode; a dict with ``best_pass``, the
+        per-pass ``history``, ``class_weights``, ``n_parameters`` and ``train_config``).
+    """
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     net = CausalSleepNet(model_config)
@@ -270,7 +466,22 @@ def train(train_nights: Sequence[PreparedNight], val_nights: Sequence[PreparedNi
 
 def split_by_subject(nights: Sequence[NightSource], val_fraction: float, seed: int
                      ) -> tuple[list[NightSource], list[NightSource]]:
-    """Hold out whole subjects for validation."""
+    """Hold out whole subjects for validation.
+
+    Parameters
+    ----------
+    nights : sequence of NightSource
+        The labelled nights.
+    val_fraction : float
+        Share of the subjects held out (at least one when there are two or more subjects).
+    seed : int
+        Seeds the choice of subjects.
+
+    Returns
+    -------
+    tuple of list
+        (training nights, validation nights).
+    """
     subjects = sorted({n.subject for n in nights})
     rng = np.random.default_rng(seed)
     n_val = max(1, int(round(len(subjects) * val_fraction))) if len(subjects) > 1 else 0
