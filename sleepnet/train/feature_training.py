@@ -92,18 +92,50 @@ class FeatureTrainConfig:
         return "unknown" if self.unknown_clock else "lights-off"
 
     def lgb_params(self) -> dict:
+        """LightGBM's parameters for these settings (multiclass over the five stages, deterministic).
+
+        Returns
+        -------
+        dict
+            The parameters ``lightgbm.train`` takes.
+        """
         return {"objective": "multiclass", "num_class": 5, "learning_rate": self.learning_rate,
                 "num_leaves": self.num_leaves, "min_data_in_leaf": self.min_data_in_leaf,
                 "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 1.0,
                 "num_threads": self.threads, "verbose": -1, "seed": self.seed, "deterministic": True}
 
     def as_dict(self) -> dict:
+        """The settings by field name (written into a model's ``metrics.json``).
+
+        Returns
+        -------
+        dict
+            One entry per field.
+        """
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
 def nights_from_sources(sources: Sequence, on_night: Callable[[int, int], None] | None = None) -> list[FeatureNight]:
     """Raw labelled nights (:class:`sleepnet.train.datasets.NightSource`) through the one
-    preprocessing path: the same epochs and features batch and live scoring make."""
+    preprocessing path: the same epochs and features batch and live scoring make.
+
+    Parameters
+    ----------
+    sources : sequence of NightSource
+        The labelled raw nights.
+    on_night : callable, optional
+        ``on_night(done, total)`` after each night.
+
+    Returns
+    -------
+    list of FeatureNight
+        One per source, with its scorable flags; labels beyond the recording's are -1.
+
+    Raises
+    ------
+    InputFileError
+        A night shorter than one 30-s epoch, or with no scored epoch with a scorable signal.
+    """
     from ..preprocess import Preprocessor
 
     out = []
@@ -126,7 +158,20 @@ def nights_from_sources(sources: Sequence, on_night: Callable[[int, int], None] 
 
 
 def population_mean(nights: Sequence[FeatureNight], feature_set: str = "base") -> tuple[float, ...]:
-    """Mean features of ``feature_set`` over the trimmed, scored, scorable epochs of ``nights``."""
+    """Mean features of ``feature_set`` over the trimmed, scored, scorable epochs of ``nights``.
+
+    Parameters
+    ----------
+    nights : sequence of FeatureNight
+        The labelled nights.
+    feature_set : str
+        ``base`` or ``scale-free`` (:data:`sleepnet.features.FEATURE_SETS`).
+
+    Returns
+    -------
+    tuple of float
+        One mean per feature of the set (the night context's ``pop_mean``).
+    """
     parts = []
     for n in nights:
         a, b = trim_range(n.labels)
@@ -136,7 +181,20 @@ def population_mean(nights: Sequence[FeatureNight], feature_set: str = "base") -
 
 
 def draw_session_start(labels: np.ndarray, rng: np.random.Generator) -> int:
-    """Session start: 5-60 min before the first sleep epoch, at random (epoch index >= 0)."""
+    """Session start: 5-60 min before the first sleep epoch, at random (epoch index >= 0).
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        (n_epochs,) stage codes of the night.
+    rng : numpy.random.Generator
+        Draws the start.
+
+    Returns
+    -------
+    int
+        The epoch index of the session start.
+    """
     sleep = np.flatnonzero(labels > 0)
     onset = int(sleep[0]) if len(sleep) else 0
     lo, hi = (int(m * EPOCHS_PER_MIN) for m in SESSION_START_MIN)
@@ -144,7 +202,22 @@ def draw_session_start(labels: np.ndarray, rng: np.random.Generator) -> int:
 
 
 def draw_anywhere_start(labels: np.ndarray, rng: np.random.Generator, min_epochs: int = 20) -> int:
-    """A session start anywhere in the trimmed night (at least ``min_epochs`` before its end)."""
+    """A session start anywhere in the trimmed night (at least ``min_epochs`` before its end).
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        (n_epochs,) stage codes of the night.
+    rng : numpy.random.Generator
+        Draws the start.
+    min_epochs : int
+        Epochs (30 s each) the session lasts at least, where the trim allows.
+
+    Returns
+    -------
+    int
+        The epoch index of the session start.
+    """
     a, b = trim_range(labels)
     return int(rng.integers(a, max(a + 1, b - min_epochs)))
 
@@ -154,7 +227,24 @@ def night_rows(night: FeatureNight, context: ContextConfig, start: int, clock_kn
     """Rows and labels of the epochs of ``night`` that the protocol scores, for a session
     that starts at epoch ``start``: the trimmed night from the session start on, scored
     epochs with a scorable signal only (``clock_known``: see
-    :class:`sleepnet.night_context.NightContext`)."""
+    :class:`sleepnet.night_context.NightContext`).
+
+    Parameters
+    ----------
+    night : FeatureNight
+        The labelled night.
+    context : ContextConfig
+        The night-context settings.
+    start : int
+        The epoch index of the session start.
+    clock_known : bool
+        True: ``hours`` counts from the session start; False: NaN.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        (rows (n, n_inputs), labels (n,)) of the scored, scorable epochs.
+    """
     a, b = trim_range(night.labels)
     ctx = NightContext(context, clock_known=clock_known)
     rows = ctx.rows_for_night(night.features[start:b], night.scorable[start:b])
@@ -168,7 +258,22 @@ def training_rows(nights: Sequence[FeatureNight], context: ContextConfig, cfg: F
                   ) -> tuple[np.ndarray, np.ndarray]:
     """All training rows: each night with ``cfg.draws`` session starts, plus isolated
     epochs (and, as ``cfg`` asks, the sessions again without a clock and sessions that
-    start anywhere)."""
+    start anywhere).
+
+    Parameters
+    ----------
+    nights : sequence of FeatureNight
+        The labelled nights.
+    context : ContextConfig
+        The night-context settings.
+    cfg : FeatureTrainConfig
+        The draws, isolated share, clock and seed.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        (rows (n, n_inputs), labels (n,)) of all nights.
+    """
     rng = np.random.default_rng(cfg.seed)
     R, Y = [], []
     for n in nights:
@@ -195,12 +300,43 @@ def training_rows(nights: Sequence[FeatureNight], context: ContextConfig, cfg: F
 
 
 def eval_start(night: FeatureNight, seed: int = 0) -> int:
-    """The evaluation session start of a night: drawn as in training, seeded by its name."""
+    """The evaluation session start of a night: drawn as in training, seeded by its name.
+
+    Parameters
+    ----------
+    night : FeatureNight
+        The labelled night.
+    seed : int
+        Added to the seed of the night's name (another draw).
+
+    Returns
+    -------
+    int
+        The epoch index of the session start.
+    """
     return draw_session_start(night.labels, np.random.default_rng(zlib.crc32(night.name.encode()) + seed))
 
 
 def fit_trees(nights: Sequence[FeatureNight], cfg: FeatureTrainConfig) -> tuple[str, ContextConfig]:
-    """Train on ``nights``; returns (LightGBM text model, night-context settings)."""
+    """Train on ``nights``; returns (LightGBM text model, night-context settings).
+
+    Parameters
+    ----------
+    nights : sequence of FeatureNight
+        The labelled nights.
+    cfg : FeatureTrainConfig
+        Learner and protocol settings.
+
+    Returns
+    -------
+    tuple
+        (LightGBM's text model as str, its :class:`~sleepnet.night_context.ContextConfig`).
+
+    Raises
+    ------
+    SleepstreamError
+        LightGBM is not installed, or the nights do not hold all five stages.
+    """
     try:
         import lightgbm as lgb
     except ImportError:
@@ -217,7 +353,22 @@ def fit_trees(nights: Sequence[FeatureNight], cfg: FeatureTrainConfig) -> tuple[
 def evaluate_nights(model, nights: Sequence[FeatureNight], seed: int = 0) -> tuple[Agreement, dict[str, Agreement], np.ndarray, np.ndarray]:
     """Score each night as a session would (fresh stager from the protocol's session start)
     with a loaded feature model's trees; pooled and per-night agreement, plus the stacked
-    true and predicted codes."""
+    true and predicted codes.
+
+    Parameters
+    ----------
+    model : object
+        A loaded feature model (its ``trees`` and ``context`` are used).
+    nights : sequence of FeatureNight
+        The labelled nights.
+    seed : int
+        Moves each night's session start (:func:`eval_start`).
+
+    Returns
+    -------
+    tuple
+        (pooled Agreement, dict of Agreement by night name, true codes, predicted codes).
+    """
     yt, yp, per = [], [], {}
     for n in nights:
         r, y = night_rows(n, model.context, eval_start(n, seed))
@@ -231,7 +382,20 @@ def evaluate_nights(model, nights: Sequence[FeatureNight], seed: int = 0) -> tup
 
 def isolated_codes(model, nights: Sequence[FeatureNight]) -> tuple[np.ndarray, np.ndarray]:
     """True and predicted codes of every trimmed, scored epoch of ``nights`` staged alone
-    (as a fresh stager would: no lags, no night)."""
+    (as a fresh stager would: no lags, no night).
+
+    Parameters
+    ----------
+    model : object
+        A loaded feature model (its ``trees`` and ``context`` are used).
+    nights : sequence of FeatureNight
+        The labelled nights.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        (true codes, predicted codes).
+    """
     yt, yp = [], []
     for n in nights:
         a, b = trim_range(n.labels)
@@ -243,13 +407,43 @@ def isolated_codes(model, nights: Sequence[FeatureNight]) -> tuple[np.ndarray, n
 
 
 def isolated_agreement(model, nights: Sequence[FeatureNight]) -> Agreement:
-    """Agreement of :func:`isolated_codes`."""
+    """Agreement of :func:`isolated_codes`.
+
+    Parameters
+    ----------
+    model : object
+        A loaded feature model (its ``trees`` and ``context`` are used).
+    nights : sequence of FeatureNight
+        The labelled nights.
+
+    Returns
+    -------
+    Agreement
+        Over every trimmed, scored epoch staged alone.
+    """
     return agreement(*isolated_codes(model, nights))
 
 
 def in_memory_model(text: str, context: ContextConfig, model_id: str = "in-memory",
                     default_session_start: str = "lights-off"):
-    """A :class:`sleepnet.models.feature_gbm.FeatureModel` from a text model, without a folder."""
+    """A :class:`sleepnet.models.feature_gbm.FeatureModel` from a text model, without a folder.
+
+    Parameters
+    ----------
+    text : str
+        LightGBM's text model (:func:`fit_trees`).
+    context : ContextConfig
+        Its night-context settings.
+    model_id : str
+        The model's identifier.
+    default_session_start : str
+        ``lights-off`` or ``unknown``: the session start its stagers assume.
+
+    Returns
+    -------
+    object
+        The feature model (source folder ``.``).
+    """
     from ..models.feature_gbm import FeatureModel
     from ..models.gbm_trees import TreeEnsemble
     from ..preprocess import PreprocessConfig
@@ -261,7 +455,27 @@ def in_memory_model(text: str, context: ContextConfig, model_id: str = "in-memor
 def leave_one_subject_out(nights: Sequence[FeatureNight], cfg: FeatureTrainConfig,
                           on_fold: Callable[[int, int], None] | None = None) -> dict:
     """LOSO over the subjects of ``nights``: pooled agreement of every held-out epoch,
-    per subject, and of isolated epochs (each staged alone)."""
+    per subject, and of isolated epochs (each staged alone).
+
+    Parameters
+    ----------
+    nights : sequence of FeatureNight
+        The labelled nights.
+    cfg : FeatureTrainConfig
+        Learner and protocol settings of every fold.
+    on_fold : callable, optional
+        ``on_fold(done, total)`` after each fold.
+
+    Returns
+    -------
+    dict
+        ``pooled`` and ``isolated`` Agreement, and ``per_subject`` (Agreement by subject).
+
+    Raises
+    ------
+    SleepstreamError
+        The nights hold fewer than two subjects.
+    """
     subjects = sorted({n.subject for n in nights})
     if len(subjects) < 2:
         raise SleepstreamError("leave-one-subject-out needs nights of at least two subjects")
