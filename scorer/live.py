@@ -100,7 +100,17 @@ _CODE = {s: i for i, s in enumerate(STAGES)}
 
 @dataclass(frozen=True)
 class TruthPair:
-    """A scored epoch with its true stage."""
+    """A scored epoch with its true stage.
+
+    Parameters
+    ----------
+    epoch : int
+        The epoch's index in the session.
+    true_stage : str
+        The true stage (W, N1, N2, N3, REM or UNS).
+    scored_stage : str
+        The stage the model gave it.
+    """
 
     epoch: int
     true_stage: str
@@ -111,13 +121,27 @@ class TruthPair:
 class LiveSummary:
     """How a live session went.
 
-    epochs / scored / unscored: records made. gaps, stalls, losses: stream events.
-    latencies_ms: the latest (at most ``RECENT_KEEP``) records' latencies, oldest first.
-    truth: the latest (at most ``RECENT_KEEP``) epochs with a true stage. elapsed_s: wall
-    time. ended_by: 'stop', 'max_epochs' or 'idle'. latency_ms: median_ms, p95_ms and
-    max_ms over EVERY record (:class:`scorer.history.LatencyStats`). truth_counts: (6, 6)
-    counts of (true, scored) pairs over every epoch with a true stage, unscored first
-    (:func:`sleepnet.metrics.pair_counts`).
+    Parameters
+    ----------
+    epochs, scored, unscored : int
+        Records made: all, scored, unscored.
+    gaps, stalls, losses : int
+        Stream events: gaps found, times the signal was lost, times the outlet died.
+    samples_received, samples_missing : int
+        Samples pulled, and samples missing (gap fills plus NaN/Inf sent).
+    latencies_ms : tuple of float
+        The latest (at most ``RECENT_KEEP``) records' latencies in ms, oldest first.
+    truth : tuple of TruthPair
+        The latest (at most ``RECENT_KEEP``) epochs with a true stage.
+    elapsed_s : float
+        Wall time of the session in s.
+    ended_by : str
+        'stop', 'max_epochs' or 'idle'.
+    latency_ms : dict of str to float
+        median_ms, p95_ms and max_ms over EVERY record (:class:`scorer.history.LatencyStats`).
+    truth_counts : tuple of tuple of int
+        (6, 6) counts of (true, scored) pairs over every epoch with a true stage, unscored
+        first (:func:`sleepnet.metrics.pair_counts`).
     """
 
     epochs: int
@@ -136,7 +160,14 @@ class LiveSummary:
     truth_counts: tuple[tuple[int, ...], ...] = ()
 
     def agreement(self) -> Agreement | None:
-        """Agreement over epochs that are scored and have a scored true stage."""
+        """Agreement over epochs that are scored and have a scored true stage.
+
+        Returns
+        -------
+        Agreement or None
+            From :attr:`truth_counts` (every epoch), else from :attr:`truth`; None
+            without any such epoch.
+        """
         if self.truth_counts:
             counts = np.asarray(self.truth_counts, dtype=np.int64)
             return agreement_from_counts(counts) if counts.sum() else None
@@ -148,7 +179,13 @@ class LiveSummary:
         return agreement(y_true, y_pred)
 
     def latency_percentiles(self) -> dict[str, float]:
-        """median_ms, p95_ms and max_ms over every record ({} without any)."""
+        """median_ms, p95_ms and max_ms over every record ({} without any).
+
+        Returns
+        -------
+        dict of str to float
+            :attr:`latency_ms`, else computed from the latest :attr:`latencies_ms`.
+        """
         if self.latency_ms:
             return dict(self.latency_ms)
         if not self.latencies_ms:
@@ -164,6 +201,15 @@ class TruthMatcher:
     A marker belongs to the epoch whose [start_time, end_time] contains its time, with
     ``tolerance_s`` (half a sample) on either side. Markers may come before or after
     their epoch is scored; each epoch is matched once.
+
+    Parameters
+    ----------
+    tolerance_s : float
+        Slack in s on either side of an epoch's time span.
+    keep_epochs : int
+        The latest scored epochs kept for matching.
+    max_pending : int
+        Markers kept waiting for their epoch at most (the oldest are dropped).
     """
 
     def __init__(self, tolerance_s: float, keep_epochs: int = 256, max_pending: int = 10000) -> None:
@@ -173,13 +219,35 @@ class TruthMatcher:
         self._matched: set[int] = set()
 
     def add_epoch(self, record: ScoredEpoch) -> None:
+        """Keep a scored epoch's time span for matching.
+
+        Parameters
+        ----------
+        record : ScoredEpoch
+            The epoch just scored.
+        """
         self._epochs.append((record.epoch, record.start_time, record.end_time))
 
     def add_markers(self, markers: Iterable[TruthMarker]) -> None:
+        """Queue true-stage markers until their epoch is scored.
+
+        Parameters
+        ----------
+        markers : iterable of TruthMarker
+            Markers pulled from the truth stream.
+        """
         self._pending.extend(markers)
 
     def matches(self) -> list[tuple[int, str]]:
-        """(epoch, true stage) for every marker that now has its epoch."""
+        """(epoch, true stage) for every marker that now has its epoch.
+
+        Markers from before the first epoch kept (a scorer that joined late) are dropped.
+
+        Returns
+        -------
+        list of tuple of (int, str)
+            The new matches; each epoch once.
+        """
         if not self._epochs or not self._pending:
             return []
         tol = self.tolerance_s
@@ -217,6 +285,8 @@ class LiveScorer:
         :class:`scorer.sinks.Sink` is adapted, :func:`scorer.sinks.as_sink`).
     truth : TruthStream, optional
         True stages of a replay.
+    status_every_s : float
+        Seconds between status reports to the sinks (sooner after an epoch is scored).
     state_path : Path, optional
         Where the night-level state is kept across restarts (see the module doc); when
         it holds a state of this model, scoring carries on from it.
@@ -271,7 +341,24 @@ class LiveScorer:
     def run(self, stop: threading.Event | None = None, max_epochs: int | None = None,
             idle_exit_s: float | None = None, poll_s: float = 0.1) -> LiveSummary:
         """Score until ``stop`` is set, ``max_epochs`` records are made, or no sample
-        has come for ``idle_exit_s`` seconds (None: wait forever)."""
+        has come for ``idle_exit_s`` seconds (None: wait forever).
+
+        Parameters
+        ----------
+        stop : threading.Event, optional
+            Set from elsewhere (a signal handler) to end the loop.
+        max_epochs : int, optional
+            End after this many records.
+        idle_exit_s : float, optional
+            End when no sample has come for this long (s) and nothing waits to be scored.
+        poll_s : float
+            Longest wait in s for samples in one turn of the loop.
+
+        Returns
+        -------
+        LiveSummary
+            How the session went, with ``ended_by`` 'stop', 'max_epochs' or 'idle'.
+        """
         stop = stop or threading.Event()
         self.stream.subscribe()
         self._t_start = pylsl.local_clock()
@@ -322,7 +409,13 @@ class LiveScorer:
 
     def finish_truth(self, wait_s: float = 0.5) -> None:
         """Collect true stages still in flight for epochs already scored (they are sent
-        with each epoch's last sample, so they trail it by at most milliseconds)."""
+        with each epoch's last sample, so they trail it by at most milliseconds).
+
+        Parameters
+        ----------
+        wait_s : float
+            Longest wait in s for markers of epochs still without a true stage.
+        """
         if self.truth_stream is None:
             return
         deadline = pylsl.local_clock() + wait_s
@@ -437,6 +530,19 @@ class LiveScorer:
 
     # -- reporting ----------------------------------------------------------------------
     def make_status(self, now: float | None = None) -> StreamStatus:
+        """The stream's status now, as the sinks get it.
+
+        Parameters
+        ----------
+        now : float, optional
+            LSL time in s (None: now).
+
+        Returns
+        -------
+        StreamStatus
+            Counters, stall state, elapsed time, last latency and the latest
+            ``RECENT_S`` seconds of signal (µV).
+        """
         now = pylsl.local_clock() if now is None else now
         s = self.stream
         return StreamStatus(source_name=self.desc.name, sfreq_hz=self.desc.sfreq_hz,
@@ -446,6 +552,18 @@ class LiveScorer:
                             recent_uv=s.recent_uv(RECENT_S), recent_sfreq_hz=self.desc.sfreq_hz)
 
     def summary(self, ended_by: str = "stop") -> LiveSummary:
+        """How the session has gone so far.
+
+        Parameters
+        ----------
+        ended_by : str
+            'stop', 'max_epochs' or 'idle'.
+
+        Returns
+        -------
+        LiveSummary
+            Records, stream events, latencies and true stages up to now.
+        """
         s = self.stream
         return LiveSummary(epochs=self.n_epochs, scored=self.n_scored, unscored=self.n_epochs - self.n_scored,
                            gaps=s.gaps, stalls=s.stalls, losses=s.losses, samples_received=s.samples_received,
