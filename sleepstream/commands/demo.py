@@ -9,6 +9,7 @@ import time
 import uuid
 from pathlib import Path
 
+from sleepnet.io.derivations import DEFAULT_CHANNEL
 from weights import DEFAULT_MODEL
 
 HELP = "replay a simulated night at high speed, score it live on screen, and summarise the agreement"
@@ -32,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recording", help="recording to replay (default: the demo night demo-night.npz in "
                                        "$SLEEPSTREAM_DATA_DIR or the user cache folder, simulated on first use)")
     p.add_argument("--hypnogram", help="true stages of --recording (default: labels inside the npz)")
-    p.add_argument("--channel", default="EEG Fpz-Cz", help="EDF/BDF channel (default: %(default)s)")
+    p.add_argument("--channel", default=DEFAULT_CHANNEL, help="EDF/BDF channel (default: %(default)s)")
     p.add_argument("--speed", type=parse_speed, default=480.0, metavar="N|max",
                    help="replay speed (default: 480, an 8-h night in a minute; max: as fast as the "
                         "live scorer takes it, a few seconds)")
@@ -86,7 +87,7 @@ def demo_recording(console) -> tuple[Path, Path | None]:
 
 
 def after_scoring(night_file: Path, recording: Path, hypnogram: Path | None, console,
-                  channel: str = "EEG Fpz-Cz", replay_t0: float | None = None) -> None:
+                  channel: str = DEFAULT_CHANNEL, replay_t0: float | None = None) -> None:
     """Write the night's report (sleepnet.report) once the live session has ended.
 
     The report goes to ``<night_file stem>_report/`` and its summary is printed. A report

@@ -5,6 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
+from sleepnet.io.derivations import DEFAULT_CHANNEL
 from weights import DEFAULT_MODEL
 
 HELP = "evaluate weights on labelled recordings (files, a folder, or simulated subjects), per recording and pooled"
@@ -31,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--folder", help="with --dataset features: folder of npz feature nights (default: "
                                     "../shared/data/sleep-edf-features); with --dataset folder: EDF/BDF "
                                     "recordings beside their hypnograms")
-    p.add_argument("--channel", default="EEG Fpz-Cz", help="EEG channel (default: %(default)s)")
+    p.add_argument("--channel", default=DEFAULT_CHANNEL, help="EEG channel (default: %(default)s)")
     p.add_argument("--hours", type=float, default=8.0, help="simulated night length (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="simulation seed (default: %(default)s)")
     p.add_argument("--trim", action="store_true",

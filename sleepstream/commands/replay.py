@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from sleepnet.io.derivations import DEFAULT_CHANNEL
+
 HELP = "stream a recording (npz, EDF, BDF) into LSL as live EEG, with its true stages when known"
 EXAMPLE = ("sleepstream replay ../shared/data/sleep-edf/SC4001E0-PSG-first300s.edf "
            "--hypnogram ../shared/data/sleep-edf/SC4001EC-Hypnogram.edf --speed 10")
@@ -47,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         the stream's name and source_id, and the other replay and LSL options.
     """
     p.add_argument("recording", help="recording: .npz (continuous or windowed), .edf or .bdf")
-    p.add_argument("--channel", default="EEG Fpz-Cz",
+    p.add_argument("--channel", default=DEFAULT_CHANNEL,
                    help="EDF/BDF channel to stream, or a derivation of referential channels streamed as one "
                         "channel: F4-M1, C4-(M1+M2)/2 (default: %(default)s)")
     p.add_argument("--normalized", action="store_true",

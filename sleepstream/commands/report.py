@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import math
 
+from sleepnet.io.derivations import DEFAULT_CHANNEL
+
 HELP = "report on a scored night: sleep statistics, hypnogram PNG, EDF+/BIDS exports, agreement, features"
 EXAMPLE = ("sleepstream report night.tsv --hypnogram ../shared/data/sleep-edf/SC4001EC-Hypnogram.edf "
            "--recording ../shared/data/sleep-edf/SC4001E0-PSG-first300s.edf --out night_report")
@@ -25,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hypnogram", help="true stages to compare with (EDF+ annotations, Sleep-EDF txt, text/CSV/TSV)")
     p.add_argument("--recording", help="the scored recording (npz, EDF, BDF): adds the EEG-features view; "
                         "labels inside an npz are the truth when --hypnogram is not given")
-    p.add_argument("--channel", default="EEG Fpz-Cz",
+    p.add_argument("--channel", default=DEFAULT_CHANNEL,
                    help="EEG channel of --recording (default: %(default)s; Fpz-Cz matches too)")
     p.add_argument("--offset", type=float, default=0.0, metavar="SECONDS",
                    help="where the night's first epoch starts in --recording and --hypnogram (a live session "

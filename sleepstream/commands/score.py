@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sleepnet.io.derivations import DEFAULT_CHANNEL
 from weights import DEFAULT_MODEL
 
 from . import score_archive
@@ -32,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="recording file: .npz (continuous or windowed), .edf or .bdf; several files, a folder, "
                         "a quoted glob or @FILE (a text file listing recordings) score an archive into --out DIR")
     p.add_argument("--hypnogram", help="true stages (EDF+ annotations, Sleep-EDF txt, text/CSV/TSV)")
-    p.add_argument("--channel", default="EEG Fpz-Cz",
+    p.add_argument("--channel", default=DEFAULT_CHANNEL,
                    help="EEG channel to score, or a derivation of referential channels: F4-M1, C4-(M1+M2)/2 "
                         "(default: %(default)s; Fpz-Cz matches too; a channel with that exact label wins)")
     p.add_argument("--normalized", action="store_true",

@@ -7,6 +7,8 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+from sleepnet.io.derivations import DEFAULT_CHANNEL
+
 HELP = ("train the feature stager (default), the recurrent stager, their ensemble or the CNN-LSTM on real "
         "Sleep-EDF feature nights, Sleep-EDF (downloaded through MNE), a folder of EDF+hypnograms, or simulated nights")
 EXAMPLE = "sleepstream train --dataset features --subjects 1-9 --out weights-real"
@@ -45,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="feature-gbm: 'base' (absolute band powers, variance, mobility: the default model's) or "
                         "'scale-free' (band shares and ratios only, for per-epoch normalised input) "
                         "(default: %(default)s)")
-    p.add_argument("--channel", default="EEG Fpz-Cz", help="EEG channel (default: %(default)s)")
+    p.add_argument("--channel", default=DEFAULT_CHANNEL, help="EEG channel (default: %(default)s)")
     p.add_argument("--hours", type=float, default=8.0, help="simulated night length in hours (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed for splits, initialisation and simulation (default: %(default)s)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="share of subjects held out for early stopping (default: %(default)s)")
