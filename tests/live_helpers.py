@@ -175,3 +175,36 @@ def score_live(source, model, speed: float | None = None, chunk: int | None = No
         player.join(10.0)
     assert player.error is None, player.error
     return LiveRun(sink.records, sink.truths, summary, player, sink)
+
+
+class Valve:
+    """A tap on a :class:`replay.player.Player` (its ``consumer_position``, with
+    ``max_lead_s=0.01``): while held, the player sends nothing more; released, it sends
+    again, first what fell due meanwhile at once (it keeps the pace it set at its start),
+    its clock carrying on (no gap: a held stream is only silent, then late).
+
+    A test holds a replay until the peers it watches are listening, so what they hear
+    does not depend on which process a loaded machine started first."""
+
+    MAX_LEAD_S = 0.01           # the player's max_lead_s: with a held valve, not one chunk more
+
+    def __init__(self, held: bool = True) -> None:
+        self.player = None       # set it to the Player the valve taps, before holding it again
+        self._held_at: int | None = 0 if held else None
+
+    def position(self) -> int:
+        """The player's ``consumer_position``: where it must stop while held."""
+        held = self._held_at
+        return held if held is not None else 2 ** 62
+
+    @property
+    def held(self) -> bool:
+        return self._held_at is not None
+
+    def hold(self) -> None:
+        """Send nothing past what was sent so far."""
+        self._held_at = self.player.samples_sent
+
+    def release(self) -> None:
+        """Send again."""
+        self._held_at = None
