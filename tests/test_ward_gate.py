@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from live_helpers import REPO, Valve, simulated_eeg, wait_for
+from live_helpers import REPO, PipeText, Valve, simulated_eeg, wait_for
 from scorer.gate.rules import DEFAULT_RULE, GateRuleError, parse_rule
 from scorer.gate.window import CLOSE, OPEN
 from scorer.hypnogram_file import read_rows
@@ -268,6 +268,7 @@ def test_ward_bed_gate_markers_reach_a_plain_pylsl_listener_and_a_killed_workers
                              "--no-display", "--no-outlets", "--gate", "epochs=2,guard=false",
                              "--gate-bed", "*-B=off", "--find-timeout", "20"], cwd=REPO, env=dict(os.environ),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ward_log, ward_err = PipeText(ward.stdout), PipeText(ward.stderr)
     proc, lines, stop_listener = start_listener(bed_a + "-gate", tmp_path, timeout=200, recover=False)
     killed = None
     try:
@@ -276,6 +277,10 @@ def test_ward_bed_gate_markers_reach_a_plain_pylsl_listener_and_a_killed_workers
         assert (first["event"], first["reason"]) == (CLOSE, "restart"), lines.got
         valve.release()
         lines.wait(lambda m: m["event"] == OPEN, 90, "a window to open on the ward's bed")
+        # the worker pushes the marker, then writes its line (on its writer thread): killed
+        # in between, the ward never learns that the window was open
+        wait_for(lambda: any(f" {bed_a} " in ln + " " and (m := GATE_LINE.search(ln)) and m.group(1) == OPEN
+                             for ln in ward_log.text().splitlines()), 30, "the ward to log the window's open")
         workers = ward_children(ward.pid)
         assert set(workers) == {bed_a, bed_b}, workers
         killed = workers[bed_a]
@@ -303,10 +308,11 @@ def test_ward_bed_gate_markers_reach_a_plain_pylsl_listener_and_a_killed_workers
         if ward.poll() is None:
             ward.send_signal(signal.SIGTERM)              # the ward stops its workers
         try:
-            stdout, stderr = ward.communicate(timeout=60)
+            ward.wait(60)
         except subprocess.TimeoutExpired:
             ward.kill()
-            stdout, stderr = ward.communicate()
+            ward.wait()
+        stdout, stderr = ward_log.rest(), ward_err.rest()
         (tmp_path / "ward.stdout").write_text(stdout)     # kept for a failure's post-mortem
         (tmp_path / "ward.stderr").write_text(stderr)
         stop.set()
