@@ -313,8 +313,10 @@ def test_ward_bed_gate_markers_reach_a_plain_pylsl_listener_and_a_killed_workers
             ward.kill()
             ward.wait()
         stdout, stderr = ward_log.rest(), ward_err.rest()
-        (tmp_path / "ward.stdout").write_text(stdout)     # kept for a failure's post-mortem
-        (tmp_path / "ward.stderr").write_text(stderr)
+        # for a failure's post-mortem (pytest shows a test's output only when it fails)
+        print(f"ward stdout:\n{stdout[-6000:]}\nward stderr:\n{stderr[-3000:]}")
+        for log in sorted(out.glob("*.log")):
+            print(f"{log.name}:\n{log.read_text(errors='replace')[-2000:]}")
         stop.set()
         for p in players:
             p.join(10)
