@@ -533,23 +533,32 @@ class EEGStream:
     def subscribe(self, timeout_s: float = 5.0) -> None:
         """Start the flow of samples (after ``connect(subscribe=False)``; else a no-op).
 
+        An outlet that does not answer within ``timeout_s`` is not an error: liblsl goes on
+        subscribing in the background, and the outlet may count this inlet as its consumer
+        the moment it answers (a replay then starts sending). Giving the inlet up would lose
+        what is sent to it; so it is kept, a warning says so, and the samples arrive when the
+        outlet answers (until then the stream is silent, and :attr:`stalled` says so as for
+        any silent stream).
+
         Parameters
         ----------
         timeout_s : float
-            How long to wait for the outlet to answer, s.
+            How long to wait for the outlet to answer before going on without its answer, s.
 
         Raises
         ------
         StreamError
-            The stream did not answer within ``timeout_s``.
+            The outlet is gone (liblsl's ``LostError``).
         """
         if self._inlet is None or self._subscribed:
             return
         try:
             self._inlet.open_stream(timeout=timeout_s)
-        except (LslTimeoutError, LostError) as exc:
-            raise StreamError(f"stream '{self.description.name}' did not answer within {timeout_s:g} s "
-                              f"({exc.__class__.__name__})") from None
+        except LslTimeoutError:
+            log.warning("stream '%s' did not answer within %g s of subscribing; still waiting for it (its "
+                        "samples come when it answers)", self.description.name, timeout_s)
+        except LostError:
+            raise StreamError(f"stream '{self.description.name}' is gone (LostError while subscribing)") from None
         self._subscribed = True
         self._last_arrival = pylsl.local_clock()
 
@@ -654,7 +663,7 @@ class EEGStream:
         StreamChangedError
             The stream came back at another rate or scale to µV.
         StreamError
-            The stream did not answer when subscribing.
+            The stream was gone when subscribing.
         RuntimeError
             Called before :meth:`connect`.
         """

@@ -190,3 +190,44 @@ def score_live(source, model, speed: float | None = None, chunk: int | None = No
         player.join(10.0)
     assert player.error is None, player.error
     return LiveRun(sink.records, sink.truths, summary, player, sink, scorer)
+
+
+class Valve:
+    """A tap on a :class:`replay.player.Player` (its ``consumer_position``, with
+    ``max_lead_s=Valve.MAX_LEAD_S``): while held, the player sends nothing more; released,
+    it sends at its speed again from that moment (not what fell due meanwhile in one
+    burst), its clock carrying on (no gap: a held stream is only silent, then late).
+
+    A test holds a replay until the peers it watches are listening, so what they hear
+    does not depend on which process a loaded machine started first."""
+
+    MAX_LEAD_S = 0.01           # the player's max_lead_s: with a held valve, not one chunk more
+
+    def __init__(self, held: bool = True) -> None:
+        self.player = None       # set it to the Player the valve taps, before releasing it
+        self._held_at: int | None = 0 if held else None
+        self._from, self._since, self._rate = 0, 0.0, float("inf")
+
+    def position(self) -> int:
+        """The player's ``consumer_position``: how far it may send now."""
+        held = self._held_at
+        if held is not None:
+            return held
+        if self._rate == float("inf"):
+            return 2 ** 62
+        return self._from + int((time.perf_counter() - self._since) * self._rate)
+
+    @property
+    def held(self) -> bool:
+        return self._held_at is not None
+
+    def hold(self) -> None:
+        """Send nothing past what was sent so far."""
+        self._held_at = self.player.samples_sent
+
+    def release(self) -> None:
+        """Send again, at the player's speed from now."""
+        p = self.player
+        self._from, self._since = p.samples_sent, time.perf_counter()
+        self._rate = float("inf") if p.speed is None else p.source.sfreq * p.speed
+        self._held_at = None

@@ -2,7 +2,13 @@
 refusing what cannot be scored, gaps, stalls and an outlet that dies and comes back."""
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pylsl
@@ -408,3 +414,40 @@ def test_the_epoch_assembler_works_at_both_ends_of_the_rates_accepted(fs):
         assert g.end_time == pytest.approx(50.0 + (g.index + 1) * 30.0 - 1 / fs)
     spectrum = np.abs(np.fft.rfft(got[-1].epoch.data[1000:]))
     assert np.fft.rfftfreq(2000, 1 / 100.0)[np.argmax(spectrum)] == pytest.approx(10.0, abs=0.1)
+
+
+@pytest.mark.lsl
+def test_a_subscribe_the_outlet_answers_late_keeps_the_inlet_and_loses_nothing(caplog):
+    """An outlet that answers the subscription after ``subscribe``'s timeout (a starved
+    machine; here a SIGSTOPped amplifier app) counts this inlet as its consumer when it
+    does, and a replay then starts sending: the inlet must still be there to take it.
+    (Before: ``StreamError`` and a scorer that exited; the ward's restarted worker then
+    found a one-shot replay over.)"""
+    name, sid = unique_ids()
+    peer = Path(__file__).parent / "peers" / "pylsl_outlet.py"
+    amp = subprocess.Popen([sys.executable, str(peer), "--name", name, "--source-id", sid, "--channels", "Fpz-Cz",
+                            "--rate", "100", "--speed", "10", "--seconds", "3"],
+                           env=dict(os.environ), stdout=subprocess.PIPE, text=True)
+    stopped = False
+    try:
+        assert amp.stdout.readline().strip() == "ready"
+        s = EEGStream(resolve_stream(StreamQuery(source_id=sid), 10.0))
+        s.connect(10.0, subscribe=False)            # the outlet answers its description
+        amp.send_signal(signal.SIGSTOP)             # ...and then not the subscription
+        stopped = True
+        with caplog.at_level(logging.WARNING, logger="streamer.stream"):
+            s.subscribe(0.5)                         # times out: no error, the inlet stays
+        warned = [r.getMessage() for r in caplog.records if r.name == "streamer.stream"]
+        assert len(warned) == 1 and f"stream '{name}' did not answer within 0.5 s" in warned[0], warned
+        amp.send_signal(signal.SIGCONT)
+        stopped = False
+        assert amp.stdout.readline().strip() == "consumer"   # it counted this inlet, and sends
+        chunks = pull_until(s, 320, timeout=20.0)            # 10 chunks of 32: all of them
+        got = np.concatenate([c.samples_uv for c in chunks]) if chunks else np.zeros(0)
+        assert len(got) == 320 and sum(c.missing_before for c in chunks) == 0, len(got)
+        s.disconnect()
+    finally:
+        if stopped:
+            amp.send_signal(signal.SIGCONT)
+        amp.kill()
+        amp.wait(10)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from live_helpers import REPO, simulated_eeg, wait_for
+from live_helpers import REPO, PipeText, Valve, simulated_eeg, wait_for
 from scorer.gate.rules import DEFAULT_RULE, GateRuleError, parse_rule
 from scorer.gate.window import CLOSE, OPEN
 from scorer.hypnogram_file import read_rows
@@ -239,6 +239,8 @@ def ward_children(ward_pid: int) -> dict[str, int]:
 @pytest.mark.timeout(240)
 def test_ward_bed_gate_markers_reach_a_plain_pylsl_listener_and_a_killed_workers_restart_says_close_restart(
         tmp_path):
+    import pylsl
+
     from replay.player import Player, ReplaySource
 
     tag = f"wg{uuid.uuid4().hex[:8]}"
@@ -247,9 +249,18 @@ def test_ward_bed_gate_markers_reach_a_plain_pylsl_listener_and_a_killed_workers
     sleep_only = ReplaySource.from_arrays(src.data_uv[WAKE_EPOCHS * int(30 * FS):], FS, ["Fpz-Cz"])
     xb, _ = simulated_eeg(100.0, 3, seed=51)
     stop = threading.Event()
-    players = [Player(sleep_only, name=bed_a, source_id=f"{tag}-sid-A", speed=20.0, loop=True),
+    # Bed A's replay is held until the listener has heard bed A's scorer say close/restart
+    # (at the start, and again after the kill): the window can open only then, so what the
+    # listener hears does not depend on whether it or the scorer got going first on a
+    # loaded machine (a listener that comes late hears the state of that moment instead,
+    # which is right but not what this test pins). Bed B loops: its stream never ends, so
+    # its worker never has a reason to exit.
+    valve = Valve(held=True)
+    players = [Player(sleep_only, name=bed_a, source_id=f"{tag}-sid-A", speed=20.0, loop=True,
+                      consumer_position=valve.position, max_lead_s=Valve.MAX_LEAD_S),
                Player(ReplaySource.from_arrays(xb[:, None], 100.0, ["Fpz-Cz"]), name=bed_b,
-                      source_id=f"{tag}-sid-B", speed=20.0, linger_s=240.0)]
+                      source_id=f"{tag}-sid-B", speed=20.0, loop=True)]
+    valve.player = players[0]
     for p in players:
         p.start(stop)
     out = tmp_path / "ward"
@@ -257,22 +268,33 @@ def test_ward_bed_gate_markers_reach_a_plain_pylsl_listener_and_a_killed_workers
                              "--no-display", "--no-outlets", "--gate", "epochs=2,guard=false",
                              "--gate-bed", "*-B=off", "--find-timeout", "20"], cwd=REPO, env=dict(os.environ),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ward_log, ward_err = PipeText(ward.stdout), PipeText(ward.stderr)
     proc, lines, stop_listener = start_listener(bed_a + "-gate", tmp_path, timeout=200, recover=False)
     killed = None
     try:
         lines.wait(lambda m: m["event"] == "subscribed", 60, "the listener to find <bed>-gate")
+        first = lines.wait(lambda m: m["event"] in (OPEN, CLOSE), 60, "the worker's first marker")
+        assert (first["event"], first["reason"]) == (CLOSE, "restart"), lines.got
+        valve.release()
         lines.wait(lambda m: m["event"] == OPEN, 90, "a window to open on the ward's bed")
+        # the worker pushes the marker, then writes its line (on its writer thread): killed
+        # in between, the ward never learns that the window was open
+        wait_for(lambda: any(f" {bed_a} " in ln + " " and (m := GATE_LINE.search(ln)) and m.group(1) == OPEN
+                             for ln in ward_log.text().splitlines()), 30, "the ward to log the window's open")
         workers = ward_children(ward.pid)
         assert set(workers) == {bed_a, bed_b}, workers
         killed = workers[bed_a]
         os.kill(killed, signal.SIGKILL)                   # no chance to close anything
+        killed_at = pylsl.local_clock()
+        valve.hold()                                      # the restarted worker stays closed until heard
         n_before = len(lines.got)
         # the listener (recover=False) learns at once that the stream is gone: closed for it
         lost = lines.wait(lambda m: m["event"] in (OPEN, CLOSE, "lost"), 30, "the listener to see the stream lost")
         assert lost["event"] == "lost", lines.got
-        said = lines.wait(lambda m: m["event"] in (OPEN, CLOSE), 60, "the restarted worker's first marker")
+        said = lines.wait(lambda m: m["event"] in (OPEN, CLOSE), 90, "the restarted worker's first marker")
         assert (said["event"], said["reason"]) == (CLOSE, "restart"), lines.got
-        assert said["received"] > lost["received"]
+        assert said["received"] > lost["received"] and said["stamp"] > killed_at
+        valve.release()
         again = lines.wait(lambda m: m["event"] == OPEN, 90, "a window to open again once the rule is met")
         assert again["stamp"] > said["stamp"]
         assert lines.got.index(said) >= n_before
@@ -286,18 +308,23 @@ def test_ward_bed_gate_markers_reach_a_plain_pylsl_listener_and_a_killed_workers
         if ward.poll() is None:
             ward.send_signal(signal.SIGTERM)              # the ward stops its workers
         try:
-            stdout, stderr = ward.communicate(timeout=60)
+            ward.wait(60)
         except subprocess.TimeoutExpired:
             ward.kill()
-            stdout, stderr = ward.communicate()
+            ward.wait()
+        stdout, stderr = ward_log.rest(), ward_err.rest()
+        # for a failure's post-mortem (pytest shows a test's output only when it fails)
+        print(f"ward stdout:\n{stdout[-6000:]}\nward stderr:\n{stderr[-3000:]}")
+        for log in sorted(out.glob("*.log")):
+            print(f"{log.name}:\n{log.read_text(errors='replace')[-2000:]}")
         stop.set()
         for p in players:
             p.join(10)
     assert ward.returncode == 0, stderr[-2000:]
     opens = sum(1 for ln in stdout.splitlines() if f" {bed_a} " in ln + " " and GATE_LINE.search(ln)
                 and GATE_LINE.search(ln).group(1) == OPEN)
-    # exactly the one restart we caused: bed B's replay lingers through the test's whole
-    # timeout, so its stream never ends and its worker never exits
+    # exactly the one restart we caused: bed B's replay loops, so its stream never ends and
+    # its worker never exits
     summary = re.search(r"2 beds, .*?(\d+) worker restarts, 1 gated bed opened (\d+) windows?\b", stderr)
     assert summary and int(summary.group(1)) == 1 and int(summary.group(2)) == opens, stderr[-500:]
     restarted_notes = [ln for ln in stdout.splitlines() if "worker restarted" in ln]
@@ -306,12 +333,15 @@ def test_ward_bed_gate_markers_reach_a_plain_pylsl_listener_and_a_killed_workers
     log_a = [ln for ln in stdout.splitlines() if f" {bed_a} " in ln + " "]
     gate_a = [m.groups() for m in (GATE_LINE.search(ln) for ln in log_a) if m]
     assert gate_a.count((CLOSE, "restart")) == 2, stdout
+    after = log_a[next(k for k, ln in enumerate(log_a) if "worker restarted" in ln):]
+    assert next(m.groups() for m in map(GATE_LINE.search, after) if m) == (CLOSE, "restart"), after
     assert [g[0] for g in gate_a].count(OPEN) >= 2
     assert any("killed by signal 9" in ln and "its stimulation window was open" in ln for ln in log_a), log_a
     assert not any(" gate " in ln for ln in stdout.splitlines() if f" {bed_b} " in ln + " ")
     assert f"stimulation windows: gate N2/N3 p>=0.80 x2; *-B: off" in stdout
     # the listener heard, in order, what the ward logged (a scorer says its state again when a
-    # listener connects, so a repeated marker is the same event)
+    # listener connects, so a repeated marker is the same event): it was there before each
+    # worker's first open, so nothing is missing before what it heard last
     heard = dedup([(m["event"], m["reason"]) for m in lines.got if m["event"] in (OPEN, CLOSE)])
     logged = dedup(gate_a)
     assert len(heard) >= 4 and heard == logged[:len(heard)], (heard, logged)
