@@ -7,7 +7,9 @@ import shutil
 import pytest
 
 from sleepnet.errors import WeightsError
-from sleepnet.weights import CONFIG_FILE, LABEL_MAP_FILE, WEIGHTS_FILE, load_model
+from sleepnet.models.base import CONFIG_FILE, LABEL_MAP_FILE
+from sleepnet.models.cnn_lstm_stager import WEIGHTS_FILE
+from sleepnet.weights import load_model
 
 
 @pytest.fixture

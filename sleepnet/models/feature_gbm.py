@@ -23,7 +23,7 @@ from ..night_context import LIGHTS_OFF, N_LAGS, ContextConfig, NightContext, che
 from ..predictions import StagePrediction, predictions_from
 from ..preprocess import Epoch, PreprocessConfig
 from ..stages import N_STAGES
-from ..weights import CONFIG_FILE, FORMAT_VERSION, LABEL_MAP_FILE, label_map
+from .base import CONFIG_FILE, FORMAT_VERSION, LABEL_MAP_FILE, label_map
 from .gbm_trees import TreeEnsemble, TreeModelError
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ TREES_FILE = "model.txt"
 
 
 @dataclass(frozen=True, repr=False)
-class FeatureModel:
+class FeatureGbmModel:
     """A loaded feature stager.
 
     Parameters
@@ -66,9 +66,9 @@ class FeatureModel:
     default_session_start: str = LIGHTS_OFF
 
     def __repr__(self) -> str:
-        return f"<FeatureModel {self.model_id} ({self.trees.n_trees} trees) from {self.source}>"
+        return f"<FeatureGbmModel {self.model_id} ({self.trees.n_trees} trees) from {self.source}>"
 
-    def new_stager(self, session_start: str | None = None) -> "FeatureStager":
+    def new_stager(self, session_start: str | None = None) -> "FeatureGbmStager":
         """A fresh stager for one night.
 
         Parameters
@@ -77,10 +77,10 @@ class FeatureModel:
             ``lights-off`` (hours since the session start count as the night's clock) or
             ``unknown`` (no clock); None: :attr:`default_session_start`.
         """
-        return FeatureStager(self, session_start)
+        return FeatureGbmStager(self, session_start)
 
 
-class FeatureStager:
+class FeatureGbmStager:
     """Stateful scorer of the feature model; batch and live feed it the same epochs.
 
     An unscored epoch gets stage ``UNS`` and never feeds the night baseline; the epochs
@@ -88,13 +88,13 @@ class FeatureStager:
     epochs have come (as with the CNN–LSTM's window).
     """
 
-    def __init__(self, model: FeatureModel, session_start: str | None = None) -> None:
+    def __init__(self, model: FeatureGbmModel, session_start: str | None = None) -> None:
         self.model = model
         self.session_start = check_session_start(session_start or model.default_session_start)
         self._ctx = NightContext(model.context, clock_known=self.session_start == LIGHTS_OFF)
 
     def __repr__(self) -> str:
-        return f"<FeatureStager {self.model.model_id}, session start {self.session_start}: {self._ctx!r}>"
+        return f"<FeatureGbmStager {self.model.model_id}, session start {self.session_start}: {self._ctx!r}>"
 
     def reset(self) -> None:
         self._ctx.reset()
@@ -117,7 +117,7 @@ class FeatureStager:
         self._ctx.clock_known = start == LIGHTS_OFF
 
     def score(self, epochs: Sequence[Epoch]) -> list[StagePrediction]:
-        """Stages of ``epochs`` in order (see :class:`sleepnet.predictions.Stager`)."""
+        """Stages of ``epochs`` in order (see :class:`sleepnet.models.base.Stager`)."""
         rows: list[np.ndarray] = []
         slots: list[tuple[Epoch, bool]] = []
         for e in epochs:
@@ -134,7 +134,7 @@ class FeatureStager:
         return predictions_from(slots, probs)
 
 
-def load_feature_folder(d: Path, cfg: dict) -> FeatureModel:
+def load_folder(d: Path, cfg: dict) -> FeatureGbmModel:
     """The feature model of folder ``d`` whose ``config.json`` is ``cfg`` (format version
     and label map already checked); one-line :class:`WeightsError` on any problem."""
     try:
@@ -156,7 +156,7 @@ def load_feature_folder(d: Path, cfg: dict) -> FeatureModel:
         start = check_session_start(str(cfg.get("default_session_start", LIGHTS_OFF)))
     except ValueError as exc:
         raise WeightsError(f"{d / CONFIG_FILE}: default_session_start: {exc}") from None
-    return FeatureModel(trees=trees, context=ccfg, preprocess=pcfg, model_id=str(cfg.get("model_id", d.name)),
+    return FeatureGbmModel(trees=trees, context=ccfg, preprocess=pcfg, model_id=str(cfg.get("model_id", d.name)),
                         source=d, summary=str(cfg.get("summary", f"feature stager {cfg.get('model_id', d.name)}")),
                         default_session_start=start)
 
