@@ -47,7 +47,9 @@ log = logging.getLogger(__name__)
 class StagingResult:
     """The stages of one recording, one per complete 30-s epoch from its start.
 
-    Attributes
+    Made by :func:`stage`.
+
+    Parameters
     ----------
     predictions : tuple of sleepnet.predictions.StagePrediction
         The model's verdict per epoch, in order.
@@ -63,6 +65,8 @@ class StagingResult:
         Epoch length, s (30).
     normalised : bool
         True when the input was taken as per-epoch normalised (scored level-free).
+    _cache : dict
+        Internal: what was computed once (the sleep statistics); leave it out.
     """
 
     predictions: tuple[StagePrediction, ...]

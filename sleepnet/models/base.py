@@ -50,6 +50,12 @@ class Stager(Protocol):
     ``session_start``: ``lights-off`` or ``unknown`` (see
     :data:`sleepnet.night_context.SESSION_STARTS`) for a stager that keeps a night clock,
     None for one that keeps none.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        None: a protocol is a type to check models and stagers against, not a class to
+        make (:class:`typing.Protocol` gives it this signature).
     """
 
     session_start: str | None
@@ -111,6 +117,12 @@ class StagingModel(Protocol):
     ``source`` (the folder it was loaded from), ``preprocess`` (the
     :class:`~sleepnet.preprocess.PreprocessConfig` it was trained with) and ``summary`` (one
     line for people), and makes stagers.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        None: a protocol is a type to check models and stagers against, not a class to
+        make (:class:`typing.Protocol` gives it this signature).
     """
 
     kind: str

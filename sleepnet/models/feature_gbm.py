@@ -50,6 +50,8 @@ class FeatureGbmModel:
         The folder it was loaded from.
     summary : str
         One line for people: what it is, what it was trained on, its real figures.
+    kind : str
+        The model kind, ``feature-gbm``.
     default_session_start : str
         The session start its stagers assume unless told (``config.json``'s
         ``default_session_start``; ``lights-off`` where absent: a model trained on
@@ -76,6 +78,11 @@ class FeatureGbmModel:
         session_start : str, optional
             ``lights-off`` (hours since the session start count as the night's clock) or
             ``unknown`` (no clock); None: :attr:`default_session_start`.
+
+        Returns
+        -------
+        FeatureGbmStager
+            A stager at the start of a night.
         """
         return FeatureGbmStager(self, session_start)
 
@@ -86,6 +93,19 @@ class FeatureGbmStager:
     An unscored epoch gets stage ``UNS`` and never feeds the night baseline; the epochs
     after it have no lags from before it and are flagged ``warmup`` until four scorable
     epochs have come (as with the CNN–LSTM's window).
+
+    Parameters
+    ----------
+    model : FeatureGbmModel
+        The loaded model.
+    session_start : str, optional
+        ``lights-off`` (hours since the session start count as the night's clock) or
+        ``unknown`` (no clock); None: the model's ``default_session_start``.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``session_start``.
     """
 
     def __init__(self, model: FeatureGbmModel, session_start: str | None = None) -> None:
@@ -97,18 +117,44 @@ class FeatureGbmStager:
         return f"<FeatureGbmStager {self.model.model_id}, session start {self.session_start}: {self._ctx!r}>"
 
     def reset(self) -> None:
+        """Forget the night: a new session."""
         self._ctx.reset()
 
     def skip(self, n_epochs: int) -> None:
+        """Epochs passed unseen: the clock moves on, the lags break.
+
+        Parameters
+        ----------
+        n_epochs : int
+            How many 30-s epochs went by unseen.
+        """
         self._ctx.skip(n_epochs)
 
     def state(self) -> dict:
+        """The night so far, as JSON-ready values (for the state file).
+
+        Returns
+        -------
+        dict
+            ``kind``, ``model_id``, ``session_start`` and the night context's state.
+        """
         return {"kind": KIND, "model_id": self.model.model_id, "session_start": self.session_start,
                 "context": self._ctx.state()}
 
     def restore(self, state: dict) -> None:
-        """Carry on from :meth:`state`, in the session start it holds (a state written
-        before session starts were told holds none: ``lights-off``, as it was scored)."""
+        """Carry on from :meth:`state`, in the session start it holds.
+
+        Parameters
+        ----------
+        state : dict
+            What :meth:`state` gave (a state written before session starts were told holds
+            none: ``lights-off``, as it was scored).
+
+        Raises
+        ------
+        ValueError
+            A state of another model, or an unknown session start.
+        """
         if state.get("kind") != KIND or state.get("model_id") != self.model.model_id:
             raise ValueError(f"night state of model {state.get('model_id')!r}, not {self.model.model_id!r}")
         start = check_session_start(state.get("session_start", LIGHTS_OFF))
@@ -117,7 +163,23 @@ class FeatureGbmStager:
         self._ctx.clock_known = start == LIGHTS_OFF
 
     def score(self, epochs: Sequence[Epoch]) -> list[StagePrediction]:
-        """Stages of ``epochs`` in order (see :class:`sleepnet.models.base.Stager`)."""
+        """Stages of ``epochs`` in order (see :class:`sleepnet.models.base.Stager`).
+
+        Parameters
+        ----------
+        epochs : sequence of Epoch
+            The next epochs of the night, in order, each with its base features.
+
+        Returns
+        -------
+        list of StagePrediction
+            One per epoch (``UNS`` where unscorable).
+
+        Raises
+        ------
+        ValueError
+            A scorable epoch without features.
+        """
         rows: list[np.ndarray] = []
         slots: list[tuple[Epoch, bool]] = []
         for e in epochs:
@@ -135,8 +197,26 @@ class FeatureGbmStager:
 
 
 def load_folder(d: Path, cfg: dict) -> FeatureGbmModel:
-    """The feature model of folder ``d`` whose ``config.json`` is ``cfg`` (format version
-    and label map already checked); one-line :class:`WeightsError` on any problem."""
+    """The feature model of a weights folder.
+
+    Parameters
+    ----------
+    d : Path
+        The folder.
+    cfg : dict
+        Its ``config.json`` (format version and label map already checked).
+
+    Returns
+    -------
+    FeatureGbmModel
+        The trees with their night-context settings and preprocessing.
+
+    Raises
+    ------
+    sleepnet.errors.WeightsError
+        One line naming the file on any problem: an incomplete config, missing or unusable
+        trees, trees of the wrong shape, an unknown ``default_session_start``.
+    """
     try:
         pcfg = PreprocessConfig.from_dict(cfg["preprocess"])
         ccfg = ContextConfig.from_dict(cfg["context"])
@@ -163,7 +243,28 @@ def load_folder(d: Path, cfg: dict) -> FeatureGbmModel:
 
 def save_feature_model(out_dir: str | Path, model_text: str, context: ContextConfig, model_id: str,
                        summary: str, extra: dict | None = None) -> Path:
-    """Write a ``feature-gbm`` folder: config, label map, the LightGBM text model."""
+    """Write a ``feature-gbm`` folder: config, label map, the LightGBM text model.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The folder (made if missing).
+    model_text : str
+        The trees in LightGBM's text format.
+    context : ContextConfig
+        The night-context settings the trees were trained with.
+    model_id : str
+        The model's name in ``config.json``.
+    summary : str
+        One line for people.
+    extra : dict, optional
+        More entries for ``config.json``.
+
+    Returns
+    -------
+    Path
+        The folder.
+    """
     import json
 
     d = Path(out_dir)
