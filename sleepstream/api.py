@@ -38,7 +38,9 @@ if TYPE_CHECKING:  # torch only once something is scored
     from sleepnet.metrics import Agreement
     from sleepnet.predictions import StagePrediction
 
-__all__ = ["StagingModel", "StagingResult", "load_model", "stage"]
+# StagingModel and load_model are imported above and re-exported by ``sleepstream``; they are
+# documented where they live (sleepnet.models.base, sleepnet.weights), not a second time here.
+__all__ = ["StagingResult", "stage"]
 
 log = logging.getLogger(__name__)
 
