@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from sleepnet.errors import InputFileError, SleepstreamError, parameter
-from sleepnet.models.base import StagingModel
 from sleepnet.io.recordings import DEFAULT_CHANNEL, Recording, derived_signal_uv, read_recording, resolve_channel
+from sleepnet.models.base import StagingModel
 from sleepnet.report.sleep_stats import SleepStats, sleep_statistics
 from sleepnet.stages import EPOCH_S, STAGES, UNSCORED, UNSCORED_NAME
 from sleepnet.weights import load_model

@@ -21,7 +21,6 @@ shipped model by name.
 """
 from __future__ import annotations
 
-import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -270,7 +269,9 @@ def folder_loader(kind: str, config_path: Path) -> Callable[[Path, dict], Stagin
     spec = KINDS.get(kind)
     if spec is None:
         raise WeightsError(f"{config_path}: unknown model kind {kind!r} (this code runs {', '.join(KINDS)})")
-    return getattr(importlib.import_module(spec.module), spec.loader)
+    # __import__ (the import statement's own machinery, unlike importlib.import_module) so that
+    # ``python -X importtime`` lists the kind's module like any other import
+    return getattr(__import__(spec.module, fromlist=[spec.loader]), spec.loader)
 
 
 def load_folder_of_any_kind(d: Path) -> StagingModel:
