@@ -94,7 +94,7 @@ def real_feature_nights(model, rule, loso: bool, folder: Path = FOLDER,
 
     Parameters
     ----------
-    model : FeatureModel
+    model : FeatureGbmModel
         The shipped feature model for subject 0 (one that never saw it).
     rule : GateRule
         The gate rule (the default rule in ``benchmarks.gate``).

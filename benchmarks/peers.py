@@ -61,7 +61,7 @@ def train_twins(passes: int, minutes: float, allow_train: bool = True) -> dict[s
     from sleepnet.models.cnn_lstm import ModelConfig
     from sleepnet.preprocess import PreprocessConfig
     from sleepnet.train.training import TrainConfig, evaluate_prepared, prepare_night, split_by_subject, train
-    from sleepnet.weights import LoadedModel, save_model
+    from sleepnet.models.cnn_lstm_stager import CnnLstmModel, save_model
 
     key = twins_key(passes, minutes)
     dirs = {kind: twin_dir(kind) for kind in ("causal", "centred")}
@@ -88,7 +88,7 @@ def train_twins(passes: int, minutes: float, allow_train: bool = True) -> dict[s
                           seed=TRAIN_RECIPE["seed"], max_minutes=minutes, label_position=pos)
         t = time.perf_counter()
         net, info = train(tr, va, mcfg, pcfg, cfg)
-        model = LoadedModel(net, mcfg, pcfg, f"benchmark-{kind}-twin", dirs[kind])
+        model = CnnLstmModel(net, mcfg, pcfg, f"benchmark-{kind}-twin", dirs[kind])
         val, _ = evaluate_prepared(model, va, pos)
         labels = "last epoch of the window" if pos == CAUSAL else "MIDDLE epoch (non-causal, benchmark only)"
         save_model(dirs[kind], net, pcfg, f"benchmark-{kind}-twin",

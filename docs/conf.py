@@ -46,10 +46,8 @@ numpydoc_validation_checks = {"GL06", "GL07", "GL10", "PR02", "PR03", "PR04", "P
 
 myst_heading_anchors = 3
 myst_enable_extensions = ["colon_fence", "deflist"]
-# "ref.python": an annotation named StagingModel finds two classes of that name
-# (sleepnet.predictions and sleepstream.api) until the model layer names them apart
-# (issue 22, item 2): drop "ref.python" then. Model cards are included as written ("myst.header").
-suppress_warnings = ["myst.header", "ref.python"]
+# Model cards are included as written ("myst.header").
+suppress_warnings = ["myst.header"]
 
 html_theme = "pydata_sphinx_theme"
 html_title = f"sleepstream {release}"

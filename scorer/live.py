@@ -70,7 +70,7 @@ import numpy as np
 import pylsl
 
 from sleepnet.metrics import Agreement, agreement, agreement_from_counts
-from sleepnet.predictions import StagingModel
+from sleepnet.models.base import StagingModel
 from sleepnet.preprocess import QualityThresholds
 from sleepnet.stages import EPOCH_S, STAGES, UNSCORED_NAME
 from streamer.epochs import EpochAssembler, TimedEpoch
@@ -309,7 +309,7 @@ class LiveScorer:
         self.truth_stream = truth
         self.status_every_s = status_every_s
         self._assembler = EpochAssembler(self.desc.sfreq_hz, model.preprocess, thresholds=thresholds)
-        self._scorer = model.new_stager() if session_start is None else model.new_stager(session_start=session_start)
+        self._stager = model.new_stager() if session_start is None else model.new_stager(session_start=session_start)
         self._asked_start = session_start
         self.state_path = Path(state_path) if state_path is not None else None
         self._resume_end: float | None = None
@@ -434,11 +434,11 @@ class LiveScorer:
             state = json.loads(p.read_text())
             if state.get("version") != STATE_VERSION:
                 raise ValueError(f"state version {state.get('version')!r}")
-            self._scorer.restore(state["stager"])
+            self._stager.restore(state["stager"])
             end = float(state["last_end_time"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("%s: night state not used (%s); the night context starts afresh", p, exc)
-            self._scorer.reset()
+            self._stager.reset()
             return
         self._resume_end = end
         self.resumed = True
@@ -451,7 +451,7 @@ class LiveScorer:
     def session_start(self) -> str | None:
         """``lights-off`` or ``unknown`` (after a restart: the state file's), None for a
         model that keeps no night clock."""
-        return getattr(self._scorer, "session_start", None)
+        return getattr(self._stager, "session_start", None)
 
     def _save_state(self, last_end_time: float) -> None:
         """Write the night state atomically (temp file, fsync, rename)."""
@@ -459,7 +459,7 @@ class LiveScorer:
         if p is None:
             return
         body = json.dumps({"version": STATE_VERSION, "model_id": self.model.model_id,
-                           "last_end_time": last_end_time, "stager": self._scorer.state()})
+                           "last_end_time": last_end_time, "stager": self._stager.state()})
         tmp = p.with_name(p.name + ".tmp")
         try:
             with open(tmp, "w") as f:
@@ -479,11 +479,11 @@ class LiveScorer:
             missed = int(round(gap_s / EPOCH_S)) if math.isfinite(gap_s) else 0
             self._resume_end = None
             if 0 < missed <= MAX_SKIPPED_EPOCHS:
-                self._scorer.skip(missed)
+                self._stager.skip(missed)
             elif missed > MAX_SKIPPED_EPOCHS:
                 log.warning("last session ended %.0f h ago: a new night", gap_s / 3600)
-                self._scorer.reset()
-        preds = self._scorer.score([t.epoch for t in timed])
+                self._stager.reset()
+        preds = self._stager.score([t.epoch for t in timed])
         made = pylsl.local_clock()
         for t, p in zip(timed, preds):
             latency = (made - t.arrival_time) * 1000.0

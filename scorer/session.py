@@ -68,7 +68,7 @@ from .lsl_outlets import DEFAULT_OUTLET_NAME
 from .sinks import SafeCaller, Sink, as_sink, sink_name
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from sleepnet.predictions import StagingModel
+    from sleepnet.models.base import StagingModel
     from streamer.stream import EEGStream, StreamDescription
     from streamer.truth import TruthStream
 

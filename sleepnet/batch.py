@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .predictions import StagePrediction, StagingModel
+from .models.base import StagingModel
+from .predictions import StagePrediction
 from .preprocess import Preprocessor, QualityThresholds
 
 if TYPE_CHECKING:  # the core reads no files: any object with eeg_uv (µV) and sfreq (Hz) will do

@@ -1,32 +1,39 @@
-"""What every model kind gives back, and the interface the scorer, batch and live use.
+"""What every model kind gives back: one :class:`StagePrediction` per epoch.
 
-A *staging model* (:class:`StagingModel`) is a loaded model of any kind: it names its
-preprocessing and makes *stagers*. A *stager* (:class:`Stager`) is the stateful part:
-fed epochs in order (one at a time live, all at once in batch), it says each one's
-stage from that epoch and those before it, never a later one. Nothing outside
-``sleepnet`` asks which kind a model is.
+A stager (:class:`sleepnet.models.base.Stager`, made by a loaded
+:class:`sleepnet.models.base.StagingModel`) turns epochs into these records;
+:func:`predictions_from` builds them from a kind's probabilities.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from .stages import N_STAGES, STAGES, UNSCORED_NAME
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from .preprocess import Epoch, PreprocessConfig
+    from .preprocess import Epoch
 
 
 @dataclass(frozen=True)
 class StagePrediction:
     """The model's verdict on one epoch.
 
-    epoch: epoch index. stage: W/N1/N2/N3/REM or UNS. probabilities: five floats in
-    label-map order (NaN when unscored). confidence: the largest probability (NaN when
-    unscored). flags: quality flags plus ``warmup``.
+    Parameters
+    ----------
+    epoch : int
+        Epoch index (30-s epochs from the start of the signal).
+    stage : str
+        ``W``, ``N1``, ``N2``, ``N3``, ``REM`` or ``UNS`` (unscored).
+    probabilities : tuple of float
+        Five probabilities in label-map order (NaN when unscored).
+    confidence : float
+        The largest probability (NaN when unscored).
+    flags : tuple of str
+        Quality flags, plus ``warmup`` for an epoch scored with less context than the
+        model asks for.
     """
 
     epoch: int
@@ -37,58 +44,35 @@ class StagePrediction:
 
     @property
     def scored(self) -> bool:
+        """Whether the epoch was given a stage (not ``UNS``)."""
         return self.stage != UNSCORED_NAME
 
     @property
     def stage_code(self) -> int:
+        """The stage as a code: 0=W, 1=N1, 2=N2, 3=N3, 4=REM, -1 unscored."""
         return STAGES.index(self.stage) if self.scored else -1
 
 
-class Stager(Protocol):
-    """Stateful epochs -> stages, the same object in batch and live.
+def predictions_from(slots: Sequence[tuple["Epoch", bool]], probs: "np.ndarray | None") -> list[StagePrediction]:
+    """One prediction per epoch of ``slots``, in order.
 
-    ``session_start``: ``lights-off`` or ``unknown`` (see
-    :data:`sleepnet.night_context.SESSION_STARTS`) for a stager that keeps a night clock,
-    None for one that keeps none."""
+    The scorable epochs take the next row of ``probs``; the others are ``UNS`` with NaN
+    probabilities and their quality flags.
 
-    session_start: str | None
+    Parameters
+    ----------
+    slots : sequence of (Epoch, bool)
+        Each epoch, and whether it was scored with less context than the model asks for
+        (flagged ``warmup``).
+    probs : numpy.ndarray or None
+        (n_scorable, 5) probabilities in label-map order, one row per scorable epoch of
+        ``slots`` (None when there is none).
 
-    def score(self, epochs: Sequence["Epoch"]) -> list[StagePrediction]:
-        """Stages for ``epochs`` (in order, after every epoch already fed)."""
-
-    def reset(self) -> None:
-        """Forget everything: a new night."""
-
-    def skip(self, n_epochs: int) -> None:
-        """``n_epochs`` passed unseen (the scorer was down): time moves on, the context breaks."""
-
-    def state(self) -> dict:
-        """Night-level state to carry over a restart, as JSON-able values."""
-
-    def restore(self, state: dict) -> None:
-        """Carry on from :meth:`state`; raises ValueError on a state this model cannot use."""
-
-
-class StagingModel(Protocol):
-    """A loaded model of any kind."""
-
-    kind: str
-    model_id: str
-    source: Path
-    preprocess: "PreprocessConfig"
-    summary: str
-
-    def new_stager(self, session_start: str | None = None) -> Stager:
-        """A fresh stager for one night; ``session_start`` (``lights-off`` or
-        ``unknown``; None: the model's own default) says whether the time since the
-        session start is the night's clock."""
-
-
-def predictions_from(slots: Sequence[tuple["Epoch", bool]], probs: "np.ndarray") -> list[StagePrediction]:
-    """One prediction per epoch of ``slots`` (epoch, scored with less context than the
-    model asks for), in order: the scorable ones take the next row of ``probs``
-    ((n_scorable, 5) probabilities in label-map order); the others are ``UNS`` with NaN
-    probabilities and their quality flags."""
+    Returns
+    -------
+    list of StagePrediction
+        One per slot, in order.
+    """
     from .preprocess import FLAG_WARMUP
 
     out: list[StagePrediction] = []

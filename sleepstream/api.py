@@ -11,8 +11,10 @@ knows its stages, probabilities, quality flags, onsets, sleep statistics and exp
 
 Scoring is exactly ``sleepstream score`` (and the live path): the same preprocessing and
 model through :func:`sleepnet.batch.score_recording`, so the stages equal the command's.
-Only the public, stable functions of sleepnet are used here:
-:func:`sleepnet.weights.load_model`, :func:`sleepnet.batch.score_recording` and
+Only the public, stable names of sleepnet are used here:
+:func:`sleepnet.weights.load_model` (re-exported as ``sleepstream.load_model``: the one loader),
+:class:`sleepnet.models.base.StagingModel` (the loaded model of any kind, re-exported as
+``sleepstream.StagingModel``), :func:`sleepnet.batch.score_recording` and
 :mod:`sleepnet.io.recordings`.
 """
 from __future__ import annotations
@@ -27,79 +29,29 @@ import numpy as np
 
 from sleepnet.errors import InputFileError, SleepstreamError, parameter
 from sleepnet.io.recordings import DEFAULT_CHANNEL, Recording, derived_signal_uv, read_recording, resolve_channel
+from sleepnet.models.base import StagingModel
 from sleepnet.report.sleep_stats import SleepStats, sleep_statistics
 from sleepnet.stages import EPOCH_S, STAGES, UNSCORED, UNSCORED_NAME
+from sleepnet.weights import load_model
 
 if TYPE_CHECKING:  # torch only once something is scored
-    from sleepnet.predictions import StagePrediction
     from sleepnet.metrics import Agreement
-    from sleepnet.predictions import StagingModel as LoadedModel
+    from sleepnet.predictions import StagePrediction
 
-__all__ = ["StagingModel", "StagingResult", "load_model", "stage"]
+# StagingModel and load_model are imported above and re-exported by ``sleepstream``; they are
+# documented where they live (sleepnet.models.base, sleepnet.weights), not a second time here.
+__all__ = ["StagingResult", "stage"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, repr=False)
-class StagingModel:
-    """A loaded, checked model, ready for :func:`stage`.
-
-    Attributes
-    ----------
-    loaded : sleepnet.predictions.StagingModel
-        The model as :func:`sleepnet.weights.load_model` returns it (network in eval
-        mode and the preprocessing it was trained with).
-    """
-
-    loaded: LoadedModel
-
-    @property
-    def model_id(self) -> str:
-        """The identifier written in the weights folder's ``config.json``."""
-        return str(self.loaded.model_id)
-
-    @property
-    def source(self) -> Path:
-        """The weights folder it was loaded from."""
-        return Path(self.loaded.source)
-
-    def __repr__(self) -> str:
-        return f"<StagingModel {self.model_id!r} ({self.loaded.kind}) from {self.source}>"
-
-
-def load_model(name_or_path: str | Path | None = None) -> StagingModel:
-    """Load a shipped model by name, or a weights folder by path.
-
-    Parameters
-    ----------
-    name_or_path : str or path-like, optional
-        ``None`` for the default shipped model (``weights.DEFAULT_MODEL``); a weights
-        folder (``config.json`` with its ``kind``, ``label_map.json``, the model file); or
-        the name of a shipped model (its folder name in ``weights/``).
-
-    Returns
-    -------
-    StagingModel
-        The checked model.
-
-    Raises
-    ------
-    sleepnet.errors.WeightsError
-        The folder is missing, corrupt or does not fit this code, or no shipped model
-        has that name (the message lists the names there are).
-    """
-    from sleepnet.weights import load_model as _load
-
-    if isinstance(name_or_path, StagingModel):
-        return name_or_path
-    return StagingModel(_load(name_or_path))
 
 
 @dataclass(frozen=True, repr=False)
 class StagingResult:
     """The stages of one recording, one per complete 30-s epoch from its start.
 
-    Attributes
+    Made by :func:`stage`.
+
+    Parameters
     ----------
     predictions : tuple of sleepnet.predictions.StagePrediction
         The model's verdict per epoch, in order.
@@ -115,6 +67,8 @@ class StagingResult:
         Epoch length, s (30).
     normalised : bool
         True when the input was taken as per-epoch normalised (scored level-free).
+    _cache : dict
+        Internal: what was computed once (the sleep statistics); leave it out.
     """
 
     predictions: tuple[StagePrediction, ...]
@@ -373,8 +327,9 @@ def stage(data, sfreq: float | None = None, *, ch_name: str | None = None,
         ``EEG Fpz-Cz``), or a derivation of its referential channels: ``"F4-M1"``,
         ``"C4-(M1+M2)/2"`` (a channel with that exact label wins; see
         :mod:`sleepnet.io.derivations`).
-    model : StagingModel, str or path-like, optional
-        The model (see :func:`load_model`); default: the shipped default model, or the
+    model : sleepnet.models.base.StagingModel, str or path-like, optional
+        A loaded model (:func:`sleepnet.weights.load_model`), or the name or folder to load
+        one from; default: the shipped default model, or the
         scale-free model for per-epoch normalised input.
     normalized : bool, optional
         Whether the signal is per-epoch normalised (each 30-s epoch z-scored, as the
@@ -421,10 +376,11 @@ def stage(data, sfreq: float | None = None, *, ch_name: str | None = None,
                                      quality_thresholds)
 
     normalised_by = input_normalisation(rec.eeg_uv, rec.sfreq, normalized, flag="normalized=True")
-    m = load_model(model_for_input(model, normalised_by is not None))
+    wanted = model_for_input(model, normalised_by is not None)
+    m = wanted if hasattr(wanted, "new_stager") else load_model(wanted)   # a model already loaded, or a name/folder
     if normalised_by:
-        log.info("%s: %s", rec.source, describe_input(normalised_by, m.model_id, is_level_free(m.loaded)))
-    preds = score_recording(rec, m.loaded, quality_thresholds(normalised_by is not None), session_start=session_start)
+        log.info("%s: %s", rec.source, describe_input(normalised_by, m.model_id, is_level_free(m)))
+    preds = score_recording(rec, m, quality_thresholds(normalised_by is not None), session_start=session_start)
     return StagingResult(predictions=tuple(preds), sfreq=float(rec.sfreq), channel=rec.channel,
                          source=rec.source, model_id=m.model_id, normalised=normalised_by is not None)
 

@@ -18,7 +18,7 @@ Gaps and the model's context (the rule)
   ``UNS`` with the ``gap`` flag, never given a made-up stage. With less missing it is
   scored and keeps the ``gap`` flag.
 * After any unscored epoch (a long gap, a flat line, mostly clipped signal) the model's
-  five-epoch context restarts (:class:`sleepnet.models.cnn_sequence.SequenceScorer`): the next
+  five-epoch context restarts (:class:`sleepnet.models.cnn_lstm_stager.CnnLstmStager`): the next
   epochs are scored from a fresh window, flagged ``warmup`` until four scorable epochs
   precede them. A short gap inside an epoch keeps the context.
 * Long gaps are fed in blocks of at most ``block_s`` seconds, so memory stays bounded

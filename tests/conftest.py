@@ -56,7 +56,8 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def model():
     """The shipped default model (the real one, as users get it)."""
-    from sleepnet.weights import CONFIG_FILE, default_weights_dir, load_model
+    from sleepnet.models.base import CONFIG_FILE
+    from sleepnet.weights import default_weights_dir, load_model
 
     if not (default_weights_dir() / CONFIG_FILE).exists():
         pytest.fail(f"{default_weights_dir()} holds no model: the default model must be shipped")
@@ -71,7 +72,8 @@ def seeded_model(tmp_path_factory):
 
     from sleepnet.models.cnn_lstm import CausalSleepNet, ModelConfig
     from sleepnet.preprocess import PreprocessConfig
-    from sleepnet.weights import load_model, save_model
+    from sleepnet.models.cnn_lstm_stager import save_model
+    from sleepnet.weights import load_model
 
     torch.manual_seed(1234)
     d = tmp_path_factory.mktemp("seeded-weights")

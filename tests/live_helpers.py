@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from sleepnet.io.recordings import Recording, write_continuous_npz
-from sleepnet.weights import CONFIG_FILE, default_weights_dir, load_model
+from sleepnet.models.base import CONFIG_FILE
+from sleepnet.weights import default_weights_dir, load_model
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -50,7 +50,7 @@ def test_docs_api_example_runs_exactly_as_written(shared_data, tmp_path):
     for name in ("excerpt_stages.csv", "excerpt_hypnogram.edf", "excerpt_events.tsv", "excerpt_events.json"):
         assert (work / name).stat().st_size > 0, name
     assert len(read_hypnogram(work / "excerpt_hypnogram.edf")) == 10
-    assert "<StagingModel" in proc.stdout
+    assert "<EnsembleModel gbm-gru-sleepedf-v1 " in proc.stdout       # print(model): the default model
 
 
 @pytest.mark.lsl
@@ -145,12 +145,34 @@ def test_exports_read_back_as_the_same_stages(night_result, tmp_path):
             export(tmp_path / "no-such-folder" / "x")
 
 
+def test_the_api_loads_with_the_one_loader_and_names_its_protocol():
+    """``sleepstream.load_model`` IS :func:`sleepnet.weights.load_model` (no wrapper), and
+    ``sleepstream.StagingModel`` the protocol every kind's model fits."""
+    import sleepnet.models.base
+    import sleepnet.weights
+
+    assert sleepstream.load_model is sleepnet.weights.load_model
+    assert sleepstream.StagingModel is sleepnet.models.base.StagingModel
+
+
+def test_stage_takes_a_loaded_model_a_name_or_a_folder_alike(shared_data):
+    """``stage(..., model=...)``: a model already loaded scores as its name and its folder do."""
+    edf = shared_data / "sleep-edf" / "SC4001E0-PSG-first300s.edf"
+    loaded = sleepstream.load_model("feature-gbm-sleepedf-v1")
+    by_model = sleepstream.stage(edf, model=loaded)
+    assert by_model.model_id == loaded.model_id
+    for other in ("feature-gbm-sleepedf-v1", loaded.source):
+        r = sleepstream.stage(edf, model=other)
+        assert r.stages.tolist() == by_model.stages.tolist()
+        np.testing.assert_array_equal(r.probabilities, by_model.probabilities)
+
+
 def test_load_model_by_default_by_folder_and_by_name_and_unknown_names_are_listed(model):
     default = sleepstream.load_model()
     assert default.model_id == model.model_id
     assert sleepstream.load_model(model.source).model_id == model.model_id
     assert sleepstream.load_model(model.model_id).model_id == model.model_id
-    assert repr(default).startswith(f"<StagingModel '{model.model_id}'")
+    assert repr(default).startswith(f"<{type(model).__name__} {model.model_id} ")
     with pytest.raises(WeightsError, match=rf"no-such-model: no such weights folder \(shipped models: .*{model.source.name}"):
         sleepstream.load_model("no-such-model")
 

@@ -135,7 +135,6 @@ def test_the_walk_finds_a_cycle_through_an_import_inside_a_function(tmp_path):
     assert cycles(g) == [["pkg.a", "pkg.c", "pkg.sub.b"]]
 
 
-@pytest.mark.xfail(strict=True, reason="model layer: item 2 (sleepnet/weights.py <-> sleepnet/models/*)")
 def test_no_import_cycle_inside_sleepnet(graph):
     assert [c for c in cycles(graph) if all(in_sleepnet(m) for m in c)] == []
 

@@ -115,8 +115,8 @@ def test_a_recording_queued_whole_before_scoring_starts_is_drained_in_bounded_ba
     sink = CollectSink()
     scorer = LiveScorer(stream, model, [sink], truth)
     sizes: list[int] = []
-    real_score = scorer._scorer.score
-    scorer._scorer.score = lambda epochs: sizes.append(len(epochs)) or real_score(epochs)
+    real_score = scorer._stager.score
+    scorer._stager.score = lambda epochs: sizes.append(len(epochs)) or real_score(epochs)
     try:
         wait_for(lambda: player.samples_sent == src.n_samples, 30, "the whole recording to be sent")
         # and to reach the inlet: liblsl counts what waits in its queue

@@ -7,7 +7,7 @@ import torch
 
 from conftest import eeg_like
 from sleepnet.batch import score_recording
-from sleepnet.models.cnn_sequence import SequenceScorer
+from sleepnet.models.cnn_lstm_stager import CnnLstmStager
 from sleepnet.io.recordings import Recording
 from sleepnet.models.cnn_lstm import CausalSleepNet, ModelConfig, count_parameters
 from sleepnet.preprocess import Epoch, preprocess_signal
@@ -54,8 +54,8 @@ def test_output_for_epoch_i_ignores_every_later_sample(seeded_model):
 
 def test_one_epoch_at_a_time_equals_batch(seeded_model):
     epochs = preprocess_signal(eeg_like(30 * 12, 100, seed=7), 100)
-    batch = SequenceScorer(seeded_model).score(epochs)
-    live_scorer = SequenceScorer(seeded_model)
+    batch = CnnLstmStager(seeded_model).score(epochs)
+    live_scorer = CnnLstmStager(seeded_model)
     live = [p for e in epochs for p in live_scorer.score([e])]
     for a, b in zip(batch, live):
         assert a.stage == b.stage and a.flags == b.flags
@@ -64,7 +64,7 @@ def test_one_epoch_at_a_time_equals_batch(seeded_model):
 
 def test_first_four_epochs_are_warmup_padded_by_the_first_epoch(seeded_model):
     epochs = preprocess_signal(eeg_like(30 * 6, 100, seed=8), 100)
-    preds = SequenceScorer(seeded_model).score(epochs)
+    preds = CnnLstmStager(seeded_model).score(epochs)
     assert [("warmup" in p.flags) for p in preds] == [True] * 4 + [False] * 2
     # epoch 0 alone == epoch 0 repeated five times through the network
     with torch.no_grad():
@@ -76,9 +76,9 @@ def test_first_four_epochs_are_warmup_padded_by_the_first_epoch(seeded_model):
 def test_context_restarts_after_an_unscored_epoch(seeded_model):
     epochs = preprocess_signal(eeg_like(30 * 10, 100, seed=9), 100)
     broken = [Epoch(e.index, e.data, e.missing_fraction, e.flags, scorable=(e.index != 4)) for e in epochs]
-    preds = SequenceScorer(seeded_model).score(broken)
+    preds = CnnLstmStager(seeded_model).score(broken)
     assert preds[4].stage == "UNS" and np.isnan(preds[4].confidence)
     assert [("warmup" in p.flags) for p in preds[5:]] == [True] * 4 + [False]
     # after the break, epoch 5 is scored as if the recording started there
-    fresh = SequenceScorer(seeded_model).score(epochs[5:6])[0]
+    fresh = CnnLstmStager(seeded_model).score(epochs[5:6])[0]
     np.testing.assert_allclose(preds[5].probabilities, fresh.probabilities, atol=1e-6)

@@ -19,7 +19,8 @@ from sleepnet.io.recordings import Recording, read_recording
 from sleepnet.models.gru import GRU_FILE, N_GRU_INPUTS, GruNets, gru_inputs, save_gru_model
 from sleepnet.night_context import HOURS_COLUMN, ContextConfig, NightContext
 from sleepnet.preprocess import Preprocessor
-from sleepnet.weights import CONFIG_FILE, load_model
+from sleepnet.models.base import CONFIG_FILE
+from sleepnet.weights import load_model
 
 POP = (-22.58, -22.97, -23.01, -23.02, -23.02, 0.999, 1.019, -21.65, 0.266)
 

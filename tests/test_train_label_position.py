@@ -9,7 +9,7 @@ import torch
 
 from sleepnet.train.training import (PreparedNight, TrainConfig, _block_batch, evaluate_prepared, train, window_indices,
                             windowed_stage_codes)
-from sleepnet.weights import SEQ_LEN
+from sleepnet.models.cnn_lstm_stager import SEQ_LEN
 
 
 def numbered_night(n: int = 12, n_times: int = 3000, name: str = "n") -> PreparedNight:
@@ -87,7 +87,7 @@ def rhythm_night(n: int, seed: int, name: str) -> PreparedNight:
 def test_a_short_centred_training_run_learns_and_evaluates_with_centred_windows():
     from sleepnet.models.cnn_lstm import ModelConfig
     from sleepnet.preprocess import PreprocessConfig
-    from sleepnet.weights import LoadedModel
+    from sleepnet.models.cnn_lstm_stager import CnnLstmModel
 
     nights = [rhythm_night(40, seed, f"n{seed}") for seed in range(3)]
     cfg = TrainConfig(max_passes=8, patience=8, batch_blocks=2, block_targets=8, label_position=2,
@@ -96,7 +96,7 @@ def test_a_short_centred_training_run_learns_and_evaluates_with_centred_windows(
     assert info["train_config"]["label_position"] == 2 and len(info["history"]) == 8
     losses = [h["train_loss"] for h in info["history"]]
     assert losses[-1] < 0.8 * losses[0], f"the training loss did not fall: {losses}"
-    model = LoadedModel(net, ModelConfig(), PreprocessConfig(), "centred-test", None)  # type: ignore[arg-type]
+    model = CnnLstmModel(net, ModelConfig(), PreprocessConfig(), "centred-test", None)  # type: ignore[arg-type]
     pooled, per = evaluate_prepared(model, nights[2:], label_position=2)
     assert pooled.n_epochs == 40 and len(per) == 1
     assert pooled.accuracy >= 0.5, f"held-out night staged at chance: {pooled.accuracy:.2f} (chance 0.2)"

@@ -7,7 +7,9 @@ import shutil
 import pytest
 
 from sleepnet.errors import WeightsError
-from sleepnet.weights import CONFIG_FILE, LABEL_MAP_FILE, WEIGHTS_FILE, load_model
+from sleepnet.models.base import CONFIG_FILE, LABEL_MAP_FILE
+from sleepnet.models.cnn_lstm_stager import WEIGHTS_FILE
+from sleepnet.weights import load_model
 
 
 @pytest.fixture
@@ -33,6 +35,35 @@ def test_damaged_weights_fail_with_a_clear_line(weights_copy, damage, message):
     with pytest.raises(WeightsError, match=message) as err:
         load_model(weights_copy)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("kind", "svm", r"config.json: unknown model kind 'svm' \(this code runs feature-gbm, gru, ensemble, cnn-lstm\)"),
+    ("format_version", 2, r"config.json: format_version 2, this code reads 1"),
+])
+def test_every_folder_gets_the_format_checks_before_its_kind(weights_copy, key, value, message):
+    cfg = json.loads((weights_copy / CONFIG_FILE).read_text())
+    cfg[key] = value
+    (weights_copy / CONFIG_FILE).write_text(json.dumps(cfg))
+    with pytest.raises(WeightsError, match=message):
+        load_model(weights_copy)
+
+
+def test_each_kind_has_one_folder_loader_and_the_shipped_models_use_every_kind():
+    """The table of kinds names, per kind, a module with ``load_folder(d, cfg)``; the shipped
+    models (and the ensemble's members) are of those kinds and of every one of them."""
+    import importlib
+    import inspect
+
+    from sleepnet.models.base import KINDS
+    from sleepnet.weights import shipped_models
+
+    for kind, spec in KINDS.items():
+        loader = getattr(importlib.import_module(spec.module), spec.loader)
+        assert list(inspect.signature(loader).parameters) == ["d", "cfg"], kind
+    models = [load_model(name) for name in shipped_models()]
+    kinds = {m.kind for m in models} | {k.kind for m in models for k in getattr(m, "members", ())}
+    assert kinds == set(KINDS)
 
 
 def _edit_config(d, **model_changes):

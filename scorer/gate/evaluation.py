@@ -213,7 +213,7 @@ def score_feature_session(model, night, start: int) -> FeatureSession:
 
     Parameters
     ----------
-    model : FeatureModel
+    model : FeatureGbmModel
         A feature model (``new_stager()``, ``model_id``).
     night : FeatureNight
         A night of :func:`sleepnet.io.feature_nights.read_feature_folder`.
@@ -346,7 +346,7 @@ def check_never_saw(model, subject: str) -> None:
 
     Parameters
     ----------
-    model : FeatureModel
+    model : FeatureGbmModel
         A shipped model (``source``: its folder; ``model_id``).
     subject : str
         The held-out subject (e.g. ``"0"``).
@@ -372,7 +372,7 @@ def subject0_sessions(model, folder: Path) -> list[FeatureSession]:
 
     Parameters
     ----------
-    model : FeatureModel
+    model : FeatureGbmModel
         The shipped feature model.
     folder : Path
         The feature nights (``../shared/data/sleep-edf-features``).

@@ -1,8 +1,17 @@
-"""sleepnet.models: one file per model kind, behind the one interface the scorer uses.
+"""sleepnet.models: one module per model kind, behind the one interface the scorer uses.
 
-* ``cnn_lstm``: the CNN-LSTM (an epoch encoder CNN, a one-direction LSTM over the last five epochs);
-* ``cnn_lstm_weights``: loading and saving a CNN-LSTM weights folder;
-* ``cnn_sequence``: the CNN-LSTM's stager (epochs to stages over the last five epochs);
-* ``feature_gbm``: the real-trained feature stager (gradient-boosted trees over spectral features);
-* ``gbm_trees``: gradient-boosted trees evaluated with numpy alone (LightGBM's text format).
+* ``base``: the protocols (:class:`~sleepnet.models.base.StagingModel`,
+  :class:`~sleepnet.models.base.Stager`), the weights-folder format and the table of kinds;
+* ``feature_gbm``: kind ``feature-gbm``, gradient-boosted trees over causal spectral features
+  (``FeatureGbmModel``, ``FeatureGbmStager``); its trees: ``gbm_trees`` (LightGBM's text
+  format evaluated with numpy alone);
+* ``gru``: kind ``gru``, a causal GRU over the same features, run in numpy (``GruModel``,
+  ``GruStager``);
+* ``ensemble``: kind ``ensemble``, members of other kinds averaged (``EnsembleModel``,
+  ``EnsembleStager``);
+* ``cnn_lstm_stager``: kind ``cnn-lstm`` (``CnnLstmModel``, ``CnnLstmStager``, its weights
+  folder); its torch network: ``cnn_lstm``.
+
+Each kind module has one folder loader, ``load_folder(d, cfg)``; load models with
+:func:`sleepnet.weights.load_model`.
 """

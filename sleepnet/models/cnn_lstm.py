@@ -32,7 +32,44 @@ from torch import nn
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture; stored in ``weights/config.json`` under ``"model"``."""
+    """The CNN–LSTM's architecture; stored in a folder's ``config.json`` under ``"model"``.
+
+    Durations are in seconds and turned into samples at ``sfreq_hz`` (the braindecode
+    manner), so one description works at any rate.
+
+    Parameters
+    ----------
+    sfreq_hz : float
+        The rate the network reads, Hz.
+    epoch_s : float
+        Epoch length, s.
+    n_classes : int
+        Stages out (5: W, N1, N2, N3, REM).
+    seq_len : int
+        Epochs per window (the current one and those before it).
+    conv1_filters : int
+        Filters of the first convolution.
+    conv1_kernel_s : float
+        Its kernel, s (0.5 s: fs/2 samples).
+    conv1_stride_s : float
+        Its stride, s (about fs/16 samples).
+    pool1_s : float
+        The first max-pooling, s (divided by the stride: 8).
+    conv_filters : int
+        Filters of the later convolutions.
+    conv_kernel_s : float
+        Their kernel, s of signal (in strided samples inside the network).
+    n_conv_blocks : int
+        How many later convolutions.
+    pool2_s : float
+        The second max-pooling, s of signal (4 after the first pooling).
+    embed_dim : int
+        Size of each epoch's embedding.
+    lstm_hidden : int
+        Units of the one-direction LSTM.
+    dropout : float
+        Dropout rate (training only).
+    """
 
     sfreq_hz: float = 100.0
     epoch_s: float = 30.0
@@ -51,13 +88,33 @@ class ModelConfig:
     dropout: float = 0.3
 
     def samples(self, seconds: float) -> int:
+        """A duration in samples at :attr:`sfreq_hz`.
+
+        Parameters
+        ----------
+        seconds : float
+            The duration, s.
+
+        Returns
+        -------
+        int
+            Its length in samples, at least 1.
+        """
         return max(1, int(round(seconds * self.sfreq_hz)))
 
     @property
     def epoch_samples(self) -> int:
+        """Samples per epoch (3000 at 100 Hz x 30 s)."""
         return int(round(self.epoch_s * self.sfreq_hz))
 
     def as_dict(self) -> dict:
+        """The architecture as ``config.json`` stores it.
+
+        Returns
+        -------
+        dict
+            Field name -> value.
+        """
         return asdict(self)
 
 
@@ -66,6 +123,11 @@ class EpochEncoder(nn.Module):
 
     Input: (batch, 1, n_times) with n_times = epoch_s * sfreq (3000 at 100 Hz).
     Output: (batch, embed_dim).
+
+    Parameters
+    ----------
+    cfg : ModelConfig
+        The architecture.
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -90,7 +152,18 @@ class EpochEncoder(nn.Module):
         self.project = nn.Sequential(nn.Linear(n_flat, cfg.embed_dim), nn.ReLU())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(batch, 1, n_times) -> (batch, embed_dim)"""
+        """Encode epochs.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (batch, 1, n_times) epochs, n_times = epoch_s * sfreq.
+
+        Returns
+        -------
+        torch.Tensor
+            (batch, embed_dim) embeddings.
+        """
         return self.project(self.features(x))
 
 
@@ -101,6 +174,11 @@ class CausalSleepNet(nn.Module):
     forward: (batch, seq_len, 1, n_times) -> logits (batch, n_classes) for the LAST epoch.
     encode:  (batch, 1, n_times) -> (batch, embed_dim), once per epoch.
     classify_embeddings: (batch, seq, embed_dim) -> logits (batch, n_classes).
+
+    Parameters
+    ----------
+    cfg : ModelConfig
+        The architecture.
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -112,17 +190,65 @@ class CausalSleepNet(nn.Module):
         self.classifier = nn.Linear(cfg.lstm_hidden, cfg.n_classes)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Encode each epoch once (the stager keeps the embeddings of its window).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (batch, 1, n_times) epochs.
+
+        Returns
+        -------
+        torch.Tensor
+            (batch, embed_dim) embeddings.
+        """
         return self.encoder(x)
 
     def classify_embeddings(self, emb: torch.Tensor) -> torch.Tensor:
+        """Run the LSTM over windows of embeddings and classify their LAST epoch.
+
+        Parameters
+        ----------
+        emb : torch.Tensor
+            (batch, seq, embed_dim) embeddings, oldest first.
+
+        Returns
+        -------
+        torch.Tensor
+            (batch, n_classes) logits of each window's last epoch.
+        """
         out, _ = self.lstm(emb)
         return self.classifier(self.dropout(out[:, -1]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of the last epoch of each window.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (batch, seq_len, 1, n_times) windows of epochs, oldest first.
+
+        Returns
+        -------
+        torch.Tensor
+            (batch, n_classes) logits.
+        """
         b, s = x.shape[:2]
         emb = self.encode(x.reshape(b * s, *x.shape[2:])).reshape(b, s, -1)
         return self.classify_embeddings(emb)
 
 
 def count_parameters(model: nn.Module) -> int:
+    """Number of parameters of a network.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network.
+
+    Returns
+    -------
+    int
+        Its parameter count (trainable or not).
+    """
     return sum(p.numel() for p in model.parameters())

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from ..night_context import UNKNOWN_START, check_session_start
 from ..predictions import StagePrediction
 from ..preprocess import Epoch, PreprocessConfig
 from ..stages import STAGES, UNSCORED_NAME
-from ..weights import CONFIG_FILE, FORMAT_VERSION, LABEL_MAP_FILE, label_map
+from .base import CONFIG_FILE, FORMAT_VERSION, LABEL_MAP_FILE, StagingModel, label_map, load_folder_of_any_kind
 
 KIND = "ensemble"
 
@@ -33,8 +33,8 @@ class EnsembleModel:
 
     Parameters
     ----------
-    members : tuple
-        Loaded models (any kind with ``new_stager(session_start=...)``).
+    members : tuple of StagingModel
+        Loaded models of any kind.
     weights : tuple of float
         One per member, summing to 1.
     preprocess : PreprocessConfig
@@ -51,7 +51,7 @@ class EnsembleModel:
         The session start its stagers assume unless told.
     """
 
-    members: tuple
+    members: tuple[StagingModel, ...]
     weights: tuple[float, ...]
     preprocess: PreprocessConfig
     model_id: str
@@ -164,7 +164,7 @@ class EnsembleStager:
         self.session_start = start
 
     def score(self, epochs: Sequence[Epoch]) -> list[StagePrediction]:
-        """Stage epochs in order (see :class:`sleepnet.predictions.Stager`).
+        """Stage epochs in order (see :class:`sleepnet.models.base.Stager`).
 
         Parameters
         ----------
@@ -199,17 +199,16 @@ class EnsembleStager:
         return out
 
 
-def load_ensemble_folder(d: Path, cfg: dict, load_member: Callable[[Path], object]) -> EnsembleModel:
-    """The ensemble of a weights folder.
+def load_folder(d: Path, cfg: dict) -> EnsembleModel:
+    """The ensemble of a weights folder; each member is loaded as a folder of its own kind
+    (:func:`sleepnet.models.base.load_folder_of_any_kind`).
 
     Parameters
     ----------
     d : Path
         The folder.
     cfg : dict
-        Its ``config.json``.
-    load_member : callable
-        Loads a member from its sub-folder (:func:`sleepnet.weights.load_model`).
+        Its ``config.json`` (format version and label map already checked).
 
     Returns
     -------
@@ -236,7 +235,7 @@ def load_ensemble_folder(d: Path, cfg: dict, load_member: Callable[[Path], objec
         sub = (d / f).resolve()
         if d.resolve() not in sub.parents:
             raise WeightsError(f"{d / CONFIG_FILE}: member folder {f!r} is not inside the ensemble's folder")
-        members.append(load_member(sub))
+        members.append(load_folder_of_any_kind(sub))
     pre = members[0].preprocess
     for f, m in zip(folders, members):
         if m.preprocess != pre:

@@ -23,7 +23,7 @@ from ..night_context import LIGHTS_OFF, N_LAGS, ContextConfig, NightContext, che
 from ..predictions import StagePrediction, predictions_from
 from ..preprocess import Epoch, PreprocessConfig
 from ..stages import N_STAGES
-from ..weights import CONFIG_FILE, FORMAT_VERSION, LABEL_MAP_FILE, label_map
+from .base import CONFIG_FILE, FORMAT_VERSION, LABEL_MAP_FILE, label_map
 from .gbm_trees import TreeEnsemble, TreeModelError
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ TREES_FILE = "model.txt"
 
 
 @dataclass(frozen=True, repr=False)
-class FeatureModel:
+class FeatureGbmModel:
     """A loaded feature stager.
 
     Parameters
@@ -50,6 +50,8 @@ class FeatureModel:
         The folder it was loaded from.
     summary : str
         One line for people: what it is, what it was trained on, its real figures.
+    kind : str
+        The model kind, ``feature-gbm``.
     default_session_start : str
         The session start its stagers assume unless told (``config.json``'s
         ``default_session_start``; ``lights-off`` where absent: a model trained on
@@ -66,9 +68,9 @@ class FeatureModel:
     default_session_start: str = LIGHTS_OFF
 
     def __repr__(self) -> str:
-        return f"<FeatureModel {self.model_id} ({self.trees.n_trees} trees) from {self.source}>"
+        return f"<FeatureGbmModel {self.model_id} ({self.trees.n_trees} trees) from {self.source}>"
 
-    def new_stager(self, session_start: str | None = None) -> "FeatureStager":
+    def new_stager(self, session_start: str | None = None) -> "FeatureGbmStager":
         """A fresh stager for one night.
 
         Parameters
@@ -76,39 +78,83 @@ class FeatureModel:
         session_start : str, optional
             ``lights-off`` (hours since the session start count as the night's clock) or
             ``unknown`` (no clock); None: :attr:`default_session_start`.
+
+        Returns
+        -------
+        FeatureGbmStager
+            A stager at the start of a night.
         """
-        return FeatureStager(self, session_start)
+        return FeatureGbmStager(self, session_start)
 
 
-class FeatureStager:
+class FeatureGbmStager:
     """Stateful scorer of the feature model; batch and live feed it the same epochs.
 
     An unscored epoch gets stage ``UNS`` and never feeds the night baseline; the epochs
     after it have no lags from before it and are flagged ``warmup`` until four scorable
     epochs have come (as with the CNN–LSTM's window).
+
+    Parameters
+    ----------
+    model : FeatureGbmModel
+        The loaded model.
+    session_start : str, optional
+        ``lights-off`` (hours since the session start count as the night's clock) or
+        ``unknown`` (no clock); None: the model's ``default_session_start``.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``session_start``.
     """
 
-    def __init__(self, model: FeatureModel, session_start: str | None = None) -> None:
+    def __init__(self, model: FeatureGbmModel, session_start: str | None = None) -> None:
         self.model = model
         self.session_start = check_session_start(session_start or model.default_session_start)
         self._ctx = NightContext(model.context, clock_known=self.session_start == LIGHTS_OFF)
 
     def __repr__(self) -> str:
-        return f"<FeatureStager {self.model.model_id}, session start {self.session_start}: {self._ctx!r}>"
+        return f"<FeatureGbmStager {self.model.model_id}, session start {self.session_start}: {self._ctx!r}>"
 
     def reset(self) -> None:
+        """Forget the night: a new session."""
         self._ctx.reset()
 
     def skip(self, n_epochs: int) -> None:
+        """Epochs passed unseen: the clock moves on, the lags break.
+
+        Parameters
+        ----------
+        n_epochs : int
+            How many 30-s epochs went by unseen.
+        """
         self._ctx.skip(n_epochs)
 
     def state(self) -> dict:
+        """The night so far, as JSON-ready values (for the state file).
+
+        Returns
+        -------
+        dict
+            ``kind``, ``model_id``, ``session_start`` and the night context's state.
+        """
         return {"kind": KIND, "model_id": self.model.model_id, "session_start": self.session_start,
                 "context": self._ctx.state()}
 
     def restore(self, state: dict) -> None:
-        """Carry on from :meth:`state`, in the session start it holds (a state written
-        before session starts were told holds none: ``lights-off``, as it was scored)."""
+        """Carry on from :meth:`state`, in the session start it holds.
+
+        Parameters
+        ----------
+        state : dict
+            What :meth:`state` gave (a state written before session starts were told holds
+            none: ``lights-off``, as it was scored).
+
+        Raises
+        ------
+        ValueError
+            A state of another model, or an unknown session start.
+        """
         if state.get("kind") != KIND or state.get("model_id") != self.model.model_id:
             raise ValueError(f"night state of model {state.get('model_id')!r}, not {self.model.model_id!r}")
         start = check_session_start(state.get("session_start", LIGHTS_OFF))
@@ -117,7 +163,23 @@ class FeatureStager:
         self._ctx.clock_known = start == LIGHTS_OFF
 
     def score(self, epochs: Sequence[Epoch]) -> list[StagePrediction]:
-        """Stages of ``epochs`` in order (see :class:`sleepnet.predictions.Stager`)."""
+        """Stages of ``epochs`` in order (see :class:`sleepnet.models.base.Stager`).
+
+        Parameters
+        ----------
+        epochs : sequence of Epoch
+            The next epochs of the night, in order, each with its base features.
+
+        Returns
+        -------
+        list of StagePrediction
+            One per epoch (``UNS`` where unscorable).
+
+        Raises
+        ------
+        ValueError
+            A scorable epoch without features.
+        """
         rows: list[np.ndarray] = []
         slots: list[tuple[Epoch, bool]] = []
         for e in epochs:
@@ -134,9 +196,27 @@ class FeatureStager:
         return predictions_from(slots, probs)
 
 
-def load_feature_folder(d: Path, cfg: dict) -> FeatureModel:
-    """The feature model of folder ``d`` whose ``config.json`` is ``cfg`` (format version
-    and label map already checked); one-line :class:`WeightsError` on any problem."""
+def load_folder(d: Path, cfg: dict) -> FeatureGbmModel:
+    """The feature model of a weights folder.
+
+    Parameters
+    ----------
+    d : Path
+        The folder.
+    cfg : dict
+        Its ``config.json`` (format version and label map already checked).
+
+    Returns
+    -------
+    FeatureGbmModel
+        The trees with their night-context settings and preprocessing.
+
+    Raises
+    ------
+    sleepnet.errors.WeightsError
+        One line naming the file on any problem: an incomplete config, missing or unusable
+        trees, trees of the wrong shape, an unknown ``default_session_start``.
+    """
     try:
         pcfg = PreprocessConfig.from_dict(cfg["preprocess"])
         ccfg = ContextConfig.from_dict(cfg["context"])
@@ -156,14 +236,35 @@ def load_feature_folder(d: Path, cfg: dict) -> FeatureModel:
         start = check_session_start(str(cfg.get("default_session_start", LIGHTS_OFF)))
     except ValueError as exc:
         raise WeightsError(f"{d / CONFIG_FILE}: default_session_start: {exc}") from None
-    return FeatureModel(trees=trees, context=ccfg, preprocess=pcfg, model_id=str(cfg.get("model_id", d.name)),
+    return FeatureGbmModel(trees=trees, context=ccfg, preprocess=pcfg, model_id=str(cfg.get("model_id", d.name)),
                         source=d, summary=str(cfg.get("summary", f"feature stager {cfg.get('model_id', d.name)}")),
                         default_session_start=start)
 
 
 def save_feature_model(out_dir: str | Path, model_text: str, context: ContextConfig, model_id: str,
                        summary: str, extra: dict | None = None) -> Path:
-    """Write a ``feature-gbm`` folder: config, label map, the LightGBM text model."""
+    """Write a ``feature-gbm`` folder: config, label map, the LightGBM text model.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The folder (made if missing).
+    model_text : str
+        The trees in LightGBM's text format.
+    context : ContextConfig
+        The night-context settings the trees were trained with.
+    model_id : str
+        The model's name in ``config.json``.
+    summary : str
+        One line for people.
+    extra : dict, optional
+        More entries for ``config.json``.
+
+    Returns
+    -------
+    Path
+        The folder.
+    """
     import json
 
     d = Path(out_dir)

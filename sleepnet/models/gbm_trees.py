@@ -44,11 +44,11 @@ class TreeEnsemble:
         Classes; tree t adds to class ``t % n_classes``.
     n_features : int
         Inputs per row.
-    feature, threshold, left, right, missing_left, zero_missing : numpy.ndarray
+    feature, threshold, left, right, missing_left, zero_missing, nan_missing : numpy.ndarray
         Per internal node (all trees concatenated): the input it splits on, its threshold
         (go left when ``x <= threshold``), its children as global node indices (a leaf is
-        ``-1 - global leaf index``), whether a missing input goes left, and whether zero
-        counts as missing.
+        ``-1 - global leaf index``), whether a missing input goes left, whether zero
+        counts as missing, and whether NaN counts as missing.
     leaf_value : numpy.ndarray
         Per leaf (all trees concatenated): the raw score it adds.
     root : numpy.ndarray
@@ -76,11 +76,28 @@ class TreeEnsemble:
 
     @property
     def n_trees(self) -> int:
+        """Number of trees (all classes)."""
         return len(self.root)
 
     @classmethod
     def from_lightgbm_text(cls, text: str) -> "TreeEnsemble":
-        """Parse ``Booster.model_to_string()``; raises :class:`TreeModelError`."""
+        """Parse LightGBM's text model (``Booster.model_to_string()``).
+
+        Parameters
+        ----------
+        text : str
+            The model text.
+
+        Returns
+        -------
+        TreeEnsemble
+            Its trees, flattened.
+
+        Raises
+        ------
+        TreeModelError
+            A model text this reader cannot use (the tree and the reason named).
+        """
         head, _, rest = text.partition("\nTree=")
         if not rest:
             raise TreeModelError("no trees in the model text")
@@ -149,10 +166,26 @@ class TreeEnsemble:
                    leaf_value=np.concatenate(leaves), root=np.array(roots, dtype=np.int64), max_depth=max_depth)
 
     def raw_scores(self, X: np.ndarray) -> np.ndarray:
-        """(n_rows, n_features) -> (n_rows, n_classes) summed leaf values (logits).
+        """Summed leaf values (logits) per row and class.
 
         Each row is computed on its own, in the same order whatever the batch, so one
-        row scored alone equals that row scored in a batch."""
+        row scored alone equals that row scored in a batch.
+
+        Parameters
+        ----------
+        X : numpy.ndarray
+            (n_rows, n_features) inputs.
+
+        Returns
+        -------
+        numpy.ndarray
+            (n_rows, n_classes) float64 logits.
+
+        Raises
+        ------
+        ValueError
+            Rows of another width.
+        """
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(f"expected rows of {self.n_features} inputs, got shape {X.shape}")
@@ -182,7 +215,18 @@ class TreeEnsemble:
         return out
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Softmax of :meth:`raw_scores`, (n_rows, n_classes)."""
+        """Class probabilities: the softmax of :meth:`raw_scores`.
+
+        Parameters
+        ----------
+        X : numpy.ndarray
+            (n_rows, n_features) inputs.
+
+        Returns
+        -------
+        numpy.ndarray
+            (n_rows, n_classes) float64 probabilities, each row summing to 1.
+        """
         z = self.raw_scores(X)
         z = z - z.max(axis=1, keepdims=True)
         e = np.exp(z)

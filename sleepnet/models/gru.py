@@ -38,7 +38,7 @@ from ..night_context import (HOURS_COLUMN, INPUT_NAMES, LIGHTS_OFF, N_BASE, N_LA
 from ..predictions import StagePrediction, predictions_from
 from ..preprocess import Epoch, PreprocessConfig
 from ..stages import N_STAGES
-from ..weights import CONFIG_FILE, FORMAT_VERSION, LABEL_MAP_FILE, label_map
+from .base import CONFIG_FILE, FORMAT_VERSION, LABEL_MAP_FILE, label_map
 
 KIND = "gru"
 GRU_FILE = "gru.npz"
@@ -369,7 +369,7 @@ class GruStager:
         self._h = h
 
     def score(self, epochs: Sequence[Epoch]) -> list[StagePrediction]:
-        """Stage epochs in order (see :class:`sleepnet.predictions.Stager`).
+        """Stage epochs in order (see :class:`sleepnet.models.base.Stager`).
 
         Parameters
         ----------
@@ -404,7 +404,7 @@ class GruStager:
         return predictions_from(slots, np.stack(probs) if probs else np.zeros((0, N_STAGES)))
 
 
-def load_gru_folder(d: Path, cfg: dict) -> GruModel:
+def load_folder(d: Path, cfg: dict) -> GruModel:
     """The recurrent model of a weights folder.
 
     Parameters

@@ -426,7 +426,7 @@ def isolated_agreement(model, nights: Sequence[FeatureNight]) -> Agreement:
 
 def in_memory_model(text: str, context: ContextConfig, model_id: str = "in-memory",
                     default_session_start: str = "lights-off"):
-    """A :class:`sleepnet.models.feature_gbm.FeatureModel` from a text model, without a folder.
+    """A :class:`sleepnet.models.feature_gbm.FeatureGbmModel` from a text model, without a folder.
 
     Parameters
     ----------
@@ -444,11 +444,11 @@ def in_memory_model(text: str, context: ContextConfig, model_id: str = "in-memor
     object
         The feature model (source folder ``.``).
     """
-    from ..models.feature_gbm import FeatureModel
+    from ..models.feature_gbm import FeatureGbmModel
     from ..models.gbm_trees import TreeEnsemble
     from ..preprocess import PreprocessConfig
 
-    return FeatureModel(TreeEnsemble.from_lightgbm_text(text), context, PreprocessConfig(), model_id, Path("."),
+    return FeatureGbmModel(TreeEnsemble.from_lightgbm_text(text), context, PreprocessConfig(), model_id, Path("."),
                         default_session_start=default_session_start)
 
 

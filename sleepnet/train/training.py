@@ -30,12 +30,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..models.cnn_sequence import SequenceScorer
 from ..metrics import Agreement, agreement
 from ..models.cnn_lstm import CausalSleepNet, ModelConfig, count_parameters
+from ..models.cnn_lstm_stager import SEQ_LEN, CnnLstmModel, CnnLstmStager
 from ..preprocess import PreprocessConfig, Preprocessor
 from ..stages import N_STAGES, UNSCORED
-from ..weights import SEQ_LEN, LoadedModel
 from .datasets import NightSource
 
 log = logging.getLogger(__name__)
@@ -319,7 +318,7 @@ def windowed_stage_codes(net: CausalSleepNet, data: np.ndarray, scorable: np.nda
                          label_position: int = SEQ_LEN - 1) -> np.ndarray:
     """Stage codes (-1 where not scorable) of a whole night, each epoch from the window
     that holds it at ``label_position`` (:func:`window_indices`); for a model trained with
-    a label position other than the last, which :class:`SequenceScorer` cannot run.
+    a label position other than the last, which :class:`CnnLstmStager` cannot run.
     No context restart at unscorable epochs.
 
     Parameters
@@ -344,9 +343,9 @@ def windowed_stage_codes(net: CausalSleepNet, data: np.ndarray, scorable: np.nda
     return np.where(scorable, codes, UNSCORED)
 
 
-def evaluate_prepared(model: LoadedModel, nights: Sequence[PreparedNight],
+def evaluate_prepared(model: CnnLstmModel, nights: Sequence[PreparedNight],
                       label_position: int = SEQ_LEN - 1) -> tuple[Agreement, list[Agreement]]:
-    """Score each night exactly as inference does (SequenceScorer) and compare in the trim;
+    """Score each night exactly as inference does (CnnLstmStager) and compare in the trim;
     another ``label_position`` scores with :func:`windowed_stage_codes` instead.
 
     Parameters
@@ -370,7 +369,7 @@ def evaluate_prepared(model: LoadedModel, nights: Sequence[PreparedNight],
     for nt in nights:
         if label_position == SEQ_LEN - 1:
             epochs = [Epoch(index=i, data=nt.data[i], scorable=bool(nt.scorable[i])) for i in range(len(nt.data))]
-            preds = SequenceScorer(model).score(epochs)
+            preds = CnnLstmStager(model).score(epochs)
             p = np.array([pr.stage_code for pr in preds])[nt.first:nt.last]
         else:
             p = windowed_stage_codes(model.net, nt.data, nt.scorable, label_position)[nt.first:nt.last]
@@ -440,7 +439,7 @@ def train(train_nights: Sequence[PreparedNight], val_nights: Sequence[PreparedNi
             if progress:
                 progress(f"pass {p + 1}", step + 1, n_steps)
         net.eval()
-        loaded = LoadedModel(net, model_config, preprocess, "training", source=None)  # type: ignore[arg-type]
+        loaded = CnnLstmModel(net, model_config, preprocess, "training", source=None)  # type: ignore[arg-type]
         val, _ = evaluate_prepared(loaded, val_nights, cfg.label_position) if val_nights else (None, None)
         f1 = val.macro_f1 if val else -total
         history.append({"pass": p + 1, "train_loss": total / max(seen, 1),

@@ -375,7 +375,7 @@ def run(args: argparse.Namespace) -> int:
     from sleepnet.models.cnn_lstm import ModelConfig  # torch: only once the nights are read
     from sleepnet.preprocess import PreprocessConfig
     from sleepnet.train.training import PROTOCOL, TrainConfig, evaluate_prepared, prepare_night, split_by_subject, train
-    from sleepnet.weights import LoadedModel, save_model
+    from sleepnet.models.cnn_lstm_stager import CnnLstmModel, save_model
 
     pcfg, mcfg = PreprocessConfig(), ModelConfig()
     train_src, val_src = split_by_subject(nights, args.val_fraction, args.seed)
@@ -388,7 +388,7 @@ def run(args: argparse.Namespace) -> int:
                           max_minutes=args.max_minutes)
         net, info = train(prepared_train, prepared_val, mcfg, pcfg, cfg, progress=update)
     model_id = args.model_id or f"cnn-lstm-{args.dataset}-{len(prepared_train)}n-seed{args.seed}"
-    model = LoadedModel(net, mcfg, pcfg, model_id, out)
+    model = CnnLstmModel(net, mcfg, pcfg, model_id, out)
     val, per = evaluate_prepared(model, prepared_val) if prepared_val else (None, [])
     save_model(out, net, pcfg, model_id, extra={"trained_on": args.dataset})
     metrics = {
