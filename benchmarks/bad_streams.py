@@ -35,8 +35,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .common import (Figure, add_weights_argument, configure_lsl, outputs, popen, progress, scratch_dir, shell,
-                     sleepstream, script_main, this_command, unique)
+from .common import (
+    Figure,
+    add_weights_argument,
+    configure_lsl,
+    outputs,
+    popen,
+    progress,
+    scratch_dir,
+    script_main,
+    shell,
+    sleepstream,
+    this_command,
+    unique,
+)
 
 HWM_ENV = "SLEEPSTREAM_BENCH_HWM_FILE"
 #: ``python -c`` this, then the command's arguments: the ``sleepstream`` command, which
@@ -184,7 +196,7 @@ def score_wide_stream(tmp, epochs: int, speed: float, weights: str | None) -> di
         stop.set()
         if pusher is not None:
             pusher.join(5)
-        del outlet
+        outlet = None                # the outlet goes (what `del` did; the closure above still names it)
     from scorer.hypnogram_file import read_rows
 
     rows = read_rows(out) if out.exists() else []

@@ -19,8 +19,16 @@ from pathlib import Path
 import numpy as np
 
 from .common import (
-    REPO, Figure, progress, scratch_dir, shell, simulated_night_file, sleepstream,
-                     script_main, this_command)
+    REPO,
+    Figure,
+    progress,
+    scratch_dir,
+    script_main,
+    shell,
+    simulated_night_file,
+    sleepstream,
+    this_command,
+)
 
 MODULE = "benchmarks.batch"
 TARGET_S = 3.0
@@ -29,8 +37,8 @@ TARGET_S = 3.0
 def score_in_process(model, path: Path, out: Path) -> tuple[float, int]:
     """Seconds to read, preprocess, score and write one night with a loaded model."""
     from sleepnet.io.exports import write_stage_csv
-    from sleepnet.preprocess import Preprocessor
     from sleepnet.io.recordings import read_recording
+    from sleepnet.preprocess import Preprocessor
 
     t = time.perf_counter()
     rec = read_recording(path)
@@ -59,7 +67,7 @@ def run(args: argparse.Namespace) -> dict:
     load_s = time.perf_counter() - t
     score_in_process(model, night, tmp / "warm.csv")            # warm-up (first forward passes)
     inner = []
-    for i in range(args.repeats):
+    for _ in range(args.repeats):
         s, n = score_in_process(model, night, tmp / "warm.csv")
         inner.append(s)
     with_s, without_s = float(np.median(walls)), float(np.median(inner))

@@ -70,14 +70,27 @@ import termios
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from .common import (REPO, Figure, configure_lsl, outputs, popen, progress, scratch_dir, script_main,
-                     shell, simulated_night_file, sleepstream, this_command, unique)
+from .common import (
+    REPO,
+    Figure,
+    configure_lsl,
+    outputs,
+    popen,
+    progress,
+    scratch_dir,
+    script_main,
+    shell,
+    simulated_night_file,
+    sleepstream,
+    this_command,
+    unique,
+)
 
 MODULE = "benchmarks.faults"
 FS = 100.0

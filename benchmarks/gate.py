@@ -61,8 +61,16 @@ import numpy as np
 
 from scorer.gate.evaluation import epoch_records, night_metrics
 
-from .common import (EXCERPT, Figure, add_weights_argument, configure_lsl, percentiles, progress, script_main,
-                     this_command)
+from .common import (
+    EXCERPT,
+    Figure,
+    add_weights_argument,
+    configure_lsl,
+    percentiles,
+    progress,
+    script_main,
+    this_command,
+)
 
 MODULE = "benchmarks.gate"
 FS = 100.0

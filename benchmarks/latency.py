@@ -30,8 +30,21 @@ import time
 import numpy as np
 
 from .common import (
-    Figure, add_weights_argument, configure_lsl, percentiles, popen, progress, scratch_dir, shell, sleepstream,
-                     stop, script_main, this_command, unique, wait_until)
+    Figure,
+    add_weights_argument,
+    configure_lsl,
+    percentiles,
+    popen,
+    progress,
+    scratch_dir,
+    script_main,
+    shell,
+    sleepstream,
+    stop,
+    this_command,
+    unique,
+    wait_until,
+)
 
 MODULE = "benchmarks.latency"
 TARGET_MS = 50.0

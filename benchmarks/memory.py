@@ -33,8 +33,22 @@ from pathlib import Path
 import numpy as np
 
 from .common import (
-    Figure, configure_lsl, count_rows, popen, progress, rss_mb, scratch_dir, shell,
-                     simulated_night_file, sleepstream, stop, script_main, this_command, unique, wait_until)
+    Figure,
+    configure_lsl,
+    count_rows,
+    popen,
+    progress,
+    rss_mb,
+    scratch_dir,
+    script_main,
+    shell,
+    simulated_night_file,
+    sleepstream,
+    stop,
+    this_command,
+    unique,
+    wait_until,
+)
 
 MODULE = "benchmarks.memory"
 PEAK_TARGET_MB = 500.0

@@ -57,11 +57,11 @@ def twins_key(passes: int, minutes: float) -> str:
 def train_twins(passes: int, minutes: float, allow_train: bool = True) -> dict[str, Path] | None:
     """Train (or reuse) the causal and centred twins with the same data, recipe and budget;
     without ``allow_train``, twins already there (of any recipe) or None."""
-    from sleepnet.train.datasets import parse_subjects, simulated_nights
     from sleepnet.models.cnn_lstm import ModelConfig
-    from sleepnet.preprocess import PreprocessConfig
-    from sleepnet.train.training import TrainConfig, evaluate_prepared, prepare_night, split_by_subject, train
     from sleepnet.models.cnn_lstm_stager import CnnLstmModel, save_model
+    from sleepnet.preprocess import PreprocessConfig
+    from sleepnet.train.datasets import parse_subjects, simulated_nights
+    from sleepnet.train.training import TrainConfig, evaluate_prepared, prepare_night, split_by_subject, train
 
     key = twins_key(passes, minutes)
     dirs = {kind: twin_dir(kind) for kind in ("causal", "centred")}
@@ -129,9 +129,9 @@ def ours_codes(model, eeg_uv: np.ndarray, sfreq: float) -> np.ndarray:
 def run(args: argparse.Namespace) -> dict:
     import torch
 
-    from sleepnet.train.datasets import parse_subjects, simulated_nights
-    from sleepnet.metrics import agreement
     from sleepnet.io.recordings import read_recording
+    from sleepnet.metrics import agreement
+    from sleepnet.train.datasets import parse_subjects, simulated_nights
     from sleepnet.train.training import trim_range
     from sleepnet.weights import load_model
 

@@ -79,8 +79,14 @@ def fold_models(train, subject: str, args, cache: Path | None) -> dict:
     from sleepnet.models.gru import GruNets
     from sleepnet.night_context import ContextConfig
     from sleepnet.train.feature_training import FeatureTrainConfig, fit_trees, in_memory_model
-    from sleepnet.train.gru_training import (EnsembleTrainConfig, choose_gbm_weight, ensemble_in_memory, fit_gru,
-                                             in_memory_gru, weight_folds)
+    from sleepnet.train.gru_training import (
+        EnsembleTrainConfig,
+        choose_gbm_weight,
+        ensemble_in_memory,
+        fit_gru,
+        in_memory_gru,
+        weight_folds,
+    )
 
     def held_tag(nights) -> str:
         left = sorted({n.subject for n in args.all_nights} - {n.subject for n in nights})

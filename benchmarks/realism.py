@@ -35,7 +35,11 @@ from sleepnet.features import BASE_FEATURE_NAMES, base_features
 from sleepnet.metrics import agreement
 from sleepnet.sim.calibrate import HELD_OUT_SUBJECTS, data_dir_or_error, load_feature_nights, subject_number
 from sleepnet.sim.hypnogram_model import (
-    HYPNOGRAM_STAT_NAMES, TRIM_WAKE_EPOCHS, generate_epochs, hypnogram_statistics, load_real_nights,
+    HYPNOGRAM_STAT_NAMES,
+    TRIM_WAKE_EPOCHS,
+    generate_epochs,
+    hypnogram_statistics,
+    load_real_nights,
 )
 from sleepnet.sim.night import simulate_hypnogram, simulate_night
 from sleepnet.sim.parameters import load_params

@@ -32,8 +32,23 @@ from dataclasses import dataclass
 import numpy as np
 
 from .common import (
-    Figure, add_weights_argument, configure_lsl, count_rows, popen, progress, rss_mb, scratch_dir, shell,
-                     simulated_night_file, sleepstream, stop, script_main, this_command, unique, wait_until)
+    Figure,
+    add_weights_argument,
+    configure_lsl,
+    count_rows,
+    popen,
+    progress,
+    rss_mb,
+    scratch_dir,
+    script_main,
+    shell,
+    simulated_night_file,
+    sleepstream,
+    stop,
+    this_command,
+    unique,
+    wait_until,
+)
 from .memory import growth
 
 MODULE = "benchmarks.soak"

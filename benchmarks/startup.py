@@ -34,8 +34,20 @@ from pathlib import Path
 import numpy as np
 
 from .common import (
-    REPO, Figure, configure_lsl, popen, progress, scratch_dir, shell, sleepstream, stop,
-                     script_main, this_command, unique, wait_until)
+    REPO,
+    Figure,
+    configure_lsl,
+    popen,
+    progress,
+    scratch_dir,
+    script_main,
+    shell,
+    sleepstream,
+    stop,
+    this_command,
+    unique,
+    wait_until,
+)
 
 MODULE = "benchmarks.startup"
 TARGET_S = 5.0

@@ -25,8 +25,23 @@ from pathlib import Path
 import numpy as np
 
 from .common import (
-    REPO, Figure, add_weights_argument, configure_lsl, count_rows, popen, progress, scratch_dir, shell,
-                     simulated_night_file, sleepstream, stop, script_main, this_command, unique, wait_until)
+    REPO,
+    Figure,
+    add_weights_argument,
+    configure_lsl,
+    count_rows,
+    popen,
+    progress,
+    scratch_dir,
+    script_main,
+    shell,
+    simulated_night_file,
+    sleepstream,
+    stop,
+    this_command,
+    unique,
+    wait_until,
+)
 
 MODULE = "benchmarks.throughput"
 TARGET_X = 1000.0

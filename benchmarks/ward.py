@@ -31,8 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (Figure, configure_lsl, percentiles, progress, rss_mb, scratch_dir, script_main,
-                     this_command, unique)
+from .common import Figure, configure_lsl, percentiles, progress, rss_mb, scratch_dir, script_main, this_command, unique
 
 LATENCY_TARGET_MS = 100.0
 TARGET_BEDS = 16

@@ -28,9 +28,9 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pylsl
@@ -149,7 +149,7 @@ class ReplaySource:
         return int(round((k + 1) * EPOCH_S * self.sfreq)) - 1
 
     @classmethod
-    def from_recording(cls, rec: Recording) -> "ReplaySource":
+    def from_recording(cls, rec: Recording) -> ReplaySource:
         """One channel from :func:`sleepnet.io.recordings.read_recording`.
 
         Parameters
@@ -168,7 +168,7 @@ class ReplaySource:
 
     @classmethod
     def from_arrays(cls, data_uv: np.ndarray, sfreq: float, channels: list[str] | tuple[str, ...],
-                    labels: np.ndarray | None = None, source: str = "arrays") -> "ReplaySource":
+                    labels: np.ndarray | None = None, source: str = "arrays") -> ReplaySource:
         """Several channels given as (n_samples, n_channels) µV.
 
         Parameters
@@ -202,7 +202,7 @@ class ReplaySource:
                    units=(UNIT_UV,) * len(channels), kinds=("EEG",) * len(channels),
                    labels=labels, source=source)
 
-    def with_index_channel(self) -> "ReplaySource":
+    def with_index_channel(self) -> ReplaySource:
         """A copy with one more channel, ``sample_index``.
 
         Returns

@@ -38,8 +38,9 @@ import select
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, TextIO
+from typing import TextIO
 
 MAX_QUEUED = 1000           # items waiting for the writer thread before new ones are dropped
 CLOSE_WAIT_S = 2.0          # how long closing waits for a stalled reader

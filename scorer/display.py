@@ -29,7 +29,8 @@ import math
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.live import Live
@@ -367,7 +368,7 @@ class DisplaySink(Sink):
     def __init__(self, console: Console | None = None, *, title: str = "sleepstream live",
                  screen: bool = False, capture_logging: bool = True, max_fps: float = 20.0,
                  wall_clock: Callable[[], float] = time.time,
-                 recording: "Callable[[], RecordingState] | None" = None) -> None:
+                 recording: Callable[[], RecordingState] | None = None) -> None:
         self._feed = ScreenFeed(console, screen=screen, capture_logging=capture_logging)
         self.console = self._feed.console
         self.state = DisplayState(title)
@@ -441,7 +442,7 @@ class DisplaySink(Sink):
                 logging.getLogger(__name__).warning("the terminal did not take the last screen within %.0f s",
                                                     CLOSE_WAIT_S)
 
-    def __enter__(self) -> "DisplaySink":
+    def __enter__(self) -> DisplaySink:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -193,7 +193,7 @@ class DisplayState:
         for k in [k for k in self.truth if k < self.first_epoch]:
             del self.truth[k]
 
-    def set_recording(self, recording: "RecordingState | None") -> None:
+    def set_recording(self, recording: RecordingState | None) -> None:
         """Take the hypnogram file's state in (the screen says NOT RECORDING while it fails).
 
         Parameters

@@ -507,7 +507,7 @@ class HypnogramFile(Sink):
                 entry = self._pending[0]
                 line = entry[0] if entry[1] == "row" else (   # a stretch of lost rows: said in the file
                     f"# rows of epochs {entry[2]}-{entry[3]} were lost: the file could not be written for longer "
-                    f"than {self.max_pending} rows are kept\n").encode("utf-8")
+                    f"than {self.max_pending} rows are kept\n").encode()
                 data = memoryview(line)[self._head_done:]
                 while data:
                     n = os.write(self._fd, data)

@@ -43,8 +43,9 @@ numbering of the night.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Callable, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .bounded_output import CLOSE_WAIT_S, MAX_QUEUED, BoundedWriter
 from .records import ScoredEpoch
@@ -145,7 +146,7 @@ def status_from_event(event: dict[str, object]) -> StreamStatus:
                         last_latency_ms=float(event["last_latency_ms"]))
 
 
-def gate_event(event: "GateEvent", stamp: float, epoch_offset: int = 0) -> dict[str, object]:
+def gate_event(event: GateEvent, stamp: float, epoch_offset: int = 0) -> dict[str, object]:
     """The ``gate`` line of a stimulation-window event, as a dict.
 
     Parameters
@@ -167,7 +168,7 @@ def gate_event(event: "GateEvent", stamp: float, epoch_offset: int = 0) -> dict[
             "stamp": float(stamp), "epoch": None if event.epoch is None else epoch_offset + int(event.epoch)}
 
 
-def gate_from_event(event: dict[str, object]) -> tuple["GateEvent", float]:
+def gate_from_event(event: dict[str, object]) -> tuple[GateEvent, float]:
     """The stimulation-window event and stamp a ``gate`` line describes.
 
     Parameters
@@ -215,7 +216,7 @@ class JsonLinesSink(Sink):
     """
 
     def __init__(self, stream: TextIO, epoch_offset: int = 0, *,
-                 recording: "Callable[[], RecordingState] | None" = None, max_queued: int = MAX_QUEUED) -> None:
+                 recording: Callable[[], RecordingState] | None = None, max_queued: int = MAX_QUEUED) -> None:
         self.stream = stream
         self.epoch_offset = int(epoch_offset)
         self.recording = recording
@@ -273,7 +274,7 @@ class JsonLinesSink(Sink):
             line["recording"] = rec["recording"]
         self._line(line)
 
-    def gate(self, event: "GateEvent", stamp: float) -> None:
+    def gate(self, event: GateEvent, stamp: float) -> None:
         """A gate listener (``GateSink.add_listener``): one ``gate`` line per event.
 
         Parameters
@@ -285,7 +286,7 @@ class JsonLinesSink(Sink):
         """
         self._line(gate_event(event, stamp, self.epoch_offset))
 
-    def follow_gate(self, gate: "GateSink") -> None:
+    def follow_gate(self, gate: GateSink) -> None:
         """Write a line for each event ``gate`` has published so far (its start's ``close`` /
         ``restart``), then one for each later event.
 

@@ -62,9 +62,9 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pylsl
@@ -75,8 +75,7 @@ from sleepnet.preprocess import QualityThresholds
 from sleepnet.stages import EPOCH_S, STAGES, UNSCORED_NAME
 from streamer.epochs import EpochAssembler, TimedEpoch
 from streamer.resolve import Resolved, StreamQuery, resolve
-from streamer.stream import DEFAULT_BUFLEN_S, DEFAULT_CHANNEL, EEGStream
-from streamer.stream import SampleChunk
+from streamer.stream import DEFAULT_BUFLEN_S, DEFAULT_CHANNEL, EEGStream, SampleChunk
 from streamer.truth import TruthMarker, TruthStream
 
 from .history import AgreementCounts, LatencyStats, RecentDict

@@ -56,11 +56,13 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
-from sleepnet.errors import SleepstreamError, parameter as marked
+from sleepnet.errors import SleepstreamError
+from sleepnet.errors import parameter as marked
 from streamer.resolve import StreamQuery
 from streamer.stream import DEFAULT_BUFLEN_S, DEFAULT_CHANNEL, unit_scale_to_uv
 
@@ -180,7 +182,7 @@ class SessionOptions:
     outlets: bool = True
     view: str = "screen"
     title: str | None = None
-    gate: "GateRule | None" = None
+    gate: GateRule | None = None
     epochs: int | None = None
     idle_exit_s: float | None = None
     buffer_s: int = DEFAULT_BUFLEN_S
@@ -279,7 +281,7 @@ class LiveSession:
         How the last :meth:`run` went.
     """
 
-    def __init__(self, options: SessionOptions, *, model: "StagingModel | None" = None,
+    def __init__(self, options: SessionOptions, *, model: StagingModel | None = None,
                  first_sinks: Sequence[Sink | object] = (), last_sinks: Sequence[Sink | object] = ()) -> None:
         self.options = options
         self._given_model = model
@@ -349,7 +351,7 @@ class LiveSession:
 
             check_writable(self.options.out)
 
-    def load_weights(self) -> "StagingModel | None":
+    def load_weights(self) -> StagingModel | None:
         """Load the model named by ``options.weights`` now (a caller that starts something
         first, as the demo starts its replay, learns of a bad name before it does); :meth:`open`
         then uses it. Without ``weights``, or with a model given, nothing is loaded.
@@ -370,7 +372,7 @@ class LiveSession:
             self._named = load_model(self.options.weights)
         return self._named
 
-    def open(self) -> "LiveSession":
+    def open(self) -> LiveSession:
         """Resolve and open the stream and its truth stream, and choose the model (see the
         module text); released again when a step fails.
 
@@ -430,7 +432,7 @@ class LiveSession:
             self.model = named if named is not None and wanted == o.weights else load_model(wanted)
             use_one_torch_thread()
 
-    def build(self) -> "LiveSession":
+    def build(self) -> LiveSession:
         """Build the sinks in order and the loop (opening the session first if it is not
         open); released again when a step fails.
 
@@ -495,7 +497,7 @@ class LiveSession:
         if start is not None and view is not None and hasattr(view, "state"):   # the live screen's header
             view.state.title += f" · start: {start}"
 
-    def _make_view(self, recording: "Callable[[], RecordingState] | None") -> Sink | None:
+    def _make_view(self, recording: Callable[[], RecordingState] | None) -> Sink | None:
         """The view sink of ``options.view``: the screen falls back to log lines where the
         display module is not available."""
         o, desc = self.options, self.description
@@ -526,7 +528,7 @@ class LiveSession:
         route_logger_to_stdout(EPOCH_LOGGER, bounded=True)
         return LogSink()
 
-    def run(self, stop: threading.Event | None = None) -> "LiveSummary":
+    def run(self, stop: threading.Event | None = None) -> LiveSummary:
         """Score until ``stop`` is set, ``options.epochs`` epochs are scored, or no sample
         has come for ``options.idle_exit_s`` (opening and building first where not done).
         The session stays open: :meth:`close` (or the ``with`` block) releases it.
@@ -567,7 +569,7 @@ class LiveSession:
         if self.stream is not None:
             self.stream.disconnect()
 
-    def __enter__(self) -> "LiveSession":
+    def __enter__(self) -> LiveSession:
         return self.open()
 
     def __exit__(self, *exc: object) -> None:

@@ -28,8 +28,9 @@ scoring goes on: :class:`SafeCaller` is the one place that calls a sink's method
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -118,7 +119,7 @@ class Sink:
             The stream's health now.
         """
 
-    def samples(self, chunk: "SampleChunk") -> None:
+    def samples(self, chunk: SampleChunk) -> None:
         """Samples of the scored channel as pulled, before they are scored.
 
         Parameters
@@ -150,10 +151,10 @@ class _Adapted(Sink):
         missing = [m for m in ("publish", "truth", "status", "close") if not callable(getattr(inner, m, None))]
         if missing:
             raise TypeError(f"{type(inner).__name__} is not a sink: it has no {', '.join(missing)}")
-        self._publish = getattr(inner, "publish")
-        self._truth = getattr(inner, "truth")
-        self._status = getattr(inner, "status")
-        self._close = getattr(inner, "close")
+        self._publish = inner.publish
+        self._truth = inner.truth
+        self._status = inner.status
+        self._close = inner.close
         self._samples = getattr(inner, "samples", None)
         self._tick = getattr(inner, "tick", None)
 
@@ -169,7 +170,7 @@ class _Adapted(Sink):
     def status(self, status: StreamStatus) -> None:
         self._status(status)
 
-    def samples(self, chunk: "SampleChunk") -> None:
+    def samples(self, chunk: SampleChunk) -> None:
         if callable(self._samples):
             self._samples(chunk)
 

@@ -12,7 +12,7 @@ when the parameter ``scheduler`` becomes ``--scheduler``).
 from __future__ import annotations
 
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 #: Delimits a parameter's name in a message (ASCII unit separator: never in a message's text).
 _MARK = "\x1f"

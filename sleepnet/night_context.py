@@ -150,7 +150,7 @@ class ContextConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ContextConfig":
+    def from_dict(cls, d: dict) -> ContextConfig:
         """The config of a model folder's ``config.json`` (:meth:`as_dict`), checked against this code.
 
         Parameters

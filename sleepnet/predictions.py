@@ -6,8 +6,9 @@ A stager (:class:`sleepnet.models.base.Stager`, made by a loaded
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from .stages import N_STAGES, STAGES, UNSCORED_NAME
 
@@ -53,7 +54,7 @@ class StagePrediction:
         return STAGES.index(self.stage) if self.scored else -1
 
 
-def predictions_from(slots: Sequence[tuple["Epoch", bool]], probs: "np.ndarray | None") -> list[StagePrediction]:
+def predictions_from(slots: Sequence[tuple[Epoch, bool]], probs: np.ndarray | None) -> list[StagePrediction]:
     """One prediction per epoch of ``slots``, in order.
 
     The scorable epochs take the next row of ``probs``; the others are ``UNS`` with NaN

@@ -86,7 +86,7 @@ class PreprocessConfig:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "PreprocessConfig":
+    def from_dict(cls, d: dict) -> PreprocessConfig:
         """The config from :meth:`as_dict`'s form.
 
         Parameters

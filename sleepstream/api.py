@@ -20,10 +20,11 @@ Only the public, stable names of sleepnet are used here:
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -244,8 +245,8 @@ class StagingResult:
         tuple of Path
             The TSV and the JSON sidecar.
         """
-        from sleepnet.io.night_file import Night
         from sleepnet.io.hypnogram_exports import write_bids_events
+        from sleepnet.io.night_file import Night
 
         path = _writable(path)
         n = self.n_epochs
@@ -372,8 +373,13 @@ def stage(data, sfreq: float | None = None, *, ch_name: str | None = None,
     if rec.n_epochs == 0:
         raise InputFileError(f"{rec.source}: shorter than one 30-s epoch ({rec.duration_s:.1f} s)")
     from sleepnet.batch import score_recording  # torch: only once the input is known good
-    from sleepnet.normalised import (describe_input, input_normalisation, is_level_free, model_for_input,
-                                     quality_thresholds)
+    from sleepnet.normalised import (
+        describe_input,
+        input_normalisation,
+        is_level_free,
+        model_for_input,
+        quality_thresholds,
+    )
 
     normalised_by = input_normalisation(rec.eeg_uv, rec.sfreq, normalized, flag="normalized=True")
     wanted = model_for_input(model, normalised_by is not None)

@@ -4,8 +4,9 @@ a live session (its summary, what its outputs lost, printed without hanging on a
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -30,7 +31,7 @@ def stderr_console() -> Console:
 
 
 @contextmanager
-def progress_bar(quiet: bool = False) -> Iterator["ProgressFn"]:
+def progress_bar(quiet: bool = False) -> Iterator[ProgressFn]:
     """A transient Rich progress bar on stderr, one task per description.
 
     Parameters
@@ -158,7 +159,7 @@ def output_notes(sinks: Sequence[object], log_handlers: Sequence[object] = ()) -
     return notes
 
 
-def print_live_summary(console: Console, summary: "LiveSummary", out: str | None,
+def print_live_summary(console: Console, summary: LiveSummary, out: str | None,
                        notes: Sequence[str] = ()) -> None:
     """The end of a live session: epochs, gaps, losses, latency, the agreement with the truth
     stream when there was one, the hypnogram file and what the outputs lost.

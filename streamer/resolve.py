@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import pylsl
 
@@ -41,7 +41,7 @@ class StreamQuery:
 
     @classmethod
     def from_options(cls, name: str | None = None, stream_type: str | None = None,
-                     source_id: str | None = None) -> "StreamQuery":
+                     source_id: str | None = None) -> StreamQuery:
         """The query for command-line options; nothing given means any ``EEG`` stream.
 
         Parameters

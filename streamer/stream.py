@@ -574,7 +574,7 @@ class EEGStream:
         self._resolver = None
         self._disconnected = True
 
-    def __enter__(self) -> "EEGStream":
+    def __enter__(self) -> EEGStream:
         self.connect()
         return self
 

@@ -8,8 +8,8 @@ LSL's own recovery and reopened by ``source_id`` when the replay restarts.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import pylsl
 from pylsl.util import LostError
@@ -87,7 +87,7 @@ class TruthStream:
 
     @classmethod
     def find(cls, eeg_name: str, eeg_source_id: str, visible: Sequence[pylsl.StreamInfo] | None = None,
-             timeout_s: float | None = None) -> "TruthStream | None":
+             timeout_s: float | None = None) -> TruthStream | None:
         """Connect to the truth stream of an EEG stream, or None when there is none.
 
         Parameters

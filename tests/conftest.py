@@ -12,9 +12,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from tier_guard import pytest_runtest_call, pytest_runtest_setup, pytest_runtest_teardown  # noqa: F401
 
 from sleepstream.lsl_config import CONFIG_ENV, write_machine_config
-from tier_guard import pytest_runtest_call, pytest_runtest_setup, pytest_runtest_teardown  # noqa: F401
 
 pytest_plugins = ("pytester",)     # tests/test_tiers.py runs the guard in an inner session
 
@@ -71,8 +71,8 @@ def seeded_model(tmp_path_factory):
     import torch
 
     from sleepnet.models.cnn_lstm import CausalSleepNet, ModelConfig
-    from sleepnet.preprocess import PreprocessConfig
     from sleepnet.models.cnn_lstm_stager import save_model
+    from sleepnet.preprocess import PreprocessConfig
     from sleepnet.weights import load_model
 
     torch.manual_seed(1234)

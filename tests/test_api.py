@@ -13,6 +13,7 @@ from pathlib import Path
 import mne
 import numpy as np
 import pytest
+from test_cli_score import run_cli
 
 import sleepstream
 from sleepnet.batch import score_recording
@@ -21,7 +22,6 @@ from sleepnet.io.hypnograms import read_hypnogram
 from sleepnet.io.recordings import read_recording, write_continuous_npz
 from sleepnet.report.sleep_stats import sleep_statistics
 from sleepnet.stages import STAGES
-from test_cli_score import run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 

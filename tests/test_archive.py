@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import SHARED_DATA
 from live_helpers import wait_for
+
 from sleepnet.archive import find_nights, pair_hypnogram, read_cohort
 from sleepnet.archive.night import TEST_KILL_WORKER_ONCE_ENV
 from sleepnet.errors import SleepstreamError

@@ -9,8 +9,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import eeg_like
+
 from sleepnet.io.recordings import write_continuous_npz
 
 

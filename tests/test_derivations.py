@@ -8,9 +8,9 @@ import threading
 
 import numpy as np
 import pytest
+from live_helpers import unique_ids
 from scipy import signal
 
-from live_helpers import unique_ids
 from replay.player import Player, ReplaySource
 from sleepnet.errors import InputFileError
 from sleepnet.io.derivations import DEFAULT_CHANNEL, Derivation, normalise_label, resolve_derivation

@@ -14,10 +14,10 @@ import json
 import uuid
 
 import pytest
+from test_lsl_interop import env_with, finish, lsl_defaults_only, procs, uid, wait_line  # noqa: F401
 
 from scorer.hypnogram_file import read_rows
 from sleepnet.stages import STAGES
-from test_lsl_interop import env_with, finish, lsl_defaults_only, procs, uid, wait_line  # noqa: F401
 
 pytestmark = [pytest.mark.lsl, pytest.mark.timeout(180)]
 

@@ -14,8 +14,8 @@ from rich.console import Console
 
 from scorer.display import DisplaySink
 from scorer.display_state import DisplayState
-from scorer.screen import SEPARATOR, big_text, braille_trace, render, strip_columns
 from scorer.records import ScoredEpoch
+from scorer.screen import SEPARATOR, big_text, braille_trace, render, strip_columns
 from scorer.sinks import StreamStatus
 from sleepnet.metrics import agreement
 from sleepnet.stages import STAGES, stage_name

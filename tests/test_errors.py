@@ -112,7 +112,8 @@ def test_the_command_line_says_an_archive_error_with_the_flags_typed(tmp_path, c
 
 
 def test_calibration_says_its_data_flag(tmp_path, caplog):
-    from sleepnet.sim.calibrate import data_dir_or_error, main as calibrate_main
+    from sleepnet.sim.calibrate import data_dir_or_error
+    from sleepnet.sim.calibrate import main as calibrate_main
 
     assert str(_raised(data_dir_or_error, tmp_path)).endswith("pass data=DIR pointing at the shared data")
     with caplog.at_level(logging.ERROR):

@@ -9,16 +9,16 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import REPO, SHARED_DATA, eeg_like
+
 from sleepnet.batch import score_recording
+from sleepnet.io.feature_nights import read_feature_folder
 from sleepnet.io.recordings import Recording, read_recording
 from sleepnet.metrics import agreement
 from sleepnet.models.gbm_trees import TreeEnsemble
 from sleepnet.night_context import N_INPUTS, ContextConfig, NightContext
 from sleepnet.preprocess import Preprocessor
 from sleepnet.stages import STAGES
-from sleepnet.io.feature_nights import read_feature_folder
 from sleepnet.train.feature_training import FeatureTrainConfig, evaluate_nights, isolated_agreement, population_mean
 from sleepnet.train.sessions import case_codes, isolated_codes
 from sleepnet.train.training import trim_range
@@ -241,6 +241,7 @@ def test_live_command_with_the_default_model_never_imports_torch(tmp_path):
     import threading
 
     from live_helpers import unique_ids
+
     from replay.player import Player, ReplaySource
 
     x = eeg_like(90.0, 100.0, seed=8)
@@ -287,6 +288,7 @@ def test_live_scorer_restarted_on_its_state_file_gives_the_stages_of_an_uninterr
     probability equals batch scoring of the whole 12 epochs at once (1e-5), and the
     night state on disk counts all 12."""
     from live_helpers import score_live
+
     from replay.player import ReplaySource
 
     fs = 100.0

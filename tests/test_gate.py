@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import eeg_like
+from live_helpers import REPO, score_live, terminate, unique_ids
 from scipy import signal as sps
 
 from scorer.gate.guard import ArousalGuard, GuardThresholds
@@ -23,9 +25,6 @@ from scorer.gate.rules import DEFAULT_RULE, GateRule, GateRuleError, parse_rule
 from scorer.gate.window import CLOSE, OPEN, GateWindow
 from scorer.records import ScoredEpoch
 from sleepnet.stages import STAGES
-
-from conftest import eeg_like
-from live_helpers import REPO, score_live, terminate, unique_ids
 
 PEERS = Path(__file__).resolve().parent / "peers"
 FS = 100.0
@@ -293,7 +292,7 @@ def test_guard_closes_within_the_bound_on_an_arousal_injected_into_simulated_n2(
         own_hf = np.std(sps.sosfilt(sos, x[i0 - 3000:i0]))
         y = x.copy()
         y[i0:i0 + n] += ramp * (hf_burst(n, 1.5 * own_hf, seed=9 + k) + 8.0 * np.sin(2 * np.pi * 9.5 * t))
-        within = lambda hops: [h for h in hops if onset <= h <= onset + AROUSAL_CLOSE_BOUND_S]  # noqa: E731
+        within = lambda hops, onset=onset: [h for h in hops if onset <= h <= onset + AROUSAL_CLOSE_BOUND_S]  # noqa: E731
         assert not within(base), (onset, within(base))
         assert within(alarm_hops(y)), f"no alarm within {AROUSAL_CLOSE_BOUND_S} s of the arousal at {onset} s"
 

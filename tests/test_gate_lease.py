@@ -17,14 +17,14 @@ import time
 
 import pylsl
 import pytest
-
 from live_helpers import REPO, terminate, unique_ids, wait_for
+from test_gate import FS, rec, start_listener, start_sleep_player
+
 from scorer.gate.outlet import LEASE_REASON, LEASE_S
 from scorer.gate.rules import GateRule
 from scorer.gate.sink import GateSink
 from scorer.gate.window import CLOSE, OPEN
 from scorer.sinks import StreamStatus
-from test_gate import FS, rec, start_listener, start_sleep_player
 
 MARGIN_S = 1.0          # the listener polls every 50 ms; the rest is a loaded machine's slack
 

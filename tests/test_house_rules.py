@@ -13,7 +13,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-
 from test_imports import _import_nodes, module_files
 
 #: The library's rooms: their errors name parameters (``channel=...``); only ``sleepstream/``

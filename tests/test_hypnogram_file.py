@@ -7,8 +7,7 @@ import os
 
 import pytest
 
-from scorer.hypnogram_file import (HEADER, HypnogramFile, HypnogramFileError, check_writable, inspect_file,
-                                   read_rows)
+from scorer.hypnogram_file import HEADER, HypnogramFile, HypnogramFileError, check_writable, inspect_file, read_rows
 from scorer.records import ScoredEpoch
 
 NAN5 = (float("nan"),) * 5

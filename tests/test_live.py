@@ -16,9 +16,19 @@ import time
 import numpy as np
 import pylsl
 import pytest
+from live_helpers import (  # noqa: F401
+    REPO,
+    CollectSink,
+    assert_same_as_batch,
+    model,
+    model_dir,
+    score_live,
+    simulated_eeg,
+    unique_ids,
+    wait_for,
+    write_simulated,
+)
 
-from live_helpers import (REPO, CollectSink, assert_same_as_batch, model, model_dir, score_live,  # noqa: F401
-                          simulated_eeg, unique_ids, wait_for, write_simulated)
 from replay.player import Player, ReplaySource, load_source
 from scorer.hypnogram_file import COLUMNS, HypnogramFile, read_rows
 from scorer.live import LiveScorer
@@ -171,7 +181,7 @@ def test_stage_outlets_and_hypnogram_file_carry_every_record_stamped_at_the_epoc
     assert [row["stage"] for row in rows] == stages
     assert [row["flags"] for row in rows] == [tuple(r.flags) for r in run.records]
     np.testing.assert_allclose([row["p_N2"] for row in rows], [r.probabilities[2] for r in run.records], atol=1e-6)
-    del inlets
+    inlets = None
 
 
 def test_outlet_killed_and_restarted_with_same_source_id_keeps_scoring_and_flags_the_gap(tmp_path, model):

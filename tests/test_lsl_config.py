@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sleepstream.lsl_config import (CONFIG_ENV, DEFAULT_SESSION, find_user_config, plan_lsl, session_of,
-                                    with_session)
+from sleepstream.lsl_config import CONFIG_ENV, DEFAULT_SESSION, find_user_config, plan_lsl, session_of, with_session
 
 REPO = Path(__file__).resolve().parent.parent
 USER_CFG = "[ports]\nBasePort = 17000\n[lab]\nKnownPeers = {10.0.0.7}\nSessionID = lab-7\n[tuning]\nSendSocketBufferSize = 0\n"

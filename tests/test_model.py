@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import eeg_like
+
 from sleepnet.batch import score_recording
-from sleepnet.models.cnn_lstm_stager import CnnLstmStager
 from sleepnet.io.recordings import Recording
 from sleepnet.models.cnn_lstm import CausalSleepNet, ModelConfig, count_parameters
+from sleepnet.models.cnn_lstm_stager import CnnLstmStager
 from sleepnet.preprocess import Epoch, preprocess_signal
 
 

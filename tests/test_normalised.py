@@ -17,8 +17,13 @@ from scorer.hypnogram_file import read_rows
 from sleepnet.features import base_features, scale_free_features
 from sleepnet.io.hypnograms import read_hypnogram
 from sleepnet.io.recordings import read_recording, write_windowed_npz
-from sleepnet.normalised import (SCALE_FREE_MODEL, design_normalisation, looks_normalised, nothing_scored_reason,
-                                 quality_thresholds)
+from sleepnet.normalised import (
+    SCALE_FREE_MODEL,
+    design_normalisation,
+    looks_normalised,
+    nothing_scored_reason,
+    quality_thresholds,
+)
 from sleepnet.preprocess import QualityThresholds
 
 pytestmark = pytest.mark.timeout(180)

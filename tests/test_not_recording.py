@@ -20,13 +20,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
 from live_helpers import REPO, wait_for
+from test_gate import FS, rec, start_sleep_player
+
 from scorer.gate.rules import GateRule
 from scorer.gate.sink import GateSink
 from scorer.gate.window import CLOSE, OPEN
 from scorer.hypnogram_file import HypnogramFile, HypnogramFileError, check_writable, inspect_file, read_rows
-from test_gate import FS, rec, start_sleep_player
 
 
 @contextmanager

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import eeg_like
+
 from sleepnet.preprocess import PreprocessConfig, Preprocessor, StreamingResampler, preprocess_signal
 
 RATES = [100, 128, 200, 250, 256, 500, 512, 1000]

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import eeg_like
+
 from sleepnet.errors import InputFileError
 from sleepnet.io.hypnograms import read_hypnogram
 from sleepnet.io.recordings import read_recording, write_continuous_npz

@@ -11,15 +11,15 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import REPO, SHARED_DATA, eeg_like
+
 from sleepnet.batch import score_recording
 from sleepnet.errors import WeightsError
 from sleepnet.io.recordings import Recording, read_recording
+from sleepnet.models.base import CONFIG_FILE
 from sleepnet.models.gru import GRU_FILE, N_GRU_INPUTS, GruNets, gru_inputs, save_gru_model
 from sleepnet.night_context import HOURS_COLUMN, ContextConfig, NightContext
 from sleepnet.preprocess import Preprocessor
-from sleepnet.models.base import CONFIG_FILE
 from sleepnet.weights import load_model
 
 POP = (-22.58, -22.97, -23.01, -23.02, -23.02, 0.999, 1.019, -21.65, 0.266)
@@ -271,6 +271,7 @@ def test_default_model_live_equals_batch_bit_for_bit_on_a_simulated_night():
     """Real LSL on loopback, 128 Hz (resampled to 100 Hz on the way in): every probability
     of every epoch scored live equals batch scoring's exactly."""
     from live_helpers import score_live, simulated_eeg
+
     from replay.player import ReplaySource
 
     model = load_model()
@@ -292,6 +293,7 @@ def test_default_model_live_on_the_real_excerpt_restarted_on_its_state_equals_ba
     ``lights-off`` wins, and every probability equals batch scoring's with lights-off, bit
     for bit (the hidden vector and the clock came back exactly)."""
     from live_helpers import score_live
+
     from replay.player import ReplaySource
 
     model = load_model()

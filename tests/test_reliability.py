@@ -26,9 +26,20 @@ from pathlib import Path
 import numpy as np
 import pylsl
 import pytest
+from live_helpers import (  # noqa: F401
+    REPO,
+    CollectSink,
+    PipeText,
+    assert_same_as_batch,
+    batch_scores,
+    model,
+    model_dir,
+    simulated_eeg,
+    unique_ids,
+    wait_for,
+    write_simulated,
+)
 
-from live_helpers import (REPO, CollectSink, PipeText, assert_same_as_batch, batch_scores, model,  # noqa: F401
-                          model_dir, simulated_eeg, unique_ids, wait_for, write_simulated)
 from scorer.hypnogram_file import COLUMNS, HEADER, HypnogramFile, read_rows
 from scorer.live import LiveScorer
 from scorer.records import ScoredEpoch

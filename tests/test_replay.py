@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pylsl
 import pytest
-
 from live_helpers import REPO, unique_ids, wait_for, write_simulated
+
 from replay.player import INDEX_CHANNEL, Player, ReplayError, ReplaySource, load_source
 
 pytestmark = pytest.mark.timeout(90)

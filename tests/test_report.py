@@ -16,12 +16,12 @@ import pytest
 
 from sleepnet.batch import score_recording
 from sleepnet.errors import InputFileError
-from sleepnet.predictions import StagePrediction
 from sleepnet.io.exports import write_stage_csv
 from sleepnet.io.hypnograms import read_hypnogram
 from sleepnet.io.night_file import LIVE_COLUMNS, read_night
 from sleepnet.io.recordings import read_recording, write_continuous_npz
 from sleepnet.metrics import agreement
+from sleepnet.predictions import StagePrediction
 from sleepnet.report.night_report import write_report
 from sleepnet.stages import STAGES, stage_code, stage_name, stage_runs
 from sleepstream.cli import main

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pylsl
 import pytest
+from live_helpers import REPO, unique_ids, wait_for
 from pylsl.util import LostError
 
-from live_helpers import REPO, unique_ids, wait_for
 from scorer.records import ScoredEpoch
 from scorer.session import VIEWS, LiveSession, SessionOptionError, SessionOptions
 from scorer.sinks import SafeCaller, Sink, StreamStatus, as_sink

@@ -14,7 +14,11 @@ from sleepnet.features import BASE_FEATURE_NAMES, EXPLAIN_FEATURE_NAMES, base_fe
 from sleepnet.io.hypnograms import read_hypnogram
 from sleepnet.io.recordings import read_recording
 from sleepnet.sim.hypnogram_model import (
-    HYPNOGRAM_STAT_NAMES, fit_hypnogram_model, generate_epochs, hypnogram_statistics, load_real_nights,
+    HYPNOGRAM_STAT_NAMES,
+    fit_hypnogram_model,
+    generate_epochs,
+    hypnogram_statistics,
+    load_real_nights,
 )
 from sleepnet.sim.night import EDF_STAGE_TEXT, ensure_demo_recording, simulate_night, simulate_subjects, write_night_edf
 from sleepnet.sim.parameters import PARAMS_PATH, SubjectParams, load_params, random_subject

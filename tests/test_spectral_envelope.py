@@ -5,11 +5,21 @@ import numpy as np
 import pytest
 
 from sleepnet.features import base_features
-from sleepnet.sim.calibrate import (CALIBRATION_SUBJECTS, ENVELOPE_COMPONENTS, fit_envelope, load_feature_nights,
-                                   subject_number)
+from sleepnet.sim.calibrate import (
+    CALIBRATION_SUBJECTS,
+    ENVELOPE_COMPONENTS,
+    fit_envelope,
+    load_feature_nights,
+    subject_number,
+)
 from sleepnet.sim.envelope import (
-    SpectralEnvelopeModel, draw_targets, fit_envelope_model, hours_since_sleep_onset, impose_envelope,
-    measure_envelope, targets_from_base_features,
+    SpectralEnvelopeModel,
+    draw_targets,
+    fit_envelope_model,
+    hours_since_sleep_onset,
+    impose_envelope,
+    measure_envelope,
+    targets_from_base_features,
 )
 from sleepnet.sim.night import simulate_hypnogram
 from sleepnet.sim.parameters import SubjectParams, load_params

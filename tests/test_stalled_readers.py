@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from live_helpers import REPO, simulated_eeg, unique_ids, wait_for
+
 from scorer.bounded_output import BoundedWriter
 from scorer.hypnogram_file import read_rows
 

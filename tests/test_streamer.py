@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pylsl
 import pytest
-
 from live_helpers import unique_ids
+
 from sleepnet.preprocess import PreprocessConfig, Preprocessor
 from streamer.buffer import RingBuffer
 from streamer.epochs import EpochAssembler

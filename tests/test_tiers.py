@@ -79,11 +79,10 @@ def test_an_unmarked_test_that_opens_lsl_or_starts_a_process_fails_naming_the_ma
 
 
 def test_the_guard_restores_every_call_after_each_test():
-    import subprocess
     import multiprocessing.process
+    import subprocess
 
     from pylsl.lib import lib
-
     from tier_guard import LSL_CALLS, TierGuard
 
     before = {"popen": subprocess.Popen._execute_child, "start": multiprocessing.process.BaseProcess.start,

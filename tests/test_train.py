@@ -5,12 +5,12 @@ import json
 
 import numpy as np
 import pytest
+from test_cli_score import run_cli
 
 from sleepnet.errors import SleepstreamError
 from sleepnet.train.datasets import parse_subjects
 from sleepnet.train.training import trim_range
 from sleepnet.weights import load_model
-from test_cli_score import run_cli
 
 
 @pytest.mark.slow

@@ -7,9 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from sleepnet.train.training import (PreparedNight, TrainConfig, _block_batch, evaluate_prepared, train, window_indices,
-                            windowed_stage_codes)
 from sleepnet.models.cnn_lstm_stager import SEQ_LEN
+from sleepnet.train.training import (
+    PreparedNight,
+    TrainConfig,
+    _block_batch,
+    evaluate_prepared,
+    train,
+    window_indices,
+    windowed_stage_codes,
+)
 
 
 def numbered_night(n: int = 12, n_times: int = 3000, name: str = "n") -> PreparedNight:
@@ -86,8 +93,8 @@ def rhythm_night(n: int, seed: int, name: str) -> PreparedNight:
 @pytest.mark.slow
 def test_a_short_centred_training_run_learns_and_evaluates_with_centred_windows():
     from sleepnet.models.cnn_lstm import ModelConfig
-    from sleepnet.preprocess import PreprocessConfig
     from sleepnet.models.cnn_lstm_stager import CnnLstmModel
+    from sleepnet.preprocess import PreprocessConfig
 
     nights = [rhythm_night(40, seed, f"n{seed}") for seed in range(3)]
     cfg = TrainConfig(max_passes=8, patience=8, batch_blocks=2, block_targets=8, label_position=2,

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pylsl
 import pytest
-
 from live_helpers import REPO, model, model_dir, simulated_eeg, wait_for  # noqa: F401
+
 from replay.player import Player, ReplaySource
 from scorer.hypnogram_file import read_rows
 from scorer.lsl_outlets import STAGE_SUFFIX, outlet_source_id
@@ -171,7 +171,7 @@ def test_four_beds_at_once_each_scored_like_batch_a_killed_worker_restarts_losin
 
         wait_for(all_done, 120, "every bed's epochs and bed C's restart")
         assert pe.error is None and pc.error is None
-        del inlet
+        inlet = None
     finally:
         stop_ward.set()
         th.join(60)
@@ -254,13 +254,13 @@ def test_status_json_lines_carry_records_and_status_exactly_and_number_epochs_li
 
 def ward_state(n_beds: int = 6, n_epochs: int = 200):
     """A ward of ``n_beds`` beds fed through the worker's JSON lines (no processes)."""
-    from scorer.json_lines import JsonLinesSink
-    from scorer.ward.state import RESTARTING, BedState, WardState
+    import json
+
     from scorer.display_state import DisplayState
+    from scorer.json_lines import JsonLinesSink
     from scorer.records import ScoredEpoch
     from scorer.sinks import StreamStatus
-
-    import json
+    from scorer.ward.state import RESTARTING, BedState, WardState
 
     state = WardState(Path("/data/ward-tonight"), "type EEG, name 'bed-*'")
     rng = np.random.default_rng(0)

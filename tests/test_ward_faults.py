@@ -23,8 +23,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
 from live_helpers import REPO, model_dir, simulated_eeg, wait_for  # noqa: F401
+
 from scorer.hypnogram_file import HypnogramFile, read_rows
 from scorer.records import ScoredEpoch
 from scorer.ward.beds import BedSelector, StreamSeen
@@ -82,6 +82,7 @@ def test_line_count_finds_dropped_lines_per_generation_and_ignores_lines_without
 @pytest.mark.parametrize("width", [80, 200])
 def test_the_screen_shows_a_hung_worker_and_the_streams_refused_past_max_beds(width):
     from test_ward import screen_text, ward_state
+
     from scorer.ward.screen import render
     from scorer.ward.state import HUNG
 
@@ -244,8 +245,9 @@ class StdoutLines:
 @pytest.mark.slow
 @pytest.mark.lsl
 def test_a_sigstopped_worker_is_killed_and_restarted_and_a_bed_past_max_beds_is_refused_once(tmp_path, model_dir):
-    from replay.player import Player, ReplaySource
     from test_ward_gate import ward_children
+
+    from replay.player import Player, ReplaySource
 
     hang = 4.0
     tag = f"wh{uuid.uuid4().hex[:8]}"
@@ -351,9 +353,10 @@ def test_a_ward_whose_terminal_nobody_reads_still_finds_new_beds_and_stops_in_bo
     import struct
     import termios
 
-    from replay.player import Player, ReplaySource
     from test_stalled_readers import takes_output
     from test_ward_gate import ward_children
+
+    from replay.player import Player, ReplaySource
 
     tag = f"wt{uuid.uuid4().hex[:8]}"
     master, slave = pty.openpty()

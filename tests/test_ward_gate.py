@@ -23,14 +23,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from live_helpers import REPO, PipeText, Valve, simulated_eeg, wait_for
+from test_gate import FS, PEERS, WAKE_EPOCHS, Lines, gated_source
+
 from scorer.gate.rules import DEFAULT_RULE, GateRuleError, parse_rule
 from scorer.gate.window import CLOSE, OPEN
 from scorer.hypnogram_file import read_rows
 from scorer.records import ScoredEpoch
 from scorer.ward.gates import gate_plan, write_rule_file
-from test_gate import FS, PEERS, WAKE_EPOCHS, Lines, gated_source
 
 pytestmark = pytest.mark.timeout(200)
 
@@ -178,6 +178,7 @@ def gated_ward():
 @pytest.mark.parametrize("width, height", [(80, 24), (200, 60)])
 def test_ward_screen_shows_each_beds_gate_open_or_closed_since_when_and_why_it_last_closed(width, height):
     from test_ward import screen_text
+
     from scorer.ward.screen import render
 
     state = gated_ward()
@@ -338,7 +339,7 @@ def test_ward_bed_gate_markers_reach_a_plain_pylsl_listener_and_a_killed_workers
     assert [g[0] for g in gate_a].count(OPEN) >= 2
     assert any("killed by signal 9" in ln and "its stimulation window was open" in ln for ln in log_a), log_a
     assert not any(" gate " in ln for ln in stdout.splitlines() if f" {bed_b} " in ln + " ")
-    assert f"stimulation windows: gate N2/N3 p>=0.80 x2; *-B: off" in stdout
+    assert "stimulation windows: gate N2/N3 p>=0.80 x2; *-B: off" in stdout
     # the listener heard, in order, what the ward logged (a scorer says its state again when a
     # listener connects, so a repeated marker is the same event): it was there before each
     # worker's first open, so nothing is missing before what it heard last

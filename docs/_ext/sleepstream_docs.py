@@ -30,14 +30,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 
+import docblocks
 from docutils import nodes
 from docutils.parsers.rst import directives
 from docutils.statemachine import StringList
 from sphinx.application import Sphinx
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
-
-import docblocks
 
 log = logging.getLogger(__name__)
 

@@ -32,14 +32,14 @@ import logging
 import math
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pylsl
 
 try:                                   # pylsl 1.18.6: not exported as pylsl.LostError
     from pylsl.util import LostError
 except ImportError:                    # pragma: no cover - other pylsl versions
-    from pylsl import LostError        # type: ignore[attr-defined,no-redef]
+    from pylsl import LostError  # type: ignore[attr-defined,no-redef]
 
 from .outlet import CLOSE_EVENT, GATE_SUFFIX, LEASE_REASON, LEASE_S, OPEN_EVENT
 
@@ -126,7 +126,7 @@ class GateListener:
         return f"<GateListener {self.name!r}{sid}: {state} ({self.reason}), lease {self.lease_s:g} s>"
 
     # -- lifecycle --
-    def start(self) -> "GateListener":
+    def start(self) -> GateListener:
         """Start following the stream, on a thread of its own (again after :meth:`stop`).
 
         Returns
@@ -157,7 +157,7 @@ class GateListener:
             self._connected = False
         self._report()
 
-    def __enter__(self) -> "GateListener":
+    def __enter__(self) -> GateListener:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pylsl

@@ -24,7 +24,7 @@ import select
 import sys
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from rich.console import Console, RenderableType
 

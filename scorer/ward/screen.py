@@ -24,8 +24,9 @@ from datetime import datetime
 from rich.console import Group, RenderableType
 from rich.text import Text
 
+from scorer.screen import SEPARATOR, STAGE_STYLE, strip_columns
+from scorer.screen import render as render_bed
 from sleepnet.stages import STAGES, UNSCORED
-from scorer.screen import SEPARATOR, STAGE_STYLE, render as render_bed, strip_columns
 
 from .state import HUNG, RESTARTING, STARTING, STOPPED, BedState, GateState, WardState
 

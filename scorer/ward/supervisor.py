@@ -19,8 +19,9 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 from scorer.display_state import DisplayState
 from scorer.json_lines import EPOCH
@@ -29,8 +30,18 @@ from scorer.records import ScoredEpoch
 from .beds import BedSelector, StreamSeen, bed_name
 from .catchup import LineCount, TsvTail
 from .gates import RULE_FILE_SUFFIX, write_rule_file
-from .state import (HUNG, MAX_REFUSED_KEPT, RESTARTING, RUNNING, STARTING, STOPPED, BedState, GateChange,
-                    GateState, WardState)
+from .state import (
+    HUNG,
+    MAX_REFUSED_KEPT,
+    RESTARTING,
+    RUNNING,
+    STARTING,
+    STOPPED,
+    BedState,
+    GateChange,
+    GateState,
+    WardState,
+)
 from .worker import HANG_TIMEOUT_S, STARTUP_GRACE_S, Worker, WorkerOptions, worker_command
 
 log = logging.getLogger(__name__)

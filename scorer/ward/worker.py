@@ -165,7 +165,7 @@ class Heartbeat:
 Item = tuple[str, int, dict]
 
 
-def _read_lines(bed: str, generation: int, pipe: IO[str], events: "queue.Queue[Item]",
+def _read_lines(bed: str, generation: int, pipe: IO[str], events: queue.Queue[Item],
                 slots: threading.Semaphore, beat: Heartbeat) -> None:
     """Reader thread: each stdout line of a worker into ``events`` as (bed, generation,
     event), each put taking one of the worker's ``slots`` (the ward gives it back when it
@@ -251,7 +251,7 @@ class Worker:
     """
 
     def __init__(self, bed: str, command: list[str], log_path: Path,
-                 events: "queue.Queue[Item]", backoff_s: float = BACKOFF_S,
+                 events: queue.Queue[Item], backoff_s: float = BACKOFF_S,
                  max_backoff_s: float = MAX_BACKOFF_S, stable_s: float = STABLE_S,
                  hang_timeout_s: float = HANG_TIMEOUT_S, startup_s: float = 30.0 + STARTUP_GRACE_S) -> None:
         self.bed = bed

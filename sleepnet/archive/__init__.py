@@ -21,8 +21,16 @@ Example
 """
 from .cohort import COLUMNS, pooled_agreement, read_cohort, write_cohort, write_pooled
 from .discover import NightInput, find_nights, is_many, pair_hypnogram
-from .night import (ModelIdentity, NightJob, NightRow, finished_row, model_identity, plan_jobs, score_night,
-                    weights_sha256)
+from .night import (
+                    ModelIdentity,
+                    NightJob,
+                    NightRow,
+                    finished_row,
+                    model_identity,
+                    plan_jobs,
+                    score_night,
+                    weights_sha256,
+)
 from .runners import DaskRunner, LocalRunner
 
 __all__ = ["COLUMNS", "pooled_agreement", "read_cohort", "write_cohort", "write_pooled", "NightInput",

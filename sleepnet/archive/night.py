@@ -242,7 +242,7 @@ class NightRow:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "NightRow":
+    def from_dict(cls, d: dict) -> NightRow:
         """The row of :meth:`as_dict`'s form; unknown keys are ignored.
 
         Parameters
@@ -525,10 +525,10 @@ def _json_default(o):
 
 def _score(job: NightJob, base: NightRow) -> NightRow:
     from ..batch import score_recording
-    from ..io.hypnograms import read_hypnogram
-    from ..metrics import agreement
     from ..io.exports import write_metrics, write_stage_csv
+    from ..io.hypnograms import read_hypnogram
     from ..io.recordings import read_recording, with_labels
+    from ..metrics import agreement
     from ..report.sleep_stats import sleep_statistics
 
     night = job.night

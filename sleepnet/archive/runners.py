@@ -49,9 +49,9 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Iterator, Sequence
 
 from ..errors import SleepstreamError, parameter
 from .night import NightJob, NightRow, limit_torch_threads, prepare_worker_process, score_night, worker_model
@@ -191,7 +191,7 @@ class LocalRunner:
     def __repr__(self) -> str:
         return f"<LocalRunner {self.workers} worker processes>"
 
-    def __enter__(self) -> "LocalRunner":
+    def __enter__(self) -> LocalRunner:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -357,7 +357,7 @@ class DaskRunner:
         return f"<DaskRunner {self.client.scheduler.address}>"
 
     @classmethod
-    def connect(cls, scheduler: str, timeout_s: float = 20.0) -> "DaskRunner":
+    def connect(cls, scheduler: str, timeout_s: float = 20.0) -> DaskRunner:
         """Connect to the Dask scheduler at the address ``scheduler`` (e.g. ``tls://10.0.0.5:8786``).
 
         The connection's security is Dask's own configuration (``distributed.comm.tls.*``
@@ -400,7 +400,7 @@ class DaskRunner:
                                    f"({exc.__class__.__name__}: {exc})".splitlines()[0]) from None
         return cls(client)
 
-    def __enter__(self) -> "DaskRunner":
+    def __enter__(self) -> DaskRunner:
         return self
 
     def __exit__(self, *exc) -> None:

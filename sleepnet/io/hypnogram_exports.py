@@ -15,7 +15,6 @@ from ..stages import EPOCH_S, STAGES, edf_stage_annotations, stage_name
 from .atomic import atomic_write
 from .night_file import Night
 
-
 # --------------------------------------------------------------------------- exports
 
 def write_edf_annotations(path: Path, codes: np.ndarray, start: datetime | None = None,

@@ -92,8 +92,8 @@ def fit_to_recording(labels: np.ndarray, n_epochs: int, source: str) -> np.ndarr
     if len(labels) != n_epochs:
         log.warning("%s: hypnogram has %d epochs, the recording %d complete 30-s epochs; %s",
                     source, len(labels), n_epochs,
-                    "using the first %d" % n_epochs if len(labels) > n_epochs
-                    else "the last %d epochs are unscored" % (n_epochs - len(labels)))
+                    f"using the first {n_epochs}" if len(labels) > n_epochs
+                    else f"the last {n_epochs - len(labels)} epochs are unscored")
     if len(labels) > n_epochs:
         labels = labels[:n_epochs]
     elif len(labels) < n_epochs:

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputFileError
-from .derivations import DEFAULT_CHANNEL, Derivation, match_label, normalise_label, resolve_derivation
 from ..stages import EPOCH_S, N_STAGES, UNSCORED
+from .derivations import DEFAULT_CHANNEL, Derivation, match_label, normalise_label, resolve_derivation
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ def read_recording(path: str | Path, channel: str = DEFAULT_CHANNEL) -> Recordin
     raise InputFileError(f"{path}: unknown recording format '{suffix}' (expected .npz, .edf or .bdf)")
 
 
-def _first_key(data: "np.lib.npyio.NpzFile", keys: tuple[str, ...]) -> str | None:
+def _first_key(data: np.lib.npyio.NpzFile, keys: tuple[str, ...]) -> str | None:
     return next((k for k in keys if k in data.files), None)
 
 

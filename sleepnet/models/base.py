@@ -22,10 +22,11 @@ shipped model by name.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Callable, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import WeightsError
 from ..stages import STAGES
@@ -59,7 +60,7 @@ class Stager(Protocol):
 
     session_start: str | None
 
-    def score(self, epochs: Sequence["Epoch"]) -> list["StagePrediction"]:
+    def score(self, epochs: Sequence[Epoch]) -> list[StagePrediction]:
         """Stages for ``epochs`` (in order, after every epoch already fed).
 
         Parameters
@@ -127,7 +128,7 @@ class StagingModel(Protocol):
     kind: str
     model_id: str
     source: Path
-    preprocess: "PreprocessConfig"
+    preprocess: PreprocessConfig
     summary: str
 
     def new_stager(self, session_start: str | None = None) -> Stager:

@@ -24,9 +24,9 @@ from __future__ import annotations
 import json
 import logging
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -79,7 +79,7 @@ class CnnLstmModel:
     def __repr__(self) -> str:
         return f"<CnnLstmModel {self.model_id} ({count_parameters(self.net)} parameters) from {self.source}>"
 
-    def new_stager(self, session_start: str | None = None) -> "CnnLstmStager":
+    def new_stager(self, session_start: str | None = None) -> CnnLstmStager:
         """A fresh stager for one night.
 
         Parameters

@@ -11,9 +11,9 @@ is made (chosen without the nights it is measured on).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -64,7 +64,7 @@ class EnsembleModel:
         parts = ", ".join(f"{m.model_id} x {w:g}" for m, w in zip(self.members, self.weights))
         return f"<EnsembleModel {self.model_id} ({parts}) from {self.source}>"
 
-    def new_stager(self, session_start: str | None = None) -> "EnsembleStager":
+    def new_stager(self, session_start: str | None = None) -> EnsembleStager:
         """A fresh stager for one night.
 
         Parameters

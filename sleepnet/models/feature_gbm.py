@@ -12,9 +12,9 @@ gradient-boosted stager), made causal: only the current epoch and earlier ones a
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -70,7 +70,7 @@ class FeatureGbmModel:
     def __repr__(self) -> str:
         return f"<FeatureGbmModel {self.model_id} ({self.trees.n_trees} trees) from {self.source}>"
 
-    def new_stager(self, session_start: str | None = None) -> "FeatureGbmStager":
+    def new_stager(self, session_start: str | None = None) -> FeatureGbmStager:
         """A fresh stager for one night.
 
         Parameters

@@ -80,7 +80,7 @@ class TreeEnsemble:
         return len(self.root)
 
     @classmethod
-    def from_lightgbm_text(cls, text: str) -> "TreeEnsemble":
+    def from_lightgbm_text(cls, text: str) -> TreeEnsemble:
         """Parse LightGBM's text model (``Booster.model_to_string()``).
 
         Parameters
@@ -144,7 +144,8 @@ class TreeEnsemble:
             if nl == 1:
                 roots.append(-1 - n_leaves)
             else:
-                glob = lambda c: np.where(c >= 0, c + n_nodes, -1 - (-1 - c + n_leaves))  # noqa: E731
+                glob = lambda c, n_nodes=n_nodes, n_leaves=n_leaves: np.where(  # noqa: E731
+                    c >= 0, c + n_nodes, -1 - (-1 - c + n_leaves))
                 feat.append(sf)
                 thr.append(th)
                 lft.append(glob(lc))

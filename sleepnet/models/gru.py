@@ -26,15 +26,24 @@ over per-epoch features follows e.g. Phan et al. 2019 (SeqSleepNet), made causal
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from ..errors import WeightsError
-from ..night_context import (HOURS_COLUMN, INPUT_NAMES, LIGHTS_OFF, N_BASE, N_LAGS, UNKNOWN_START, ContextConfig,
-                             NightContext, check_session_start)
+from ..night_context import (
+    HOURS_COLUMN,
+    INPUT_NAMES,
+    LIGHTS_OFF,
+    N_BASE,
+    N_LAGS,
+    UNKNOWN_START,
+    ContextConfig,
+    NightContext,
+    check_session_start,
+)
 from ..predictions import StagePrediction, predictions_from
 from ..preprocess import Epoch, PreprocessConfig
 from ..stages import N_STAGES
@@ -120,7 +129,7 @@ class GruNets:
         return int(self.w_ih.shape[2])
 
     @classmethod
-    def from_arrays(cls, arrays: dict) -> "GruNets":
+    def from_arrays(cls, arrays: dict) -> GruNets:
         """The nets from their arrays, checked.
 
         Parameters
@@ -270,7 +279,7 @@ class GruModel:
     def __repr__(self) -> str:
         return f"<GruModel {self.model_id} ({self.nets!r}) from {self.source}>"
 
-    def new_stager(self, session_start: str | None = None) -> "GruStager":
+    def new_stager(self, session_start: str | None = None) -> GruStager:
         """A fresh stager for one night.
 
         Parameters

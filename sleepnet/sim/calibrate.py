@@ -46,11 +46,25 @@ from ..stages import EPOCH_S, N_STAGES, STAGES
 from .control import JITTER_TAU_S
 from .envelope import fit_envelope_model
 from .hypnogram_model import (
-    HYPNOGRAM_STAT_NAMES, Bouts, HypnogramModel, fit_hypnogram_model, hypnogram_statistics, load_real_nights, trim_to_sleep,
+    HYPNOGRAM_STAT_NAMES,
+    Bouts,
+    HypnogramModel,
+    fit_hypnogram_model,
+    hypnogram_statistics,
+    load_real_nights,
+    trim_to_sleep,
 )
 from .parameters import (
-    COMPONENTS, DEFAULT_GAINS_UV, SLOW_WANDER_BOUNDS, STATE_LOADINGS, EVENT_RATES_PER_MIN, PARAMS_PATH,
-    StageSignalParams, SubjectDistribution, default_stage_params, random_subject,
+    COMPONENTS,
+    DEFAULT_GAINS_UV,
+    EVENT_RATES_PER_MIN,
+    PARAMS_PATH,
+    SLOW_WANDER_BOUNDS,
+    STATE_LOADINGS,
+    StageSignalParams,
+    SubjectDistribution,
+    default_stage_params,
+    random_subject,
 )
 from .synthesis import synthesise
 

@@ -12,8 +12,15 @@ from scipy import signal
 from ..stages import N_STAGES, STAGES
 from .hypnogram_model import Bouts
 from .parameters import (
-    AROUSAL_GAIN, AROUSALS_PER_H, COMPONENTS, SLOW_TRAIN_SD, SLOW_TRAIN_TAU_S, SLOW_WANDER_BOUNDS, STATE_LOADINGS,
-    StageSignalParams, SubjectParams,
+    AROUSAL_GAIN,
+    AROUSALS_PER_H,
+    COMPONENTS,
+    SLOW_TRAIN_SD,
+    SLOW_TRAIN_TAU_S,
+    SLOW_WANDER_BOUNDS,
+    STATE_LOADINGS,
+    StageSignalParams,
+    SubjectParams,
 )
 
 CTRL_DT_S = 0.25          # control grid step, s

@@ -110,7 +110,7 @@ class SpectralEnvelopeModel:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SpectralEnvelopeModel":
+    def from_dict(cls, d: dict) -> SpectralEnvelopeModel:
         """The model from :meth:`to_dict`'s form.
 
         Parameters
@@ -130,7 +130,7 @@ class SpectralEnvelopeModel:
                    spread=float(d.get("spread", 1.0)), max_hours=float(d.get("max_hours", 9.0)),
                    source=str(d.get("source", "")))
 
-    def with_spread(self, spread: float) -> "SpectralEnvelopeModel":
+    def with_spread(self, spread: float) -> SpectralEnvelopeModel:
         """A copy with another within-component spread.
 
         Parameters

@@ -10,7 +10,6 @@ from scipy import signal
 from .control import CTRL_DT_S, ControlTraces
 from .parameters import COMPONENTS, EVENT_RATES_PER_MIN, SubjectParams
 
-
 # --------------------------------------------------------------------------- events
 
 def _event_times(ctrl: ControlTraces, rate_per_min: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -164,7 +163,9 @@ def add_events(out: np.ndarray, ctrl: ControlTraces, gains: np.ndarray, sfreq: f
     def amps(comp: str, times: np.ndarray, sd: float = 0.25) -> np.ndarray:
         return _gain_at(ctrl, gains, comp, times) * np.exp(rng.normal(0.0, sd, len(times)))
 
-    want = (lambda c: only is None or only == c)
+    def want(c: str) -> bool:
+        return only is None or only == c
+
     # Spindles (some right after K-complexes).
     kc_t = _event_times(ctrl, rates["kcomplex"], rng)
     sp_t = _event_times(ctrl, rates["spindle"], rng)

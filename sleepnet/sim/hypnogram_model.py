@@ -134,7 +134,7 @@ class HypnogramModel:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "HypnogramModel":
+    def from_dict(cls, d: dict) -> HypnogramModel:
         """The model from :meth:`to_dict`'s form, its probabilities renormalised.
 
         Parameters

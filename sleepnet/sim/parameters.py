@@ -156,7 +156,7 @@ class StageSignalParams:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "StageSignalParams":
+    def from_dict(cls, d: dict) -> StageSignalParams:
         """The parameters from :meth:`to_dict`'s form.
 
         Parameters
@@ -216,7 +216,7 @@ class SubjectDistribution:
     emg_log_sd: float = 0.25
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SubjectDistribution":
+    def from_dict(cls, d: dict) -> SubjectDistribution:
         """The distribution from a JSON dict (lists become the range tuples).
 
         Parameters

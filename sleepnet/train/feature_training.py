@@ -24,16 +24,16 @@ from __future__ import annotations
 
 import logging
 import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
 from ..errors import InputFileError, SleepstreamError
-from ..metrics import Agreement, agreement
 from ..features import feature_transform
 from ..io.feature_nights import FeatureNight
+from ..metrics import Agreement, agreement
 from ..night_context import HOURS_COLUMN, ContextConfig, NightContext
 from .training import trim_range
 

@@ -25,20 +25,26 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
 from ..errors import SleepstreamError
+from ..io.feature_nights import FeatureNight
 from ..models.gru import N_GRU_INPUTS, GruModel, GruNets, gru_inputs
 from ..night_context import ContextConfig, NightContext
 from ..preprocess import PreprocessConfig
 from ..stages import N_STAGES
-from ..io.feature_nights import FeatureNight
-from .feature_training import (FeatureTrainConfig, draw_anywhere_start, draw_session_start, fit_trees, in_memory_model,
-                               population_mean)
+from .feature_training import (
+    FeatureTrainConfig,
+    draw_anywhere_start,
+    draw_session_start,
+    fit_trees,
+    in_memory_model,
+    population_mean,
+)
 from .training import trim_range
 
 log = logging.getLogger(__name__)

@@ -16,14 +16,14 @@ of wake either side of sleep, :func:`sleepnet.train.training.trim_range`):
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 
+from ..io.feature_nights import FeatureNight
 from ..metrics import Agreement, agreement
 from ..preprocess import Epoch
-from ..io.feature_nights import FeatureNight
 from .feature_training import eval_start
 from .training import trim_range
 

@@ -41,8 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="hypnogram TSV (default: <recording>-live-<time>.tsv beside the recording)")
     p.add_argument("--no-display", action="store_true", help="one log line per epoch instead of the live screen")
     p.add_argument("--weights", metavar="NAME|DIR",
-                   help="a shipped model's name or a weights folder (default: %s, the default "
-                        "model named in weights/__init__.py)" % DEFAULT_MODEL)
+                   help=f"a shipped model's name or a weights folder (default: {DEFAULT_MODEL}, the default "
+                        "model named in weights/__init__.py)")
     from sleepstream.lsl_config import add_lsl_arguments
 
     add_lsl_arguments(p)

@@ -38,8 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trim", action="store_true",
                    help="score whole nights but compare only 30 min of wake around sleep (the training protocol)")
     p.add_argument("--weights", metavar="NAME|DIR",
-                   help="a shipped model's name or a weights folder (default: %s, the default "
-                        "model named in weights/__init__.py)" % DEFAULT_MODEL)
+                   help=f"a shipped model's name or a weights folder (default: {DEFAULT_MODEL}, the default "
+                        "model named in weights/__init__.py)")
     from .live import add_session_start_argument
 
     add_session_start_argument(p, live=False)
@@ -70,9 +70,8 @@ def evaluate_feature_nights(args: argparse.Namespace) -> int:
     sleepnet.errors.WeightsError
         The model needs the raw signal (it does not score from per-epoch features).
     """
-    from rich.console import Console
-
     import numpy as np
+    from rich.console import Console
 
     from sleepnet.errors import WeightsError
     from sleepnet.metrics import agreement
@@ -129,11 +128,11 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from sleepnet.train.datasets import NightSource
     from sleepnet.errors import InputFileError, SleepstreamError
-    from sleepnet.metrics import agreement
     from sleepnet.io.exports import check_writable
     from sleepnet.io.recordings import read_recording
+    from sleepnet.metrics import agreement
+    from sleepnet.train.datasets import NightSource
     from sleepstream.commands.train import load_nights
     from sleepstream.console import agreement_tables, progress_bar
 

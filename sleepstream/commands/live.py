@@ -67,8 +67,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "stages=N3,min_probability=0.9,epochs=3,max_open_s=600 (no value: N2 or N3 "
                         "with probability >= 0.8 for 2 epochs, at most 1800 s open); see docs/tutorials/closed_loop.md")
     p.add_argument("--weights", metavar="NAME|DIR",
-                   help="a shipped model's name or a weights folder (default: %s, the default "
-                        "model named in weights/__init__.py)" % DEFAULT_MODEL)
+                   help=f"a shipped model's name or a weights folder (default: {DEFAULT_MODEL}, the default "
+                        "model named in weights/__init__.py)")
     add_session_start_argument(p)
     p.add_argument("--buffer-s", type=int, default=360, metavar="S",
                    help="inlet buffer in seconds of signal (default: %(default)s; fewer where liblsl's queue "
@@ -128,7 +128,7 @@ FLAGS = {"channel_index": "--channel-index", "units": "--units", "epochs": "--ep
          "session_start": "--session-start"}
 
 
-def session_options(args: argparse.Namespace) -> "SessionOptions":
+def session_options(args: argparse.Namespace) -> SessionOptions:
     """The live session these arguments ask for (the gate's rules parsed here).
 
     Parameters

@@ -43,9 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="stage CSV to write (default: <recording name>_stages.csv here); "
                                  "for several recordings, the folder for their files and cohort.csv")
     p.add_argument("--weights", metavar="NAME|DIR",
-                   help="a shipped model's name or a weights folder (default: %s, the default "
+                   help=f"a shipped model's name or a weights folder (default: {DEFAULT_MODEL}, the default "
                         "model named in weights/__init__.py; the scale-free model for per-epoch normalised "
-                        "input)" % DEFAULT_MODEL)
+                        "input)")
     from .live import add_session_start_argument
 
     add_session_start_argument(p, live=False)
@@ -86,11 +86,16 @@ def run(args: argparse.Namespace) -> int:
         return score_archive.run(args)
     from rich.console import Console
 
+    from sleepnet.io.exports import (
+        check_writable,
+        metrics_paths,
+        refuse_overwriting_inputs,
+        write_metrics,
+        write_stage_csv,
+    )
     from sleepnet.io.hypnograms import read_hypnogram
-    from sleepnet.metrics import agreement
-    from sleepnet.io.exports import (check_writable, metrics_paths, refuse_overwriting_inputs, write_metrics,
-                                     write_stage_csv)
     from sleepnet.io.recordings import read_recording, with_labels
+    from sleepnet.metrics import agreement
     from sleepstream.console import agreement_tables, progress_bar
 
     args.recording = args.recording[0]
@@ -107,8 +112,14 @@ def run(args: argparse.Namespace) -> int:
     if rec.n_epochs == 0:
         from sleepnet.errors import InputFileError
         raise InputFileError(f"{rec.source}: shorter than one 30-s epoch ({rec.duration_s:.1f} s)")
-    from sleepnet.normalised import (describe_input, input_normalisation, is_level_free, model_for_input,
-                                     nothing_scored_reason, quality_thresholds)
+    from sleepnet.normalised import (
+        describe_input,
+        input_normalisation,
+        is_level_free,
+        model_for_input,
+        nothing_scored_reason,
+        quality_thresholds,
+    )
     from sleepnet.preprocess import Preprocessor
     from sleepnet.weights import load_model
 

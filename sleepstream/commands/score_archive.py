@@ -129,8 +129,15 @@ def run(args: argparse.Namespace) -> int:
         ``--jobs`` or ``--night-timeout`` out of range, inputs that cannot be found), or a
         ``cohort.csv`` that cannot be written (:class:`sleepnet.errors.OutputWriteError`).
     """
-    from sleepnet.archive import (DaskRunner, LocalRunner, find_nights, model_identity, plan_jobs, write_cohort,
-                                  write_pooled)
+    from sleepnet.archive import (
+        DaskRunner,
+        LocalRunner,
+        find_nights,
+        model_identity,
+        plan_jobs,
+        write_cohort,
+        write_pooled,
+    )
     from sleepnet.archive.cohort import pooled_agreement
     from sleepnet.archive.night import finished_row
     from sleepnet.errors import OutputWriteError
@@ -215,7 +222,7 @@ class _NightProgress:
         self._t0 = time.perf_counter()
         self._progress = None
 
-    def __enter__(self) -> "_NightProgress":
+    def __enter__(self) -> _NightProgress:
         if self.quiet:
             return self
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

@@ -96,9 +96,9 @@ def load_feature_nights(args: argparse.Namespace):
     sleepnet.errors.SleepstreamError
         A bad folder or file, or no night of the subjects asked for.
     """
-    from sleepnet.train.datasets import parse_subjects
     from sleepnet.errors import SleepstreamError
     from sleepnet.io.feature_nights import read_feature_folder
+    from sleepnet.train.datasets import parse_subjects
 
     nights = read_feature_folder(args.folder or DEFAULT_FEATURES)
     spec = subjects_spec(args)
@@ -129,8 +129,8 @@ def load_nights(args: argparse.Namespace):
     sleepnet.errors.SleepstreamError
         ``--dataset folder`` without ``--folder``, or ``--dataset features`` (no raw signal).
     """
-    from sleepnet.train.datasets import folder_nights, parse_subjects, simulated_nights, sleep_edf_nights
     from sleepnet.errors import SleepstreamError
+    from sleepnet.train.datasets import folder_nights, parse_subjects, simulated_nights, sleep_edf_nights
 
     if args.dataset == "sleep-edf":
         return sleep_edf_nights(parse_subjects(subjects_spec(args)), channel=args.channel)
@@ -373,9 +373,9 @@ def run(args: argparse.Namespace) -> int:
     if not nights:
         raise SleepstreamError("no nights to train on")
     from sleepnet.models.cnn_lstm import ModelConfig  # torch: only once the nights are read
+    from sleepnet.models.cnn_lstm_stager import CnnLstmModel, save_model
     from sleepnet.preprocess import PreprocessConfig
     from sleepnet.train.training import PROTOCOL, TrainConfig, evaluate_prepared, prepare_night, split_by_subject, train
-    from sleepnet.models.cnn_lstm_stager import CnnLstmModel, save_model
 
     pcfg, mcfg = PreprocessConfig(), ModelConfig()
     train_src, val_src = split_by_subject(nights, args.val_fraction, args.seed)

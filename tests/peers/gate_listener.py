@@ -35,7 +35,7 @@ import sys
 import time
 
 import pylsl
-from pylsl.util import LostError   # pylsl 1.18.6: not exported as pylsl.LostError
+from pylsl.util import LostError  # pylsl 1.18.6: not exported as pylsl.LostError
 
 
 def subscribe(name: str, timeout: float, recover: bool):

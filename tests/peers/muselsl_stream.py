@@ -34,7 +34,7 @@ def main() -> None:
     p.add_argument("--speed", type=float, default=1.0)
     p.add_argument("--seconds", type=float, default=3600.0)
     a = p.parse_args()
-    info = pylsl.StreamInfo("Muse", "EEG", len(LABELS), RATE, "float32", "Muse%s" % a.address)
+    info = pylsl.StreamInfo("Muse", "EEG", len(LABELS), RATE, "float32", f"Muse{a.address}")
     info.desc().append_child_value("manufacturer", "Muse")
     chans = info.desc().append_child("channels")
     for c in LABELS:
