@@ -3,11 +3,15 @@
 * with start-up: the wall time of the command as a user runs it (Python,
   imports (torch only for a CNN–LSTM), model load, reading the file, scoring, writing the CSV);
 * without model start-up: the same work in a process where the model is already
-  loaded and warm: read the npz, preprocess, score every epoch, write the CSV.
+  loaded and warm: read the npz, preprocess, score every epoch, write the CSV;
+* the stager alone: the night's epochs preprocessed beforehand, scored one epoch per
+  call as live scoring calls it (median CPU ms of the calling thread per epoch, which other
+  jobs on a shared machine disturb less than wall time; the whole night in one call in
+  ``detail``): what the model itself costs, apart from reading and preprocessing.
 
 Medians over ``--repeats`` runs; the night is simulated once (seed 1, 100 Hz).
 
-    .venv/bin/python -m benchmarks.batch [--repeats 3]
+    .venv/bin/python -m benchmarks.batch [--repeats 3] [--weights NAME]
 """
 from __future__ import annotations
 
@@ -47,12 +51,35 @@ def score_in_process(model, path: Path, out: Path) -> tuple[float, int]:
     return time.perf_counter() - t, len(preds)
 
 
+def stager_alone(model, path: Path, repeats: int) -> tuple[np.ndarray, float]:
+    """The stager's own cost on one night's epochs (preprocessed beforehand): CPU ms of this
+    thread per epoch scored one per call (as live), pooled over ``repeats`` fresh stagers;
+    and the median CPU seconds of the whole night in one call."""
+    from sleepnet.io.recordings import read_recording
+    from sleepnet.preprocess import Preprocessor
+
+    rec = read_recording(path)
+    epochs = Preprocessor(rec.sfreq, model.preprocess).push(rec.eeg_uv)
+    per, whole = [], []
+    for _ in range(repeats):
+        stager = model.new_stager()
+        for e in epochs:
+            t = time.thread_time()
+            stager.score([e])
+            per.append(time.thread_time() - t)
+        t = time.thread_time()
+        model.new_stager().score(epochs)
+        whole.append(time.thread_time() - t)
+    return np.array(per) * 1e3, float(np.median(whole))
+
+
 def run(args: argparse.Namespace) -> dict:
     from sleepnet.weights import load_model
 
     night = simulated_night_file(8.0, seed=1)
     tmp = scratch_dir("bench-batch-")
-    cmd = sleepstream("score", night, "--out", tmp / "night.csv", "--quiet")
+    cmd = sleepstream("score", night, "--out", tmp / "night.csv", "--quiet",
+                      *(("--weights", args.weights) if args.weights else ()))
     walls = []
     for i in range(args.repeats):
         progress(f"batch: sleepstream score, run {i + 1}/{args.repeats}")
@@ -70,6 +97,7 @@ def run(args: argparse.Namespace) -> dict:
     for _ in range(args.repeats):
         s, n = score_in_process(model, night, tmp / "warm.csv")
         inner.append(s)
+    per_epoch_ms, whole_s = stager_alone(model, night, args.repeats)
     with_s, without_s = float(np.median(walls)), float(np.median(inner))
     command = this_command(MODULE, args.argv)
     figures = [
@@ -82,6 +110,12 @@ def run(args: argparse.Namespace) -> dict:
                without_s < TARGET_S, command,
                note=f"{n / without_s:.0f} epochs/s (read+preprocess+score+CSV); model load {load_s:.2f} s",
                detail={"runs_s": inner, "epochs": n, "epochs_per_s": n / without_s, "model_load_s": load_s}),
+        Figure("batch: the stager alone, one epoch per call (as live), CPU", float(np.median(per_epoch_ms)), "ms",
+               "", None, command,
+               note=f"CPU of the calling thread, median per epoch over {len(per_epoch_ms)} epochs, p99 "
+                    f"{np.percentile(per_epoch_ms, 99):.2f} ms; the whole night in one call {whole_s:.2f} s of CPU "
+                    f"(median of {args.repeats})",
+               detail={"p99_ms": float(np.percentile(per_epoch_ms, 99)), "whole_night_s": whole_s}),
     ]
     return {"figures": figures, "night": str(night), "model_id": model.model_id}
 

@@ -67,11 +67,15 @@ def header_facts(path) -> dict:
 
 def subject0_by_montage(model) -> dict:
     """The model on subject 0's two real nights from their Fpz-Cz and their Pz-Oz features
-    (evaluation protocol of ``sleepstream evaluate --dataset features``)."""
+    (evaluation protocol of ``sleepstream evaluate --dataset features``: the trees' rows for
+    a feature stager, fresh stagers from the protocol's session start in the model's own
+    session start for a GRU or an ensemble)."""
     from sleepnet.io.feature_nights import FeatureNight, read_feature_night
+    from sleepnet.metrics import agreement
     from sleepnet.train.feature_training import evaluate_nights
+    from sleepnet.train.sessions import case_codes, scores_from_features
 
-    if getattr(model, "kind", "") != "feature-gbm":
+    if not scores_from_features(model):
         return {}
     out = {}
     paths = sorted((SHARED / "sleep-edf-features").glob("SC400*.npz"))
@@ -81,7 +85,10 @@ def subject0_by_montage(model) -> dict:
             n = read_feature_night(p)
             with np.load(p) as d:
                 nights.append(FeatureNight(n.name, n.subject, np.asarray(d["X"])[:, cols].astype(np.float64), n.labels))
-        pooled, _, _, _ = evaluate_nights(model, nights)
+        if getattr(model, "kind", "") == "feature-gbm":
+            pooled, _, _, _ = evaluate_nights(model, nights)
+        else:
+            pooled = agreement(*case_codes(model, nights, "lights-off"))
         out[mont] = pooled.as_dict()
     return out
 
