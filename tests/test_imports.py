@@ -12,6 +12,9 @@ parent packages a module's import runs are not edges (``a/__init__.py`` re-expor
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -153,3 +156,26 @@ def test_the_tests_import_nothing_from_the_benchmarks():
             found += [f"{path.relative_to(REPO)}:{node.lineno}: {n}" for n in names
                       if n == "benchmarks" or n.startswith("benchmarks.")]
     assert not found, found
+
+
+@pytest.mark.lsl
+def test_every_benchmark_module_and_its_function_level_imports_resolve():
+    """Each ``benchmarks`` module imports, and so does every module that its functions import
+    from the packages (names included): a module moved in the package must not leave a
+    benchmark that fails only when ``make bench`` reaches it. Run in a process of its own, so
+    the tests themselves still import nothing from the benchmarks."""
+    code = textwrap.dedent("""
+        import ast, importlib, pkgutil, pathlib, benchmarks
+        bad = []
+        for info in pkgutil.walk_packages(benchmarks.__path__, "benchmarks."):
+            mod = importlib.import_module(info.name)
+            for node in ast.walk(ast.parse(pathlib.Path(mod.__file__).read_text())):
+                if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and \\
+                        node.module.split(".")[0] in ("sleepnet", "streamer", "scorer", "replay", "sleepstream"):
+                    target = importlib.import_module(node.module)
+                    bad += [f"{info.name}: {node.module}.{a.name}" for a in node.names
+                            if not hasattr(target, a.name) and a.name != "*"]
+        print("\\n".join(bad))
+        """)
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "", r.stdout + r.stderr[-2000:]
