@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import eeg_like
-from live_helpers import REPO, score_live, terminate, unique_ids
+from live_helpers import REPO, Valve, score_live, terminate, unique_ids
 from scipy import signal as sps
 
 from scorer.gate.guard import ArousalGuard, GuardThresholds
@@ -436,15 +436,19 @@ def gated_source(with_events: bool = True):
     return src, labels
 
 
-def start_sleep_player(speed: float):
+def start_sleep_player(speed: float, valve: Valve | None = None):
     """A looping replay of :func:`gated_source`'s sleep part (no arousal, no gap) on a stream of
-    its own, started. Returns the player, the event that stops it, its stream name and source_id."""
+    its own, started (tapped by ``valve`` when given: held, it sends nothing). Returns the
+    player, the event that stops it, its stream name and source_id."""
     from replay.player import Player
 
     src, _ = gated_source(with_events=False)
     sleep_only = type(src).from_arrays(src.data_uv[WAKE_EPOCHS * 3000:], FS, ["Fpz-Cz"])
     name, sid = unique_ids()
-    player = Player(sleep_only, name=name, source_id=sid, speed=speed, loop=True)
+    tap = {} if valve is None else {"consumer_position": valve.position, "max_lead_s": Valve.MAX_LEAD_S}
+    player = Player(sleep_only, name=name, source_id=sid, speed=speed, loop=True, **tap)
+    if valve is not None:
+        valve.player = player
     stop_player = threading.Event()
     player.start(stop_player)
     return player, stop_player, name, sid
@@ -553,7 +557,15 @@ def test_stimulus_program_sees_open_only_in_sleep_close_after_arousal_and_gap(tm
 @pytest.mark.lsl
 @pytest.mark.timeout(170)
 def test_killed_scorer_leaves_no_window_open_the_restarted_one_starts_closed_and_says_so(tmp_path):
-    player, stop_player, name, sid = start_sleep_player(speed=20.0)
+    import pylsl
+
+    # The replay is held until the listener has heard the scorer say close/restart (at the
+    # start, and again after the kill): a window can open only then, so what the listener
+    # hears first does not depend on whether it or the (restarted) scorer got going first
+    # on a loaded machine (a listener that reconnects after the restarted scorer opened a
+    # window hears ('open', ...) instead: right, but a race for this test).
+    valve = Valve(held=True)
+    player, stop_player, name, sid = start_sleep_player(speed=20.0, valve=valve)
     gname = name + "-stim"
     cmd = [sys.executable, "-m", "sleepstream.cli", "live", "--no-display", "--no-outlets", "--source-id", sid,
            "--outlet-name", gname, "--gate", "epochs=2,guard=false", "--timeout", "20"]
@@ -568,16 +580,31 @@ def test_killed_scorer_leaves_no_window_open_the_restarted_one_starts_closed_and
     first = scorer()
     proc, lines, stop = start_listener(gname + "-gate", tmp_path, timeout=160)
     try:
-        lines.wait(lambda m: m["event"] == OPEN, 90, "a window to open in sleep")
+        said = lines.wait(lambda m: m["event"] in (OPEN, CLOSE), 90, "the scorer's first event")
+        assert (said["event"], said["reason"]) == (CLOSE, "restart"), lines.got
+        released_at = pylsl.local_clock()
+        valve.release()
+        opened = lines.wait(lambda m: m["event"] == OPEN, 90, "a window to open in sleep")
+        assert opened["stamp"] > released_at, lines.got
         first.send_signal(signal.SIGKILL)              # no chance to close anything
         first.wait(10)
+        killed_at = pylsl.local_clock()                # every marker of the first scorer is stamped before
+        valve.hold()                                   # the restarted scorer stays closed until heard
         n_before = len(lines.got)
         scorer()
-        said = lines.wait(lambda m: m["event"] in (OPEN, CLOSE), 60, "the restarted scorer's first event")
+        # the first scorer may have pushed more (a close, an open again) between the open
+        # heard and the kill: the restarted scorer's markers are those stamped after the kill
+        said = lines.wait(lambda m: m["event"] in (OPEN, CLOSE) and m["stamp"] > killed_at, 90,
+                          "the restarted scorer's first event")
         assert (said["event"], said["reason"]) == (CLOSE, "restart"), lines.got
+        released_at = pylsl.local_clock()
+        valve.release()
         again = lines.wait(lambda m: m["event"] == OPEN, 90, "a window to open again once the rule is met")
-        assert again["stamp"] > said["stamp"]
-        assert [m["event"] for m in lines.got[n_before:]].index(OPEN) > 0
+        assert again["stamp"] > released_at > said["stamp"], lines.got
+        # heard in the order pushed: nothing of the first scorer after the restarted one spoke
+        markers = [m for m in lines.got if m["event"] in (OPEN, CLOSE)]
+        assert [m["stamp"] for m in markers] == sorted(m["stamp"] for m in markers), lines.got
+        assert lines.got.index(said) >= n_before and lines.got.index(again) > lines.got.index(said)
     finally:
         for p in procs:
             terminate(p, 20)

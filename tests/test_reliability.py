@@ -92,7 +92,12 @@ class Rig:
         for kw in scorers:
             kw = {"max_buflen_s": 3600, "stall_timeout_s": 0.5, **kw}
             stream = EEGStream(found, **kw)
-            stream.connect(5.0)                  # subscribed when it returns
+            stream.connect(5.0)
+            # subscribed before anything is pushed: connect() goes on (with a warning) when
+            # the outlet answers the subscription late, and samples pushed before the
+            # answer never reach this inlet (liblsl's open_stream waits for the answer,
+            # at once when it came)
+            stream._inlet.open_stream(timeout=30.0)
             sink = CollectSink()
             scorer = LiveScorer(stream, model, [sink], status_every_s=0.1)
             run = Scoring(stream, scorer, sink)
