@@ -515,9 +515,10 @@ def bad_inputs(d: Path, weights: Path) -> dict[str, Path]:
     f["other-weights"] = d / "other-weights"                 # a state dict of another architecture
     shutil.copytree(cnn, f["other-weights"])
     torch.save(CausalSleepNet(ModelConfig(embed_dim=64)).state_dict(), f["other-weights"] / "model_weights.pth")
-    f["corrupt-trees"] = d / "corrupt-trees"                   # the default feature model, its trees damaged
+    f["corrupt-trees"] = d / "corrupt-trees"                   # the default model, its trees damaged
     shutil.copytree(weights, f["corrupt-trees"])
-    (f["corrupt-trees"] / "model.txt").write_text("tree\nversion=v4\nnum_class=5\n")
+    (trees,) = f["corrupt-trees"].rglob("model.txt")           # the ensemble's trees are in its gbm/ member
+    trees.write_text("tree\nversion=v4\nnum_class=5\n")
     f["unknown-kind"] = d / "unknown-kind"                     # a kind this code does not run
     shutil.copytree(weights, f["unknown-kind"])
     cfg = json.loads((f["unknown-kind"] / "config.json").read_text())
@@ -563,7 +564,7 @@ def cases(f: dict[str, Path], sid: str, w: Path) -> list[Case]:
                                      "--quiet", "--out", str(f["good.npz"].parent / "wt")), "truncated"),
         Case("train-edf-without-channel", ("train", "--dataset", "folder", "--folder", s["folder-c3"],
                                            "--quiet", "--out", str(f["good.npz"].parent / "wt")),
-             "no channel matching 'EEG Fpz-Cz'; it has: EEG C3"),
+             "no channel matching 'Fpz-Cz'; it has: EEG C3"),
         Case("train-features-wrong-shape", ("train", "--folder", s["features-wrong-shape"], "--quiet",
                                             "--out", str(f["good.npz"].parent / "wt")), "expected X (n_epochs, 72)"),
         Case("train-features-no-scored-epoch", ("train", "--folder", s["features-no-scored"], "--subjects", "99",
@@ -579,7 +580,7 @@ def cases(f: dict[str, Path], sid: str, w: Path) -> list[Case]:
              "corrupt or unreadable"),
         Case("evaluate-features-other-kind", ("evaluate", "--dataset", "features", "--folder", s["features-good"],
                                               "--subjects", "99", "--quiet", "--weights", "cnn-lstm-simulated-v2"),
-             "feature nights are scored by feature-gbm models only"),
+             "feature nights are scored by models of per-epoch features only"),
         Case("evaluate-unknown-model-kind", ("evaluate", s["good.npz"], "--quiet", "--weights", s["unknown-kind"]),
              "unknown model kind 'transformer'"),
         Case("evaluate-unwritable-out", ("evaluate", s["good.npz"], "--quiet", *W, "--out", out + ".json"),
@@ -591,7 +592,7 @@ def cases(f: dict[str, Path], sid: str, w: Path) -> list[Case]:
         # replay
         Case("replay-truncated-edf", ("replay", s["truncated.edf"], "--no-wait"), "truncated"),
         Case("replay-edf-without-channel", ("replay", s["c3.edf"], "--no-wait"),
-             "no channel matching 'EEG Fpz-Cz'; it has: EEG C3"),
+             "no channel matching 'Fpz-Cz'; it has: EEG C3"),
         Case("replay-npz-without-signal", ("replay", s["nosignal.npz"], "--no-wait"), "no signal found"),
         Case("replay-unknown-hypnogram", ("replay", s["good.npz"], "--hypnogram", s["unknown.txt"], "--no-wait"),
              "unknown stage 'S5'"),
