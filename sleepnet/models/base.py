@@ -423,13 +423,13 @@ class NightContextStager:
         The loaded model: its ``context`` (a :class:`~sleepnet.night_context.ContextConfig`),
         ``model_id`` and ``default_session_start``.
     session_start : str, optional
-        ``lights-off`` (the time since the session started is the night's clock) or
-        ``unknown`` (no clock); None: the model's ``default_session_start``.
+        Whether the time since the session started is the night's clock (``lights-off``)
+        or there is none (``unknown``); None: ``model.default_session_start``.
 
     Raises
     ------
     ValueError
-        An unknown ``session_start``.
+        A session start other than those two.
     """
 
     kind = ""                     # the kind's name, set by each kind's stager

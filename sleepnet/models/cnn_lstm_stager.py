@@ -264,9 +264,8 @@ def save_model(out_dir: str | Path, net: CausalSleepNet, preprocess: PreprocessC
     Path
         The folder.
     """
-    d = Path(out_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    torch.save(net.state_dict(), d / WEIGHTS_FILE)
-    return write_folder_config(d, KIND, model_id, {
+    d = write_folder_config(out_dir, KIND, model_id, {
         "model": net.cfg.as_dict(), "preprocess": preprocess.as_dict(), "label_map": LABEL_MAP_FILE,
         "scoring": {"sequence_length": SEQ_LEN, "labels": "last epoch of the window"}}, extra)
+    torch.save(net.state_dict(), d / WEIGHTS_FILE)
+    return d

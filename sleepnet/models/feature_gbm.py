@@ -212,11 +212,10 @@ def save_feature_model(out_dir: str | Path, model_text: str, context: ContextCon
     Path
         The folder.
     """
-    d = Path(out_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    (d / TREES_FILE).write_text(model_text)
-    return write_folder_config(d, KIND, model_id, {
+    d = write_folder_config(out_dir, KIND, model_id, {
         "summary": summary, "preprocess": PreprocessConfig().as_dict(), "context": context.as_dict(),
         "trees": TREES_FILE, "label_map": LABEL_MAP_FILE,
         "scoring": {"inputs": "current epoch, the 4 before it, causal night context", "labels": "current epoch"}},
         extra)
+    (d / TREES_FILE).write_text(model_text)
+    return d

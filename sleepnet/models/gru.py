@@ -463,12 +463,11 @@ def save_gru_model(out_dir: str | Path, nets: GruNets, context: ContextConfig, m
     Path
         The folder.
     """
-    d = Path(out_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    np.savez(d / GRU_FILE, **{k: np.asarray(v, dtype=np.float64) for k, v in nets.arrays().items()})
-    return write_folder_config(d, KIND, model_id, {
+    d = write_folder_config(out_dir, KIND, model_id, {
         "summary": summary, "preprocess": PreprocessConfig().as_dict(), "context": context.as_dict(),
         "gru": {"file": GRU_FILE, "members": nets.n_members, "hidden": nets.hidden, "inputs": list(GRU_INPUTS)},
         "default_session_start": UNKNOWN_START, "label_map": LABEL_MAP_FILE,
         "scoring": {"inputs": "each scorable epoch in turn, one GRU step; the hidden vector carries the night",
                     "labels": "current epoch"}}, extra)
+    np.savez(d / GRU_FILE, **{k: np.asarray(v, dtype=np.float64) for k, v in nets.arrays().items()})
+    return d
