@@ -25,6 +25,7 @@ import numpy as np
 from .common import (
     REPO,
     Figure,
+    add_weights_argument,
     progress,
     scratch_dir,
     script_main,
@@ -122,7 +123,7 @@ def run(args: argparse.Namespace) -> dict:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--weights", help="a shipped model's name or a weights folder (default: the default model)")
+    add_weights_argument(p)
 
 
 def main(argv: list[str] | None = None) -> None:

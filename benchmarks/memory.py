@@ -34,6 +34,7 @@ import numpy as np
 
 from .common import (
     Figure,
+    add_weights_argument,
     configure_lsl,
     count_rows,
     popen,
@@ -176,7 +177,7 @@ def run(args: argparse.Namespace) -> dict:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hours", type=float, default=24.0, help="hours of signal (default: 24)")
     p.add_argument("--speed", type=float, default=1000.0, help="replay speed (default: 1000)")
-    p.add_argument("--weights", help="a shipped model's name or a weights folder (default: the default model)")
+    add_weights_argument(p)
     p.add_argument("--flood", action="store_true",
                    help="only the flood figure: peak RSS while a whole 8-h night arrives at --speed max")
 

@@ -398,14 +398,18 @@ class LiveSession:
             raise RuntimeError("a closed LiveSession cannot be opened again; make a new one")
         if self._state != _NEW:
             return self
+        self._advance(self._open, _OPEN)
+        log.info("%r", self)
+        return self
+
+    def _advance(self, step: Callable[[], None], state: str) -> None:
+        """Run one step of the session and take ``state``; released again when the step fails."""
         try:
-            self._open()
+            step()
         except BaseException:
             self.close()
             raise
-        self._state = _OPEN
-        log.info("%r", self)
-        return self
+        self._state = state
 
     def _open(self) -> None:
         from sleepnet.normalised import STREAM_KIND, model_for_input
@@ -451,12 +455,7 @@ class LiveSession:
         self.open()
         if self._state != _OPEN:
             return self
-        try:
-            self._build()
-        except BaseException:
-            self.close()
-            raise
-        self._state = _BUILT
+        self._advance(self._build, _BUILT)
         return self
 
     def _build(self) -> None:

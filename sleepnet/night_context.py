@@ -354,7 +354,7 @@ class NightContext:
         Parameters
         ----------
         state : dict
-            What :meth:`state` gave.
+            The :meth:`state` of a context of the same settings.
 
         Raises
         ------

@@ -29,7 +29,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sleepnet.errors import InputFileError, SleepstreamError, parameter
-from sleepnet.io.recordings import DEFAULT_CHANNEL, Recording, derived_signal_uv, read_recording, resolve_channel
+from sleepnet.io.recordings import (
+    DEFAULT_CHANNEL,
+    Recording,
+    derived_signal_uv,
+    read_recording,
+    require_epochs,
+    resolve_channel,
+)
 from sleepnet.models.base import StagingModel
 from sleepnet.report.sleep_stats import SleepStats, sleep_statistics
 from sleepnet.stages import EPOCH_S, STAGES, UNSCORED, UNSCORED_NAME
@@ -370,8 +377,7 @@ def stage(data, sfreq: float | None = None, *, ch_name: str | None = None,
         rec = _raw_to_recording(data, ch_name)
     else:
         rec = _array_to_recording(data, sfreq)
-    if rec.n_epochs == 0:
-        raise InputFileError(f"{rec.source}: shorter than one 30-s epoch ({rec.duration_s:.1f} s)")
+    require_epochs(rec)
     from sleepnet.batch import score_recording  # torch: only once the input is known good
     from sleepnet.normalised import (
         describe_input,

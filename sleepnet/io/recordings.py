@@ -389,6 +389,29 @@ def _read_edf(path: Path, channel: str) -> Recording:
     return Recording(eeg_uv=eeg_uv, sfreq=sfreq, channel=deriv.name, source=str(path))
 
 
+def require_epochs(rec: Recording) -> Recording:
+    """``rec`` itself, once it is known to hold at least one whole 30-s epoch.
+
+    Parameters
+    ----------
+    rec : Recording
+        The recording about to be scored.
+
+    Returns
+    -------
+    Recording
+        ``rec``, unchanged.
+
+    Raises
+    ------
+    InputFileError
+        One line naming the recording and its length in s: shorter than one 30-s epoch.
+    """
+    if rec.n_epochs == 0:
+        raise InputFileError(f"{rec.source}: shorter than one 30-s epoch ({rec.duration_s:.1f} s)")
+    return rec
+
+
 def with_labels(rec: Recording, labels: np.ndarray) -> Recording:
     """A copy of ``rec`` carrying ``labels`` (checked against its length).
 

@@ -22,21 +22,26 @@ shipped model by name.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Protocol
 
+import numpy as np
+
 from ..errors import WeightsError
+from ..night_context import LIGHTS_OFF, N_LAGS, NightContext, check_session_start
 from ..stages import STAGES
 
 if TYPE_CHECKING:
     from ..predictions import StagePrediction
     from ..preprocess import Epoch, PreprocessConfig
 
-__all__ = ["CONFIG_FILE", "FORMAT_VERSION", "KINDS", "KindSpec", "LABEL_MAP_FILE", "Stager", "StagingModel",
-           "folder_loader", "label_map", "load_folder_of_any_kind", "read_folder_config", "read_json"]
+__all__ = ["CONFIG_FILE", "FORMAT_VERSION", "KINDS", "KindSpec", "LABEL_MAP_FILE", "NightContextStager", "Stager",
+           "StagingModel", "check_state_owner", "config_entries", "folder_identity", "folder_loader", "label_map",
+           "load_folder_of_any_kind", "read_folder_config", "read_json", "write_folder_config"]
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
@@ -297,3 +302,207 @@ def load_folder_of_any_kind(d: Path) -> StagingModel:
     """
     cfg = read_folder_config(d)
     return folder_loader(cfg.get("kind", DEFAULT_KIND), d / CONFIG_FILE)(d, cfg)
+
+
+@contextmanager
+def config_entries(d: Path) -> Iterator[None]:
+    """Read entries of the ``config.json`` of folder ``d`` inside this block: a missing key or a
+    value of the wrong type or range becomes one line naming the file.
+
+    Parameters
+    ----------
+    d : Path
+        The weights folder whose config the block reads.
+
+    Yields
+    ------
+    None
+        The block runs; a :class:`~sleepnet.errors.WeightsError` it raises passes unchanged.
+
+    Raises
+    ------
+    sleepnet.errors.WeightsError
+        ``incomplete or invalid config`` with the error's class and text, for a
+        KeyError, TypeError or ValueError raised in the block.
+    """
+    try:
+        yield
+    except WeightsError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WeightsError(f"{d / CONFIG_FILE}: incomplete or invalid config ({exc.__class__.__name__}: {exc})") from None
+
+
+def folder_identity(d: Path, cfg: dict, what: str) -> dict:
+    """The names every loaded model takes from its folder: ``model_id``, ``source`` and ``summary``.
+
+    Parameters
+    ----------
+    d : Path
+        The weights folder.
+    cfg : dict
+        Its ``config.json``.
+    what : str
+        What the model is, in words (``feature stager``): the summary where the config gives
+        none is this and the model's name.
+
+    Returns
+    -------
+    dict
+        ``model_id`` (the config's, else the folder's name), ``source`` (``d``) and
+        ``summary`` (the config's, else ``what`` and the name), as keyword arguments of a
+        model class.
+    """
+    return {"model_id": str(cfg.get("model_id", d.name)), "source": d,
+            "summary": str(cfg.get("summary", f"{what} {cfg.get('model_id', d.name)}"))}
+
+
+def write_folder_config(out_dir: str | Path, kind: str, model_id: str, settings: dict,
+                        extra: dict | None = None) -> Path:
+    """Make a weights folder and write its ``config.json`` and ``label_map.json``.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The folder (made if missing); the kind writes its model file there itself.
+    kind : str
+        The model kind, one of :data:`KINDS`.
+    model_id : str
+        The model's name in ``config.json``.
+    settings : dict
+        The kind's entries of ``config.json``, in the order they are written (after
+        ``format_version``, ``kind`` and ``model_id``).
+    extra : dict, optional
+        More entries for ``config.json`` (they replace entries of the same name).
+
+    Returns
+    -------
+    Path
+        The folder.
+    """
+    d = Path(out_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    cfg = {"format_version": FORMAT_VERSION, "kind": kind, "model_id": model_id, **settings}
+    if extra:
+        cfg.update(extra)
+    (d / CONFIG_FILE).write_text(json.dumps(cfg, indent=2) + "\n")
+    (d / LABEL_MAP_FILE).write_text(json.dumps(label_map(), indent=2) + "\n")
+    return d
+
+
+def check_state_owner(state: dict, kind: str, model_id: str) -> None:
+    """Check that a stager's saved night state is one that a model of this kind and name wrote.
+
+    Parameters
+    ----------
+    state : dict
+        The saved state (:meth:`Stager.state`).
+    kind : str
+        The kind of the stager that would take it.
+    model_id : str
+        The name of that stager's model.
+
+    Raises
+    ------
+    ValueError
+        A state of another kind or model, naming both models.
+    """
+    if state.get("kind") != kind or state.get("model_id") != model_id:
+        raise ValueError(f"night state of model {state.get('model_id')!r}, not {model_id!r}")
+
+
+class NightContextStager:
+    """The night-clock half of a stager that builds rows with a
+    :class:`~sleepnet.night_context.NightContext` (the ``feature-gbm`` and ``gru`` kinds):
+    session start, context, reset, skip, state and restore; the kind adds how a row becomes
+    probabilities.
+
+    Parameters
+    ----------
+    model : StagingModel
+        The loaded model: its ``context`` (a :class:`~sleepnet.night_context.ContextConfig`),
+        ``model_id`` and ``default_session_start``.
+    session_start : str, optional
+        Whether the time since the session started is the night's clock (``lights-off``)
+        or there is none (``unknown``); None: ``model.default_session_start``.
+
+    Raises
+    ------
+    ValueError
+        A session start other than those two.
+    """
+
+    kind = ""                     # the kind's name, set by each kind's stager
+    state_start_default = ""      # the session start of a saved state that holds none ("": refused)
+
+    def __init__(self, model: StagingModel, session_start: str | None = None) -> None:
+        self.model = model
+        self.session_start = check_session_start(session_start or model.default_session_start)
+        self._ctx = NightContext(model.context, clock_known=self.session_start == LIGHTS_OFF)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.model.model_id}, session start {self.session_start}: {self._ctx!r}>"
+
+    def reset(self) -> None:
+        """Forget the night: a new session."""
+        self._ctx.reset()
+
+    def skip(self, n_epochs: int) -> None:
+        """Epochs passed unseen: the clock moves on, the lags break.
+
+        Parameters
+        ----------
+        n_epochs : int
+            How many 30-s epochs went by unseen.
+        """
+        self._ctx.skip(n_epochs)
+
+    def state(self) -> dict:
+        """The night so far, as JSON-ready values (for the state file).
+
+        Returns
+        -------
+        dict
+            ``kind``, ``model_id``, ``session_start`` and the night context's state.
+        """
+        return {"kind": self.kind, "model_id": self.model.model_id, "session_start": self.session_start,
+                "context": self._ctx.state()}
+
+    def restore(self, state: dict) -> None:
+        """Carry on from :meth:`state`, in the session start it holds.
+
+        Parameters
+        ----------
+        state : dict
+            A saved night of this model (one without a session start is taken as
+            :attr:`state_start_default` where the kind sets one).
+
+        Raises
+        ------
+        ValueError
+            A state of another model, an unknown session start or a context of another shape.
+        """
+        self._restore_context(state, self._state_start(state))
+
+    def _state_start(self, state: dict) -> str:
+        """The session start of a saved state, after checking whose state it is."""
+        check_state_owner(state, self.kind, self.model.model_id)
+        return check_session_start(state.get("session_start", self.state_start_default))
+
+    def _restore_context(self, state: dict, start: str) -> None:
+        self._ctx.restore(state["context"])
+        self.session_start = start
+        self._ctx.clock_known = start == LIGHTS_OFF
+
+    def _rows(self, epochs: Sequence[Epoch]) -> Iterator[tuple[Epoch, bool, np.ndarray | None]]:
+        """Each epoch in order with its ``warmup`` flag and its night-context row (None for an
+        unscorable epoch, which the context counts as unscored)."""
+        for e in epochs:
+            if not e.scorable:
+                self._ctx.unscored()
+                yield e, False, None
+                continue
+            if e.features is None:
+                raise ValueError(f"epoch {e.index} carries no features (make epochs with sleepnet.preprocess)")
+            warm = self._ctx.n_lags < N_LAGS
+            yield e, warm, self._ctx.row(e.features)

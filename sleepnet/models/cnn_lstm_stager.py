@@ -21,7 +21,6 @@ one. Context rule (the same in batch and live, because both use :class:`CnnLstmS
 """
 from __future__ import annotations
 
-import json
 import logging
 from collections import deque
 from collections.abc import Sequence
@@ -35,7 +34,7 @@ from ..errors import WeightsError
 from ..predictions import StagePrediction, predictions_from
 from ..preprocess import Epoch, PreprocessConfig
 from ..stages import STAGES
-from .base import CONFIG_FILE, FORMAT_VERSION, LABEL_MAP_FILE, label_map
+from .base import CONFIG_FILE, LABEL_MAP_FILE, config_entries, folder_identity, write_folder_config
 from .cnn_lstm import CausalSleepNet, ModelConfig, count_parameters
 
 log = logging.getLogger(__name__)
@@ -213,17 +212,13 @@ def load_folder(d: Path, cfg: dict) -> CnnLstmModel:
         code cannot score (window length, classes, rate), a missing or corrupt state dict,
         weights that do not fit the architecture.
     """
-    try:
+    with config_entries(d):
         known = {f.name for f in fields(ModelConfig)}
         unknown = set(cfg["model"]) - known
         if unknown:
             raise WeightsError(f"{d / CONFIG_FILE}: unknown model settings {sorted(unknown)}")
         mcfg = ModelConfig(**cfg["model"])
         pcfg = PreprocessConfig.from_dict(cfg["preprocess"])
-    except WeightsError:
-        raise
-    except (KeyError, TypeError, ValueError) as exc:
-        raise WeightsError(f"{d / CONFIG_FILE}: incomplete or invalid config ({exc.__class__.__name__}: {exc})") from None
     if mcfg.seq_len != SEQ_LEN:
         raise WeightsError(f"{d / CONFIG_FILE}: sequence length {mcfg.seq_len}, this code scores windows of {SEQ_LEN}")
     if mcfg.n_classes != len(STAGES):
@@ -244,9 +239,7 @@ def load_folder(d: Path, cfg: dict) -> CnnLstmModel:
         first = str(exc).strip().splitlines()[0][:200]
         raise WeightsError(f"{wpath}: weights do not fit the architecture in {CONFIG_FILE} ({first})") from None
     net.eval()
-    return CnnLstmModel(net=net, model_config=mcfg, preprocess=pcfg,
-                        model_id=str(cfg.get("model_id", d.name)), source=d,
-                        summary=str(cfg.get("summary", f"CNN–LSTM {cfg.get('model_id', d.name)}")))
+    return CnnLstmModel(net=net, model_config=mcfg, preprocess=pcfg, **folder_identity(d, cfg, "CNN–LSTM"))
 
 
 def save_model(out_dir: str | Path, net: CausalSleepNet, preprocess: PreprocessConfig,
@@ -271,14 +264,8 @@ def save_model(out_dir: str | Path, net: CausalSleepNet, preprocess: PreprocessC
     Path
         The folder.
     """
-    d = Path(out_dir)
-    d.mkdir(parents=True, exist_ok=True)
+    d = write_folder_config(out_dir, KIND, model_id, {
+        "model": net.cfg.as_dict(), "preprocess": preprocess.as_dict(), "label_map": LABEL_MAP_FILE,
+        "scoring": {"sequence_length": SEQ_LEN, "labels": "last epoch of the window"}}, extra)
     torch.save(net.state_dict(), d / WEIGHTS_FILE)
-    cfg = {"format_version": FORMAT_VERSION, "kind": KIND, "model_id": model_id,
-           "model": net.cfg.as_dict(), "preprocess": preprocess.as_dict(),
-           "label_map": LABEL_MAP_FILE, "scoring": {"sequence_length": SEQ_LEN, "labels": "last epoch of the window"}}
-    if extra:
-        cfg.update(extra)
-    (d / CONFIG_FILE).write_text(json.dumps(cfg, indent=2) + "\n")
-    (d / LABEL_MAP_FILE).write_text(json.dumps(label_map(), indent=2) + "\n")
     return d

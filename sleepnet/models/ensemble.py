@@ -10,7 +10,6 @@ is made (chosen without the nights it is measured on).
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,16 @@ from ..night_context import UNKNOWN_START, check_session_start
 from ..predictions import StagePrediction
 from ..preprocess import Epoch, PreprocessConfig
 from ..stages import STAGES, UNSCORED_NAME
-from .base import CONFIG_FILE, FORMAT_VERSION, LABEL_MAP_FILE, StagingModel, label_map, load_folder_of_any_kind
+from .base import (
+    CONFIG_FILE,
+    LABEL_MAP_FILE,
+    StagingModel,
+    check_state_owner,
+    config_entries,
+    folder_identity,
+    load_folder_of_any_kind,
+    write_folder_config,
+)
 
 KIND = "ensemble"
 
@@ -148,8 +156,7 @@ class EnsembleStager:
             A state of another model or shape (this stager is then left fresh rather than
             half restored).
         """
-        if state.get("kind") != KIND or state.get("model_id") != self.model.model_id:
-            raise ValueError(f"night state of model {state.get('model_id')!r}, not {self.model.model_id!r}")
+        check_state_owner(state, KIND, self.model.model_id)
         members = state.get("members")
         if not isinstance(members, list) or len(members) != len(self._stagers):
             raise ValueError(f"night state of {len(members) if isinstance(members, list) else 'no'} members, "
@@ -221,13 +228,11 @@ def load_folder(d: Path, cfg: dict) -> EnsembleModel:
         One line naming the file, on any problem (a member outside the folder, weights
         that are not positive, members with different preprocessing).
     """
-    try:
+    with config_entries(d):
         spec = cfg["members"]
         folders = [str(m["folder"]) for m in spec]
         raw = [float(m["weight"]) for m in spec]
         start = check_session_start(str(cfg.get("default_session_start", UNKNOWN_START)))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise WeightsError(f"{d / CONFIG_FILE}: incomplete or invalid config ({exc.__class__.__name__}: {exc})") from None
     if len(folders) < 1 or any(not np.isfinite(w) or w <= 0 for w in raw):
         raise WeightsError(f"{d / CONFIG_FILE}: an ensemble needs members with positive weights, got {raw}")
     members = []
@@ -242,9 +247,7 @@ def load_folder(d: Path, cfg: dict) -> EnsembleModel:
             raise WeightsError(f"{d / f}: its preprocessing differs from the other members'")
     total = sum(raw)
     return EnsembleModel(members=tuple(members), weights=tuple(w / total for w in raw), preprocess=pre,
-                         model_id=str(cfg.get("model_id", d.name)), source=d,
-                         summary=str(cfg.get("summary", f"ensemble {cfg.get('model_id', d.name)}")),
-                         default_session_start=start)
+                         default_session_start=start, **folder_identity(d, cfg, "ensemble"))
 
 
 def save_ensemble_config(out_dir: str | Path, members: Sequence[tuple[str, float]], model_id: str, summary: str,
@@ -270,15 +273,8 @@ def save_ensemble_config(out_dir: str | Path, members: Sequence[tuple[str, float
     Path
         The folder.
     """
-    d = Path(out_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    cfg = {"format_version": FORMAT_VERSION, "kind": KIND, "model_id": model_id, "summary": summary,
-           "members": [{"folder": f, "weight": w} for f, w in members],
-           "default_session_start": UNKNOWN_START, "label_map": LABEL_MAP_FILE,
-           "scoring": {"inputs": "every member's, fed the same epochs", "labels": "current epoch",
-                       "combination": "weighted mean of the members' probabilities"}}
-    if extra:
-        cfg.update(extra)
-    (d / CONFIG_FILE).write_text(json.dumps(cfg, indent=2) + "\n")
-    (d / LABEL_MAP_FILE).write_text(json.dumps(label_map(), indent=2) + "\n")
-    return d
+    return write_folder_config(out_dir, KIND, model_id, {
+        "summary": summary, "members": [{"folder": f, "weight": w} for f, w in members],
+        "default_session_start": UNKNOWN_START, "label_map": LABEL_MAP_FILE,
+        "scoring": {"inputs": "every member's, fed the same epochs", "labels": "current epoch",
+                    "combination": "weighted mean of the members' probabilities"}}, extra)

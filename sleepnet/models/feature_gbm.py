@@ -19,11 +19,18 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import WeightsError
-from ..night_context import LIGHTS_OFF, N_LAGS, ContextConfig, NightContext, check_session_start
+from ..night_context import LIGHTS_OFF, ContextConfig, check_session_start
 from ..predictions import StagePrediction, predictions_from
 from ..preprocess import Epoch, PreprocessConfig
 from ..stages import N_STAGES
-from .base import CONFIG_FILE, FORMAT_VERSION, LABEL_MAP_FILE, label_map
+from .base import (
+    CONFIG_FILE,
+    LABEL_MAP_FILE,
+    NightContextStager,
+    config_entries,
+    folder_identity,
+    write_folder_config,
+)
 from .gbm_trees import TreeEnsemble, TreeModelError
 
 log = logging.getLogger(__name__)
@@ -87,7 +94,7 @@ class FeatureGbmModel:
         return FeatureGbmStager(self, session_start)
 
 
-class FeatureGbmStager:
+class FeatureGbmStager(NightContextStager):
     """Stateful scorer of the feature model; batch and live feed it the same epochs.
 
     An unscored epoch gets stage ``UNS`` and never feeds the night baseline; the epochs
@@ -108,59 +115,8 @@ class FeatureGbmStager:
         An unknown ``session_start``.
     """
 
-    def __init__(self, model: FeatureGbmModel, session_start: str | None = None) -> None:
-        self.model = model
-        self.session_start = check_session_start(session_start or model.default_session_start)
-        self._ctx = NightContext(model.context, clock_known=self.session_start == LIGHTS_OFF)
-
-    def __repr__(self) -> str:
-        return f"<FeatureGbmStager {self.model.model_id}, session start {self.session_start}: {self._ctx!r}>"
-
-    def reset(self) -> None:
-        """Forget the night: a new session."""
-        self._ctx.reset()
-
-    def skip(self, n_epochs: int) -> None:
-        """Epochs passed unseen: the clock moves on, the lags break.
-
-        Parameters
-        ----------
-        n_epochs : int
-            How many 30-s epochs went by unseen.
-        """
-        self._ctx.skip(n_epochs)
-
-    def state(self) -> dict:
-        """The night so far, as JSON-ready values (for the state file).
-
-        Returns
-        -------
-        dict
-            ``kind``, ``model_id``, ``session_start`` and the night context's state.
-        """
-        return {"kind": KIND, "model_id": self.model.model_id, "session_start": self.session_start,
-                "context": self._ctx.state()}
-
-    def restore(self, state: dict) -> None:
-        """Carry on from :meth:`state`, in the session start it holds.
-
-        Parameters
-        ----------
-        state : dict
-            What :meth:`state` gave (a state written before session starts were told holds
-            none: ``lights-off``, as it was scored).
-
-        Raises
-        ------
-        ValueError
-            A state of another model, or an unknown session start.
-        """
-        if state.get("kind") != KIND or state.get("model_id") != self.model.model_id:
-            raise ValueError(f"night state of model {state.get('model_id')!r}, not {self.model.model_id!r}")
-        start = check_session_start(state.get("session_start", LIGHTS_OFF))
-        self._ctx.restore(state["context"])
-        self.session_start = start
-        self._ctx.clock_known = start == LIGHTS_OFF
+    kind = KIND
+    state_start_default = LIGHTS_OFF    # a state written before session starts were told: scored so
 
     def score(self, epochs: Sequence[Epoch]) -> list[StagePrediction]:
         """Stages of ``epochs`` in order (see :class:`sleepnet.models.base.Stager`).
@@ -182,16 +138,10 @@ class FeatureGbmStager:
         """
         rows: list[np.ndarray] = []
         slots: list[tuple[Epoch, bool]] = []
-        for e in epochs:
-            if not e.scorable:
-                self._ctx.unscored()
-                slots.append((e, False))
-                continue
-            if e.features is None:
-                raise ValueError(f"epoch {e.index} carries no features (make epochs with sleepnet.preprocess)")
-            warm = self._ctx.n_lags < N_LAGS
-            rows.append(self._ctx.row(e.features))
+        for e, warm, row in self._rows(epochs):
             slots.append((e, warm))
+            if row is not None:
+                rows.append(row)
         probs = self.model.trees.predict_proba(np.stack(rows)) if rows else np.zeros((0, N_STAGES))
         return predictions_from(slots, probs)
 
@@ -217,11 +167,9 @@ def load_folder(d: Path, cfg: dict) -> FeatureGbmModel:
         One line naming the file on any problem: an incomplete config, missing or unusable
         trees, trees of the wrong shape, an unknown ``default_session_start``.
     """
-    try:
+    with config_entries(d):
         pcfg = PreprocessConfig.from_dict(cfg["preprocess"])
         ccfg = ContextConfig.from_dict(cfg["context"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise WeightsError(f"{d / CONFIG_FILE}: incomplete or invalid config ({exc.__class__.__name__}: {exc})") from None
     path = d / TREES_FILE
     if not path.is_file():
         raise WeightsError(f"{path}: missing (a {KIND} folder holds its trees in {TREES_FILE})")
@@ -236,9 +184,8 @@ def load_folder(d: Path, cfg: dict) -> FeatureGbmModel:
         start = check_session_start(str(cfg.get("default_session_start", LIGHTS_OFF)))
     except ValueError as exc:
         raise WeightsError(f"{d / CONFIG_FILE}: default_session_start: {exc}") from None
-    return FeatureGbmModel(trees=trees, context=ccfg, preprocess=pcfg, model_id=str(cfg.get("model_id", d.name)),
-                        source=d, summary=str(cfg.get("summary", f"feature stager {cfg.get('model_id', d.name)}")),
-                        default_session_start=start)
+    return FeatureGbmModel(trees=trees, context=ccfg, preprocess=pcfg, default_session_start=start,
+                           **folder_identity(d, cfg, "feature stager"))
 
 
 def save_feature_model(out_dir: str | Path, model_text: str, context: ContextConfig, model_id: str,
@@ -265,17 +212,10 @@ def save_feature_model(out_dir: str | Path, model_text: str, context: ContextCon
     Path
         The folder.
     """
-    import json
-
-    d = Path(out_dir)
-    d.mkdir(parents=True, exist_ok=True)
+    d = write_folder_config(out_dir, KIND, model_id, {
+        "summary": summary, "preprocess": PreprocessConfig().as_dict(), "context": context.as_dict(),
+        "trees": TREES_FILE, "label_map": LABEL_MAP_FILE,
+        "scoring": {"inputs": "current epoch, the 4 before it, causal night context", "labels": "current epoch"}},
+        extra)
     (d / TREES_FILE).write_text(model_text)
-    cfg = {"format_version": FORMAT_VERSION, "kind": KIND, "model_id": model_id, "summary": summary,
-           "preprocess": PreprocessConfig().as_dict(), "context": context.as_dict(),
-           "trees": TREES_FILE, "label_map": LABEL_MAP_FILE,
-           "scoring": {"inputs": "current epoch, the 4 before it, causal night context", "labels": "current epoch"}}
-    if extra:
-        cfg.update(extra)
-    (d / CONFIG_FILE).write_text(json.dumps(cfg, indent=2) + "\n")
-    (d / LABEL_MAP_FILE).write_text(json.dumps(label_map(), indent=2) + "\n")
     return d

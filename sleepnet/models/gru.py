@@ -25,7 +25,6 @@ over per-epoch features follows e.g. Phan et al. 2019 (SeqSleepNet), made causal
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,18 +35,22 @@ from ..errors import WeightsError
 from ..night_context import (
     HOURS_COLUMN,
     INPUT_NAMES,
-    LIGHTS_OFF,
     N_BASE,
-    N_LAGS,
     UNKNOWN_START,
     ContextConfig,
-    NightContext,
     check_session_start,
 )
 from ..predictions import StagePrediction, predictions_from
 from ..preprocess import Epoch, PreprocessConfig
 from ..stages import N_STAGES
-from .base import CONFIG_FILE, FORMAT_VERSION, LABEL_MAP_FILE, label_map
+from .base import (
+    CONFIG_FILE,
+    LABEL_MAP_FILE,
+    NightContextStager,
+    config_entries,
+    folder_identity,
+    write_folder_config,
+)
 
 KIND = "gru"
 GRU_FILE = "gru.npz"
@@ -295,7 +298,7 @@ class GruModel:
         return GruStager(self, session_start)
 
 
-class GruStager:
+class GruStager(NightContextStager):
     """Stateful scorer of a :class:`GruModel`: batch and live feed it the same epochs, one
     GRU step per scorable epoch. State across restarts: the night context and the
     hidden vectors (JSON floats round-trip exactly, so a restored stager carries on bit
@@ -316,30 +319,19 @@ class GruStager:
         An unknown ``session_start``.
     """
 
+    kind = KIND
+
     def __init__(self, model: GruModel, session_start: str | None = None) -> None:
-        self.model = model
-        self.session_start = check_session_start(session_start or model.default_session_start)
-        self._ctx = NightContext(model.context, clock_known=self.session_start == LIGHTS_OFF)
+        super().__init__(model, session_start)
         self._h = model.nets.zero_state()
 
     def __repr__(self) -> str:
-        return (f"<GruStager {self.model.model_id}, session start {self.session_start}: {self._ctx!r}, "
-                f"|h|={float(np.abs(self._h).mean()):.3f}>")
+        return f"{super().__repr__()[:-1]}, |h|={float(np.abs(self._h).mean()):.3f}>"
 
     def reset(self) -> None:
-        """Forget the night: a new session."""
-        self._ctx.reset()
+        """Forget the night: a new session (the hidden vectors back to zero)."""
+        super().reset()
         self._h = self.model.nets.zero_state()
-
-    def skip(self, n_epochs: int) -> None:
-        """Epochs passed unseen: the clock moves on; the hidden vector stays.
-
-        Parameters
-        ----------
-        n_epochs : int
-            How many 30-s epochs went by unseen.
-        """
-        self._ctx.skip(n_epochs)
 
     def state(self) -> dict:
         """The night so far, as JSON-ready values (for the state file).
@@ -350,31 +342,26 @@ class GruStager:
             ``kind``, ``model_id``, ``session_start``, the night context's state and the
             hidden vectors.
         """
-        return {"kind": KIND, "model_id": self.model.model_id, "session_start": self.session_start,
-                "context": self._ctx.state(), "hidden": [[float(v) for v in row] for row in self._h]}
+        return {**super().state(), "hidden": [[float(v) for v in row] for row in self._h]}
 
     def restore(self, state: dict) -> None:
-        """Carry on from a saved night (its session start included).
+        """Carry on from a saved night (its session start and hidden vectors included).
 
         Parameters
         ----------
         state : dict
-            What :meth:`state` gave.
+            A saved night of this model, hidden vectors and all.
 
         Raises
         ------
         ValueError
-            A state of another model, kind or shape.
+            A state of another model, kind or shape (the stager is then left as it was).
         """
-        if state.get("kind") != KIND or state.get("model_id") != self.model.model_id:
-            raise ValueError(f"night state of model {state.get('model_id')!r}, not {self.model.model_id!r}")
-        start = check_session_start(state.get("session_start", ""))
+        start = self._state_start(state)
         h = np.asarray(state.get("hidden"), dtype=np.float64)
         if h.shape != self._h.shape or not np.isfinite(h).all():
             raise ValueError(f"hidden state of shape {h.shape}, this model's is {self._h.shape}")
-        self._ctx.restore(state["context"])
-        self._ctx.clock_known = start == LIGHTS_OFF
-        self.session_start = start
+        self._restore_context(state, start)
         self._h = h
 
     def score(self, epochs: Sequence[Epoch]) -> list[StagePrediction]:
@@ -398,18 +385,11 @@ class GruStager:
         slots: list[tuple[Epoch, bool]] = []
         probs: list[np.ndarray] = []
         nets = self.model.nets
-        for e in epochs:
-            if not e.scorable:
-                self._ctx.unscored()
-                slots.append((e, False))
-                continue
-            if e.features is None:
-                raise ValueError(f"epoch {e.index} carries no features (make epochs with sleepnet.preprocess)")
-            warm = self._ctx.n_lags < N_LAGS
-            x = gru_inputs(self._ctx.row(e.features))[0]
-            self._h, p = nets.step(self._h, x)
-            probs.append(p)
+        for e, warm, row in self._rows(epochs):
             slots.append((e, warm))
+            if row is not None:
+                self._h, p = nets.step(self._h, gru_inputs(row)[0])
+                probs.append(p)
         return predictions_from(slots, np.stack(probs) if probs else np.zeros((0, N_STAGES)))
 
 
@@ -433,13 +413,11 @@ def load_folder(d: Path, cfg: dict) -> GruModel:
     sleepnet.errors.WeightsError
         One line naming the file, on any problem.
     """
-    try:
+    with config_entries(d):
         pcfg = PreprocessConfig.from_dict(cfg["preprocess"])
         ccfg = ContextConfig.from_dict(cfg["context"])
         inputs = list(cfg["gru"]["inputs"])
         start = check_session_start(str(cfg.get("default_session_start", UNKNOWN_START)))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise WeightsError(f"{d / CONFIG_FILE}: incomplete or invalid config ({exc.__class__.__name__}: {exc})") from None
     if inputs != list(GRU_INPUTS):
         raise WeightsError(f"{d / CONFIG_FILE}: the GRU's inputs {inputs} differ from this code's {list(GRU_INPUTS)}")
     path = d / GRU_FILE
@@ -457,9 +435,8 @@ def load_folder(d: Path, cfg: dict) -> GruModel:
         raise WeightsError(f"{path}: not a usable GRU weights file ({exc.__class__.__name__}: {exc})") from None
     if nets.n_inputs != N_GRU_INPUTS:
         raise WeightsError(f"{path}: GRUs of {nets.n_inputs} inputs, this code makes {N_GRU_INPUTS}")
-    return GruModel(nets=nets, context=ccfg, preprocess=pcfg, model_id=str(cfg.get("model_id", d.name)), source=d,
-                    summary=str(cfg.get("summary", f"recurrent stager {cfg.get('model_id', d.name)}")),
-                    default_session_start=start)
+    return GruModel(nets=nets, context=ccfg, preprocess=pcfg, default_session_start=start,
+                    **folder_identity(d, cfg, "recurrent stager"))
 
 
 def save_gru_model(out_dir: str | Path, nets: GruNets, context: ContextConfig, model_id: str, summary: str,
@@ -486,17 +463,11 @@ def save_gru_model(out_dir: str | Path, nets: GruNets, context: ContextConfig, m
     Path
         The folder.
     """
-    d = Path(out_dir)
-    d.mkdir(parents=True, exist_ok=True)
+    d = write_folder_config(out_dir, KIND, model_id, {
+        "summary": summary, "preprocess": PreprocessConfig().as_dict(), "context": context.as_dict(),
+        "gru": {"file": GRU_FILE, "members": nets.n_members, "hidden": nets.hidden, "inputs": list(GRU_INPUTS)},
+        "default_session_start": UNKNOWN_START, "label_map": LABEL_MAP_FILE,
+        "scoring": {"inputs": "each scorable epoch in turn, one GRU step; the hidden vector carries the night",
+                    "labels": "current epoch"}}, extra)
     np.savez(d / GRU_FILE, **{k: np.asarray(v, dtype=np.float64) for k, v in nets.arrays().items()})
-    cfg = {"format_version": FORMAT_VERSION, "kind": KIND, "model_id": model_id, "summary": summary,
-           "preprocess": PreprocessConfig().as_dict(), "context": context.as_dict(),
-           "gru": {"file": GRU_FILE, "members": nets.n_members, "hidden": nets.hidden, "inputs": list(GRU_INPUTS)},
-           "default_session_start": UNKNOWN_START, "label_map": LABEL_MAP_FILE,
-           "scoring": {"inputs": "each scorable epoch in turn, one GRU step; the hidden vector carries the night",
-                       "labels": "current epoch"}}
-    if extra:
-        cfg.update(extra)
-    (d / CONFIG_FILE).write_text(json.dumps(cfg, indent=2) + "\n")
-    (d / LABEL_MAP_FILE).write_text(json.dumps(label_map(), indent=2) + "\n")
     return d

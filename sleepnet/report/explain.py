@@ -15,7 +15,7 @@ from ..errors import InputFileError
 from ..features import EXPLAIN_FEATURE_NAMES, relative_band_powers
 from ..io.atomic import atomic_write
 from ..io.night_file import Night
-from ..io.recordings import Recording
+from ..io.recordings import Recording, require_epochs
 from ..stages import EPOCH_S, STAGES, stage_name
 
 log = logging.getLogger(__name__)
@@ -122,8 +122,7 @@ def explain_features(night: Night, rec: Recording, offset_s: float = 0.0) -> Fea
     spe = int(round(rec.sfreq * EPOCH_S))
     first = int(round(offset_s * rec.sfreq))
     n_rec = max(0, (len(rec.eeg_uv) - first) // spe)
-    if rec.n_epochs == 0:
-        raise InputFileError(f"{rec.source}: shorter than one 30-s epoch ({rec.duration_s:.1f} s)")
+    require_epochs(rec)
     if n_rec == 0:
         raise InputFileError(f"{rec.source}: the offset {offset_s:g} s is past the recording's "
                              f"{rec.duration_s:.0f} s")

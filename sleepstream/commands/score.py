@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         write_stage_csv,
     )
     from sleepnet.io.hypnograms import read_hypnogram
-    from sleepnet.io.recordings import read_recording, with_labels
+    from sleepnet.io.recordings import read_recording, require_epochs, with_labels
     from sleepnet.metrics import agreement
     from sleepstream.console import agreement_tables, progress_bar
 
@@ -109,9 +109,7 @@ def run(args: argparse.Namespace) -> int:
     rec = read_recording(args.recording, args.channel)
     if args.hypnogram:
         rec = with_labels(rec, read_hypnogram(args.hypnogram, rec.n_epochs))
-    if rec.n_epochs == 0:
-        from sleepnet.errors import InputFileError
-        raise InputFileError(f"{rec.source}: shorter than one 30-s epoch ({rec.duration_s:.1f} s)")
+    require_epochs(rec)
     from sleepnet.normalised import (
         describe_input,
         input_normalisation,

@@ -216,15 +216,8 @@ def train_feature_model(args: argparse.Namespace, out: Path, console) -> int:
     summary = (f"{model_id}: gradient-boosted trees over causal {what} and night context, trained on "
                f"{len(nights)} {args.dataset} nights (subjects {', '.join(subjects)})")
     save_feature_model(out, text, context, model_id, summary, extra={"trained_on": args.dataset})
-    n_epochs = int(sum(((n.labels >= 0) & n.scorable).sum() for n in nights))
-    metrics = {"model_id": model_id, "kind": "feature-gbm", "dataset": args.dataset,
-               "subjects": subjects, "train_nights": [n.name for n in nights], "train_epochs": n_epochs,
-               "settings": cfg.as_dict(), "protocol": PROTOCOL}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    if not args.quiet:
-        console.print(f"trained on {len(nights)} nights ({n_epochs} scored epochs, subjects "
-                      f"{', '.join(subjects)}); weights in {out}/")
-    return 0
+    return write_feature_metrics(out, nights, {"model_id": model_id, "kind": "feature-gbm", "dataset": args.dataset},
+                                 cfg.as_dict(), PROTOCOL, console if not args.quiet else None)
 
 
 def train_recurrent_model(args: argparse.Namespace, out: Path, console) -> int:
@@ -290,13 +283,41 @@ def train_recurrent_model(args: argparse.Namespace, out: Path, console) -> int:
                         "weight_choice": {"folds": weight_folds(nights, cfg.weight_folds),
                                           "kappa_by_gbm_weight": {str(k): v for k, v in scores.items()},
                                           "sessions": "from lights-off, no clock (the default's use)"}}
+    return write_feature_metrics(out, nights, {"model_id": model_id, "kind": args.kind, "dataset": args.dataset},
+                                 settings, {**PROTOCOL, "sessions": "lights-off sessions with and without the "
+                                            "clock, sessions starting anywhere, short sessions (the "
+                                            "isolated-epoch case)"}, console if not args.quiet else None)
+
+
+def write_feature_metrics(out: Path, nights: list, head: dict, settings: dict, protocol: dict, console) -> int:
+    """Write the ``metrics.json`` of a model trained on feature nights and say what it was trained on.
+
+    Parameters
+    ----------
+    out : pathlib.Path
+        The weights folder just written.
+    nights : list of sleepnet.io.feature_nights.FeatureNight
+        The training nights (their names, subjects and scored epochs are recorded).
+    head : dict
+        The first entries: ``model_id``, ``kind`` and ``dataset``.
+    settings : dict
+        The training settings, recorded as ``settings``.
+    protocol : dict
+        How the nights were cut and sessions drawn, recorded as ``protocol``.
+    console : rich.console.Console or None
+        Where the closing line goes; None: nowhere (``--quiet``).
+
+    Returns
+    -------
+    int
+        0 (the exit status).
+    """
+    subjects = sorted({n.subject for n in nights})
     n_epochs = int(sum(((n.labels >= 0) & n.scorable).sum() for n in nights))
-    metrics = {"model_id": model_id, "kind": args.kind, "dataset": args.dataset, "subjects": subjects,
-               "train_nights": [n.name for n in nights], "train_epochs": n_epochs, "settings": settings,
-               "protocol": {**PROTOCOL, "sessions": "lights-off sessions with and without the clock, sessions "
-                                                     "starting anywhere, short sessions (the isolated-epoch case)"}}
+    metrics = {**head, "subjects": subjects, "train_nights": [n.name for n in nights], "train_epochs": n_epochs,
+               "settings": settings, "protocol": protocol}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    if not args.quiet:
+    if console is not None:
         console.print(f"trained on {len(nights)} nights ({n_epochs} scored epochs, subjects "
                       f"{', '.join(subjects)}); weights in {out}/")
     return 0
