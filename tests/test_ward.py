@@ -265,7 +265,7 @@ def ward_state(n_beds: int = 6, n_epochs: int = 200):
     from scorer.sinks import StreamStatus
     from scorer.ward.state import RESTARTING, BedState, WardState
 
-    state = WardState(Path("/data/ward-tonight"), "type EEG, name 'bed-*'")
+    state = WardState(Path("ward-tonight"), "type EEG, name 'bed-*'")
     rng = np.random.default_rng(0)
     for i in range(n_beds):
         bed = BedState(f"bed-{i + 1}", f"amp-{i + 1}", f"bed {i + 1}", 256.0, Path(f"bed-{i + 1}.tsv"),

@@ -158,7 +158,7 @@ def gated_ward():
     from scorer.display_state import DisplayState
     from scorer.ward.state import BedState, GateChange, GateState, WardState
 
-    state = WardState(Path("/data/ward"), "type EEG")
+    state = WardState(Path("ward"), "type EEG")
     for i in range(4):
         bed = BedState(f"bed-{i + 1}", f"amp-{i + 1}", f"bed {i + 1}", 100.0, Path(f"bed-{i + 1}.tsv"),
                        display=DisplayState(f"bed-{i + 1}"), gate=GateState("N2/N3 p>=0.80 x2") if i < 3 else None)
