@@ -38,6 +38,7 @@ from rich.segment import Segment
 from rich.text import Text
 
 from .display_state import DisplayState
+from .doc_sections import sections_of
 from .log_capture import LogAboveScreen
 from .records import ScoredEpoch
 from .screen import render
@@ -393,38 +394,18 @@ class DisplaySink(Sink):
         return self._feed.frames_dropped
 
     # -- Sink methods --
+    @sections_of(Sink.publish, "Add the epoch to the state and redraw (at most ``max_fps`` times a second).")
     def publish(self, record: ScoredEpoch) -> None:
-        """Add the epoch to the state and redraw (at most ``max_fps`` times a second).
-
-        Parameters
-        ----------
-        record : ScoredEpoch
-            The newly scored epoch.
-        """
         self.state.add_record(record, self._wall_clock())
         self._update_recording()
         self._draw()
 
+    @sections_of(Sink.truth, "Add a true stage to the state (drawn with the next frame).")
     def truth(self, epoch: int, stage: str) -> None:
-        """Add a true stage to the state (drawn with the next frame).
-
-        Parameters
-        ----------
-        epoch : int
-            The epoch's index, as in its record.
-        stage : str
-            W, N1, N2, N3, REM or UNS.
-        """
         self.state.add_truth(epoch, stage)
 
+    @sections_of(Sink.status, "Take the stream's health into the state and redraw (whatever ``max_fps`` says).")
     def status(self, status: StreamStatus) -> None:
-        """Take the stream's health into the state and redraw (whatever ``max_fps`` says).
-
-        Parameters
-        ----------
-        status : StreamStatus
-            The stream's health now.
-        """
         self.state.set_status(status)
         self._update_recording()
         self._draw(force=True)

@@ -23,9 +23,10 @@ from sleepnet.metrics import Agreement
 from sleepnet.report.sleep_stats import RunningSleepStats, SleepStats
 from sleepnet.stages import EPOCH_S, UNSCORED, stage_code
 
+from .doc_sections import sections_of
 from .history import AgreementCounts
 from .records import ScoredEpoch
-from .sinks import StreamStatus
+from .sinks import Sink, StreamStatus
 
 if TYPE_CHECKING:   # no import at run time: the state loads neither rich nor the file sink
     from .hypnogram_file import RecordingState
@@ -136,19 +137,11 @@ class DisplayState:
         if math.isfinite(record.latency_ms):
             self.latencies_ms.append(record.latency_ms)
 
-    def add_truth(self, epoch: int, stage: str) -> None:
-        """Take a true stage in, paired with the epoch's scored stage when it is held.
+    @sections_of(Sink.truth, """Take a true stage in, paired with the epoch's scored stage when it is held.
 
         A truth for an epoch before those held is ignored; one for an epoch not yet
-        received waits for it (a bounded number wait).
-
-        Parameters
-        ----------
-        epoch : int
-            The epoch's index, as in its record.
-        stage : str
-            W, N1, N2, N3, REM or UNS.
-        """
+        received waits for it (a bounded number wait).""")
+    def add_truth(self, epoch: int, stage: str) -> None:
         code = stage_code(stage)
         code = UNSCORED if code is None else code
         e = int(epoch)
@@ -203,14 +196,8 @@ class DisplayState:
         """
         self.recording = recording
 
+    @sections_of(Sink.status, "Take the stream's health in; a stall is timed from the first status reporting it.")
     def set_status(self, status: StreamStatus) -> None:
-        """Take the stream's health in; a stall is timed from the first status reporting it.
-
-        Parameters
-        ----------
-        status : StreamStatus
-            The stream's health now.
-        """
         if status.stalled and self.stalled_since_s is None:
             self.stalled_since_s = status.elapsed_s
         elif not status.stalled:

@@ -50,6 +50,7 @@ from pylsl import local_clock as lsl_clock
 
 from sleepnet.errors import SleepstreamError
 
+from .doc_sections import sections_of
 from .records import ScoredEpoch
 from .sinks import Sink, StreamStatus
 
@@ -305,6 +306,9 @@ def read_rows(path: str | Path) -> list[dict[str, object]]:
 class HypnogramFile(Sink):
     """Sink writing the hypnogram file (see the module text).
 
+    The file holds what was scored: true stages (``truth``) are not part of it, and the
+    :class:`Sink` method that does nothing is kept.
+
     Parameters
     ----------
     path : str or Path
@@ -393,38 +397,15 @@ class HypnogramFile(Sink):
         return self._n_pending
 
     # -- Sink methods --
+    @sections_of(Sink.publish, """Append the epoch's row (numbered after the rows already in the file) and fsync;
+        on failure keep it in memory and say NOT RECORDING.""")
     def publish(self, record: ScoredEpoch) -> None:
-        """Append the epoch's row (numbered after the rows already in the file) and fsync;
-        on failure keep it in memory and say NOT RECORDING.
-
-        Parameters
-        ----------
-        record : ScoredEpoch
-            The newly scored epoch.
-        """
         self._keep(format_row(self.first_epoch + record.epoch, record).encode("utf-8"))
         self._try_write()
 
-    def truth(self, epoch: int, stage: str) -> None:
-        """The file holds what was scored; true stages are not part of it.
-
-        Parameters
-        ----------
-        epoch : int
-            The epoch's index, as in its record.
-        stage : str
-            W, N1, N2, N3, REM or UNS.
-        """
-
+    @sections_of(Sink.status, """Stream health is not written (gaps show in the rows' flags); while not recording,
+        try the disk again (at most once a second).""")
     def status(self, status: StreamStatus) -> None:
-        """Stream health is not written (gaps show in the rows' flags); while not recording,
-        try the disk again (at most once a second).
-
-        Parameters
-        ----------
-        status : StreamStatus
-            The stream's health now.
-        """
         if self._error is not None and time.monotonic() - self._last_try >= RETRY_EVERY_S:
             self._try_write()
 

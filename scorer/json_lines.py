@@ -48,6 +48,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, TextIO
 
 from .bounded_output import CLOSE_WAIT_S, MAX_QUEUED, BoundedWriter
+from .doc_sections import sections_of
 from .records import ScoredEpoch
 from .sinks import Sink, StreamStatus
 
@@ -260,14 +261,8 @@ class JsonLinesSink(Sink):
         """
         return self._writer.flush(timeout_s)
 
+    @sections_of(Sink.publish, "Write the epoch's ``epoch`` line (with ``recording`` when there is a file).")
     def publish(self, record: ScoredEpoch) -> None:
-        """Write the epoch's ``epoch`` line (with ``recording`` when there is a file).
-
-        Parameters
-        ----------
-        record : ScoredEpoch
-            The newly scored epoch.
-        """
         line = epoch_event(record, self.epoch_offset)
         rec = self._recording()
         if rec:
@@ -299,26 +294,12 @@ class JsonLinesSink(Sink):
             self.gate(event, stamp)
         gate.add_listener(self.gate)
 
+    @sections_of(Sink.truth, "Write a ``truth`` line (its ``epoch``, the file's number: ``epoch_offset`` plus ``epoch``).")
     def truth(self, epoch: int, stage: str) -> None:
-        """Write a ``truth`` line.
-
-        Parameters
-        ----------
-        epoch : int
-            The epoch's index, as in its record (the line gives the file's number).
-        stage : str
-            W, N1, N2, N3, REM or UNS.
-        """
         self._line({"event": TRUTH, "epoch": self.epoch_offset + int(epoch), "stage": stage})
 
+    @sections_of(Sink.status, "Write a ``status`` line, with ``dropped_lines`` and the ``recording`` keys.")
     def status(self, status: StreamStatus) -> None:
-        """Write a ``status`` line, with ``dropped_lines`` and the ``recording`` keys.
-
-        Parameters
-        ----------
-        status : StreamStatus
-            The stream's health now.
-        """
         self._line({**status_event(status), "dropped_lines": self.dropped_lines, **self._recording()})
 
     def close(self, timeout_s: float = CLOSE_WAIT_S) -> None:

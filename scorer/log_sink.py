@@ -8,6 +8,7 @@ import math
 
 from sleepnet.stages import UNSCORED_NAME
 
+from .doc_sections import sections_of
 from .records import ScoredEpoch
 from .sinks import Sink, StreamStatus
 
@@ -38,14 +39,8 @@ class LogSink(Sink):
         self._gaps = 0
         self.lines = 0
 
+    @sections_of(Sink.publish, "Log the epoch's line (with the agreement so far when truth came).")
     def publish(self, record: ScoredEpoch) -> None:
-        """Log the epoch's line (with the agreement so far when truth came).
-
-        Parameters
-        ----------
-        record : ScoredEpoch
-            The newly scored epoch.
-        """
         conf = f"{record.confidence:.2f}" if math.isfinite(record.confidence) else " -  "
         agree = (f"  agree {100.0 * self._agree / self._compared:.0f}% of {self._compared}"
                  if self._compared else "")
@@ -57,33 +52,19 @@ class LogSink(Sink):
             self._stages.pop(next(iter(self._stages)))
         self.lines += 1
 
-    def truth(self, epoch: int, stage: str) -> None:
-        """Count agreement of a true stage with the stage logged for its epoch.
+    @sections_of(Sink.truth, """Count agreement of a true stage with the stage logged for its epoch.
 
         Epochs scored UNS, true stages UNS and epochs no longer remembered (the last 4096
-        are) are not counted.
-
-        Parameters
-        ----------
-        epoch : int
-            The epoch's index, as in its record.
-        stage : str
-            The true stage: W, N1, N2, N3, REM or UNS.
-        """
+        are) are not counted.""")
+    def truth(self, epoch: int, stage: str) -> None:
         scored = self._stages.get(epoch)
         if scored is None or scored == UNSCORED_NAME or stage == UNSCORED_NAME:
             return
         self._compared += 1
         self._agree += int(scored == stage)
 
+    @sections_of(Sink.status, "Warn when the signal is lost, when it comes back and when a new gap is found.")
     def status(self, status: StreamStatus) -> None:
-        """Warn when the signal is lost, when it comes back and when a new gap is found.
-
-        Parameters
-        ----------
-        status : StreamStatus
-            The stream's health now.
-        """
         if status.stalled and not self._stalled:
             self.log.warning("signal lost: no sample from '%s' for a while; waiting", status.source_name)
         elif self._stalled and not status.stalled:

@@ -35,6 +35,7 @@ import pylsl
 
 from sleepnet.stages import EPOCH_S, STAGES, UNSCORED_NAME
 
+from .doc_sections import sections_of
 from .records import ScoredEpoch
 from .sinks import Sink
 
@@ -144,15 +145,9 @@ class LslOutletSink(Sink):
         log.info("publishing stages on LSL streams '%s%s' and '%s%s'", name, STAGE_SUFFIX, name,
                  PROBABILITIES_SUFFIX)
 
+    @sections_of(Sink.publish, """Push the stage and the probabilities, stamped at the epoch's last sample
+        (nothing after :meth:`close`).""")
     def publish(self, record: ScoredEpoch) -> None:
-        """Push the stage and the probabilities, stamped at the epoch's last sample
-        (nothing after :meth:`close`).
-
-        Parameters
-        ----------
-        record : ScoredEpoch
-            The newly scored epoch.
-        """
         if self._stage is None or self._probs is None:
             return
         self._stage.push_sample([record.stage], record.end_time)

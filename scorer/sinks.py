@@ -96,7 +96,7 @@ class Sink:
         Parameters
         ----------
         record : ScoredEpoch
-            The same record every sink gets.
+            The newly scored epoch: the same record every sink gets.
         """
 
     def truth(self, epoch: int, stage: str) -> None:

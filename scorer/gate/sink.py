@@ -36,6 +36,7 @@ from collections.abc import Callable
 import numpy as np
 import pylsl
 
+from scorer.doc_sections import sections_of
 from scorer.records import ScoredEpoch
 from scorer.sinks import Sink, StreamStatus
 from streamer.stream import SampleChunk
@@ -133,15 +134,10 @@ class GateSink(Sink):
         return self.window.is_open
 
     # -- the Sink methods --------------------------------------------------------------
+    @sections_of(Sink.publish, """Decide on a scored epoch (its latency dates the data's arrival): a window may open
+        (or close, when it no longer meets the rule); while the night is not recorded it closes
+        with ``not recording``.""")
     def publish(self, record: ScoredEpoch) -> None:
-        """Decide on a scored epoch: a window may open (or close, when it no longer meets
-        the rule); while the night is not recorded it closes with ``not recording``.
-
-        Parameters
-        ----------
-        record : ScoredEpoch
-            The newly scored epoch (its latency dates the data's arrival).
-        """
         now = pylsl.local_clock()
         arrival = now - record.latency_ms / 1000.0
         self._last_data_time = np.nanmax([self._last_data_time, record.end_time])
@@ -177,15 +173,9 @@ class GateSink(Sink):
                 self._last_push = self.outlet.renew() if self.outlet is not None else now
                 self.renewals += 1
 
+    @sections_of(Sink.samples, """Raw samples as pulled: gaps close a window at once, the guard judges them while
+        one is open.""")
     def samples(self, chunk: SampleChunk) -> None:
-        """Raw samples as pulled: gaps close a window at once, the guard judges them while
-        one is open.
-
-        Parameters
-        ----------
-        chunk : streamer.stream.SampleChunk
-            µV samples with their timestamps and the samples missing before them.
-        """
         if not len(chunk.samples_uv) and not chunk.missing_before:
             return
         events: list[GateEvent] = []
@@ -204,15 +194,9 @@ class GateSink(Sink):
             events += self.window.on_time(t_end, chunk.arrival_time)
         self._emit(events)
 
+    @sections_of(Sink.status, """Close a window when the signal is lost (``signal lost``), and say the current
+        state again when the first listener connects to the outlet.""")
     def status(self, status: StreamStatus) -> None:
-        """Close a window when the signal is lost (``signal lost``), and say the current
-        state again when the first listener connects to the outlet.
-
-        Parameters
-        ----------
-        status : StreamStatus
-            The stream's health now.
-        """
         if status.stalled and not self._lost:
             self._lost = True
             if self.guard is not None:
