@@ -194,7 +194,7 @@ class BoundedWriter:
         Parameters
         ----------
         timeout_s : float
-            The longest wait for the queue, s.
+            The longest wait for the queue, s (0 or less: none).
 
         Returns
         -------

@@ -246,19 +246,8 @@ class JsonLinesSink(Sink):
         except Exception:              # the file sink's trouble is its own; the line goes out
             return {}
 
+    @sections_of(BoundedWriter.flush, "Wait, bounded, for the lines queued to be written.")
     def flush(self, timeout_s: float = CLOSE_WAIT_S) -> bool:
-        """Wait, bounded, for the lines queued to be written.
-
-        Parameters
-        ----------
-        timeout_s : float
-            The longest wait, s.
-
-        Returns
-        -------
-        bool
-            True when every line queued was written.
-        """
         return self._writer.flush(timeout_s)
 
     @sections_of(Sink.publish, "Write the epoch's ``epoch`` line (with ``recording`` when there is a file).")

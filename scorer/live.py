@@ -78,6 +78,7 @@ from streamer.resolve import Resolved, StreamQuery, resolve
 from streamer.stream import DEFAULT_BUFLEN_S, DEFAULT_CHANNEL, EEGStream, SampleChunk
 from streamer.truth import TruthMarker, TruthStream
 
+from .doc_sections import filled
 from .history import AgreementCounts, LatencyStats, RecentDict
 from .records import ScoredEpoch
 from .sinks import SafeCaller, Sink, StreamStatus, as_sink, sink_name
@@ -583,6 +584,27 @@ class LiveScorer:
         self.stream.disconnect()
 
 
+#: What :func:`connect_stream` and :func:`open_resolved` take alike: which channel, in which unit.
+_CHANNEL_DOC = """
+channel : str
+    Channel label, or a derivation (:class:`streamer.stream.EEGStream`).
+channel_index : int, optional
+    Pick the channel by 0-based index instead.
+units : str, optional
+    Override the channel's declared unit (``uV``, ``mV``, ``V``).
+"""
+#: ... and how the inlets are opened.
+_BUFFER_DOC = """
+buffer_s : int
+    Inlet buffer, s of signal (the stream's ``max_buflen_s``).
+with_truth : bool
+    Also open its truth stream, when there is one.
+auto_buffer : bool
+    Enlarge the buffer for a fast replay that says so in its description.
+"""
+
+
+@filled(channel=_CHANNEL_DOC, buffer=_BUFFER_DOC)
 def connect_stream(query: StreamQuery, channel: str = DEFAULT_CHANNEL, channel_index: int | None = None,
                    units: str | None = None, timeout_s: float = 10.0, buffer_s: int = DEFAULT_BUFLEN_S,
                    with_truth: bool = True, auto_buffer: bool = True) -> tuple[EEGStream, TruthStream | None]:
@@ -594,20 +616,10 @@ def connect_stream(query: StreamQuery, channel: str = DEFAULT_CHANNEL, channel_i
     ----------
     query : StreamQuery
         Which stream.
-    channel : str
-        Channel label, or a derivation (:class:`streamer.stream.EEGStream`).
-    channel_index : int, optional
-        Pick the channel by 0-based index instead.
-    units : str, optional
-        Override the channel's declared unit (``uV``, ``mV``, ``V``).
+    {channel}
     timeout_s : float
         How long to look for the stream, s.
-    buffer_s : int
-        Inlet buffer, s of signal (the stream's ``max_buflen_s``).
-    with_truth : bool
-        Also open its truth stream, when there is one.
-    auto_buffer : bool
-        Enlarge the buffer for a fast replay that says so in its description.
+    {buffer}
 
     Returns
     -------
@@ -627,6 +639,7 @@ def connect_stream(query: StreamQuery, channel: str = DEFAULT_CHANNEL, channel_i
                        buffer_s=buffer_s, with_truth=with_truth, auto_buffer=auto_buffer)
 
 
+@filled(channel=_CHANNEL_DOC, buffer=_BUFFER_DOC)
 def open_resolved(found: Resolved, channel: str = DEFAULT_CHANNEL, channel_index: int | None = None,
                 units: str | None = None, timeout_s: float = 10.0, buffer_s: int = DEFAULT_BUFLEN_S,
                 with_truth: bool = True, auto_buffer: bool = True,
@@ -641,20 +654,10 @@ def open_resolved(found: Resolved, channel: str = DEFAULT_CHANNEL, channel_index
     ----------
     found : streamer.resolve.Resolved
         The stream (and the streams visible with it, where its truth stream is looked for).
-    channel : str
-        Channel label, or a derivation (:class:`streamer.stream.EEGStream`).
-    channel_index : int, optional
-        Pick the channel by 0-based index instead.
-    units : str, optional
-        Override the channel's declared unit (``uV``, ``mV``, ``V``).
+    {channel}
     timeout_s : float
         How long the stream may take to answer (at least 2 s, at most 10 s are used), s.
-    buffer_s : int
-        Inlet buffer, s of signal (the stream's ``max_buflen_s``).
-    with_truth : bool
-        Also open its truth stream, when there is one.
-    auto_buffer : bool
-        Enlarge the buffer for a fast replay that says so in its description.
+    {buffer}
     subscribe : bool
         Start the flow of samples now; False: at the first pull (:meth:`EEGStream.connect`).
 

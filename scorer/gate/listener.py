@@ -41,6 +41,8 @@ try:                                   # pylsl 1.18.6: not exported as pylsl.Los
 except ImportError:                    # pragma: no cover - other pylsl versions
     from pylsl import LostError  # type: ignore[attr-defined,no-redef]
 
+from scorer.doc_sections import sections_of
+
 from .outlet import CLOSE_EVENT, GATE_SUFFIX, LEASE_REASON, LEASE_S, OPEN_EVENT
 
 log = logging.getLogger(__name__)
@@ -196,38 +198,17 @@ class GateListener:
         Returns
         -------
         bool
-            True when it is open on return.
+            True when what it waits for holds on return; False when ``timeout`` ran out
+            first.
         """
         return self._wait(lambda: self._open_at(pylsl.local_clock()), timeout)
 
+    @sections_of(wait_open, "Wait until the window is closed (lease expiry included).")
     def wait_closed(self, timeout: float | None = None) -> bool:
-        """Wait until the window is closed (lease expiry included).
-
-        Parameters
-        ----------
-        timeout : float, optional
-            The longest wait, s (None: for ever).
-
-        Returns
-        -------
-        bool
-            True when it is closed on return.
-        """
         return self._wait(lambda: not self._open_at(pylsl.local_clock()), timeout)
 
+    @sections_of(wait_open, "Wait until the stream is found and its inlet open.")
     def wait_connected(self, timeout: float | None = None) -> bool:
-        """Wait until the stream is found and its inlet open.
-
-        Parameters
-        ----------
-        timeout : float, optional
-            The longest wait, s (None: for ever).
-
-        Returns
-        -------
-        bool
-            True when it is connected on return.
-        """
         return self._wait(lambda: self._connected, timeout)
 
     # -- internals --
