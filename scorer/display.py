@@ -266,7 +266,8 @@ class ScreenFeed:
 
     @property
     def frames(self) -> int:
-        """Frames the terminal took so far."""
+        """Frames the terminal took so far: the writer thread counts a frame once written,
+        so one :meth:`draw` just handed over is not among them yet."""
         return self._writer.frames
 
     @property
@@ -330,16 +331,56 @@ class ScreenFeed:
         return Frame(rc.render_lines(make(w, h), options, pad=False))
 
 
+class FedScreen:
+    """A screen drawn through a :class:`ScreenFeed` of its own (the live screen's
+    :class:`DisplaySink`, the ward's screen): the feed is made here, and its counts are the
+    screen's.
+
+    Parameters
+    ----------
+    console : rich.console.Console, optional
+        Where to draw (:class:`ScreenFeed`'s default: a new Console on stdout).
+    screen : bool
+        Use the terminal's alternate screen (:class:`ScreenFeed`).
+    capture_logging : bool
+        Route the root logger's console output above the screen until the feed closes.
+
+    Attributes
+    ----------
+    console : rich.console.Console
+        The console drawn on (the feed's).
+    """
+
+    def __init__(self, console: Console | None = None, *, screen: bool = False,
+                 capture_logging: bool = True) -> None:
+        self._feed = ScreenFeed(console, screen=screen, capture_logging=capture_logging)
+        self.console = self._feed.console
+
+    @property
+    def frames(self) -> int:
+        """Frames the terminal took so far (:attr:`ScreenFeed.frames`)."""
+        return self._feed.frames
+
+    @property
+    def frames_dropped(self) -> int:
+        """Redraws not drawn because the terminal was still taking an earlier frame."""
+        return self._feed.frames_dropped
+
+    @property
+    def log_dropped(self) -> int:
+        """Log lines not printed above the screen because too many waited for the terminal."""
+        return self._feed.log_dropped
+
+
 # --------------------------------------------------------------------------- the sink
 
-class DisplaySink(Sink):
+class DisplaySink(FedScreen, Sink):
     """The live screen as a sink: ``publish``, ``truth``, ``status``, ``close``.
 
     Parameters
     ----------
     console : rich.console.Console, optional
-        Where to draw (default: a new Console on stdout, written through its file
-        descriptor: :class:`scorer.bounded_output.FdFile`).
+        Where to draw (:class:`ScreenFeed`'s default: a new Console on stdout).
     title : str
         First words of the header.
     screen : bool
@@ -370,8 +411,7 @@ class DisplaySink(Sink):
                  screen: bool = False, capture_logging: bool = True, max_fps: float = 20.0,
                  wall_clock: Callable[[], float] = time.time,
                  recording: Callable[[], RecordingState] | None = None) -> None:
-        self._feed = ScreenFeed(console, screen=screen, capture_logging=capture_logging)
-        self.console = self._feed.console
+        super().__init__(console, screen=screen, capture_logging=capture_logging)
         self.state = DisplayState(title)
         self._wall_clock = wall_clock
         self._recording = recording
@@ -382,16 +422,6 @@ class DisplaySink(Sink):
     def __repr__(self) -> str:
         return (f"<DisplaySink {self.state.title!r}: {len(self.state.codes)} epochs, {self.frames} frames drawn, "
                 f"{self.frames_dropped} dropped>")
-
-    @property
-    def frames(self) -> int:
-        """Frames the terminal took so far."""
-        return self._feed.frames
-
-    @property
-    def frames_dropped(self) -> int:
-        """Redraws not drawn because the terminal was still taking an earlier frame."""
-        return self._feed.frames_dropped
 
     # -- Sink methods --
     @sections_of(Sink.publish, "Add the epoch to the state and redraw (at most ``max_fps`` times a second).")

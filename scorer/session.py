@@ -379,7 +379,8 @@ class LiveSession:
         Returns
         -------
         LiveSession
-            Itself.
+            Itself, open: ``stream``, ``truth`` and ``model`` set (a session already open
+            or built is returned as it is).
 
         Raises
         ------
@@ -443,7 +444,8 @@ class LiveSession:
         Returns
         -------
         LiveSession
-            Itself.
+            Itself, built: its ``scorer`` (and ``hypnogram``, ``gate`` where asked for)
+            made; :meth:`run` scores.
 
         Raises
         ------

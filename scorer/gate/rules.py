@@ -134,7 +134,8 @@ def rule_from_mapping(gate: dict[str, Any], guard: dict[str, Any] | None = None,
     Returns
     -------
     GateRule
-        The rule.
+        The settings given (:class:`GateRule`'s defaults for the others), checked:
+        ``min_probability`` within 0-1, ``epochs`` at least 1, ``max_open_s`` positive.
 
     Raises
     ------
@@ -197,7 +198,8 @@ def parse_rule(gate: str | None) -> GateRule:
     Returns
     -------
     GateRule
-        The rule.
+        :data:`DEFAULT_RULE` for None, ``""`` or ``"default"``; else the rule the file or
+        the text gives (:func:`rule_from_mapping`).
 
     Raises
     ------

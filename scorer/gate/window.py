@@ -229,7 +229,8 @@ class GateWindow:
         Returns
         -------
         list of GateEvent
-            The ``close`` (``max open time``), or empty.
+            The ``close`` (``max open time``) once ``time`` is ``max_open_s`` past the
+            open's data time; empty before, or when the window is closed.
         """
         if not self._open:
             return []
@@ -252,7 +253,8 @@ class GateWindow:
         Returns
         -------
         list of GateEvent
-            The ``close`` (``max open time``), or empty.
+            The ``close`` (``max open time``, at ``time``) once ``now`` is ``max_open_s``
+            past the open on this clock; empty before, or when the window is closed.
         """
         if not self._open or not now - self._opened_clock >= self.rule.max_open_s:
             return []
