@@ -48,7 +48,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, TextIO
 
 from .bounded_output import CLOSE_WAIT_S, MAX_QUEUED, BoundedWriter
-from .doc_sections import sections_of
+from .doc_sections import filled, sections_of
 from .records import ScoredEpoch
 from .sinks import Sink, StreamStatus
 
@@ -87,18 +87,35 @@ def epoch_event(record: ScoredEpoch, epoch_offset: int = 0) -> dict[str, object]
     return {"event": EPOCH, **d}
 
 
+#: What :func:`record_from_event` and :func:`status_from_event` raise on a line that is not theirs.
+_FROM_EVENT_RAISES = """
+KeyError
+    A field missing from the line.
+ValueError
+    A field that is not of its type (e.g. ``"gaps": "two"``).
+TypeError
+    A number that is null, or a list (an epoch's ``probabilities``, ``flags``) that is not.
+"""
+
+
+@filled(raises=_FROM_EVENT_RAISES)
 def record_from_event(event: dict[str, object]) -> ScoredEpoch:
     """The record an ``epoch`` line describes.
 
     Parameters
     ----------
     event : dict of str to object
-        The parsed ``epoch`` line.
+        The parsed ``epoch`` line (as :func:`epoch_event` makes it; ``seq`` and
+        ``recording`` are not read).
 
     Returns
     -------
     ScoredEpoch
         The record; its epoch is the file's number, as on the line.
+
+    Raises
+    ------
+    {raises}
     """
     return ScoredEpoch(epoch=int(event["epoch"]), start_time=float(event["start_time"]),
                        end_time=float(event["end_time"]), stage=str(event["stage"]),
@@ -127,18 +144,24 @@ def status_event(status: StreamStatus) -> dict[str, object]:
             "elapsed_s": status.elapsed_s, "last_latency_ms": status.last_latency_ms}
 
 
+@filled(raises=_FROM_EVENT_RAISES)
 def status_from_event(event: dict[str, object]) -> StreamStatus:
     """The stream status a ``status`` line describes.
 
     Parameters
     ----------
     event : dict of str to object
-        The parsed ``status`` line.
+        The parsed ``status`` line (as :func:`status_event` makes it; ``seq``,
+        ``dropped_lines`` and the ``recording`` keys are not read).
 
     Returns
     -------
     StreamStatus
         The status, with no recent signal.
+
+    Raises
+    ------
+    {raises}
     """
     return StreamStatus(source_name=str(event["source_name"]), sfreq_hz=float(event["sfreq_hz"]),
                         channel=str(event["channel"]), samples_received=int(event["samples_received"]),
