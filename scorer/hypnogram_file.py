@@ -72,6 +72,9 @@ class HypnogramFileError(SleepstreamError):
 class HypnogramFileState:
     """What an existing file holds.
 
+    Read by :func:`inspect_file` before a scorer appends: the new session is numbered
+    ``sessions + 1`` and its first epoch ``last_epoch + 1``.
+
     Parameters
     ----------
     rows : int
@@ -93,6 +96,9 @@ class HypnogramFileState:
 @dataclass(frozen=True)
 class RecordingState:
     """Whether the night is being recorded (the hypnogram file's health).
+
+    :meth:`HypnogramFile.recording_state` makes one on each call; the screen says NOT
+    RECORDING while ``recording`` is False, and a status line carries :meth:`as_dict`.
 
     Parameters
     ----------

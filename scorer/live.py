@@ -121,6 +121,9 @@ class TruthPair:
 class LiveSummary:
     """How a live session went.
 
+    :meth:`LiveScorer.run` returns it when the loop ends (:meth:`LiveScorer.summary`);
+    ``live`` and ``demo`` print it (:func:`sleepstream.console.print_live_summary`).
+
     Parameters
     ----------
     epochs, scored, unscored : int

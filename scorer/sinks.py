@@ -46,6 +46,10 @@ log = logging.getLogger(__name__)
 class StreamStatus:
     """Stream health, sent to sinks on each scored epoch and on a ~1 Hz tick.
 
+    The loop makes it from its stream's counters (:meth:`scorer.live.LiveScorer.make_status`);
+    a ``--status-json`` reader gets it back from a ``status`` line without the signal
+    (:func:`scorer.json_lines.status_from_event`).
+
     Parameters
     ----------
     source_name : str
@@ -209,12 +213,12 @@ def sink_name(sink: object) -> str:
     Parameters
     ----------
     sink : object
-        A sink.
+        A sink, adapted or not (:func:`as_sink`).
 
     Returns
     -------
     str
-        Its class name.
+        Its class name, e.g. ``HypnogramFile``.
     """
     return type(sink.inner).__name__ if isinstance(sink, _Adapted) else type(sink).__name__
 

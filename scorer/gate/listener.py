@@ -131,6 +131,9 @@ class GateListener:
     def start(self) -> GateListener:
         """Start following the stream, on a thread of its own (again after :meth:`stop`).
 
+        The thread looks for the stream until found (:meth:`wait_connected`), then pulls its
+        markers; a stream lost closes the window and is looked for again.
+
         Returns
         -------
         GateListener

@@ -37,6 +37,9 @@ CLOSE = "close"
 class GateEvent:
     """A window opening or closing.
 
+    Made by :class:`GateWindow`; the gate sink pushes its ``kind`` and ``reason`` as a
+    marker and keeps ``arrival_time`` to time the decision (:class:`scorer.gate.sink.GateSink`).
+
     Parameters
     ----------
     kind : str
@@ -94,10 +97,12 @@ class GateWindow:
     def start(self, time: float) -> GateEvent:
         """The close a (re)started scorer publishes first: it holds no window open.
 
+        The streak starts again: epochs that met the rule before do not count.
+
         Parameters
         ----------
         time : float
-            The event's time, s.
+            The event's time, s (the scorer's LSL clock when it starts).
 
         Returns
         -------
