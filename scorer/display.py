@@ -377,6 +377,8 @@ class FedScreen:
 class DisplaySink(FedScreen, Sink):
     """The live screen as a sink: ``publish``, ``truth``, ``status``, ``close``.
 
+    Its counts (``frames``, ``frames_dropped``, ``log_dropped``) are :class:`FedScreen`'s.
+
     Parameters
     ----------
     console : rich.console.Console, optional
@@ -398,13 +400,6 @@ class DisplaySink(FedScreen, Sink):
     recording : callable, optional
         Returns the hypnogram file's :class:`scorer.hypnogram_file.RecordingState`: the
         screen shows NOT RECORDING while the file cannot be written.
-
-    Attributes
-    ----------
-    frames : int
-        Frames the terminal took.
-    frames_dropped : int
-        Redraws not drawn because the terminal was still taking an earlier frame.
     """
 
     def __init__(self, console: Console | None = None, *, title: str = "sleepstream live",
