@@ -139,8 +139,8 @@ class DisplayState:
 
     @sections_of(Sink.truth, """Take a true stage in, paired with the epoch's scored stage when it is held.
 
-        A truth for an epoch before those held is ignored; one for an epoch not yet
-        received waits for it (a bounded number wait).""")
+        A truth for an epoch before those held is ignored; one for an epoch not yet received
+        waits for it (a bounded number wait).""")
     def add_truth(self, epoch: int, stage: str) -> None:
         code = stage_code(stage)
         code = UNSCORED if code is None else code

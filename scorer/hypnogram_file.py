@@ -403,14 +403,14 @@ class HypnogramFile(Sink):
         return self._n_pending
 
     # -- Sink methods --
-    @sections_of(Sink.publish, """Append the epoch's row (numbered after the rows already in the file) and fsync;
-        on failure keep it in memory and say NOT RECORDING.""")
+    @sections_of(Sink.publish, """Append the epoch's row (numbered after the rows already in the
+        file) and fsync; on failure keep it in memory and say NOT RECORDING.""")
     def publish(self, record: ScoredEpoch) -> None:
         self._keep(format_row(self.first_epoch + record.epoch, record).encode("utf-8"))
         self._try_write()
 
-    @sections_of(Sink.status, """Stream health is not written (gaps show in the rows' flags); while not recording,
-        try the disk again (at most once a second).""")
+    @sections_of(Sink.status, """Stream health is not written (gaps show in the rows' flags);
+        while not recording, try the disk again (at most once a second).""")
     def status(self, status: StreamStatus) -> None:
         if self._error is not None and time.monotonic() - self._last_try >= RETRY_EVERY_S:
             self._try_write()

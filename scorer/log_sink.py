@@ -54,8 +54,8 @@ class LogSink(Sink):
 
     @sections_of(Sink.truth, """Count agreement of a true stage with the stage logged for its epoch.
 
-        Epochs scored UNS, true stages UNS and epochs no longer remembered (the last 4096
-        are) are not counted.""")
+        Epochs scored UNS, true stages UNS and epochs no longer remembered (the last 4096 are)
+        are not counted.""")
     def truth(self, epoch: int, stage: str) -> None:
         scored = self._stages.get(epoch)
         if scored is None or scored == UNSCORED_NAME or stage == UNSCORED_NAME:

@@ -145,8 +145,8 @@ class LslOutletSink(Sink):
         log.info("publishing stages on LSL streams '%s%s' and '%s%s'", name, STAGE_SUFFIX, name,
                  PROBABILITIES_SUFFIX)
 
-    @sections_of(Sink.publish, """Push the stage and the probabilities, stamped at the epoch's last sample
-        (nothing after :meth:`close`).""")
+    @sections_of(Sink.publish, """Push the stage and the probabilities, stamped at the epoch's
+        last sample (nothing after :meth:`close`).""")
     def publish(self, record: ScoredEpoch) -> None:
         if self._stage is None or self._probs is None:
             return

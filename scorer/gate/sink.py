@@ -134,9 +134,9 @@ class GateSink(Sink):
         return self.window.is_open
 
     # -- the Sink methods --------------------------------------------------------------
-    @sections_of(Sink.publish, """Decide on a scored epoch (its latency dates the data's arrival): a window may open
-        (or close, when it no longer meets the rule); while the night is not recorded it closes
-        with ``not recording``.""")
+    @sections_of(Sink.publish, """Decide on a scored epoch (its latency dates the data's
+        arrival): a window may open (or close, when it no longer meets the rule); while the
+        night is not recorded it closes with ``not recording``.""")
     def publish(self, record: ScoredEpoch) -> None:
         now = pylsl.local_clock()
         arrival = now - record.latency_ms / 1000.0
@@ -173,8 +173,8 @@ class GateSink(Sink):
                 self._last_push = self.outlet.renew() if self.outlet is not None else now
                 self.renewals += 1
 
-    @sections_of(Sink.samples, """Raw samples as pulled: gaps close a window at once, the guard judges them while
-        one is open.""")
+    @sections_of(Sink.samples, """Raw samples as pulled: gaps close a window at once, the guard
+        judges them while one is open.""")
     def samples(self, chunk: SampleChunk) -> None:
         if not len(chunk.samples_uv) and not chunk.missing_before:
             return
@@ -194,8 +194,8 @@ class GateSink(Sink):
             events += self.window.on_time(t_end, chunk.arrival_time)
         self._emit(events)
 
-    @sections_of(Sink.status, """Close a window when the signal is lost (``signal lost``), and say the current
-        state again when the first listener connects to the outlet.""")
+    @sections_of(Sink.status, """Close a window when the signal is lost (``signal lost``), and
+        say the current state again when the first listener connects to the outlet.""")
     def status(self, status: StreamStatus) -> None:
         if status.stalled and not self._lost:
             self._lost = True
