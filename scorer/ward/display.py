@@ -29,6 +29,7 @@ from collections.abc import Callable
 from rich.console import Console, RenderableType
 
 from scorer.display import CLOSE_WAIT_S, ScreenFeed
+from scorer.feed_counters import FeedCounters
 from scorer.records import ScoredEpoch
 
 from .screen import render
@@ -159,7 +160,7 @@ class KeyReader:
         termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
 
 
-class WardDisplay:
+class WardDisplay(FeedCounters):
     """The ward's screen (see the module text).
 
     Parameters
@@ -197,21 +198,6 @@ class WardDisplay:
     def __repr__(self) -> str:
         beds = len(self._state.beds) if self._state is not None else 0
         return f"<WardDisplay {beds} beds: {self.frames} frames drawn, {self.frames_dropped} dropped>"
-
-    @property
-    def frames(self) -> int:
-        """Frames the terminal took so far."""
-        return self._feed.frames
-
-    @property
-    def frames_dropped(self) -> int:
-        """Redraws not drawn because the terminal was still taking an earlier frame."""
-        return self._feed.frames_dropped
-
-    @property
-    def log_dropped(self) -> int:
-        """Log lines not printed above the screen because too many waited for the terminal."""
-        return self._feed.log_dropped
 
     # -- WardView --
     @view_method
