@@ -65,7 +65,7 @@ class BedSelector:
         Parameters
         ----------
         s : StreamSeen
-            The stream.
+            A stream the resolver shows, of any type (a bed or not).
 
         Returns
         -------

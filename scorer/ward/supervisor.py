@@ -367,7 +367,8 @@ class Ward:
         Parameters
         ----------
         s : StreamSeen
-            The stream.
+            The bed's EEG stream: one the selector accepts, with a source_id no bed has
+            yet (the caller checks both).
 
         Returns
         -------
