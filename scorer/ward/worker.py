@@ -338,7 +338,8 @@ class Worker:
         Parameters
         ----------
         now_s : float
-            Monotonic clock now, s.
+            Monotonic clock now, s: the end of the ward's pause, from which the silence
+            counts again.
         """
         self._excused_s = now_s
 
@@ -348,7 +349,8 @@ class Worker:
         Parameters
         ----------
         now_s : float
-            Monotonic clock now, s.
+            Monotonic clock now, s (``time.monotonic()``, the clock the reader thread
+            stamps each line with).
 
         Returns
         -------
@@ -372,7 +374,8 @@ class Worker:
         Parameters
         ----------
         now_s : float
-            Monotonic clock now, s.
+            Monotonic clock now, s: weighed against the hang timeout, ``EOF_GRACE_S`` after
+            an end and the back-off's end.
 
         Returns
         -------
