@@ -12,7 +12,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-DEFAULT_STREAM_TYPE = "EEG"
+from streamer.resolve import DEFAULT_STREAM_TYPE
+
 MAX_NAME = 40
 
 
@@ -23,11 +24,13 @@ class StreamSeen:
     Parameters
     ----------
     name : str
-        The stream's name.
+        The stream's name as its outlet declared it (the bed's name is made from it:
+        :func:`bed_name`).
     stream_type : str
-        Its LSL content type (``EEG``).
+        Its LSL content type, e.g. ``EEG`` (the type :class:`BedSelector` follows by default).
     source_id : str
-        Its source_id (empty when it has none: not a bed).
+        Its source_id, which names the bed across restarts (empty when it has none: not
+        a bed).
     sfreq_hz : float
         Its nominal rate, Hz (0 for an irregular stream: not a bed).
     hostname : str
@@ -106,7 +109,7 @@ def sanitise(name: str) -> str:
     Parameters
     ----------
     name : str
-        The stream name.
+        An LSL stream's name as its outlet gave it, any characters (e.g. ``EEG bed 3/Fpz``).
 
     Returns
     -------
