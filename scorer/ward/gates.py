@@ -35,11 +35,13 @@ class BedGate:
     Parameters
     ----------
     pattern : str
-        A shell pattern on bed names.
+        A shell pattern on bed names, case-sensitive (:func:`fnmatch.fnmatchcase`: e.g.
+        ``bed-3*``).
     text : str
-        The rule as given.
+        The rule as given after the ``=``: ``off``, ``default``, a ``.toml`` file or inline
+        ``key=value`` pairs.
     rule : GateRule or None
-        The parsed rule (None: no gate).
+        The parsed rule (None: no gate, for ``off``, ``none`` or ``no``).
     """
 
     pattern: str
@@ -73,7 +75,8 @@ class GatePlan:
         Parameters
         ----------
         bed : str
-            The bed's name.
+            The bed's name (:func:`scorer.ward.beds.bed_name`), matched against each
+            ``per_bed`` pattern in turn.
 
         Returns
         -------
