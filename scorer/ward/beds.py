@@ -21,6 +21,9 @@ MAX_NAME = 40
 class StreamSeen:
     """What the supervisor knows of a stream before any worker opens it.
 
+    :class:`scorer.ward.supervisor.StreamWatch` makes one of each stream its resolver
+    shows; :meth:`BedSelector.matches` decides whether it is a bed.
+
     Parameters
     ----------
     name : str

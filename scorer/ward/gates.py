@@ -32,6 +32,8 @@ RULE_FILE_SUFFIX = ".gate.toml"
 class BedGate:
     """One ``--gate-bed PATTERN=RULES``: the beds named like ``pattern`` run ``rule``.
 
+    Made by :func:`parse_bed_gate`; a :class:`GatePlan` holds them in the order given.
+
     Parameters
     ----------
     pattern : str

@@ -87,7 +87,8 @@ def signal_text(bed: BedState) -> Text:
     Parameters
     ----------
     bed : BedState
-        The bed.
+        The bed as the ward last updated it: its ``worker`` state and ``retry_in_s``, then
+        its display's stream status.
 
     Returns
     -------

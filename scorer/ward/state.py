@@ -88,10 +88,14 @@ class GateState:
     def apply(self, change: GateChange) -> None:
         """Take one gate event.
 
+        ``open``, ``reason`` and the counts follow every event; ``since_wall_s`` moves only
+        when the window's state changes (a second ``open`` in a row counts again but keeps
+        it); a close's reason is also kept in ``last_close_reason``.
+
         Parameters
         ----------
         change : GateChange
-            The open or close.
+            An ``open`` or ``close`` from the bed's worker, in the order they came.
         """
         is_open = change.kind == "open"
         if is_open != self.open:

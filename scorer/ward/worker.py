@@ -69,6 +69,9 @@ WARD_PID_ENV = "SLEEPSTREAM_WARD_PID"
 class WorkerOptions:
     """The ``live`` options every worker of a ward gets.
 
+    Made once by ``sleepstream ward`` from its flags; :func:`worker_command` adds what is
+    each bed's own (its stream's source_id, its file, its name, its rule file).
+
     Parameters
     ----------
     channel : str
@@ -304,6 +307,10 @@ class Worker:
 
     def start(self, now_s: float) -> None:
         """Start the process (a restart when it ran before) and its reader thread.
+
+        The process runs in a session of its own (a hang kills its whole process group),
+        its stderr appended to the bed's log file, and is told the ward's process id
+        (``WARD_PID_ENV``) so that it ends with the ward.
 
         Parameters
         ----------
