@@ -12,7 +12,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-DEFAULT_STREAM_TYPE = "EEG"
+from streamer.resolve import DEFAULT_STREAM_TYPE
+
 MAX_NAME = 40
 
 
@@ -20,14 +21,19 @@ MAX_NAME = 40
 class StreamSeen:
     """What the supervisor knows of a stream before any worker opens it.
 
+    :class:`scorer.ward.supervisor.StreamWatch` makes one of each stream its resolver
+    shows; :meth:`BedSelector.matches` decides whether it is a bed.
+
     Parameters
     ----------
     name : str
-        The stream's name.
+        The stream's name as its outlet declared it (the bed's name is made from it:
+        :func:`bed_name`).
     stream_type : str
-        Its LSL content type (``EEG``).
+        Its LSL content type, e.g. ``EEG`` (the type :class:`BedSelector` follows by default).
     source_id : str
-        Its source_id (empty when it has none: not a bed).
+        Its source_id, which names the bed across restarts (empty when it has none: not
+        a bed).
     sfreq_hz : float
         Its nominal rate, Hz (0 for an irregular stream: not a bed).
     hostname : str
@@ -65,7 +71,7 @@ class BedSelector:
         Parameters
         ----------
         s : StreamSeen
-            The stream.
+            A stream the resolver shows, of any type (a bed or not).
 
         Returns
         -------
@@ -106,7 +112,7 @@ def sanitise(name: str) -> str:
     Parameters
     ----------
     name : str
-        The stream name.
+        An LSL stream's name as its outlet gave it, any characters (e.g. ``EEG bed 3/Fpz``).
 
     Returns
     -------

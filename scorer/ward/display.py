@@ -29,10 +29,12 @@ from collections.abc import Callable
 from rich.console import Console, RenderableType
 
 from scorer.display import CLOSE_WAIT_S, ScreenFeed
+from scorer.feed_counters import FeedCounters
 from scorer.records import ScoredEpoch
 
 from .screen import render
 from .state import BedState, GateChange, WardState
+from .supervisor import view_method
 
 UP, DOWN, LEFT, RIGHT, ENTER, BACK = "up", "down", "left", "right", "enter", "back"
 _SEQUENCES = {"\x1b[A": UP, "\x1bOA": UP, "\x1b[B": DOWN, "\x1bOB": DOWN, "\x1b[C": RIGHT, "\x1bOC": RIGHT,
@@ -158,7 +160,7 @@ class KeyReader:
         termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
 
 
-class WardDisplay:
+class WardDisplay(FeedCounters):
     """The ward's screen (see the module text).
 
     Parameters
@@ -197,79 +199,33 @@ class WardDisplay:
         beds = len(self._state.beds) if self._state is not None else 0
         return f"<WardDisplay {beds} beds: {self.frames} frames drawn, {self.frames_dropped} dropped>"
 
-    @property
-    def frames(self) -> int:
-        """Frames the terminal took so far."""
-        return self._feed.frames
-
-    @property
-    def frames_dropped(self) -> int:
-        """Redraws not drawn because the terminal was still taking an earlier frame."""
-        return self._feed.frames_dropped
-
-    @property
-    def log_dropped(self) -> int:
-        """Log lines not printed above the screen because too many waited for the terminal."""
-        return self._feed.log_dropped
-
     # -- WardView --
+    @view_method
     def epoch(self, bed: BedState, record: ScoredEpoch) -> None:
-        """A bed's new epoch: redraw on the next tick.
-
-        Parameters
-        ----------
-        bed : BedState
-            The bed.
-        record : ScoredEpoch
-            The epoch.
-        """
+        """A bed's new epoch: redraw on the next tick."""
         self._dirty = True
 
+    @view_method
     def gate(self, bed: BedState, change: GateChange) -> None:
-        """A bed's stimulation window changed: redraw on the next tick.
-
-        Parameters
-        ----------
-        bed : BedState
-            The bed.
-        change : GateChange
-            The open or close.
-        """
+        """A bed's stimulation window changed: redraw on the next tick."""
         self._dirty = True
 
+    @view_method
     def note(self, bed: BedState, message: str) -> None:
-        """Show a supervision event about a bed above the key line (the latest only).
-
-        Parameters
-        ----------
-        bed : BedState
-            The bed.
-        message : str
-            What happened.
-        """
+        """Show a supervision event about a bed above the key line (the latest only)."""
         self.last_note = f"{time.strftime('%H:%M:%S')} {bed.name}: {message}"
         self._dirty = True
 
+    @view_method
     def message(self, text: str) -> None:
-        """Show an event about the ward as a whole above the key line (the latest only).
-
-        Parameters
-        ----------
-        text : str
-            What happened.
-        """
+        """Show an event about the ward as a whole above the key line (the latest only)."""
         self.last_note = f"{time.strftime('%H:%M:%S')} {text}"
         self._dirty = True
 
+    @view_method
     def tick(self, state: WardState) -> None:
         """Take the keys pressed, then redraw when something changed (at most ``max_fps`` a
-        second) or a second has passed.
-
-        Parameters
-        ----------
-        state : WardState
-            The ward now.
-        """
+        second) or a second has passed."""
         self._state = state
         if self._keys is not None:
             while True:

@@ -32,14 +32,18 @@ RULE_FILE_SUFFIX = ".gate.toml"
 class BedGate:
     """One ``--gate-bed PATTERN=RULES``: the beds named like ``pattern`` run ``rule``.
 
+    Made by :func:`parse_bed_gate`; a :class:`GatePlan` holds them in the order given.
+
     Parameters
     ----------
     pattern : str
-        A shell pattern on bed names.
+        A shell pattern on bed names, case-sensitive (:func:`fnmatch.fnmatchcase`: e.g.
+        ``bed-3*``).
     text : str
-        The rule as given.
+        The rule as given after the ``=``: ``off``, ``default``, a ``.toml`` file or inline
+        ``key=value`` pairs.
     rule : GateRule or None
-        The parsed rule (None: no gate).
+        The parsed rule (None: no gate, for ``off``, ``none`` or ``no``).
     """
 
     pattern: str
@@ -73,7 +77,8 @@ class GatePlan:
         Parameters
         ----------
         bed : str
-            The bed's name.
+            The bed's name (:func:`scorer.ward.beds.bed_name`), matched against each
+            ``per_bed`` pattern in turn.
 
         Returns
         -------

@@ -9,6 +9,7 @@ import math
 from scorer.records import ScoredEpoch
 
 from .state import BedState, GateChange, WardState
+from .supervisor import view_method
 
 WARD_LOGGER = "sleepstream.ward"
 
@@ -30,67 +31,36 @@ class WardLog:
         self._stalled: dict[str, bool] = {}
         self.lines = 0
 
+    @view_method
     def epoch(self, bed: BedState, record: ScoredEpoch) -> None:
-        """One line for a bed's scored epoch.
-
-        Parameters
-        ----------
-        bed : BedState
-            The bed.
-        record : ScoredEpoch
-            The epoch, numbered as in the bed's file.
-        """
+        """One line for a bed's scored epoch."""
         conf = f"{record.confidence:.2f}" if math.isfinite(record.confidence) else " -  "
         self.log.info("%-16s epoch %5d  %-3s  conf %s  flags %-14s latency %6.1f ms", bed.name, record.epoch,
                       record.stage, conf, ",".join(record.flags) or "-", record.latency_ms)
         self.lines += 1
 
+    @view_method
     def gate(self, bed: BedState, change: GateChange) -> None:
-        """One line for a bed's stimulation-window event.
-
-        Parameters
-        ----------
-        bed : BedState
-            The bed.
-        change : GateChange
-            The open or close.
-        """
+        """One line for a bed's stimulation-window event."""
         at = f"  (epoch {change.epoch})" if change.epoch is not None else ""
         self.log.info("%-16s gate  %-5s  %s%s", bed.name, change.kind, change.reason, at)
         self.lines += 1
 
+    @view_method
     def note(self, bed: BedState, message: str) -> None:
-        """A warning line about a bed (its worker, its signal).
-
-        Parameters
-        ----------
-        bed : BedState
-            The bed.
-        message : str
-            What happened.
-        """
+        """A warning line about a bed (its worker, its signal)."""
         self.log.warning("%-16s %s", bed.name, message)
         self.lines += 1
 
+    @view_method
     def message(self, text: str) -> None:
-        """A line about the ward as a whole (a stream refused past --max-beds).
-
-        Parameters
-        ----------
-        text : str
-            What happened.
-        """
+        """A line about the ward as a whole (a stream refused past --max-beds)."""
         self.log.warning("ward: %s", text)
         self.lines += 1
 
+    @view_method
     def tick(self, state: WardState) -> None:
-        """A note when a bed's signal is lost or comes back.
-
-        Parameters
-        ----------
-        state : WardState
-            The ward now.
-        """
+        """A note when a bed's signal is lost or comes back."""
         for bed in state.beds:
             st = bed.display.status
             stalled = bool(st is not None and st.stalled)

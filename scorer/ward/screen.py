@@ -87,7 +87,8 @@ def signal_text(bed: BedState) -> Text:
     Parameters
     ----------
     bed : BedState
-        The bed.
+        The bed as the ward last updated it: its ``worker`` state and ``retry_in_s``, then
+        its display's stream status.
 
     Returns
     -------
@@ -299,25 +300,28 @@ def render(state: WardState, width: int = 80, height: int = 24, selected: int | 
     Parameters
     ----------
     state : WardState
-        The ward.
+        The ward, as the supervisor's loop last left it.
     width : int
-        Terminal columns.
+        Terminal columns (the overview uses at least 60, a bed's screen at least 40).
     height : int
-        Terminal rows.
+        Terminal rows; a bed's screen keeps its last one or two for the bed's worker and
+        stimulation-window lines.
     selected : int, optional
         The bed shown on the ``live`` screen, 0-based (None, or out of range: the
         overview).
     cursor : int
-        The overview's highlighted bed, 0-based.
+        The overview's highlighted bed, 0-based (kept while a bed's screen is shown).
     now_wall_s : float, optional
-        Wall-clock time now, POSIX s.
+        Wall-clock time now, POSIX s; None leaves the overview's clock blank and the
+        stimulation windows' durations out.
     note : str
-        The overview's latest supervision event.
+        The overview's latest supervision event (a bed's screen does not show it).
 
     Returns
     -------
     rich.console.RenderableType
-        The screen.
+        The overview (:func:`render_overview`), or the bed's ``live`` screen with its
+        foot lines.
     """
     if selected is None or not 0 <= selected < len(state.beds):
         return render_overview(state, width, height, cursor, now_wall_s, note)

@@ -28,20 +28,23 @@ WORKER_ENDED = "worker ended"
 
 @dataclass(frozen=True)
 class GateChange:
-    """A bed's stimulation window changed.
+    """A bed's stimulation window changed: the :class:`scorer.gate.window.GateEvent` its
+    worker reported in a ``gate`` line, with the marker's stamp and when the ward read it.
 
     Parameters
     ----------
     kind : str
-        ``open`` or ``close``.
+        ``open`` or ``close`` (:data:`scorer.gate.window.OPEN`, :data:`~scorer.gate.window.CLOSE`).
     reason : str
-        Why, as the worker said.
+        Why, as the worker's window said: e.g. ``N2/N3 p>=0.80 x2``, ``arousal: hf``,
+        ``restart``.
     time : float
         Data time of the decision, s (the worker's LSL clock).
     stamp : float
         The marker's stamp on ``<bed>-gate``, s.
     epoch : int or None
-        The deciding epoch, when one did.
+        The deciding epoch; None for a close no epoch decided (``restart``, a guard's
+        verdict, ``max open time`` on the clock).
     wall_s : float
         When the ward learnt it, POSIX s.
     """
@@ -85,10 +88,14 @@ class GateState:
     def apply(self, change: GateChange) -> None:
         """Take one gate event.
 
+        ``open``, ``reason`` and the counts follow every event; ``since_wall_s`` moves only
+        when the window's state changes (a second ``open`` in a row counts again but keeps
+        it); a close's reason is also kept in ``last_close_reason``.
+
         Parameters
         ----------
         change : GateChange
-            The open or close.
+            An ``open`` or ``close`` from the bed's worker, in the order they came.
         """
         is_open = change.kind == "open"
         if is_open != self.open:
@@ -303,7 +310,7 @@ class WardState:
         Parameters
         ----------
         name : str
-            The bed's name.
+            The bed's name, as shown in the overview's ``bed`` column.
 
         Returns
         -------

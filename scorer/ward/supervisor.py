@@ -15,13 +15,14 @@ ended, are made up from the bed's hypnogram file (:mod:`scorer.ward.catchup`).
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from scorer.display_state import DisplayState
 from scorer.json_lines import EPOCH
@@ -80,7 +81,7 @@ class WardView(Protocol):
         Parameters
         ----------
         bed : BedState
-            The bed.
+            The bed, its display state already holding ``record``.
         record : ScoredEpoch
             The epoch, numbered as in the bed's file (from its worker's line, or read from
             the file when the line was lost).
@@ -92,9 +93,10 @@ class WardView(Protocol):
         Parameters
         ----------
         bed : BedState
-            The bed.
+            The bed the event is about; its ``worker`` field already says the worker's new
+            state (e.g. ``restarting`` after an end).
         message : str
-            What happened, in words.
+            What happened, in words: e.g. ``worker restarted (pid 4242, restart 1)``.
         """
 
     def gate(self, bed: BedState, change: GateChange) -> None:
@@ -103,9 +105,12 @@ class WardView(Protocol):
         Parameters
         ----------
         bed : BedState
-            The bed.
+            The bed, its ``gate`` (a :class:`~scorer.ward.state.GateState`) already
+            counting ``change``.
         change : GateChange
-            The open or close.
+            The ``open`` or ``close`` marker its worker sent, with the worker's reason and
+            the deciding epoch (None when no epoch decided: e.g. the ``restart`` close a new
+            worker sends first, or a ``max open time`` close on the clock).
         """
 
     def message(self, text: str) -> None:
@@ -114,7 +119,8 @@ class WardView(Protocol):
         Parameters
         ----------
         text : str
-            What happened, in words.
+            What happened, in one line naming the stream and the flag:
+            e.g. ``stream 'eeg-9' (source_id a1) not followed: ... (--max-beds 8)``.
         """
 
     def tick(self, state: WardState) -> None:
@@ -128,6 +134,41 @@ class WardView(Protocol):
 
     def close(self) -> None:
         """The ward is ending."""
+
+
+_ViewMethod = TypeVar("_ViewMethod", bound=Callable[..., None])
+
+
+def view_method(method: _ViewMethod) -> _ViewMethod:
+    """Document a view's method (the screen's, the log's) with the ``Parameters`` section of
+    the :class:`WardView` method of the same name, after the view's own summary: what the
+    ward passes is described once, on the protocol.
+
+    Parameters
+    ----------
+    method : callable
+        A method named as one of :class:`WardView`'s, with a docstring that says what this
+        view does (a summary, and more text if need be; no ``Parameters`` section).
+
+    Returns
+    -------
+    callable
+        ``method`` itself, its ``__doc__`` now its own text followed by the protocol
+        method's ``Parameters`` section.
+
+    Raises
+    ------
+    AttributeError
+        When :class:`WardView` has no method of that name.
+    ValueError
+        When the protocol's method takes no parameters (nothing to share).
+    """
+    shared = inspect.getdoc(getattr(WardView, method.__name__)) or ""
+    start = shared.find("Parameters\n")
+    if start < 0:
+        raise ValueError(f"WardView.{method.__name__} documents no parameters to share")
+    method.__doc__ = f"{inspect.cleandoc(method.__doc__ or '')}\n\n{shared[start:]}\n"
+    return method
 
 
 class StreamWatch:
@@ -326,7 +367,8 @@ class Ward:
         Parameters
         ----------
         s : StreamSeen
-            The stream.
+            The bed's EEG stream: one the selector accepts, with a source_id no bed has
+            yet (the caller checks both).
 
         Returns
         -------
@@ -468,4 +510,4 @@ class Ward:
         self._view("close")
 
 
-__all__ = ["Ward", "WardView", "StreamWatch", "BedSelector", "WorkerOptions", "RUNNING"]
+__all__ = ["Ward", "WardView", "view_method", "StreamWatch", "BedSelector", "WorkerOptions", "RUNNING"]

@@ -69,6 +69,9 @@ WARD_PID_ENV = "SLEEPSTREAM_WARD_PID"
 class WorkerOptions:
     """The ``live`` options every worker of a ward gets.
 
+    Made once by ``sleepstream ward`` from its flags; :func:`worker_command` adds what is
+    each bed's own (its stream's source_id, its file, its name, its rule file).
+
     Parameters
     ----------
     channel : str
@@ -305,6 +308,10 @@ class Worker:
     def start(self, now_s: float) -> None:
         """Start the process (a restart when it ran before) and its reader thread.
 
+        The process runs in a session of its own (a hang kills its whole process group),
+        its stderr appended to the bed's log file, and is told the ward's process id
+        (``WARD_PID_ENV``) so that it ends with the ward.
+
         Parameters
         ----------
         now_s : float
@@ -338,7 +345,8 @@ class Worker:
         Parameters
         ----------
         now_s : float
-            Monotonic clock now, s.
+            Monotonic clock now, s: the end of the ward's pause, from which the silence
+            counts again.
         """
         self._excused_s = now_s
 
@@ -348,7 +356,8 @@ class Worker:
         Parameters
         ----------
         now_s : float
-            Monotonic clock now, s.
+            Monotonic clock now, s (``time.monotonic()``, the clock the reader thread
+            stamps each line with).
 
         Returns
         -------
@@ -372,7 +381,8 @@ class Worker:
         Parameters
         ----------
         now_s : float
-            Monotonic clock now, s.
+            Monotonic clock now, s: weighed against the hang timeout, ``EOF_GRACE_S`` after
+            an end and the back-off's end.
 
         Returns
         -------
