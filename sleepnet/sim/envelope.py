@@ -54,6 +54,9 @@ MAX_LOG_GAIN = 5.0
 class SpectralEnvelopeModel:
     """Per-stage model of the six envelope targets (see the module docstring).
 
+    :func:`fit_envelope_model` fits it to real nights; :func:`draw_targets` draws one
+    night's targets from it.
+
     Parameters
     ----------
     level : numpy.ndarray
