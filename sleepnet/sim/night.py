@@ -54,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..stages import EDF_STAGE_TEXTS, EPOCH_S, N_STAGES, edf_stage_annotations
+from ..stages import EDF_STAGE_TEXTS, EPOCH_S, N_STAGES, edf_stage_annotations, epoch_samples
 from .control import control_traces
 from .envelope import draw_targets, impose_envelope
 from .hypnogram_model import Bouts, epochs_to_bouts, generate_bouts
@@ -174,7 +174,7 @@ def _synthesised_night(bouts: Bouts, n_epochs: int | None, seed: int, sfreq: flo
     complete 30-s epoch of the signal)."""
     eeg = synthesise(bouts, sfreq, subject, params.stages, sig_rng)
     if n_epochs is None:
-        n_epochs = int(len(eeg) // round(sfreq * EPOCH_S))
+        n_epochs = len(eeg) // epoch_samples(sfreq)
     labels = bouts.labels[:n_epochs]
     eeg = _with_envelope(eeg, sfreq, labels, params, rng)
     return SimulatedNight(eeg_uv=eeg, sfreq=float(sfreq), labels=labels.astype(np.int8),
