@@ -92,8 +92,8 @@ def welch_band_means(epochs: np.ndarray, sfreq: float, nperseg: int = BASE_NPERS
         Signal (float64 is used); the PSD is in its unit squared per Hz.
     sfreq : float
         Sampling rate, Hz.
-    nperseg : int
-        Welch segment length, samples.
+    nperseg : int, default BASE_NPERSEG
+        Welch segment length, samples (:func:`welch_psd`'s).
 
     Returns
     -------

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .stages import EPOCH_S
+from .stages import EPOCH_S, epoch_samples
 
 if TYPE_CHECKING:  # scipy (through preprocess) only where thresholds are made: replay needs none
     from .preprocess import QualityThresholds
@@ -48,15 +48,15 @@ def epoch_sds(eeg: np.ndarray, sfreq: float, epoch_s: float = EPOCH_S) -> np.nda
         The signal, in its own unit (NaN where missing).
     sfreq : float
         Sampling rate, Hz.
-    epoch_s : float
-        Epoch length, s.
+    epoch_s : float, default EPOCH_S
+        Epoch length, s; a partial epoch at the end is left out.
 
     Returns
     -------
     ndarray, shape (n_epochs,)
         Each complete epoch's standard deviation, in the signal's units.
     """
-    n = int(round(sfreq * epoch_s))
+    n = epoch_samples(sfreq, epoch_s)
     x = np.asarray(eeg, dtype=np.float64)
     k = len(x) // n if n > 0 else 0
     if k == 0:
@@ -78,8 +78,8 @@ def looks_normalised(eeg: np.ndarray, sfreq: float, epoch_s: float = EPOCH_S) ->
         The signal as given (a µV recording has SDs of tens of µV).
     sfreq : float
         Sampling rate, Hz.
-    epoch_s : float
-        Epoch length, s.
+    epoch_s : float, default EPOCH_S
+        Epoch length, s, over which each SD is taken (:func:`epoch_sds`).
 
     Returns
     -------
@@ -172,7 +172,8 @@ def is_level_free(model: object) -> bool:
     Parameters
     ----------
     model : object
-        A loaded model.
+        A loaded model (:func:`sleepnet.weights.load_model`); an object without
+        ``context.feature_set`` counts as not level-free.
 
     Returns
     -------
@@ -281,7 +282,7 @@ def design_normalisation(eeg_uv: np.ndarray, sfreq: float, l_freq_hz: float = 0.
     import mne
 
     x = mne.filter.filter_data(np.asarray(eeg_uv, dtype=np.float64), sfreq, l_freq_hz, h_freq_hz, verbose="error")
-    n = int(round(sfreq * epoch_s))
+    n = epoch_samples(sfreq, epoch_s)
     e = x[:len(x) // n * n].reshape(-1, n)
     sd = e.std(axis=1, keepdims=True)
     return ((e - e.mean(axis=1, keepdims=True)) / np.where(sd > 0, sd, 1.0)).astype(np.float32)

@@ -22,7 +22,7 @@ import numpy as np
 from scipy import signal
 
 from .features import base_features
-from .stages import EPOCH_S
+from .stages import EPOCH_S, epoch_samples
 
 FLAG_GAP = "gap"
 FLAG_FLAT = "flat"
@@ -34,6 +34,9 @@ FLAG_WARMUP = "warmup"
 @dataclass(frozen=True)
 class PreprocessConfig:
     """Everything that defines the model's input; stored in ``weights/config.json``.
+
+    A model reads its own under ``preprocess`` (:meth:`from_dict`); :class:`Preprocessor`
+    and :func:`preprocess_signal` turn a signal into the epochs it describes.
 
     Parameters
     ----------
@@ -66,7 +69,7 @@ class PreprocessConfig:
     @property
     def epoch_samples(self) -> int:
         """Samples per epoch at the model rate."""
-        return int(round(self.sfreq_hz * self.epoch_s))
+        return epoch_samples(self.sfreq_hz, self.epoch_s)
 
     def as_dict(self) -> dict:
         """The config as ``config.json`` holds it (:meth:`from_dict` reads it back).
@@ -240,7 +243,7 @@ class StreamingResampler:
         Parameters
         ----------
         x : numpy.ndarray
-            (n,) the next input samples (no NaN: hold missing ones first).
+            (n,) the next input samples, µV (no NaN: hold missing ones first).
         missing : numpy.ndarray
             (n,) bool, which of them were missing.
 
@@ -264,16 +267,16 @@ class StreamingResampler:
         Parameters
         ----------
         x : numpy.ndarray
-            (n,) the next input samples, µV (no NaN: hold missing ones first).
+            As for :meth:`process`.
         missing : numpy.ndarray
-            (n,) bool, which of them were missing.
+            As for :meth:`process`.
 
         Returns
         -------
         y : numpy.ndarray
-            The outputs this chunk completes, float64.
+            As :meth:`process` returns it.
         missing : numpy.ndarray
-            Bool, whether the nearest input was missing.
+            As :meth:`process` returns it.
         nearest : numpy.ndarray
             The nearest input value of each output, µV.
         """

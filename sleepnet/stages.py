@@ -7,7 +7,8 @@ Also the one definition of what every part says about stages: the spellings read
 hypnogram files, the EDF+ annotation texts written (:data:`EDF_STAGE_TEXTS`), the colours
 and row order of hypnograms drawn on screen and in the report (:data:`STAGE_COLOURS`,
 :data:`HYPNOGRAM_ROWS`), the name of the stream that carries a replay's true stages
-(:data:`TRUTH_SUFFIX`) and the run-length encoding of a hypnogram (:func:`stage_runs`).
+(:data:`TRUTH_SUFFIX`), the run-length encoding of a hypnogram (:func:`stage_runs`) and
+the samples in one epoch (:func:`epoch_samples`).
 """
 from __future__ import annotations
 
@@ -52,13 +53,32 @@ def stage_code(text: str) -> int | None:
     return _ALIASES.get(" ".join(str(text).strip().upper().split()))
 
 
+def epoch_samples(sfreq: float, epoch_s: float = EPOCH_S) -> int:
+    """Samples in one epoch: ``epoch_s`` at ``sfreq``, rounded to the nearest sample.
+
+    Parameters
+    ----------
+    sfreq : float
+        Sampling rate, Hz (100.0 gives 3000 samples per 30-s epoch; 256.0 gives 7680).
+    epoch_s : float, default EPOCH_S
+        Epoch length, s.
+
+    Returns
+    -------
+    int
+        ``round(sfreq * epoch_s)``.
+    """
+    return int(round(sfreq * epoch_s))
+
+
 def stage_name(code: int) -> str:
     """'W'..'REM' for 0..4, 'UNS' for anything else.
 
     Parameters
     ----------
     code : int
-        A stage code.
+        A stage code: 0 W, 1 N1, 2 N2, 3 N3, 4 REM; -1 (unscored) or any other int
+        gives ``'UNS'``.
 
     Returns
     -------

@@ -76,7 +76,8 @@ def is_pattern(text: str) -> bool:
     Parameters
     ----------
     text : str
-        An input as given.
+        One input as typed, e.g. ``night*/SC4*.edf`` (a pattern) or ``SC4001E0-PSG.edf``
+        (a plain path); a folder or file need not exist.
 
     Returns
     -------
@@ -92,7 +93,8 @@ def is_many(text: str) -> bool:
     Parameters
     ----------
     text : str
-        An input as given.
+        One input as typed: a recording, a folder, a glob pattern or ``@FILE``; a folder
+        counts only where it exists now.
 
     Returns
     -------
@@ -108,7 +110,8 @@ def looks_like_recording(path: Path) -> bool:
     Parameters
     ----------
     path : Path
-        A file.
+        A file met under a folder or matched by a pattern; only its name is looked at
+        (it is not opened).
 
     Returns
     -------

@@ -88,6 +88,9 @@ class ModelIdentity:
 class NightJob:
     """Everything a worker needs to score one night (picklable; paths absolute).
 
+    :func:`plan_jobs` makes one per night still to score; a runner
+    (:mod:`sleepnet.archive.runners`) hands it to :func:`score_night` in a worker process.
+
     Parameters
     ----------
     night : NightInput
@@ -248,7 +251,7 @@ class NightRow:
         Parameters
         ----------
         d : dict
-            Fields by name.
+            Fields by name, e.g. a ``<name>_night.json`` as :func:`json.load` reads it.
 
         Returns
         -------
@@ -265,12 +268,12 @@ def weights_sha256(weights_dir: str | Path) -> str:
     Parameters
     ----------
     weights_dir : str or Path
-        The weights folder.
+        The weights folder; every file under it counts, sub-folders included.
 
     Returns
     -------
     str
-        The hex digest.
+        The hex digest (64 characters).
     """
     root = Path(weights_dir)
     h = hashlib.sha256()
@@ -325,7 +328,8 @@ def worker_model(weights_dir: str | None):
     Parameters
     ----------
     weights_dir : str or None
-        The weights folder (None: the default model).
+        The weights folder (None: the default model); the last two folders asked for
+        stay loaded in this process.
 
     Returns
     -------
@@ -412,7 +416,8 @@ def worker_weights_sha256(weights_dir: str | None) -> str:
     Parameters
     ----------
     weights_dir : str or None
-        The weights folder (None: the default model).
+        The folder :func:`worker_model` loads (None: the default model, whose own folder
+        is hashed).
 
     Returns
     -------

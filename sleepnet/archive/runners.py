@@ -82,7 +82,8 @@ def timed_out_error(limit_s: float) -> str:
     Parameters
     ----------
     limit_s : float
-        The night's limit, s.
+        The night's limit, s: its job's ``timeout_s`` (``--night-timeout``, or by default
+        :func:`~sleepnet.archive.night.default_night_timeout_s` of its file's size).
 
     Returns
     -------
@@ -125,7 +126,8 @@ def warm_model(weights_dir: str | None = None) -> str:
     Parameters
     ----------
     weights_dir : str or None, optional
-        The weights folder (None: the default model).
+        The weights folder (None: the default model), loaded through
+        :func:`~sleepnet.archive.night.worker_model` so the nights after reuse it.
 
     Returns
     -------
@@ -229,7 +231,8 @@ class LocalRunner:
         Parameters
         ----------
         jobs : sequence of NightJob
-            The nights to score.
+            The nights to score, handed to the pool at most :data:`IN_FLIGHT_PER_WORKER`
+            per worker at a time, in order.
 
         Yields
         ------
@@ -422,7 +425,8 @@ class DaskRunner:
         Parameters
         ----------
         jobs : sequence of NightJob
-            The nights to score.
+            The nights to score, all submitted to the cluster at once (each with
+            ``retries=1``); the scheduler decides their order.
 
         Yields
         ------

@@ -97,7 +97,7 @@ def display_label(label: str) -> str:
     Parameters
     ----------
     label : str
-        A channel label.
+        A channel label as the recording names it, e.g. ``'EEG Fpz-Cz'`` or ``'C3-Ref'``.
 
     Returns
     -------

@@ -74,10 +74,13 @@ class Session:
 class Night:
     """A scored night, one slot per 30-s epoch from its start.
 
+    :func:`read_night` makes it from either format; a slot the file has no row for is
+    unscored (``stages`` -1, ``received`` False).
+
     Parameters
     ----------
     source : str
-        The file read.
+        The path of the file read, as given to :func:`read_night`.
     kind : str
         ``"live"`` (hypnogram TSV) or ``"batch"`` (stage CSV).
     stages : numpy.ndarray
@@ -192,7 +195,8 @@ def read_night(path: str | Path) -> Night:
     Parameters
     ----------
     path : str or Path
-        The night file.
+        A live hypnogram TSV or a batch stage CSV; which one is told by its header line
+        (``start_time`` or ``onset_s``), not by its name.
 
     Returns
     -------

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputFileError
-from ..stages import EPOCH_S, N_STAGES, UNSCORED
+from ..stages import EPOCH_S, N_STAGES, UNSCORED, epoch_samples
 from .derivations import DEFAULT_CHANNEL, Derivation, match_label, normalise_label, resolve_derivation
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class Recording:
     @property
     def n_epochs(self) -> int:
         """Complete 30-s epochs in the signal."""
-        return int(len(self.eeg_uv) // round(self.sfreq * EPOCH_S))
+        return len(self.eeg_uv) // epoch_samples(self.sfreq)
 
 
 #: ``'EEG Fpz-Cz'`` -> ``'fpzcz'``: :func:`sleepnet.io.derivations.normalise_label` itself,

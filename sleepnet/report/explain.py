@@ -16,7 +16,7 @@ from ..features import EXPLAIN_FEATURE_NAMES, relative_band_powers
 from ..io.atomic import atomic_write
 from ..io.night_file import Night
 from ..io.recordings import Recording, require_epochs
-from ..stages import EPOCH_S, STAGES, stage_name
+from ..stages import STAGES, epoch_samples, stage_name
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,8 @@ N_DISTINCTIVE = 3
 @dataclass(frozen=True)
 class FeatureSummary:
     """The explainability view: classical features per epoch and per predicted stage.
+
+    Made by :func:`explain_features`; :func:`write_feature_tables` writes its tables.
 
     Parameters
     ----------
@@ -119,7 +121,7 @@ def explain_features(night: Night, rec: Recording, offset_s: float = 0.0) -> Fea
         The recording is shorter than one epoch, ``offset_s`` is past its end, or its
         rate is under 60 Hz.
     """
-    spe = int(round(rec.sfreq * EPOCH_S))
+    spe = epoch_samples(rec.sfreq)
     first = int(round(offset_s * rec.sfreq))
     n_rec = max(0, (len(rec.eeg_uv) - first) // spe)
     require_epochs(rec)

@@ -62,7 +62,7 @@ class ReportResult:
     Parameters
     ----------
     night : Night
-        The scored night.
+        The scored night, as :func:`~sleepnet.io.night_file.read_night` read it.
     stats : SleepStats
         Its sleep statistics.
     out_dir : Path
@@ -142,12 +142,12 @@ def default_out_dir(night_file: str | Path) -> Path:
     Parameters
     ----------
     night_file : str or Path
-        The night file.
+        The night file the report is about (it need not exist yet).
 
     Returns
     -------
     Path
-        The folder.
+        The folder (not created here).
     """
     p = Path(night_file)
     return p.with_name(p.stem + "_report")

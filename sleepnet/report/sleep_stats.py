@@ -282,6 +282,8 @@ class RunningSleepStats:
     def push(self, code: int) -> None:
         """Add the next epoch's stage code.
 
+        Epochs come in recording order; an unscored one still counts in :attr:`n_epochs`.
+
         Parameters
         ----------
         code : int

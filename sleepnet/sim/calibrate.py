@@ -134,7 +134,8 @@ def load_feature_nights(data: Path) -> list[FeatureNight]:
     Parameters
     ----------
     data : Path
-        The real-data folder (:func:`data_dir_or_error`).
+        The real-data folder (:func:`data_dir_or_error`); its ``sleep-edf-features``
+        sub-folder is read.
 
     Returns
     -------
@@ -460,7 +461,8 @@ def fit_hypnograms(data: Path) -> dict:
     Parameters
     ----------
     data : Path
-        The real-data folder (:func:`data_dir_or_error`).
+        The real-data folder (:func:`data_dir_or_error`); its ``hypnograms`` sub-folder is
+        read (Sleep-EDF cassette and telemetry nights).
 
     Returns
     -------

@@ -34,7 +34,7 @@ import numpy as np
 from scipy import fft as sfft
 
 from ..features import BASE_BANDS_HZ, BASE_NPERSEG, welch_band_means
-from ..stages import EPOCH_S, N_STAGES, STAGES
+from ..stages import EPOCH_S, N_STAGES, STAGES, epoch_samples
 
 #: The feature bands whose mean Welch PSD is a target (sleepnet.features.BASE_BANDS_HZ).
 FEATURE_BANDS_HZ: tuple[tuple[float, float], ...] = BASE_BANDS_HZ
@@ -53,6 +53,9 @@ MAX_LOG_GAIN = 5.0
 @dataclass(frozen=True)
 class SpectralEnvelopeModel:
     """Per-stage model of the six envelope targets (see the module docstring).
+
+    :func:`fit_envelope_model` fits it to real nights; :func:`draw_targets` draws one
+    night's targets from it.
 
     Parameters
     ----------
@@ -430,7 +433,7 @@ def impose_envelope(x_uv: np.ndarray, sfreq: float, targets: np.ndarray, iterati
         no complete epoch).
     """
     x = np.asarray(x_uv, dtype=np.float64)
-    spe = int(round(EPOCH_S * sfreq))
+    spe = epoch_samples(sfreq)
     n_ep = min(len(targets), len(x) // spe)
     if n_ep == 0:
         return np.asarray(x_uv, dtype=np.float32)

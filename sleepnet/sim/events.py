@@ -49,25 +49,34 @@ def _gain_at(ctrl: ControlTraces, gains: np.ndarray, comp: str, times_s: np.ndar
     return gains[j, COMPONENTS.index(comp)]
 
 
+def _wave_time_s(length_s: float, sfreq: float, extra: int = 0) -> np.ndarray:
+    """Sample times (s, from 0) of an event waveform: ``length_s`` at ``sfreq`` Hz, rounded
+    up to whole samples, plus ``extra`` samples."""
+    return np.arange(int(np.ceil(length_s * sfreq)) + extra) / sfreq
+
+
+def _taper(tt: np.ndarray, dur: np.ndarray, power: float) -> np.ndarray:
+    """(n_events, len(tt)) envelope ``sin(pi t / dur) ** power`` over each event's ``dur``
+    (s, an (n_events, 1) column), zero after it."""
+    x = np.clip(tt[None, :] / dur, 0.0, 1.0)
+    return np.where(tt[None, :] < dur, np.sin(np.pi * x) ** power, 0.0)
+
+
 def _spindles(times: np.ndarray, amp: np.ndarray, sfreq: float, subject: SubjectParams,
               rng: np.random.Generator) -> np.ndarray:
     n_ev = len(times)
     dur = rng.uniform(0.5, 2.0, n_ev)
-    L = int(np.ceil(2.0 * sfreq)) + 1
-    tt = np.arange(L) / sfreq
+    tt = _wave_time_s(2.0, sfreq, extra=1)
     f0 = np.clip(subject.spindle_hz + rng.normal(0.0, 0.4, n_ev), 11.0, 16.0)
     chirp = -0.3  # Hz/s: spindles slow slightly as they go
     phase = 2 * np.pi * (f0[:, None] * tt + 0.5 * chirp * tt ** 2) + rng.uniform(0, 2 * np.pi, n_ev)[:, None]
-    x = np.clip(tt[None, :] / dur[:, None], 0.0, 1.0)
-    env = np.where(tt[None, :] < dur[:, None], np.sin(np.pi * x) ** 2, 0.0)
-    return amp[:, None] * env * np.sin(phase)
+    return amp[:, None] * _taper(tt, dur[:, None], 2) * np.sin(phase)
 
 
 def _kcomplexes(times: np.ndarray, amp: np.ndarray, sfreq: float, rng: np.random.Generator) -> np.ndarray:
     """Peak-to-peak ``amp``: a sharp negative wave (~0.3 s) then a slower positive one."""
     n_ev = len(times)
-    L = int(np.ceil(1.6 * sfreq))
-    tt = np.arange(L) / sfreq
+    tt = _wave_time_s(1.6, sfreq)
     t1 = rng.uniform(0.18, 0.28, n_ev)[:, None]   # negative peak time
     w1 = rng.uniform(0.07, 0.10, n_ev)[:, None]
     t2 = t1 + rng.uniform(0.35, 0.55, n_ev)[:, None]
@@ -82,18 +91,14 @@ def _transients(times: np.ndarray, amp: np.ndarray, sfreq: float, rng: np.random
     the negative input; blinks: +1)."""
     n_ev = len(times)
     dur = rng.uniform(*width_s, n_ev)
-    L = int(np.ceil(width_s[1] * sfreq)) + 1
-    tt = np.arange(L) / sfreq
-    x = np.clip(tt[None, :] / dur[:, None], 0.0, 1.0)
-    env = np.where(tt[None, :] < dur[:, None], np.sin(np.pi * x) ** 2, 0.0)
-    return sign * amp[:, None] * env
+    tt = _wave_time_s(width_s[1], sfreq, extra=1)
+    return sign * amp[:, None] * _taper(tt, dur[:, None], 2)
 
 
 def _saccades(times: np.ndarray, amp: np.ndarray, sfreq: float, rng: np.random.Generator) -> np.ndarray:
     """Rapid eye movements: conjugate, sharply peaked (rise ~40 ms, AC-coupled decay)."""
     n_ev = len(times)
-    L = int(np.ceil(2.0 * sfreq))
-    tt = np.arange(L) / sfreq
+    tt = _wave_time_s(2.0, sfreq)
     rise = rng.uniform(0.03, 0.06, n_ev)[:, None]
     decay = rng.uniform(0.3, 0.7, n_ev)[:, None]
     sign = rng.choice([-1.0, 1.0], n_ev)[:, None]
@@ -104,29 +109,23 @@ def _saccades(times: np.ndarray, amp: np.ndarray, sfreq: float, rng: np.random.G
 def _sawtooth_trains(times: np.ndarray, amp: np.ndarray, sfreq: float, rng: np.random.Generator) -> np.ndarray:
     """Trains of 2-5 Hz triangular waves (slow rise, sharp fall), 1-3 s, tapered."""
     n_ev = len(times)
-    L = int(np.ceil(3.0 * sfreq))
-    tt = np.arange(L) / sfreq
+    tt = _wave_time_s(3.0, sfreq)
     f0 = rng.uniform(2.0, 5.0, n_ev)[:, None]
     dur = rng.uniform(1.0, 3.0, n_ev)[:, None]
     saw = signal.sawtooth(2 * np.pi * f0 * tt[None, :] + rng.uniform(0, 2 * np.pi, (n_ev, 1)), width=0.8)
-    x = np.clip(tt[None, :] / dur, 0.0, 1.0)
-    env = np.where(tt[None, :] < dur, np.sin(np.pi * x) ** 0.5, 0.0)
-    return amp[:, None] * env * saw
+    return amp[:, None] * _taper(tt, dur, 0.5) * saw
 
 
 def _movements(times: np.ndarray, amp: np.ndarray, sfreq: float, rng: np.random.Generator) -> np.ndarray:
     """Movement artefacts: 2-8 s of large, irregular low-frequency swings."""
     n_ev = len(times)
-    L = int(np.ceil(8.0 * sfreq))
-    tt = np.arange(L) / sfreq
+    tt = _wave_time_s(8.0, sfreq)
     dur = rng.uniform(2.0, 8.0, n_ev)[:, None]
     k = 4
     fr = rng.uniform(0.3, 2.5, (n_ev, k))
     ph = rng.uniform(0, 2 * np.pi, (n_ev, k))
     wave = np.sin(2 * np.pi * fr[:, :, None] * tt[None, None, :] + ph[:, :, None]).sum(axis=1) / 2.0
-    x = np.clip(tt[None, :] / dur, 0.0, 1.0)
-    env = np.where(tt[None, :] < dur, np.sin(np.pi * x), 0.0)
-    return amp[:, None] * env * wave
+    return amp[:, None] * _taper(tt, dur, 1) * wave
 
 
 def add_events(out: np.ndarray, ctrl: ControlTraces, gains: np.ndarray, sfreq: float,

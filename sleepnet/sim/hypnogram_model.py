@@ -80,6 +80,9 @@ class RealNight:
 class HypnogramModel:
     """Fitted parameters (see module docstring).
 
+    :func:`fit_hypnogram_model` fits it to real nights; :func:`generate_bouts` draws
+    simulated nights from it.
+
     Parameters
     ----------
     transitions : numpy.ndarray
@@ -115,6 +118,8 @@ class HypnogramModel:
 
     def to_dict(self) -> dict:
         """The model as JSON-ready lists (:meth:`from_dict` reads it back).
+
+        ``simulation_params.json`` keeps it under ``hypnogram_model``.
 
         Returns
         -------

@@ -54,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..stages import EDF_STAGE_TEXTS, EPOCH_S, N_STAGES, edf_stage_annotations
+from ..stages import EDF_STAGE_TEXTS, EPOCH_S, N_STAGES, edf_stage_annotations, epoch_samples
 from .control import control_traces
 from .envelope import draw_targets, impose_envelope
 from .hypnogram_model import Bouts, epochs_to_bouts, generate_bouts
@@ -73,10 +73,33 @@ DEMO_HOURS = 8.0
 DEMO_SEED = 20240611
 DEMO_SFREQ = 100.0
 
+#: Parameter descriptions several functions here share, filled into their docstrings'
+#: ``{name}`` fields by :func:`_shared_doc` (one home for each text).
+_PARAM_DOCS = {
+    "subject": """subject : SubjectParams, optional
+        The simulated person (default: drawn from ``seed``).""",
+    "params": """params : SimulationParams, optional
+        The simulator's parameters (default: :func:`~sleepnet.sim.parameters.load_params`).""",
+    "night_of": """hours : float
+        Time in bed, h, as given to :func:`simulate_night`.
+    seed : int
+        The night's seed.""",
+}
+
+
+def _shared_doc(func):
+    """Fill ``func``'s docstring's ``{name}`` fields from :data:`_PARAM_DOCS`."""
+    if func.__doc__:  # None under python -OO
+        func.__doc__ = func.__doc__.format_map(_PARAM_DOCS)
+    return func
+
 
 @dataclass(frozen=True)
 class SimulatedNight:
     """A simulated recording: one Fpz-Cz channel and its hypnogram.
+
+    Made by :func:`simulate_night` and :func:`simulate_hypnogram`; :func:`write_night_edf`
+    writes it as EDF+.
 
     Parameters
     ----------
@@ -151,13 +174,14 @@ def _synthesised_night(bouts: Bouts, n_epochs: int | None, seed: int, sfreq: flo
     complete 30-s epoch of the signal)."""
     eeg = synthesise(bouts, sfreq, subject, params.stages, sig_rng)
     if n_epochs is None:
-        n_epochs = int(len(eeg) // round(sfreq * EPOCH_S))
+        n_epochs = len(eeg) // epoch_samples(sfreq)
     labels = bouts.labels[:n_epochs]
     eeg = _with_envelope(eeg, sfreq, labels, params, rng)
     return SimulatedNight(eeg_uv=eeg, sfreq=float(sfreq), labels=labels.astype(np.int8),
                           subject=subject, seed=int(seed), stage_changes_s=bouts.start_s.copy())
 
 
+@_shared_doc
 def simulate_night(hours: float, seed: int, sfreq: float = 100.0, subject: SubjectParams | None = None,
                    params: SimulationParams | None = None) -> SimulatedNight:
     """Simulate one night of ``hours`` in bed (from lights off) at ``sfreq`` Hz.
@@ -174,10 +198,8 @@ def simulate_night(hours: float, seed: int, sfreq: float = 100.0, subject: Subje
         The seed: the same seed gives the same night, bit for bit.
     sfreq : float, default 100.0
         Sampling rate, Hz (at least 50).
-    subject : SubjectParams, optional
-        The simulated person (default: drawn from ``seed``).
-    params : SimulationParams, optional
-        The simulator's parameters (default: :func:`~sleepnet.sim.parameters.load_params`).
+    {subject}
+    {params}
 
     Returns
     -------
@@ -198,6 +220,7 @@ def simulate_night(hours: float, seed: int, sfreq: float = 100.0, subject: Subje
     return _synthesised_night(bouts, None, seed, sfreq, subject, params, rng, sig_rng)
 
 
+@_shared_doc
 def simulate_hypnogram(labels: np.ndarray, seed: int, sfreq: float = 100.0, subject: SubjectParams | None = None,
                        params: SimulationParams | None = None) -> SimulatedNight:
     """Synthesise the signal for a given hypnogram (stage codes 0..4 per 30-s epoch, e.g.
@@ -212,10 +235,8 @@ def simulate_hypnogram(labels: np.ndarray, seed: int, sfreq: float = 100.0, subj
         The seed.
     sfreq : float, default 100.0
         Sampling rate, Hz.
-    subject : SubjectParams, optional
-        The simulated person (default: drawn from ``seed``).
-    params : SimulationParams, optional
-        The simulator's parameters (default: :func:`~sleepnet.sim.parameters.load_params`).
+    {subject}
+    {params}
 
     Returns
     -------
@@ -235,6 +256,7 @@ def simulate_hypnogram(labels: np.ndarray, seed: int, sfreq: float = 100.0, subj
     return _synthesised_night(bouts, len(bouts.labels), seed, sfreq, subject, params, rng, sig_rng)
 
 
+@_shared_doc
 def simulate_subjects(n: int, hours: float, seed: int, sfreq: float = 100.0,
                       params: SimulationParams | None = None) -> list[SimulatedNight]:
     """``n`` nights of ``n`` different simulated people; night ``i`` uses seed
@@ -250,8 +272,7 @@ def simulate_subjects(n: int, hours: float, seed: int, sfreq: float = 100.0,
         The base seed.
     sfreq : float, default 100.0
         Sampling rate, Hz.
-    params : SimulationParams, optional
-        The simulator's parameters (default: :func:`~sleepnet.sim.parameters.load_params`).
+    {params}
 
     Returns
     -------
@@ -329,6 +350,15 @@ def write_night_edf(path: str | Path, night: SimulatedNight) -> None:
     Edf([sig], data_record_duration=1.0, annotations=anns).write(Path(path))
 
 
+def _true_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each run of True in a 1-D ``mask`` starts and ends (the index after its last
+    True), in order."""
+    on = np.concatenate([[False], mask, [False]])
+    edges = np.flatnonzero(np.diff(on.astype(np.int8)))
+    return edges[0::2], edges[1::2]
+
+
+@_shared_doc
 def simulated_arousals(hours: float, seed: int, params: SimulationParams | None = None,
                        level: float = 0.5) -> np.ndarray:
     """The arousals of :func:`simulate_night` ``(hours, seed)``: known truth for arousal
@@ -342,12 +372,8 @@ def simulated_arousals(hours: float, seed: int, params: SimulationParams | None 
 
     Parameters
     ----------
-    hours : float
-        Time in bed, h, as given to :func:`simulate_night`.
-    seed : int
-        The night's seed.
-    params : SimulationParams, optional
-        The simulator's parameters (default: :func:`~sleepnet.sim.parameters.load_params`).
+    {night_of}
+    {params}
     level : float, default 0.5
         The envelope level (0..1) that marks an arousal.
 
@@ -360,13 +386,12 @@ def simulated_arousals(hours: float, seed: int, params: SimulationParams | None 
     _rng, _subj_rng, hyp_rng, sig_rng = _night_streams(seed)
     bouts = generate_bouts(params.hypnogram, hours, hyp_rng)
     ctrl = control_traces(bouts, sig_rng)
-    on = np.concatenate([[False], ctrl.arousal >= level, [False]])
-    edges = np.flatnonzero(np.diff(on.astype(np.int8)))
-    starts, ends = edges[0::2], edges[1::2]
+    starts, ends = _true_runs(ctrl.arousal >= level)
     return np.stack([ctrl.t_s[starts], ctrl.t_s[np.minimum(ends, len(ctrl.t_s) - 1)]], axis=1) if len(starts) \
         else np.zeros((0, 2))
 
 
+@_shared_doc
 def simulated_movements(hours: float, seed: int, sfreq: float = 100.0,
                         params: SimulationParams | None = None) -> np.ndarray:
     """The movement artefacts of :func:`simulate_night` ``(hours, seed, sfreq)``: known
@@ -380,14 +405,10 @@ def simulated_movements(hours: float, seed: int, sfreq: float = 100.0,
 
     Parameters
     ----------
-    hours : float
-        Time in bed, h, as given to :func:`simulate_night`.
-    seed : int
-        The night's seed.
+    {night_of}
     sfreq : float, default 100.0
         Sampling rate, Hz, as given to :func:`simulate_night`.
-    params : SimulationParams, optional
-        The simulator's parameters (default: :func:`~sleepnet.sim.parameters.load_params`).
+    {params}
 
     Returns
     -------
@@ -397,7 +418,5 @@ def simulated_movements(hours: float, seed: int, sfreq: float = 100.0,
     params, subject, _rng, hyp_rng, sig_rng = _night_setup(seed, None, params)
     bouts = generate_bouts(params.hypnogram, hours, hyp_rng)
     mv = synthesise(bouts, sfreq, subject, params.stages, sig_rng, component="movement")
-    on = np.concatenate([[False], mv != 0, [False]])
-    edges = np.flatnonzero(np.diff(on.astype(np.int8)))
-    starts, ends = edges[0::2], edges[1::2]
+    starts, ends = _true_runs(mv != 0)
     return np.stack([starts / sfreq, ends / sfreq], axis=1) if len(starts) else np.zeros((0, 2))
