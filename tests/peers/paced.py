@@ -1,0 +1,52 @@
+"""The device peers' common clock (``brainamp_series``, ``muselsl_stream``, ``openbci_gui``,
+``pylsl_outlet``): announce the outlet, wait for a consumer, then hand out blocks of sample
+indices at the stream's rate, paced in wall time. Imports nothing of sleepstream (plain
+pylsl and numpy), like the peers that run it; each peer decides what a block carries and
+how it is pushed (chunk, sample by sample, stamped or not).
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pylsl
+
+
+def serve(outlet: pylsl.StreamOutlet, rate_hz: float, block: int, speed: float, seconds: float,
+          push: Callable[[np.ndarray, np.ndarray], None]) -> None:
+    """Print ``ready``, wait for a consumer, print ``consumer``, then call ``push`` once per block.
+
+    Parameters
+    ----------
+    outlet : pylsl.StreamOutlet
+        The peer's outlet, already created.
+    rate_hz : float
+        The stream's nominal rate (Hz): block ``k`` is due ``(k + 1) * block / (rate_hz * speed)``
+        seconds after the consumer came.
+    block : int
+        Samples per push (the device's chunk or packet size).
+    speed : float
+        Pace, x real time (``1.0``: real time; ``20.0``: 20 s of signal per second).
+    seconds : float
+        Seconds of signal in all (rounded down to whole samples, then up to whole blocks).
+    push : callable
+        ``push(i, stamps)``: ``i`` the block's sample indices since the start (int array of
+        ``block``), ``stamps`` their LSL times ``t0 + i / rate_hz`` (s) on the clock of the
+        first push. Two seconds after the last block this returns, so the last one is fetched.
+    """
+    print("ready", flush=True)
+    while not outlet.wait_for_consumers(1.0):
+        pass
+    print("consumer", flush=True)
+    t0 = pylsl.local_clock()
+    start = time.perf_counter()
+    sent, total = 0, int(seconds * rate_hz)
+    while sent < total:
+        if int((time.perf_counter() - start) * rate_hz * speed) < sent + block:
+            time.sleep(0.002)
+            continue
+        i = sent + np.arange(block)
+        push(i, t0 + i / rate_hz)
+        sent += block
+    time.sleep(2.0)
