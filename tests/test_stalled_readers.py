@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -18,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from live_helpers import REPO, simulated_eeg, unique_ids, wait_for
+from live_helpers import REPO, simulated_eeg, stop_in_bounded_time, unique_ids, wait_for
 
 from scorer.bounded_output import BoundedWriter
 from scorer.hypnogram_file import read_rows
@@ -242,13 +241,8 @@ def test_the_screen_on_a_pty_nobody_reads_never_stops_scoring_and_catches_up_whe
         wait_for(read_some, 30, f"'{last}' on the screen once the terminal is read")
         # unread again until the pty is full (the 1-Hz redraws), then stopped: a bounded end
         wait_for(lambda: not terminal.takes_output(), 30, "the terminal to fill up again")
-        t0 = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(30)
-        except subprocess.TimeoutExpired:
-            pytest.fail("live hung on its way out behind a terminal nobody reads")
-        assert rc == 0 and time.monotonic() - t0 < 15, (rc, bytes(terminal.screen[-3000:]))
+        rc, took_s = stop_in_bounded_time(proc, 30, "live hung on its way out behind a terminal nobody reads")
+        assert rc == 0 and took_s < 15, (rc, bytes(terminal.screen[-3000:]))
     finally:
         terminal.close()
         stop.set()

@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from live_helpers import REPO, model_dir, simulated_eeg, wait_for  # noqa: F401
+from live_helpers import REPO, model_dir, simulated_eeg, stop_in_bounded_time, wait_for  # noqa: F401
 
 from scorer.hypnogram_file import HypnogramFile, read_rows
 from scorer.records import ScoredEpoch
@@ -382,13 +382,8 @@ def test_a_ward_whose_terminal_nobody_reads_still_finds_new_beds_and_stops_in_bo
         if view == "screen":                       # read again: the screen catches up with the new bed
             wait_for(lambda: read_some(f"{tag}-new".encode()), 30, "the new bed on the screen once read")
             fill_terminal(slave_path)              # and unread again for the ward's way out
-        t0 = time.monotonic()
-        ward.send_signal(signal.SIGTERM)
-        try:
-            rc = ward.wait(40)
-        except subprocess.TimeoutExpired:
-            pytest.fail("the ward hung on its way out behind a terminal nobody reads")
-        assert rc == 0 and time.monotonic() - t0 < 30
+        rc, took_s = stop_in_bounded_time(ward, 40, "the ward hung on its way out behind a terminal nobody reads")
+        assert rc == 0 and took_s < 30
     finally:
         if ward.poll() is None:
             for pid in ward_children(ward.pid).values():
