@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 import pylsl
-from paced import serve
+from paced import add_pacing_arguments, serve
 
 LABELS = ["Fp1", "Fp2", "F7", "F3", "Fz", "F4", "F8", "FC5", "FC1", "FC2", "FC6", "T7", "C3", "Cz", "C4", "T8",
           "TP9", "CP5", "CP1", "CP2", "CP6", "TP10", "P7", "P3", "Pz", "P4", "P8", "PO9", "O1", "Oz", "O2", "PO10"]
@@ -43,8 +43,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--source-id", default="BrainAmpSeries-Dev_1_SR-500.000000")
     p.add_argument("--name", default="BrainAmpSeries-Dev_1")
-    p.add_argument("--speed", type=float, default=1.0)
-    p.add_argument("--seconds", type=float, default=3600.0)
+    add_pacing_arguments(p)
     a = p.parse_args()
     info = pylsl.StreamInfo(a.name, "EEG", len(LABELS), RATE, "float32", a.source_id)
     chans = info.desc().append_child("channels")

@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 import pylsl
-from paced import serve
+from paced import add_pacing_arguments, serve
 
 LABELS = ["TP9", "AF7", "AF8", "TP10", "Right AUX"]
 RATE = 256.0
@@ -32,8 +32,7 @@ PACKET = 12
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--address", default="00:55:DA:B0:06:D6")
-    p.add_argument("--speed", type=float, default=1.0)
-    p.add_argument("--seconds", type=float, default=3600.0)
+    add_pacing_arguments(p)
     a = p.parse_args()
     info = pylsl.StreamInfo("Muse", "EEG", len(LABELS), RATE, "float32", f"Muse{a.address}")
     info.desc().append_child_value("manufacturer", "Muse")

@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 import pylsl
-from paced import serve
+from paced import add_pacing_arguments, serve
 
 RAILED_UV = 187500.0
 
@@ -36,8 +36,7 @@ def main() -> None:
     p.add_argument("--source-id", default="openbcigui")
     p.add_argument("--channels", type=int, default=8)
     p.add_argument("--rate", type=float, default=250.0)
-    p.add_argument("--speed", type=float, default=1.0)
-    p.add_argument("--seconds", type=float, default=3600.0)
+    add_pacing_arguments(p)
     a = p.parse_args()
     info = pylsl.StreamInfo(a.name, "EEG", a.channels, a.rate, "float32", a.source_id)
     outlet = pylsl.StreamOutlet(info)

@@ -6,11 +6,28 @@ how it is pushed (chunk, sample by sample, stamped or not).
 """
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable
 
 import numpy as np
 import pylsl
+
+
+def add_pacing_arguments(p: argparse.ArgumentParser, speed: float = 1.0) -> None:
+    """The options :func:`serve` takes from a peer's command line: ``--speed`` and ``--seconds``.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The peer's parser.
+    speed : float
+        ``--speed``'s default, x real time.
+    """
+    p.add_argument("--speed", type=float, default=speed,
+                   help=f"pace, x real time: 20 sends 20 s of signal per second (default: {speed:g})")
+    p.add_argument("--seconds", type=float, default=3600.0,
+                   help="seconds of signal to send, then the peer ends (default: 3600)")
 
 
 def serve(outlet: pylsl.StreamOutlet, rate_hz: float, block: int, speed: float, seconds: float,

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 import pylsl
-from paced import serve
+from paced import add_pacing_arguments, serve
 
 
 def main() -> None:
@@ -30,8 +30,7 @@ def main() -> None:
     p.add_argument("--channels", default="Fp1,Fpz-Cz")
     p.add_argument("--rate", type=float, default=250.0)
     p.add_argument("--unit", default="microvolts")
-    p.add_argument("--speed", type=float, default=10.0)
-    p.add_argument("--seconds", type=float, default=3600.0)
+    add_pacing_arguments(p, speed=10.0)
     p.add_argument("--flat", default="", help="comma-separated channels that carry a flat line")
     a = p.parse_args()
     labels = a.channels.split(",")
