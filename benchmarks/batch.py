@@ -122,13 +122,11 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=3,
+                   help="runs of `sleepstream score`, of scoring in a warm process and of the stager alone; "
+                        "medians count (default: 3)")
     add_weights_argument(p)
 
 
-def main(argv: list[str] | None = None) -> None:
-    script_main("batch", __doc__, add_arguments, run, argv, ".2f")
-
-
 if __name__ == "__main__":
-    main()
+    script_main("batch", __doc__, add_arguments, run, value_format=".2f")

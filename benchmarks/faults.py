@@ -53,20 +53,15 @@ and the ward's loop must get the CPU to notice.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
-import pty
 import random
 import re
 import resource
-import select
 import shutil
 import signal
-import struct
 import subprocess
 import sys
-import termios
 import threading
 import time
 import uuid
@@ -75,6 +70,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+from sleepstream.testing import UnreadTerminal
 
 from .common import (
     REPO,
@@ -516,32 +513,20 @@ def night_player(n_epochs: int):
     return player, stop, sid
 
 
-def takes_output(fd: int) -> bool:
-    p = select.poll()
-    p.register(fd, select.POLLOUT)
-    return bool(p.poll(0))
-
-
 def terminal_stalled(n_epochs: int, folder: Path) -> dict:
     """``live --out`` with its screen on a pty nobody reads."""
     player, stop, sid = night_player(n_epochs)
     out = folder / "terminal-stalled.tsv"
     cmd = sleepstream("live", "--source-id", sid, "--out", out, "--no-outlets", "--timeout", "60")
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-    env = dict(os.environ, TERM="xterm-256color", COLUMNS="100", LINES="30")
-    env.pop("NO_COLOR", None)
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
-    probe = os.dup(slave)
-    os.close(slave)
-    screen = bytearray()
+    terminal = UnreadTerminal(cmd, cwd=REPO)
+    proc = terminal.proc
     blocked_at_rows = None
     t0 = time.monotonic()
     try:
         last, last_t = -1, time.monotonic()
         while True:                       # until every epoch is on disk, or none came for 20 s
             rows = distinct_rows(out)[0]
-            if blocked_at_rows is None and not takes_output(probe):
+            if blocked_at_rows is None and not terminal.takes_output():
                 blocked_at_rows = rows
             if rows >= n_epochs or proc.poll() is not None:
                 break
@@ -553,36 +538,22 @@ def terminal_stalled(n_epochs: int, folder: Path) -> dict:
         stalled_s = time.monotonic() - t0
         rows_stalled = distinct_rows(out)[0]
         # the terminal is read again: the screen catches up; then the scorer is stopped
-        os.set_blocking(master, False)
-
-        def drain() -> bool:
-            try:
-                while True:
-                    screen.extend(os.read(master, 1 << 16))
-            except OSError:
-                pass
-            return False
-
         t_end = time.monotonic() + 3.0
         while time.monotonic() < t_end:
-            drain()
+            terminal.read()
             time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
         t_end = time.monotonic() + 30
         while proc.poll() is None and time.monotonic() < t_end:
-            drain()
+            terminal.read()
             time.sleep(0.05)
         end(proc)
-        drain()
+        terminal.read()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
-        os.close(probe)
+        terminal.close()
         stop.set()
         player.join(10)
-    text = screen.decode(errors="replace")
+    text = terminal.screen.decode(errors="replace")
     return {"epochs_expected": n_epochs, "epochs_on_disk_while_stalled": rows_stalled, "stalled_s": round(stalled_s, 1),
             "pty_stopped_taking_output": blocked_at_rows is not None, "rows_when_pty_filled": blocked_at_rows,
             "rc": proc.returncode, "command": shell(cmd) + "  (stdout and stderr: a pty nobody reads)",

@@ -85,33 +85,46 @@ def growth(samples: list[tuple], skip_h: float = 1.0) -> dict:
             "growth_mb_per_h": slope, "hours": float(hours[-1]), "n_samples": int(len(a))}
 
 
-def run_flood(args: argparse.Namespace) -> dict:
-    """Peak RSS of the scorer while a whole 8-h night arrives at ``--speed max``."""
-    from replay.player import Player, load_source
+def scorer_memory(tag: str, src, n_epochs: int, speed: float | None, weights: str | None, timeout_s: float,
+                  every_s: float = 0.25) -> tuple[list[tuple], str, list[str], object]:
+    """``sleepstream live --no-display --out`` in its own process, fed ``src`` by a replay
+    player in this process (looping unless ``speed`` is None: the night once, as fast as LSL
+    takes it), its memory sampled with :func:`watch` every ``every_s`` s until ``n_epochs``
+    are on disk (at most ``timeout_s`` s). ``tag`` names the stream and the scratch folder.
+    LSL must be configured first (:func:`configure_lsl`, before any LSL call). Returns the
+    samples, the scorer's stderr, its command and the (stopped) player."""
+    from replay.player import Player
 
-    configure_lsl()
-    night = simulated_night_file(8.0, seed=1)
-    name, sid = unique("memory-flood")
-    src = load_source(night)
-    n_epochs = src.n_epochs
-    player = Player(src, name=name, source_id=sid, speed=None)
+    name, sid = unique(tag)
+    player = Player(src, name=name, source_id=sid, speed=speed, loop=speed is not None)
     stop_player = threading.Event()
-    tmp = scratch_dir("bench-memory-flood-")
-    out = tmp / "night.tsv"
+    out = scratch_dir(f"bench-{tag}-") / "night.tsv"
     cmd = sleepstream("live", "--source-id", sid, "--no-display", "--out", out, "--epochs", n_epochs,
-                      "--outlet-name", name + "-scorer", *(("--weights", args.weights) if args.weights else ()))
-    progress(f"memory: a whole {src.duration_s / 3600:.0f}-h night ({n_epochs} epochs) at --speed max "
-             "into sleepstream live")
+                      "--outlet-name", name + "-scorer", *(("--weights", weights) if weights else ()))
     player.start(stop_player)
     proc = popen(cmd)
     try:
         wait_until(lambda: player.started.is_set(), 120, "the scorer to subscribe", proc=proc)
-        samples = watch(proc, out, n_epochs, timeout_s=180, every_s=0.05)   # ~10 s when nothing is lost
+        samples = watch(proc, out, n_epochs, timeout_s=timeout_s, every_s=every_s)
         _, err = stop(proc, 30)
     finally:
         stop(proc)
         stop_player.set()
         player.join(10)
+    return samples, err, cmd, player
+
+
+def run_flood(args: argparse.Namespace) -> dict:
+    """Peak RSS of the scorer while a whole 8-h night arrives at ``--speed max``."""
+    from replay.player import load_source
+
+    configure_lsl()
+    src = load_source(simulated_night_file(8.0, seed=1))
+    n_epochs = src.n_epochs
+    progress(f"memory: a whole {src.duration_s / 3600:.0f}-h night ({n_epochs} epochs) at --speed max "
+             "into sleepstream live")
+    samples, err, cmd, player = scorer_memory("memory-flood", src, n_epochs, None, args.weights,
+                                              timeout_s=180, every_s=0.05)   # ~10 s when nothing is lost
     n_gaps = err.count("marked as a gap")    # samples liblsl dropped show as gaps
     a = np.array([s for s in samples if np.isfinite(s[3])], dtype=float)
     peak = float(np.nanmax(a[:, 3]))
@@ -131,33 +144,17 @@ def run_flood(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from replay.player import Player, load_source
+    from replay.player import load_source
 
     if getattr(args, "flood", False):
         return run_flood(args)
     configure_lsl()
-    night = simulated_night_file(8.0, seed=1)
+    src = load_source(simulated_night_file(8.0, seed=1))
     n_epochs = int(round(args.hours * 120))
-    name, sid = unique("memory")
-    src = load_source(night)
-    player = Player(src, name=name, source_id=sid, speed=args.speed, loop=True)
-    stop_player = threading.Event()
-    tmp = scratch_dir("bench-memory-")
-    out = tmp / "night.tsv"
-    cmd = sleepstream("live", "--source-id", sid, "--no-display", "--out", out, "--epochs", n_epochs,
-                      "--outlet-name", name + "-scorer", *(("--weights", args.weights) if args.weights else ()))
     progress(f"memory: {args.hours:g} h of signal at {args.speed:g}x into sleepstream live "
              f"(~{args.hours * 3600 / args.speed:.0f} s)")
-    player.start(stop_player)
-    proc = popen(cmd)
-    try:
-        wait_until(lambda: player.started.is_set(), 120, "the scorer to subscribe", proc=proc)
-        samples = watch(proc, out, n_epochs, timeout_s=60 + 3 * args.hours * 3600 / args.speed)
-        stop(proc, 30)
-    finally:
-        stop(proc)
-        stop_player.set()
-        player.join(10)
+    samples, _, cmd, _ = scorer_memory("memory", src, n_epochs, args.speed, args.weights,
+                                       timeout_s=60 + 3 * args.hours * 3600 / args.speed)
     g = growth(samples)
     command = f"{this_command(MODULE, args.argv)}  # scorer: {shell(cmd)}"
     figures = [

@@ -147,13 +147,11 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=5,
+                   help="starts of `sleepstream live` timed, medians count; the missing-stream give-up is "
+                        "timed max(3, repeats) times (default: 5)")
     add_weights_argument(p)
 
 
-def main(argv: list[str] | None = None) -> None:
-    script_main("startup", __doc__, add_arguments, run, argv, ".2f")
-
-
 if __name__ == "__main__":
-    main()
+    script_main("startup", __doc__, add_arguments, run, value_format=".2f")

@@ -79,6 +79,19 @@ def terminate(proc: subprocess.Popen, timeout: float) -> None:
             proc.kill()
 
 
+def stop_in_bounded_time(proc: subprocess.Popen, timeout: float, hung: str) -> tuple[int, float]:
+    """Stop ``proc`` as Ctrl-C would (SIGTERM) and wait for it to end: the test fails with
+    ``hung`` (what hung, where) when it still runs after ``timeout`` s. Returns its exit code
+    and the seconds it took to end."""
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        rc = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(hung)
+    return rc, time.monotonic() - t0
+
+
 class PipeText:
     """What a process writes to one of its pipes, read on a thread as it comes (so the
     pipe never fills, and a test can wait for a line while the process runs)."""

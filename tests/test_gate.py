@@ -454,6 +454,21 @@ def start_sleep_player(speed: float, valve: Valve | None = None):
     return player, stop_player, name, sid
 
 
+def held_gated_scorer(speed: float, epochs: int):
+    """A sleep replay held by its valve (:func:`start_sleep_player`) and the command of a gated
+    ``sleepstream live`` on it: ``--gate epochs=<epochs>,guard=false`` (the window opens after
+    ``epochs`` epochs meeting the stages and probability rule), no display, no stage outlets,
+    ``--timeout 20`` (s). Returns the valve (held: release it once the listeners are ready),
+    the player, the event that stops it, the gate's ``--outlet-name`` (the marker stream is
+    that name + ``-gate``) and the command, not started."""
+    valve = Valve(held=True)
+    player, stop_player, name, sid = start_sleep_player(speed=speed, valve=valve)
+    gname = name + "-stim"
+    cmd = [sys.executable, "-m", "sleepstream.cli", "live", "--no-display", "--no-outlets", "--source-id", sid,
+           "--outlet-name", gname, "--gate", f"epochs={epochs},guard=false", "--timeout", "20"]
+    return valve, player, stop_player, gname, cmd
+
+
 class Lines:
     """The JSON lines a peer prints, read on a thread (a pipe is never left unread)."""
 
@@ -564,11 +579,7 @@ def test_killed_scorer_leaves_no_window_open_the_restarted_one_starts_closed_and
     # hears first does not depend on whether it or the (restarted) scorer got going first
     # on a loaded machine (a listener that reconnects after the restarted scorer opened a
     # window hears ('open', ...) instead: right, but a race for this test).
-    valve = Valve(held=True)
-    player, stop_player, name, sid = start_sleep_player(speed=20.0, valve=valve)
-    gname = name + "-stim"
-    cmd = [sys.executable, "-m", "sleepstream.cli", "live", "--no-display", "--no-outlets", "--source-id", sid,
-           "--outlet-name", gname, "--gate", "epochs=2,guard=false", "--timeout", "20"]
+    valve, player, stop_player, gname, cmd = held_gated_scorer(speed=20.0, epochs=2)
     procs: list[subprocess.Popen] = []
 
     def scorer() -> subprocess.Popen:

@@ -12,13 +12,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pylsl
 import pytest
-from live_helpers import REPO, Valve, terminate, unique_ids, wait_for
-from test_gate import FS, rec, start_listener, start_sleep_player
+from live_helpers import REPO, terminate, unique_ids, wait_for
+from test_gate import FS, held_gated_scorer, rec, start_listener
 
 from scorer.gate.outlet import LEASE_REASON, LEASE_S
 from scorer.gate.rules import GateRule
@@ -172,12 +171,8 @@ def test_sigstopped_scorer_leaves_no_window_open_for_the_shipped_and_the_plain_l
     # once the open is heard: with no new epoch, nothing closes the window before the
     # SIGSTOP lands (the default model misses the rule on about 40 % of these epochs, so a
     # close could come within the next second of data).
-    valve = Valve(held=True)
-    player, stop_player, name, sid = start_sleep_player(speed=30.0, valve=valve)
-    gname = name + "-stim"
-    scorer = subprocess.Popen([sys.executable, "-m", "sleepstream.cli", "live", "--no-display", "--no-outlets",
-                               "--source-id", sid, "--outlet-name", gname, "--gate", "epochs=1,guard=false",
-                               "--timeout", "20"], cwd=REPO, env=dict(os.environ), stdout=subprocess.DEVNULL,
+    valve, player, stop_player, gname, cmd = held_gated_scorer(speed=30.0, epochs=1)
+    scorer = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ), stdout=subprocess.DEVNULL,
                               stderr=open(tmp_path / "scorer.stderr", "w"))
     proc, lines, stop = start_listener(gname + "-gate", tmp_path, timeout=140)
     listener = sleepstream.GateListener(gname + "-gate")

@@ -8,25 +8,20 @@ the TSV; a Ctrl-S'd terminal, 0 of 960 (NOTES.md, "Failing closed"). Here with r
 (what a Ctrl-S'd or SIGSTOPped terminal is to the scorer)."""
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pty
-import select
-import signal
-import struct
 import subprocess
 import sys
-import termios
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from live_helpers import REPO, simulated_eeg, unique_ids, wait_for
+from live_helpers import REPO, simulated_eeg, stop_in_bounded_time, unique_ids, wait_for
 
 from scorer.bounded_output import BoundedWriter
 from scorer.hypnogram_file import read_rows
+from sleepstream.testing import UnreadTerminal
 
 N_EPOCHS = 300              # a few hundred epochs at --speed max: seconds (the pipe holds ~190 epochs of lines)
 
@@ -201,13 +196,6 @@ def test_status_json_into_a_pipe_nobody_reads_scores_every_epoch_into_the_tsv(tm
     assert len(data) <= 1 << 17 and len(lines) < 2 * N_EPOCHS
 
 
-def takes_output(tty_fd: int) -> bool:
-    """Whether the terminal would take a write now (poll: POLLOUT on the pty's slave side)."""
-    p = select.poll()
-    p.register(tty_fd, select.POLLOUT)
-    return bool(p.poll(0))
-
-
 @pytest.mark.lsl
 @pytest.mark.timeout(150)
 def test_the_screen_on_a_pty_nobody_reads_never_stops_scoring_and_catches_up_when_read(tmp_path):
@@ -217,15 +205,8 @@ def test_the_screen_on_a_pty_nobody_reads_never_stops_scoring_and_catches_up_whe
     and summary wait at most 2 s each for a dead terminal)."""
     player, stop, sid = replay()
     out = tmp_path / "night.tsv"
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-    env = dict(os.environ, TERM="xterm-256color", COLUMNS="100", LINES="30")
-    env.pop("NO_COLOR", None)
-    proc = subprocess.Popen(live_cmd(sid, out), cwd=REPO, env=env, stdin=slave, stdout=slave, stderr=slave,
-                            start_new_session=True)
-    probe = os.dup(slave)                    # to see from here whether the terminal takes output
-    os.close(slave)
-    screen = bytearray()
+    terminal = UnreadTerminal(live_cmd(sid, out), cwd=REPO)
+    proc = terminal.proc
     try:
         # nobody reads the terminal: the pty's buffer (~17 kB) fills within a few frames
         wait_for(lambda: out.exists() and len(read_rows(out)) >= N_EPOCHS, 90,
@@ -254,28 +235,15 @@ def test_the_screen_on_a_pty_nobody_reads_never_stops_scoring_and_catches_up_whe
         last = f"epoch {N_EPOCHS - 1} "
 
         def read_some() -> bool:
-            try:
-                screen.extend(os.read(master, 1 << 16))
-            except OSError:
-                pass
-            return last.encode() in screen[-200_000:]
+            terminal.read()
+            return last.encode() in terminal.screen[-200_000:]
 
-        os.set_blocking(master, False)
         wait_for(read_some, 30, f"'{last}' on the screen once the terminal is read")
         # unread again until the pty is full (the 1-Hz redraws), then stopped: a bounded end
-        wait_for(lambda: not takes_output(probe), 30, "the terminal to fill up again")
-        t0 = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(30)
-        except subprocess.TimeoutExpired:
-            pytest.fail("live hung on its way out behind a terminal nobody reads")
-        assert rc == 0 and time.monotonic() - t0 < 15, (rc, bytes(screen[-3000:]))
+        wait_for(lambda: not terminal.takes_output(), 30, "the terminal to fill up again")
+        rc, took_s = stop_in_bounded_time(proc, 30, "live hung on its way out behind a terminal nobody reads")
+        assert rc == 0 and took_s < 15, (rc, bytes(terminal.screen[-3000:]))
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
-        os.close(probe)
+        terminal.close()
         stop.set()
         player.join(10)

@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from live_helpers import REPO, model_dir, simulated_eeg, wait_for  # noqa: F401
+from live_helpers import REPO, model_dir, simulated_eeg, stop_in_bounded_time, wait_for  # noqa: F401
 
 from scorer.hypnogram_file import HypnogramFile, read_rows
 from scorer.records import ScoredEpoch
@@ -348,36 +348,20 @@ def test_a_ward_whose_terminal_nobody_reads_still_finds_new_beds_and_stops_in_bo
     and nobody reads it (a Ctrl-S'd or unread terminal). A bed that appears then still gets
     its worker (the ward's loop turns: scans, hang checks, restarts), the screen catches up
     when the terminal is read again, and SIGTERM ends the ward in bounded time."""
-    import fcntl
-    import pty
-    import struct
-    import termios
-
-    from test_stalled_readers import takes_output
     from test_ward_gate import ward_children
 
     from replay.player import Player, ReplaySource
+    from sleepstream.testing import UnreadTerminal
 
     tag = f"wt{uuid.uuid4().hex[:8]}"
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-    slave_path = os.ttyname(slave)
-    env = dict(os.environ, TERM="xterm-256color", COLUMNS="100", LINES="30")
-    env.pop("NO_COLOR", None)
     out = tmp_path / "ward"
-    ward = subprocess.Popen([sys.executable, "-m", "sleepstream.cli", "ward", "--name", f"{tag}-*", "--out", str(out),
-                             "--no-outlets", "--find-timeout", "20", *(["--no-display"] if view != "screen" else [])],
-                            cwd=REPO, env=env, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
-    probe = os.open(slave_path, os.O_WRONLY | os.O_NOCTTY)    # to see whether the terminal takes output
-    os.close(slave)
-    os.set_blocking(master, False)
-    seen = bytearray()
+    terminal = UnreadTerminal([sys.executable, "-m", "sleepstream.cli", "ward", "--name", f"{tag}-*", "--out",
+                               str(out), "--no-outlets", "--find-timeout", "20",
+                               *(["--no-display"] if view != "screen" else [])], cwd=REPO)
+    ward, slave_path, seen = terminal.proc, terminal.tty_path, terminal.screen
 
     def read_some(text: bytes) -> bool:
-        try:
-            seen.extend(os.read(master, 1 << 16))
-        except OSError:
-            pass
+        terminal.read()
         return text in seen
 
     stop = threading.Event()
@@ -387,32 +371,24 @@ def test_a_ward_whose_terminal_nobody_reads_still_finds_new_beds_and_stops_in_bo
         wait_for(lambda: read_some(up) or ward.poll() is not None, 60, "the ward to start")
         assert ward.poll() is None, bytes(seen[-2000:])
         fill_terminal(slave_path)                  # from now on nobody reads the terminal
-        assert not takes_output(probe)
+        assert not terminal.takes_output()
         x, _ = simulated_eeg(100.0, 4, seed=71)
         player = Player(ReplaySource.from_arrays(x[:, None], 100.0, ["Fpz-Cz"]), name=f"{tag}-new",
                         source_id=f"{tag}-sid", speed=1.0, loop=True)
         player.start(stop)
         wait_for(lambda: f"{tag}-new" in ward_children(ward.pid), 30,
                  "a worker for the bed that appeared while the terminal was stalled")
-        assert not takes_output(probe) and ward.poll() is None      # still stalled: the ward was not held up
+        assert not terminal.takes_output() and ward.poll() is None      # still stalled: the ward was not held up
         if view == "screen":                       # read again: the screen catches up with the new bed
             wait_for(lambda: read_some(f"{tag}-new".encode()), 30, "the new bed on the screen once read")
             fill_terminal(slave_path)              # and unread again for the ward's way out
-        t0 = time.monotonic()
-        ward.send_signal(signal.SIGTERM)
-        try:
-            rc = ward.wait(40)
-        except subprocess.TimeoutExpired:
-            pytest.fail("the ward hung on its way out behind a terminal nobody reads")
-        assert rc == 0 and time.monotonic() - t0 < 30
+        rc, took_s = stop_in_bounded_time(ward, 40, "the ward hung on its way out behind a terminal nobody reads")
+        assert rc == 0 and took_s < 30
     finally:
         if ward.poll() is None:
             for pid in ward_children(ward.pid).values():
                 os.kill(pid, signal.SIGKILL)
-            ward.kill()
-            ward.wait()
-        os.close(master)
-        os.close(probe)
+        terminal.close()
         stop.set()
         if player is not None:
             player.join(10)

@@ -19,11 +19,9 @@
 """
 from __future__ import annotations
 
-import functools
 import importlib
 import inspect
 import os
-import pkgutil
 import re
 import sys
 from contextlib import contextmanager
@@ -34,29 +32,15 @@ import docblocks
 from docutils import nodes
 from docutils.parsers.rst import directives
 from docutils.statemachine import StringList
+from public_api import PACKAGES, public_modules
 from sphinx.application import Sphinx
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
 log = logging.getLogger(__name__)
 
-#: the installed packages whose every public module gets an API page.
-PACKAGES = ("sleepstream", "sleepnet", "streamer", "scorer", "replay", "weights")
 API_DIR = "api/generated"
 CARDS_DIR = "models/generated"
-
-
-@functools.lru_cache(maxsize=1)
-def public_modules() -> tuple[str, ...]:
-    """Every importable public module of :data:`PACKAGES` (no part starting with ``_``)."""
-    names = []
-    for package in PACKAGES:
-        module = importlib.import_module(package)
-        names.append(package)
-        for info in pkgutil.walk_packages(module.__path__, package + "."):
-            if not any(part.startswith("_") for part in info.name.split(".")):
-                names.append(info.name)
-    return tuple(sorted(names))
 
 
 def _children(name: str, modules: tuple[str, ...]) -> list[str]:

@@ -31,6 +31,7 @@ import time
 
 import numpy as np
 import pylsl
+from paced import add_pacing_arguments, serve
 
 LABELS = ["Fp1", "Fp2", "F7", "F3", "Fz", "F4", "F8", "FC5", "FC1", "FC2", "FC6", "T7", "C3", "Cz", "C4", "T8",
           "TP9", "CP5", "CP1", "CP2", "CP6", "TP10", "P7", "P3", "Pz", "P4", "P8", "PO9", "O1", "Oz", "O2", "PO10"]
@@ -42,8 +43,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--source-id", default="BrainAmpSeries-Dev_1_SR-500.000000")
     p.add_argument("--name", default="BrainAmpSeries-Dev_1")
-    p.add_argument("--speed", type=float, default=1.0)
-    p.add_argument("--seconds", type=float, default=3600.0)
+    add_pacing_arguments(p)
     a = p.parse_args()
     info = pylsl.StreamInfo(a.name, "EEG", len(LABELS), RATE, "float32", a.source_id)
     chans = info.desc().append_child("channels")
@@ -58,26 +58,16 @@ def main() -> None:
     info.desc().append_child("versions").append_child_value("lsl_protocol", "1.10").append_child_value(
         "liblsl", "1.16").append_child_value("App", "1.16.0")
     outlet = pylsl.StreamOutlet(info)
-    print("ready", flush=True)
-    while not outlet.wait_for_consumers(1.0):
-        pass
-    print("consumer", flush=True)
     rng = np.random.default_rng(2)
     f4 = LABELS.index("F4")
-    t0 = pylsl.local_clock()
-    start = time.perf_counter()
-    sent, total = 0, int(a.seconds * RATE)
-    while sent < total:
-        if int((time.perf_counter() - start) * RATE * a.speed) < sent + CHUNK:
-            time.sleep(0.002)
-            continue
-        i = sent + np.arange(CHUNK)
+
+    def push(i: np.ndarray, stamps: np.ndarray) -> None:
         reference = 650.0 * np.sin(2 * np.pi * 0.7 * i / RATE)
         data = rng.normal(0.0, 3.0, (CHUNK, len(LABELS))) + reference[:, None]
         data[:, f4] += 20.0 * np.sin(2 * np.pi * 10.0 * i / RATE) + rng.normal(0.0, 15.0, CHUNK)
-        outlet.push_chunk(data.astype(np.float32), (t0 + i / RATE).tolist())
-        sent += CHUNK
-    time.sleep(2.0)
+        outlet.push_chunk(data.astype(np.float32), stamps.tolist())
+
+    serve(outlet, RATE, CHUNK, a.speed, a.seconds, push)
 
 
 if __name__ == "__main__":

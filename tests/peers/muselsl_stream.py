@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 import pylsl
+from paced import add_pacing_arguments, serve
 
 LABELS = ["TP9", "AF7", "AF8", "TP10", "Right AUX"]
 RATE = 256.0
@@ -31,8 +32,7 @@ PACKET = 12
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--address", default="00:55:DA:B0:06:D6")
-    p.add_argument("--speed", type=float, default=1.0)
-    p.add_argument("--seconds", type=float, default=3600.0)
+    add_pacing_arguments(p)
     a = p.parse_args()
     info = pylsl.StreamInfo("Muse", "EEG", len(LABELS), RATE, "float32", f"Muse{a.address}")
     info.desc().append_child_value("manufacturer", "Muse")
@@ -41,28 +41,18 @@ def main() -> None:
         chans.append_child("channel").append_child_value("label", c).append_child_value(
             "unit", "microvolts").append_child_value("type", "EEG")
     outlet = pylsl.StreamOutlet(info, PACKET)
-    print("ready", flush=True)
-    while not outlet.wait_for_consumers(1.0):
-        pass
-    print("consumer", flush=True)
     rng = np.random.default_rng(1)
-    t0 = pylsl.local_clock()
-    start = time.perf_counter()
-    sent, total = 0, int(a.seconds * RATE)
-    while sent < total:
-        if int((time.perf_counter() - start) * RATE * a.speed) < sent + PACKET:
-            time.sleep(0.002)
-            continue
-        i = sent + np.arange(PACKET)
+
+    def push(i: np.ndarray, stamps: np.ndarray) -> None:
         alpha = 20.0 * np.sin(2 * np.pi * 10.0 * i / RATE)
         data = np.column_stack([alpha + rng.normal(0.0, 15.0, PACKET),
                                 (0.3 * alpha)[:, None] + rng.normal(0.0, 8.0, (PACKET, 2)),
                                 alpha + rng.normal(0.0, 15.0, PACKET),
                                 rng.normal(0.0, 400.0, PACKET)])
         for k in range(PACKET):
-            outlet.push_sample(data[k].astype(np.float32), t0 + i[k] / RATE)
-        sent += PACKET
-    time.sleep(2.0)
+            outlet.push_sample(data[k].astype(np.float32), stamps[k])
+
+    serve(outlet, RATE, PACKET, a.speed, a.seconds, push)
 
 
 if __name__ == "__main__":

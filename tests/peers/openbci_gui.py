@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 import pylsl
+from paced import add_pacing_arguments, serve
 
 RAILED_UV = 187500.0
 
@@ -35,33 +36,22 @@ def main() -> None:
     p.add_argument("--source-id", default="openbcigui")
     p.add_argument("--channels", type=int, default=8)
     p.add_argument("--rate", type=float, default=250.0)
-    p.add_argument("--speed", type=float, default=1.0)
-    p.add_argument("--seconds", type=float, default=3600.0)
+    add_pacing_arguments(p)
     a = p.parse_args()
     info = pylsl.StreamInfo(a.name, "EEG", a.channels, a.rate, "float32", a.source_id)
     outlet = pylsl.StreamOutlet(info)
-    print("ready", flush=True)
-    while not outlet.wait_for_consumers(1.0):
-        pass
-    print("consumer", flush=True)
     rng = np.random.default_rng(0)
     chunk = 25   # the GUI pushes what arrived since its last frame
-    t0 = pylsl.local_clock()
-    start = time.perf_counter()
-    sent, total = 0, int(a.seconds * a.rate)
-    while sent < total:
-        if int((time.perf_counter() - start) * a.rate * a.speed) < sent + chunk:
-            time.sleep(0.002)
-            continue
-        i = sent + np.arange(chunk)
+
+    def push(i: np.ndarray, stamps: np.ndarray) -> None:
         data = np.full((chunk, a.channels), RAILED_UV)
         data[:, 0] = 20.0 * np.sin(2 * np.pi * 10.0 * i / a.rate) + rng.normal(0.0, 15.0, chunk)
         if a.speed > 1.0:
-            outlet.push_chunk(data.astype(np.float32), (t0 + i / a.rate).tolist())
+            outlet.push_chunk(data.astype(np.float32), stamps.tolist())
         else:
             outlet.push_chunk(data.astype(np.float32))
-        sent += chunk
-    time.sleep(2.0)
+
+    serve(outlet, a.rate, chunk, a.speed, a.seconds, push)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 import pylsl
+from paced import add_pacing_arguments, serve
 
 
 def main() -> None:
@@ -29,8 +30,7 @@ def main() -> None:
     p.add_argument("--channels", default="Fp1,Fpz-Cz")
     p.add_argument("--rate", type=float, default=250.0)
     p.add_argument("--unit", default="microvolts")
-    p.add_argument("--speed", type=float, default=10.0)
-    p.add_argument("--seconds", type=float, default=3600.0)
+    add_pacing_arguments(p, speed=10.0)
     p.add_argument("--flat", default="", help="comma-separated channels that carry a flat line")
     a = p.parse_args()
     labels = a.channels.split(",")
@@ -44,28 +44,16 @@ def main() -> None:
         ch.append_child_value("type", "EEG")
     info.desc().append_child("acquisition").append_child_value("manufacturer", "plain-pylsl-peer")
     outlet = pylsl.StreamOutlet(info, 32, 3600)
-    print("ready", flush=True)
-    while not outlet.wait_for_consumers(1.0):
-        pass
-    print("consumer", flush=True)
     rng = np.random.default_rng(0)
     chunk = 32
-    t0 = pylsl.local_clock()
-    start = time.perf_counter()
-    sent = 0
-    total = int(a.seconds * a.rate)
-    while sent < total:
-        due = int((time.perf_counter() - start) * a.rate * a.speed)
-        if due < sent + chunk:
-            time.sleep(0.002)
-            continue
-        i = sent + np.arange(chunk)
+
+    def push(i: np.ndarray, stamps: np.ndarray) -> None:
         alpha = 20.0 * np.sin(2 * np.pi * 10.0 * i / a.rate)
         data = alpha[:, None] + rng.normal(0.0, 15.0, (chunk, len(labels)))
         data[:, flat] = 0.0
-        outlet.push_chunk(data.astype(np.float32), (t0 + i / a.rate).tolist())
-        sent += chunk
-    time.sleep(2.0)
+        outlet.push_chunk(data.astype(np.float32), stamps.tolist())
+
+    serve(outlet, a.rate, chunk, a.speed, a.seconds, push)
 
 
 if __name__ == "__main__":
