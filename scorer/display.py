@@ -37,8 +37,9 @@ from rich.live import Live
 from rich.segment import Segment
 from rich.text import Text
 
+from sleepnet.doc_sections import sections_of
+
 from .display_state import DisplayState
-from .doc_sections import sections_of
 from .log_capture import LogAboveScreen
 from .records import ScoredEpoch
 from .screen import render

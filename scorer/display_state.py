@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sleepnet.doc_sections import sections_of
 from sleepnet.metrics import Agreement
 from sleepnet.report.sleep_stats import RunningSleepStats, SleepStats
 from sleepnet.stages import EPOCH_S, UNSCORED, stage_code
 
-from .doc_sections import sections_of
 from .history import AgreementCounts
 from .records import ScoredEpoch
 from .sinks import Sink, StreamStatus

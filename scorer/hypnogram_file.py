@@ -48,9 +48,9 @@ from pathlib import Path
 
 from pylsl import local_clock as lsl_clock
 
+from sleepnet.doc_sections import sections_of
 from sleepnet.errors import SleepstreamError
 
-from .doc_sections import sections_of
 from .records import ScoredEpoch
 from .sinks import Sink, StreamStatus
 

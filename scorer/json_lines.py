@@ -47,8 +47,9 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, TextIO
 
+from sleepnet.doc_sections import filled, sections_of
+
 from .bounded_output import CLOSE_WAIT_S, MAX_QUEUED, BoundedWriter
-from .doc_sections import filled, sections_of
 from .records import ScoredEpoch
 from .sinks import Sink, StreamStatus
 

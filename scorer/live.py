@@ -69,6 +69,7 @@ from pathlib import Path
 import numpy as np
 import pylsl
 
+from sleepnet.doc_sections import filled
 from sleepnet.metrics import Agreement, agreement, agreement_from_counts
 from sleepnet.models.base import StagingModel
 from sleepnet.preprocess import QualityThresholds
@@ -78,7 +79,6 @@ from streamer.resolve import Resolved, StreamQuery, resolve
 from streamer.stream import DEFAULT_BUFLEN_S, DEFAULT_CHANNEL, EEGStream, SampleChunk
 from streamer.truth import TruthMarker, TruthStream
 
-from .doc_sections import filled
 from .history import AgreementCounts, LatencyStats, RecentDict
 from .records import ScoredEpoch
 from .sinks import SafeCaller, Sink, StreamStatus, as_sink, sink_name

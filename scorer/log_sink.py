@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 import math
 
+from sleepnet.doc_sections import sections_of
 from sleepnet.stages import UNSCORED_NAME
 
-from .doc_sections import sections_of
 from .records import ScoredEpoch
 from .sinks import Sink, StreamStatus
 

@@ -33,9 +33,9 @@ import time
 
 import pylsl
 
+from sleepnet.doc_sections import sections_of
 from sleepnet.stages import EPOCH_S, STAGES, UNSCORED_NAME
 
-from .doc_sections import sections_of
 from .records import ScoredEpoch
 from .sinks import Sink
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from scorer.doc_sections import filled, sections_of
 from scorer.sinks import Sink
+from sleepnet.doc_sections import filled, sections_of
 
 
 def test_sections_of_keeps_the_summary_and_takes_the_owner_sections():

@@ -41,7 +41,7 @@ try:                                   # pylsl 1.18.6: not exported as pylsl.Los
 except ImportError:                    # pragma: no cover - other pylsl versions
     from pylsl import LostError  # type: ignore[attr-defined,no-redef]
 
-from scorer.doc_sections import sections_of
+from sleepnet.doc_sections import sections_of
 
 from .outlet import CLOSE_EVENT, GATE_SUFFIX, LEASE_REASON, LEASE_S, OPEN_EVENT
 

@@ -36,9 +36,9 @@ from collections.abc import Callable
 import numpy as np
 import pylsl
 
-from scorer.doc_sections import sections_of
 from scorer.records import ScoredEpoch
 from scorer.sinks import Sink, StreamStatus
+from sleepnet.doc_sections import sections_of
 from streamer.stream import SampleChunk
 
 from .guard import ArousalGuard

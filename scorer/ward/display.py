@@ -28,8 +28,7 @@ from collections.abc import Callable
 
 from rich.console import Console, RenderableType
 
-from scorer.display import CLOSE_WAIT_S, ScreenFeed
-from scorer.feed_counters import FeedCounters
+from scorer.display import CLOSE_WAIT_S, FedScreen
 from scorer.records import ScoredEpoch
 
 from .screen import render
@@ -160,8 +159,9 @@ class KeyReader:
         termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
 
 
-class WardDisplay(FeedCounters):
-    """The ward's screen (see the module text).
+class WardDisplay(FedScreen):
+    """The ward's screen (see the module text); its counts (``frames``, ``frames_dropped``,
+    ``log_dropped``) are :class:`~scorer.display.FedScreen`'s.
 
     Parameters
     ----------
@@ -178,8 +178,7 @@ class WardDisplay(FeedCounters):
 
     def __init__(self, console: Console | None = None, *, keys: bool = True,
                  max_fps: float = 10.0, wall_clock: Callable[[], float] = time.time) -> None:
-        self._feed = ScreenFeed(console)
-        self.console = self._feed.console
+        super().__init__(console)
         self.nav = Navigation()
         self.last_note = ""
         self._wall_clock = wall_clock

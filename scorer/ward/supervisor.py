@@ -15,7 +15,6 @@ ended, are made up from the bed's hypnogram file (:mod:`scorer.ward.catchup`).
 """
 from __future__ import annotations
 
-import inspect
 import logging
 import queue
 import threading
@@ -27,6 +26,7 @@ from typing import Protocol, TypeVar
 from scorer.display_state import DisplayState
 from scorer.json_lines import EPOCH
 from scorer.records import ScoredEpoch
+from sleepnet.doc_sections import sections_of
 
 from .beds import BedSelector, StreamSeen, bed_name
 from .catchup import LineCount, TsvTail
@@ -161,14 +161,9 @@ def view_method(method: _ViewMethod) -> _ViewMethod:
     AttributeError
         When :class:`WardView` has no method of that name.
     ValueError
-        When the protocol's method takes no parameters (nothing to share).
+        When the protocol's method has no docstring sections (nothing to share).
     """
-    shared = inspect.getdoc(getattr(WardView, method.__name__)) or ""
-    start = shared.find("Parameters\n")
-    if start < 0:
-        raise ValueError(f"WardView.{method.__name__} documents no parameters to share")
-    method.__doc__ = f"{inspect.cleandoc(method.__doc__ or '')}\n\n{shared[start:]}\n"
-    return method
+    return sections_of(getattr(WardView, method.__name__), method.__doc__ or "")(method)
 
 
 class StreamWatch:

@@ -54,6 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..doc_sections import filled
 from ..stages import EDF_STAGE_TEXTS, EPOCH_S, N_STAGES, edf_stage_annotations, epoch_samples
 from .control import control_traces
 from .envelope import draw_targets, impose_envelope
@@ -74,24 +75,24 @@ DEMO_SEED = 20240611
 DEMO_SFREQ = 100.0
 
 #: Parameter descriptions several functions here share, filled into their docstrings'
-#: ``{name}`` fields by :func:`_shared_doc` (one home for each text).
+#: ``{name}`` fields by :func:`_shared_doc` (:func:`~sleepnet.doc_sections.filled`).
 _PARAM_DOCS = {
-    "subject": """subject : SubjectParams, optional
-        The simulated person (default: drawn from ``seed``).""",
-    "params": """params : SimulationParams, optional
-        The simulator's parameters (default: :func:`~sleepnet.sim.parameters.load_params`).""",
-    "night_of": """hours : float
-        Time in bed, h, as given to :func:`simulate_night`.
-    seed : int
-        The night's seed.""",
+    "subject": """
+subject : SubjectParams, optional
+    The simulated person (default: drawn from ``seed``).
+""",
+    "params": """
+params : SimulationParams, optional
+    The simulator's parameters (default: :func:`~sleepnet.sim.parameters.load_params`).
+""",
+    "night_of": """
+hours : float
+    Time in bed, h, as given to :func:`simulate_night`.
+seed : int
+    The night's seed.
+""",
 }
-
-
-def _shared_doc(func):
-    """Fill ``func``'s docstring's ``{name}`` fields from :data:`_PARAM_DOCS`."""
-    if func.__doc__:  # None under python -OO
-        func.__doc__ = func.__doc__.format_map(_PARAM_DOCS)
-    return func
+_shared_doc = filled(**_PARAM_DOCS)
 
 
 @dataclass(frozen=True)

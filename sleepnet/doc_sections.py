@@ -8,6 +8,9 @@ the module is imported, so ``help()``, numpydoc's validator and the docs site re
 
 Where several functions of one module take the same parameters, the module keeps their
 description once, as a fragment, and :func:`filled` puts it into each docstring.
+
+It lives in ``sleepnet``, the lowest part, so that every part can use it (the sinks, the
+ward's views, the simulator).
 """
 from __future__ import annotations
 
