@@ -35,20 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .common import (
-    Figure,
-    add_weights_argument,
-    configure_lsl,
-    outputs,
-    popen,
-    progress,
-    scratch_dir,
-    script_main,
-    shell,
-    sleepstream,
-    this_command,
-    unique,
-)
+from . import common
 
 HWM_ENV = "SLEEPSTREAM_BENCH_HWM_FILE"
 #: ``python -c`` this, then the command's arguments: the ``sleepstream`` command, which
@@ -105,8 +92,8 @@ def run_until_exit(cmd: list[str], timeout_s: float) -> dict:
     """Run the ``sleepstream`` command ``cmd`` to its end (killed after ``timeout_s``):
     exit code, stdout, stderr, peak RSS (MB, its VmHWM at exit; NaN when killed) and CPU
     time (s)."""
-    hwm = scratch_dir("bench-hwm-") / "vmhwm"
-    proc = popen([sys.executable, "-c", _WITH_HWM, *cmd[1:]], env={**os.environ, HWM_ENV: str(hwm)})
+    hwm = common.scratch_dir("bench-hwm-") / "vmhwm"
+    proc = common.popen([sys.executable, "-c", _WITH_HWM, *cmd[1:]], env={**os.environ, HWM_ENV: str(hwm)})
     t_end = time.perf_counter() + timeout_s
     killed = False
     while True:
@@ -118,7 +105,7 @@ def run_until_exit(cmd: list[str], timeout_s: float) -> dict:
             killed = True
         time.sleep(0.02)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    out, err = outputs(proc)
+    out, err = common.outputs(proc)
     try:
         peak = int(hwm.read_text().split()[1]) / 1024
     except (OSError, IndexError, ValueError):
@@ -150,11 +137,11 @@ def _pusher(outlet, channels: int, rate: float, stop: threading.Event, speed: fl
 
 def try_bad(bad: BadStream, timeout_s: float) -> dict:
     """Point ``sleepstream live`` at one bad stream; was it refused as it should be?"""
-    name, sid = unique("bad")
+    name, sid = common.unique("bad")
     outlet = _outlet(bad, name, sid)
     stop = threading.Event()
     pusher = _pusher(outlet, bad.channels, bad.rate, stop, chunk_s=0.01) if bad.push else None
-    cmd = sleepstream("live", "--source-id", sid, "--timeout", timeout_s, "--no-display", "--no-outlets")
+    cmd = common.sleepstream("live", "--source-id", sid, "--timeout", timeout_s, "--no-display", "--no-outlets")
     try:
         r = run_until_exit(cmd, timeout_s + 60.0)
     finally:
@@ -165,21 +152,21 @@ def try_bad(bad: BadStream, timeout_s: float) -> dict:
     lines = [ln for ln in r["stderr"].splitlines() if ln.strip()]
     refused = r["rc"] == 2 and len(lines) == 1 and "Traceback" not in r["stderr"] and not r["killed"]
     return {"stream": bad.label, "refused": refused, "rc": r["rc"], "line": lines[-1] if lines else "",
-            "peak_rss_mb": r["peak_rss_mb"], "command": shell(cmd)}
+            "peak_rss_mb": r["peak_rss_mb"], "command": common.shell(cmd)}
 
 
 def score_wide_stream(tmp, epochs: int, speed: float, weights: str | None) -> dict:
     """``sleepstream live`` on a 20 kHz x 64-channel float32 stream, ``epochs`` epochs."""
     import pylsl
 
-    name, sid = unique("wide")
+    name, sid = common.unique("wide")
     info = pylsl.StreamInfo(name, "EEG", 64, 20_000.0, "float32", sid)
     info.set_channel_labels([f"ch{i}" for i in range(63)] + ["Fpz-Cz"])
     info.set_channel_units(["microvolts"] * 64)
     outlet = pylsl.StreamOutlet(info, 0, 10)
     out = tmp / f"{name}.tsv"
-    cmd = sleepstream("live", "--source-id", sid, "--no-display", "--no-outlets", "--out", out,
-                      "--epochs", epochs, *(("--weights", weights) if weights else ()))
+    cmd = common.sleepstream("live", "--source-id", sid, "--no-display", "--no-outlets", "--out", out,
+                             "--epochs", epochs, *(("--weights", weights) if weights else ()))
     stop = threading.Event()
     pusher = None
     try:
@@ -202,7 +189,7 @@ def score_wide_stream(tmp, epochs: int, speed: float, weights: str | None) -> di
     rows = read_rows(out) if out.exists() else []
     return {"epochs_scored": len(rows), "epochs_asked": epochs, "rc": r["rc"], "peak_rss_mb": r["peak_rss_mb"],
             "cpu_s": r["cpu_s"], "cpu_s_per_signal_s": r["cpu_s"] / (epochs * 30.0),
-            "stderr_tail": r["stderr"][-400:], "command": shell(cmd)}
+            "stderr_tail": r["stderr"][-400:], "command": common.shell(cmd)}
 
 
 def measure(epochs: int = 2, speed: float = 1.0, timeout_s: float = 3.0, weights: str | None = None) -> dict:
@@ -217,14 +204,14 @@ def measure(epochs: int = 2, speed: float = 1.0, timeout_s: float = 3.0, weights
         (the accepted stream, scored for ``epochs`` epochs at ``speed`` x real time),
         ``epochs_scored_20khz_64ch``, and ``cases`` (each bad stream's outcome).
     """
-    configure_lsl()
+    common.configure_lsl()
     cases = []
     for bad in BAD_STREAMS:
-        progress(f"bad streams: sleepstream live on a stream with {bad.label}")
+        common.progress(f"bad streams: sleepstream live on a stream with {bad.label}")
         cases.append(try_bad(bad, timeout_s))
     hundred = next(c for c in cases if c["stream"].startswith("100 kHz"))
-    progress(f"bad streams: sleepstream live scoring a 20 kHz x 64-channel stream, {epochs} epochs at {speed:g}x")
-    wide = score_wide_stream(scratch_dir("bench-bad-streams-"), epochs, speed, weights)
+    common.progress(f"bad streams: sleepstream live scoring a 20 kHz x 64-channel stream, {epochs} epochs at {speed:g}x")
+    wide = score_wide_stream(common.scratch_dir("bench-bad-streams-"), epochs, speed, weights)
     return {"bad_streams_refused": sum(c["refused"] for c in cases), "bad_streams_tried": len(cases),
             "rss_mb_100khz_stream": hundred["peak_rss_mb"], "refused_100khz": hundred["refused"],
             "rss_mb_20khz_64ch_stream": wide["peak_rss_mb"], "epochs_scored_20khz_64ch": wide["epochs_scored"],
@@ -233,26 +220,26 @@ def measure(epochs: int = 2, speed: float = 1.0, timeout_s: float = 3.0, weights
 
 def run(args: argparse.Namespace) -> dict:
     m = measure(args.epochs, args.speed, args.timeout, args.weights)
-    command = this_command(MODULE, args.argv)
+    command = common.this_command(MODULE, args.argv)
     refused, tried = m["bad_streams_refused"], m["bad_streams_tried"]
     missed = [c["stream"] for c in m["cases"] if not c["refused"]]
     wide = m["wide"]
     figures = [
-        Figure("bad streams refused by `sleepstream live` (exit 2, one line)", float(refused), "streams",
-               f"{tried} of {tried}", refused == tried, command,
-               note=f"{refused}/{tried}" + (f"; not refused: {', '.join(missed)}" if missed else ""),
-               detail={"bad_streams_refused": refused, "bad_streams_tried": tried, "cases": m["cases"]}),
-        Figure("peak RSS of `sleepstream live` pointed at a 100 kHz x 64-channel stream", m["rss_mb_100khz_stream"],
-               "MB", f"< {RSS_TARGET_MB:g} MB, or refused",
-               m["refused_100khz"] or m["rss_mb_100khz_stream"] < RSS_TARGET_MB, command,
-               note="refused before the model loads" if m["refused_100khz"] else "NOT refused",
-               detail={"rss_mb_100khz_stream": m["rss_mb_100khz_stream"], "refused": m["refused_100khz"]}),
-        Figure(f"peak RSS of `sleepstream live` scoring a 20 kHz x 64-channel stream ({args.epochs} epochs, "
-               f"{args.speed:g}x real time)", wide["peak_rss_mb"], "MB", f"< {RSS_TARGET_MB:g} MB",
-               wide["peak_rss_mb"] < RSS_TARGET_MB and wide["epochs_scored"] == args.epochs, command,
-               note=(f"{wide['epochs_scored']}/{args.epochs} epochs scored; scorer CPU "
-                     f"{wide['cpu_s_per_signal_s']:.2f} s per s of signal; inlet queue bounded at 256 MiB"),
-               detail=wide),
+        common.Figure("bad streams refused by `sleepstream live` (exit 2, one line)", float(refused), "streams",
+                      f"{tried} of {tried}", refused == tried, command,
+                      note=f"{refused}/{tried}" + (f"; not refused: {', '.join(missed)}" if missed else ""),
+                      detail={"bad_streams_refused": refused, "bad_streams_tried": tried, "cases": m["cases"]}),
+        common.Figure("peak RSS of `sleepstream live` pointed at a 100 kHz x 64-channel stream", m["rss_mb_100khz_stream"],
+                      "MB", f"< {RSS_TARGET_MB:g} MB, or refused",
+                      m["refused_100khz"] or m["rss_mb_100khz_stream"] < RSS_TARGET_MB, command,
+                      note="refused before the model loads" if m["refused_100khz"] else "NOT refused",
+                      detail={"rss_mb_100khz_stream": m["rss_mb_100khz_stream"], "refused": m["refused_100khz"]}),
+        common.Figure(f"peak RSS of `sleepstream live` scoring a 20 kHz x 64-channel stream ({args.epochs} epochs, "
+                      f"{args.speed:g}x real time)", wide["peak_rss_mb"], "MB", f"< {RSS_TARGET_MB:g} MB",
+                      wide["peak_rss_mb"] < RSS_TARGET_MB and wide["epochs_scored"] == args.epochs, command,
+                      note=(f"{wide['epochs_scored']}/{args.epochs} epochs scored; scorer CPU "
+                            f"{wide['cpu_s_per_signal_s']:.2f} s per s of signal; inlet queue bounded at 256 MiB"),
+                      detail=wide),
     ]
     return {"figures": figures, **{k: v for k, v in m.items() if k not in ("cases", "wide")}}
 
@@ -261,8 +248,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=2, help="epochs of the accepted 20-kHz stream (default: 2)")
     p.add_argument("--speed", type=float, default=1.0, help="its pace, x real time (default: 1)")
     p.add_argument("--timeout", type=float, default=3.0, help="live's --timeout for the bad streams (default: 3)")
-    add_weights_argument(p)
+    common.add_weights_argument(p)
 
 
 if __name__ == "__main__":
-    script_main("bad_streams", __doc__, add_arguments, run, value_format=".1f")
+    common.script_main("bad_streams", __doc__, add_arguments, run, value_format=".1f")

@@ -22,18 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (
-    REPO,
-    Figure,
-    add_weights_argument,
-    progress,
-    scratch_dir,
-    script_main,
-    shell,
-    simulated_night_file,
-    sleepstream,
-    this_command,
-)
+from . import common
 
 MODULE = "benchmarks.batch"
 TARGET_S = 3.0
@@ -77,15 +66,15 @@ def stager_alone(model, path: Path, repeats: int) -> tuple[np.ndarray, float]:
 def run(args: argparse.Namespace) -> dict:
     from sleepnet.weights import load_model
 
-    night = simulated_night_file(8.0, seed=1)
-    tmp = scratch_dir("bench-batch-")
-    cmd = sleepstream("score", night, "--out", tmp / "night.csv", "--quiet",
-                      *(("--weights", args.weights) if args.weights else ()))
+    night = common.simulated_night_file(8.0, seed=1)
+    tmp = common.scratch_dir("bench-batch-")
+    cmd = common.sleepstream("score", night, "--out", tmp / "night.csv", "--quiet",
+                             *(("--weights", args.weights) if args.weights else ()))
     walls = []
     for i in range(args.repeats):
-        progress(f"batch: sleepstream score, run {i + 1}/{args.repeats}")
+        common.progress(f"batch: sleepstream score, run {i + 1}/{args.repeats}")
         t = time.perf_counter()
-        p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+        p = subprocess.run(cmd, cwd=common.REPO, capture_output=True, text=True, timeout=600)
         walls.append(time.perf_counter() - t)
         if p.returncode != 0:
             raise RuntimeError(f"sleepstream score failed: {p.stderr.strip()[-500:]}")
@@ -100,23 +89,23 @@ def run(args: argparse.Namespace) -> dict:
         inner.append(s)
     per_epoch_ms, whole_s = stager_alone(model, night, args.repeats)
     with_s, without_s = float(np.median(walls)), float(np.median(inner))
-    command = this_command(MODULE, args.argv)
+    command = common.this_command(MODULE, args.argv)
     figures = [
-        Figure("batch: 8-h night, sleepstream score (with start-up)", with_s, "s", f"< {TARGET_S:g} s",
-               with_s < TARGET_S, f"{command}  # times: {shell(cmd)}",
-               note=f"{n_rows / with_s:.0f} epochs/s; {n_rows} epochs; of which ~{with_s - without_s:.1f} s is "
+        common.Figure("batch: 8-h night, sleepstream score (with start-up)", with_s, "s", f"< {TARGET_S:g} s",
+                      with_s < TARGET_S, f"{command}  # times: {common.shell(cmd)}",
+                      note=f"{n_rows / with_s:.0f} epochs/s; {n_rows} epochs; of which ~{with_s - without_s:.1f} s is "
                     f"start-up (Python, imports (torch only for a CNN–LSTM), model); median of {args.repeats}",
-               detail={"runs_s": walls, "epochs": n_rows, "epochs_per_s": n_rows / with_s}),
-        Figure("batch: 8-h night, model already loaded", without_s, "s", f"< {TARGET_S:g} s",
-               without_s < TARGET_S, command,
-               note=f"{n / without_s:.0f} epochs/s (read+preprocess+score+CSV); model load {load_s:.2f} s",
-               detail={"runs_s": inner, "epochs": n, "epochs_per_s": n / without_s, "model_load_s": load_s}),
-        Figure("batch: the stager alone, one epoch per call (as live), CPU", float(np.median(per_epoch_ms)), "ms",
-               "", None, command,
-               note=f"CPU of the calling thread, median per epoch over {len(per_epoch_ms)} epochs, p99 "
+                      detail={"runs_s": walls, "epochs": n_rows, "epochs_per_s": n_rows / with_s}),
+        common.Figure("batch: 8-h night, model already loaded", without_s, "s", f"< {TARGET_S:g} s",
+                      without_s < TARGET_S, command,
+                      note=f"{n / without_s:.0f} epochs/s (read+preprocess+score+CSV); model load {load_s:.2f} s",
+                      detail={"runs_s": inner, "epochs": n, "epochs_per_s": n / without_s, "model_load_s": load_s}),
+        common.Figure("batch: the stager alone, one epoch per call (as live), CPU", float(np.median(per_epoch_ms)), "ms",
+                      "", None, command,
+                      note=f"CPU of the calling thread, median per epoch over {len(per_epoch_ms)} epochs, p99 "
                     f"{np.percentile(per_epoch_ms, 99):.2f} ms; the whole night in one call {whole_s:.2f} s of CPU "
                     f"(median of {args.repeats})",
-               detail={"p99_ms": float(np.percentile(per_epoch_ms, 99)), "whole_night_s": whole_s}),
+                      detail={"p99_ms": float(np.percentile(per_epoch_ms, 99)), "whole_night_s": whole_s}),
     ]
     return {"figures": figures, "night": str(night), "model_id": model.model_id}
 
@@ -125,8 +114,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=3,
                    help="runs of `sleepstream score`, of scoring in a warm process and of the stager alone; "
                         "medians count (default: 3)")
-    add_weights_argument(p)
+    common.add_weights_argument(p)
 
 
 if __name__ == "__main__":
-    script_main("batch", __doc__, add_arguments, run, value_format=".2f")
+    common.script_main("batch", __doc__, add_arguments, run, value_format=".2f")

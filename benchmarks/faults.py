@@ -73,27 +73,13 @@ import numpy as np
 
 from sleepstream.testing import UnreadTerminal
 
-from .common import (
-    REPO,
-    Figure,
-    configure_lsl,
-    outputs,
-    popen,
-    progress,
-    scratch_dir,
-    script_main,
-    shell,
-    simulated_night_file,
-    sleepstream,
-    this_command,
-    unique,
-)
+from . import common
 
 MODULE = "benchmarks.faults"
 FS = 100.0
 LEASE_TARGET_S = 2.5
 HANG_SLACK_S = 5.0
-PLAIN_LISTENER = REPO / "tests" / "peers" / "gate_listener.py"
+PLAIN_LISTENER = common.REPO / "tests" / "peers" / "gate_listener.py"
 GATE_RULE = "epochs=1,guard=false,min_probability=0.5,max_open_s=7200"
 HOLD_S = 1.0                    # a window held open this long (plus up to one renewal period) before a fault
 NET = ("10.19.0.1", "10.19.0.2", 30)   # the scorer's end, the listeners' end: a /30 used only here
@@ -248,11 +234,11 @@ def start_listeners(gate_name: str, folder: Path, wrap: list[str] | None = None,
     a prefix such as ``ip netns exec NS``). Returns ({label: Lines}, processes, stop file)."""
     wrap = wrap or []
     stop = folder / f"stop-{uuid.uuid4().hex[:6]}"
-    shipped = subprocess.Popen([*wrap, sys.executable, "-c", SHIPPED_LISTENER, gate_name], cwd=REPO, env=env,
+    shipped = subprocess.Popen([*wrap, sys.executable, "-c", SHIPPED_LISTENER, gate_name], cwd=common.REPO, env=env,
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                stderr=open(folder / "shipped-listener.stderr", "w"), text=True)
     plain = subprocess.Popen([*wrap, sys.executable, str(PLAIN_LISTENER), "--name", gate_name, "--timeout", "1200",
-                              "--stop-file", str(stop)], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                              "--stop-file", str(stop)], cwd=common.REPO, env=env, stdout=subprocess.PIPE,
                              stderr=open(folder / "plain-listener.stderr", "w"), text=True)
     return {"shipped": Lines(shipped), "plain": Lines(plain)}, [shipped, plain], stop
 
@@ -326,8 +312,8 @@ def lapse_trials(listeners: dict, repeats: int, cut: Callable[[], None], restore
             lapsed = (trial["shipped_reason"] in ("lease expired", "stream lost")
                       and trial["plain_reason"] in ("expired", "lost"))
             (trials if lapsed else aside).append(trial)
-            progress(f"{what}: shipped listener closed after {trial['shipped_s']:.2f} s ({trial['shipped_reason']}), "
-                     f"plain after {trial['plain_s']:.2f} s ({trial['plain_reason']})")
+            common.progress(f"{what}: shipped listener closed after {trial['shipped_s']:.2f} s ({trial['shipped_reason']}), "
+                            f"plain after {trial['plain_s']:.2f} s ({trial['plain_reason']})")
     except (TimeoutError, RuntimeError) as exc:
         tails = {k: [{kk: vv for kk, vv in d.items() if kk != "_t"} for d in v.got[-4:]] for k, v in listeners.items()}
         return trials, aside, f"{exc} (the listeners' last lines: {json.dumps(tails)})"
@@ -335,7 +321,7 @@ def lapse_trials(listeners: dict, repeats: int, cut: Callable[[], None], restore
 
 
 def lapse_figures(name: str, what: str, trials: list[dict], aside: list[dict], command: str,
-                  extra: str, detail: dict, error: str | None = None) -> list[Figure]:
+                  extra: str, detail: dict, error: str | None = None) -> list[common.Figure]:
     figures = []
     for label, words in (("shipped", "the shipped sleepstream.GateListener (on_close)"),
                          ("plain", "the plain README listener (tests/peers/gate_listener.py)")):
@@ -349,16 +335,16 @@ def lapse_figures(name: str, what: str, trials: list[dict], aside: list[dict], c
             note += f"; {len(aside)} trial(s) set aside (the scorer's own close was in flight)"
         if error:
             note += f"; STOPPED EARLY: {error[:200]}"
-        figures.append(Figure(fig_name, worst, "s", f"< {LEASE_TARGET_S:g} s",
-                              None if worst is None else worst < LEASE_TARGET_S and not error, command, note,
-                              {"trials": trials, "set_aside": aside, "worst_s": worst, "median_s": med,
-                               "error": error, **detail}))
+        figures.append(common.Figure(fig_name, worst, "s", f"< {LEASE_TARGET_S:g} s",
+                                     None if worst is None else worst < LEASE_TARGET_S and not error, command, note,
+                                     {"trials": trials, "set_aside": aside, "worst_s": worst, "median_s": med,
+                                      "error": error, **detail}))
     return figures
 
 
 def gated_live(sid: str, gname: str, out: Path, *extra: str) -> list[str]:
-    return sleepstream("live", "--source-id", sid, "--no-display", "--no-outlets", "--outlet-name", gname,
-                       "--gate", GATE_RULE, "--out", out, "--timeout", "60", *extra)
+    return common.sleepstream("live", "--source-id", sid, "--no-display", "--no-outlets", "--outlet-name", gname,
+                              "--gate", GATE_RULE, "--out", out, "--timeout", "60", *extra)
 
 
 # --------------------------------------------------------------------------- scenarios
@@ -368,14 +354,14 @@ def scorer_stop(repeats: int, folder: Path) -> dict:
     from replay.player import Player, load_source
 
     src = load_source(sleep_stretch_file(folder))
-    name, sid = unique("stop")
+    name, sid = common.unique("stop")
     gname = name + "-stim"
     player = Player(src, name=name, source_id=sid, speed=30.0, loop=True)
     stop_player = threading.Event()
     player.start(stop_player)
     out = folder / "scorer-stop.tsv"
     cmd = gated_live(sid, gname, out)
-    scorer = popen(cmd)
+    scorer = common.popen(cmd)
     listeners, procs, stop_file = start_listeners(gname + "-gate", folder, env=dict(os.environ))
     try:
         trials, aside, error = lapse_trials(listeners, repeats, lambda: scorer.send_signal(signal.SIGSTOP),
@@ -386,8 +372,8 @@ def scorer_stop(repeats: int, folder: Path) -> dict:
         stop_listeners(procs, stop_file)
         stop_player.set()
         player.join(10)
-    _, err = outputs(scorer)
-    return {"trials": trials, "aside": aside, "error": error, "command": shell(cmd), "rc": scorer.returncode,
+    _, err = common.outputs(scorer)
+    return {"trials": trials, "aside": aside, "error": error, "command": common.shell(cmd), "rc": scorer.returncode,
             "loss": loss_entry("SIGSTOP of live --gate", summary_epochs(err), out, "summary"),
             "stderr_tail": err[-600:]}
 
@@ -445,7 +431,7 @@ def network_drop(repeats: int, folder: Path, session: str) -> dict:
     if shutil.which("ip") is None:
         return {"skipped": "needs the `ip` command (iproute2)"}
     npz = sleep_stretch_file(folder)
-    name, sid = unique("net")
+    name, sid = common.unique("net")
     gname = name + "-stim"
     out = folder / "network-drop.tsv"
     tag = uuid.uuid4().hex[:6]
@@ -461,12 +447,12 @@ def network_drop(repeats: int, folder: Path, session: str) -> dict:
             env_s = dict(os.environ, LSLAPICFG=str(lsl_config_for(folder, "127.0.0.1", session, "scorer")))
             env_l = dict(os.environ, LSLAPICFG=str(lsl_config_for(folder, NET[0], session, "listeners")))
             in_s = ["ip", "netns", "exec", ns["scorer"]]
-            replay_cmd = sleepstream("replay", npz, "--speed", "30", "--loop", "--quiet", "--name", name,
-                                     "--source-id", sid)
+            replay_cmd = common.sleepstream("replay", npz, "--speed", "30", "--loop", "--quiet", "--name", name,
+                                            "--source-id", sid)
             cmd = gated_live(sid, gname, out)
             try:
-                player = popen([*in_s, *replay_cmd], env=env_s)
-                scorer = popen([*in_s, *cmd], env=env_s)
+                player = common.popen([*in_s, *replay_cmd], env=env_s)
+                scorer = common.popen([*in_s, *cmd], env=env_s)
                 listeners, procs, stop_file = start_listeners(gname + "-gate", folder,
                                                               ["ip", "netns", "exec", ns["listeners"]], env_l)
                 rows_during: list[list[int]] = []
@@ -493,8 +479,8 @@ def network_drop(repeats: int, folder: Path, session: str) -> dict:
         if scorer is None:
             return {"skipped": str(exc)}
         raise
-    _, err = outputs(scorer)
-    return {"trials": trials, "aside": aside, "error": error, "command": shell(cmd), "replay": shell(replay_cmd),
+    _, err = common.outputs(scorer)
+    return {"trials": trials, "aside": aside, "error": error, "command": common.shell(cmd), "replay": common.shell(replay_cmd),
             "rc": scorer.returncode, "loss": loss_entry("network drop", summary_epochs(err), out, "summary"),
             "stderr_tail": err[-600:]}
 
@@ -503,9 +489,9 @@ def night_player(n_epochs: int):
     """The first ``n_epochs`` of the cached simulated 8-h night, replayed at max speed (started)."""
     from replay.player import Player, ReplaySource, load_source
 
-    src = load_source(simulated_night_file(8.0))
+    src = load_source(common.simulated_night_file(8.0))
     x = src.data_uv[: n_epochs * int(30 * FS)]
-    name, sid = unique("stall")
+    name, sid = common.unique("stall")
     player = Player(ReplaySource.from_arrays(x, FS, ["Fpz-Cz"]), name=name, source_id=sid, speed=None,
                     linger_s=120.0)
     stop = threading.Event()
@@ -517,8 +503,8 @@ def terminal_stalled(n_epochs: int, folder: Path) -> dict:
     """``live --out`` with its screen on a pty nobody reads."""
     player, stop, sid = night_player(n_epochs)
     out = folder / "terminal-stalled.tsv"
-    cmd = sleepstream("live", "--source-id", sid, "--out", out, "--no-outlets", "--timeout", "60")
-    terminal = UnreadTerminal(cmd, cwd=REPO)
+    cmd = common.sleepstream("live", "--source-id", sid, "--out", out, "--no-outlets", "--timeout", "60")
+    terminal = UnreadTerminal(cmd, cwd=common.REPO)
     proc = terminal.proc
     blocked_at_rows = None
     t0 = time.monotonic()
@@ -556,7 +542,7 @@ def terminal_stalled(n_epochs: int, folder: Path) -> dict:
     text = terminal.screen.decode(errors="replace")
     return {"epochs_expected": n_epochs, "epochs_on_disk_while_stalled": rows_stalled, "stalled_s": round(stalled_s, 1),
             "pty_stopped_taking_output": blocked_at_rows is not None, "rows_when_pty_filled": blocked_at_rows,
-            "rc": proc.returncode, "command": shell(cmd) + "  (stdout and stderr: a pty nobody reads)",
+            "rc": proc.returncode, "command": common.shell(cmd) + "  (stdout and stderr: a pty nobody reads)",
             "loss": loss_entry("terminal stalled (pty unread)", summary_epochs(text), out, "summary on the pty"),
             "screen_tail": ANSI_RE.sub("", text)[-600:]}
 
@@ -565,13 +551,13 @@ def status_pipe_unread(n_epochs: int, folder: Path) -> dict:
     """``live --status-json --epochs N --out`` into a pipe nobody reads."""
     player, stop, sid = night_player(n_epochs)
     out = folder / "status-pipe.tsv"
-    cmd = sleepstream("live", "--source-id", sid, "--out", out, "--no-outlets", "--status-json", "--epochs",
-                      n_epochs, "--timeout", "60")
+    cmd = common.sleepstream("live", "--source-id", sid, "--out", out, "--no-outlets", "--status-json", "--epochs",
+                             n_epochs, "--timeout", "60")
     err_path = folder / "status-pipe.stderr"
     r, w = os.pipe()
     t0 = time.monotonic()
     try:
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=w, stderr=open(err_path, "w"))
+        proc = subprocess.Popen(cmd, cwd=common.REPO, stdout=w, stderr=open(err_path, "w"))
         os.close(w)
         try:
             proc.wait(60 + n_epochs / 5)
@@ -593,7 +579,7 @@ def status_pipe_unread(n_epochs: int, folder: Path) -> dict:
     err = err_path.read_text()
     return {"epochs_expected": n_epochs, "epochs_on_disk": distinct_rows(out)[0], "rc": proc.returncode,
             "took_s": round(took, 1), "bytes_in_pipe": len(held), "lines_in_pipe": held.count(b"\n"),
-            "command": shell(cmd) + "  (stdout: a pipe nobody reads)",
+            "command": common.shell(cmd) + "  (stdout: a pipe nobody reads)",
             "loss": loss_entry("--status-json into an unread pipe", summary_epochs(err), out, "summary on stderr"),
             "stderr_tail": err[-600:]}
 
@@ -603,7 +589,7 @@ def not_recording(folder: Path, n_epochs: int = 36, limit_bytes: int = 1400) -> 
     from replay.player import Player, load_source
 
     src = load_source(sleep_stretch_file(folder))
-    name, sid = unique("norec")
+    name, sid = common.unique("norec")
     player = Player(src, name=name, source_id=sid, speed=120.0, loop=True)
     stop_player = threading.Event()
     player.start(stop_player)
@@ -611,7 +597,7 @@ def not_recording(folder: Path, n_epochs: int = 36, limit_bytes: int = 1400) -> 
     live_args = ["live", "--source-id", sid, "--out", str(out), "--no-outlets", "--status-json", "--gate",
                  GATE_RULE, "--outlet-name", name + "-stim", "--epochs", str(n_epochs), "--timeout", "60"]
     err_path = folder / "not-recording.stderr"
-    proc = subprocess.Popen([sys.executable, "-c", FSIZE_WRAPPER, str(limit_bytes), *live_args], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-c", FSIZE_WRAPPER, str(limit_bytes), *live_args], cwd=common.REPO,
                             stdout=subprocess.PIPE, stderr=open(err_path, "w"), text=True)
     lines = Lines(proc)
     lifted_at = None
@@ -663,7 +649,7 @@ def not_recording(folder: Path, n_epochs: int = 36, limit_bytes: int = 1400) -> 
             if statuses else None,
             "limit_lifted_after_line": lifted_at, "rc": proc.returncode,
             "command": f"python -c '<RLIMIT_FSIZE {limit_bytes} B, SIGXFSZ ignored>' "
-                       + shell(sleepstream(*live_args)) + "; limit lifted with prlimit",
+                       + common.shell(common.sleepstream(*live_args)) + "; limit lifted with prlimit",
             "loss": loss_entry("not recording (file-size limit, lifted)", summary_epochs(err), out,
                                "summary on stderr"),
             "stderr_tail": err[-600:]}
@@ -712,16 +698,16 @@ def hung_worker(hang_s: float, folder: Path) -> dict:
     """``sleepstream ward --hang-timeout hang_s``: SIGSTOP of its one worker, until its restart."""
     from replay.player import Player, ReplaySource, load_source
 
-    x = load_source(simulated_night_file(8.0)).data_uv[: 40 * int(30 * FS)]
-    tag = unique("ward")[0]
+    x = load_source(common.simulated_night_file(8.0)).data_uv[: 40 * int(30 * FS)]
+    tag = common.unique("ward")[0]
     stop = threading.Event()
     player = Player(ReplaySource.from_arrays(x, FS, ["Fpz-Cz"]), name=f"{tag}-A", source_id=f"{tag}:A", speed=30.0,
                     loop=True)
     player.start(stop)
     out = folder / f"ward-hang-{hang_s:g}"
-    cmd = sleepstream("ward", "--name", f"{tag}-*", "--out", out, "--no-display", "--no-outlets", "--find-timeout",
-                      "60", "--hang-timeout", f"{hang_s:g}")
-    ward = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cmd = common.sleepstream("ward", "--name", f"{tag}-*", "--out", out, "--no-display", "--no-outlets", "--find-timeout",
+                             "60", "--hang-timeout", f"{hang_s:g}")
+    ward = subprocess.Popen(cmd, cwd=common.REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = Lines(ward)
     err_lines: list[str] = []
     threading.Thread(target=lambda: err_lines.extend(ward.stderr), daemon=True).start()
@@ -760,7 +746,7 @@ def hung_worker(hang_s: float, folder: Path) -> dict:
     m = WARD_SUMMARY_RE.findall(err)
     hung_lines = [d["event"] for d in lines.got if "worker hung" in d["event"]]
     return {"hang_timeout_s": hang_s, "restart_s": round(restart_s, 2), "killed_s": round(killed_s, 2),
-            "hung_lines": hung_lines[:3], "command": shell(cmd), "rc": ward.returncode,
+            "hung_lines": hung_lines[:3], "command": common.shell(cmd), "rc": ward.returncode,
             "summary": next((ln for ln in err.splitlines() if ln.startswith("ward: ")), None),
             "loss": loss_entry(f"ward, worker hung (--hang-timeout {hang_s:g})",
                                int(m[-1][1]) if m else None, tsv, "the ward's summary")}
@@ -769,15 +755,15 @@ def hung_worker(hang_s: float, folder: Path) -> dict:
 # --------------------------------------------------------------------------- the benchmark
 
 def run(args: argparse.Namespace) -> dict:
-    session = configure_lsl()
-    command = this_command(MODULE, getattr(args, "argv", None))
-    folder = scratch_dir("bench-faults-")
+    session = common.configure_lsl()
+    command = common.this_command(MODULE, getattr(args, "argv", None))
+    folder = common.scratch_dir("bench-faults-")
     load0 = os.getloadavg()[0]
-    figures: list[Figure] = []
+    figures: list[common.Figure] = []
     losses: list[dict] = []
     body: dict = {}
 
-    progress(f"faults: SIGSTOP of live --gate with a window open, {args.repeats} times")
+    common.progress(f"faults: SIGSTOP of live --gate with a window open, {args.repeats} times")
     stop = scorer_stop(args.repeats, folder)
     losses.append(stop["loss"])
     figures += lapse_figures("gate_close_after_scorer_stop_s", "SIGSTOP of `live --gate` with a window open",
@@ -787,11 +773,11 @@ def run(args: argparse.Namespace) -> dict:
     if args.no_netns:
         drop = {"skipped": "--no-netns"}
     else:
-        progress(f"faults: the listeners' network drops (veth link down), {args.repeats} times")
+        common.progress(f"faults: the listeners' network drops (veth link down), {args.repeats} times")
         drop = network_drop(args.repeats, folder, session)
     if "skipped" in drop:
-        figures.append(Figure("gate_close_after_network_drop_s", None, "s", f"< {LEASE_TARGET_S:g} s", None, command,
-                              f"not measured: {drop['skipped']}", drop))
+        figures.append(common.Figure("gate_close_after_network_drop_s", None, "s", f"< {LEASE_TARGET_S:g} s", None, command,
+                                     f"not measured: {drop['skipped']}", drop))
     else:
         losses.append(drop["loss"])
         during = [t.get("scorer_epochs_during_drop") for t in drop["trials"]]
@@ -802,91 +788,91 @@ def run(args: argparse.Namespace) -> dict:
                                  "epochs meanwhile", {"scorer_command": drop["command"], "replay": drop["replay"]},
                                  drop["error"])
 
-    progress(f"faults: live with its screen on a pty nobody reads, {args.epochs} epochs at --speed max")
+    common.progress(f"faults: live with its screen on a pty nobody reads, {args.epochs} epochs at --speed max")
     term = terminal_stalled(args.epochs, folder)
     losses.append(term["loss"])
-    progress(f"faults: live --status-json into a pipe nobody reads, {args.epochs} epochs at --speed max")
+    common.progress(f"faults: live --status-json into a pipe nobody reads, {args.epochs} epochs at --speed max")
     pipe = status_pipe_unread(args.epochs, folder)
     losses.append(pipe["loss"])
-    figures.append(Figure("epochs_scored_while_terminal_stalled", float(term["epochs_on_disk_while_stalled"]), "epochs",
-                          f"= {args.epochs} (every epoch sent)",
-                          term["epochs_on_disk_while_stalled"] == args.epochs and term["pty_stopped_taking_output"],
-                          command,
-                          f"TSV rows of `live --out` with stdout and stderr on a pty nobody reads, {args.epochs} "
-                          f"epochs replayed at --speed max; the pty "
-                          + ("stopped taking output" + (f" at {term['rows_when_pty_filled']} rows"
-                                                        if term["rows_when_pty_filled"] is not None else "")
-                             if term["pty_stopped_taking_output"] else "NEVER filled (no stall was tested)"),
-                          term))
-    figures.append(Figure("epochs_scored_while_status_pipe_unread", float(pipe["epochs_on_disk"]), "epochs",
-                          f"= {args.epochs} (every epoch sent)", pipe["epochs_on_disk"] == args.epochs and pipe["rc"] == 0,
-                          command,
-                          f"TSV rows of `live --status-json --epochs {args.epochs} --out` into a pipe nobody reads "
-                          f"(it holds {pipe['lines_in_pipe']} lines, {pipe['bytes_in_pipe'] // 1024} KiB); exit "
-                          f"{pipe['rc']} after {pipe['took_s']:g} s", pipe))
+    figures.append(common.Figure("epochs_scored_while_terminal_stalled", float(term["epochs_on_disk_while_stalled"]), "epochs",
+                                 f"= {args.epochs} (every epoch sent)",
+                                 term["epochs_on_disk_while_stalled"] == args.epochs and term["pty_stopped_taking_output"],
+                                 command,
+                                 f"TSV rows of `live --out` with stdout and stderr on a pty nobody reads, {args.epochs} "
+                                 f"epochs replayed at --speed max; the pty "
+                                 + ("stopped taking output" + (f" at {term['rows_when_pty_filled']} rows"
+                                                               if term["rows_when_pty_filled"] is not None else "")
+                                    if term["pty_stopped_taking_output"] else "NEVER filled (no stall was tested)"),
+                                 term))
+    figures.append(common.Figure("epochs_scored_while_status_pipe_unread", float(pipe["epochs_on_disk"]), "epochs",
+                                 f"= {args.epochs} (every epoch sent)", pipe["epochs_on_disk"] == args.epochs and pipe["rc"] == 0,
+                                 command,
+                                 f"TSV rows of `live --status-json --epochs {args.epochs} --out` into a pipe nobody reads "
+                                 f"(it holds {pipe['lines_in_pipe']} lines, {pipe['bytes_in_pipe'] // 1024} KiB); exit "
+                                 f"{pipe['rc']} after {pipe['took_s']:g} s", pipe))
 
-    progress("faults: live --gate --status-json --out under a file-size limit, lifted later")
+    common.progress("faults: live --gate --status-json --out under a file-size limit, lifted later")
     norec = not_recording(folder)
     losses.append(norec["loss"])
     closed_ok = norec["closed_with_reason_not_recording"] or norec["window_open_when_the_disk_failed"] is False
-    figures.append(Figure("windows_open_while_not_recording", float(norec["windows_open_while_not_recording"]),
-                          "lines", "0", norec["windows_open_while_not_recording"] == 0 and closed_ok
-                          and norec["not_recording_lines"] > 0, command,
-                          f"of {norec['lines_checked']} status/epoch lines ({norec['not_recording_lines']} with "
-                          f"recording false); the window open when the disk failed (epoch "
-                          f"{norec['first_epoch_not_recorded']}) "
-                          + ("closed with reason `not recording`" if norec["closed_with_reason_not_recording"]
-                             else "was not open" if norec["window_open_when_the_disk_failed"] is False
-                             else "did NOT close with reason `not recording`")
-                          + f"; RECORDING again after prlimit: {norec['recording_again']}", norec))
+    figures.append(common.Figure("windows_open_while_not_recording", float(norec["windows_open_while_not_recording"]),
+                                 "lines", "0", norec["windows_open_while_not_recording"] == 0 and closed_ok
+                                 and norec["not_recording_lines"] > 0, command,
+                                 f"of {norec['lines_checked']} status/epoch lines ({norec['not_recording_lines']} with "
+                                 f"recording false); the window open when the disk failed (epoch "
+                                 f"{norec['first_epoch_not_recorded']}) "
+                                 + ("closed with reason `not recording`" if norec["closed_with_reason_not_recording"]
+                                    else "was not open" if norec["window_open_when_the_disk_failed"] is False
+                                    else "did NOT close with reason `not recording`")
+                                 + f"; RECORDING again after prlimit: {norec['recording_again']}", norec))
 
     hangs = []
     for hang_s in [float(v) for v in args.hang_timeouts.split(",") if v.strip()]:
-        progress(f"faults: ward --hang-timeout {hang_s:g}, its worker SIGSTOPped")
+        common.progress(f"faults: ward --hang-timeout {hang_s:g}, its worker SIGSTOPped")
         h = hung_worker(hang_s, folder)
         hangs.append(h)
         losses.append(h["loss"])
     first = hangs[0]
     others = "; ".join(f"--hang-timeout {h['hang_timeout_s']:g}: restarted after {h['restart_s']:.1f} s"
                        for h in hangs[1:])
-    figures.append(Figure("hung_worker_restart_s", first["restart_s"], "s",
-                          f"<= --hang-timeout + {HANG_SLACK_S:g} s = {first['hang_timeout_s'] + HANG_SLACK_S:g} s",
-                          all(h["restart_s"] <= h["hang_timeout_s"] + HANG_SLACK_S for h in hangs), command,
-                          f"SIGSTOP of a `ward --hang-timeout {first['hang_timeout_s']:g}` worker until the ward runs a "
-                          f"new one (killed after {first['killed_s']:.1f} s)" + (f"; {others}" if others else ""),
-                          {"runs": hangs}))
+    figures.append(common.Figure("hung_worker_restart_s", first["restart_s"], "s",
+                                 f"<= --hang-timeout + {HANG_SLACK_S:g} s = {first['hang_timeout_s'] + HANG_SLACK_S:g} s",
+                                 all(h["restart_s"] <= h["hang_timeout_s"] + HANG_SLACK_S for h in hangs), command,
+                                 f"SIGSTOP of a `ward --hang-timeout {first['hang_timeout_s']:g}` worker until the ward runs a "
+                                 f"new one (killed after {first['killed_s']:.1f} s)" + (f"; {others}" if others else ""),
+                                 {"runs": hangs}))
 
     lost = [e["lost"] for e in losses]
     known = [x for x in lost if x is not None]
     total = sum(known)
-    figures.append(Figure("rows_lost", float(total), "rows", "0", total == 0 and len(known) == len(lost), command,
-                          f"epochs scored minus epochs on disk over {len(losses)} scenarios that write a TSV"
-                          + (f"; {len(lost) - len(known)} without a scored count" if len(known) < len(lost) else "")
-                          + (f"; extra rows (on disk, not in the summary): {sum(e['extra_rows'] or 0 for e in losses)}"
-                             if any(e["extra_rows"] for e in losses) else ""),
-                          {"scenarios": losses}))
+    figures.append(common.Figure("rows_lost", float(total), "rows", "0", total == 0 and len(known) == len(lost), command,
+                                 f"epochs scored minus epochs on disk over {len(losses)} scenarios that write a TSV"
+                                 + (f"; {len(lost) - len(known)} without a scored count" if len(known) < len(lost) else "")
+                                 + (f"; extra rows (on disk, not in the summary): {sum(e['extra_rows'] or 0 for e in losses)}"
+                                    if any(e["extra_rows"] for e in losses) else ""),
+                                 {"scenarios": losses}))
 
     if args.no_bad_streams:
         bad = None
     else:
         from .bad_streams import RSS_TARGET_MB, measure
 
-        progress("faults: bad streams (benchmarks.bad_streams.measure)")
+        common.progress("faults: bad streams (benchmarks.bad_streams.measure)")
         bad = measure(epochs=args.wide_epochs)
         missed = [c["stream"] for c in bad["cases"] if not c["refused"]]
-        figures.append(Figure("bad_streams_refused", float(bad["bad_streams_refused"]), "streams",
-                              f"= bad_streams_tried ({bad['bad_streams_tried']})",
-                              bad["bad_streams_refused"] == bad["bad_streams_tried"], command,
-                              f"{bad['bad_streams_refused']}/{bad['bad_streams_tried']} refused (exit 2, one line)"
-                              + (f"; not refused: {', '.join(missed)}" if missed else ""),
-                              {"cases": bad["cases"]}))
-        figures.append(Figure("rss_mb_100khz_stream", bad["rss_mb_100khz_stream"], "MB",
-                              f"< {RSS_TARGET_MB:g} MB, or refused",
-                              bad["refused_100khz"] or bad["rss_mb_100khz_stream"] < RSS_TARGET_MB, command,
-                              ("refused before the model loads" if bad["refused_100khz"] else "NOT refused")
-                              + f"; an accepted 20 kHz x 64-channel stream: {bad['rss_mb_20khz_64ch_stream']:.0f} MB "
-                              f"peak, {bad['epochs_scored_20khz_64ch']}/{args.wide_epochs} epochs",
-                              {k: v for k, v in bad.items() if k != "cases"}))
+        figures.append(common.Figure("bad_streams_refused", float(bad["bad_streams_refused"]), "streams",
+                                     f"= bad_streams_tried ({bad['bad_streams_tried']})",
+                                     bad["bad_streams_refused"] == bad["bad_streams_tried"], command,
+                                     f"{bad['bad_streams_refused']}/{bad['bad_streams_tried']} refused (exit 2, one line)"
+                                     + (f"; not refused: {', '.join(missed)}" if missed else ""),
+                                     {"cases": bad["cases"]}))
+        figures.append(common.Figure("rss_mb_100khz_stream", bad["rss_mb_100khz_stream"], "MB",
+                                     f"< {RSS_TARGET_MB:g} MB, or refused",
+                                     bad["refused_100khz"] or bad["rss_mb_100khz_stream"] < RSS_TARGET_MB, command,
+                                     ("refused before the model loads" if bad["refused_100khz"] else "NOT refused")
+                                     + f"; an accepted 20 kHz x 64-channel stream: {bad['rss_mb_20khz_64ch_stream']:.0f} MB "
+                                     f"peak, {bad['epochs_scored_20khz_64ch']}/{args.wide_epochs} epochs",
+                                     {k: v for k, v in bad.items() if k != "cases"}))
 
     body.update({f.name: f.value for f in figures})
     body["epochs_expected_while_stalled"] = args.epochs
@@ -911,4 +897,4 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 if __name__ == "__main__":
-    script_main("faults", __doc__, add_arguments, run)
+    common.script_main("faults", __doc__, add_arguments, run)

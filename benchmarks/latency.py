@@ -29,22 +29,7 @@ import time
 
 import numpy as np
 
-from .common import (
-    Figure,
-    add_weights_argument,
-    configure_lsl,
-    percentiles,
-    popen,
-    progress,
-    scratch_dir,
-    script_main,
-    shell,
-    sleepstream,
-    stop,
-    this_command,
-    unique,
-    wait_until,
-)
+from . import common
 
 MODULE = "benchmarks.latency"
 TARGET_MS = 50.0
@@ -92,19 +77,19 @@ def session(eeg: np.ndarray, speed: float, n_epochs: int, weights: str | None) -
     from scorer.hypnogram_file import read_rows
     from scorer.lsl_outlets import STAGE_SUFFIX, outlet_source_id
 
-    name, sid = unique("latency")
+    name, sid = common.unique("latency")
     info = pylsl.StreamInfo(name, "EEG", 1, FS, "float32", sid)
     info.set_channel_labels(["Fpz-Cz"])
     info.set_channel_units(["microvolts"])
     outlet = pylsl.StreamOutlet(info, 0, 360)
-    tmp = scratch_dir("bench-latency-")
-    cmd = sleepstream("live", "--source-id", sid, "--no-display", "--out", tmp / "night.tsv",
-                      "--outlet-name", name + "-scorer", "--epochs", n_epochs,
-                      *(("--weights", weights) if weights else ()))
-    proc = popen(cmd)
+    tmp = common.scratch_dir("bench-latency-")
+    cmd = common.sleepstream("live", "--source-id", sid, "--no-display", "--out", tmp / "night.tsv",
+                             "--outlet-name", name + "-scorer", "--epochs", n_epochs,
+                             *(("--weights", weights) if weights else ()))
+    proc = common.popen(cmd)
     consumer = None
     try:
-        wait_until(outlet.have_consumers, 120, "the scorer to subscribe", proc=proc)
+        common.wait_until(outlet.have_consumers, 120, "the scorer to subscribe", proc=proc)
         consumer = StageConsumer(outlet_source_id(name + "-scorer", STAGE_SUFFIX))
         per_epoch = int(round(30 * FS))
         total = n_epochs * per_epoch
@@ -126,12 +111,12 @@ def session(eeg: np.ndarray, speed: float, n_epochs: int, weights: str | None) -
             for k in range((sent - n) // per_epoch, sent // per_epoch):
                 if (k + 1) * per_epoch <= sent and k not in pushed_at:
                     pushed_at[k] = now
-        wait_until(lambda: len(consumer.got) >= n_epochs, 60 + 30 * n_epochs / speed, "the last stages",
-                   proc=None)
-        _, err = stop(proc, 30)
+        common.wait_until(lambda: len(consumer.got) >= n_epochs, 60 + 30 * n_epochs / speed, "the last stages",
+                          proc=None)
+        _, err = common.stop(proc, 30)
     finally:
         if proc.poll() is None:
-            stop(proc)
+            common.stop(proc)
         if consumer is not None:
             consumer.close()
         del outlet
@@ -143,34 +128,34 @@ def session(eeg: np.ndarray, speed: float, n_epochs: int, weights: str | None) -
     rows = read_rows(tmp / "night.tsv")
     scorer_ms = [r["latency_ms"] for r in rows]
     return {"speed": speed, "epochs": n_epochs, "latency_ms": lat, "scorer_record_latency_ms": scorer_ms,
-            "stages": [g[1] for g in consumer.got], "command": shell(cmd)}
+            "stages": [g[1] for g in consumer.got], "command": common.shell(cmd)}
 
 
 def run(args: argparse.Namespace) -> dict:
     from sleepnet.sim.night import simulate_night
 
-    configure_lsl()
+    common.configure_lsl()
     n_max = max(args.epochs, args.fast_epochs)
     eeg = simulate_night((n_max + 1) * 30 / 3600, seed=3, sfreq=FS).eeg_uv.astype(np.float32)
     figures, sessions = [], {}
-    command = this_command(MODULE, args.argv)
+    command = common.this_command(MODULE, args.argv)
     for label, speed, n in (("real time", 1.0, args.epochs), (f"fast replay {args.fast_speed:g}x", args.fast_speed,
                                                                 args.fast_epochs)):
         if n <= 0:
             continue
-        progress(f"latency: {n} epochs at {speed:g}x ({n * 30 / speed:.0f} s)")
+        common.progress(f"latency: {n} epochs at {speed:g}x ({n * 30 / speed:.0f} s)")
         s = session(eeg, speed, n, args.weights)
         sessions[label] = s
-        pc = percentiles(s["latency_ms"])
-        inner = percentiles(s["scorer_record_latency_ms"])
+        pc = common.percentiles(s["latency_ms"])
+        inner = common.percentiles(s["scorer_record_latency_ms"])
         note = (f"p50 {pc['p50']:.1f} ms, p99 {pc['p99']:.1f} ms, max {pc['max']:.1f} ms over {pc['n']} epochs "
                 f"(the first includes torch's first forward pass); inside the scorer (pull -> record) "
                 f"p50 {inner['p50']:.1f} ms")
-        figures.append(Figure(f"latency p99, {label}: last sample in -> stage at a consumer", pc["p99"], "ms",
-                              f"p99 < {TARGET_MS:g} ms", pc["p99"] < TARGET_MS,
-                              f"{command}  # scorer: {s['command']}", note=note,
-                              detail={"p50_ms": pc["p50"], "p99_ms": pc["p99"], "max_ms": pc["max"],
-                                      "n_epochs": pc["n"], "scorer_record_ms": inner}))
+        figures.append(common.Figure(f"latency p99, {label}: last sample in -> stage at a consumer", pc["p99"], "ms",
+                                     f"p99 < {TARGET_MS:g} ms", pc["p99"] < TARGET_MS,
+                                     f"{command}  # scorer: {s['command']}", note=note,
+                                     detail={"p50_ms": pc["p50"], "p99_ms": pc["p99"], "max_ms": pc["max"],
+                                             "n_epochs": pc["n"], "scorer_record_ms": inner}))
     return {"figures": figures, "sessions": sessions}
 
 
@@ -178,8 +163,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=5, help="epochs at real time (30 s each; default: 5)")
     p.add_argument("--fast-epochs", type=int, default=60, help="epochs of the fast replay (default: 60)")
     p.add_argument("--fast-speed", type=float, default=30.0, help="speed of the fast replay (default: 30)")
-    add_weights_argument(p)
+    common.add_weights_argument(p)
 
 
 if __name__ == "__main__":
-    script_main("latency", __doc__, add_arguments, run, value_format=".1f")
+    common.script_main("latency", __doc__, add_arguments, run, value_format=".1f")

@@ -32,24 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (
-    Figure,
-    add_weights_argument,
-    configure_lsl,
-    count_rows,
-    popen,
-    progress,
-    rss_mb,
-    scratch_dir,
-    script_main,
-    shell,
-    simulated_night_file,
-    sleepstream,
-    stop,
-    this_command,
-    unique,
-    wait_until,
-)
+from . import common
 
 MODULE = "benchmarks.memory"
 PEAK_TARGET_MB = 500.0
@@ -62,8 +45,8 @@ def watch(proc, out: Path, n_epochs: int, timeout_s: float, every_s: float = 0.2
     samples = []
     t0 = time.perf_counter()
     while True:
-        rows = count_rows(out)
-        rss, hwm = rss_mb(proc.pid)
+        rows = common.count_rows(out)
+        rss, hwm = common.rss_mb(proc.pid)
         samples.append((time.perf_counter() - t0, rows, rss, hwm))
         if rows >= n_epochs:
             return samples
@@ -95,20 +78,20 @@ def scorer_memory(tag: str, src, n_epochs: int, speed: float | None, weights: st
     samples, the scorer's stderr, its command and the (stopped) player."""
     from replay.player import Player
 
-    name, sid = unique(tag)
+    name, sid = common.unique(tag)
     player = Player(src, name=name, source_id=sid, speed=speed, loop=speed is not None)
     stop_player = threading.Event()
-    out = scratch_dir(f"bench-{tag}-") / "night.tsv"
-    cmd = sleepstream("live", "--source-id", sid, "--no-display", "--out", out, "--epochs", n_epochs,
-                      "--outlet-name", name + "-scorer", *(("--weights", weights) if weights else ()))
+    out = common.scratch_dir(f"bench-{tag}-") / "night.tsv"
+    cmd = common.sleepstream("live", "--source-id", sid, "--no-display", "--out", out, "--epochs", n_epochs,
+                             "--outlet-name", name + "-scorer", *(("--weights", weights) if weights else ()))
     player.start(stop_player)
-    proc = popen(cmd)
+    proc = common.popen(cmd)
     try:
-        wait_until(lambda: player.started.is_set(), 120, "the scorer to subscribe", proc=proc)
+        common.wait_until(lambda: player.started.is_set(), 120, "the scorer to subscribe", proc=proc)
         samples = watch(proc, out, n_epochs, timeout_s=timeout_s, every_s=every_s)
-        _, err = stop(proc, 30)
+        _, err = common.stop(proc, 30)
     finally:
-        stop(proc)
+        common.stop(proc)
         stop_player.set()
         player.join(10)
     return samples, err, cmd, player
@@ -118,27 +101,27 @@ def run_flood(args: argparse.Namespace) -> dict:
     """Peak RSS of the scorer while a whole 8-h night arrives at ``--speed max``."""
     from replay.player import load_source
 
-    configure_lsl()
-    src = load_source(simulated_night_file(8.0, seed=1))
+    common.configure_lsl()
+    src = load_source(common.simulated_night_file(8.0, seed=1))
     n_epochs = src.n_epochs
-    progress(f"memory: a whole {src.duration_s / 3600:.0f}-h night ({n_epochs} epochs) at --speed max "
-             "into sleepstream live")
+    common.progress(f"memory: a whole {src.duration_s / 3600:.0f}-h night ({n_epochs} epochs) at --speed max "
+                    "into sleepstream live")
     samples, err, cmd, player = scorer_memory("memory-flood", src, n_epochs, None, args.weights,
                                               timeout_s=180, every_s=0.05)   # ~10 s when nothing is lost
     n_gaps = err.count("marked as a gap")    # samples liblsl dropped show as gaps
     a = np.array([s for s in samples if np.isfinite(s[3])], dtype=float)
     peak = float(np.nanmax(a[:, 3]))
     wall = float(samples[-1][0])
-    command = f"{this_command(MODULE, args.argv)}  # scorer: {shell(cmd)}"
+    command = f"{common.this_command(MODULE, args.argv)}  # scorer: {common.shell(cmd)}"
     detail = {"peak_mb": peak, "rss_start_mb": float(a[0, 2]), "rss_end_mb": float(a[-1, 2]),
               "epochs": n_epochs, "gaps": n_gaps, "wall_s": wall,
               "sent_in_s": player.result.elapsed_s if player.result else float("nan")}
     figures = [
-        Figure("memory: peak RSS of sleepstream live under a flood (8-h night at --speed max)", peak, "MB",
-               f"< {FLOOD_PEAK_TARGET_MB:g} MB, no gap", peak < FLOOD_PEAK_TARGET_MB and n_gaps == 0, command,
-               note=f"{n_epochs} epochs scored in {wall:.0f} s with {n_gaps} gaps (dropped samples); "
+        common.Figure("memory: peak RSS of sleepstream live under a flood (8-h night at --speed max)", peak, "MB",
+                      f"< {FLOOD_PEAK_TARGET_MB:g} MB, no gap", peak < FLOOD_PEAK_TARGET_MB and n_gaps == 0, command,
+                      note=f"{n_epochs} epochs scored in {wall:.0f} s with {n_gaps} gaps (dropped samples); "
                     f"RSS {a[0, 2]:.0f} MB when the flood began, {a[-1, 2]:.0f} MB at the end",
-               detail=detail),
+                      detail=detail),
     ]
     return {"figures": figures, "samples": samples}
 
@@ -148,24 +131,24 @@ def run(args: argparse.Namespace) -> dict:
 
     if getattr(args, "flood", False):
         return run_flood(args)
-    configure_lsl()
-    src = load_source(simulated_night_file(8.0, seed=1))
+    common.configure_lsl()
+    src = load_source(common.simulated_night_file(8.0, seed=1))
     n_epochs = int(round(args.hours * 120))
-    progress(f"memory: {args.hours:g} h of signal at {args.speed:g}x into sleepstream live "
-             f"(~{args.hours * 3600 / args.speed:.0f} s)")
+    common.progress(f"memory: {args.hours:g} h of signal at {args.speed:g}x into sleepstream live "
+                    f"(~{args.hours * 3600 / args.speed:.0f} s)")
     samples, _, cmd, _ = scorer_memory("memory", src, n_epochs, args.speed, args.weights,
                                        timeout_s=60 + 3 * args.hours * 3600 / args.speed)
     g = growth(samples)
-    command = f"{this_command(MODULE, args.argv)}  # scorer: {shell(cmd)}"
+    command = f"{common.this_command(MODULE, args.argv)}  # scorer: {common.shell(cmd)}"
     figures = [
-        Figure(f"memory: peak RSS of sleepstream live over {args.hours:g} h", g["peak_mb"], "MB",
-               f"< {PEAK_TARGET_MB:g} MB", g["peak_mb"] < PEAK_TARGET_MB, command,
-               note=f"RSS {g['rss_at_1h_mb']:.0f} MB at 1 h, {g['rss_end_mb']:.0f} MB at {g['hours']:.1f} h; "
+        common.Figure(f"memory: peak RSS of sleepstream live over {args.hours:g} h", g["peak_mb"], "MB",
+                      f"< {PEAK_TARGET_MB:g} MB", g["peak_mb"] < PEAK_TARGET_MB, command,
+                      note=f"RSS {g['rss_at_1h_mb']:.0f} MB at 1 h, {g['rss_end_mb']:.0f} MB at {g['hours']:.1f} h; "
                     f"stream at {args.speed:g}x",
-               detail=g),
-        Figure("memory: RSS growth per hour of signal (after the first hour)", g["growth_mb_per_h"], "MB/h",
-               f"< {GROWTH_TARGET_MB_H:g} MB/h", abs(g["growth_mb_per_h"]) < GROWTH_TARGET_MB_H, command,
-               note=f"least-squares slope over {g['n_samples']} samples", detail=g),
+                      detail=g),
+        common.Figure("memory: RSS growth per hour of signal (after the first hour)", g["growth_mb_per_h"], "MB/h",
+                      f"< {GROWTH_TARGET_MB_H:g} MB/h", abs(g["growth_mb_per_h"]) < GROWTH_TARGET_MB_H, command,
+                      note=f"least-squares slope over {g['n_samples']} samples", detail=g),
     ]
     flood = run_flood(args)
     return {"figures": figures + flood["figures"], "samples": samples, "flood_samples": flood["samples"]}
@@ -174,7 +157,7 @@ def run(args: argparse.Namespace) -> dict:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hours", type=float, default=24.0, help="hours of signal (default: 24)")
     p.add_argument("--speed", type=float, default=1000.0, help="replay speed (default: 1000)")
-    add_weights_argument(p)
+    common.add_weights_argument(p)
     p.add_argument("--flood", action="store_true",
                    help="only the flood figure: peak RSS while a whole 8-h night arrives at --speed max")
 
@@ -183,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     import sys
 
     flood = "--flood" in (sys.argv[1:] if argv is None else argv)
-    script_main("memory-flood" if flood else "memory", __doc__, add_arguments, run, argv, ".1f")
+    common.script_main("memory-flood" if flood else "memory", __doc__, add_arguments, run, argv, ".1f")
 
 
 if __name__ == "__main__":

@@ -31,24 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .common import (
-    Figure,
-    add_weights_argument,
-    configure_lsl,
-    count_rows,
-    popen,
-    progress,
-    rss_mb,
-    scratch_dir,
-    script_main,
-    shell,
-    simulated_night_file,
-    sleepstream,
-    stop,
-    this_command,
-    unique,
-    wait_until,
-)
+from . import common
 from .memory import growth
 
 MODULE = "benchmarks.soak"
@@ -177,7 +160,7 @@ def stream(src: Source, x: np.ndarray, what: np.ndarray, faults: list[Fault], sp
                 src.close()
                 time.sleep(0.5)
                 src.open()
-                wait_until(src.outlet.have_consumers, 30, "the scorer to reconnect", proc=proc, poll_s=0.02)
+                common.wait_until(src.outlet.have_consumers, 30, "the scorer to reconnect", proc=proc, poll_s=0.02)
                 jump = min(total, due())
                 what[k:jump] = SKIPPED
                 k = jump
@@ -209,20 +192,20 @@ def run(args: argparse.Namespace) -> dict:
     from sleepnet.io.recordings import read_recording
     from sleepnet.stages import STAGES
 
-    configure_lsl()
+    common.configure_lsl()
     rng = np.random.default_rng(args.seed)
     total = int(args.hours * 3600 * FS)
-    base = read_recording(simulated_night_file(8.0, seed=1)).eeg_uv
+    base = read_recording(common.simulated_night_file(8.0, seed=1)).eeg_uv
     faults = plan(total, args.every_min, rng)
     x, what = signal_with_faults(base, total, faults, rng)
-    name, sid = unique("soak")
-    tmp = scratch_dir("bench-soak-")
+    name, sid = common.unique("soak")
+    tmp = common.scratch_dir("bench-soak-")
     out = tmp / "night.tsv"
-    cmd = sleepstream("live", "--source-id", sid, "--no-display", "--out", out, "--buffer-s", 3600,
-                      "--outlet-name", name + "-scorer", *(("--weights", args.weights) if args.weights else ()))
-    progress(f"soak: {args.hours:g} h with {len(faults)} faults at {args.speed:g}x into sleepstream live")
+    cmd = common.sleepstream("live", "--source-id", sid, "--no-display", "--out", out, "--buffer-s", 3600,
+                             "--outlet-name", name + "-scorer", *(("--weights", args.weights) if args.weights else ()))
+    common.progress(f"soak: {args.hours:g} h with {len(faults)} faults at {args.speed:g}x into sleepstream live")
     src = Source(name, sid)
-    proc = popen(cmd)
+    proc = common.popen(cmd)
     samples: list[tuple] = []
     t_start = time.perf_counter()
     last = [0.0]
@@ -231,20 +214,20 @@ def run(args: argparse.Namespace) -> dict:
         now = time.perf_counter()
         if now - last[0] >= 0.25:
             last[0] = now
-            rss, hwm = rss_mb(proc.pid)
-            samples.append((now - t_start, count_rows(out), rss, hwm))
+            rss, hwm = common.rss_mb(proc.pid)
+            samples.append((now - t_start, common.count_rows(out), rss, hwm))
 
     try:
-        wait_until(src.outlet.have_consumers, 120, "the scorer to subscribe", proc=proc)
+        common.wait_until(src.outlet.have_consumers, 120, "the scorer to subscribe", proc=proc)
         end, done = stream(src, x, what, faults, args.speed, proc, tick)
         n_expected = end // E
-        wait_until(lambda: (tick(0) or True) and count_rows(out) >= n_expected, 120, f"{n_expected} epochs",
-                   proc=proc, poll_s=0.05)
+        common.wait_until(lambda: (tick(0) or True) and common.count_rows(out) >= n_expected, 120, f"{n_expected} epochs",
+                          proc=proc, poll_s=0.05)
         alive = proc.poll() is None
-        _, err = stop(proc, 30)
+        _, err = common.stop(proc, 30)
     finally:
         if proc.poll() is None:
-            stop(proc)
+            common.stop(proc)
         src.close()
     rows = read_rows(out)
     epochs = [r["epoch"] for r in rows]
@@ -263,7 +246,7 @@ def run(args: argparse.Namespace) -> dict:
     traceback = "Traceback" in err
     ok = (alive and not traceback and proc.returncode == 0 and in_order_once and len(rows) == n_expected
           and accounted == len(rows) and invented == 0)
-    command = f"{this_command(MODULE, args.argv)}  # scorer: {shell(cmd)}"
+    command = f"{common.this_command(MODULE, args.argv)}  # scorer: {common.shell(cmd)}"
     detail = {"faults_planned": dict(Counter(f.kind for f in faults)), "timing_faults_done": dict(done),
               "epochs_expected": n_expected, "epochs_on_disk": len(rows), "in_order_once": in_order_once,
               "accounted": accounted, "scored": int(scored.sum()), "unscored_by_reason": dict(reasons),
@@ -273,17 +256,17 @@ def run(args: argparse.Namespace) -> dict:
               "memory": g, "stderr_tail": err[-600:], "wall_s": time.perf_counter() - t_start}
     lost = n_expected - accounted
     figures = [
-        Figure(f"soak: {args.hours:g} h, {len(faults)} random faults: epochs lost", float(lost), "epochs",
-               "0, no crash, no made-up stage", ok, command,
-               note=(f"{len(rows)}/{n_expected} epochs on disk once, {int(scored.sum())} scored, "
-                     f"{len(rows) - int(scored.sum())} unscored with a reason; {invented} stages given to epochs "
-                     f"that had to be unscored; {clean_flagged} epochs clean when sent but flagged "
-                     f"({', '.join(f'{k} {c}' for k, c in clean_flagged_flags.items()) or '-'}); faults: "
-                     + ", ".join(f"{k} {c}" for k, c in sorted(Counter(f.kind for f in faults).items()))),
-               detail=detail),
-        Figure("soak: peak RSS / growth per hour of signal", g["peak_mb"], "MB", "< 500 MB, < 5 MB/h",
-               g["peak_mb"] < 500 and abs(g["growth_mb_per_h"]) < 5, command,
-               note=f"growth {g['growth_mb_per_h']:.2f} MB/h over {g['hours']:.1f} h of signal", detail=g),
+        common.Figure(f"soak: {args.hours:g} h, {len(faults)} random faults: epochs lost", float(lost), "epochs",
+                      "0, no crash, no made-up stage", ok, command,
+                      note=(f"{len(rows)}/{n_expected} epochs on disk once, {int(scored.sum())} scored, "
+                            f"{len(rows) - int(scored.sum())} unscored with a reason; {invented} stages given to epochs "
+                            f"that had to be unscored; {clean_flagged} epochs clean when sent but flagged "
+                            f"({', '.join(f'{k} {c}' for k, c in clean_flagged_flags.items()) or '-'}); faults: "
+                            + ", ".join(f"{k} {c}" for k, c in sorted(Counter(f.kind for f in faults).items()))),
+                      detail=detail),
+        common.Figure("soak: peak RSS / growth per hour of signal", g["peak_mb"], "MB", "< 500 MB, < 5 MB/h",
+                      g["peak_mb"] < 500 and abs(g["growth_mb_per_h"]) < 5, command,
+                      note=f"growth {g['growth_mb_per_h']:.2f} MB/h over {g['hours']:.1f} h of signal", detail=g),
     ]
     return {"figures": figures, "faults": [f.__dict__ for f in faults]}
 
@@ -293,8 +276,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speed", type=float, default=1000.0, help="stream speed (default: 1000)")
     p.add_argument("--every-min", type=float, default=30.0, help="mean minutes of signal between faults (default: 30)")
     p.add_argument("--seed", type=int, default=0)
-    add_weights_argument(p)
+    common.add_weights_argument(p)
 
 
 if __name__ == "__main__":
-    script_main("soak", __doc__, add_arguments, run, value_format="g")
+    common.script_main("soak", __doc__, add_arguments, run, value_format="g")

@@ -33,22 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (
-    REPO,
-    Figure,
-    add_weights_argument,
-    configure_lsl,
-    popen,
-    progress,
-    scratch_dir,
-    script_main,
-    shell,
-    sleepstream,
-    stop,
-    this_command,
-    unique,
-    wait_until,
-)
+from . import common
 
 MODULE = "benchmarks.startup"
 TARGET_S = 5.0
@@ -59,14 +44,14 @@ def one_start(tmp: Path, weights: str | None) -> dict:
 
     from scorer.lsl_outlets import STAGE_SUFFIX, outlet_source_id
 
-    name, sid = unique("startup")
+    name, sid = common.unique("startup")
     info = pylsl.StreamInfo(name, "EEG", 1, 100.0, "float32", sid)
     info.set_channel_labels(["Fpz-Cz"])
     info.set_channel_units(["microvolts"])
     outlet = pylsl.StreamOutlet(info)
     stage_sid = outlet_source_id(name + "-scorer", STAGE_SUFFIX)
-    cmd = sleepstream("live", "--source-id", sid, "--no-display", "--out", tmp / f"{name}.tsv",
-                      "--outlet-name", name + "-scorer", *(("--weights", weights) if weights else ()))
+    cmd = common.sleepstream("live", "--source-id", sid, "--no-display", "--out", tmp / f"{name}.tsv",
+                             "--outlet-name", name + "-scorer", *(("--weights", weights) if weights else ()))
     out = tmp / f"{name}.tsv"
 
     def session_written() -> bool:
@@ -76,16 +61,16 @@ def one_start(tmp: Path, weights: str | None) -> dict:
             return False
 
     t0 = time.perf_counter()
-    proc = popen(cmd)
+    proc = common.popen(cmd)
     try:
-        t_sub = wait_until(outlet.have_consumers, 60, "the scorer to subscribe", poll_s=0.002, proc=proc)
-        t_ready = wait_until(session_written, 60, "the hypnogram file", poll_s=0.002, proc=proc)
+        t_sub = common.wait_until(outlet.have_consumers, 60, "the scorer to subscribe", poll_s=0.002, proc=proc)
+        t_ready = common.wait_until(session_written, 60, "the hypnogram file", poll_s=0.002, proc=proc)
         visible = bool(pylsl.resolve_byprop("source_id", stage_sid, 1, 3.0))
     finally:
-        stop(proc)
+        common.stop(proc)
         del outlet
     return {"subscribed_s": t_sub - t0, "ready_s": t_ready - t0, "stage_outlet_visible": visible,
-            "command": shell(cmd)}
+            "command": common.shell(cmd)}
 
 
 RESOLVE_TIMEOUT_S = 1.0
@@ -99,7 +84,7 @@ def resolve_give_up_s() -> float:
 
     t = time.perf_counter()
     try:
-        resolve_stream(StreamQuery(source_id=unique("no-such-stream")[1]), RESOLVE_TIMEOUT_S)
+        resolve_stream(StreamQuery(source_id=common.unique("no-such-stream")[1]), RESOLVE_TIMEOUT_S)
     except StreamNotFoundError:
         return time.perf_counter() - t
     raise RuntimeError("a stream that does not exist was found")
@@ -107,21 +92,21 @@ def resolve_give_up_s() -> float:
 
 def timed(cmd: list[str]) -> float:
     t = time.perf_counter()
-    subprocess.run(cmd, cwd=REPO, capture_output=True, timeout=120, check=True)
+    subprocess.run(cmd, cwd=common.REPO, capture_output=True, timeout=120, check=True)
     return time.perf_counter() - t
 
 
 def run(args: argparse.Namespace) -> dict:
-    configure_lsl()
-    tmp = scratch_dir("bench-startup-")
+    common.configure_lsl()
+    tmp = common.scratch_dir("bench-startup-")
     runs = []
     for i in range(args.repeats):
-        progress(f"start-up: sleepstream live, run {i + 1}/{args.repeats}")
+        common.progress(f"start-up: sleepstream live, run {i + 1}/{args.repeats}")
         runs.append(one_start(tmp, args.weights))
     ready = float(np.median([r["ready_s"] for r in runs]))
     subscribed = float(np.median([r["subscribed_s"] for r in runs]))
     torch_s = float(np.median([timed([sys.executable, "-c", "import torch"]) for _ in range(3)]))
-    help_s = float(np.median([timed(sleepstream("live", "--help")) for _ in range(3)]))
+    help_s = float(np.median([timed(common.sleepstream("live", "--help")) for _ in range(3)]))
     from sleepnet.weights import load_model
 
     load_model(args.weights)
@@ -132,17 +117,17 @@ def run(args: argparse.Namespace) -> dict:
             f"`live --help` {help_s:.2f} s, weights load {load_s:.2f} s (warm)")
     if not all(r["stage_outlet_visible"] for r in runs):
         note += "; WARNING: the stage outlet was not visible from another process in every run"
-    fig = Figure("start-up: sleepstream live to ready to receive", ready, "s", f"< {TARGET_S:g} s",
-                 ready < TARGET_S, f"{this_command(MODULE, args.argv)}  # times: {runs[0]['command']}",
-                 note=note + f"; median of {args.repeats}",
-                 detail={"runs": runs, "subscribed_s": subscribed, "python_import_torch_s": torch_s,
-                         "live_help_s": help_s, "weights_load_s": load_s})
+    fig = common.Figure("start-up: sleepstream live to ready to receive", ready, "s", f"< {TARGET_S:g} s",
+                        ready < TARGET_S, f"{common.this_command(MODULE, args.argv)}  # times: {runs[0]['command']}",
+                        note=note + f"; median of {args.repeats}",
+                        detail={"runs": runs, "subscribed_s": subscribed, "python_import_torch_s": torch_s,
+                                "live_help_s": help_s, "weights_load_s": load_s})
     gives = [resolve_give_up_s() for _ in range(max(3, args.repeats))]
     give_up = float(np.median(gives))
-    fig2 = Figure(f"start-up: no matching stream, {RESOLVE_TIMEOUT_S:g}-s timeout, to the one-line error", give_up,
-                  "s", f"< {RESOLVE_TIMEOUT_S + RESOLVE_SLACK_S:g} s",
-                  give_up < RESOLVE_TIMEOUT_S + RESOLVE_SLACK_S, this_command(MODULE, args.argv),
-                  note=f"median of {len(gives)}; max {max(gives):.2f} s", detail={"runs_s": gives})
+    fig2 = common.Figure(f"start-up: no matching stream, {RESOLVE_TIMEOUT_S:g}-s timeout, to the one-line error", give_up,
+                         "s", f"< {RESOLVE_TIMEOUT_S + RESOLVE_SLACK_S:g} s",
+                         give_up < RESOLVE_TIMEOUT_S + RESOLVE_SLACK_S, common.this_command(MODULE, args.argv),
+                         note=f"median of {len(gives)}; max {max(gives):.2f} s", detail={"runs_s": gives})
     return {"figures": [fig, fig2]}
 
 
@@ -150,8 +135,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=5,
                    help="starts of `sleepstream live` timed, medians count; the missing-stream give-up is "
                         "timed max(3, repeats) times (default: 5)")
-    add_weights_argument(p)
+    common.add_weights_argument(p)
 
 
 if __name__ == "__main__":
-    script_main("startup", __doc__, add_arguments, run, value_format=".2f")
+    common.script_main("startup", __doc__, add_arguments, run, value_format=".2f")
