@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 from sleepnet.io.derivations import DEFAULT_CHANNEL
+from sleepstream.commands import add_args_doc
 from weights import DEFAULT_MODEL
 
 HELP = "replay a simulated night at high speed, score it live on screen, and summarise the agreement"
@@ -134,13 +135,9 @@ def after_scoring(night_file: Path, recording: Path, hypnogram: Path | None, con
     print_report(console, result)
 
 
+@add_args_doc
 def run(args: argparse.Namespace) -> int:
     """Replay the night in a thread and score it live in this process, then report.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The options of :func:`add_arguments`.
 
     Returns
     -------

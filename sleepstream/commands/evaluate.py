@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from sleepnet.io.derivations import DEFAULT_CHANNEL
+from sleepstream.commands import add_args_doc
 from weights import DEFAULT_MODEL
 
 HELP = "evaluate weights on labelled recordings (files, a folder, or simulated subjects), per recording and pooled"
@@ -47,6 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar or tables")
 
 
+@add_args_doc
 def evaluate_feature_nights(args: argparse.Namespace) -> int:
     """Feature nights: scored by a feature model as live sessions would be.
 
@@ -54,11 +56,6 @@ def evaluate_feature_nights(args: argparse.Namespace) -> int:
     of wake around sleep and scored from a session start 5-60 min before sleep onset
     (:func:`sleepnet.train.sessions.case_codes`); the agreement per night and pooled is
     printed unless ``--quiet`` and written to ``--out`` when given.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The options of :func:`add_arguments`.
 
     Returns
     -------
@@ -105,18 +102,15 @@ def evaluate_feature_nights(args: argparse.Namespace) -> int:
     return 0
 
 
+@add_args_doc
 def run(args: argparse.Namespace) -> int:
     """Score labelled recordings (files or ``--dataset``) and report the agreement per recording and pooled.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The options of :func:`add_arguments`.
 
     Returns
     -------
     int
-        0 (the exit status); errors are raised.
+        0 once the agreement is printed (nothing with ``--quiet``) and written to ``--out``
+        when given; errors are raised.
 
     Raises
     ------

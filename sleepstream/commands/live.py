@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 from typing import TYPE_CHECKING
 
+from sleepstream.commands import add_args_doc
 from weights import DEFAULT_MODEL
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -128,13 +129,9 @@ FLAGS = {"channel_index": "--channel-index", "units": "--units", "epochs": "--ep
          "session_start": "--session-start"}
 
 
+@add_args_doc
 def session_options(args: argparse.Namespace) -> SessionOptions:
     """The live session these arguments ask for (the gate's rules parsed here).
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The options of :func:`add_arguments`.
 
     Returns
     -------
@@ -160,6 +157,7 @@ def session_options(args: argparse.Namespace) -> SessionOptions:
     return dataclasses.replace(options, gate=gate_rule) if gate_rule is not None else options
 
 
+@add_args_doc
 def run(args: argparse.Namespace) -> int:
     """Score the live stream until it ends, ``--epochs`` are scored or Ctrl-C; print the summary.
 
@@ -167,15 +165,11 @@ def run(args: argparse.Namespace) -> int:
     (:class:`scorer.session.LiveSession`), runs it with no log line or screen frame blocking
     the loop, releases it, then prints the session's summary.
 
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The options of :func:`add_arguments`.
-
     Returns
     -------
     int
-        0 (the exit status); errors are raised.
+        0 once the session has ended (the stream ended, ``--epochs`` were scored, or Ctrl-C /
+        SIGTERM) and its summary is printed; errors are raised.
 
     Raises
     ------

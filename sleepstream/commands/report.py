@@ -5,6 +5,7 @@ import argparse
 import math
 
 from sleepnet.io.derivations import DEFAULT_CHANNEL
+from sleepstream.commands import add_args_doc
 
 HELP = "report on a scored night: sleep statistics, hypnogram PNG, EDF+/BIDS exports, agreement, features"
 EXAMPLE = ("sleepstream report night.tsv --hypnogram ../shared/data/sleep-edf/SC4001EC-Hypnogram.edf "
@@ -36,13 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="print only the folder written")
 
 
+@add_args_doc
 def run(args: argparse.Namespace) -> int:
     """Write the night's report (:func:`sleepnet.report.night_report.write_report`) and print it.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The options of :func:`add_arguments`.
 
     Returns
     -------

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sleepstream.commands import add_args_doc
+
 HELP = "write simulated Fpz-Cz sleep EEG nights with their hypnograms (npz or EDF+)"
 EXAMPLE = "sleepstream simulate --hours 8 --seed 1 --out night.npz"
 
@@ -89,13 +91,9 @@ def _check(args: argparse.Namespace) -> str:
     return fmt
 
 
+@add_args_doc
 def run(args: argparse.Namespace) -> int:
     """Simulate the nights and write them, one summary line each unless ``--quiet``.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The options of :func:`add_arguments`.
 
     Returns
     -------

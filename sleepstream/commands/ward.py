@@ -6,6 +6,8 @@ import logging
 from datetime import datetime
 from pathlib import Path
 
+from sleepstream.commands import add_args_doc
+
 HELP = ("follow every EEG stream (bed) in sight at once: one supervised `sleepstream live` worker per bed, "
         "one screen")
 EXAMPLE = "sleepstream ward --name 'bed-*' --out ward-tonight"
@@ -176,16 +178,12 @@ def setup_ward_log() -> None:
     route_logger_to_stdout(WARD_LOGGER, bounded=True)
 
 
+@add_args_doc
 def run(args: argparse.Namespace) -> int:
     """Follow the beds until stopped (Ctrl-C, SIGTERM), then print the summary line.
 
     Every option is checked (gate rules, weights, supervision limits, the folder) before
     any worker starts.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The options of :func:`add_arguments`.
 
     Returns
     -------
