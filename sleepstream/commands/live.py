@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 from typing import TYPE_CHECKING
 
+from sleepnet.io.derivations import DEFAULT_CHANNEL
 from sleepstream.commands import add_args_doc
 from weights import DEFAULT_MODEL
 
@@ -38,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--timeout", type=float, default=10.0, metavar="S",
                    help="give up finding the stream after S seconds (default: %(default)s)")
     c = p.add_argument_group("which channel")
-    c.add_argument("--channel", default="Fpz-Cz",
+    c.add_argument("--channel", default=DEFAULT_CHANNEL,
                    help="channel label in the stream description (default: %(default)s; case, spaces, an 'EEG' "
                         "prefix and a '-Ref' suffix are ignored), or a derivation of referential channels computed "
                         "sample by sample: F4-M1, C4-(M1+M2)/2 (a channel with that exact label wins)")

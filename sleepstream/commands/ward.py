@@ -6,6 +6,7 @@ import logging
 from datetime import datetime
 from pathlib import Path
 
+from sleepnet.io.derivations import DEFAULT_CHANNEL
 from sleepstream.commands import add_args_doc
 
 HELP = ("follow every EEG stream (bed) in sight at once: one supervised `sleepstream live` worker per bed, "
@@ -49,7 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="beds whose name matches the shell pattern PATTERN run their own RULES, or no gate "
                         "with PATTERN=off, e.g. 'bed-3=stages=N3,epochs=3' or 'bed-4=off' (repeatable; the "
                         "first that matches a bed decides; works without --gate, gating only those beds)")
-    p.add_argument("--channel", default="Fpz-Cz",
+    p.add_argument("--channel", default=DEFAULT_CHANNEL,
                    help="channel label scored in every bed, or a derivation of referential channels such as "
                         "F4-M1 or C4-(M1+M2)/2, computed by each bed's worker (default: %(default)s)")
     p.add_argument("--weights", metavar="NAME|DIR",
