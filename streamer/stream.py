@@ -649,7 +649,8 @@ class EEGStream:
         Parameters
         ----------
         timeout_s : float
-            Longest wait for a first sample, s.
+            Longest wait for a first sample, s; while the stream is lost and its outlet has
+            not returned, the time slept instead.
 
         Returns
         -------
