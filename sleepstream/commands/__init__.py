@@ -1,10 +1,12 @@
 """The subcommands of ``sleepstream``, one module each (the protocol: :mod:`sleepstream.cli`),
 and what several of them share.
 
-A command's ``run(args)``, and each helper it hands the parsed options to, takes them as its
-first parameter, ``args``. Its description (:data:`ARGS_DOC`) is written here once and put
-into each of their docstrings by :func:`add_args_doc` when the command's module is imported,
-so ``help()``, numpydoc's validator and the docs site read the whole text.
+The parameters of the protocol's two functions are described here once: a command's
+``add_arguments(p)`` takes the subcommand's parser (:data:`PARSER_DOC`), its ``run(args)``
+and each helper it hands the parsed options to take them as ``args`` (:data:`ARGS_DOC`).
+The decorator :func:`command_doc` puts the entry into each of their docstrings when the
+command's module is imported, so ``help()``, numpydoc's validator and the docs site read the
+whole text.
 
 The commands that read a recording file (``score``, ``replay``) take ``--normalized`` from
 :func:`add_normalized_argument`.
@@ -12,12 +14,14 @@ The commands that read a recording file (``score``, ``replay``) take ``--normali
 from __future__ import annotations
 
 import argparse
+import inspect
 import re
 import textwrap
 from collections.abc import Callable
+from types import MappingProxyType
 from typing import TypeVar
 
-__all__ = ["ARGS_DOC", "add_args_doc", "add_normalized_argument"]
+__all__ = ["ARGS_DOC", "PARSER_DOC", "PROTOCOL_DOCS", "add_normalized_argument", "command_doc"]
 
 _Documented = TypeVar("_Documented", bound=Callable[..., object])
 
@@ -25,22 +29,44 @@ _Documented = TypeVar("_Documented", bound=Callable[..., object])
 ARGS_DOC = """args : argparse.Namespace
     The options of :func:`add_arguments`."""
 
-_HEADING = r"^([ \t]*){}\n[ \t]*-+\n"
-_PARAMETERS = re.compile(_HEADING.format("Parameters"), re.MULTILINE)
-_RETURNS = re.compile(_HEADING.format("Returns"), re.MULTILINE)
+#: The ``p`` entry of the docstring of a command's ``add_arguments`` (its summary says which
+#: options it adds).
+PARSER_DOC = """p : argparse.ArgumentParser
+    The subcommand's parser (made by :func:`sleepstream.cli.build_parser`); gets the options
+    named above."""
+
+#: The protocol's parameters and their entries.
+PROTOCOL_DOCS = MappingProxyType({"p": PARSER_DOC, "args": ARGS_DOC})
+
+_PARAMETERS = re.compile(r"^([ \t]*)Parameters\n[ \t]*-+\n", re.MULTILINE)
+_SECTION = re.compile(r"^([ \t]*)\w[\w ]*\n[ \t]*-+\n", re.MULTILINE)     # a heading, underlined with dashes
 
 
-def add_args_doc(function: _Documented) -> _Documented:
-    """A decorator: :data:`ARGS_DOC` becomes the first entry of the Parameters section of
-    ``function``'s docstring (a Parameters section holding only it is made, just before
-    the Returns section, where the docstring has none).
+def _with_entry(doc: str, entry: str) -> str:
+    """``doc`` with ``entry`` first in its Parameters section, which is made (before the first
+    other section, else at the end) where ``doc`` has none."""
+    parameters, section = _PARAMETERS.search(doc), _SECTION.search(doc)
+    if parameters is not None:
+        return doc[:parameters.end()] + textwrap.indent(entry + "\n", parameters.group(1)) + doc[parameters.end():]
+    if section is not None:
+        made = textwrap.indent(f"Parameters\n----------\n{entry}\n\n", section.group(1))
+        return doc[:section.start()] + made + doc[section.start():]
+    body = [line for line in doc.split("\n")[1:] if line.strip()]
+    indent = min((line[:len(line) - len(line.lstrip())] for line in body), key=len, default="    ")
+    return doc.rstrip() + "\n\n" + textwrap.indent(f"Parameters\n----------\n{entry}\n", indent) + indent
+
+
+def command_doc(function: _Documented) -> _Documented:
+    """A decorator: the entry of ``function``'s first parameter, ``p`` (:data:`PARSER_DOC`) or
+    ``args`` (:data:`ARGS_DOC`), becomes the first of its docstring's Parameters section (the
+    section is made, before the first other section or at the end, where there is none).
 
     Parameters
     ----------
     function : callable
-        A command's ``run``, or a helper of a command whose first parameter is ``args``
-        (the options of the command's ``add_arguments``); its docstring documents the
-        parameters after ``args``, if any.
+        A command's ``add_arguments(p)`` (its summary names the options it adds), its
+        ``run(args)``, or a helper that takes the command's options as ``args``; its
+        docstring documents the parameters after the first, if any.
 
     Returns
     -------
@@ -50,20 +76,14 @@ def add_args_doc(function: _Documented) -> _Documented:
     Raises
     ------
     ValueError
-        A docstring with neither a Parameters nor a Returns section (no place for ``args``).
+        A first parameter other than ``p`` and ``args``.
     """
-    doc = function.__doc__ or ""
-    parameters, returns = _PARAMETERS.search(doc), _RETURNS.search(doc)
-    if parameters is not None:
-        at, entry = parameters.end(), textwrap.indent(ARGS_DOC + "\n", parameters.group(1))
-    elif returns is not None:
-        at, entry = returns.start(), textwrap.indent(f"Parameters\n----------\n{ARGS_DOC}\n\n", returns.group(1))
-    else:
-        raise ValueError(f"function={function.__qualname__}: a docstring without a Parameters or Returns "
-                         "section, no place for the args entry")
-    function.__doc__ = doc[:at] + entry + doc[at:]
+    first = next(iter(inspect.signature(function).parameters), None)
+    if first not in PROTOCOL_DOCS:
+        raise ValueError(f"function={function.__qualname__}: its first parameter is {first!r}, not one of "
+                         f"the commands' protocol ({', '.join(PROTOCOL_DOCS)})")
+    function.__doc__ = _with_entry(function.__doc__ or "", PROTOCOL_DOCS[first])
     return function
-
 
 def add_normalized_argument(p: argparse.ArgumentParser, effect: str) -> None:
     """``--normalized`` for a command that reads a recording file: the flag, what it means

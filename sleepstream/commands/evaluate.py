@@ -6,22 +6,18 @@ import json
 from pathlib import Path
 
 from sleepnet.io.derivations import DEFAULT_CHANNEL
-from sleepstream.commands import add_args_doc
+from sleepstream.commands import command_doc
 from weights import DEFAULT_MODEL
 
 HELP = "evaluate weights on labelled recordings (files, a folder, or simulated subjects), per recording and pooled"
 EXAMPLE = "sleepstream evaluate --dataset simulated --subjects 900-904 --out eval.json"
 
 
+@command_doc
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``sleepstream evaluate``.
-
-    Parameters
-    ----------
-    p : argparse.ArgumentParser
-        The subcommand's parser: gets the recordings, ``--dataset``, ``--subjects``, ``--folder``,
-        ``--channel``, the simulation and protocol options, ``--weights``, ``--session-start``,
-        ``--out`` and ``--quiet``.
+    """The options of ``sleepstream evaluate``: the recordings, ``--dataset``, ``--subjects``,
+    ``--folder``, ``--channel``, the simulation and protocol options, ``--weights``,
+    ``--session-start``, ``--out`` and ``--quiet``.
     """
     p.add_argument("recordings", nargs="*", help="labelled recordings (npz with labels); or use --dataset")
     p.add_argument("--dataset", choices=("features", "sleep-edf", "folder", "simulated"),
@@ -48,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar or tables")
 
 
-@add_args_doc
+@command_doc
 def evaluate_feature_nights(args: argparse.Namespace) -> int:
     """Feature nights: scored by a feature model as live sessions would be.
 
@@ -102,7 +98,7 @@ def evaluate_feature_nights(args: argparse.Namespace) -> int:
     return 0
 
 
-@add_args_doc
+@command_doc
 def run(args: argparse.Namespace) -> int:
     """Score labelled recordings (files or ``--dataset``) and report the agreement per recording and pooled.
 

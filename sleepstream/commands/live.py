@@ -12,7 +12,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from sleepnet.io.derivations import DEFAULT_CHANNEL
-from sleepstream.commands import add_args_doc
+from sleepstream.commands import command_doc
 from weights import DEFAULT_MODEL
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -22,15 +22,11 @@ HELP = "score a live LSL EEG stream every 30 s: on screen, on LSL stage outlets 
 EXAMPLE = "sleepstream live --stream-name sleepstream-replay --out night.tsv"
 
 
+@command_doc
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``sleepstream live``.
-
-    Parameters
-    ----------
-    p : argparse.ArgumentParser
-        The subcommand's parser: gets which stream, which channel and its units, the model,
-        the outputs (hypnogram file, LSL outlets, screen, log or JSON status), the gate and
-        the LSL configuration.
+    """The options of ``sleepstream live``: which stream, which channel and its units, the
+    model, the outputs (hypnogram file, LSL outlets, screen, log or JSON status), the gate and
+    the LSL configuration.
     """
     g = p.add_argument_group("which stream (none given: the first stream of type EEG)")
     g.add_argument("--stream-name", help="LSL stream name")
@@ -130,7 +126,7 @@ FLAGS = {"channel_index": "--channel-index", "units": "--units", "epochs": "--ep
          "session_start": "--session-start"}
 
 
-@add_args_doc
+@command_doc
 def session_options(args: argparse.Namespace) -> SessionOptions:
     """The live session these arguments ask for (the gate's rules parsed here).
 
@@ -158,7 +154,7 @@ def session_options(args: argparse.Namespace) -> SessionOptions:
     return dataclasses.replace(options, gate=gate_rule) if gate_rule is not None else options
 
 
-@add_args_doc
+@command_doc
 def run(args: argparse.Namespace) -> int:
     """Score the live stream until it ends, ``--epochs`` are scored or Ctrl-C; print the summary.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from sleepnet.io.derivations import DEFAULT_CHANNEL
-from sleepstream.commands import add_args_doc, add_normalized_argument
+from sleepstream.commands import add_normalized_argument, command_doc
 
 HELP = "stream a recording (npz, EDF, BDF) into LSL as live EEG, with its true stages when known"
 EXAMPLE = ("sleepstream replay ../shared/data/sleep-edf/SC4001E0-PSG-first300s.edf "
@@ -40,14 +40,10 @@ def parse_speed(text: str) -> float | None:
     return v
 
 
+@command_doc
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``sleepstream replay``.
-
-    Parameters
-    ----------
-    p : argparse.ArgumentParser
-        The subcommand's parser: gets the recording, ``--channel``, ``--speed``, ``--loop``,
-        the stream's name and source_id, and the other replay and LSL options.
+    """The options of ``sleepstream replay``: the recording, ``--channel``, ``--speed``,
+    ``--loop``, the stream's name and source_id, and the other replay and LSL options.
     """
     p.add_argument("recording", help="recording: .npz (continuous or windowed), .edf or .bdf")
     p.add_argument("--channel", default=DEFAULT_CHANNEL,
@@ -75,7 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_lsl_arguments(p)
 
 
-@add_args_doc
+@command_doc
 def run(args: argparse.Namespace) -> int:
     """Stream the recording into LSL (:class:`replay.player.Player`) until its end or Ctrl-C.
 

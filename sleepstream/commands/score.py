@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from sleepnet.io.derivations import DEFAULT_CHANNEL
-from sleepstream.commands import add_args_doc, add_normalized_argument
+from sleepstream.commands import add_normalized_argument, command_doc
 from weights import DEFAULT_MODEL
 
 from . import score_archive
@@ -20,15 +20,11 @@ EXAMPLE = ("sleepstream score ../shared/data/sleep-edf/SC4001E0-PSG-first300s.ed
 CHUNK_EPOCHS = 120  # samples are fed to the same preprocessor/scorer in 1-h chunks for progress
 
 
+@command_doc
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``sleepstream score``.
-
-    Parameters
-    ----------
-    p : argparse.ArgumentParser
-        The subcommand's parser: gets the recording(s), ``--hypnogram``, ``--channel``,
-        ``--normalized``, ``--out``, ``--weights``, ``--session-start``, ``--quiet`` and the
-        archive options (:func:`sleepstream.commands.score_archive.add_arguments`).
+    """The options of ``sleepstream score``: the recording(s), ``--hypnogram``, ``--channel``,
+    ``--normalized``, ``--out``, ``--weights``, ``--session-start``, ``--quiet`` and the archive
+    options (:func:`sleepstream.commands.score_archive.add_arguments`).
     """
     p.add_argument("recording", nargs="+",
                    help="recording file: .npz (continuous or windowed), .edf or .bdf; several files, a folder, "
@@ -51,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     score_archive.add_arguments(p)
 
 
-@add_args_doc
+@command_doc
 def run(args: argparse.Namespace) -> int:
     """Score one recording into a stage CSV (and metrics when labels are known), or an archive.
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sleepnet.doc_sections import sections_of
 from sleepnet.io.derivations import DEFAULT_CHANNEL
-from sleepstream.commands import add_args_doc
+from sleepstream.commands import command_doc
 
 HELP = ("train the feature stager (default), the recurrent stager, their ensemble or the CNN-LSTM on real "
         "Sleep-EDF feature nights, Sleep-EDF (downloaded through MNE), a folder of EDF+hypnograms, or simulated nights")
@@ -18,15 +18,11 @@ DEFAULT_FEATURES = Path(__file__).resolve().parents[2].parent / "shared" / "data
 DEFAULT_SUBJECTS = {"features": "1-9", "sleep-edf": "0-19", "folder": None, "simulated": "0-19"}
 
 
+@command_doc
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``sleepstream train``.
-
-    Parameters
-    ----------
-    p : argparse.ArgumentParser
-        The subcommand's parser: gets ``--kind``, ``--dataset``, ``--subjects``, ``--folder``,
-        ``--features``, ``--channel``, the simulation and training settings, ``--out``,
-        ``--model-id`` and ``--quiet``.
+    """The options of ``sleepstream train``: ``--kind``, ``--dataset``, ``--subjects``,
+    ``--folder``, ``--features``, ``--channel``, the simulation and training settings,
+    ``--out``, ``--model-id`` and ``--quiet``.
     """
     p.add_argument("--kind", choices=("feature-gbm", "gru", "ensemble", "cnn-lstm"), default="feature-gbm",
                    help="model kind: gradient-boosted trees over causal spectral features and night context "
@@ -63,7 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-@add_args_doc
+@command_doc
 def subjects_spec(args: argparse.Namespace) -> str | None:
     """The ``--subjects`` given, else the dataset's default (:data:`DEFAULT_SUBJECTS`).
 
@@ -75,7 +71,7 @@ def subjects_spec(args: argparse.Namespace) -> str | None:
     return args.subjects if args.subjects is not None else DEFAULT_SUBJECTS.get(args.dataset)
 
 
-@add_args_doc
+@command_doc
 def load_feature_nights(args: argparse.Namespace):
     """The npz feature nights of ``--folder`` (default: the shared Sleep-EDF features),
     filtered by ``--subjects`` (Sleep-EDF subject numbers).
@@ -105,7 +101,7 @@ def load_feature_nights(args: argparse.Namespace):
     return nights
 
 
-@add_args_doc
+@command_doc
 def load_nights(args: argparse.Namespace):
     """The raw labelled nights of ``--dataset`` (Sleep-EDF through MNE, a folder, or simulated).
 
@@ -134,7 +130,7 @@ def load_nights(args: argparse.Namespace):
     return simulated_nights(parse_subjects(subjects_spec(args)), hours=args.hours, seed=args.seed)
 
 
-@add_args_doc
+@command_doc
 def feature_nights_for(args: argparse.Namespace, update):
     """The training nights as per-epoch features: npz feature nights, or raw nights
     through our own preprocessing.
@@ -169,7 +165,7 @@ PROTOCOL = {"split": "subject-wise", "trim": "30 min of wake before the first an
             "session_start": "drawn 5-60 min before sleep onset, label-blind", "labels": "current epoch"}
 
 
-@add_args_doc
+@command_doc
 def train_feature_model(args: argparse.Namespace, out: Path, console) -> int:
     """Feature nights (or raw nights through our own features) -> a feature-gbm folder.
 
@@ -323,7 +319,7 @@ def check_out_folder(out: Path) -> None:
         raise SleepstreamError(f"{out}: cannot make the weights folder there ({probe} is not a writable folder)")
 
 
-@add_args_doc
+@command_doc
 def run(args: argparse.Namespace) -> int:
     """Train a model of ``--kind`` on the nights of ``--dataset`` and write its weights folder.
 

@@ -7,22 +7,18 @@ from datetime import datetime
 from pathlib import Path
 
 from sleepnet.io.derivations import DEFAULT_CHANNEL
-from sleepstream.commands import add_args_doc
+from sleepstream.commands import command_doc
 
 HELP = ("follow every EEG stream (bed) in sight at once: one supervised `sleepstream live` worker per bed, "
         "one screen")
 EXAMPLE = "sleepstream ward --name 'bed-*' --out ward-tonight"
 
 
+@command_doc
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``sleepstream ward``.
-
-    Parameters
-    ----------
-    p : argparse.ArgumentParser
-        The subcommand's parser: gets which streams are beds, the outputs, the stimulation
-        windows (``--gate``, ``--gate-bed``), ``--channel``, ``--weights``, the supervision
-        limits and the LSL options.
+    """The options of ``sleepstream ward``: which streams are beds, the outputs, the stimulation
+    windows (``--gate``, ``--gate-bed``), ``--channel``, ``--weights``, the supervision limits
+    and the LSL options.
     """
     g = p.add_argument_group("which streams are beds (each needs a source_id; default: every EEG stream)")
     g.add_argument("--stream-type", default="EEG", help="LSL content type of a bed's stream (default: %(default)s; "
@@ -179,7 +175,7 @@ def setup_ward_log() -> None:
     route_logger_to_stdout(WARD_LOGGER, bounded=True)
 
 
-@add_args_doc
+@command_doc
 def run(args: argparse.Namespace) -> int:
     """Follow the beds until stopped (Ctrl-C, SIGTERM), then print the summary line.
 
