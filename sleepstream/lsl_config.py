@@ -212,7 +212,8 @@ class LslSetup:
         return f"{where}, {session}"
 
     def search_hint(self) -> str:
-        """How to look further when a stream was not found.
+        """How to look further when a stream was not found: ``sleepstream live`` adds it to the
+        error when no stream matched (:class:`streamer.errors.StreamNotFoundError`).
 
         Returns
         -------

@@ -357,7 +357,8 @@ class StreamDescription:
 
 @dataclass(frozen=True)
 class SampleChunk:
-    """Consecutive samples of the picked channel, as pulled.
+    """Consecutive samples of the picked channel, as pulled: :meth:`EEGStream.acquire` splits
+    what arrived at gaps into these, :meth:`streamer.epochs.EpochAssembler.push` takes them.
 
     Parameters
     ----------
