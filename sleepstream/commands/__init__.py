@@ -85,6 +85,7 @@ def command_doc(function: _Documented) -> _Documented:
     function.__doc__ = _with_entry(function.__doc__ or "", PROTOCOL_DOCS[first])
     return function
 
+
 def add_normalized_argument(p: argparse.ArgumentParser, effect: str) -> None:
     """``--normalized`` for a command that reads a recording file: the flag, what it means
     for the command, and when the file is recognised as normalised without it.
