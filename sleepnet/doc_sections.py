@@ -1,96 +1,96 @@
-"""One home for what a method's arguments mean, where several methods take the same ones.
+"""Docstring text kept in one place where several functions take the same arguments.
 
-A sink's ``truth(epoch, stage)`` takes exactly what :meth:`scorer.sinks.Sink.truth` takes,
-and a writer's wrapper waits as the writer's ``flush`` waits: the override or wrapper says
-in its own summary what *it* does, and takes its Parameters / Returns / Raises sections
-from the method that owns them (:func:`sections_of`). The text is set on ``__doc__`` when
-the module is imported, so ``help()``, numpydoc's validator and the docs site read it whole.
+Two decorators, both run when the module that uses them is imported, so ``help()``,
+numpydoc's validator and the docs site read each docstring whole:
 
-Where several functions of one module take the same parameters, the module keeps their
-description once, as a fragment, and :func:`filled` puts it into each docstring.
+* :func:`sections_of`: a method that implements a protocol's method (a stager's ``skip``
+  implements :meth:`sleepnet.models.base.Stager.skip`) says in its own summary what *it*
+  does and takes its Parameters / Returns / Raises sections from the method that owns them;
+* :func:`filled`: where several functions take a parameter that means the same in each (a
+  weights folder's ``d`` and ``cfg``), its description is kept once, as a fragment, and a
+  line ``{name}`` alone in each docstring stands for it.
 
-It lives in ``sleepnet``, the lowest part, so that every part can use it (the sinks, the
-ward's views, the simulator).
+They live in ``sleepnet``, the lowest part, so that every part uses the same two: the
+models, the simulator, the sinks and the gate, the ward's views, the commands.
 """
 from __future__ import annotations
 
 import inspect
 import re
+import textwrap
 from collections.abc import Callable
 from typing import TypeVar
 
-_F = TypeVar("_F", bound=Callable[..., object])
-#: a numpydoc section's heading: a line of words underlined by dashes
-_HEADING = re.compile(r"^[A-Z][a-z]*( [A-Za-z]+)*\n-{3,}$", re.MULTILINE)
-#: a line of a docstring that is only a field to fill: ``{name}``
-_FIELD = re.compile(r"^([ \t]*)\{(\w+)\}[ \t]*$", re.MULTILINE)
+__all__ = ["filled", "sections_of"]
+
+_Documented = TypeVar("_Documented", bound=Callable[..., object])
+_FIRST_SECTION = re.compile(r"^\w[\w ]*\n-+$", re.MULTILINE)     # a heading, underlined with dashes
+_FIELD_LINE = re.compile(r"^([ \t]*)\{(\w+)\}[ \t]*$", re.MULTILINE)
 
 
-def sections_of(owner: Callable[..., object], summary: str) -> Callable[[_F], _F]:
-    """A decorator: the decorated function's docstring is ``summary`` followed by the
-    sections of ``owner``'s docstring (from its first numpydoc heading on).
+def sections_of(owner: Callable[..., object], summary: str) -> Callable[[_Documented], _Documented]:
+    """A decorator: the docstring of the function it decorates becomes ``summary`` and then
+    every section of ``owner``'s docstring (from its first heading to its end).
 
     Parameters
     ----------
     owner : callable
-        The function or method whose Parameters (Returns, Raises) sections the decorated
-        one shares, e.g. ``Sink.truth``; its signature must take the same arguments.
+        The method whose sections are shared, e.g. ``Stager.skip``; the decorated function
+        takes the same arguments.
     summary : str
-        What the decorated function does: its summary line and, when needed, more
-        paragraphs (indentation is removed as in any docstring).
+        The decorated function's own summary line, and more paragraphs where needed
+        (indented or not: indentation is removed as :func:`inspect.cleandoc` does).
 
     Returns
     -------
     callable
-        The decorator; it returns the function itself, its ``__doc__`` set.
+        The decorator; it sets ``__doc__`` and returns the function itself.
 
     Raises
     ------
     ValueError
-        ``owner``'s docstring has no section (a heading underlined with ``-``).
+        ``owner``'s docstring holds no section (no heading underlined with ``-``).
     """
-    doc = inspect.cleandoc(owner.__doc__ or "")
-    heading = _HEADING.search(doc)
-    if heading is None:
-        raise ValueError(f"owner={getattr(owner, '__qualname__', owner)!r} has no docstring sections to share")
+    owned = inspect.cleandoc(owner.__doc__ or "")
+    first = _FIRST_SECTION.search(owned)
+    if first is None:
+        raise ValueError(f"owner={getattr(owner, '__qualname__', owner)!r}: a docstring without sections to share")
+    sections = owned[first.start():]
 
-    def document(function: _F) -> _F:
-        function.__doc__ = f"{inspect.cleandoc(summary)}\n\n{doc[heading.start():]}\n"
+    def decorate(function: _Documented) -> _Documented:
+        function.__doc__ = f"{inspect.cleandoc(summary)}\n\n{sections}\n"
         return function
 
-    return document
+    return decorate
 
 
-def filled(**fragments: str) -> Callable[[_F], _F]:
-    """A decorator: each line of the decorated function's docstring that is only a field
-    ``{name}`` becomes ``fragments[name]``, every line of it indented as the field was.
-
-    For parameters several functions of a module take alike: the module keeps their
-    description once, as a fragment (numpydoc lines: ``name : type`` then its text,
-    indented by four spaces).
+def filled(**fragments: str) -> Callable[[_Documented], _Documented]:
+    """A decorator: each line ``{name}`` alone in the docstring of the function or class it
+    decorates becomes ``fragments[name]``, each of its lines indented as ``{name}`` was.
 
     Parameters
     ----------
     **fragments : str
-        The text of each field, by name.
+        The text of each field by name, as numpydoc lines: ``name : type``, its
+        description indented four spaces more (common indentation is removed, as
+        :func:`textwrap.dedent` does).
 
     Returns
     -------
     callable
-        The decorator; it returns the function itself, its ``__doc__`` filled.
+        The decorator; it fills ``__doc__`` and returns the function or class itself.
 
     Raises
     ------
     KeyError
-        The docstring names a field that ``fragments`` lacks.
+        A field that ``fragments`` does not hold.
     """
+    def fill(field: re.Match[str]) -> str:
+        indent, text = field.group(1), textwrap.dedent(fragments[field.group(2)]).strip("\n")
+        return "\n".join(indent + line if line else "" for line in text.split("\n"))
 
-    def fill(match: re.Match[str]) -> str:
-        indent, name = match.group(1), match.group(2)
-        return "\n".join(indent + line if line else line for line in inspect.cleandoc(fragments[name]).split("\n"))
+    def decorate(obj: _Documented) -> _Documented:
+        obj.__doc__ = _FIELD_LINE.sub(fill, obj.__doc__ or "")
+        return obj
 
-    def document(function: _F) -> _F:
-        function.__doc__ = _FIELD.sub(fill, function.__doc__ or "")
-        return function
-
-    return document
+    return decorate

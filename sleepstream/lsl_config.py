@@ -25,7 +25,27 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from sleepnet.doc_sections import filled
+
 log = logging.getLogger(__name__)
+
+#: Docstring fragments (:func:`sleepnet.doc_sections.filled`): the parameters that say where
+#: liblsl looks for its configuration file, and the two LSL options of every command.
+_fill_doc = filled(
+    search_places="""
+        env : dict of str to str, optional
+            The environment (default ``os.environ``).
+        cwd : Path, optional
+            The working folder (default the process's).
+        home : Path, optional
+            The home folder (default the user's).""",
+    lsl_options="""
+        network : bool
+            ``--network``: liblsl's network defaults when there is no user configuration.
+        session_id : str, optional
+            ``--session-id``: the LSL session to join (default: the user's configuration's,
+            else liblsl's default session).""",
+)
 
 CONFIG_ENV = "LSLAPICFG"
 CONFIG_NAME = "lsl_api.cfg"
@@ -45,18 +65,14 @@ SESSION_HELP = ("join LSL session ID instead of liblsl's default session, which 
                 "Streams are visible only within their session")
 
 
+@_fill_doc
 def config_search_paths(env: dict[str, str] | None = None, cwd: Path | None = None,
                         home: Path | None = None) -> list[Path]:
     """Where liblsl looks for its configuration file, first hit wins.
 
     Parameters
     ----------
-    env : dict of str to str, optional
-        The environment (default ``os.environ``).
-    cwd : Path, optional
-        The working folder (default the process's).
-    home : Path, optional
-        The home folder (default the user's).
+    {search_places}
 
     Returns
     -------
@@ -71,18 +87,14 @@ def config_search_paths(env: dict[str, str] | None = None, cwd: Path | None = No
     return paths + [cwd / CONFIG_NAME, home / "lsl_api" / CONFIG_NAME, Path("/etc/lsl_api") / CONFIG_NAME]
 
 
+@_fill_doc
 def find_user_config(env: dict[str, str] | None = None, cwd: Path | None = None,
                      home: Path | None = None) -> Path | None:
     """The LSL configuration file liblsl would load, or None when there is none.
 
     Parameters
     ----------
-    env : dict of str to str, optional
-        The environment (default ``os.environ``).
-    cwd : Path, optional
-        The working folder (default the process's).
-    home : Path, optional
-        The home folder (default the user's).
+    {search_places}
 
     Returns
     -------
@@ -200,7 +212,8 @@ class LslSetup:
         return f"{where}, {session}"
 
     def search_hint(self) -> str:
-        """How to look further when a stream was not found.
+        """How to look further when a stream was not found: ``sleepstream live`` adds it to the
+        error when no stream matched (:class:`streamer.errors.StreamNotFoundError`).
 
         Returns
         -------
@@ -222,17 +235,14 @@ class LslSetup:
         return f"searched {self.describe()}; to look further: " + "; ".join(tips)
 
 
+@_fill_doc
 def plan_lsl(network: bool = False, session_id: str | None = None,
              user_config: Path | None = None) -> LslSetup:
     """Decide the configuration (pure: reads only ``user_config``).
 
     Parameters
     ----------
-    network : bool
-        ``--network``: liblsl's network defaults when there is no user configuration.
-    session_id : str, optional
-        ``--session-id``: the LSL session to join (default: the user's configuration's,
-        else liblsl's default session).
+    {lsl_options}
     user_config : Path, optional
         The user's configuration file (see :func:`find_user_config`).
 
@@ -254,17 +264,14 @@ def plan_lsl(network: bool = False, session_id: str | None = None,
     return LslSetup(None, network, session_id or DEFAULT_SESSION, content)
 
 
+@_fill_doc
 def configure_lsl(network: bool = False, session_id: str | None = None) -> LslSetup:
     """Configure liblsl (see the module text); must run before the first stream,
     outlet or inlet of the process.
 
     Parameters
     ----------
-    network : bool
-        ``--network``: liblsl's network defaults when there is no user configuration.
-    session_id : str, optional
-        ``--session-id``: the LSL session to join (default: the user's configuration's,
-        else liblsl's default session).
+    {lsl_options}
 
     Returns
     -------

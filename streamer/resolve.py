@@ -13,12 +13,22 @@ from dataclasses import dataclass
 
 import pylsl
 
+from sleepnet.doc_sections import filled
+
 from .errors import StreamNotFoundError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_STREAM_TYPE = "EEG"
 POLL_S = 0.02
+
+#: The parameters of :func:`resolve` and :func:`resolve_stream`, described once
+#: (:func:`sleepnet.doc_sections.filled`).
+_fill_doc = filled(query_timeout="""
+    query : StreamQuery
+        What to look for.
+    timeout_s : float
+        Give up after this many seconds.""")
 
 
 @dataclass(frozen=True)
@@ -129,15 +139,13 @@ class Resolved:
     visible: tuple[pylsl.StreamInfo, ...]
 
 
+@_fill_doc
 def resolve_stream(query: StreamQuery, timeout_s: float = 10.0) -> pylsl.StreamInfo:
     """The first visible stream matching ``query`` (see :func:`resolve`).
 
     Parameters
     ----------
-    query : StreamQuery
-        What to look for.
-    timeout_s : float
-        Give up after this many seconds.
+    {query_timeout}
 
     Returns
     -------
@@ -152,15 +160,13 @@ def resolve_stream(query: StreamQuery, timeout_s: float = 10.0) -> pylsl.StreamI
     return resolve(query, timeout_s).info
 
 
+@_fill_doc
 def resolve(query: StreamQuery, timeout_s: float = 10.0) -> Resolved:
     """The first visible stream matching ``query``, with the others visible then.
 
     Parameters
     ----------
-    query : StreamQuery
-        What to look for.
-    timeout_s : float
-        Give up after this many seconds.
+    {query_timeout}
 
     Returns
     -------

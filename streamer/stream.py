@@ -357,7 +357,8 @@ class StreamDescription:
 
 @dataclass(frozen=True)
 class SampleChunk:
-    """Consecutive samples of the picked channel, as pulled.
+    """Consecutive samples of the picked channel, as pulled: :meth:`EEGStream.acquire` splits
+    what arrived at gaps into these, :meth:`streamer.epochs.EpochAssembler.push` takes them.
 
     Parameters
     ----------
@@ -649,7 +650,8 @@ class EEGStream:
         Parameters
         ----------
         timeout_s : float
-            Longest wait for a first sample, s.
+            Longest wait for a first sample, s; while the stream is lost and its outlet has
+            not returned, the time slept instead.
 
         Returns
         -------

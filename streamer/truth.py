@@ -31,7 +31,8 @@ RESOLVE_TIMEOUT_S = 1.0
 
 @dataclass(frozen=True)
 class TruthMarker:
-    """A true stage.
+    """A true stage, as a replay's ``<name>-truth`` stream sends it: one marker per 30-s epoch
+    (:meth:`TruthStream.poll` returns those that have arrived).
 
     Parameters
     ----------

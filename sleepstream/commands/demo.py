@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 from sleepnet.io.derivations import DEFAULT_CHANNEL
+from sleepstream.commands import command_doc
 from weights import DEFAULT_MODEL
 
 HELP = "replay a simulated night at high speed, score it live on screen, and summarise the agreement"
@@ -19,14 +20,10 @@ SHARED_EXCERPT = Path("../shared/data/sleep-edf/SC4001E0-PSG-first300s.edf")
 SHARED_EXCERPT_HYPNOGRAM = Path("../shared/data/sleep-edf/SC4001EC-Hypnogram.edf")
 
 
+@command_doc
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``sleepstream demo``.
-
-    Parameters
-    ----------
-    p : argparse.ArgumentParser
-        The subcommand's parser: gets ``--recording``, ``--hypnogram``, ``--channel``,
-        ``--speed``, ``--out``, ``--no-display``, ``--weights`` and the LSL options.
+    """The options of ``sleepstream demo``: ``--recording``, ``--hypnogram``, ``--channel``,
+    ``--speed``, ``--out``, ``--no-display``, ``--weights`` and the LSL options.
     """
     from sleepstream.commands.replay import parse_speed
 
@@ -134,13 +131,9 @@ def after_scoring(night_file: Path, recording: Path, hypnogram: Path | None, con
     print_report(console, result)
 
 
+@command_doc
 def run(args: argparse.Namespace) -> int:
     """Replay the night in a thread and score it live in this process, then report.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The options of :func:`add_arguments`.
 
     Returns
     -------

@@ -6,21 +6,18 @@ import json
 from pathlib import Path
 
 from sleepnet.io.derivations import DEFAULT_CHANNEL
+from sleepstream.commands import command_doc
 from weights import DEFAULT_MODEL
 
 HELP = "evaluate weights on labelled recordings (files, a folder, or simulated subjects), per recording and pooled"
 EXAMPLE = "sleepstream evaluate --dataset simulated --subjects 900-904 --out eval.json"
 
 
+@command_doc
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``sleepstream evaluate``.
-
-    Parameters
-    ----------
-    p : argparse.ArgumentParser
-        The subcommand's parser: gets the recordings, ``--dataset``, ``--subjects``, ``--folder``,
-        ``--channel``, the simulation and protocol options, ``--weights``, ``--session-start``,
-        ``--out`` and ``--quiet``.
+    """The options of ``sleepstream evaluate``: the recordings, ``--dataset``, ``--subjects``,
+    ``--folder``, ``--channel``, the simulation and protocol options, ``--weights``,
+    ``--session-start``, ``--out`` and ``--quiet``.
     """
     p.add_argument("recordings", nargs="*", help="labelled recordings (npz with labels); or use --dataset")
     p.add_argument("--dataset", choices=("features", "sleep-edf", "folder", "simulated"),
@@ -47,6 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar or tables")
 
 
+@command_doc
 def evaluate_feature_nights(args: argparse.Namespace) -> int:
     """Feature nights: scored by a feature model as live sessions would be.
 
@@ -54,11 +52,6 @@ def evaluate_feature_nights(args: argparse.Namespace) -> int:
     of wake around sleep and scored from a session start 5-60 min before sleep onset
     (:func:`sleepnet.train.sessions.case_codes`); the agreement per night and pooled is
     printed unless ``--quiet`` and written to ``--out`` when given.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The options of :func:`add_arguments`.
 
     Returns
     -------
@@ -105,18 +98,15 @@ def evaluate_feature_nights(args: argparse.Namespace) -> int:
     return 0
 
 
+@command_doc
 def run(args: argparse.Namespace) -> int:
     """Score labelled recordings (files or ``--dataset``) and report the agreement per recording and pooled.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The options of :func:`add_arguments`.
 
     Returns
     -------
     int
-        0 (the exit status); errors are raised.
+        0 once the agreement is printed (nothing with ``--quiet``) and written to ``--out``
+        when given; errors are raised.
 
     Raises
     ------

@@ -11,6 +11,8 @@ import argparse
 import dataclasses
 from typing import TYPE_CHECKING
 
+from sleepnet.io.derivations import DEFAULT_CHANNEL
+from sleepstream.commands import command_doc
 from weights import DEFAULT_MODEL
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -20,15 +22,11 @@ HELP = "score a live LSL EEG stream every 30 s: on screen, on LSL stage outlets 
 EXAMPLE = "sleepstream live --stream-name sleepstream-replay --out night.tsv"
 
 
+@command_doc
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``sleepstream live``.
-
-    Parameters
-    ----------
-    p : argparse.ArgumentParser
-        The subcommand's parser: gets which stream, which channel and its units, the model,
-        the outputs (hypnogram file, LSL outlets, screen, log or JSON status), the gate and
-        the LSL configuration.
+    """The options of ``sleepstream live``: which stream, which channel and its units, the
+    model, the outputs (hypnogram file, LSL outlets, screen, log or JSON status), the gate and
+    the LSL configuration.
     """
     g = p.add_argument_group("which stream (none given: the first stream of type EEG)")
     g.add_argument("--stream-name", help="LSL stream name")
@@ -37,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--timeout", type=float, default=10.0, metavar="S",
                    help="give up finding the stream after S seconds (default: %(default)s)")
     c = p.add_argument_group("which channel")
-    c.add_argument("--channel", default="Fpz-Cz",
+    c.add_argument("--channel", default=DEFAULT_CHANNEL,
                    help="channel label in the stream description (default: %(default)s; case, spaces, an 'EEG' "
                         "prefix and a '-Ref' suffix are ignored), or a derivation of referential channels computed "
                         "sample by sample: F4-M1, C4-(M1+M2)/2 (a channel with that exact label wins)")
@@ -128,13 +126,9 @@ FLAGS = {"channel_index": "--channel-index", "units": "--units", "epochs": "--ep
          "session_start": "--session-start"}
 
 
+@command_doc
 def session_options(args: argparse.Namespace) -> SessionOptions:
     """The live session these arguments ask for (the gate's rules parsed here).
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The options of :func:`add_arguments`.
 
     Returns
     -------
@@ -160,6 +154,7 @@ def session_options(args: argparse.Namespace) -> SessionOptions:
     return dataclasses.replace(options, gate=gate_rule) if gate_rule is not None else options
 
 
+@command_doc
 def run(args: argparse.Namespace) -> int:
     """Score the live stream until it ends, ``--epochs`` are scored or Ctrl-C; print the summary.
 
@@ -167,15 +162,11 @@ def run(args: argparse.Namespace) -> int:
     (:class:`scorer.session.LiveSession`), runs it with no log line or screen frame blocking
     the loop, releases it, then prints the session's summary.
 
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The options of :func:`add_arguments`.
-
     Returns
     -------
     int
-        0 (the exit status); errors are raised.
+        0 once the session has ended (the stream ended, ``--epochs`` were scored, or Ctrl-C /
+        SIGTERM) and its summary is printed; errors are raised.
 
     Raises
     ------

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from sleepnet.io.derivations import DEFAULT_CHANNEL
+from sleepstream.commands import add_normalized_argument, command_doc
 
 HELP = "stream a recording (npz, EDF, BDF) into LSL as live EEG, with its true stages when known"
 EXAMPLE = ("sleepstream replay ../shared/data/sleep-edf/SC4001E0-PSG-first300s.edf "
@@ -39,23 +40,16 @@ def parse_speed(text: str) -> float | None:
     return v
 
 
+@command_doc
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``sleepstream replay``.
-
-    Parameters
-    ----------
-    p : argparse.ArgumentParser
-        The subcommand's parser: gets the recording, ``--channel``, ``--speed``, ``--loop``,
-        the stream's name and source_id, and the other replay and LSL options.
+    """The options of ``sleepstream replay``: the recording, ``--channel``, ``--speed``,
+    ``--loop``, the stream's name and source_id, and the other replay and LSL options.
     """
     p.add_argument("recording", help="recording: .npz (continuous or windowed), .edf or .bdf")
     p.add_argument("--channel", default=DEFAULT_CHANNEL,
                    help="EDF/BDF channel to stream, or a derivation of referential channels streamed as one "
                         "channel: F4-M1, C4-(M1+M2)/2 (default: %(default)s)")
-    p.add_argument("--normalized", action="store_true",
-                   help="the signal is per-epoch normalised (each 30-s epoch z-scored, as the design's sample.npz); "
-                        "the stream's description says so and `sleepstream live` scores it level-free. "
-                        "Recognised without this flag when every epoch's SD is 1 +/- 0.001")
+    add_normalized_argument(p, "; the stream's description says so and `sleepstream live` scores it level-free")
     p.add_argument("--all-channels", action="store_true",
                    help="EDF/BDF: stream every channel of the file (the scorer picks one by label)")
     p.add_argument("--hypnogram", help="true stages for the <name>-truth stream (default: labels in the npz)")
@@ -77,13 +71,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_lsl_arguments(p)
 
 
+@command_doc
 def run(args: argparse.Namespace) -> int:
     """Stream the recording into LSL (:class:`replay.player.Player`) until its end or Ctrl-C.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The options of :func:`add_arguments`.
 
     Returns
     -------

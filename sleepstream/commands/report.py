@@ -5,6 +5,7 @@ import argparse
 import math
 
 from sleepnet.io.derivations import DEFAULT_CHANNEL
+from sleepstream.commands import command_doc
 
 HELP = "report on a scored night: sleep statistics, hypnogram PNG, EDF+/BIDS exports, agreement, features"
 EXAMPLE = ("sleepstream report night.tsv --hypnogram ../shared/data/sleep-edf/SC4001EC-Hypnogram.edf "
@@ -14,14 +15,10 @@ EXAMPLE = ("sleepstream report night.tsv --hypnogram ../shared/data/sleep-edf/SC
 #: library parameters whose flag has another name (see :func:`sleepstream.cli.parameter_flags`)
 FLAGS = {"offset_s": "--offset"}
 
+@command_doc
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``sleepstream report``.
-
-    Parameters
-    ----------
-    p : argparse.ArgumentParser
-        The subcommand's parser: gets the night file, ``--hypnogram``, ``--recording``,
-        ``--channel``, ``--offset``, ``--out`` and ``--quiet``.
+    """The options of ``sleepstream report``: the night file, ``--hypnogram``, ``--recording``,
+    ``--channel``, ``--offset``, ``--out`` and ``--quiet``.
     """
     p.add_argument("night", help="the live hypnogram TSV (sleepstream live --out) or the stage CSV of sleepstream score")
     p.add_argument("--hypnogram", help="true stages to compare with (EDF+ annotations, Sleep-EDF txt, text/CSV/TSV)")
@@ -36,13 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="print only the folder written")
 
 
+@command_doc
 def run(args: argparse.Namespace) -> int:
     """Write the night's report (:func:`sleepnet.report.night_report.write_report`) and print it.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The options of :func:`add_arguments`.
 
     Returns
     -------

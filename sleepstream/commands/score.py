@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from sleepnet.io.derivations import DEFAULT_CHANNEL
+from sleepstream.commands import add_normalized_argument, command_doc
 from weights import DEFAULT_MODEL
 
 from . import score_archive
@@ -19,15 +20,11 @@ EXAMPLE = ("sleepstream score ../shared/data/sleep-edf/SC4001E0-PSG-first300s.ed
 CHUNK_EPOCHS = 120  # samples are fed to the same preprocessor/scorer in 1-h chunks for progress
 
 
+@command_doc
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``sleepstream score``.
-
-    Parameters
-    ----------
-    p : argparse.ArgumentParser
-        The subcommand's parser: gets the recording(s), ``--hypnogram``, ``--channel``,
-        ``--normalized``, ``--out``, ``--weights``, ``--session-start``, ``--quiet`` and the
-        archive options (:func:`sleepstream.commands.score_archive.add_arguments`).
+    """The options of ``sleepstream score``: the recording(s), ``--hypnogram``, ``--channel``,
+    ``--normalized``, ``--out``, ``--weights``, ``--session-start``, ``--quiet`` and the archive
+    options (:func:`sleepstream.commands.score_archive.add_arguments`).
     """
     p.add_argument("recording", nargs="+",
                    help="recording file: .npz (continuous or windowed), .edf or .bdf; several files, a folder, "
@@ -36,10 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channel", default=DEFAULT_CHANNEL,
                    help="EEG channel to score, or a derivation of referential channels: F4-M1, C4-(M1+M2)/2 "
                         "(default: %(default)s; Fpz-Cz matches too; a channel with that exact label wins)")
-    p.add_argument("--normalized", action="store_true",
-                   help="the signal is per-epoch normalised (each 30-s epoch z-scored, as the design's sample.npz): "
-                        "score it with the scale-free model and level-free quality checks. Recognised without "
-                        "this flag when every epoch's SD is 1 +/- 0.001")
+    add_normalized_argument(p, ": score it with the scale-free model and level-free quality checks")
     p.add_argument("--out", help="stage CSV to write (default: <recording name>_stages.csv here); "
                                  "for several recordings, the folder for their files and cohort.csv")
     p.add_argument("--weights", metavar="NAME|DIR",
@@ -53,17 +47,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     score_archive.add_arguments(p)
 
 
+@command_doc
 def run(args: argparse.Namespace) -> int:
     """Score one recording into a stage CSV (and metrics when labels are known), or an archive.
 
     Several recordings, a folder, a glob or an @list go to
     :func:`sleepstream.commands.score_archive.run`. One recording is fed through the live
     path's preprocessor and stager in chunks of :data:`CHUNK_EPOCHS` epochs.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The options of :func:`add_arguments`.
 
     Returns
     -------

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sleepstream.commands import command_doc
+
 HELP = "write simulated Fpz-Cz sleep EEG nights with their hypnograms (npz or EDF+)"
 EXAMPLE = "sleepstream simulate --hours 8 --seed 1 --out night.npz"
 
@@ -20,14 +22,10 @@ MAX_SFREQ_HZ = 5000.0
 MAX_HOURS = 48.0
 
 
+@command_doc
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``sleepstream simulate``.
-
-    Parameters
-    ----------
-    p : argparse.ArgumentParser
-        The subcommand's parser: gets ``--hours``, ``--seed``, ``--out``, ``--format``,
-        ``--sfreq``, ``--subjects`` and ``--quiet``.
+    """The options of ``sleepstream simulate``: ``--hours``, ``--seed``, ``--out``,
+    ``--format``, ``--sfreq``, ``--subjects`` and ``--quiet``.
     """
     p.add_argument("--hours", type=float, default=8.0, help="time in bed from lights off, hours (default: %(default)s)")
     p.add_argument("--seed", type=int, default=1, help="seed: the same seed gives the same night (default: %(default)s)")
@@ -89,13 +87,9 @@ def _check(args: argparse.Namespace) -> str:
     return fmt
 
 
+@command_doc
 def run(args: argparse.Namespace) -> int:
     """Simulate the nights and write them, one summary line each unless ``--quiet``.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The options of :func:`add_arguments`.
 
     Returns
     -------

@@ -7,7 +7,9 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+from sleepnet.doc_sections import sections_of
 from sleepnet.io.derivations import DEFAULT_CHANNEL
+from sleepstream.commands import command_doc
 
 HELP = ("train the feature stager (default), the recurrent stager, their ensemble or the CNN-LSTM on real "
         "Sleep-EDF feature nights, Sleep-EDF (downloaded through MNE), a folder of EDF+hypnograms, or simulated nights")
@@ -16,15 +18,11 @@ DEFAULT_FEATURES = Path(__file__).resolve().parents[2].parent / "shared" / "data
 DEFAULT_SUBJECTS = {"features": "1-9", "sleep-edf": "0-19", "folder": None, "simulated": "0-19"}
 
 
+@command_doc
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``sleepstream train``.
-
-    Parameters
-    ----------
-    p : argparse.ArgumentParser
-        The subcommand's parser: gets ``--kind``, ``--dataset``, ``--subjects``, ``--folder``,
-        ``--features``, ``--channel``, the simulation and training settings, ``--out``,
-        ``--model-id`` and ``--quiet``.
+    """The options of ``sleepstream train``: ``--kind``, ``--dataset``, ``--subjects``,
+    ``--folder``, ``--features``, ``--channel``, the simulation and training settings,
+    ``--out``, ``--model-id`` and ``--quiet``.
     """
     p.add_argument("--kind", choices=("feature-gbm", "gru", "ensemble", "cnn-lstm"), default="feature-gbm",
                    help="model kind: gradient-boosted trees over causal spectral features and night context "
@@ -61,13 +59,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+@command_doc
 def subjects_spec(args: argparse.Namespace) -> str | None:
     """The ``--subjects`` given, else the dataset's default (:data:`DEFAULT_SUBJECTS`).
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The options of :func:`add_arguments`.
 
     Returns
     -------
@@ -77,14 +71,10 @@ def subjects_spec(args: argparse.Namespace) -> str | None:
     return args.subjects if args.subjects is not None else DEFAULT_SUBJECTS.get(args.dataset)
 
 
+@command_doc
 def load_feature_nights(args: argparse.Namespace):
     """The npz feature nights of ``--folder`` (default: the shared Sleep-EDF features),
     filtered by ``--subjects`` (Sleep-EDF subject numbers).
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The options of :func:`add_arguments`.
 
     Returns
     -------
@@ -111,13 +101,9 @@ def load_feature_nights(args: argparse.Namespace):
     return nights
 
 
+@command_doc
 def load_nights(args: argparse.Namespace):
     """The raw labelled nights of ``--dataset`` (Sleep-EDF through MNE, a folder, or simulated).
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The options of :func:`add_arguments`.
 
     Returns
     -------
@@ -144,14 +130,13 @@ def load_nights(args: argparse.Namespace):
     return simulated_nights(parse_subjects(subjects_spec(args)), hours=args.hours, seed=args.seed)
 
 
+@command_doc
 def feature_nights_for(args: argparse.Namespace, update):
     """The training nights as per-epoch features: npz feature nights, or raw nights
     through our own preprocessing.
 
     Parameters
     ----------
-    args : argparse.Namespace
-        The options of :func:`add_arguments`.
     update : callable
         The progress bar's ``update(what, done, total)``, told of each raw night's features.
 
@@ -180,6 +165,7 @@ PROTOCOL = {"split": "subject-wise", "trim": "30 min of wake before the first an
             "session_start": "drawn 5-60 min before sleep onset, label-blind", "labels": "current epoch"}
 
 
+@command_doc
 def train_feature_model(args: argparse.Namespace, out: Path, console) -> int:
     """Feature nights (or raw nights through our own features) -> a feature-gbm folder.
 
@@ -187,8 +173,6 @@ def train_feature_model(args: argparse.Namespace, out: Path, console) -> int:
 
     Parameters
     ----------
-    args : argparse.Namespace
-        The options of :func:`add_arguments`.
     out : pathlib.Path
         The weights folder to write (checked by :func:`check_out_folder`).
     console : rich.console.Console
@@ -197,7 +181,7 @@ def train_feature_model(args: argparse.Namespace, out: Path, console) -> int:
     Returns
     -------
     int
-        0 (the exit status); errors are raised.
+        0 once the model and its ``metrics.json`` are written into ``out``; errors are raised.
     """
     from sleepnet.models.feature_gbm import save_feature_model
     from sleepnet.train.feature_training import FeatureTrainConfig, fit_trees
@@ -220,27 +204,12 @@ def train_feature_model(args: argparse.Namespace, out: Path, console) -> int:
                                  cfg.as_dict(), PROTOCOL, console if not args.quiet else None)
 
 
-def train_recurrent_model(args: argparse.Namespace, out: Path, console) -> int:
-    """Feature nights -> a ``gru`` folder, or an ``ensemble`` folder holding a GBM
+@sections_of(train_feature_model, """Feature nights -> a ``gru`` folder, or an ``ensemble`` folder holding a GBM
     (``gbm/``) and a GRU (``gru/``) trained for sessions that start anywhere.
 
     Writes the model(s) and ``metrics.json`` into ``out``; for an ensemble, the GBM's
-    weight is chosen on folds of the training nights.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The options of :func:`add_arguments`.
-    out : pathlib.Path
-        The weights folder to write (checked by :func:`check_out_folder`).
-    console : rich.console.Console
-        Where the closing line goes (nothing with ``--quiet``).
-
-    Returns
-    -------
-    int
-        0 (the exit status); errors are raised.
-    """
+    weight is chosen on folds of the training nights.""")
+def train_recurrent_model(args: argparse.Namespace, out: Path, console) -> int:
     from sleepnet.models.ensemble import save_ensemble_config
     from sleepnet.models.feature_gbm import save_feature_model
     from sleepnet.models.gru import save_gru_model
@@ -350,21 +319,18 @@ def check_out_folder(out: Path) -> None:
         raise SleepstreamError(f"{out}: cannot make the weights folder there ({probe} is not a writable folder)")
 
 
+@command_doc
 def run(args: argparse.Namespace) -> int:
     """Train a model of ``--kind`` on the nights of ``--dataset`` and write its weights folder.
 
     The feature kinds go to :func:`train_feature_model` and :func:`train_recurrent_model`;
     the CNN-LSTM trains with a subject-wise validation split for early stopping.
 
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The options of :func:`add_arguments`.
-
     Returns
     -------
     int
-        0 (the exit status); errors are raised.
+        0 once the weights folder (the model, ``config.json``, ``metrics.json``) is written;
+        errors are raised.
 
     Raises
     ------

@@ -6,20 +6,19 @@ import logging
 from datetime import datetime
 from pathlib import Path
 
+from sleepnet.io.derivations import DEFAULT_CHANNEL
+from sleepstream.commands import command_doc
+
 HELP = ("follow every EEG stream (bed) in sight at once: one supervised `sleepstream live` worker per bed, "
         "one screen")
 EXAMPLE = "sleepstream ward --name 'bed-*' --out ward-tonight"
 
 
+@command_doc
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``sleepstream ward``.
-
-    Parameters
-    ----------
-    p : argparse.ArgumentParser
-        The subcommand's parser: gets which streams are beds, the outputs, the stimulation
-        windows (``--gate``, ``--gate-bed``), ``--channel``, ``--weights``, the supervision
-        limits and the LSL options.
+    """The options of ``sleepstream ward``: which streams are beds, the outputs, the stimulation
+    windows (``--gate``, ``--gate-bed``), ``--channel``, ``--weights``, the supervision limits
+    and the LSL options.
     """
     g = p.add_argument_group("which streams are beds (each needs a source_id; default: every EEG stream)")
     g.add_argument("--stream-type", default="EEG", help="LSL content type of a bed's stream (default: %(default)s; "
@@ -47,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="beds whose name matches the shell pattern PATTERN run their own RULES, or no gate "
                         "with PATTERN=off, e.g. 'bed-3=stages=N3,epochs=3' or 'bed-4=off' (repeatable; the "
                         "first that matches a bed decides; works without --gate, gating only those beds)")
-    p.add_argument("--channel", default="Fpz-Cz",
+    p.add_argument("--channel", default=DEFAULT_CHANNEL,
                    help="channel label scored in every bed, or a derivation of referential channels such as "
                         "F4-M1 or C4-(M1+M2)/2, computed by each bed's worker (default: %(default)s)")
     p.add_argument("--weights", metavar="NAME|DIR",
@@ -176,16 +175,12 @@ def setup_ward_log() -> None:
     route_logger_to_stdout(WARD_LOGGER, bounded=True)
 
 
+@command_doc
 def run(args: argparse.Namespace) -> int:
     """Follow the beds until stopped (Ctrl-C, SIGTERM), then print the summary line.
 
     Every option is checked (gate rules, weights, supervision limits, the folder) before
     any worker starts.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The options of :func:`add_arguments`.
 
     Returns
     -------
