@@ -27,10 +27,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import numpy as np
 
+from ..doc_sections import filled, sections_of
 from ..errors import WeightsError
 from ..night_context import LIGHTS_OFF, N_LAGS, NightContext, check_session_start
 from ..stages import STAGES
@@ -39,14 +40,56 @@ if TYPE_CHECKING:
     from ..predictions import StagePrediction
     from ..preprocess import Epoch, PreprocessConfig
 
-__all__ = ["CONFIG_FILE", "FORMAT_VERSION", "KINDS", "KindSpec", "LABEL_MAP_FILE", "NightContextStager", "Stager",
-           "StagingModel", "check_state_owner", "config_entries", "folder_identity", "folder_loader", "label_map",
-           "load_folder_of_any_kind", "read_folder_config", "read_json", "write_folder_config"]
+__all__ = ["CONFIG_FILE", "DOC_FRAGMENTS", "FORMAT_VERSION", "KINDS", "FolderModel", "KindSpec", "LABEL_MAP_FILE",
+           "NightContextStager", "Stager", "StagingModel", "check_state_owner", "config_entries", "fill_doc",
+           "folder_identity", "folder_loader", "label_map", "load_folder_of_any_kind", "read_folder_config",
+           "read_json", "write_folder_config"]
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 LABEL_MAP_FILE = "label_map.json"
 DEFAULT_KIND = "cnn-lstm"    # the kind of a config.json that names none (the first folders had no kind)
+
+#: Docstring fragments for :func:`sleepnet.doc_sections.filled`: the parameters that every
+#: kind's module describes alike (a line ``{identity}`` in a docstring decorated with
+#: :func:`fill_doc` stands for the model_id, source and summary of a loaded model).
+DOC_FRAGMENTS: Mapping[str, str] = MappingProxyType({
+    "identity": """
+        model_id : str
+            Its name in ``config.json``.
+        source : Path
+            The folder it was loaded from.
+        summary : str
+            One line for people: what it is, what it was trained on, its real figures.""",
+    "night_context_inputs": """
+        context : ContextConfig
+            Population means and shrinkage of the night baseline.
+        preprocess : PreprocessConfig
+            The one preprocessing path (features come from its 100-Hz signal before the band-pass).""",
+    "folder_params": """
+        d : Path
+            The folder.
+        cfg : dict
+            Its ``config.json`` (format version and label map already checked).""",
+    "out_dir": """
+        out_dir : str or Path
+            The folder (made if missing).""",
+    "config_tail": """
+        model_id : str
+            The model's name in ``config.json``.
+        summary : str
+            One line for people.
+        extra : dict, optional
+            More entries for ``config.json``.
+
+        Returns
+        -------
+        Path
+            The folder.""",
+})
+
+#: The decorator that fills :data:`DOC_FRAGMENTS` into a docstring.
+fill_doc = filled(**DOC_FRAGMENTS)
 
 
 class Stager(Protocol):
@@ -77,6 +120,13 @@ class Stager(Protocol):
         -------
         list of StagePrediction
             One per epoch, in order (``UNS`` where unscorable).
+
+        Raises
+        ------
+        ValueError
+            An epoch this stager cannot stage: for the kinds that stage from features
+            (``feature-gbm``, ``gru``, an ensemble of them), a scorable epoch without
+            ``features``.
         """
 
     def reset(self) -> None:
@@ -150,6 +200,30 @@ class StagingModel(Protocol):
         Stager
             A stager at the start of a night.
         """
+
+
+class FolderModel:
+    """What the loaded models of every kind do alike: make stagers and show themselves.
+
+    The base of each kind's model class (a frozen dataclass with the fields of
+    :class:`StagingModel`), which sets :attr:`stager_class` and says in ``_contents()``
+    what it holds (``120 trees``); its ``repr`` is then
+    ``<FeatureGbmModel model_id (120 trees) from folder>``.
+    """
+
+    #: The kind's stager, made as ``stager_class(model, session_start)``.
+    stager_class: ClassVar[Callable[..., Stager]]
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.model_id} ({self._contents()}) from {self.source}>"
+
+    def _contents(self) -> str:
+        """What the model holds, in a few words, for its ``repr``."""
+        raise NotImplementedError
+
+    @sections_of(StagingModel.new_stager, "A fresh stager of the model's kind for one night.")
+    def new_stager(self, session_start: str | None = None) -> Stager:
+        return self.stager_class(self, session_start)
 
 
 @dataclass(frozen=True)
@@ -357,7 +431,7 @@ def folder_identity(d: Path, cfg: dict, what: str) -> dict:
             "summary": str(cfg.get("summary", f"{what} {cfg.get('model_id', d.name)}"))}
 
 
-def write_folder_config(out_dir: str | Path, kind: str, model_id: str, settings: dict,
+def write_folder_config(out_dir: str | Path, kind: str, model_id: str, settings: dict, scoring: dict,
                         extra: dict | None = None) -> Path:
     """Make a weights folder and write its ``config.json`` and ``label_map.json``.
 
@@ -371,7 +445,11 @@ def write_folder_config(out_dir: str | Path, kind: str, model_id: str, settings:
         The model's name in ``config.json``.
     settings : dict
         The kind's entries of ``config.json``, in the order they are written (after
-        ``format_version``, ``kind`` and ``model_id``).
+        ``format_version``, ``kind`` and ``model_id``; before ``label_map``, the name of
+        :data:`LABEL_MAP_FILE`).
+    scoring : dict
+        What the model scores from and which epoch its stage is of, for people
+        (``{"inputs": ..., "labels": "current epoch"}``): the entry ``scoring``, written last.
     extra : dict, optional
         More entries for ``config.json`` (they replace entries of the same name).
 
@@ -382,7 +460,8 @@ def write_folder_config(out_dir: str | Path, kind: str, model_id: str, settings:
     """
     d = Path(out_dir)
     d.mkdir(parents=True, exist_ok=True)
-    cfg = {"format_version": FORMAT_VERSION, "kind": kind, "model_id": model_id, **settings}
+    cfg = {"format_version": FORMAT_VERSION, "kind": kind, "model_id": model_id, **settings,
+           "label_map": LABEL_MAP_FILE, "scoring": scoring}
     if extra:
         cfg.update(extra)
     (d / CONFIG_FILE).write_text(json.dumps(cfg, indent=2) + "\n")
@@ -423,8 +502,8 @@ class NightContextStager:
         The loaded model: its ``context`` (a :class:`~sleepnet.night_context.ContextConfig`),
         ``model_id`` and ``default_session_start``.
     session_start : str, optional
-        Whether the time since the session started is the night's clock (``lights-off``)
-        or there is none (``unknown``); None: ``model.default_session_start``.
+        ``lights-off`` (the time since the session started is the night's clock) or
+        ``unknown`` (no clock); None: the model's ``default_session_start``.
 
     Raises
     ------
@@ -447,14 +526,8 @@ class NightContextStager:
         """Forget the night: a new session."""
         self._ctx.reset()
 
+    @sections_of(Stager.skip, "Epochs passed unseen: the clock moves on, the lags break.")
     def skip(self, n_epochs: int) -> None:
-        """Epochs passed unseen: the clock moves on, the lags break.
-
-        Parameters
-        ----------
-        n_epochs : int
-            How many 30-s epochs went by unseen.
-        """
         self._ctx.skip(n_epochs)
 
     def state(self) -> dict:

@@ -30,11 +30,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..doc_sections import sections_of
 from ..errors import WeightsError
 from ..predictions import StagePrediction, predictions_from
 from ..preprocess import Epoch, PreprocessConfig
 from ..stages import STAGES
-from .base import CONFIG_FILE, LABEL_MAP_FILE, config_entries, folder_identity, write_folder_config
+from .base import (
+    CONFIG_FILE,
+    FolderModel,
+    Stager,
+    config_entries,
+    fill_doc,
+    folder_identity,
+    write_folder_config,
+)
 from .cnn_lstm import CausalSleepNet, ModelConfig, count_parameters
 
 log = logging.getLogger(__name__)
@@ -45,55 +54,6 @@ WEIGHTS_FILE = "model_weights.pth"     # the state dict in a folder of this kind
 ENCODE_BATCH = 256                     # epochs encoded per CNN call
 
 
-@dataclass(frozen=True, repr=False)
-class CnnLstmModel:
-    """A CNN–LSTM in eval mode with the configuration it was trained with.
-
-    Parameters
-    ----------
-    net : CausalSleepNet
-        The network, eval mode.
-    model_config : ModelConfig
-        Its architecture.
-    preprocess : PreprocessConfig
-        The preprocessing it was trained with.
-    model_id : str
-        Its name in ``config.json``.
-    source : Path
-        The folder it was loaded from.
-    summary : str
-        One line for people: what it is, what it was trained on, its real figures.
-    kind : str
-        The model kind, ``cnn-lstm``.
-    """
-
-    net: CausalSleepNet
-    model_config: ModelConfig
-    preprocess: PreprocessConfig
-    model_id: str
-    source: Path
-    summary: str = "CNN–LSTM"
-    kind: str = KIND
-
-    def __repr__(self) -> str:
-        return f"<CnnLstmModel {self.model_id} ({count_parameters(self.net)} parameters) from {self.source}>"
-
-    def new_stager(self, session_start: str | None = None) -> CnnLstmStager:
-        """A fresh stager for one night.
-
-        Parameters
-        ----------
-        session_start : str, optional
-            Taken and ignored: the CNN–LSTM keeps no night clock.
-
-        Returns
-        -------
-        CnnLstmStager
-            A stager with an empty window.
-        """
-        return CnnLstmStager(self)
-
-
 class CnnLstmStager:
     """Stateful CNN–LSTM stager: feed epochs in order (one at a time live, all at once in batch).
 
@@ -101,11 +61,14 @@ class CnnLstmStager:
     ----------
     model : CnnLstmModel
         The loaded model.
+    session_start : str, optional
+        Taken and ignored (``CnnLstmModel.new_stager`` passes it): the CNN–LSTM keeps no
+        night clock, and its stagers' ``session_start`` is None.
     """
 
     session_start = None      # no clock: the CNN–LSTM sees five epochs and nothing of the night
 
-    def __init__(self, model: CnnLstmModel) -> None:
+    def __init__(self, model: CnnLstmModel, session_start: str | None = None) -> None:
         self.model = model
         self._context: deque[torch.Tensor] = deque(maxlen=SEQ_LEN)
 
@@ -116,14 +79,8 @@ class CnnLstmStager:
         """Forget the context (a new recording, or a break in the signal)."""
         self._context.clear()
 
+    @sections_of(Stager.skip, "Epochs passed unseen: the window restarts (the CNN–LSTM keeps no night state).")
     def skip(self, n_epochs: int) -> None:
-        """Epochs passed unseen: the window restarts (the CNN–LSTM keeps no night state).
-
-        Parameters
-        ----------
-        n_epochs : int
-            How many 30-s epochs went by unseen.
-        """
         if n_epochs > 0:
             self._context.clear()
 
@@ -138,29 +95,20 @@ class CnnLstmStager:
         return {"kind": "cnn-lstm"}
 
     def restore(self, state: dict) -> None:
-        """Nothing to restore; the window restarts.
+        """Nothing to restore; the window restarts (any state is taken, none refused).
 
         Parameters
         ----------
         state : dict
-            What :meth:`state` gave (not read).
+            What :meth:`state` gave; not read, since the CNN–LSTM carries nothing over a
+            restart.
         """
         self._context.clear()
 
     @torch.no_grad()
+    @sections_of(Stager.score, """Stages of ``epochs`` in order: each epoch's is the stage of the last
+        epoch of its five-epoch window, the scorable epochs encoded ``ENCODE_BATCH`` (256) at a time.""")
     def score(self, epochs: Sequence[Epoch]) -> list[StagePrediction]:
-        """Stages of ``epochs`` in order (see :class:`sleepnet.models.base.Stager`).
-
-        Parameters
-        ----------
-        epochs : sequence of Epoch
-            The next epochs of the night, in order.
-
-        Returns
-        -------
-        list of StagePrediction
-            One per epoch: the stage of the last epoch of its window (``UNS`` where unscorable).
-        """
         if not epochs:
             return []
         scorable = [e for e in epochs if e.scorable]
@@ -190,15 +138,45 @@ class CnnLstmStager:
         return predictions_from(slots, probs)
 
 
+@fill_doc
+@dataclass(frozen=True, repr=False)
+class CnnLstmModel(FolderModel):
+    """A CNN–LSTM in eval mode with the configuration it was trained with.
+
+    Parameters
+    ----------
+    net : CausalSleepNet
+        The network, eval mode.
+    model_config : ModelConfig
+        Its architecture.
+    preprocess : PreprocessConfig
+        The preprocessing it was trained with.
+    {identity}
+    kind : str
+        The model kind, ``cnn-lstm``.
+    """
+
+    net: CausalSleepNet
+    model_config: ModelConfig
+    preprocess: PreprocessConfig
+    model_id: str
+    source: Path
+    summary: str = "CNN–LSTM"
+    kind: str = KIND
+
+    stager_class = CnnLstmStager
+
+    def _contents(self) -> str:
+        return f"{count_parameters(self.net)} parameters"
+
+
+@fill_doc
 def load_folder(d: Path, cfg: dict) -> CnnLstmModel:
     """The CNN–LSTM of a weights folder.
 
     Parameters
     ----------
-    d : Path
-        The folder.
-    cfg : dict
-        Its ``config.json`` (format version and label map already checked).
+    {folder_params}
 
     Returns
     -------
@@ -242,14 +220,14 @@ def load_folder(d: Path, cfg: dict) -> CnnLstmModel:
     return CnnLstmModel(net=net, model_config=mcfg, preprocess=pcfg, **folder_identity(d, cfg, "CNN–LSTM"))
 
 
+@fill_doc
 def save_model(out_dir: str | Path, net: CausalSleepNet, preprocess: PreprocessConfig,
                model_id: str, extra: dict | None = None) -> Path:
     """Write a ``cnn-lstm`` weights folder (state dict, config, label map).
 
     Parameters
     ----------
-    out_dir : str or Path
-        The folder (made if missing).
+    {out_dir}
     net : CausalSleepNet
         The trained network.
     preprocess : PreprocessConfig
@@ -265,7 +243,7 @@ def save_model(out_dir: str | Path, net: CausalSleepNet, preprocess: PreprocessC
         The folder.
     """
     d = write_folder_config(out_dir, KIND, model_id, {
-        "model": net.cfg.as_dict(), "preprocess": preprocess.as_dict(), "label_map": LABEL_MAP_FILE,
-        "scoring": {"sequence_length": SEQ_LEN, "labels": "last epoch of the window"}}, extra)
+        "model": net.cfg.as_dict(), "preprocess": preprocess.as_dict()},
+        {"sequence_length": SEQ_LEN, "labels": "last epoch of the window"}, extra)
     torch.save(net.state_dict(), d / WEIGHTS_FILE)
     return d

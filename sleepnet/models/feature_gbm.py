@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..doc_sections import sections_of
 from ..errors import WeightsError
 from ..night_context import LIGHTS_OFF, ContextConfig, check_session_start
 from ..predictions import StagePrediction, predictions_from
@@ -25,9 +26,11 @@ from ..preprocess import Epoch, PreprocessConfig
 from ..stages import N_STAGES
 from .base import (
     CONFIG_FILE,
-    LABEL_MAP_FILE,
+    FolderModel,
     NightContextStager,
+    Stager,
     config_entries,
+    fill_doc,
     folder_identity,
     write_folder_config,
 )
@@ -39,24 +42,40 @@ KIND = "feature-gbm"
 TREES_FILE = "model.txt"
 
 
+@sections_of(NightContextStager, """Stateful scorer of the feature model; batch and live feed it the same epochs.
+
+        An unscored epoch gets stage ``UNS`` and never feeds the night baseline; the epochs
+        after it have no lags from before it and are flagged ``warmup`` until four scorable
+        epochs have come (as with the CNN–LSTM's window).""")
+class FeatureGbmStager(NightContextStager):
+    kind = KIND
+    state_start_default = LIGHTS_OFF    # a state written before session starts were told: scored so
+
+    @sections_of(Stager.score, """The boosted trees' stages of ``epochs``, scored together as one matrix of
+        night-context rows; an epoch is flagged ``warmup`` while the night context holds fewer
+        than four epochs.""")
+    def score(self, epochs: Sequence[Epoch]) -> list[StagePrediction]:
+        rows: list[np.ndarray] = []
+        slots: list[tuple[Epoch, bool]] = []
+        for e, warm, row in self._rows(epochs):
+            slots.append((e, warm))
+            if row is not None:
+                rows.append(row)
+        probs = self.model.trees.predict_proba(np.stack(rows)) if rows else np.zeros((0, N_STAGES))
+        return predictions_from(slots, probs)
+
+
+@fill_doc
 @dataclass(frozen=True, repr=False)
-class FeatureGbmModel:
+class FeatureGbmModel(FolderModel):
     """A loaded feature stager.
 
     Parameters
     ----------
     trees : TreeEnsemble
         The boosted trees (rows of ``context.n_inputs`` inputs -> 5 stages).
-    context : ContextConfig
-        Population means and shrinkage of the night baseline.
-    preprocess : PreprocessConfig
-        The one preprocessing path (features come from its 100-Hz signal before the band-pass).
-    model_id : str
-        Its name in ``config.json``.
-    source : Path
-        The folder it was loaded from.
-    summary : str
-        One line for people: what it is, what it was trained on, its real figures.
+    {night_context_inputs}
+    {identity}
     kind : str
         The model kind, ``feature-gbm``.
     default_session_start : str
@@ -74,87 +93,19 @@ class FeatureGbmModel:
     kind: str = KIND
     default_session_start: str = LIGHTS_OFF
 
-    def __repr__(self) -> str:
-        return f"<FeatureGbmModel {self.model_id} ({self.trees.n_trees} trees) from {self.source}>"
+    stager_class = FeatureGbmStager
 
-    def new_stager(self, session_start: str | None = None) -> FeatureGbmStager:
-        """A fresh stager for one night.
-
-        Parameters
-        ----------
-        session_start : str, optional
-            ``lights-off`` (hours since the session start count as the night's clock) or
-            ``unknown`` (no clock); None: :attr:`default_session_start`.
-
-        Returns
-        -------
-        FeatureGbmStager
-            A stager at the start of a night.
-        """
-        return FeatureGbmStager(self, session_start)
+    def _contents(self) -> str:
+        return f"{self.trees.n_trees} trees"
 
 
-class FeatureGbmStager(NightContextStager):
-    """Stateful scorer of the feature model; batch and live feed it the same epochs.
-
-    An unscored epoch gets stage ``UNS`` and never feeds the night baseline; the epochs
-    after it have no lags from before it and are flagged ``warmup`` until four scorable
-    epochs have come (as with the CNN–LSTM's window).
-
-    Parameters
-    ----------
-    model : FeatureGbmModel
-        The loaded model.
-    session_start : str, optional
-        ``lights-off`` (hours since the session start count as the night's clock) or
-        ``unknown`` (no clock); None: the model's ``default_session_start``.
-
-    Raises
-    ------
-    ValueError
-        An unknown ``session_start``.
-    """
-
-    kind = KIND
-    state_start_default = LIGHTS_OFF    # a state written before session starts were told: scored so
-
-    def score(self, epochs: Sequence[Epoch]) -> list[StagePrediction]:
-        """Stages of ``epochs`` in order (see :class:`sleepnet.models.base.Stager`).
-
-        Parameters
-        ----------
-        epochs : sequence of Epoch
-            The next epochs of the night, in order, each with its base features.
-
-        Returns
-        -------
-        list of StagePrediction
-            One per epoch (``UNS`` where unscorable).
-
-        Raises
-        ------
-        ValueError
-            A scorable epoch without features.
-        """
-        rows: list[np.ndarray] = []
-        slots: list[tuple[Epoch, bool]] = []
-        for e, warm, row in self._rows(epochs):
-            slots.append((e, warm))
-            if row is not None:
-                rows.append(row)
-        probs = self.model.trees.predict_proba(np.stack(rows)) if rows else np.zeros((0, N_STAGES))
-        return predictions_from(slots, probs)
-
-
+@fill_doc
 def load_folder(d: Path, cfg: dict) -> FeatureGbmModel:
     """The feature model of a weights folder.
 
     Parameters
     ----------
-    d : Path
-        The folder.
-    cfg : dict
-        Its ``config.json`` (format version and label map already checked).
+    {folder_params}
 
     Returns
     -------
@@ -188,34 +139,23 @@ def load_folder(d: Path, cfg: dict) -> FeatureGbmModel:
                            **folder_identity(d, cfg, "feature stager"))
 
 
+@fill_doc
 def save_feature_model(out_dir: str | Path, model_text: str, context: ContextConfig, model_id: str,
                        summary: str, extra: dict | None = None) -> Path:
     """Write a ``feature-gbm`` folder: config, label map, the LightGBM text model.
 
     Parameters
     ----------
-    out_dir : str or Path
-        The folder (made if missing).
+    {out_dir}
     model_text : str
         The trees in LightGBM's text format.
     context : ContextConfig
         The night-context settings the trees were trained with.
-    model_id : str
-        The model's name in ``config.json``.
-    summary : str
-        One line for people.
-    extra : dict, optional
-        More entries for ``config.json``.
-
-    Returns
-    -------
-    Path
-        The folder.
+    {config_tail}
     """
     d = write_folder_config(out_dir, KIND, model_id, {
         "summary": summary, "preprocess": PreprocessConfig().as_dict(), "context": context.as_dict(),
-        "trees": TREES_FILE, "label_map": LABEL_MAP_FILE,
-        "scoring": {"inputs": "current epoch, the 4 before it, causal night context", "labels": "current epoch"}},
-        extra)
+        "trees": TREES_FILE},
+        {"inputs": "current epoch, the 4 before it, causal night context", "labels": "current epoch"}, extra)
     (d / TREES_FILE).write_text(model_text)
     return d
