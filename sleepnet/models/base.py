@@ -271,12 +271,12 @@ def read_json(path: Path) -> dict:
     Parameters
     ----------
     path : Path
-        The file.
+        A JSON file of a weights folder (:data:`CONFIG_FILE` or :data:`LABEL_MAP_FILE`).
 
     Returns
     -------
     dict
-        Its object.
+        The file's top-level JSON object.
 
     Raises
     ------
@@ -301,7 +301,8 @@ def read_folder_config(d: Path) -> dict:
     Parameters
     ----------
     d : Path
-        The weights folder.
+        The weights folder: :data:`CONFIG_FILE`, :data:`LABEL_MAP_FILE` and the model
+        file its kind names.
 
     Returns
     -------

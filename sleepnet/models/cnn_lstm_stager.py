@@ -21,7 +21,6 @@ one. Context rule (the same in batch and live, because both use :class:`CnnLstmS
 """
 from __future__ import annotations
 
-import logging
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -45,8 +44,6 @@ from .base import (
     write_folder_config,
 )
 from .cnn_lstm import CausalSleepNet, ModelConfig, count_parameters
-
-log = logging.getLogger(__name__)
 
 KIND = "cnn-lstm"
 SEQ_LEN = 5                            # epochs per window: the current one and the four before it

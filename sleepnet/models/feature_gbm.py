@@ -11,7 +11,6 @@ gradient-boosted stager), made causal: only the current epoch and earlier ones a
 """
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +34,6 @@ from .base import (
     write_folder_config,
 )
 from .gbm_trees import TreeEnsemble, TreeModelError
-
-log = logging.getLogger(__name__)
 
 KIND = "feature-gbm"
 TREES_FILE = "model.txt"
