@@ -205,14 +205,21 @@ class StagingModel(Protocol):
 class FolderModel:
     """What the loaded models of every kind do alike: make stagers and show themselves.
 
-    The base of each kind's model class (a frozen dataclass with the fields of
-    :class:`StagingModel`), which sets :attr:`stager_class` and says in ``_contents()``
-    what it holds (``120 trees``); its ``repr`` is then
-    ``<FeatureGbmModel model_id (120 trees) from folder>``.
+    The base of each kind's model class, a frozen dataclass with the other attributes of
+    :class:`StagingModel` as fields; the class sets :attr:`kind` and :attr:`stager_class`
+    and says in ``_contents()`` what it holds (``750 trees``), so that its ``repr`` is
+    ``<FeatureGbmModel model_id (750 trees) from folder>``. Its docstring is filled from
+    :data:`DOC_FRAGMENTS` when it is defined.
     """
 
+    #: The kind's name, as ``config.json`` writes it (one of :data:`KINDS`).
+    kind: ClassVar[str]
     #: The kind's stager, made as ``stager_class(model, session_start)``.
     stager_class: ClassVar[Callable[..., Stager]]
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        fill_doc(cls)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.model_id} ({self._contents()}) from {self.source}>"

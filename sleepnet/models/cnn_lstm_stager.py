@@ -135,7 +135,6 @@ class CnnLstmStager:
         return predictions_from(slots, probs)
 
 
-@fill_doc
 @dataclass(frozen=True, repr=False)
 class CnnLstmModel(FolderModel):
     """A CNN–LSTM in eval mode with the configuration it was trained with.
@@ -149,8 +148,6 @@ class CnnLstmModel(FolderModel):
     preprocess : PreprocessConfig
         The preprocessing it was trained with.
     {identity}
-    kind : str
-        The model kind, ``cnn-lstm``.
     """
 
     net: CausalSleepNet
@@ -159,8 +156,8 @@ class CnnLstmModel(FolderModel):
     model_id: str
     source: Path
     summary: str = "CNN–LSTM"
-    kind: str = KIND
 
+    kind = KIND
     stager_class = CnnLstmStager
 
     def _contents(self) -> str:

@@ -128,7 +128,6 @@ class EnsembleStager:
         return out
 
 
-@fill_doc
 @dataclass(frozen=True, repr=False)
 class EnsembleModel(FolderModel):
     """A loaded ensemble.
@@ -142,8 +141,6 @@ class EnsembleModel(FolderModel):
     preprocess : PreprocessConfig
         The members' shared preprocessing.
     {identity}
-    kind : str
-        The model kind, ``ensemble``.
     default_session_start : str
         The session start its stagers assume unless told.
     """
@@ -154,9 +151,9 @@ class EnsembleModel(FolderModel):
     model_id: str
     source: Path
     summary: str = "ensemble"
-    kind: str = KIND
     default_session_start: str = UNKNOWN_START
 
+    kind = KIND
     stager_class = EnsembleStager
 
     def _contents(self) -> str:

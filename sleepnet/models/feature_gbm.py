@@ -62,7 +62,6 @@ class FeatureGbmStager(NightContextStager):
         return predictions_from(slots, probs)
 
 
-@fill_doc
 @dataclass(frozen=True, repr=False)
 class FeatureGbmModel(FolderModel):
     """A loaded feature stager.
@@ -73,8 +72,6 @@ class FeatureGbmModel(FolderModel):
         The boosted trees (rows of ``context.n_inputs`` inputs -> 5 stages).
     {night_context_inputs}
     {identity}
-    kind : str
-        The model kind, ``feature-gbm``.
     default_session_start : str
         The session start its stagers assume unless told (``config.json``'s
         ``default_session_start``; ``lights-off`` where absent: a model trained on
@@ -87,9 +84,9 @@ class FeatureGbmModel(FolderModel):
     model_id: str
     source: Path
     summary: str = "feature stager"
-    kind: str = KIND
     default_session_start: str = LIGHTS_OFF
 
+    kind = KIND
     stager_class = FeatureGbmStager
 
     def _contents(self) -> str:

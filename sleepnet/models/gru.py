@@ -314,7 +314,6 @@ class GruStager(NightContextStager):
         return predictions_from(slots, np.stack(probs) if probs else np.zeros((0, N_STAGES)))
 
 
-@fill_doc
 @dataclass(frozen=True, repr=False)
 class GruModel(FolderModel):
     """A loaded recurrent stager.
@@ -325,8 +324,6 @@ class GruModel(FolderModel):
         The GRU(s) and the input standardisation.
     {night_context_inputs}
     {identity}
-    kind : str
-        The model kind, ``gru``.
     default_session_start : str
         The session start its stagers assume unless told (``unknown`` unless the config says).
     """
@@ -337,9 +334,9 @@ class GruModel(FolderModel):
     model_id: str
     source: Path
     summary: str = "recurrent stager"
-    kind: str = KIND
     default_session_start: str = UNKNOWN_START
 
+    kind = KIND
     stager_class = GruStager
 
     def _contents(self) -> str:
