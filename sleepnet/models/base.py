@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
 
 import numpy as np
 
@@ -88,8 +88,29 @@ DOC_FRAGMENTS: Mapping[str, str] = MappingProxyType({
             The folder.""",
 })
 
-#: The decorator that fills :data:`DOC_FRAGMENTS` into a docstring.
-fill_doc = filled(**DOC_FRAGMENTS)
+_Documented = TypeVar("_Documented")
+
+
+def fill_doc(obj: _Documented) -> _Documented:
+    """Fill each line ``{name}`` of ``obj``'s docstring with ``DOC_FRAGMENTS[name]`` (a decorator).
+
+    Parameters
+    ----------
+    obj : class or function
+        A kind module's function or class whose docstring names fragments of
+        :data:`DOC_FRAGMENTS` (the kinds' model classes are filled by :class:`FolderModel`).
+
+    Returns
+    -------
+    class or function
+        ``obj`` itself, its ``__doc__`` filled (:func:`sleepnet.doc_sections.filled`).
+
+    Raises
+    ------
+    KeyError
+        A name that :data:`DOC_FRAGMENTS` does not hold.
+    """
+    return filled(**DOC_FRAGMENTS)(obj)
 
 
 class Stager(Protocol):
@@ -510,8 +531,8 @@ class NightContextStager:
         The loaded model: its ``context`` (a :class:`~sleepnet.night_context.ContextConfig`),
         ``model_id`` and ``default_session_start``.
     session_start : str, optional
-        ``lights-off`` (the time since the session started is the night's clock) or
-        ``unknown`` (no clock); None: the model's ``default_session_start``.
+        Whether the time since the session started is the night's clock (``lights-off``)
+        or there is none (``unknown``); None: ``model.default_session_start``.
 
     Raises
     ------
