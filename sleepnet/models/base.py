@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from ..predictions import StagePrediction
     from ..preprocess import Epoch, PreprocessConfig
 
-__all__ = ["CONFIG_FILE", "DOC_FRAGMENTS", "FORMAT_VERSION", "KINDS", "FolderModel", "KindSpec", "LABEL_MAP_FILE",
+__all__ = ["CONFIG_FILE", "DOC_FRAGMENTS", "FORMAT_VERSION", "KINDS", "FolderLoader", "FolderModel", "KindSpec", "LABEL_MAP_FILE",
            "NightContextStager", "Stager", "StagingModel", "check_state_owner", "config_entries", "fill_doc",
            "folder_identity", "folder_loader", "label_map", "load_folder_of_any_kind", "read_folder_config",
            "read_json", "write_folder_config"]
@@ -66,11 +66,6 @@ DOC_FRAGMENTS: Mapping[str, str] = MappingProxyType({
             Population means and shrinkage of the night baseline.
         preprocess : PreprocessConfig
             The one preprocessing path (features come from its 100-Hz signal before the band-pass).""",
-    "folder_params": """
-        d : Path
-            The folder.
-        cfg : dict
-            Its ``config.json`` (format version and label map already checked).""",
     "out_dir": """
         out_dir : str or Path
             The folder (made if missing).""",
@@ -223,6 +218,39 @@ class StagingModel(Protocol):
         """
 
 
+class FolderLoader(Protocol):
+    """A kind's folder loader, ``load_folder(d, cfg)`` in the kind's module (see :data:`KINDS`).
+
+    Parameters
+    ----------
+    *args, **kwargs
+        None: a protocol is a type to check models and stagers against, not a class to
+        make (:class:`typing.Protocol` gives it this signature).
+    """
+
+    def __call__(self, d: Path, cfg: dict) -> StagingModel:
+        """The model of the weights folder ``d``.
+
+        Parameters
+        ----------
+        d : Path
+            The folder.
+        cfg : dict
+            Its ``config.json`` (format version and label map already checked by
+            :func:`~sleepnet.models.base.read_folder_config`).
+
+        Returns
+        -------
+        StagingModel
+            The loaded model of the loader's kind.
+
+        Raises
+        ------
+        sleepnet.errors.WeightsError
+            One line naming the file, on any problem with the folder.
+        """
+
+
 class FolderModel:
     """What the loaded models of every kind do alike: make stagers and show themselves.
 
@@ -265,7 +293,7 @@ class KindSpec:
     module : str
         The module that runs it (imported only when such a model is loaded).
     loader : str
-        The name of that module's folder loader, ``loader(d: Path, cfg: dict) -> model``.
+        The name of that module's folder loader (a :class:`FolderLoader`).
     """
 
     kind: str
@@ -355,7 +383,7 @@ def read_folder_config(d: Path) -> dict:
     return cfg
 
 
-def folder_loader(kind: str, config_path: Path) -> Callable[[Path, dict], StagingModel]:
+def folder_loader(kind: str, config_path: Path) -> FolderLoader:
     """The folder loader of a model kind (importing its module now).
 
     Parameters
@@ -367,7 +395,7 @@ def folder_loader(kind: str, config_path: Path) -> Callable[[Path, dict], Stagin
 
     Returns
     -------
-    callable
+    FolderLoader
         ``loader(d, cfg)``: the model of folder ``d`` whose checked ``config.json`` is ``cfg``.
 
     Raises

@@ -36,6 +36,7 @@ from ..preprocess import Epoch, PreprocessConfig
 from ..stages import STAGES
 from .base import (
     CONFIG_FILE,
+    FolderLoader,
     FolderModel,
     Stager,
     config_entries,
@@ -164,26 +165,11 @@ class CnnLstmModel(FolderModel):
         return f"{count_parameters(self.net)} parameters"
 
 
-@fill_doc
+@sections_of(FolderLoader.__call__, """The CNN–LSTM of a weights folder: the network in eval mode, with its preprocessing.
+    Refused with one line naming the file: an incomplete or invalid config, an architecture
+    this code cannot score (window length, classes, rate), a missing or corrupt state dict,
+    weights that do not fit the architecture.""")
 def load_folder(d: Path, cfg: dict) -> CnnLstmModel:
-    """The CNN–LSTM of a weights folder.
-
-    Parameters
-    ----------
-    {folder_params}
-
-    Returns
-    -------
-    CnnLstmModel
-        The network in eval mode, with its preprocessing.
-
-    Raises
-    ------
-    sleepnet.errors.WeightsError
-        One line naming the file: an incomplete or invalid config, an architecture this
-        code cannot score (window length, classes, rate), a missing or corrupt state dict,
-        weights that do not fit the architecture.
-    """
     with config_entries(d):
         known = {f.name for f in fields(ModelConfig)}
         unknown = set(cfg["model"]) - known

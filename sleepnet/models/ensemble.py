@@ -24,6 +24,7 @@ from ..preprocess import Epoch, PreprocessConfig
 from ..stages import STAGES, UNSCORED_NAME
 from .base import (
     CONFIG_FILE,
+    FolderLoader,
     FolderModel,
     Stager,
     StagingModel,
@@ -160,26 +161,11 @@ class EnsembleModel(FolderModel):
         return ", ".join(f"{m.model_id} x {w:g}" for m, w in zip(self.members, self.weights))
 
 
-@fill_doc
+@sections_of(FolderLoader.__call__, """The ensemble of a weights folder, its weights scaled to sum to 1; each member is
+    loaded as a folder of its own kind (:func:`sleepnet.models.base.load_folder_of_any_kind`).
+    Refused with one line naming the file: a member outside the folder, weights that are
+    not positive, members with different preprocessing.""")
 def load_folder(d: Path, cfg: dict) -> EnsembleModel:
-    """The ensemble of a weights folder; each member is loaded as a folder of its own kind
-    (:func:`sleepnet.models.base.load_folder_of_any_kind`).
-
-    Parameters
-    ----------
-    {folder_params}
-
-    Returns
-    -------
-    EnsembleModel
-        The ensemble, its weights scaled to sum to 1.
-
-    Raises
-    ------
-    sleepnet.errors.WeightsError
-        One line naming the file, on any problem (a member outside the folder, weights
-        that are not positive, members with different preprocessing).
-    """
     with config_entries(d):
         spec = cfg["members"]
         folders = [str(m["folder"]) for m in spec]

@@ -25,6 +25,7 @@ from ..preprocess import Epoch, PreprocessConfig
 from ..stages import N_STAGES
 from .base import (
     CONFIG_FILE,
+    FolderLoader,
     FolderModel,
     NightContextStager,
     Stager,
@@ -93,25 +94,10 @@ class FeatureGbmModel(FolderModel):
         return f"{self.trees.n_trees} trees"
 
 
-@fill_doc
+@sections_of(FolderLoader.__call__, """The feature model of a weights folder: its trees with their night-context settings
+    and preprocessing. Refused with one line naming the file: an incomplete config, missing
+    or unusable trees, trees of the wrong shape, an unknown ``default_session_start``.""")
 def load_folder(d: Path, cfg: dict) -> FeatureGbmModel:
-    """The feature model of a weights folder.
-
-    Parameters
-    ----------
-    {folder_params}
-
-    Returns
-    -------
-    FeatureGbmModel
-        The trees with their night-context settings and preprocessing.
-
-    Raises
-    ------
-    sleepnet.errors.WeightsError
-        One line naming the file on any problem: an incomplete config, missing or unusable
-        trees, trees of the wrong shape, an unknown ``default_session_start``.
-    """
     with config_entries(d):
         pcfg = PreprocessConfig.from_dict(cfg["preprocess"])
         ccfg = ContextConfig.from_dict(cfg["context"])

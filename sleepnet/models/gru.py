@@ -46,6 +46,7 @@ from ..preprocess import Epoch, PreprocessConfig
 from ..stages import N_STAGES
 from .base import (
     CONFIG_FILE,
+    FolderLoader,
     FolderModel,
     NightContextStager,
     Stager,
@@ -343,26 +344,10 @@ class GruModel(FolderModel):
         return repr(self.nets)
 
 
-@fill_doc
+@sections_of(FolderLoader.__call__, """The recurrent model of a weights folder. Refused with one line naming the file: an
+    incomplete config, GRU inputs other than :data:`GRU_INPUTS`, a missing or unusable
+    ``gru.npz``, an unknown ``default_session_start``.""")
 def load_folder(d: Path, cfg: dict) -> GruModel:
-    """The recurrent model of a weights folder.
-
-    Parameters
-    ----------
-    {folder_params}
-
-    Returns
-    -------
-    GruModel
-        The model.
-
-    Raises
-    ------
-    sleepnet.errors.WeightsError
-        One line naming the file, on any problem: an incomplete config, GRU inputs other
-        than :data:`GRU_INPUTS`, a missing or unusable ``gru.npz``, an unknown
-        ``default_session_start``.
-    """
     with config_entries(d):
         pcfg = PreprocessConfig.from_dict(cfg["preprocess"])
         ccfg = ContextConfig.from_dict(cfg["context"])
