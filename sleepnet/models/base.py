@@ -27,10 +27,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
 
 import numpy as np
 
+from ..doc_sections import filled, sections_of
 from ..errors import WeightsError
 from ..night_context import LIGHTS_OFF, N_LAGS, NightContext, check_session_start
 from ..stages import STAGES
@@ -39,14 +40,72 @@ if TYPE_CHECKING:
     from ..predictions import StagePrediction
     from ..preprocess import Epoch, PreprocessConfig
 
-__all__ = ["CONFIG_FILE", "FORMAT_VERSION", "KINDS", "KindSpec", "LABEL_MAP_FILE", "NightContextStager", "Stager",
-           "StagingModel", "check_state_owner", "config_entries", "folder_identity", "folder_loader", "label_map",
-           "load_folder_of_any_kind", "read_folder_config", "read_json", "write_folder_config"]
+__all__ = ["CONFIG_FILE", "DOC_FRAGMENTS", "FORMAT_VERSION", "KINDS", "FolderLoader", "FolderModel", "KindSpec", "LABEL_MAP_FILE",
+           "NightContextStager", "Stager", "StagingModel", "check_state_owner", "config_entries", "fill_doc",
+           "folder_identity", "folder_loader", "label_map", "load_folder_of_any_kind", "read_folder_config",
+           "read_json", "write_folder_config"]
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 LABEL_MAP_FILE = "label_map.json"
 DEFAULT_KIND = "cnn-lstm"    # the kind of a config.json that names none (the first folders had no kind)
+
+#: Docstring fragments for :func:`sleepnet.doc_sections.filled`: the parameters that every
+#: kind's module describes alike (a line ``{identity}`` in a docstring decorated with
+#: :func:`fill_doc` stands for the model_id, source and summary of a loaded model).
+DOC_FRAGMENTS: Mapping[str, str] = MappingProxyType({
+    "identity": """
+        model_id : str
+            Its name in ``config.json``.
+        source : Path
+            The folder it was loaded from.
+        summary : str
+            One line for people: what it is, what it was trained on, its real figures.""",
+    "night_context_inputs": """
+        context : ContextConfig
+            Population means and shrinkage of the night baseline.
+        preprocess : PreprocessConfig
+            The one preprocessing path (features come from its 100-Hz signal before the band-pass).""",
+    "out_dir": """
+        out_dir : str or Path
+            The folder (made if missing).""",
+    "config_tail": """
+        model_id : str
+            The model's name in ``config.json``.
+        summary : str
+            One line for people.
+        extra : dict, optional
+            More entries for ``config.json``.
+
+        Returns
+        -------
+        Path
+            The folder.""",
+})
+
+_Documented = TypeVar("_Documented")
+
+
+def fill_doc(obj: _Documented) -> _Documented:
+    """Fill each line ``{name}`` of ``obj``'s docstring with ``DOC_FRAGMENTS[name]`` (a decorator).
+
+    Parameters
+    ----------
+    obj : class or function
+        A kind module's function or class whose docstring names fragments of
+        :data:`DOC_FRAGMENTS` (the kinds' model classes are filled by :class:`FolderModel`).
+
+    Returns
+    -------
+    class or function
+        ``obj`` itself, its ``__doc__`` filled (:func:`sleepnet.doc_sections.filled`).
+
+    Raises
+    ------
+    KeyError
+        A name that :data:`DOC_FRAGMENTS` does not hold.
+    """
+    return filled(**DOC_FRAGMENTS)(obj)
 
 
 class Stager(Protocol):
@@ -77,6 +136,13 @@ class Stager(Protocol):
         -------
         list of StagePrediction
             One per epoch, in order (``UNS`` where unscorable).
+
+        Raises
+        ------
+        ValueError
+            An epoch this stager cannot stage: for the kinds that stage from features
+            (``feature-gbm``, ``gru``, an ensemble of them), a scorable epoch without
+            ``features``.
         """
 
     def reset(self) -> None:
@@ -152,6 +218,70 @@ class StagingModel(Protocol):
         """
 
 
+class FolderLoader(Protocol):
+    """A kind's folder loader, ``load_folder(d, cfg)`` in the kind's module (see :data:`KINDS`).
+
+    Parameters
+    ----------
+    *args, **kwargs
+        None: a protocol is a type to check models and stagers against, not a class to
+        make (:class:`typing.Protocol` gives it this signature).
+    """
+
+    def __call__(self, d: Path, cfg: dict) -> StagingModel:
+        """The model of the weights folder ``d``.
+
+        Parameters
+        ----------
+        d : Path
+            The folder.
+        cfg : dict
+            Its ``config.json`` (format version and label map already checked by
+            :func:`~sleepnet.models.base.read_folder_config`).
+
+        Returns
+        -------
+        StagingModel
+            The loaded model of the loader's kind.
+
+        Raises
+        ------
+        sleepnet.errors.WeightsError
+            One line naming the file, on any problem with the folder.
+        """
+
+
+class FolderModel:
+    """What the loaded models of every kind do alike: make stagers and show themselves.
+
+    The base of each kind's model class, a frozen dataclass with the other attributes of
+    :class:`StagingModel` as fields; the class sets :attr:`kind` and :attr:`stager_class`
+    and says in ``_contents()`` what it holds (``750 trees``), so that its ``repr`` is
+    ``<FeatureGbmModel model_id (750 trees) from folder>``. Its docstring is filled from
+    :data:`DOC_FRAGMENTS` when it is defined.
+    """
+
+    #: The kind's name, as ``config.json`` writes it (one of :data:`KINDS`).
+    kind: ClassVar[str]
+    #: The kind's stager, made as ``stager_class(model, session_start)``.
+    stager_class: ClassVar[Callable[..., Stager]]
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        fill_doc(cls)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.model_id} ({self._contents()}) from {self.source}>"
+
+    def _contents(self) -> str:
+        """What the model holds, in a few words, for its ``repr``."""
+        raise NotImplementedError
+
+    @sections_of(StagingModel.new_stager, "A fresh stager of the model's kind for one night.")
+    def new_stager(self, session_start: str | None = None) -> Stager:
+        return self.stager_class(self, session_start)
+
+
 @dataclass(frozen=True)
 class KindSpec:
     """Where a model kind lives.
@@ -163,7 +293,7 @@ class KindSpec:
     module : str
         The module that runs it (imported only when such a model is loaded).
     loader : str
-        The name of that module's folder loader, ``loader(d: Path, cfg: dict) -> model``.
+        The name of that module's folder loader (a :class:`FolderLoader`).
     """
 
     kind: str
@@ -197,12 +327,12 @@ def read_json(path: Path) -> dict:
     Parameters
     ----------
     path : Path
-        The file.
+        A JSON file of a weights folder (:data:`CONFIG_FILE` or :data:`LABEL_MAP_FILE`).
 
     Returns
     -------
     dict
-        Its object.
+        The file's top-level JSON object.
 
     Raises
     ------
@@ -227,7 +357,8 @@ def read_folder_config(d: Path) -> dict:
     Parameters
     ----------
     d : Path
-        The weights folder.
+        The weights folder: :data:`CONFIG_FILE`, :data:`LABEL_MAP_FILE` and the model
+        file its kind names.
 
     Returns
     -------
@@ -252,7 +383,7 @@ def read_folder_config(d: Path) -> dict:
     return cfg
 
 
-def folder_loader(kind: str, config_path: Path) -> Callable[[Path, dict], StagingModel]:
+def folder_loader(kind: str, config_path: Path) -> FolderLoader:
     """The folder loader of a model kind (importing its module now).
 
     Parameters
@@ -264,7 +395,7 @@ def folder_loader(kind: str, config_path: Path) -> Callable[[Path, dict], Stagin
 
     Returns
     -------
-    callable
+    FolderLoader
         ``loader(d, cfg)``: the model of folder ``d`` whose checked ``config.json`` is ``cfg``.
 
     Raises
@@ -357,7 +488,7 @@ def folder_identity(d: Path, cfg: dict, what: str) -> dict:
             "summary": str(cfg.get("summary", f"{what} {cfg.get('model_id', d.name)}"))}
 
 
-def write_folder_config(out_dir: str | Path, kind: str, model_id: str, settings: dict,
+def write_folder_config(out_dir: str | Path, kind: str, model_id: str, settings: dict, scoring: dict,
                         extra: dict | None = None) -> Path:
     """Make a weights folder and write its ``config.json`` and ``label_map.json``.
 
@@ -371,7 +502,11 @@ def write_folder_config(out_dir: str | Path, kind: str, model_id: str, settings:
         The model's name in ``config.json``.
     settings : dict
         The kind's entries of ``config.json``, in the order they are written (after
-        ``format_version``, ``kind`` and ``model_id``).
+        ``format_version``, ``kind`` and ``model_id``; before ``label_map``, the name of
+        :data:`LABEL_MAP_FILE`).
+    scoring : dict
+        What the model scores from and which epoch its stage is of, for people
+        (``{"inputs": ..., "labels": "current epoch"}``): the entry ``scoring``, written last.
     extra : dict, optional
         More entries for ``config.json`` (they replace entries of the same name).
 
@@ -382,7 +517,8 @@ def write_folder_config(out_dir: str | Path, kind: str, model_id: str, settings:
     """
     d = Path(out_dir)
     d.mkdir(parents=True, exist_ok=True)
-    cfg = {"format_version": FORMAT_VERSION, "kind": kind, "model_id": model_id, **settings}
+    cfg = {"format_version": FORMAT_VERSION, "kind": kind, "model_id": model_id, **settings,
+           "label_map": LABEL_MAP_FILE, "scoring": scoring}
     if extra:
         cfg.update(extra)
     (d / CONFIG_FILE).write_text(json.dumps(cfg, indent=2) + "\n")
@@ -447,14 +583,8 @@ class NightContextStager:
         """Forget the night: a new session."""
         self._ctx.reset()
 
+    @sections_of(Stager.skip, "Epochs passed unseen: the clock moves on, the lags break.")
     def skip(self, n_epochs: int) -> None:
-        """Epochs passed unseen: the clock moves on, the lags break.
-
-        Parameters
-        ----------
-        n_epochs : int
-            How many 30-s epochs went by unseen.
-        """
         self._ctx.skip(n_epochs)
 
     def state(self) -> dict:

@@ -104,8 +104,8 @@ class ModelConfig:
 
     @property
     def epoch_samples(self) -> int:
-        """Samples per epoch (3000 at 100 Hz x 30 s)."""
-        return int(round(self.epoch_s * self.sfreq_hz))
+        """Samples per epoch (3000 at 100 Hz x 30 s): :meth:`samples` of ``epoch_s``."""
+        return self.samples(self.epoch_s)
 
     def as_dict(self) -> dict:
         """The architecture as ``config.json`` stores it.
@@ -113,7 +113,8 @@ class ModelConfig:
         Returns
         -------
         dict
-            Field name -> value.
+            Each field by name (durations in s, the rate in Hz), as ``ModelConfig(**d)``
+            takes them back.
         """
         return asdict(self)
 
@@ -127,7 +128,8 @@ class EpochEncoder(nn.Module):
     Parameters
     ----------
     cfg : ModelConfig
-        The architecture.
+        The architecture: its convolution kernels, strides and pools (s), filter counts,
+        dropout and ``embed_dim``.
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -178,7 +180,7 @@ class CausalSleepNet(nn.Module):
     Parameters
     ----------
     cfg : ModelConfig
-        The architecture.
+        The architecture, kept as ``cfg`` (``save_model`` writes it to ``config.json``).
     """
 
     def __init__(self, cfg: ModelConfig) -> None:

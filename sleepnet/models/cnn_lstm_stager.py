@@ -21,7 +21,6 @@ one. Context rule (the same in batch and live, because both use :class:`CnnLstmS
 """
 from __future__ import annotations
 
-import logging
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -30,68 +29,27 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..doc_sections import sections_of
 from ..errors import WeightsError
 from ..predictions import StagePrediction, predictions_from
 from ..preprocess import Epoch, PreprocessConfig
 from ..stages import STAGES
-from .base import CONFIG_FILE, LABEL_MAP_FILE, config_entries, folder_identity, write_folder_config
+from .base import (
+    CONFIG_FILE,
+    FolderLoader,
+    FolderModel,
+    Stager,
+    config_entries,
+    fill_doc,
+    folder_identity,
+    write_folder_config,
+)
 from .cnn_lstm import CausalSleepNet, ModelConfig, count_parameters
-
-log = logging.getLogger(__name__)
 
 KIND = "cnn-lstm"
 SEQ_LEN = 5                            # epochs per window: the current one and the four before it
 WEIGHTS_FILE = "model_weights.pth"     # the state dict in a folder of this kind
 ENCODE_BATCH = 256                     # epochs encoded per CNN call
-
-
-@dataclass(frozen=True, repr=False)
-class CnnLstmModel:
-    """A CNN–LSTM in eval mode with the configuration it was trained with.
-
-    Parameters
-    ----------
-    net : CausalSleepNet
-        The network, eval mode.
-    model_config : ModelConfig
-        Its architecture.
-    preprocess : PreprocessConfig
-        The preprocessing it was trained with.
-    model_id : str
-        Its name in ``config.json``.
-    source : Path
-        The folder it was loaded from.
-    summary : str
-        One line for people: what it is, what it was trained on, its real figures.
-    kind : str
-        The model kind, ``cnn-lstm``.
-    """
-
-    net: CausalSleepNet
-    model_config: ModelConfig
-    preprocess: PreprocessConfig
-    model_id: str
-    source: Path
-    summary: str = "CNN–LSTM"
-    kind: str = KIND
-
-    def __repr__(self) -> str:
-        return f"<CnnLstmModel {self.model_id} ({count_parameters(self.net)} parameters) from {self.source}>"
-
-    def new_stager(self, session_start: str | None = None) -> CnnLstmStager:
-        """A fresh stager for one night.
-
-        Parameters
-        ----------
-        session_start : str, optional
-            Taken and ignored: the CNN–LSTM keeps no night clock.
-
-        Returns
-        -------
-        CnnLstmStager
-            A stager with an empty window.
-        """
-        return CnnLstmStager(self)
 
 
 class CnnLstmStager:
@@ -101,11 +59,14 @@ class CnnLstmStager:
     ----------
     model : CnnLstmModel
         The loaded model.
+    session_start : str, optional
+        Taken and ignored (``CnnLstmModel.new_stager`` passes it): the CNN–LSTM keeps no
+        night clock, and its stagers' ``session_start`` is None.
     """
 
     session_start = None      # no clock: the CNN–LSTM sees five epochs and nothing of the night
 
-    def __init__(self, model: CnnLstmModel) -> None:
+    def __init__(self, model: CnnLstmModel, session_start: str | None = None) -> None:
         self.model = model
         self._context: deque[torch.Tensor] = deque(maxlen=SEQ_LEN)
 
@@ -116,14 +77,8 @@ class CnnLstmStager:
         """Forget the context (a new recording, or a break in the signal)."""
         self._context.clear()
 
+    @sections_of(Stager.skip, "Epochs passed unseen: the window restarts (the CNN–LSTM keeps no night state).")
     def skip(self, n_epochs: int) -> None:
-        """Epochs passed unseen: the window restarts (the CNN–LSTM keeps no night state).
-
-        Parameters
-        ----------
-        n_epochs : int
-            How many 30-s epochs went by unseen.
-        """
         if n_epochs > 0:
             self._context.clear()
 
@@ -138,29 +93,20 @@ class CnnLstmStager:
         return {"kind": "cnn-lstm"}
 
     def restore(self, state: dict) -> None:
-        """Nothing to restore; the window restarts.
+        """Nothing to restore; the window restarts (any state is taken, none refused).
 
         Parameters
         ----------
         state : dict
-            What :meth:`state` gave (not read).
+            What :meth:`state` gave; not read, since the CNN–LSTM carries nothing over a
+            restart.
         """
         self._context.clear()
 
     @torch.no_grad()
+    @sections_of(Stager.score, """Stages of ``epochs`` in order: each epoch's is the stage of the last
+        epoch of its five-epoch window, the scorable epochs encoded ``ENCODE_BATCH`` (256) at a time.""")
     def score(self, epochs: Sequence[Epoch]) -> list[StagePrediction]:
-        """Stages of ``epochs`` in order (see :class:`sleepnet.models.base.Stager`).
-
-        Parameters
-        ----------
-        epochs : sequence of Epoch
-            The next epochs of the night, in order.
-
-        Returns
-        -------
-        list of StagePrediction
-            One per epoch: the stage of the last epoch of its window (``UNS`` where unscorable).
-        """
         if not epochs:
             return []
         scorable = [e for e in epochs if e.scorable]
@@ -190,28 +136,40 @@ class CnnLstmStager:
         return predictions_from(slots, probs)
 
 
-def load_folder(d: Path, cfg: dict) -> CnnLstmModel:
-    """The CNN–LSTM of a weights folder.
+@dataclass(frozen=True, repr=False)
+class CnnLstmModel(FolderModel):
+    """A CNN–LSTM in eval mode with the configuration it was trained with.
 
     Parameters
     ----------
-    d : Path
-        The folder.
-    cfg : dict
-        Its ``config.json`` (format version and label map already checked).
-
-    Returns
-    -------
-    CnnLstmModel
-        The network in eval mode, with its preprocessing.
-
-    Raises
-    ------
-    sleepnet.errors.WeightsError
-        One line naming the file: an incomplete or invalid config, an architecture this
-        code cannot score (window length, classes, rate), a missing or corrupt state dict,
-        weights that do not fit the architecture.
+    net : CausalSleepNet
+        The network, eval mode.
+    model_config : ModelConfig
+        Its architecture.
+    preprocess : PreprocessConfig
+        The preprocessing it was trained with.
+    {identity}
     """
+
+    net: CausalSleepNet
+    model_config: ModelConfig
+    preprocess: PreprocessConfig
+    model_id: str
+    source: Path
+    summary: str = "CNN–LSTM"
+
+    kind = KIND
+    stager_class = CnnLstmStager
+
+    def _contents(self) -> str:
+        return f"{count_parameters(self.net)} parameters"
+
+
+@sections_of(FolderLoader.__call__, """The CNN–LSTM of a weights folder: the network in eval mode, with its preprocessing.
+    Refused with one line naming the file: an incomplete or invalid config, an architecture
+    this code cannot score (window length, classes, rate), a missing or corrupt state dict,
+    weights that do not fit the architecture.""")
+def load_folder(d: Path, cfg: dict) -> CnnLstmModel:
     with config_entries(d):
         known = {f.name for f in fields(ModelConfig)}
         unknown = set(cfg["model"]) - known
@@ -242,14 +200,14 @@ def load_folder(d: Path, cfg: dict) -> CnnLstmModel:
     return CnnLstmModel(net=net, model_config=mcfg, preprocess=pcfg, **folder_identity(d, cfg, "CNN–LSTM"))
 
 
+@fill_doc
 def save_model(out_dir: str | Path, net: CausalSleepNet, preprocess: PreprocessConfig,
                model_id: str, extra: dict | None = None) -> Path:
     """Write a ``cnn-lstm`` weights folder (state dict, config, label map).
 
     Parameters
     ----------
-    out_dir : str or Path
-        The folder (made if missing).
+    {out_dir}
     net : CausalSleepNet
         The trained network.
     preprocess : PreprocessConfig
@@ -265,7 +223,7 @@ def save_model(out_dir: str | Path, net: CausalSleepNet, preprocess: PreprocessC
         The folder.
     """
     d = write_folder_config(out_dir, KIND, model_id, {
-        "model": net.cfg.as_dict(), "preprocess": preprocess.as_dict(), "label_map": LABEL_MAP_FILE,
-        "scoring": {"sequence_length": SEQ_LEN, "labels": "last epoch of the window"}}, extra)
+        "model": net.cfg.as_dict(), "preprocess": preprocess.as_dict()},
+        {"sequence_length": SEQ_LEN, "labels": "last epoch of the window"}, extra)
     torch.save(net.state_dict(), d / WEIGHTS_FILE)
     return d

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..doc_sections import sections_of
 from ..errors import WeightsError
 from ..night_context import UNKNOWN_START, check_session_start
 from ..predictions import StagePrediction
@@ -23,70 +24,19 @@ from ..preprocess import Epoch, PreprocessConfig
 from ..stages import STAGES, UNSCORED_NAME
 from .base import (
     CONFIG_FILE,
-    LABEL_MAP_FILE,
+    FolderLoader,
+    FolderModel,
+    Stager,
     StagingModel,
     check_state_owner,
     config_entries,
+    fill_doc,
     folder_identity,
     load_folder_of_any_kind,
     write_folder_config,
 )
 
 KIND = "ensemble"
-
-
-@dataclass(frozen=True, repr=False)
-class EnsembleModel:
-    """A loaded ensemble.
-
-    Parameters
-    ----------
-    members : tuple of StagingModel
-        Loaded models of any kind.
-    weights : tuple of float
-        One per member, summing to 1.
-    preprocess : PreprocessConfig
-        The members' shared preprocessing.
-    model_id : str
-        Its name in ``config.json``.
-    source : Path
-        The folder it was loaded from.
-    summary : str
-        One line for people: what it is, what it was trained on, its real figures.
-    kind : str
-        The model kind, ``ensemble``.
-    default_session_start : str
-        The session start its stagers assume unless told.
-    """
-
-    members: tuple[StagingModel, ...]
-    weights: tuple[float, ...]
-    preprocess: PreprocessConfig
-    model_id: str
-    source: Path
-    summary: str = "ensemble"
-    kind: str = KIND
-    default_session_start: str = UNKNOWN_START
-
-    def __repr__(self) -> str:
-        parts = ", ".join(f"{m.model_id} x {w:g}" for m, w in zip(self.members, self.weights))
-        return f"<EnsembleModel {self.model_id} ({parts}) from {self.source}>"
-
-    def new_stager(self, session_start: str | None = None) -> EnsembleStager:
-        """A fresh stager for one night.
-
-        Parameters
-        ----------
-        session_start : str, optional
-            ``lights-off`` or ``unknown``, passed to every member; None:
-            :attr:`default_session_start`.
-
-        Returns
-        -------
-        EnsembleStager
-            A stager at the start of a night.
-        """
-        return EnsembleStager(self, session_start)
 
 
 class EnsembleStager:
@@ -120,14 +70,8 @@ class EnsembleStager:
         for s in self._stagers:
             s.reset()
 
+    @sections_of(Stager.skip, "Epochs passed unseen (every member's clock moves on).")
     def skip(self, n_epochs: int) -> None:
-        """Epochs passed unseen (every member's clock moves on).
-
-        Parameters
-        ----------
-        n_epochs : int
-            How many 30-s epochs went by unseen.
-        """
         for s in self._stagers:
             s.skip(n_epochs)
 
@@ -142,20 +86,9 @@ class EnsembleStager:
         return {"kind": KIND, "model_id": self.model.model_id, "session_start": self.session_start,
                 "members": [s.state() for s in self._stagers]}
 
+    @sections_of(Stager.restore, """Carry on from a saved night, every member from its own state; a state of
+        another model or shape leaves this stager fresh rather than half restored.""")
     def restore(self, state: dict) -> None:
-        """Carry on from a saved night.
-
-        Parameters
-        ----------
-        state : dict
-            What :meth:`state` gave.
-
-        Raises
-        ------
-        ValueError
-            A state of another model or shape (this stager is then left fresh rather than
-            half restored).
-        """
         check_state_owner(state, KIND, self.model.model_id)
         members = state.get("members")
         if not isinstance(members, list) or len(members) != len(self._stagers):
@@ -170,20 +103,10 @@ class EnsembleStager:
             raise
         self.session_start = start
 
+    @sections_of(Stager.score, """Stage epochs in order: each epoch's probabilities are the weighted mean
+        of the members', its flags the union of theirs (``UNS`` where the first member did
+        not score the epoch).""")
     def score(self, epochs: Sequence[Epoch]) -> list[StagePrediction]:
-        """Stage epochs in order (see :class:`sleepnet.models.base.Stager`).
-
-        Parameters
-        ----------
-        epochs : sequence of Epoch
-            The next epochs of the night, in order.
-
-        Returns
-        -------
-        list of StagePrediction
-            One per epoch: the weighted mean of the members' probabilities, the union of
-            their flags (``UNS`` where the first member did not score the epoch).
-        """
         per = [s.score(epochs) for s in self._stagers]
         if not per[0]:
             return []
@@ -206,28 +129,43 @@ class EnsembleStager:
         return out
 
 
-def load_folder(d: Path, cfg: dict) -> EnsembleModel:
-    """The ensemble of a weights folder; each member is loaded as a folder of its own kind
-    (:func:`sleepnet.models.base.load_folder_of_any_kind`).
+@dataclass(frozen=True, repr=False)
+class EnsembleModel(FolderModel):
+    """A loaded ensemble.
 
     Parameters
     ----------
-    d : Path
-        The folder.
-    cfg : dict
-        Its ``config.json`` (format version and label map already checked).
-
-    Returns
-    -------
-    EnsembleModel
-        The ensemble, its weights scaled to sum to 1.
-
-    Raises
-    ------
-    sleepnet.errors.WeightsError
-        One line naming the file, on any problem (a member outside the folder, weights
-        that are not positive, members with different preprocessing).
+    members : tuple of StagingModel
+        Loaded models of any kind.
+    weights : tuple of float
+        One per member, summing to 1.
+    preprocess : PreprocessConfig
+        The members' shared preprocessing.
+    {identity}
+    default_session_start : str
+        The session start its stagers assume unless told.
     """
+
+    members: tuple[StagingModel, ...]
+    weights: tuple[float, ...]
+    preprocess: PreprocessConfig
+    model_id: str
+    source: Path
+    summary: str = "ensemble"
+    default_session_start: str = UNKNOWN_START
+
+    kind = KIND
+    stager_class = EnsembleStager
+
+    def _contents(self) -> str:
+        return ", ".join(f"{m.model_id} x {w:g}" for m, w in zip(self.members, self.weights))
+
+
+@sections_of(FolderLoader.__call__, """The ensemble of a weights folder, its weights scaled to sum to 1; each member is
+    loaded as a folder of its own kind (:func:`sleepnet.models.base.load_folder_of_any_kind`).
+    Refused with one line naming the file: a member outside the folder, weights that are
+    not positive, members with different preprocessing.""")
+def load_folder(d: Path, cfg: dict) -> EnsembleModel:
     with config_entries(d):
         spec = cfg["members"]
         folders = [str(m["folder"]) for m in spec]
@@ -250,6 +188,7 @@ def load_folder(d: Path, cfg: dict) -> EnsembleModel:
                          default_session_start=start, **folder_identity(d, cfg, "ensemble"))
 
 
+@fill_doc
 def save_ensemble_config(out_dir: str | Path, members: Sequence[tuple[str, float]], model_id: str, summary: str,
                          extra: dict | None = None) -> Path:
     """Write an ``ensemble`` folder's config and label map; the members' folders
@@ -257,24 +196,13 @@ def save_ensemble_config(out_dir: str | Path, members: Sequence[tuple[str, float
 
     Parameters
     ----------
-    out_dir : str or Path
-        The folder (made if missing).
+    {out_dir}
     members : sequence of (str, float)
         Each member's sub-folder and weight.
-    model_id : str
-        The model's name in ``config.json``.
-    summary : str
-        One line for people.
-    extra : dict, optional
-        More entries for ``config.json``.
-
-    Returns
-    -------
-    Path
-        The folder.
+    {config_tail}
     """
     return write_folder_config(out_dir, KIND, model_id, {
         "summary": summary, "members": [{"folder": f, "weight": w} for f, w in members],
-        "default_session_start": UNKNOWN_START, "label_map": LABEL_MAP_FILE,
-        "scoring": {"inputs": "every member's, fed the same epochs", "labels": "current epoch",
-                    "combination": "weighted mean of the members' probabilities"}}, extra)
+        "default_session_start": UNKNOWN_START},
+        {"inputs": "every member's, fed the same epochs", "labels": "current epoch",
+         "combination": "weighted mean of the members' probabilities"}, extra)

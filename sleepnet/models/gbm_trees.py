@@ -86,12 +86,13 @@ class TreeEnsemble:
         Parameters
         ----------
         text : str
-            The model text.
+            The model text: a header (``num_class`` or ``num_tree_per_iteration``,
+            ``max_feature_idx``), then one ``Tree=`` block per tree, iteration-major.
 
         Returns
         -------
         TreeEnsemble
-            Its trees, flattened.
+            Its trees, flattened into node arrays (no categorical splits).
 
         Raises
         ------
@@ -175,7 +176,8 @@ class TreeEnsemble:
         Parameters
         ----------
         X : numpy.ndarray
-            (n_rows, n_features) inputs.
+            (n_rows, n_features) inputs; NaN is a missing value, sent the way each split's
+            LightGBM missing-value rule says (else taken as 0).
 
         Returns
         -------
@@ -221,12 +223,17 @@ class TreeEnsemble:
         Parameters
         ----------
         X : numpy.ndarray
-            (n_rows, n_features) inputs.
+            (n_rows, n_features) inputs, as :meth:`raw_scores` takes them.
 
         Returns
         -------
         numpy.ndarray
             (n_rows, n_classes) float64 probabilities, each row summing to 1.
+
+        Raises
+        ------
+        ValueError
+            Rows of another width than the trees' ``n_features``.
         """
         z = self.raw_scores(X)
         z = z - z.max(axis=1, keepdims=True)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..doc_sections import sections_of
 from ..errors import WeightsError
 from ..night_context import (
     HOURS_COLUMN,
@@ -45,9 +46,12 @@ from ..preprocess import Epoch, PreprocessConfig
 from ..stages import N_STAGES
 from .base import (
     CONFIG_FILE,
-    LABEL_MAP_FILE,
+    FolderLoader,
+    FolderModel,
     NightContextStager,
+    Stager,
     config_entries,
+    fill_doc,
     folder_identity,
     write_folder_config,
 )
@@ -246,79 +250,12 @@ class GruNets:
         return out, h
 
 
-@dataclass(frozen=True, repr=False)
-class GruModel:
-    """A loaded recurrent stager.
-
-    Parameters
-    ----------
-    nets : GruNets
-        The GRU(s) and the input standardisation.
-    context : ContextConfig
-        Population means and shrinkage of the night baseline.
-    preprocess : PreprocessConfig
-        The one preprocessing path (features come from its 100-Hz signal before the band-pass).
-    model_id : str
-        Its name in ``config.json``.
-    source : Path
-        The folder it was loaded from.
-    summary : str
-        One line for people.
-    kind : str
-        The model kind, ``gru``.
-    default_session_start : str
-        The session start its stagers assume unless told (``unknown`` unless the config says).
-    """
-
-    nets: GruNets
-    context: ContextConfig
-    preprocess: PreprocessConfig
-    model_id: str
-    source: Path
-    summary: str = "recurrent stager"
-    kind: str = KIND
-    default_session_start: str = UNKNOWN_START
-
-    def __repr__(self) -> str:
-        return f"<GruModel {self.model_id} ({self.nets!r}) from {self.source}>"
-
-    def new_stager(self, session_start: str | None = None) -> GruStager:
-        """A fresh stager for one night.
-
-        Parameters
-        ----------
-        session_start : str, optional
-            ``lights-off`` or ``unknown``; None: :attr:`default_session_start`.
-
-        Returns
-        -------
-        GruStager
-            A stager at the start of a night.
-        """
-        return GruStager(self, session_start)
-
-
+@sections_of(NightContextStager, """Stateful scorer of a :class:`GruModel`: batch and live feed it the same epochs, one
+        GRU step per scorable epoch. State across restarts: the night context and the
+        hidden vectors (JSON floats round-trip exactly, so a restored stager carries on bit
+        for bit). Epochs are flagged ``warmup`` while the night context holds fewer than
+        four epochs since the session start or a break, as with the feature stager.""")
 class GruStager(NightContextStager):
-    """Stateful scorer of a :class:`GruModel`: batch and live feed it the same epochs, one
-    GRU step per scorable epoch. State across restarts: the night context and the
-    hidden vectors (JSON floats round-trip exactly, so a restored stager carries on bit
-    for bit). Epochs are flagged ``warmup`` while the night context holds fewer than
-    four epochs since the session start or a break, as with the feature stager.
-
-    Parameters
-    ----------
-    model : GruModel
-        The loaded model.
-    session_start : str, optional
-        ``lights-off`` (the time since the session started is the night's clock) or
-        ``unknown`` (no clock); None: the model's default.
-
-    Raises
-    ------
-    ValueError
-        An unknown ``session_start``.
-    """
-
     kind = KIND
 
     def __init__(self, model: GruModel, session_start: str | None = None) -> None:
@@ -364,24 +301,9 @@ class GruStager(NightContextStager):
         self._restore_context(state, start)
         self._h = h
 
+    @sections_of(Stager.score, """Stage epochs in order, one GRU step per scorable epoch, the hidden vectors
+        carried from the previous call; an unscorable epoch (``UNS``) leaves them as they were.""")
     def score(self, epochs: Sequence[Epoch]) -> list[StagePrediction]:
-        """Stage epochs in order (see :class:`sleepnet.models.base.Stager`).
-
-        Parameters
-        ----------
-        epochs : sequence of Epoch
-            The next epochs of the night, in order (from :mod:`sleepnet.preprocess`).
-
-        Returns
-        -------
-        list of StagePrediction
-            One per epoch (``UNS`` for an unscorable one).
-
-        Raises
-        ------
-        ValueError
-            A scorable epoch that carries no features.
-        """
         slots: list[tuple[Epoch, bool]] = []
         probs: list[np.ndarray] = []
         nets = self.model.nets
@@ -393,26 +315,39 @@ class GruStager(NightContextStager):
         return predictions_from(slots, np.stack(probs) if probs else np.zeros((0, N_STAGES)))
 
 
-def load_folder(d: Path, cfg: dict) -> GruModel:
-    """The recurrent model of a weights folder.
+@dataclass(frozen=True, repr=False)
+class GruModel(FolderModel):
+    """A loaded recurrent stager.
 
     Parameters
     ----------
-    d : Path
-        The folder.
-    cfg : dict
-        Its ``config.json`` (format version and label map already checked).
-
-    Returns
-    -------
-    GruModel
-        The model.
-
-    Raises
-    ------
-    sleepnet.errors.WeightsError
-        One line naming the file, on any problem.
+    nets : GruNets
+        The GRU(s) and the input standardisation.
+    {night_context_inputs}
+    {identity}
+    default_session_start : str
+        The session start its stagers assume unless told (``unknown`` unless the config says).
     """
+
+    nets: GruNets
+    context: ContextConfig
+    preprocess: PreprocessConfig
+    model_id: str
+    source: Path
+    summary: str = "recurrent stager"
+    default_session_start: str = UNKNOWN_START
+
+    kind = KIND
+    stager_class = GruStager
+
+    def _contents(self) -> str:
+        return repr(self.nets)
+
+
+@sections_of(FolderLoader.__call__, """The recurrent model of a weights folder. Refused with one line naming the file: an
+    incomplete config, GRU inputs other than :data:`GRU_INPUTS`, a missing or unusable
+    ``gru.npz``, an unknown ``default_session_start``.""")
+def load_folder(d: Path, cfg: dict) -> GruModel:
     with config_entries(d):
         pcfg = PreprocessConfig.from_dict(cfg["preprocess"])
         ccfg = ContextConfig.from_dict(cfg["context"])
@@ -439,35 +374,25 @@ def load_folder(d: Path, cfg: dict) -> GruModel:
                     **folder_identity(d, cfg, "recurrent stager"))
 
 
+@fill_doc
 def save_gru_model(out_dir: str | Path, nets: GruNets, context: ContextConfig, model_id: str, summary: str,
                    extra: dict | None = None) -> Path:
     """Write a ``gru`` folder: config, label map, the arrays (``gru.npz``, no pickle).
 
     Parameters
     ----------
-    out_dir : str or Path
-        The folder (made if missing).
+    {out_dir}
     nets : GruNets
         The trained nets.
     context : ContextConfig
         The night context they were trained with.
-    model_id : str
-        The model's name in ``config.json``.
-    summary : str
-        One line for people.
-    extra : dict, optional
-        More entries for ``config.json``.
-
-    Returns
-    -------
-    Path
-        The folder.
+    {config_tail}
     """
     d = write_folder_config(out_dir, KIND, model_id, {
         "summary": summary, "preprocess": PreprocessConfig().as_dict(), "context": context.as_dict(),
         "gru": {"file": GRU_FILE, "members": nets.n_members, "hidden": nets.hidden, "inputs": list(GRU_INPUTS)},
-        "default_session_start": UNKNOWN_START, "label_map": LABEL_MAP_FILE,
-        "scoring": {"inputs": "each scorable epoch in turn, one GRU step; the hidden vector carries the night",
-                    "labels": "current epoch"}}, extra)
+        "default_session_start": UNKNOWN_START},
+        {"inputs": "each scorable epoch in turn, one GRU step; the hidden vector carries the night",
+         "labels": "current epoch"}, extra)
     np.savez(d / GRU_FILE, **{k: np.asarray(v, dtype=np.float64) for k, v in nets.arrays().items()})
     return d

@@ -22,7 +22,6 @@ LightGBM (``pip install lightgbm``) is needed to train only; scoring reads its t
 """
 from __future__ import annotations
 
-import logging
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..doc_sections import filled
 from ..errors import InputFileError, SleepstreamError
 from ..features import feature_transform
 from ..io.feature_nights import FeatureNight
@@ -37,10 +37,17 @@ from ..metrics import Agreement, agreement
 from ..night_context import HOURS_COLUMN, ContextConfig, NightContext
 from .training import trim_range
 
-log = logging.getLogger(__name__)
-
 SESSION_START_MIN = (5.0, 60.0)       # session start, minutes before sleep onset
 EPOCHS_PER_MIN = 2
+
+#: The parameters of the functions that score nights with a feature model's trees directly
+#: (no stager), for :func:`sleepnet.doc_sections.filled`.
+_fill_trees = filled(trees_and_nights="""
+    model : FeatureGbmModel
+        A loaded feature model: its ``trees`` score night-context rows built with its
+        ``context``.
+    nights : sequence of FeatureNight
+        The labelled nights.""")
 HELD_OUT_SUBJECT = "00"               # subject 0 (SC4001E0/SC4002E0) never trains a shipped model
 
 
@@ -186,14 +193,16 @@ def draw_session_start(labels: np.ndarray, rng: np.random.Generator) -> int:
     Parameters
     ----------
     labels : numpy.ndarray
-        (n_epochs,) stage codes of the night.
+        (n_epochs,) stage codes of the night: the first code > 0 (not wake, not
+        unscored) is sleep onset; a night without one counts from epoch 0.
     rng : numpy.random.Generator
-        Draws the start.
+        Draws the lead before onset, uniformly over the 30-s epochs from 5 to 60 min
+        (:data:`SESSION_START_MIN`, both ends included).
 
     Returns
     -------
     int
-        The epoch index of the session start.
+        The session start's epoch index: onset minus the lead, 0 where onset comes sooner.
     """
     sleep = np.flatnonzero(labels > 0)
     onset = int(sleep[0]) if len(sleep) else 0
@@ -207,16 +216,18 @@ def draw_anywhere_start(labels: np.ndarray, rng: np.random.Generator, min_epochs
     Parameters
     ----------
     labels : numpy.ndarray
-        (n_epochs,) stage codes of the night.
+        (n_epochs,) stage codes of the night, trimmed to 30 min of wake either side of
+        sleep (:func:`~sleepnet.train.training.trim_range`) before the draw.
     rng : numpy.random.Generator
-        Draws the start.
+        Draws the start uniformly over the trimmed night's epochs that leave room.
     min_epochs : int
         Epochs (30 s each) the session lasts at least, where the trim allows.
 
     Returns
     -------
     int
-        The epoch index of the session start.
+        The session start's epoch index, from the trimmed night's first epoch up to
+        ``min_epochs`` before its end (its first epoch where the night is shorter).
     """
     a, b = trim_range(labels)
     return int(rng.integers(a, max(a + 1, b - min_epochs)))
@@ -350,6 +361,7 @@ def fit_trees(nights: Sequence[FeatureNight], cfg: FeatureTrainConfig) -> tuple[
     return booster.model_to_string(), context
 
 
+@_fill_trees
 def evaluate_nights(model, nights: Sequence[FeatureNight], seed: int = 0) -> tuple[Agreement, dict[str, Agreement], np.ndarray, np.ndarray]:
     """Score each night as a session would (fresh stager from the protocol's session start)
     with a loaded feature model's trees; pooled and per-night agreement, plus the stacked
@@ -357,10 +369,7 @@ def evaluate_nights(model, nights: Sequence[FeatureNight], seed: int = 0) -> tup
 
     Parameters
     ----------
-    model : object
-        A loaded feature model (its ``trees`` and ``context`` are used).
-    nights : sequence of FeatureNight
-        The labelled nights.
+    {trees_and_nights}
     seed : int
         Moves each night's session start (:func:`eval_start`).
 
@@ -380,16 +389,14 @@ def evaluate_nights(model, nights: Sequence[FeatureNight], seed: int = 0) -> tup
     return agreement(t, p), per, t, p
 
 
+@_fill_trees
 def isolated_codes(model, nights: Sequence[FeatureNight]) -> tuple[np.ndarray, np.ndarray]:
     """True and predicted codes of every trimmed, scored epoch of ``nights`` staged alone
     (as a fresh stager would: no lags, no night).
 
     Parameters
     ----------
-    model : object
-        A loaded feature model (its ``trees`` and ``context`` are used).
-    nights : sequence of FeatureNight
-        The labelled nights.
+    {trees_and_nights}
 
     Returns
     -------
@@ -406,15 +413,13 @@ def isolated_codes(model, nights: Sequence[FeatureNight]) -> tuple[np.ndarray, n
     return np.concatenate(yt), np.concatenate(yp)
 
 
+@_fill_trees
 def isolated_agreement(model, nights: Sequence[FeatureNight]) -> Agreement:
     """Agreement of :func:`isolated_codes`.
 
     Parameters
     ----------
-    model : object
-        A loaded feature model (its ``trees`` and ``context`` are used).
-    nights : sequence of FeatureNight
-        The labelled nights.
+    {trees_and_nights}
 
     Returns
     -------

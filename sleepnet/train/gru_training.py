@@ -23,7 +23,6 @@ kernels); ``threads`` defaults to 1 so that a rebuild reproduces the shipped arr
 """
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -47,8 +46,6 @@ from .feature_training import (
 )
 from .training import trim_range
 
-log = logging.getLogger(__name__)
-
 
 @dataclass(frozen=True)
 class GruTrainConfig:
@@ -57,7 +54,7 @@ class GruTrainConfig:
     Parameters
     ----------
     hidden : int
-        GRU hidden size.
+        Size of each GRU's hidden vector (H of :class:`sleepnet.models.gru.GruNets`).
     members : int
         GRUs trained from seeds ``seed``, ``seed + 1``, ...; the model averages them.
     passes : int
@@ -104,7 +101,7 @@ class GruTrainConfig:
         Returns
         -------
         dict
-            Field -> value.
+            Every field by name, each an int or a float (JSON-ready as it is).
         """
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
@@ -143,7 +140,9 @@ class EnsembleTrainConfig:
         Returns
         -------
         dict
-            Field -> value.
+            ``gbm`` and ``gru`` (each member's recipe as its own ``as_dict`` gives it),
+            ``gbm_weight`` (None: chosen on the training nights), ``weight_folds`` and
+            ``weight_gru_members``.
         """
         return {"gbm": self.gbm.as_dict(), "gru": self.gru.as_dict(), "gbm_weight": self.gbm_weight,
                 "weight_folds": self.weight_folds, "weight_gru_members": self.weight_gru_members}

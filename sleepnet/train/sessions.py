@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..doc_sections import filled
 from ..io.feature_nights import FeatureNight
 from ..metrics import Agreement, agreement
 from ..preprocess import Epoch
@@ -33,6 +34,28 @@ REM_WINDOW_EPOCHS = 60            # 30 min
 REM_FREE_BEFORE_EPOCHS = 20       # an onset follows at least 10 min without REM
 REM = 4
 _EMPTY = np.zeros(0, dtype=np.float32)
+
+#: Parameter and return texts that the scoring functions below share (:func:`sleepnet.doc_sections.filled`).
+_fill = filled(
+    feature_model="""
+        model : StagingModel
+            A model that stages from features (:func:`scores_from_features`): a feature
+            stager, a GRU or an ensemble of them.""",
+    session_start="""
+        session_start : str, optional
+            ``lights-off`` or ``unknown``, given to each fresh stager; None: the model's
+            ``default_session_start``.""",
+    codes="""
+        true : numpy.ndarray
+            (n,) int64 true stage codes (0-4) of the epochs that count, in order.
+        predicted : numpy.ndarray
+            (n,) int64 predicted codes of the same epochs.""",
+    key_case="""
+        key : str
+            The model, as :meth:`add` keyed it (``name`` or ``name@session_start``).
+        case : str
+            One of :data:`CASES`, or ``isolated``.""",
+)
 
 
 @dataclass(frozen=True)
@@ -147,6 +170,7 @@ def cuts(night: FeatureNight, case: str, seed: int = 0) -> list[Cut]:
     raise ValueError(f"case={case!r}: use one of {', '.join(CASES)}")
 
 
+@_fill
 def session_probabilities(model, night: FeatureNight, cut: Cut, session_start: str | None = None
                           ) -> tuple[np.ndarray, np.ndarray]:
     """True codes and predicted probabilities of the scored epochs of one session, by a
@@ -154,14 +178,12 @@ def session_probabilities(model, night: FeatureNight, cut: Cut, session_start: s
 
     Parameters
     ----------
-    model : StagingModel
-        A model that stages from features (:func:`scores_from_features`).
+    {feature_model}
     night : FeatureNight
         The night.
     cut : Cut
         The session.
-    session_start : str, optional
-        ``lights-off`` or ``unknown``; None: the model's default.
+    {session_start}
 
     Returns
     -------
@@ -178,65 +200,38 @@ def session_probabilities(model, night: FeatureNight, cut: Cut, session_start: s
     return night.labels[idx][keep], probs[keep]
 
 
-def session_codes(model, night: FeatureNight, cut: Cut, session_start: str | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """True and predicted codes of the scored epochs of one session, by a fresh stager.
-
-    Parameters
-    ----------
-    model : StagingModel
-        A model that stages from features.
-    night : FeatureNight
-        The night.
-    cut : Cut
-        The session.
-    session_start : str, optional
-        ``lights-off`` or ``unknown``; None: the model's default.
-
-    Returns
-    -------
-    true : numpy.ndarray
-        (n,) true codes.
-    predicted : numpy.ndarray
-        (n,) predicted codes.
-    """
-    t, p = session_probabilities(model, night, cut, session_start)
-    return t, p.argmax(axis=1).astype(np.int64) if len(p) else np.zeros(0, dtype=np.int64)
-
-
+@_fill
 def case_codes(model, nights: Sequence[FeatureNight], case: str, session_start: str | None = None,
                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """True and predicted codes of every session of one case in some nights, stacked.
+    """True and predicted codes of every session of one case in some nights, stacked (each
+    session staged by a fresh stager: :func:`session_probabilities`, its most probable
+    stage).
 
     Parameters
     ----------
-    model : StagingModel
-        A model that stages from features.
+    {feature_model}
     nights : sequence of FeatureNight
         The nights.
     case : str
         One of :data:`CASES`.
-    session_start : str, optional
-        ``lights-off`` or ``unknown``; None: the model's default.
+    {session_start}
     seed : int
         Seeds the protocol's session start.
 
     Returns
     -------
-    true : numpy.ndarray
-        True codes.
-    predicted : numpy.ndarray
-        Predicted codes.
+    {codes}
     """
     yt, yp = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
     for n in nights:
         for c in cuts(n, case, seed):
-            t, p = session_codes(model, n, c, session_start)
+            t, p = session_probabilities(model, n, c, session_start)
             yt.append(t)
-            yp.append(p)
+            yp.append(p.argmax(axis=1).astype(np.int64) if len(p) else np.zeros(0, dtype=np.int64))
     return np.concatenate(yt), np.concatenate(yp)
 
 
+@_fill
 def isolated_codes(model, nights: Sequence[FeatureNight], session_start: str | None = None
                    ) -> tuple[np.ndarray, np.ndarray]:
     """True and predicted codes of every trimmed, scored epoch of some nights, each staged
@@ -244,19 +239,14 @@ def isolated_codes(model, nights: Sequence[FeatureNight], session_start: str | N
 
     Parameters
     ----------
-    model : StagingModel
-        A model that stages from features.
+    {feature_model}
     nights : sequence of FeatureNight
         The nights.
-    session_start : str, optional
-        ``lights-off`` or ``unknown``; None: the model's default.
+    {session_start}
 
     Returns
     -------
-    true : numpy.ndarray
-        True codes.
-    predicted : numpy.ndarray
-        Predicted codes.
+    {codes}
     """
     yt, yp = [], []
     for n in nights:
@@ -317,33 +307,44 @@ class LosoCodes:
         """
         self.codes.setdefault(key, {}).setdefault(case, {})[subject] = (t, p)
 
-    def pooled(self, key: str, case: str) -> Agreement:
-        """Agreement over every held-out epoch of a model and case.
+    @_fill
+    def stacked(self, key: str, case: str) -> tuple[np.ndarray, np.ndarray]:
+        """The codes of every held-out subject of a model and case, stacked in the order
+        the subjects were added.
 
         Parameters
         ----------
-        key : str
-            The model.
-        case : str
-            The case.
+        {key_case}
+
+        Returns
+        -------
+        {codes}
+        """
+        parts = self.codes[key][case].values()
+        return np.concatenate([t for t, _ in parts]), np.concatenate([p for _, p in parts])
+
+    @_fill
+    def pooled(self, key: str, case: str) -> Agreement:
+        """Agreement over every held-out epoch of a model and case (:meth:`stacked`).
+
+        Parameters
+        ----------
+        {key_case}
 
         Returns
         -------
         Agreement
             Pooled over the subjects.
         """
-        parts = self.codes[key][case].values()
-        return agreement(np.concatenate([t for t, _ in parts]), np.concatenate([p for _, p in parts]))
+        return agreement(*self.stacked(key, case))
 
+    @_fill
     def per_subject(self, key: str, case: str) -> dict[str, Agreement]:
         """Agreement per held-out subject of a model and case.
 
         Parameters
         ----------
-        key : str
-            The model.
-        case : str
-            The case.
+        {key_case}
 
         Returns
         -------
@@ -352,23 +353,20 @@ class LosoCodes:
         """
         return {s: agreement(t, p) for s, (t, p) in sorted(self.codes[key][case].items())}
 
+    @_fill
     def table(self, key: str, case: str) -> dict:
-        """The pooled figures of a model and case (:func:`summarise`).
+        """The pooled figures of a model and case (:func:`summarise` of :meth:`stacked`).
 
         Parameters
         ----------
-        key : str
-            The model.
-        case : str
-            The case.
+        {key_case}
 
         Returns
         -------
         dict
             As :func:`summarise` gives.
         """
-        parts = self.codes[key][case].values()
-        return summarise(np.concatenate([t for t, _ in parts]), np.concatenate([p for _, p in parts]))
+        return summarise(*self.stacked(key, case))
 
 
 def leave_one_subject_out(nights: Sequence[FeatureNight],

@@ -51,7 +51,7 @@ class PreparedNight:
     Parameters
     ----------
     name : str
-        The night's name.
+        The night's name, as its :class:`~sleepnet.train.datasets.NightSource` gives it (``SC4011E0``).
     subject : str
         Subject key for subject-wise splits.
     data : numpy.ndarray
