@@ -88,7 +88,7 @@ def train_twins(passes: int, minutes: float, allow_train: bool = True) -> dict[s
                           seed=TRAIN_RECIPE["seed"], max_minutes=minutes, label_position=pos)
         t = time.perf_counter()
         net, info = train(tr, va, mcfg, pcfg, cfg)
-        model = CnnLstmModel(net, mcfg, pcfg, f"benchmark-{kind}-twin", dirs[kind])
+        model = CnnLstmModel(net, mcfg, preprocess=pcfg, model_id=f"benchmark-{kind}-twin", source=dirs[kind])
         val, _ = evaluate_prepared(model, va, pos)
         labels = "last epoch of the window" if pos == CAUSAL else "MIDDLE epoch (non-causal, benchmark only)"
         save_model(dirs[kind], net, pcfg, f"benchmark-{kind}-twin",

@@ -103,7 +103,7 @@ def test_a_short_centred_training_run_learns_and_evaluates_with_centred_windows(
     assert info["train_config"]["label_position"] == 2 and len(info["history"]) == 8
     losses = [h["train_loss"] for h in info["history"]]
     assert losses[-1] < 0.8 * losses[0], f"the training loss did not fall: {losses}"
-    model = CnnLstmModel(net, ModelConfig(), PreprocessConfig(), "centred-test", None)  # type: ignore[arg-type]
+    model = CnnLstmModel(net, ModelConfig(), preprocess=PreprocessConfig(), model_id="centred-test", source=None)
     pooled, per = evaluate_prepared(model, nights[2:], label_position=2)
     assert pooled.n_epochs == 40 and len(per) == 1
     assert pooled.accuracy >= 0.5, f"held-out night staged at chance: {pooled.accuracy:.2f} (chance 0.2)"

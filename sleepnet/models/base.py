@@ -52,20 +52,22 @@ DEFAULT_KIND = "cnn-lstm"    # the kind of a config.json that names none (the fi
 
 #: Docstring fragments for :func:`sleepnet.doc_sections.filled`: the parameters that every
 #: kind's module describes alike (a line ``{identity}`` in a docstring decorated with
-#: :func:`fill_doc` stands for the model_id, source and summary of a loaded model).
+#: :func:`fill_doc` stands for the preprocess, model_id, source and summary every :class:`FolderModel` has).
 DOC_FRAGMENTS: Mapping[str, str] = MappingProxyType({
     "identity": """
+        preprocess : PreprocessConfig
+            The preprocessing it was trained with (the one preprocessing path; a feature
+            model's features come from its 100-Hz signal before the band-pass).
         model_id : str
             Its name in ``config.json``.
         source : Path
             The folder it was loaded from.
         summary : str
-            One line for people: what it is, what it was trained on, its real figures.""",
+            One line for people: what it is, what it was trained on, its real figures
+            (empty: the kind's :attr:`FolderModel.what`).""",
     "night_context_inputs": """
         context : ContextConfig
-            Population means and shrinkage of the night baseline.
-        preprocess : PreprocessConfig
-            The one preprocessing path (features come from its 100-Hz signal before the band-pass).""",
+            Population means and shrinkage of the night baseline.""",
     "out_dir": """
         out_dir : str or Path
             The folder (made if missing).""",
@@ -251,20 +253,39 @@ class FolderLoader(Protocol):
         """
 
 
+@fill_doc
+@dataclass(frozen=True, repr=False, kw_only=True)
 class FolderModel:
-    """What the loaded models of every kind do alike: make stagers and show themselves.
+    """What the loaded models of every kind have and do alike: who they are, how their
+    input is prepared, and making stagers and showing themselves.
 
-    The base of each kind's model class, a frozen dataclass with the other attributes of
-    :class:`StagingModel` as fields; the class sets :attr:`kind` and :attr:`stager_class`
-    and says in ``_contents()`` what it holds (``750 trees``), so that its ``repr`` is
-    ``<FeatureGbmModel model_id (750 trees) from folder>``. Its docstring is filled from
-    :data:`DOC_FRAGMENTS` when it is defined.
+    The base of each kind's model class, a frozen dataclass that adds the kind's own fields
+    (given first, by position or name; these are given by name); the class sets :attr:`kind`,
+    :attr:`stager_class` and :attr:`what` and says in ``_contents()`` what it holds
+    (``750 trees``), so that its ``repr`` is ``<FeatureGbmModel model_id (750 trees) from
+    folder>``. Its docstring, and each subclass's, is filled from :data:`DOC_FRAGMENTS`
+    when it is defined.
+
+    Parameters
+    ----------
+    {identity}
     """
 
     #: The kind's name, as ``config.json`` writes it (one of :data:`KINDS`).
     kind: ClassVar[str]
     #: The kind's stager, made as ``stager_class(model, session_start)``.
     stager_class: ClassVar[Callable[..., Stager]]
+    #: What a model of the kind is, in words: the summary of one made in memory with none.
+    what: ClassVar[str]
+
+    preprocess: PreprocessConfig
+    model_id: str
+    source: Path | None
+    summary: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.summary:
+            object.__setattr__(self, "summary", self.what)
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)

@@ -146,19 +146,14 @@ class CnnLstmModel(FolderModel):
         The network, eval mode.
     model_config : ModelConfig
         Its architecture.
-    preprocess : PreprocessConfig
-        The preprocessing it was trained with.
     {identity}
     """
 
     net: CausalSleepNet
     model_config: ModelConfig
-    preprocess: PreprocessConfig
-    model_id: str
-    source: Path
-    summary: str = "CNN–LSTM"
 
     kind = KIND
+    what = "CNN–LSTM"
     stager_class = CnnLstmStager
 
     def _contents(self) -> str:

@@ -20,7 +20,7 @@ from ..doc_sections import sections_of
 from ..errors import WeightsError
 from ..night_context import UNKNOWN_START, check_session_start
 from ..predictions import StagePrediction
-from ..preprocess import Epoch, PreprocessConfig
+from ..preprocess import Epoch
 from ..stages import STAGES, UNSCORED_NAME
 from .base import (
     CONFIG_FILE,
@@ -131,7 +131,7 @@ class EnsembleStager:
 
 @dataclass(frozen=True, repr=False)
 class EnsembleModel(FolderModel):
-    """A loaded ensemble.
+    """A loaded ensemble (its members share one preprocessing).
 
     Parameters
     ----------
@@ -139,22 +139,17 @@ class EnsembleModel(FolderModel):
         Loaded models of any kind.
     weights : tuple of float
         One per member, summing to 1.
-    preprocess : PreprocessConfig
-        The members' shared preprocessing.
-    {identity}
     default_session_start : str
         The session start its stagers assume unless told.
+    {identity}
     """
 
     members: tuple[StagingModel, ...]
     weights: tuple[float, ...]
-    preprocess: PreprocessConfig
-    model_id: str
-    source: Path
-    summary: str = "ensemble"
     default_session_start: str = UNKNOWN_START
 
     kind = KIND
+    what = "ensemble"
     stager_class = EnsembleStager
 
     def _contents(self) -> str:

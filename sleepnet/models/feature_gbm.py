@@ -72,22 +72,19 @@ class FeatureGbmModel(FolderModel):
     trees : TreeEnsemble
         The boosted trees (rows of ``context.n_inputs`` inputs -> 5 stages).
     {night_context_inputs}
-    {identity}
     default_session_start : str
         The session start its stagers assume unless told (``config.json``'s
         ``default_session_start``; ``lights-off`` where absent: a model trained on
         sessions started at lights-off only).
+    {identity}
     """
 
     trees: TreeEnsemble
     context: ContextConfig
-    preprocess: PreprocessConfig
-    model_id: str
-    source: Path
-    summary: str = "feature stager"
     default_session_start: str = LIGHTS_OFF
 
     kind = KIND
+    what = "feature stager"
     stager_class = FeatureGbmStager
 
     def _contents(self) -> str:

@@ -324,20 +324,17 @@ class GruModel(FolderModel):
     nets : GruNets
         The GRU(s) and the input standardisation.
     {night_context_inputs}
-    {identity}
     default_session_start : str
         The session start its stagers assume unless told (``unknown`` unless the config says).
+    {identity}
     """
 
     nets: GruNets
     context: ContextConfig
-    preprocess: PreprocessConfig
-    model_id: str
-    source: Path
-    summary: str = "recurrent stager"
     default_session_start: str = UNKNOWN_START
 
     kind = KIND
+    what = "recurrent stager"
     stager_class = GruStager
 
     def _contents(self) -> str:

@@ -374,7 +374,7 @@ def in_memory_gru(nets: GruNets, context: ContextConfig, model_id: str = "in-mem
     GruModel
         The model (default preprocessing, source ``.``).
     """
-    return GruModel(nets, context, PreprocessConfig(), model_id, Path("."))
+    return GruModel(nets, context, preprocess=PreprocessConfig(), model_id=model_id, source=Path("."))
 
 
 def weight_folds(nights: Sequence[FeatureNight], folds: int) -> list[list[str]]:

@@ -439,7 +439,7 @@ def train(train_nights: Sequence[PreparedNight], val_nights: Sequence[PreparedNi
             if progress:
                 progress(f"pass {p + 1}", step + 1, n_steps)
         net.eval()
-        loaded = CnnLstmModel(net, model_config, preprocess, "training", source=None)  # type: ignore[arg-type]
+        loaded = CnnLstmModel(net, model_config, preprocess=preprocess, model_id="training", source=None)
         val, _ = evaluate_prepared(loaded, val_nights, cfg.label_position) if val_nights else (None, None)
         f1 = val.macro_f1 if val else -total
         history.append({"pass": p + 1, "train_loss": total / max(seen, 1),

@@ -375,7 +375,7 @@ def run(args: argparse.Namespace) -> int:
                           max_minutes=args.max_minutes)
         net, info = train(prepared_train, prepared_val, mcfg, pcfg, cfg, progress=update)
     model_id = args.model_id or f"cnn-lstm-{args.dataset}-{len(prepared_train)}n-seed{args.seed}"
-    model = CnnLstmModel(net, mcfg, pcfg, model_id, out)
+    model = CnnLstmModel(net, mcfg, preprocess=pcfg, model_id=model_id, source=out)
     val, per = evaluate_prepared(model, prepared_val) if prepared_val else (None, [])
     save_model(out, net, pcfg, model_id, extra={"trained_on": args.dataset})
     metrics = {
