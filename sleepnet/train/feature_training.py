@@ -35,6 +35,7 @@ from ..features import feature_transform
 from ..io.feature_nights import FeatureNight
 from ..metrics import Agreement, agreement
 from ..night_context import HOURS_COLUMN, ContextConfig, NightContext
+from .recipe import Recipe
 from .training import trim_range
 
 SESSION_START_MIN = (5.0, 60.0)       # session start, minutes before sleep onset
@@ -52,7 +53,7 @@ HELD_OUT_SUBJECT = "00"               # subject 0 (SC4001E0/SC4002E0) never trai
 
 
 @dataclass(frozen=True)
-class FeatureTrainConfig:
+class FeatureTrainConfig(Recipe):
     """Learner and protocol settings.
 
     Parameters
@@ -110,16 +111,6 @@ class FeatureTrainConfig:
                 "num_leaves": self.num_leaves, "min_data_in_leaf": self.min_data_in_leaf,
                 "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 1.0,
                 "num_threads": self.threads, "verbose": -1, "seed": self.seed, "deterministic": True}
-
-    def as_dict(self) -> dict:
-        """The settings by field name (written into a model's ``metrics.json``).
-
-        Returns
-        -------
-        dict
-            One entry per field.
-        """
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
 def nights_from_sources(sources: Sequence, on_night: Callable[[int, int], None] | None = None) -> list[FeatureNight]:

@@ -44,11 +44,12 @@ from .feature_training import (
     in_memory_model,
     population_mean,
 )
+from .recipe import Recipe
 from .training import trim_range
 
 
 @dataclass(frozen=True)
-class GruTrainConfig:
+class GruTrainConfig(Recipe):
     """The recurrent stager's recipe.
 
     Parameters
@@ -95,22 +96,12 @@ class GruTrainConfig:
     threads: int = 1
     seed: int = 0
 
-    def as_dict(self) -> dict:
-        """The recipe as plain values (for ``metrics.json``).
-
-        Returns
-        -------
-        dict
-            Every field by name, each an int or a float (JSON-ready as it is).
-        """
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
 
 WEIGHT_GRID: tuple[float, ...] = tuple(round(0.2 + 0.05 * i, 2) for i in range(13))   # the GBM's weight, 0.2-0.8
 
 
 @dataclass(frozen=True)
-class EnsembleTrainConfig:
+class EnsembleTrainConfig(Recipe):
     """The ensemble's recipe: a GBM trained for both session starts, a GRU, and the GBM's
     weight in the mean of their probabilities (the GRU's is one minus it).
 
@@ -133,19 +124,6 @@ class EnsembleTrainConfig:
     gbm_weight: float | None = None
     weight_folds: int = 3
     weight_gru_members: int = 1
-
-    def as_dict(self) -> dict:
-        """The recipe as plain values (for ``metrics.json``).
-
-        Returns
-        -------
-        dict
-            ``gbm`` and ``gru`` (each member's recipe as its own ``as_dict`` gives it),
-            ``gbm_weight`` (None: chosen on the training nights), ``weight_folds`` and
-            ``weight_gru_members``.
-        """
-        return {"gbm": self.gbm.as_dict(), "gru": self.gru.as_dict(), "gbm_weight": self.gbm_weight,
-                "weight_folds": self.weight_folds, "weight_gru_members": self.weight_gru_members}
 
 
 @dataclass(frozen=True)
