@@ -34,16 +34,7 @@ from ..errors import WeightsError
 from ..predictions import StagePrediction, predictions_from
 from ..preprocess import Epoch, PreprocessConfig
 from ..stages import STAGES
-from .base import (
-    CONFIG_FILE,
-    FolderLoader,
-    FolderModel,
-    Stager,
-    config_entries,
-    fill_doc,
-    folder_identity,
-    write_folder_config,
-)
+from . import base
 from .cnn_lstm import CausalSleepNet, ModelConfig, count_parameters
 
 KIND = "cnn-lstm"
@@ -77,7 +68,7 @@ class CnnLstmStager:
         """Forget the context (a new recording, or a break in the signal)."""
         self._context.clear()
 
-    @sections_of(Stager.skip, "Epochs passed unseen: the window restarts (the CNN–LSTM keeps no night state).")
+    @sections_of(base.Stager.skip, "Epochs passed unseen: the window restarts (the CNN–LSTM keeps no night state).")
     def skip(self, n_epochs: int) -> None:
         if n_epochs > 0:
             self._context.clear()
@@ -104,7 +95,7 @@ class CnnLstmStager:
         self._context.clear()
 
     @torch.no_grad()
-    @sections_of(Stager.score, """Stages of ``epochs`` in order: each epoch's is the stage of the last
+    @sections_of(base.Stager.score, """Stages of ``epochs`` in order: each epoch's is the stage of the last
         epoch of its five-epoch window, the scorable epochs encoded ``ENCODE_BATCH`` (256) at a time.""")
     def score(self, epochs: Sequence[Epoch]) -> list[StagePrediction]:
         if not epochs:
@@ -137,7 +128,7 @@ class CnnLstmStager:
 
 
 @dataclass(frozen=True, repr=False)
-class CnnLstmModel(FolderModel):
+class CnnLstmModel(base.FolderModel):
     """A CNN–LSTM in eval mode with the configuration it was trained with.
 
     Parameters
@@ -160,24 +151,24 @@ class CnnLstmModel(FolderModel):
         return f"{count_parameters(self.net)} parameters"
 
 
-@sections_of(FolderLoader.__call__, """The CNN–LSTM of a weights folder: the network in eval mode, with its preprocessing.
+@sections_of(base.FolderLoader.__call__, """The CNN–LSTM of a weights folder: the network in eval mode, with its preprocessing.
     Refused with one line naming the file: an incomplete or invalid config, an architecture
     this code cannot score (window length, classes, rate), a missing or corrupt state dict,
     weights that do not fit the architecture.""")
 def load_folder(d: Path, cfg: dict) -> CnnLstmModel:
-    with config_entries(d):
+    with base.config_entries(d):
         known = {f.name for f in fields(ModelConfig)}
         unknown = set(cfg["model"]) - known
         if unknown:
-            raise WeightsError(f"{d / CONFIG_FILE}: unknown model settings {sorted(unknown)}")
+            raise WeightsError(f"{d / base.CONFIG_FILE}: unknown model settings {sorted(unknown)}")
         mcfg = ModelConfig(**cfg["model"])
         pcfg = PreprocessConfig.from_dict(cfg["preprocess"])
     if mcfg.seq_len != SEQ_LEN:
-        raise WeightsError(f"{d / CONFIG_FILE}: sequence length {mcfg.seq_len}, this code scores windows of {SEQ_LEN}")
+        raise WeightsError(f"{d / base.CONFIG_FILE}: sequence length {mcfg.seq_len}, this code scores windows of {SEQ_LEN}")
     if mcfg.n_classes != len(STAGES):
-        raise WeightsError(f"{d / CONFIG_FILE}: {mcfg.n_classes} classes, expected {len(STAGES)}")
+        raise WeightsError(f"{d / base.CONFIG_FILE}: {mcfg.n_classes} classes, expected {len(STAGES)}")
     if (mcfg.sfreq_hz, mcfg.epoch_s) != (pcfg.sfreq_hz, pcfg.epoch_s):
-        raise WeightsError(f"{d / CONFIG_FILE}: model expects {mcfg.sfreq_hz} Hz x {mcfg.epoch_s} s but preprocessing gives {pcfg.sfreq_hz} Hz x {pcfg.epoch_s} s")
+        raise WeightsError(f"{d / base.CONFIG_FILE}: model expects {mcfg.sfreq_hz} Hz x {mcfg.epoch_s} s but preprocessing gives {pcfg.sfreq_hz} Hz x {pcfg.epoch_s} s")
     wpath = d / WEIGHTS_FILE
     if not wpath.exists():
         raise WeightsError(f"{wpath}: missing")
@@ -190,12 +181,12 @@ def load_folder(d: Path, cfg: dict) -> CnnLstmModel:
         net.load_state_dict(state, strict=True)
     except (RuntimeError, TypeError, AttributeError) as exc:
         first = str(exc).strip().splitlines()[0][:200]
-        raise WeightsError(f"{wpath}: weights do not fit the architecture in {CONFIG_FILE} ({first})") from None
+        raise WeightsError(f"{wpath}: weights do not fit the architecture in {base.CONFIG_FILE} ({first})") from None
     net.eval()
-    return CnnLstmModel(net=net, model_config=mcfg, preprocess=pcfg, **folder_identity(d, cfg, "CNN–LSTM"))
+    return CnnLstmModel(net=net, model_config=mcfg, preprocess=pcfg, **base.folder_identity(d, cfg, "CNN–LSTM"))
 
 
-@fill_doc
+@base.fill_doc
 def save_model(out_dir: str | Path, net: CausalSleepNet, preprocess: PreprocessConfig,
                model_id: str, extra: dict | None = None) -> Path:
     """Write a ``cnn-lstm`` weights folder (state dict, config, label map).
@@ -217,7 +208,7 @@ def save_model(out_dir: str | Path, net: CausalSleepNet, preprocess: PreprocessC
     Path
         The folder.
     """
-    d = write_folder_config(out_dir, KIND, model_id, {
+    d = base.write_folder_config(out_dir, KIND, model_id, {
         "model": net.cfg.as_dict(), "preprocess": preprocess.as_dict()},
         {"sequence_length": SEQ_LEN, "labels": "last epoch of the window"}, extra)
     torch.save(net.state_dict(), d / WEIGHTS_FILE)

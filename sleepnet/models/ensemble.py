@@ -22,19 +22,7 @@ from ..night_context import UNKNOWN_START, check_session_start
 from ..predictions import StagePrediction
 from ..preprocess import Epoch
 from ..stages import STAGES, UNSCORED_NAME
-from .base import (
-    CONFIG_FILE,
-    FolderLoader,
-    FolderModel,
-    Stager,
-    StagingModel,
-    check_state_owner,
-    config_entries,
-    fill_doc,
-    folder_identity,
-    load_folder_of_any_kind,
-    write_folder_config,
-)
+from . import base
 
 KIND = "ensemble"
 
@@ -70,7 +58,7 @@ class EnsembleStager:
         for s in self._stagers:
             s.reset()
 
-    @sections_of(Stager.skip, "Epochs passed unseen (every member's clock moves on).")
+    @sections_of(base.Stager.skip, "Epochs passed unseen (every member's clock moves on).")
     def skip(self, n_epochs: int) -> None:
         for s in self._stagers:
             s.skip(n_epochs)
@@ -86,10 +74,10 @@ class EnsembleStager:
         return {"kind": KIND, "model_id": self.model.model_id, "session_start": self.session_start,
                 "members": [s.state() for s in self._stagers]}
 
-    @sections_of(Stager.restore, """Carry on from a saved night, every member from its own state; a state of
+    @sections_of(base.Stager.restore, """Carry on from a saved night, every member from its own state; a state of
         another model or shape leaves this stager fresh rather than half restored.""")
     def restore(self, state: dict) -> None:
-        check_state_owner(state, KIND, self.model.model_id)
+        base.check_state_owner(state, KIND, self.model.model_id)
         members = state.get("members")
         if not isinstance(members, list) or len(members) != len(self._stagers):
             raise ValueError(f"night state of {len(members) if isinstance(members, list) else 'no'} members, "
@@ -103,7 +91,7 @@ class EnsembleStager:
             raise
         self.session_start = start
 
-    @sections_of(Stager.score, """Stage epochs in order: each epoch's probabilities are the weighted mean
+    @sections_of(base.Stager.score, """Stage epochs in order: each epoch's probabilities are the weighted mean
         of the members', its flags the union of theirs (``UNS`` where the first member did
         not score the epoch).""")
     def score(self, epochs: Sequence[Epoch]) -> list[StagePrediction]:
@@ -130,7 +118,7 @@ class EnsembleStager:
 
 
 @dataclass(frozen=True, repr=False)
-class EnsembleModel(FolderModel):
+class EnsembleModel(base.FolderModel):
     """A loaded ensemble (its members share one preprocessing).
 
     Parameters
@@ -144,7 +132,7 @@ class EnsembleModel(FolderModel):
     {identity}
     """
 
-    members: tuple[StagingModel, ...]
+    members: tuple[base.StagingModel, ...]
     weights: tuple[float, ...]
     default_session_start: str = UNKNOWN_START
 
@@ -156,34 +144,34 @@ class EnsembleModel(FolderModel):
         return ", ".join(f"{m.model_id} x {w:g}" for m, w in zip(self.members, self.weights))
 
 
-@sections_of(FolderLoader.__call__, """The ensemble of a weights folder, its weights scaled to sum to 1; each member is
+@sections_of(base.FolderLoader.__call__, """The ensemble of a weights folder, its weights scaled to sum to 1; each member is
     loaded as a folder of its own kind (:func:`sleepnet.models.base.load_folder_of_any_kind`).
     Refused with one line naming the file: a member outside the folder, weights that are
     not positive, members with different preprocessing.""")
 def load_folder(d: Path, cfg: dict) -> EnsembleModel:
-    with config_entries(d):
+    with base.config_entries(d):
         spec = cfg["members"]
         folders = [str(m["folder"]) for m in spec]
         raw = [float(m["weight"]) for m in spec]
         start = check_session_start(str(cfg.get("default_session_start", UNKNOWN_START)))
     if len(folders) < 1 or any(not np.isfinite(w) or w <= 0 for w in raw):
-        raise WeightsError(f"{d / CONFIG_FILE}: an ensemble needs members with positive weights, got {raw}")
+        raise WeightsError(f"{d / base.CONFIG_FILE}: an ensemble needs members with positive weights, got {raw}")
     members = []
     for f in folders:
         sub = (d / f).resolve()
         if d.resolve() not in sub.parents:
-            raise WeightsError(f"{d / CONFIG_FILE}: member folder {f!r} is not inside the ensemble's folder")
-        members.append(load_folder_of_any_kind(sub))
+            raise WeightsError(f"{d / base.CONFIG_FILE}: member folder {f!r} is not inside the ensemble's folder")
+        members.append(base.load_folder_of_any_kind(sub))
     pre = members[0].preprocess
     for f, m in zip(folders, members):
         if m.preprocess != pre:
             raise WeightsError(f"{d / f}: its preprocessing differs from the other members'")
     total = sum(raw)
     return EnsembleModel(members=tuple(members), weights=tuple(w / total for w in raw), preprocess=pre,
-                         default_session_start=start, **folder_identity(d, cfg, "ensemble"))
+                         default_session_start=start, **base.folder_identity(d, cfg, "ensemble"))
 
 
-@fill_doc
+@base.fill_doc
 def save_ensemble_config(out_dir: str | Path, members: Sequence[tuple[str, float]], model_id: str, summary: str,
                          extra: dict | None = None) -> Path:
     """Write an ``ensemble`` folder's config and label map; the members' folders
@@ -196,7 +184,7 @@ def save_ensemble_config(out_dir: str | Path, members: Sequence[tuple[str, float
         Each member's sub-folder and weight.
     {config_tail}
     """
-    return write_folder_config(out_dir, KIND, model_id, {
+    return base.write_folder_config(out_dir, KIND, model_id, {
         "summary": summary, "members": [{"folder": f, "weight": w} for f, w in members],
         "default_session_start": UNKNOWN_START},
         {"inputs": "every member's, fed the same epochs", "labels": "current epoch",

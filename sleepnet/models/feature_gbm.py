@@ -23,33 +23,23 @@ from ..night_context import LIGHTS_OFF, ContextConfig, check_session_start
 from ..predictions import StagePrediction, predictions_from
 from ..preprocess import Epoch, PreprocessConfig
 from ..stages import N_STAGES
-from .base import (
-    CONFIG_FILE,
-    FolderLoader,
-    FolderModel,
-    NightContextStager,
-    Stager,
-    config_entries,
-    fill_doc,
-    folder_identity,
-    write_folder_config,
-)
+from . import base
 from .gbm_trees import TreeEnsemble, TreeModelError
 
 KIND = "feature-gbm"
 TREES_FILE = "model.txt"
 
 
-@sections_of(NightContextStager, """Stateful scorer of the feature model; batch and live feed it the same epochs.
+@sections_of(base.NightContextStager, """Stateful scorer of the feature model; batch and live feed it the same epochs.
 
         An unscored epoch gets stage ``UNS`` and never feeds the night baseline; the epochs
         after it have no lags from before it and are flagged ``warmup`` until four scorable
         epochs have come (as with the CNN–LSTM's window).""")
-class FeatureGbmStager(NightContextStager):
+class FeatureGbmStager(base.NightContextStager):
     kind = KIND
     state_start_default = LIGHTS_OFF    # a state written before session starts were told: scored so
 
-    @sections_of(Stager.score, """The boosted trees' stages of ``epochs``, scored together as one matrix of
+    @sections_of(base.Stager.score, """The boosted trees' stages of ``epochs``, scored together as one matrix of
         night-context rows; an epoch is flagged ``warmup`` while the night context holds fewer
         than four epochs.""")
     def score(self, epochs: Sequence[Epoch]) -> list[StagePrediction]:
@@ -64,7 +54,7 @@ class FeatureGbmStager(NightContextStager):
 
 
 @dataclass(frozen=True, repr=False)
-class FeatureGbmModel(FolderModel):
+class FeatureGbmModel(base.FolderModel):
     """A loaded feature stager.
 
     Parameters
@@ -91,11 +81,11 @@ class FeatureGbmModel(FolderModel):
         return f"{self.trees.n_trees} trees"
 
 
-@sections_of(FolderLoader.__call__, """The feature model of a weights folder: its trees with their night-context settings
+@sections_of(base.FolderLoader.__call__, """The feature model of a weights folder: its trees with their night-context settings
     and preprocessing. Refused with one line naming the file: an incomplete config, missing
     or unusable trees, trees of the wrong shape, an unknown ``default_session_start``.""")
 def load_folder(d: Path, cfg: dict) -> FeatureGbmModel:
-    with config_entries(d):
+    with base.config_entries(d):
         pcfg = PreprocessConfig.from_dict(cfg["preprocess"])
         ccfg = ContextConfig.from_dict(cfg["context"])
     path = d / TREES_FILE
@@ -111,12 +101,12 @@ def load_folder(d: Path, cfg: dict) -> FeatureGbmModel:
     try:
         start = check_session_start(str(cfg.get("default_session_start", LIGHTS_OFF)))
     except ValueError as exc:
-        raise WeightsError(f"{d / CONFIG_FILE}: default_session_start: {exc}") from None
+        raise WeightsError(f"{d / base.CONFIG_FILE}: default_session_start: {exc}") from None
     return FeatureGbmModel(trees=trees, context=ccfg, preprocess=pcfg, default_session_start=start,
-                           **folder_identity(d, cfg, "feature stager"))
+                           **base.folder_identity(d, cfg, "feature stager"))
 
 
-@fill_doc
+@base.fill_doc
 def save_feature_model(out_dir: str | Path, model_text: str, context: ContextConfig, model_id: str,
                        summary: str, extra: dict | None = None) -> Path:
     """Write a ``feature-gbm`` folder: config, label map, the LightGBM text model.
@@ -130,7 +120,7 @@ def save_feature_model(out_dir: str | Path, model_text: str, context: ContextCon
         The night-context settings the trees were trained with.
     {config_tail}
     """
-    d = write_folder_config(out_dir, KIND, model_id, {
+    d = base.write_folder_config(out_dir, KIND, model_id, {
         "summary": summary, "preprocess": PreprocessConfig().as_dict(), "context": context.as_dict(),
         "trees": TREES_FILE},
         {"inputs": "current epoch, the 4 before it, causal night context", "labels": "current epoch"}, extra)

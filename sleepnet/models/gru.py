@@ -44,17 +44,7 @@ from ..night_context import (
 from ..predictions import StagePrediction, predictions_from
 from ..preprocess import Epoch, PreprocessConfig
 from ..stages import N_STAGES
-from .base import (
-    CONFIG_FILE,
-    FolderLoader,
-    FolderModel,
-    NightContextStager,
-    Stager,
-    config_entries,
-    fill_doc,
-    folder_identity,
-    write_folder_config,
-)
+from . import base
 
 KIND = "gru"
 GRU_FILE = "gru.npz"
@@ -250,12 +240,12 @@ class GruNets:
         return out, h
 
 
-@sections_of(NightContextStager, """Stateful scorer of a :class:`GruModel`: batch and live feed it the same epochs, one
+@sections_of(base.NightContextStager, """Stateful scorer of a :class:`GruModel`: batch and live feed it the same epochs, one
         GRU step per scorable epoch. State across restarts: the night context and the
         hidden vectors (JSON floats round-trip exactly, so a restored stager carries on bit
         for bit). Epochs are flagged ``warmup`` while the night context holds fewer than
         four epochs since the session start or a break, as with the feature stager.""")
-class GruStager(NightContextStager):
+class GruStager(base.NightContextStager):
     kind = KIND
 
     def __init__(self, model: GruModel, session_start: str | None = None) -> None:
@@ -301,7 +291,7 @@ class GruStager(NightContextStager):
         self._restore_context(state, start)
         self._h = h
 
-    @sections_of(Stager.score, """Stage epochs in order, one GRU step per scorable epoch, the hidden vectors
+    @sections_of(base.Stager.score, """Stage epochs in order, one GRU step per scorable epoch, the hidden vectors
         carried from the previous call; an unscorable epoch (``UNS``) leaves them as they were.""")
     def score(self, epochs: Sequence[Epoch]) -> list[StagePrediction]:
         slots: list[tuple[Epoch, bool]] = []
@@ -316,7 +306,7 @@ class GruStager(NightContextStager):
 
 
 @dataclass(frozen=True, repr=False)
-class GruModel(FolderModel):
+class GruModel(base.FolderModel):
     """A loaded recurrent stager.
 
     Parameters
@@ -341,17 +331,17 @@ class GruModel(FolderModel):
         return repr(self.nets)
 
 
-@sections_of(FolderLoader.__call__, """The recurrent model of a weights folder. Refused with one line naming the file: an
+@sections_of(base.FolderLoader.__call__, """The recurrent model of a weights folder. Refused with one line naming the file: an
     incomplete config, GRU inputs other than :data:`GRU_INPUTS`, a missing or unusable
     ``gru.npz``, an unknown ``default_session_start``.""")
 def load_folder(d: Path, cfg: dict) -> GruModel:
-    with config_entries(d):
+    with base.config_entries(d):
         pcfg = PreprocessConfig.from_dict(cfg["preprocess"])
         ccfg = ContextConfig.from_dict(cfg["context"])
         inputs = list(cfg["gru"]["inputs"])
         start = check_session_start(str(cfg.get("default_session_start", UNKNOWN_START)))
     if inputs != list(GRU_INPUTS):
-        raise WeightsError(f"{d / CONFIG_FILE}: the GRU's inputs {inputs} differ from this code's {list(GRU_INPUTS)}")
+        raise WeightsError(f"{d / base.CONFIG_FILE}: the GRU's inputs {inputs} differ from this code's {list(GRU_INPUTS)}")
     path = d / GRU_FILE
     if not path.is_file():
         raise WeightsError(f"{path}: missing (a {KIND} folder holds its arrays in {GRU_FILE})")
@@ -368,10 +358,10 @@ def load_folder(d: Path, cfg: dict) -> GruModel:
     if nets.n_inputs != N_GRU_INPUTS:
         raise WeightsError(f"{path}: GRUs of {nets.n_inputs} inputs, this code makes {N_GRU_INPUTS}")
     return GruModel(nets=nets, context=ccfg, preprocess=pcfg, default_session_start=start,
-                    **folder_identity(d, cfg, "recurrent stager"))
+                    **base.folder_identity(d, cfg, "recurrent stager"))
 
 
-@fill_doc
+@base.fill_doc
 def save_gru_model(out_dir: str | Path, nets: GruNets, context: ContextConfig, model_id: str, summary: str,
                    extra: dict | None = None) -> Path:
     """Write a ``gru`` folder: config, label map, the arrays (``gru.npz``, no pickle).
@@ -385,7 +375,7 @@ def save_gru_model(out_dir: str | Path, nets: GruNets, context: ContextConfig, m
         The night context they were trained with.
     {config_tail}
     """
-    d = write_folder_config(out_dir, KIND, model_id, {
+    d = base.write_folder_config(out_dir, KIND, model_id, {
         "summary": summary, "preprocess": PreprocessConfig().as_dict(), "context": context.as_dict(),
         "gru": {"file": GRU_FILE, "members": nets.n_members, "hidden": nets.hidden, "inputs": list(GRU_INPUTS)},
         "default_session_start": UNKNOWN_START},
