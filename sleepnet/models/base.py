@@ -37,11 +37,12 @@ from ..night_context import LIGHTS_OFF, N_LAGS, NightContext, check_session_star
 from ..stages import STAGES
 
 if TYPE_CHECKING:
+    from ..night_context import ContextConfig
     from ..predictions import StagePrediction
     from ..preprocess import Epoch, PreprocessConfig
 
 __all__ = ["CONFIG_FILE", "DOC_FRAGMENTS", "FORMAT_VERSION", "KINDS", "FolderLoader", "FolderModel", "KindSpec", "LABEL_MAP_FILE",
-           "NightContextStager", "Stager", "StagingModel", "check_state_owner", "config_entries", "fill_doc",
+           "NightContextModel", "NightContextStager", "Stager", "StagingModel", "check_state_owner", "config_entries", "fill_doc",
            "folder_identity", "folder_loader", "label_map", "load_folder_of_any_kind", "read_folder_config",
            "read_json", "write_folder_config"]
 
@@ -67,7 +68,11 @@ DOC_FRAGMENTS: Mapping[str, str] = MappingProxyType({
             (empty: the kind's :attr:`FolderModel.what`).""",
     "night_context_inputs": """
         context : ContextConfig
-            Population means and shrinkage of the night baseline.""",
+            Population means and shrinkage of the night baseline.
+        default_session_start : str
+            The session start its stagers assume unless told (``config.json``'s
+            ``default_session_start``; where the config names none, the kind's loader
+            says which it takes).""",
     "out_dir": """
         out_dir : str or Path
             The folder (made if missing).""",
@@ -260,11 +265,15 @@ class FolderModel:
     input is prepared, and making stagers and showing themselves.
 
     The base of each kind's model class, a frozen dataclass that adds the kind's own fields
-    (given first, by position or name; these are given by name); the class sets :attr:`kind`,
-    :attr:`stager_class` and :attr:`what` and says in ``_contents()`` what it holds
-    (``750 trees``), so that its ``repr`` is ``<FeatureGbmModel model_id (750 trees) from
-    folder>``. Its docstring, and each subclass's, is filled from :data:`DOC_FRAGMENTS`
-    when it is defined.
+    (given first, by position or name; these are given by name). The class statement names
+    the kind, what it is in words and its stager::
+
+        class GruModel(NightContextModel, kind="gru", what="recurrent stager", stager=GruStager):
+
+    (all three, or none for a base shared by kinds), and the class says in ``_contents()``
+    what it holds (``750 trees``), so that its ``repr`` is ``<FeatureGbmModel model_id (750
+    trees) from folder>``. Its docstring, and each subclass's, is filled from
+    :data:`DOC_FRAGMENTS` when it is defined.
 
     Parameters
     ----------
@@ -287,8 +296,16 @@ class FolderModel:
         if not self.summary:
             object.__setattr__(self, "summary", self.what)
 
-    def __init_subclass__(cls, **kwargs: object) -> None:
+    def __init_subclass__(cls, *, kind: str | None = None, what: str | None = None,
+                          stager: Callable[..., Stager] | None = None, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
+        given = (kind, what, stager)
+        if any(v is not None for v in given):
+            if any(v is None for v in given):
+                raise TypeError(f"{cls.__name__}: a kind's model class names kind=, what= and stager= together")
+            if kind not in KINDS:
+                raise ValueError(f"{cls.__name__}: kind={kind!r} is not in KINDS ({', '.join(KINDS)})")
+            cls.kind, cls.what, cls.stager_class = kind, what, stager
         fill_doc(cls)
 
     def __repr__(self) -> str:
@@ -301,6 +318,21 @@ class FolderModel:
     @sections_of(StagingModel.new_stager, "A fresh stager of the model's kind for one night.")
     def new_stager(self, session_start: str | None = None) -> Stager:
         return self.stager_class(self, session_start)
+
+
+@dataclass(frozen=True, repr=False, kw_only=True)
+class NightContextModel(FolderModel):
+    """A model whose stagers are :class:`NightContextStager`: what they read of it beside
+    what every :class:`FolderModel` has (the ``feature-gbm`` and ``gru`` kinds).
+
+    Parameters
+    ----------
+    {identity}
+    {night_context_inputs}
+    """
+
+    context: ContextConfig
+    default_session_start: str
 
 
 @dataclass(frozen=True)

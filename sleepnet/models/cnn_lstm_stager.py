@@ -128,7 +128,7 @@ class CnnLstmStager:
 
 
 @dataclass(frozen=True, repr=False)
-class CnnLstmModel(base.FolderModel):
+class CnnLstmModel(base.FolderModel, kind=KIND, what="CNN–LSTM", stager=CnnLstmStager):
     """A CNN–LSTM in eval mode with the configuration it was trained with.
 
     Parameters
@@ -142,10 +142,6 @@ class CnnLstmModel(base.FolderModel):
 
     net: CausalSleepNet
     model_config: ModelConfig
-
-    kind = KIND
-    what = "CNN–LSTM"
-    stager_class = CnnLstmStager
 
     def _contents(self) -> str:
         return f"{count_parameters(self.net)} parameters"

@@ -118,7 +118,7 @@ class EnsembleStager:
 
 
 @dataclass(frozen=True, repr=False)
-class EnsembleModel(base.FolderModel):
+class EnsembleModel(base.FolderModel, kind=KIND, what="ensemble", stager=EnsembleStager):
     """A loaded ensemble (its members share one preprocessing).
 
     Parameters
@@ -135,10 +135,6 @@ class EnsembleModel(base.FolderModel):
     members: tuple[base.StagingModel, ...]
     weights: tuple[float, ...]
     default_session_start: str = UNKNOWN_START
-
-    kind = KIND
-    what = "ensemble"
-    stager_class = EnsembleStager
 
     def _contents(self) -> str:
         return ", ".join(f"{m.model_id} x {w:g}" for m, w in zip(self.members, self.weights))

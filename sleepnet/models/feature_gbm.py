@@ -54,36 +54,28 @@ class FeatureGbmStager(base.NightContextStager):
 
 
 @dataclass(frozen=True, repr=False)
-class FeatureGbmModel(base.FolderModel):
+class FeatureGbmModel(base.NightContextModel, kind=KIND, what="feature stager", stager=FeatureGbmStager):
     """A loaded feature stager.
 
     Parameters
     ----------
     trees : TreeEnsemble
         The boosted trees (rows of ``context.n_inputs`` inputs -> 5 stages).
-    {night_context_inputs}
-    default_session_start : str
-        The session start its stagers assume unless told (``config.json``'s
-        ``default_session_start``; ``lights-off`` where absent: a model trained on
-        sessions started at lights-off only).
     {identity}
+    {night_context_inputs}
     """
 
     trees: TreeEnsemble
-    context: ContextConfig
-    default_session_start: str = LIGHTS_OFF
-
-    kind = KIND
-    what = "feature stager"
-    stager_class = FeatureGbmStager
 
     def _contents(self) -> str:
         return f"{self.trees.n_trees} trees"
 
 
 @sections_of(base.FolderLoader.__call__, """The feature model of a weights folder: its trees with their night-context settings
-    and preprocessing. Refused with one line naming the file: an incomplete config, missing
-    or unusable trees, trees of the wrong shape, an unknown ``default_session_start``.""")
+    and preprocessing; a config that names no ``default_session_start`` means ``lights-off`` (the
+    first feature models were trained on sessions started at lights-off only). Refused with one
+    line naming the file: an incomplete config, missing or unusable trees, trees of the wrong
+    shape, an unknown ``default_session_start``.""")
 def load_folder(d: Path, cfg: dict) -> FeatureGbmModel:
     with base.config_entries(d):
         pcfg = PreprocessConfig.from_dict(cfg["preprocess"])

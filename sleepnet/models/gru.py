@@ -306,32 +306,25 @@ class GruStager(base.NightContextStager):
 
 
 @dataclass(frozen=True, repr=False)
-class GruModel(base.FolderModel):
+class GruModel(base.NightContextModel, kind=KIND, what="recurrent stager", stager=GruStager):
     """A loaded recurrent stager.
 
     Parameters
     ----------
     nets : GruNets
         The GRU(s) and the input standardisation.
-    {night_context_inputs}
-    default_session_start : str
-        The session start its stagers assume unless told (``unknown`` unless the config says).
     {identity}
+    {night_context_inputs}
     """
 
     nets: GruNets
-    context: ContextConfig
-    default_session_start: str = UNKNOWN_START
-
-    kind = KIND
-    what = "recurrent stager"
-    stager_class = GruStager
 
     def _contents(self) -> str:
         return repr(self.nets)
 
 
-@sections_of(base.FolderLoader.__call__, """The recurrent model of a weights folder. Refused with one line naming the file: an
+@sections_of(base.FolderLoader.__call__, """The recurrent model of a weights folder; a config that names no
+    ``default_session_start`` means ``unknown``. Refused with one line naming the file: an
     incomplete config, GRU inputs other than :data:`GRU_INPUTS`, a missing or unusable
     ``gru.npz``, an unknown ``default_session_start``.""")
 def load_folder(d: Path, cfg: dict) -> GruModel:

@@ -444,7 +444,7 @@ def in_memory_model(text: str, context: ContextConfig, model_id: str = "in-memor
     from ..models.gbm_trees import TreeEnsemble
     from ..preprocess import PreprocessConfig
 
-    return FeatureGbmModel(TreeEnsemble.from_lightgbm_text(text), context, default_session_start=default_session_start,
+    return FeatureGbmModel(TreeEnsemble.from_lightgbm_text(text), context=context, default_session_start=default_session_start,
                            preprocess=PreprocessConfig(), model_id=model_id, source=Path("."))
 
 

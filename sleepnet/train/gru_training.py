@@ -33,7 +33,7 @@ import numpy as np
 from ..errors import SleepstreamError
 from ..io.feature_nights import FeatureNight
 from ..models.gru import N_GRU_INPUTS, GruModel, GruNets, gru_inputs
-from ..night_context import ContextConfig, NightContext
+from ..night_context import UNKNOWN_START, ContextConfig, NightContext
 from ..preprocess import PreprocessConfig
 from ..stages import N_STAGES
 from .feature_training import (
@@ -352,7 +352,8 @@ def in_memory_gru(nets: GruNets, context: ContextConfig, model_id: str = "in-mem
     GruModel
         The model (default preprocessing, source ``.``).
     """
-    return GruModel(nets, context, preprocess=PreprocessConfig(), model_id=model_id, source=Path("."))
+    return GruModel(nets, context=context, default_session_start=UNKNOWN_START, preprocess=PreprocessConfig(),
+                    model_id=model_id, source=Path("."))
 
 
 def weight_folds(nights: Sequence[FeatureNight], folds: int) -> list[list[str]]:
