@@ -36,7 +36,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from .common import DATA, Figure, add_weights_argument, params_key, progress, scratch_dir, script_main, this_command
+from . import common
 
 MODULE = "benchmarks.archive"
 TARGET_SPEEDUP = 1.7
@@ -50,13 +50,13 @@ def night_files(n: int, hours: float) -> list[Path]:
     """``n`` simulated EDF+ nights of ``hours`` (made once per simulator version)."""
     from sleepnet.sim.night import simulate_night, write_night_edf
 
-    folder = DATA / f"archive-{hours:g}h-{params_key()}"
+    folder = common.DATA / f"archive-{hours:g}h-{common.params_key()}"
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(n):
         path = folder / f"night{i:03d}.edf"
         if not path.exists():
-            progress(f"archive: simulating night {i + 1}/{n} ({hours:g} h)")
+            common.progress(f"archive: simulating night {i + 1}/{n} ({hours:g} h)")
             tmp = path.with_name(path.stem + ".tmp.edf")
             write_night_edf(tmp, simulate_night(hours, 500 + i))
             tmp.replace(path)
@@ -66,7 +66,7 @@ def night_files(n: int, hours: float) -> list[Path]:
 
 def _one_pass(runner, jobs: list, label: str) -> tuple[float, list]:
     """Seconds for one pass of ``runner`` over ``jobs``, and its rows."""
-    progress(f"archive: {label} ({len(jobs)} nights)")
+    common.progress(f"archive: {label} ({len(jobs)} nights)")
     t = time.perf_counter()
     rows = list(runner.run(jobs))
     wall = time.perf_counter() - t
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> dict:
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     nights = find_nights([str(p) for p in paths])
     model = model_identity(args.weights)
-    scratch = scratch_dir("bench-archive-")
+    scratch = common.scratch_dir("bench-archive-")
     cores = os.cpu_count() or 1
 
     def make_jobs(torch_threads):
@@ -142,33 +142,33 @@ def run(args: argparse.Namespace) -> dict:
     overhead, overhead_unset = (td - t2) / t2, (tn - t2) / t2
     per_night_overhead_s = (td - t2) * 2 / n          # two workers: each night holds one for its time
     loads = {k: sorted({r.model_loads for r in last_rows[k]}) for k in last_rows}
-    command = this_command(MODULE, args.argv)
+    command = common.this_command(MODULE, args.argv)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     cpu = "/".join(f"{results[k]['night_cpu_s_mean']:.2f}" for k in results)
     shared = (f"load average {load_before:.1f} before, {load:.1f} after, on {cores} cores; CPU s per night "
               f"{cpu} (1 / 2 local / Dask / Dask with MALLOC_TRIM_THRESHOLD_ unset); model loads per worker "
               f"process {loads}")
     figures = [
-        Figure("archive: nights/min, 1 local worker", n / t1 * 60, "/min", command=command,
-               note=f"{n} nights of {args.hours:g} h; {t1:.2f} s; {results['local-1']['night_s_mean']:.2f} s "
+        common.Figure("archive: nights/min, 1 local worker", n / t1 * 60, "/min", command=command,
+                      note=f"{n} nights of {args.hours:g} h; {t1:.2f} s; {results['local-1']['night_s_mean']:.2f} s "
                     f"per night in its worker", detail=results["local-1"]),
-        Figure("archive: nights/min, 2 local workers", n / t2 * 60, "/min", command=command,
-               note=f"{t2:.2f} s; start-up {results['local-2']['startup_s']:.1f} s (not in the rate); worker peak "
+        common.Figure("archive: nights/min, 2 local workers", n / t2 * 60, "/min", command=command,
+                      note=f"{t2:.2f} s; start-up {results['local-2']['startup_s']:.1f} s (not in the rate); worker peak "
                     f"RSS {results['local-2']['worker_peak_rss_mb']:.0f} MB",
-               detail=results["local-2"]),
-        Figure("archive: nights/min, 2-worker Dask LocalCluster", n / td * 60, "/min", command=command,
-               note=f"{td:.2f} s; Dask's defaults (workers get MALLOC_TRIM_THRESHOLD_=65536); start-up "
+                      detail=results["local-2"]),
+        common.Figure("archive: nights/min, 2-worker Dask LocalCluster", n / td * 60, "/min", command=command,
+                      note=f"{td:.2f} s; Dask's defaults (workers get MALLOC_TRIM_THRESHOLD_=65536); start-up "
                     f"{results['dask-2']['startup_s']:.1f} s (not in the rate); stages equal to the local run: {same}",
-               detail=results["dask-2"]),
-        Figure("archive: nights/min, 2-worker Dask LocalCluster, MALLOC_TRIM_THRESHOLD_ unset", n / tn * 60, "/min",
-               command=command, note=f"{tn:.2f} s; pre-spawn-environ MALLOC_TRIM_THRESHOLD_ unset in Dask's "
+                      detail=results["dask-2"]),
+        common.Figure("archive: nights/min, 2-worker Dask LocalCluster, MALLOC_TRIM_THRESHOLD_ unset", n / tn * 60, "/min",
+                      command=command, note=f"{tn:.2f} s; pre-spawn-environ MALLOC_TRIM_THRESHOLD_ unset in Dask's "
                                      "configuration (no longer needed: compare)",
-               detail=results["dask-2-no-malloc-trim"]),
-        Figure("archive: speedup_2_workers", speedup, "ratio", f">= {TARGET_SPEEDUP:g}x",
-               speedup >= TARGET_SPEEDUP, command, note=f"parallel efficiency {speedup / 2:.2f}; {shared}"),
-        Figure("archive: dask_overhead_fraction", overhead, "ratio", f"< {TARGET_DASK_OVERHEAD:.0%}",
-               overhead < TARGET_DASK_OVERHEAD, command,
-               note=f"Dask's defaults: {per_night_overhead_s * 1000:.0f} ms per night of "
+                      detail=results["dask-2-no-malloc-trim"]),
+        common.Figure("archive: speedup_2_workers", speedup, "ratio", f">= {TARGET_SPEEDUP:g}x",
+                      speedup >= TARGET_SPEEDUP, command, note=f"parallel efficiency {speedup / 2:.2f}; {shared}"),
+        common.Figure("archive: dask_overhead_fraction", overhead, "ratio", f"< {TARGET_DASK_OVERHEAD:.0%}",
+                      overhead < TARGET_DASK_OVERHEAD, command,
+                      note=f"Dask's defaults: {per_night_overhead_s * 1000:.0f} ms per night of "
                     f"{results['local-2']['night_s_mean']:.2f} s; with MALLOC_TRIM_THRESHOLD_ unset "
                     f"{overhead_unset:.1%}; {shared}"),
     ]
@@ -200,9 +200,9 @@ def _same_stages(a: Path, b: Path) -> bool:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nights", type=int, default=16, help="simulated nights in the set (default: %(default)s)")
     p.add_argument("--hours", type=float, default=8.0, help="hours per night (default: %(default)s)")
-    p.add_argument("--repeats", type=int, default=3, help="passes per setting; the fastest counts")
-    add_weights_argument(p)
+    common.add_repeats_argument(p, 3, "passes per setting", counts="the fastest counts")
+    common.add_weights_argument(p)
 
 
 if __name__ == "__main__":
-    script_main("archive", __doc__, add_arguments, run, value_format=".3f")
+    common.script_main("archive", __doc__, add_arguments, run, value_format=".3f")

@@ -111,9 +111,7 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--repeats", type=int, default=3,
-                   help="runs of `sleepstream score`, of scoring in a warm process and of the stager alone; "
-                        "medians count (default: 3)")
+    common.add_repeats_argument(p, 3, "runs of `sleepstream score`, of scoring in a warm process and of the stager alone")
     common.add_weights_argument(p)
 
 

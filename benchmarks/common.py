@@ -268,6 +268,25 @@ def progress(msg: str) -> None:
 WEIGHTS_HELP = "a shipped model's name or a weights folder (default: the default model)"
 
 
+def add_repeats_argument(p: argparse.ArgumentParser, default: int, timed: str, counts: str = "medians count") -> None:
+    """Add ``--repeats``, how many times a benchmark times what it measures, as every timing
+    benchmark names it.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The benchmark's parser (its ``add_arguments``).
+    default : int
+        Runs when the option is not given.
+    timed : str
+        What one repeat runs, for the help text (``starts of `sleepstream live` timed``).
+    counts : str
+        Which runs make the figure: the median of them, or the fastest where the machine's
+        other work would skew a median (``the fastest counts``).
+    """
+    p.add_argument("--repeats", type=int, default=default, help=f"{timed}; {counts} (default: %(default)s)")
+
+
 def add_weights_argument(p: argparse.ArgumentParser) -> None:
     """Add ``--weights``, the model a benchmark scores with, as every scoring benchmark names it.
 

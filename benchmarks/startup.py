@@ -132,9 +132,8 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--repeats", type=int, default=5,
-                   help="starts of `sleepstream live` timed, medians count; the missing-stream give-up is "
-                        "timed max(3, repeats) times (default: 5)")
+    common.add_repeats_argument(p, 5, "starts of `sleepstream live` timed (and the missing-stream give-up, "
+                                      "max(3, repeats) times)")
     common.add_weights_argument(p)
 
 
