@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sleepstream.lsl_config import CONFIG_ENV, MACHINE_ONLY, MACHINE_PORT_RANGE, with_session
+
 from .common import Figure, configure_lsl, percentiles, progress, rss_mb, scratch_dir, script_main, this_command, unique
 
 LATENCY_TARGET_MS = 100.0
@@ -45,8 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fast-beds", type=int, default=2, help="beds at 30x (default: %(default)s)")
     p.add_argument("--fast-window", type=float, default=40.0, metavar="S", help="window at 30x (default: %(default)s)")
     p.add_argument("--port-range", type=int, default=1024, metavar="N",
-                   help="liblsl [ports] PortRange for this run (default: %(default)s; 0: liblsl's default, 32: "
-                        "on our shared 2-core machine the ward then found only 7 of 8 replayed beds)")
+                   help=f"liblsl [ports] PortRange for this run (default: %(default)s; 0: sleepstream's machine-only "
+                        f"default, {MACHINE_PORT_RANGE}; 32: liblsl's own, with which the ward found only 7 of 8 replayed beds on our "
+                        "shared 2-core machine)")
     p.add_argument("--gate", nargs="?", const="", metavar="RULES",
                    help="every worker runs live --gate RULES (no value: the default rule), as ward --gate")
 
@@ -134,20 +137,19 @@ def run_ward(n_beds: int, speed: float, window_s: float, rate: float, stagger_s:
 
 def configure_lsl_ports(port_range: int) -> None:
     """This machine only, a session of its own (as :func:`benchmarks.common.configure_lsl`),
-    and liblsl's ``[ports] PortRange`` widened to ``port_range``: with liblsl's default (32
-    ports from 16572) a resolver that asks KnownPeers = 127.0.0.1 finds only the outlets
-    that got a port in that range, shared with every other LSL process on the machine, and
-    each bed adds two outlets (its stage and probability streams) besides its EEG stream."""
+    and liblsl's ``[ports] PortRange`` set to ``port_range`` instead of sleepstream's
+    :data:`~sleepstream.lsl_config.MACHINE_PORT_RANGE`: with liblsl's own (32 ports from
+    16572) a resolver that asks KnownPeers = 127.0.0.1 finds only the outlets that got a port
+    in that range, shared with every other LSL process on the machine, and each bed adds two
+    outlets (its stage and probability streams) besides its EEG stream."""
     import atexit
     import shutil
     import tempfile
     import uuid
 
-    from sleepstream.lsl_config import CONFIG_ENV, MACHINE_ONLY, with_session
-
     folder = Path(tempfile.mkdtemp(prefix="sleepstream-bench-lsl-"))
     atexit.register(shutil.rmtree, folder, True)
-    text = with_session(MACHINE_ONLY.replace("[ports]\n", f"[ports]\nPortRange = {port_range}\n"),
+    text = with_session(MACHINE_ONLY.replace(f"PortRange = {MACHINE_PORT_RANGE}\n", f"PortRange = {port_range}\n"),
                         f"sleepstream-bench-{uuid.uuid4().hex[:10]}")
     (folder / "lsl_api.cfg").write_text(text)
     os.environ[CONFIG_ENV] = str(folder / "lsl_api.cfg")
@@ -180,7 +182,7 @@ def run(args: argparse.Namespace) -> dict:
     gated = "" if args.gate is None else f"; every worker with live --gate {args.gate or '(default rule)'}"
     figures = [
         Figure("ward: beds followed at real time (p99 < 100 ms)", float(best), "beds", f">= {TARGET_BEDS}",
-               best >= TARGET_BEDS, cmd, f"tried {args.beds}; model {model_id}; LSL PortRange {args.port_range or 32}; machine shared with other work"
+               best >= TARGET_BEDS, cmd, f"tried {args.beds}; model {model_id}; LSL PortRange {args.port_range or MACHINE_PORT_RANGE}; machine shared with other work"
                f"{gated}",
                {"steps": steps}),
         Figure("ward: RSS per bed (worker)", one["rss_mb_per_bed"]["mean"], "MB", "", None, cmd,
@@ -191,7 +193,7 @@ def run(args: argparse.Namespace) -> dict:
                f"% of one core, {fast['beds']} beds at {args.rate:g} Hz{gated}"
                + (f"; {fast['gate_events']} gate events in the window" if args.gate is not None else "")),
     ]
-    return {"model_id": model_id, "gate": args.gate, "lsl_port_range": args.port_range or 32, "beds_at_real_time": best, "rss_mb_per_bed": one["rss_mb_per_bed"]["mean"],
+    return {"model_id": model_id, "gate": args.gate, "lsl_port_range": args.port_range or MACHINE_PORT_RANGE, "beds_at_real_time": best, "rss_mb_per_bed": one["rss_mb_per_bed"]["mean"],
             "cpu_pct_per_bed_real_time": one["cpu_pct_per_bed"]["mean"],
             "cpu_pct_per_bed_30x": fast["cpu_pct_per_bed"]["mean"], "real_time": steps, "fast": fast,
             "figures": figures}

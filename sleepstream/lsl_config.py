@@ -12,7 +12,9 @@ environment variable ``LSLAPICFG``, ``./lsl_api.cfg``, ``~/lsl_api/lsl_api.cfg``
 (sleepstream then gives liblsl no configuration of its own; with ``--session-id`` it
 gives liblsl that file's text with only ``SessionID`` replaced). When none exists,
 sleepstream's default keeps LSL on this machine (``ResolveScope = machine``,
-``KnownPeers = {127.0.0.1}``, IPv6 off) and silences liblsl's own log, which writes
+``KnownPeers = {127.0.0.1}``, IPv6 off, ``PortRange`` widened to
+:data:`MACHINE_PORT_RANGE` so that a ward's many outlets are all found) and silences
+liblsl's own log, which writes
 straight to file descriptor 2 and would garble the live display; ``--network`` keeps
 liblsl's network defaults instead (only the log stays silenced).
 """
@@ -51,14 +53,21 @@ CONFIG_ENV = "LSLAPICFG"
 CONFIG_NAME = "lsl_api.cfg"
 DEFAULT_SESSION = "default"   # liblsl's own default SessionID
 QUIET_LOG = "[log]\nlevel = -3\n"
+#: liblsl's ``[ports] PortRange`` in sleepstream's this-machine configuration. liblsl's own
+#: is 32 ports from 16572, shared by every LSL process on the machine; an outlet made once
+#: they are taken gets a random port, and a resolver that asks ``KnownPeers = 127.0.0.1``
+#: (as this configuration does) asks only the ports in its range, so it never finds that
+#: outlet. A ward's beds are two or three outlets each (stages, probabilities, the gate's)
+#: beside their EEG streams: with 32 ports, beds went missing (tests/test_lsl_config.py).
+MACHINE_PORT_RANGE = 512
 MACHINE_ONLY = (QUIET_LOG
-                + "[ports]\nIPv6 = disable\n"
+                + f"[ports]\nIPv6 = disable\nPortRange = {MACHINE_PORT_RANGE}\n"
                 + "[multicast]\nResolveScope = machine\n"
                 + "[lab]\nKnownPeers = {127.0.0.1}\n")
 
 NETWORK_HELP = ("find and publish LSL streams across the network with liblsl's own defaults. Without it "
                 "(and without an lsl_api.cfg of yours) sleepstream stays on this machine: ResolveScope=machine, "
-                "KnownPeers=127.0.0.1, IPv6 off. An lsl_api.cfg of yours (named by LSLAPICFG, or in ./, "
+                f"KnownPeers=127.0.0.1, IPv6 off, PortRange={MACHINE_PORT_RANGE}. An lsl_api.cfg of yours (named by LSLAPICFG, or in ./, "
                 "~/lsl_api/ or /etc/lsl_api/) is used as it is, and then this option changes nothing")
 SESSION_HELP = ("join LSL session ID instead of liblsl's default session, which every LSL app uses unless "
                 "configured otherwise (replaces only the SessionID of your lsl_api.cfg, if you have one). "

@@ -30,16 +30,11 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 _CFG_DIR = Path(tempfile.mkdtemp(prefix="sleepstream-test-lsl-"))
 atexit.register(shutil.rmtree, _CFG_DIR, True)
 RUN_SESSION = f"sleepstream-test-{uuid.uuid4().hex[:12]}"
-# liblsl gives each outlet a port from [ports] PortRange (default 32 from 16572, shared by
-# every LSL process on the machine, whatever its session) and a random port once they are
-# taken; a resolver that asks KnownPeers = 127.0.0.1 asks only the ports in its range, so
-# such an outlet is never found (multicast does not reach it on loopback). The suite's
-# xdist workers together hold more than 32 outlets at once (test_ward's four beds alone:
-# ~19), so a stream made late in a test was not found. The ward's users widen it the same
-# way (docs/tutorials/ward.md, benchmarks/ward.py --port-range).
-TEST_PORT_RANGE = 512
+# sleepstream's machine-only configuration widens liblsl's [ports] PortRange (32 ports by
+# default, shared by every LSL process on the machine) to MACHINE_PORT_RANGE: the suite's
+# xdist workers together hold more than 32 outlets at once (test_ward's four beds alone: ~19),
+# and a stream made once the 32 were taken was never found (sleepstream/lsl_config.py).
 _cfg = write_machine_config(_CFG_DIR / "lsl_api.cfg", RUN_SESSION)
-_cfg.write_text(_cfg.read_text().replace("[ports]\n", f"[ports]\nPortRange = {TEST_PORT_RANGE}\n", 1))
 os.environ[CONFIG_ENV] = str(_cfg)
 
 

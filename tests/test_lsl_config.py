@@ -2,13 +2,24 @@
 liblsl's default session unless --session-id says otherwise, and the options' help."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
-from sleepstream.lsl_config import CONFIG_ENV, DEFAULT_SESSION, find_user_config, plan_lsl, session_of, with_session
+from sleepstream.lsl_config import (
+    CONFIG_ENV,
+    DEFAULT_SESSION,
+    MACHINE_PORT_RANGE,
+    find_user_config,
+    plan_lsl,
+    session_of,
+    with_session,
+    write_machine_config,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 USER_CFG = "[ports]\nBasePort = 17000\n[lab]\nKnownPeers = {10.0.0.7}\nSessionID = lab-7\n[tuning]\nSendSocketBufferSize = 0\n"
@@ -82,3 +93,46 @@ def test_every_lsl_command_documents_network_and_session_id(command):
     text = " ".join(r.stdout.split())
     assert "--network" in text and "ResolveScope=machine" in text and "lsl_api.cfg" in text
     assert "--session-id ID" in text and "default session" in text
+
+
+# A process of a ward's worker: outlets (plain pylsl; LSLAPICFG names the configuration).
+_SERVE = """
+import sys, pylsl
+outlets = [pylsl.StreamOutlet(pylsl.StreamInfo(f"{sys.argv[1]}-{k}", "EEG", 1, 100.0, "float32", f"{sys.argv[1]}-{k}"))
+           for k in range(int(sys.argv[2]))]
+print("ready", flush=True)
+sys.stdin.read()        # until the test closes our stdin
+"""
+# The ward's resolver: every stream of the session it sees in a few seconds, by name.
+_FIND = """
+import pylsl
+print("\\n".join(sorted(s.name() for s in pylsl.resolve_streams(wait_time=4.0))))
+"""
+
+
+@pytest.mark.lsl
+@pytest.mark.slow
+def test_the_machine_only_default_finds_the_outlets_of_many_processes(tmp_path):
+    """14 processes of 3 outlets each (a ward of 14 beds with --gate): with liblsl's 32 ports,
+    outlets made once the ports are taken get random ports that a KnownPeers resolver never
+    asks, and several processes' streams were not found; the machine-only default widens the
+    range so every one is."""
+    assert 3 * 14 > 32 and MACHINE_PORT_RANGE >= 3 * 14
+    session = f"many-outlets-{uuid.uuid4().hex[:10]}"
+    env = {**os.environ, CONFIG_ENV: str(write_machine_config(tmp_path / "lsl_api.cfg", session))}
+    names = [f"bed{b}-{uuid.uuid4().hex[:6]}" for b in range(14)]
+    servers = [subprocess.Popen([sys.executable, "-c", _SERVE, name, "3"], env=env, text=True,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE) for name in names]
+    try:
+        for s in servers:
+            assert s.stdout.readline().strip() == "ready"
+        seen = set(subprocess.run([sys.executable, "-c", _FIND], env=env, text=True, capture_output=True,
+                                  check=True, timeout=60).stdout.split())
+        missing = [f"{n}-{k}" for n in names for k in range(3) if f"{n}-{k}" not in seen]
+        assert missing == [], f"{len(missing)} of 42 outlets not found: {missing}"
+    finally:
+        for s in servers:
+            s.stdin.close()
+        for s in servers:
+            s.wait(timeout=30)
+
