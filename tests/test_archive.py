@@ -253,6 +253,39 @@ def test_a_worker_with_other_weights_than_the_run_refuses_the_night(archive, tmp
     assert not job.stages_csv.exists()
 
 
+def test_a_per_epoch_normalised_night_is_refused_by_a_uv_model_and_scored_as_score_does_by_the_scale_free_one(
+        tmp_path):
+    """The design's z-scored npz in an archive: the default model (absolute band powers) refuses
+    it in one line naming the model to use, instead of scoring what it cannot read; the
+    scale-free model scores it with the normalised quality rules, stage for stage as
+    ``score`` does it alone (:func:`sleepnet.batch.score_recording` with those rules)."""
+    from sleepnet.archive import model_identity, plan_jobs, score_night
+    from sleepnet.batch import score_recording
+    from sleepnet.io.recordings import read_recording, write_windowed_npz
+    from sleepnet.normalised import SCALE_FREE_MODEL, design_normalisation, quality_thresholds
+    from sleepnet.sim.night import simulate_night
+    from sleepnet.weights import load_model
+
+    sim = simulate_night(0.5, seed=11)
+    path = tmp_path / "zscored.npz"
+    write_windowed_npz(path, design_normalisation(sim.eeg_uv, sim.sfreq), sim.labels)
+    for out in ("default", "scale-free"):
+        (tmp_path / out).mkdir()
+    (job,), _ = plan_jobs(find_nights([str(path)]), tmp_path / "default", "EEG Fpz-Cz", model_identity())
+    row = score_night(job)
+    assert row.status == "failed" and "per-epoch normalised signal (every epoch's SD is 1)" in row.error
+    assert SCALE_FREE_MODEL in row.error and "\n" not in row.error and not job.stages_csv.exists()
+
+    (job,), _ = plan_jobs(find_nights([str(path)]), tmp_path / "scale-free", "EEG Fpz-Cz",
+                          model_identity(SCALE_FREE_MODEL))
+    row = score_night(job)
+    alone = score_recording(read_recording(path), load_model(SCALE_FREE_MODEL), quality_thresholds(True))
+    assert row.status == "scored" and row.epochs == len(alone) == 60
+    with open(job.stages_csv) as f:
+        assert [r["stage"] for r in csv.DictReader(f)] == [p.stage for p in alone]
+    assert row.epochs_scored == sum(p.scored for p in alone) > 50     # µV rules would call them flat
+
+
 # --------------------------------------------------------------------------- the cluster
 
 

@@ -106,6 +106,11 @@ class NightJob:
     timeout_s : float
         Wall-clock limit for the night once a worker starts it, s (``math.inf``: none); the
         runners enforce it (:mod:`sleepnet.archive.runners`).
+    normalized : bool or None
+        Whether the signal is per-epoch normalised (each 30-s epoch z-scored, not µV): True
+        takes it so (``--normalized``), None recognises it per night
+        (:func:`sleepnet.normalised.input_normalisation`). Such a night is scored with the
+        normalised quality rules by a level-free model, and refused by any other.
     """
 
     night: NightInput
@@ -114,6 +119,7 @@ class NightJob:
     model: ModelIdentity
     torch_threads: int | None = None
     timeout_s: float = math.inf
+    normalized: bool | None = None
 
     @property
     def stages_csv(self) -> Path:
@@ -534,6 +540,7 @@ def _score(job: NightJob, base: NightRow) -> NightRow:
     from ..io.hypnograms import read_hypnogram
     from ..io.recordings import read_recording, with_labels
     from ..metrics import agreement
+    from ..normalised import SCALE_FREE_MODEL, input_normalisation, is_level_free, quality_thresholds
     from ..report.sleep_stats import sleep_statistics
 
     night = job.night
@@ -552,7 +559,13 @@ def _score(job: NightJob, base: NightRow) -> NightRow:
                                f"{worker_weights_sha256(job.model.weights_dir)[:12]}) are not the run's "
                                f"({job.model.weights_sha256[:12]}); give every worker the same weights (a weights "
                                "folder on a path they all share)")
-    preds = score_recording(rec, model)
+    normalised_by = input_normalisation(rec.eeg_uv, rec.sfreq, job.normalized, flag="normalized=True")
+    if normalised_by is not None and not is_level_free(model):
+        why = "every epoch's SD is 1" if normalised_by == "detected" else normalised_by
+        raise SleepstreamError(f"{night.recording}: per-epoch normalised signal ({why}), which {model.model_id} "
+                               f"cannot score (it reads absolute band powers); score such nights with the "
+                               f"scale-free model {SCALE_FREE_MODEL}")
+    preds = score_recording(rec, model, quality_thresholds(normalised_by is not None))
     write_stage_csv(job.stages_csv, preds)
     codes = np.array([p.stage_code for p in preds])
     scored = [p for p in preds if p.scored]
@@ -578,7 +591,8 @@ def _score(job: NightJob, base: NightRow) -> NightRow:
 
 def plan_jobs(nights: list[NightInput], out_dir: str | Path, channel: str, model: ModelIdentity,
               torch_threads: int | None = None, force: bool = False,
-              night_timeout_s: float | None = None) -> tuple[list[NightJob], list[NightRow]]:
+              night_timeout_s: float | None = None,
+              normalized: bool | None = None) -> tuple[list[NightJob], list[NightRow]]:
     """Split an archive into the nights to score and the rows of nights already scored.
 
     Parameters
@@ -598,6 +612,9 @@ def plan_jobs(nights: list[NightInput], out_dir: str | Path, channel: str, model
     night_timeout_s : float or None
         Each night's time limit once a worker starts it, s: None for the default
         (:func:`default_night_timeout_s` of its file's size), ``0`` or ``math.inf`` for none.
+    normalized : bool or None
+        True: every night's signal is per-epoch normalised; None: recognised per night
+        (:attr:`NightJob.normalized`).
 
     Returns
     -------
@@ -613,7 +630,7 @@ def plan_jobs(nights: list[NightInput], out_dir: str | Path, channel: str, model
         else:
             limit = night_timeout_s if night_timeout_s > 0 else math.inf
         job = NightJob(night=night, out_dir=out, channel=channel, model=model, torch_threads=torch_threads,
-                       timeout_s=limit)
+                       timeout_s=limit, normalized=normalized)
         row = None if force else finished_row(job)
         if row is None:
             jobs.append(job)

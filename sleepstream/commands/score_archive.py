@@ -153,7 +153,8 @@ def run(args: argparse.Namespace) -> int:
     jobs = args.jobs or os.cpu_count() or 1
     model = model_identity(args.weights)
     todo, reused = plan_jobs(nights, out, args.channel, model, torch_threads=TORCH_THREADS_PER_WORKER,
-                             force=args.force, night_timeout_s=args.night_timeout)
+                             force=args.force, night_timeout_s=args.night_timeout,
+                             normalized=True if args.normalized else None)
     if args.scheduler:
         runner = DaskRunner.connect(args.scheduler)
     else:
