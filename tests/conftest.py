@@ -34,7 +34,15 @@ RUN_SESSION = f"sleepstream-test-{uuid.uuid4().hex[:12]}"
 # default, shared by every LSL process on the machine) to MACHINE_PORT_RANGE: the suite's
 # xdist workers together hold more than 32 outlets at once (test_ward's four beds alone: ~19),
 # and a stream made once the 32 were taken was never found (sleepstream/lsl_config.py).
+# Its ports start at SUITE_BASE_PORT, clear of liblsl's default ports (BasePort 16572), which
+# are left to the tests taking the ``liblsl_default_ports`` fixture: their peers run with
+# liblsl's own defaults (32 ports, KnownPeers resolvers ask no others), and when the suite's
+# other processes held those ports, a peer's or our outlet landed on a port such a resolver
+# never asks (CI: the plain inlet did not find the scorer's stage outlet).
+SUITE_BASE_PORT = 17700
 _cfg = write_machine_config(_CFG_DIR / "lsl_api.cfg", RUN_SESSION)
+_cfg.write_text(_cfg.read_text().replace("[ports]\n", f"[ports]\nBasePort = {SUITE_BASE_PORT}\n", 1))
+assert f"BasePort = {SUITE_BASE_PORT}" in _cfg.read_text()
 os.environ[CONFIG_ENV] = str(_cfg)
 
 
@@ -49,6 +57,13 @@ def pytest_configure(config) -> None:
         return
     if not list(Path(matplotlib.get_cachedir()).glob("fontlist-*.json")):
         import matplotlib.font_manager  # noqa: F401  (builds the font list cache)
+
+
+@pytest.fixture
+def liblsl_default_ports() -> None:
+    """This test's LSL processes bind liblsl's default ports (16572 and up), not the suite's
+    (:data:`SUITE_BASE_PORT`): the tests taking it run one after another on one xdist worker
+    (:data:`SHARED_FIXTURE_GROUPS`), so none of them finds those ports taken by another."""
 
 
 @pytest.fixture
@@ -112,6 +127,10 @@ SHARED_FIXTURE_GROUPS = {
     "test_packaging.py::wheel": "wheel",                     # a wheel built from a copy of the tree
     "test_quality.py::held_out_night": "quality-night",      # an 8-h simulated night, scored: ~5 s
     "test_simulate.py::night": "simulated-8h-night",         # an 8-h simulated night: ~5 s
+    # not expensive, but they share liblsl's 32 default ports (liblsl_default_ports)
+    "test_lsl_interop.py::liblsl_default_ports": "liblsl-default-ports",
+    "test_device_streams.py::liblsl_default_ports": "liblsl-default-ports",
+    "test_lsl_config.py::liblsl_default_ports": "liblsl-default-ports",
 }
 
 

@@ -44,7 +44,7 @@ def run_live(procs, tmp_path, *args: str, epochs: int = 2):
     return tsv, out, err
 
 
-def test_openbci_gui_stream_is_scored_from_a_channel_index_with_units_given(tmp_path, procs, lsl_defaults_only):
+def test_openbci_gui_stream_is_scored_from_a_channel_index_with_units_given(tmp_path, procs, lsl_defaults_only, liblsl_default_ports):
     """No labels and no units, as the GUI sends: `--channel-index 0 --units uV` scores
     channel 1 (the railed channels 2-8 would be flat, clipped or an artefact)."""
     name = uid("obci_eeg1")
@@ -58,7 +58,7 @@ def test_openbci_gui_stream_is_scored_from_a_channel_index_with_units_given(tmp_
     assert "declares no unit" not in err
 
 
-def test_muselsl_stream_is_scored_from_tp9(tmp_path, procs, lsl_defaults_only):
+def test_muselsl_stream_is_scored_from_tp9(tmp_path, procs, lsl_defaults_only, liblsl_default_ports):
     """muselsl's stream, one sample a push at 256 Hz: `--channel TP9` (TP9 against the
     headband's Fpz reference) is scored; the floating Right AUX is not what is scored."""
     address = f"00:55:DA:{uuid.uuid4().hex[:2]}:{uuid.uuid4().hex[:2]}:{uuid.uuid4().hex[:2]}"
@@ -70,7 +70,7 @@ def test_muselsl_stream_is_scored_from_tp9(tmp_path, procs, lsl_defaults_only):
     assert status_channels(out) == {"TP9"}
 
 
-def test_brainamp_referential_channels_are_scored_as_a_derivation(tmp_path, procs, lsl_defaults_only):
+def test_brainamp_referential_channels_are_scored_as_a_derivation(tmp_path, procs, lsl_defaults_only, liblsl_default_ports):
     """The BrainAmpSeries connector's referential channels: `--channel 'F4-(TP9+TP10)/2'`
     (F4 against linked mastoids) is computed sample by sample, which cancels the
     reference's 650-µV wave that every channel carries: scored without an artefact flag,

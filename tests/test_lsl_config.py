@@ -112,7 +112,7 @@ print("\\n".join(sorted(s.name() for s in pylsl.resolve_streams(wait_time=4.0)))
 
 @pytest.mark.lsl
 @pytest.mark.slow
-def test_the_machine_only_default_finds_the_outlets_of_many_processes(tmp_path):
+def test_the_machine_only_default_finds_the_outlets_of_many_processes(tmp_path, liblsl_default_ports):
     """14 processes of 3 outlets each (a ward of 14 beds with --gate): with liblsl's 32 ports,
     outlets made once the ports are taken get random ports that a KnownPeers resolver never
     asks, and several processes' streams were not found; the machine-only default widens the

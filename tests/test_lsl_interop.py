@@ -165,7 +165,7 @@ def model_id_of(tsv: Path) -> str:
 
 
 def test_plain_pylsl_amplifier_is_scored_with_no_lsl_options_and_a_plain_inlet_reads_our_stages(
-        tmp_path, procs, lsl_defaults_only):
+        tmp_path, procs, lsl_defaults_only, liblsl_default_ports):
     """A plain pylsl outlet with liblsl's defaults (default session), Fp1 flat and
     Fpz-Cz EEG-like in µV at 250 Hz: `sleepstream live` without --network or
     --session-id finds it, scores Fpz-Cz (a flat Fp1 would give unscored epochs), and a
@@ -214,7 +214,7 @@ def test_plain_pylsl_amplifier_is_scored_with_no_lsl_options_and_a_plain_inlet_r
 
 
 def test_mne_lsl_player_of_the_real_excerpt_is_scored_and_mne_lsl_streamlsl_reads_our_probabilities(
-        tmp_path, procs, lsl_defaults_only):
+        tmp_path, procs, lsl_defaults_only, liblsl_default_ports):
     """mne-lsl's PlayerLSL plays 40 s of the real Sleep-EDF excerpt (Fpz-Cz and Pz-Oz,
     float64 volts, unit as MNE's power of ten, real time, no waiting for consumers);
     `sleepstream live` with no LSL option scores its Fpz-Cz from volts; mne-lsl's
@@ -244,7 +244,7 @@ def test_mne_lsl_player_of_the_real_excerpt_is_scored_and_mne_lsl_streamlsl_read
 
 
 def test_scorer_and_peers_in_another_session_find_each_other_through_lslapicfg_or_session_id(
-        tmp_path, procs, lsl_defaults_only):
+        tmp_path, procs, lsl_defaults_only, liblsl_default_ports):
     """An LSLAPICFG whose SessionID is not the default: a plain outlet and a plain
     inlet in that session, and `sleepstream live` given the same file (used as it is)
     find each other; `--session-id` alone joins the session too; with neither, the
