@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> dict:
     from rich.table import Table
 
     from sleepnet.io.feature_nights import read_feature_folder
-    from sleepnet.train.sessions import leave_one_subject_out
+    from sleepnet.train.sessions import leave_one_subject_out, summarise
     from sleepstream.console import agreement_tables
 
     nights = read_feature_folder(args.folder)
@@ -176,8 +176,8 @@ def run(args: argparse.Namespace) -> dict:
     for k in keys:
         if "lights-off" not in res.codes[k]:
             continue
-        row = res.table(k, "lights-off")
-        iso = res.table(k, "isolated") if "isolated" in res.codes[k] else None
+        row = summarise(res.pooled(k, "lights-off"))
+        iso = summarise(res.pooled(k, "isolated")) if "isolated" in res.codes[k] else None
         models[k] = {"pooled": res.pooled(k, "lights-off").as_dict(), "isolated": iso,
                      "per_subject": {s: a.as_dict() for s, a in res.per_subject(k, "lights-off").items()}}
         side.add_row(k, str(row["n_epochs"]), f"{row['accuracy']:.3f}", f"{row['macro_f1']:.3f}",
@@ -203,7 +203,7 @@ def run(args: argparse.Namespace) -> dict:
         for k in keys:
             if not all(c in res.codes[k] for c in names):
                 continue
-            cases[k] = {c: res.table(k, c) for c in names}
+            cases[k] = {c: summarise(res.pooled(k, c)) for c in names}
             tab.add_row(k, *(f"{cases[k][c]['accuracy']:.3f} / {cases[k][c]['kappa']:.3f} / "
                              f"{cases[k][c]['rem_recall']:.2f} / {cases[k][c]['rem_f1']:.2f}" for c in names))
         console.print(tab)

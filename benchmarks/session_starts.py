@@ -32,6 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> dict:
     from sleepnet.io.feature_nights import read_feature_folder
+    from sleepnet.metrics import agreement
     from sleepnet.train.sessions import CASES, case_codes, summarise
     from sleepnet.weights import load_model
 
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> dict:
     for name, start in RUNS:
         model = load_model(name)
         key = f"{name}@{start or model.new_stager().session_start}"
-        table[key] = {c: summarise(*case_codes(model, nights, c, start)) for c in CASES}
+        table[key] = {c: summarise(agreement(*case_codes(model, nights, c, start))) for c in CASES}
         for c in CASES:
             s = table[key][c]
             figs.append(Figure(f"subject 0, {key}, {c}: accuracy", float(s["accuracy"]), "", "", None, cmd,

@@ -260,20 +260,20 @@ def isolated_codes(model, nights: Sequence[FeatureNight], session_start: str | N
     return np.array(yt, dtype=np.int64), np.array(yp, dtype=np.int64)
 
 
-def summarise(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
-    """The figures of one case.
+def summarise(a: Agreement) -> dict:
+    """The figures of one case that the benchmark tables show.
 
     Parameters
     ----------
-    y_true, y_pred : numpy.ndarray
-        True and predicted codes.
+    a : Agreement
+        The case's agreement (:func:`sleepnet.metrics.agreement` of its codes, or
+        :meth:`LosoCodes.pooled`).
 
     Returns
     -------
     dict
         ``n_epochs``, ``accuracy``, ``macro_f1``, ``kappa``, ``n1_f1``, ``rem_recall``, ``rem_f1``.
     """
-    a = agreement(y_true, y_pred)
     return {"n_epochs": a.n_epochs, "accuracy": a.accuracy, "macro_f1": a.macro_f1, "kappa": a.kappa,
             "n1_f1": a.f1["N1"], "rem_recall": a.recall["REM"], "rem_f1": a.f1["REM"]}
 
@@ -352,21 +352,6 @@ class LosoCodes:
             Subject -> its agreement, in subject order.
         """
         return {s: agreement(t, p) for s, (t, p) in sorted(self.codes[key][case].items())}
-
-    @_fill
-    def table(self, key: str, case: str) -> dict:
-        """The pooled figures of a model and case (:func:`summarise` of :meth:`stacked`).
-
-        Parameters
-        ----------
-        {key_case}
-
-        Returns
-        -------
-        dict
-            As :func:`summarise` gives.
-        """
-        return summarise(*self.stacked(key, case))
 
 
 def leave_one_subject_out(nights: Sequence[FeatureNight],
