@@ -286,6 +286,44 @@ def test_a_per_epoch_normalised_night_is_refused_by_a_uv_model_and_scored_as_sco
     assert row.epochs_scored == sum(p.scored for p in alone) > 50     # µV rules would call them flat
 
 
+
+def test_a_rerun_asking_for_another_channel_or_normalisation_scores_the_night_again(tmp_path):
+    """A finished night is reused only for the same request: an archive scored on Fpz-Cz and
+    scored again with ``--channel 'EEG Pz-Oz'`` gets Pz-Oz's stages, not Fpz-Cz's kept
+    from the first run (before: reused, the row still saying Fpz-Cz); the same channel
+    again is reused; ``--normalized`` after a run without it scores again."""
+    from edfio import Edf, EdfSignal
+
+    from sleepnet.archive import model_identity, plan_jobs, score_night
+    from sleepnet.sim.night import simulate_hypnogram
+
+    a, b = simulate_hypnogram(PLAN[:20], 5), simulate_hypnogram(np.roll(PLAN, 9)[:20], 6)
+    n = int(len(a.eeg_uv) // a.sfreq * a.sfreq)
+    signals = [EdfSignal(x.eeg_uv[:n].astype(np.float64), a.sfreq, label=label, physical_dimension="uV",
+                         physical_range=(-500.0, 500.0)) for x, label in ((a, "EEG Fpz-Cz"), (b, "EEG Pz-Oz"))]
+    Edf(signals, data_record_duration=1.0).write(tmp_path / "two.edf")
+    nights, out = find_nights([str(tmp_path / "two.edf")]), tmp_path / "out"
+    out.mkdir()
+
+    def plan(channel: str, normalized: bool | None = None):
+        return plan_jobs(nights, out, channel, model_identity(), normalized=normalized)
+
+    def stages(job) -> list[str]:
+        with open(job.stages_csv) as f:
+            return [r["stage"] for r in csv.DictReader(f)]
+
+    (job,), _ = plan("EEG Fpz-Cz")
+    assert score_night(job).channel == "EEG Fpz-Cz"
+    fpz = stages(job)
+    assert plan("EEG Fpz-Cz")[0] == []                      # the same request again: reused
+    jobs, reused = plan("EEG Pz-Oz")
+    assert reused == [] and len(jobs) == 1, "another channel must not reuse the Fpz-Cz night"
+    row = score_night(jobs[0])
+    assert row.channel == "EEG Pz-Oz" and stages(jobs[0]) != fpz
+    assert plan("EEG Pz-Oz")[0] == []                       # the same request again: reused
+    assert len(plan("EEG Pz-Oz", normalized=True)[0]) == 1  # another normalisation: scored again
+
+
 # --------------------------------------------------------------------------- the cluster
 
 

@@ -197,6 +197,11 @@ class NightRow:
         Size of the hypnogram file (-1: none).
     hypnogram_mtime_ns : int, default -1
         Its modification time, ns (-1: none).
+    channel_requested : str, default ""
+        The channel the run asked for (:attr:`NightJob.channel`, e.g. an index or another
+        spelling of ``channel``); a rerun asking for another scores the night again.
+    normalized_requested : bool or None, default None
+        The run's :attr:`NightJob.normalized`; a rerun asking otherwise scores the night again.
     error : str, default ""
         One line, failed nights only.
     confusion : list of list of int, optional
@@ -232,6 +237,8 @@ class NightRow:
     recording_mtime_ns: int = -1
     hypnogram_bytes: int = -1
     hypnogram_mtime_ns: int = -1
+    channel_requested: str = ""
+    normalized_requested: bool | None = None
     error: str = ""
     confusion: list[list[int]] | None = None
 
@@ -455,7 +462,8 @@ def finished_row(job: NightJob) -> NightRow | None:
     NightRow or None
         The earlier row with status ``reused``, or None when the night must be scored
         (no or unreadable ``_night.json``, a failed row, another model or weights hash,
-        a changed recording or hypnogram, or a missing stage CSV).
+        another channel or ``normalized`` asked for, a changed recording or hypnogram, or a
+        missing stage CSV).
     """
     try:
         row = NightRow.from_dict(json.loads(job.night_file.read_text()))
@@ -465,6 +473,7 @@ def finished_row(job: NightJob) -> NightRow | None:
         return None
     same = (row.status != STATUS_FAILED and row.model_id == job.model.model_id
             and row.weights_sha256 == job.model.weights_sha256
+            and row.channel_requested == job.channel and row.normalized_requested == job.normalized
             and row.recording == str(job.night.recording)
             and row.hypnogram == (str(job.night.hypnogram) if job.night.hypnogram else "")
             and (row.recording_bytes, row.recording_mtime_ns) == stamp != (-1, -1)
@@ -508,6 +517,7 @@ def score_night(job: NightJob) -> NightRow:
     base = NightRow(night=night.name, recording=str(night.recording),
                     hypnogram=str(night.hypnogram) if night.hypnogram else "",
                     model_id=job.model.model_id, weights_sha256=job.model.weights_sha256,
+                    channel_requested=job.channel, normalized_requested=job.normalized,
                     worker=f"{socket.gethostname()}:{os.getpid()}")
     prepare_worker_process()
     try:
@@ -620,7 +630,8 @@ def plan_jobs(nights: list[NightInput], out_dir: str | Path, channel: str, model
     -------
     (list of NightJob, list of NightRow)
         Jobs to run, and the ``reused`` rows of nights an earlier run finished with the
-        same model id, weights hash, recording and hypnogram.
+        same model id, weights hash, channel and ``normalized`` asked for, recording and
+        hypnogram (:func:`finished_row`).
     """
     out = str(Path(out_dir).resolve())
     jobs, reused = [], []

@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "any code sent to it, never leave a plain tcp:// one open on a shared network "
                         "(docs/tutorials/archives.md, Security)")
     g.add_argument("--force", action="store_true",
-                   help="score again nights already scored with the same model and weights")
+                   help="score again nights already scored with the same model, weights, --channel and --normalized")
     g.add_argument("--night-timeout", type=float, metavar="S",
                    help="fail a night still running S seconds after a worker started it (its worker is killed, "
                         "locally, or restarted through its Dask nanny; the other nights go on); 0: no limit "
